@@ -1,0 +1,294 @@
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use messaging_model::{Message, MessageStatus};
+use serde::{Deserialize, Serialize};
+
+use crate::BackendError;
+
+/// Metadata key naming the one consumer group a retried or replayed message is for.
+///
+/// A retry or replay re-enters the topic's stream, where every group would see it;
+/// the subscription runtime acknowledges, without handling, messages aimed at
+/// another group, so the groups that already succeeded are not disturbed.
+pub const TARGET_GROUP_KEY: &str = "x-target-group";
+/// Metadata key holding when a retried message was scheduled to run again (RFC 3339).
+pub const RETRY_AT_KEY: &str = "x-retry-at";
+/// Metadata key holding the backoff chosen before a retry, in milliseconds.
+pub const RETRY_DELAY_MS_KEY: &str = "x-retry-delay-ms";
+
+/// Where a consumer reads from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadFrom {
+    /// Entries never delivered to the group; the call may block until one arrives.
+    New,
+    /// Entries already delivered to this consumer and not yet settled (what a
+    /// restarted consumer of the same name left behind), after the given entry id
+    /// (`None`: from the start). Never blocks.
+    OwnPending {
+        /// Last entry id already seen by this scan.
+        after: Option<String>,
+    },
+}
+
+/// Where a new consumer group starts reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StartFrom {
+    /// Every entry still retained in the topic, so nothing published before the
+    /// first subscriber came up is missed.
+    #[default]
+    Earliest,
+    /// Only entries published after the group was created.
+    Latest,
+}
+
+/// The proof of one delivery, needed to settle it.
+///
+/// Settling is fenced: it succeeds only while the consumer named here still owns
+/// the entry with this delivery count. Once another consumer reclaimed it, the
+/// first consumer's ack, retry or dead-letter does nothing and reports
+/// [`Settlement::LostOwnership`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    /// The topic.
+    pub topic: String,
+    /// The consumer group.
+    pub group: String,
+    /// The consumer holding the delivery.
+    pub consumer: String,
+    /// The backend's id of the stream entry.
+    pub entry_id: String,
+    /// How many times this entry was delivered to the group, this time included.
+    pub delivery_count: u32,
+}
+
+/// A message handed to a consumer, with the receipt that settles it.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// The message, with status [`MessageStatus::Processing`].
+    pub message: Message,
+    /// The receipt to ack, retry or dead-letter it with.
+    pub receipt: Receipt,
+}
+
+/// What came of settling a delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settlement {
+    /// Done.
+    Settled,
+    /// Another consumer owns the entry now (it was reclaimed): nothing was changed.
+    LostOwnership,
+}
+
+/// A message that exhausted its retries or failed permanently.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    /// The dead letter's id in the topic's dead-letter queue.
+    pub id: String,
+    /// The consumer group whose handler gave up.
+    pub group: String,
+    /// The message as it was last attempted (status `failed`).
+    pub message: Message,
+    /// The last error.
+    pub error: String,
+    /// How many attempts were made.
+    pub attempts: u32,
+    /// When it was dead-lettered.
+    pub dead_at: DateTime<Utc>,
+}
+
+impl DeadLetter {
+    /// The message to publish again on replay: pending, retry count and error
+    /// cleared, aimed at the group that gave up (see [`TARGET_GROUP_KEY`]).
+    ///
+    /// ```
+    /// # use messaging_core::{DeadLetter, TARGET_GROUP_KEY};
+    /// # use messaging_model::{Message, MessageStatus};
+    /// let mut message = Message::new("a.b", serde_json::json!({})).unwrap();
+    /// message.retry = 3;
+    /// message.status = MessageStatus::Failed;
+    /// let dead = DeadLetter { id: "1".into(), group: "billing".into(), message,
+    ///     error: "boom".into(), attempts: 4, dead_at: chrono::Utc::now() };
+    /// let again = dead.replay_message();
+    /// assert_eq!(again.retry, 0);
+    /// assert_eq!(again.status, MessageStatus::Pending);
+    /// assert_eq!(again.metadata[TARGET_GROUP_KEY], "billing");
+    /// ```
+    pub fn replay_message(&self) -> Message {
+        let mut message = self.message.clone();
+        message.status = MessageStatus::Pending;
+        message.retry = 0;
+        message.error = None;
+        message.processed_at = None;
+        message.updated_at = Utc::now();
+        message.metadata.remove(RETRY_AT_KEY);
+        message.metadata.remove(RETRY_DELAY_MS_KEY);
+        message
+            .metadata
+            .insert(TARGET_GROUP_KEY.to_owned(), self.group.clone());
+        message
+    }
+}
+
+/// Figures of one consumer group on a topic.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupStats {
+    /// The group's name.
+    pub name: String,
+    /// Entries delivered to the group and not yet settled.
+    pub pending: u64,
+    /// Entries not yet delivered to the group.
+    pub lag: u64,
+    /// Consumers the backend knows in the group.
+    pub consumers: u64,
+}
+
+/// Figures of one topic.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicStats {
+    /// The topic.
+    pub topic: String,
+    /// Entries retained in the topic's stream.
+    pub length: u64,
+    /// Messages waiting for their delivery time (delayed or backing off).
+    pub scheduled: u64,
+    /// Messages in the dead-letter queue.
+    pub dead_lettered: u64,
+    /// Each consumer group.
+    pub groups: Vec<GroupStats>,
+}
+
+/// What a backend reports about its own health.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackendHealth {
+    /// Settings that put messages at risk (an eviction policy, say); empty when none.
+    pub warnings: Vec<String>,
+}
+
+/// Storage and delivery of messages: what a backend (in-memory, Redis Streams, …)
+/// implements. The [`crate::MessagingService`] and its subscription runtime are
+/// built on it, so every backend gets retries, dead letters and reclaiming.
+///
+/// Every backend must pass the conformance suite (`testsuite` feature).
+///
+/// The contract:
+/// * A topic is an append-only stream of entries. Each consumer group sees every
+///   entry once; within a group each entry goes to one consumer and stays
+///   *pending* until it is settled by [`ack`](Self::ack),
+///   [`retry_at`](Self::retry_at) or [`dead_letter`](Self::dead_letter).
+/// * A pending entry idle for longer than a visibility timeout can be taken over
+///   with [`reclaim_idle`](Self::reclaim_idle); the delivery count goes up by one.
+/// * Settling is fenced by the [`Receipt`]: only the current owner settles.
+/// * Scheduled messages become readable at or after their time, never before,
+///   and live in the backend, so they survive a restart of the service.
+/// * Entries the backend cannot decode are moved to the dead-letter queue by the
+///   backend itself, never returned as a delivery and never dropped.
+///
+/// ```
+/// use std::sync::Arc;
+/// use messaging_core::{InMemoryBackend, MessageBackend};
+///
+/// fn assert_object_safe(_: Arc<dyn MessageBackend>) {}
+/// assert_object_safe(Arc::new(InMemoryBackend::new()));
+/// ```
+#[async_trait]
+pub trait MessageBackend: Send + Sync + 'static {
+    /// A short name for logs and health reports (`"memory"`, `"redis"`).
+    fn name(&self) -> &'static str;
+
+    /// Appends a message to its topic (creating the topic if needed) and returns
+    /// the entry id.
+    async fn publish(&self, message: &Message) -> Result<String, BackendError>;
+
+    /// Appends several messages, in order. The default publishes one by one;
+    /// backends override it with one round trip.
+    async fn publish_batch(&self, messages: &[Message]) -> Result<Vec<String>, BackendError> {
+        let mut ids = Vec::with_capacity(messages.len());
+        for message in messages {
+            ids.push(self.publish(message).await?);
+        }
+        Ok(ids)
+    }
+
+    /// Stores a message to be appended to its topic at `deliver_at`, never earlier.
+    async fn schedule(&self, message: &Message, deliver_at: DateTime<Utc>) -> Result<(), BackendError>;
+
+    /// Creates a topic; creating one that exists is not an error.
+    async fn create_topic(&self, topic: &str) -> Result<(), BackendError>;
+
+    /// Deletes a topic with its groups, scheduled and dead-lettered messages.
+    /// Returns whether it existed.
+    async fn delete_topic(&self, topic: &str) -> Result<bool, BackendError>;
+
+    /// Every topic, sorted by name.
+    async fn list_topics(&self) -> Result<Vec<String>, BackendError>;
+
+    /// Creates a consumer group if it does not exist.
+    async fn ensure_group(&self, topic: &str, group: &str, start: StartFrom) -> Result<(), BackendError>;
+
+    /// Up to `count` deliveries for `consumer` of `group`. With [`ReadFrom::New`]
+    /// it waits up to `block` for the first one; an empty result is not an error.
+    async fn read(
+        &self,
+        topic: &str,
+        group: &str,
+        consumer: &str,
+        from: ReadFrom,
+        count: usize,
+        block: Duration,
+    ) -> Result<Vec<Delivery>, BackendError>;
+
+    /// Takes over up to `count` entries of the group that have been pending for at
+    /// least `min_idle` (their consumer is presumed dead).
+    async fn reclaim_idle(
+        &self,
+        topic: &str,
+        group: &str,
+        consumer: &str,
+        min_idle: Duration,
+        count: usize,
+    ) -> Result<Vec<Delivery>, BackendError>;
+
+    /// Resets the idle time of a delivery that is still being handled, so it is
+    /// not reclaimed.
+    async fn extend_lease(&self, receipt: &Receipt) -> Result<Settlement, BackendError>;
+
+    /// Acknowledges a delivery: the group is done with it.
+    async fn ack(&self, receipt: &Receipt) -> Result<Settlement, BackendError>;
+
+    /// In one atomic step, acknowledges a delivery and schedules `message` (the
+    /// updated copy) to be delivered again at `deliver_at`.
+    async fn retry_at(
+        &self,
+        receipt: &Receipt,
+        message: &Message,
+        deliver_at: DateTime<Utc>,
+    ) -> Result<Settlement, BackendError>;
+
+    /// In one atomic step, acknowledges a delivery and stores `message` in the
+    /// topic's dead-letter queue with the last error.
+    async fn dead_letter(
+        &self,
+        receipt: &Receipt,
+        message: &Message,
+        error: &str,
+    ) -> Result<Settlement, BackendError>;
+
+    /// Up to `limit` dead letters of a topic, oldest first.
+    async fn dead_letters(&self, topic: &str, limit: usize) -> Result<Vec<DeadLetter>, BackendError>;
+
+    /// Moves one dead letter back into its topic (see [`DeadLetter::replay_message`]).
+    /// Returns whether it was found; a dead letter is replayed at most once.
+    async fn replay_dead_letter(&self, topic: &str, id: &str) -> Result<bool, BackendError>;
+
+    /// Removes every dead letter of a topic and returns how many there were.
+    async fn purge_dead_letters(&self, topic: &str) -> Result<u64, BackendError>;
+
+    /// Figures of one topic.
+    async fn stats(&self, topic: &str) -> Result<TopicStats, BackendError>;
+
+    /// Checks the backend answers, and reports risky settings.
+    async fn health(&self) -> Result<BackendHealth, BackendError>;
+}

@@ -1,0 +1,184 @@
+use std::time::Duration;
+
+use messaging_model::ValidationError;
+use thiserror::Error;
+
+/// A boxed error from a backend driver or a handler.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// A backend could not do what was asked.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum BackendError {
+    /// The server could not be reached or the connection broke; retrying later may work.
+    #[error("backend unavailable: {source}")]
+    Unavailable {
+        /// The driver's error.
+        #[source]
+        source: BoxError,
+    },
+    /// The server refused a command; retrying the same command will fail again.
+    #[error("backend command failed: {source}")]
+    Command {
+        /// The driver's error.
+        #[source]
+        source: BoxError,
+    },
+    /// A stored entry could not be decoded.
+    #[error("corrupt entry {entry_id} in topic {topic}: {reason}")]
+    Corrupt {
+        /// The topic holding it.
+        topic: String,
+        /// The backend's id of the entry.
+        entry_id: String,
+        /// What was wrong with it.
+        reason: String,
+    },
+    /// The input was rejected by the backend's own limits.
+    #[error(transparent)]
+    Validation(#[from] ValidationError),
+}
+
+impl BackendError {
+    /// Wraps a connection-level driver error.
+    pub fn unavailable(source: impl Into<BoxError>) -> Self {
+        Self::Unavailable {
+            source: source.into(),
+        }
+    }
+
+    /// Wraps a command-level driver error.
+    pub fn command(source: impl Into<BoxError>) -> Self {
+        Self::Command {
+            source: source.into(),
+        }
+    }
+
+    /// True when the same call may succeed later (the server was unreachable).
+    ///
+    /// ```
+    /// use messaging_core::BackendError;
+    /// let error = BackendError::unavailable(std::io::Error::other("connection refused"));
+    /// assert!(error.is_transient());
+    /// ```
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Unavailable { .. })
+    }
+}
+
+/// An error of the [`crate::MessagingService`].
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum MessagingError {
+    /// The topic, payload or retry count was rejected before anything was stored.
+    #[error(transparent)]
+    Validation(#[from] ValidationError),
+    /// The backend failed.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    /// This service already has a subscription for the topic under that group.
+    #[error("already subscribed to {topic} as group {group}")]
+    AlreadySubscribed {
+        /// The topic.
+        topic: String,
+        /// The consumer group.
+        group: String,
+    },
+    /// This service has no subscription for the topic.
+    #[error("not subscribed to {topic}")]
+    NotSubscribed {
+        /// The topic.
+        topic: String,
+    },
+    /// No dead letter with that id in the topic's dead-letter queue.
+    #[error("no dead letter {id} in topic {topic}")]
+    DeadLetterNotFound {
+        /// The topic.
+        topic: String,
+        /// The dead letter's id.
+        id: String,
+    },
+    /// A subscription option is out of range.
+    #[error("invalid subscription option: {0}")]
+    InvalidOption(&'static str),
+}
+
+/// How a handler failed, which decides what happens to the message next.
+///
+/// ```
+/// use std::time::Duration;
+/// use messaging_core::HandlerError;
+///
+/// let temporary = HandlerError::retry(std::io::Error::other("provider timed out"));
+/// assert!(!temporary.is_permanent());
+///
+/// let bad_input = HandlerError::permanent("no such user");
+/// assert!(bad_input.is_permanent());
+///
+/// let throttled = HandlerError::retry_after(Duration::from_secs(30), "rate limited");
+/// assert_eq!(throttled.retry_delay(), Some(Duration::from_secs(30)));
+/// ```
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum HandlerError {
+    /// Try again after the retry policy's backoff, until `max_retry` is used up.
+    #[error("{source}")]
+    Retry {
+        /// What went wrong.
+        #[source]
+        source: BoxError,
+    },
+    /// Try again after this delay instead of the policy's backoff.
+    #[error("{source} (retry after {after:?})")]
+    RetryAfter {
+        /// The delay asked for.
+        after: Duration,
+        /// What went wrong.
+        #[source]
+        source: BoxError,
+    },
+    /// Do not retry: the message goes straight to the dead-letter queue.
+    #[error("permanent failure: {source}")]
+    Permanent {
+        /// What went wrong.
+        #[source]
+        source: BoxError,
+    },
+}
+
+impl HandlerError {
+    /// A failure worth retrying with the policy's backoff.
+    pub fn retry(source: impl Into<BoxError>) -> Self {
+        Self::Retry {
+            source: source.into(),
+        }
+    }
+
+    /// A failure worth retrying after `after`.
+    pub fn retry_after(after: Duration, source: impl Into<BoxError>) -> Self {
+        Self::RetryAfter {
+            after,
+            source: source.into(),
+        }
+    }
+
+    /// A failure that retrying cannot fix.
+    pub fn permanent(source: impl Into<BoxError>) -> Self {
+        Self::Permanent {
+            source: source.into(),
+        }
+    }
+
+    /// True when the message must not be retried.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, Self::Permanent { .. })
+    }
+
+    /// The delay the handler asked for, if any.
+    pub fn retry_delay(&self) -> Option<Duration> {
+        match self {
+            Self::RetryAfter { after, .. } => Some(*after),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,574 @@
+//! The in-memory backend: the embedded default, with the same semantics as the
+//! Redis Streams backend (groups, pending lists, visibility timeouts, delays,
+//! dead letters), kept in this process.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use messaging_model::{Message, MessageStatus};
+use tokio::sync::Notify;
+
+use crate::backend::{
+    BackendHealth, DeadLetter, Delivery, GroupStats, MessageBackend, ReadFrom, Receipt, Settlement,
+    StartFrom, TopicStats,
+};
+use crate::BackendError;
+
+/// Settled entries kept per topic before the oldest are dropped, so a group
+/// created later with [`StartFrom::Earliest`] still finds recent history.
+const DEFAULT_RETAINED: usize = 10_000;
+
+/// Messages kept in this process, shared by every clone.
+///
+/// Share one backend (it is `Clone`, an `Arc` inside) between service instances to
+/// model a restart: scheduled and pending messages survive the service, though
+/// not the process.
+///
+/// ```
+/// use std::sync::Arc;
+/// use messaging_core::{InMemoryBackend, MessagingService};
+///
+/// let backend = InMemoryBackend::new();
+/// let service = MessagingService::new(Arc::new(backend.clone()));
+/// # let _ = service;
+/// ```
+#[derive(Clone, Default)]
+pub struct InMemoryBackend {
+    state: Arc<Mutex<State>>,
+    retained: Option<usize>,
+}
+
+impl std::fmt::Debug for InMemoryBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InMemoryBackend").finish_non_exhaustive()
+    }
+}
+
+#[derive(Default)]
+struct State {
+    topics: BTreeMap<String, TopicState>,
+}
+
+struct TopicState {
+    next_seq: u64,
+    entries: BTreeMap<u64, Message>,
+    groups: BTreeMap<String, GroupState>,
+    scheduled: BTreeMap<(DateTime<Utc>, u64), Message>,
+    next_scheduled: u64,
+    dead: BTreeMap<u64, DeadLetter>,
+    next_dead: u64,
+    arrived: Arc<Notify>,
+}
+
+struct GroupState {
+    last_delivered: u64,
+    pending: BTreeMap<u64, PendingEntry>,
+}
+
+struct PendingEntry {
+    consumer: String,
+    delivered_at: Instant,
+    delivery_count: u32,
+}
+
+impl TopicState {
+    fn new() -> Self {
+        Self {
+            next_seq: 1,
+            entries: BTreeMap::new(),
+            groups: BTreeMap::new(),
+            scheduled: BTreeMap::new(),
+            next_scheduled: 0,
+            dead: BTreeMap::new(),
+            next_dead: 1,
+            arrived: Arc::new(Notify::new()),
+        }
+    }
+
+    fn append(&mut self, message: Message, retained: usize) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.entries.insert(seq, message);
+        self.trim(retained);
+        seq
+    }
+
+    /// Drops the oldest entries beyond `retained`, but only those every group has
+    /// received and settled: nothing pending or unread is ever trimmed.
+    fn trim(&mut self, retained: usize) {
+        while self.entries.len() > retained {
+            let Some((&oldest, _)) = self.entries.first_key_value() else {
+                return;
+            };
+            let settled = self
+                .groups
+                .values()
+                .all(|group| group.last_delivered >= oldest && !group.pending.contains_key(&oldest));
+            if !settled {
+                return;
+            }
+            self.entries.remove(&oldest);
+        }
+    }
+
+    /// Moves scheduled messages whose time has come into the stream.
+    fn promote_due(&mut self, now: DateTime<Utc>, retained: usize) -> usize {
+        let mut promoted = 0;
+        while let Some(entry) = self.scheduled.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let mut message = entry.remove();
+            message.status = MessageStatus::Pending;
+            self.append(message, retained);
+            promoted += 1;
+        }
+        promoted
+    }
+
+    fn next_due(&self) -> Option<DateTime<Utc>> {
+        self.scheduled.first_key_value().map(|((at, _), _)| *at)
+    }
+
+    fn owned_pending(&mut self, receipt: &Receipt) -> Option<(&mut GroupState, u64)> {
+        let seq: u64 = receipt.entry_id.parse().ok()?;
+        let group = self.groups.get_mut(&receipt.group)?;
+        let entry = group.pending.get(&seq)?;
+        (entry.consumer == receipt.consumer && entry.delivery_count == receipt.delivery_count)
+            .then_some((group, seq))
+    }
+
+    fn delivery(&self, topic: &str, group: &str, seq: u64, pending: &PendingEntry) -> Option<Delivery> {
+        let mut message = self.entries.get(&seq)?.clone();
+        message.status = MessageStatus::Processing;
+        Some(Delivery {
+            message,
+            receipt: Receipt {
+                topic: topic.to_owned(),
+                group: group.to_owned(),
+                consumer: pending.consumer.clone(),
+                entry_id: seq.to_string(),
+                delivery_count: pending.delivery_count,
+            },
+        })
+    }
+}
+
+impl InMemoryBackend {
+    /// An empty backend.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Keeps at most `retained` settled entries per topic (default 10,000).
+    pub fn with_retained(mut self, retained: usize) -> Self {
+        self.retained = Some(retained.max(1));
+        self
+    }
+
+    fn retained(&self) -> usize {
+        self.retained.unwrap_or(DEFAULT_RETAINED)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave the maps half-written in a
+        // way that matters more than losing the whole backend, so keep going.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn settle(
+        &self,
+        receipt: &Receipt,
+        then: impl FnOnce(&mut TopicState, Message),
+    ) -> Result<Settlement, BackendError> {
+        let mut state = self.lock();
+        let Some(topic) = state.topics.get_mut(&receipt.topic) else {
+            return Ok(Settlement::LostOwnership);
+        };
+        let Some((group, seq)) = topic.owned_pending(receipt) else {
+            return Ok(Settlement::LostOwnership);
+        };
+        group.pending.remove(&seq);
+        let message = topic.entries.get(&seq).cloned();
+        if let Some(message) = message {
+            then(topic, message);
+        }
+        topic.trim(self.retained());
+        Ok(Settlement::Settled)
+    }
+}
+
+#[async_trait]
+impl MessageBackend for InMemoryBackend {
+    fn name(&self) -> &'static str {
+        "memory"
+    }
+
+    async fn publish(&self, message: &Message) -> Result<String, BackendError> {
+        message.validate()?;
+        let retained = self.retained();
+        let mut state = self.lock();
+        let topic = state
+            .topics
+            .entry(message.topic.clone())
+            .or_insert_with(TopicState::new);
+        let seq = topic.append(message.clone(), retained);
+        topic.arrived.notify_waiters();
+        Ok(seq.to_string())
+    }
+
+    async fn publish_batch(&self, messages: &[Message]) -> Result<Vec<String>, BackendError> {
+        for message in messages {
+            message.validate()?;
+        }
+        let retained = self.retained();
+        let mut state = self.lock();
+        let mut ids = Vec::with_capacity(messages.len());
+        for message in messages {
+            let topic = state
+                .topics
+                .entry(message.topic.clone())
+                .or_insert_with(TopicState::new);
+            ids.push(topic.append(message.clone(), retained).to_string());
+            topic.arrived.notify_waiters();
+        }
+        Ok(ids)
+    }
+
+    async fn schedule(&self, message: &Message, deliver_at: DateTime<Utc>) -> Result<(), BackendError> {
+        message.validate()?;
+        let mut state = self.lock();
+        let topic = state
+            .topics
+            .entry(message.topic.clone())
+            .or_insert_with(TopicState::new);
+        let key = (deliver_at, topic.next_scheduled);
+        topic.next_scheduled += 1;
+        topic.scheduled.insert(key, message.clone());
+        // Wake blocked readers so they shorten their wait to the new due time.
+        topic.arrived.notify_waiters();
+        Ok(())
+    }
+
+    async fn create_topic(&self, topic: &str) -> Result<(), BackendError> {
+        messaging_model::validate_topic(topic)?;
+        self.lock()
+            .topics
+            .entry(topic.to_owned())
+            .or_insert_with(TopicState::new);
+        Ok(())
+    }
+
+    async fn delete_topic(&self, topic: &str) -> Result<bool, BackendError> {
+        let removed = self.lock().topics.remove(topic);
+        if let Some(removed) = &removed {
+            removed.arrived.notify_waiters();
+        }
+        Ok(removed.is_some())
+    }
+
+    async fn list_topics(&self) -> Result<Vec<String>, BackendError> {
+        Ok(self.lock().topics.keys().cloned().collect())
+    }
+
+    async fn ensure_group(&self, topic: &str, group: &str, start: StartFrom) -> Result<(), BackendError> {
+        messaging_model::validate_topic(topic)?;
+        let mut state = self.lock();
+        let topic = state
+            .topics
+            .entry(topic.to_owned())
+            .or_insert_with(TopicState::new);
+        let last_delivered = match start {
+            StartFrom::Earliest => 0,
+            StartFrom::Latest => topic.next_seq - 1,
+        };
+        topic.groups.entry(group.to_owned()).or_insert(GroupState {
+            last_delivered,
+            pending: BTreeMap::new(),
+        });
+        Ok(())
+    }
+
+    async fn read(
+        &self,
+        topic_name: &str,
+        group_name: &str,
+        consumer: &str,
+        from: ReadFrom,
+        count: usize,
+        block: Duration,
+    ) -> Result<Vec<Delivery>, BackendError> {
+        let deadline = Instant::now() + block;
+        loop {
+            let notify = {
+                let mut state = self.lock();
+                let topic = state
+                    .topics
+                    .entry(topic_name.to_owned())
+                    .or_insert_with(TopicState::new);
+                topic.arrived.clone()
+            };
+            // Register for the wake-up before looking, so a publish between the look
+            // and the wait is not missed.
+            let notified = notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let wait = {
+                let retained = self.retained();
+                let mut state = self.lock();
+                let topic = state
+                    .topics
+                    .entry(topic_name.to_owned())
+                    .or_insert_with(TopicState::new);
+                let now = Utc::now();
+                topic.promote_due(now, retained);
+                // A group that vanished with its topic is recreated, as after NOGROUP.
+                let group = topic
+                    .groups
+                    .entry(group_name.to_owned())
+                    .or_insert(GroupState {
+                        last_delivered: 0,
+                        pending: BTreeMap::new(),
+                    });
+                let mut taken = Vec::new();
+                match &from {
+                    ReadFrom::OwnPending { after } => {
+                        let after: u64 = after.as_deref().and_then(|a| a.parse().ok()).unwrap_or(0);
+                        for (seq, entry) in group.pending.range_mut(after + 1..) {
+                            if taken.len() >= count {
+                                break;
+                            }
+                            if entry.consumer == consumer {
+                                entry.delivery_count += 1;
+                                entry.delivered_at = Instant::now();
+                                taken.push(*seq);
+                            }
+                        }
+                    }
+                    ReadFrom::New => {
+                        let start = group.last_delivered + 1;
+                        let fresh: Vec<u64> =
+                            topic.entries.range(start..).take(count).map(|(seq, _)| *seq).collect();
+                        for seq in fresh {
+                            group.last_delivered = seq;
+                            group.pending.insert(
+                                seq,
+                                PendingEntry {
+                                    consumer: consumer.to_owned(),
+                                    delivered_at: Instant::now(),
+                                    delivery_count: 1,
+                                },
+                            );
+                            taken.push(seq);
+                        }
+                    }
+                }
+                let group = &topic.groups[group_name];
+                let deliveries: Vec<Delivery> = taken
+                    .iter()
+                    .filter_map(|seq| topic.delivery(topic_name, group_name, *seq, &group.pending[seq]))
+                    .collect();
+                let now_instant = Instant::now();
+                if !deliveries.is_empty()
+                    || matches!(from, ReadFrom::OwnPending { .. })
+                    || now_instant >= deadline
+                {
+                    return Ok(deliveries);
+                }
+                let mut wait = deadline - now_instant;
+                if let Some(due) = topic.next_due() {
+                    let until_due = (due - now).to_std().unwrap_or(Duration::ZERO);
+                    wait = wait.min(until_due + Duration::from_millis(1));
+                }
+                wait
+            };
+            let _ = tokio::time::timeout(wait, notified).await;
+        }
+    }
+
+    async fn reclaim_idle(
+        &self,
+        topic_name: &str,
+        group_name: &str,
+        consumer: &str,
+        min_idle: Duration,
+        count: usize,
+    ) -> Result<Vec<Delivery>, BackendError> {
+        let mut state = self.lock();
+        let Some(topic) = state.topics.get_mut(topic_name) else {
+            return Ok(Vec::new());
+        };
+        let Some(group) = topic.groups.get_mut(group_name) else {
+            return Ok(Vec::new());
+        };
+        let now = Instant::now();
+        let mut taken = Vec::new();
+        let mut vanished = Vec::new();
+        for (seq, entry) in group.pending.iter_mut() {
+            if taken.len() >= count {
+                break;
+            }
+            if now.duration_since(entry.delivered_at) < min_idle {
+                continue;
+            }
+            if !topic.entries.contains_key(seq) {
+                vanished.push(*seq);
+                continue;
+            }
+            entry.consumer = consumer.to_owned();
+            entry.delivered_at = now;
+            entry.delivery_count += 1;
+            taken.push(*seq);
+        }
+        for seq in vanished {
+            group.pending.remove(&seq);
+        }
+        let group = &topic.groups[group_name];
+        Ok(taken
+            .iter()
+            .filter_map(|seq| topic.delivery(topic_name, group_name, *seq, &group.pending[seq]))
+            .collect())
+    }
+
+    async fn extend_lease(&self, receipt: &Receipt) -> Result<Settlement, BackendError> {
+        let mut state = self.lock();
+        let Some(topic) = state.topics.get_mut(&receipt.topic) else {
+            return Ok(Settlement::LostOwnership);
+        };
+        let Some((group, seq)) = topic.owned_pending(receipt) else {
+            return Ok(Settlement::LostOwnership);
+        };
+        if let Some(entry) = group.pending.get_mut(&seq) {
+            entry.delivered_at = Instant::now();
+        }
+        Ok(Settlement::Settled)
+    }
+
+    async fn ack(&self, receipt: &Receipt) -> Result<Settlement, BackendError> {
+        self.settle(receipt, |_, _| {})
+    }
+
+    async fn retry_at(
+        &self,
+        receipt: &Receipt,
+        message: &Message,
+        deliver_at: DateTime<Utc>,
+    ) -> Result<Settlement, BackendError> {
+        message.validate()?;
+        let message = message.clone();
+        self.settle(receipt, move |topic, _| {
+            let key = (deliver_at, topic.next_scheduled);
+            topic.next_scheduled += 1;
+            topic.scheduled.insert(key, message);
+            topic.arrived.notify_waiters();
+        })
+    }
+
+    async fn dead_letter(
+        &self,
+        receipt: &Receipt,
+        message: &Message,
+        error: &str,
+    ) -> Result<Settlement, BackendError> {
+        let mut message = message.clone();
+        message.status = MessageStatus::Failed;
+        let group = receipt.group.clone();
+        let error = error.to_owned();
+        self.settle(receipt, move |topic, _| {
+            let id = topic.next_dead;
+            topic.next_dead += 1;
+            let attempts = message.retry + 1;
+            topic.dead.insert(
+                id,
+                DeadLetter {
+                    id: id.to_string(),
+                    group,
+                    message,
+                    error,
+                    attempts,
+                    dead_at: Utc::now(),
+                },
+            );
+        })
+    }
+
+    async fn dead_letters(&self, topic: &str, limit: usize) -> Result<Vec<DeadLetter>, BackendError> {
+        let state = self.lock();
+        Ok(state
+            .topics
+            .get(topic)
+            .map(|topic| topic.dead.values().take(limit).cloned().collect())
+            .unwrap_or_default())
+    }
+
+    async fn replay_dead_letter(&self, topic_name: &str, id: &str) -> Result<bool, BackendError> {
+        let Ok(id) = id.parse::<u64>() else {
+            return Ok(false);
+        };
+        let retained = self.retained();
+        let mut state = self.lock();
+        let Some(topic) = state.topics.get_mut(topic_name) else {
+            return Ok(false);
+        };
+        let Some(dead) = topic.dead.remove(&id) else {
+            return Ok(false);
+        };
+        topic.append(dead.replay_message(), retained);
+        topic.arrived.notify_waiters();
+        Ok(true)
+    }
+
+    async fn purge_dead_letters(&self, topic: &str) -> Result<u64, BackendError> {
+        let mut state = self.lock();
+        Ok(state
+            .topics
+            .get_mut(topic)
+            .map(|topic| std::mem::take(&mut topic.dead).len() as u64)
+            .unwrap_or(0))
+    }
+
+    async fn stats(&self, topic_name: &str) -> Result<TopicStats, BackendError> {
+        let retained = self.retained();
+        let mut state = self.lock();
+        let Some(topic) = state.topics.get_mut(topic_name) else {
+            return Ok(TopicStats {
+                topic: topic_name.to_owned(),
+                length: 0,
+                scheduled: 0,
+                dead_lettered: 0,
+                groups: Vec::new(),
+            });
+        };
+        topic.promote_due(Utc::now(), retained);
+        let groups = topic
+            .groups
+            .iter()
+            .map(|(name, group)| {
+                let mut consumers: Vec<&str> =
+                    group.pending.values().map(|p| p.consumer.as_str()).collect();
+                consumers.sort_unstable();
+                consumers.dedup();
+                GroupStats {
+                    name: name.clone(),
+                    pending: group.pending.len() as u64,
+                    lag: topic.entries.range(group.last_delivered + 1..).count() as u64,
+                    consumers: consumers.len() as u64,
+                }
+            })
+            .collect();
+        Ok(TopicStats {
+            topic: topic_name.to_owned(),
+            length: topic.entries.len() as u64,
+            scheduled: topic.scheduled.len() as u64,
+            dead_lettered: topic.dead.len() as u64,
+            groups,
+        })
+    }
+
+    async fn health(&self) -> Result<BackendHealth, BackendError> {
+        Ok(BackendHealth::default())
+    }
+}

@@ -1,0 +1,328 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use messaging_model::Message;
+use serde::{Deserialize, Serialize};
+use tokio::sync::Mutex;
+use tracing::{Instrument, info_span};
+use uuid::Uuid;
+
+use crate::backend::{DeadLetter, MessageBackend, TopicStats};
+use crate::subscription::Subscription;
+use crate::{InMemoryBackend, MessageHandler, MessagingError, SubscribeOptions};
+
+/// What [`MessagingService::health`] reports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthReport {
+    /// The backend's name.
+    pub backend: String,
+    /// Subscriptions this service runs.
+    pub subscriptions: usize,
+    /// Settings that put messages at risk; empty when none.
+    pub warnings: Vec<String>,
+}
+
+/// Publishes and subscribes through a [`MessageBackend`].
+///
+/// ```
+/// use std::time::Duration;
+/// use messaging_core::{HandlerError, MessagingService};
+/// use messaging_model::{topics, Message};
+/// use serde_json::json;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let service = MessagingService::in_memory();
+/// let (seen, mut received) = tokio::sync::mpsc::unbounded_channel();
+/// service
+///     .subscribe(topics::USER_REGISTERED, move |message: Message| {
+///         let seen = seen.clone();
+///         async move {
+///             seen.send(message.payload["user_id"].clone()).map_err(HandlerError::permanent)
+///         }
+///     })
+///     .await?;
+/// service.publish(topics::USER_REGISTERED, json!({"user_id": 7})).await?;
+/// assert_eq!(received.recv().await, Some(json!(7)));
+/// service.shutdown().await;
+/// # Ok(()) }
+/// ```
+pub struct MessagingService {
+    backend: Arc<dyn MessageBackend>,
+    defaults: SubscribeOptions,
+    max_retry: u32,
+    subscriptions: Mutex<Vec<Subscription>>,
+}
+
+impl std::fmt::Debug for MessagingService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MessagingService")
+            .field("backend", &self.backend.name())
+            .field("defaults", &self.defaults)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MessagingService {
+    /// A service over `backend`, subscribing with [`SubscribeOptions::default`].
+    pub fn new(backend: Arc<dyn MessageBackend>) -> Self {
+        Self {
+            backend,
+            defaults: SubscribeOptions::default(),
+            max_retry: messaging_model::DEFAULT_MAX_RETRY,
+            subscriptions: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// A service over a new [`InMemoryBackend`]: the embedded default.
+    pub fn in_memory() -> Self {
+        Self::new(Arc::new(InMemoryBackend::new()))
+    }
+
+    /// Sets the options [`subscribe`](Self::subscribe) uses (group, concurrency, retry policy…).
+    pub fn with_subscribe_defaults(mut self, defaults: SubscribeOptions) -> Self {
+        self.defaults = defaults;
+        self
+    }
+
+    /// Sets `max_retry` of the messages this service publishes.
+    pub fn with_max_retry(mut self, max_retry: u32) -> Result<Self, MessagingError> {
+        messaging_model::validate_max_retry(max_retry)?;
+        self.max_retry = max_retry;
+        Ok(self)
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> &Arc<dyn MessageBackend> {
+        &self.backend
+    }
+
+    /// The options [`subscribe`](Self::subscribe) uses.
+    pub fn subscribe_defaults(&self) -> &SubscribeOptions {
+        &self.defaults
+    }
+
+    /// A new message for `topic`, checked, with this service's `max_retry`.
+    pub fn message(&self, topic: &str, payload: serde_json::Value) -> Result<Message, MessagingError> {
+        Ok(Message::new(topic, payload)?.with_max_retry(self.max_retry)?)
+    }
+
+    /// Publishes a payload and returns the message id.
+    pub async fn publish(&self, topic: &str, payload: serde_json::Value) -> Result<Uuid, MessagingError> {
+        let message = self.message(topic, payload)?;
+        self.publish_message(&message).await
+    }
+
+    /// Publishes a message built by the caller (metadata, `max_retry`).
+    pub async fn publish_message(&self, message: &Message) -> Result<Uuid, MessagingError> {
+        message.validate()?;
+        let span = info_span!("publish", message_id = %message.id, topic = %message.topic);
+        self.backend.publish(message).instrument(span).await?;
+        Ok(message.id)
+    }
+
+    /// Publishes several payloads to one topic in one call; nothing is published
+    /// if any payload is invalid.
+    pub async fn publish_batch(
+        &self,
+        topic: &str,
+        payloads: Vec<serde_json::Value>,
+    ) -> Result<Vec<Uuid>, MessagingError> {
+        let messages = payloads
+            .into_iter()
+            .map(|payload| self.message(topic, payload))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.publish_messages(&messages).await
+    }
+
+    /// Publishes messages built by the caller, in order, in one call.
+    pub async fn publish_messages(&self, messages: &[Message]) -> Result<Vec<Uuid>, MessagingError> {
+        for message in messages {
+            message.validate()?;
+        }
+        let span = info_span!("publish_batch", count = messages.len());
+        self.backend.publish_batch(messages).instrument(span).await?;
+        Ok(messages.iter().map(|message| message.id).collect())
+    }
+
+    /// Publishes a payload to be delivered after `delay`, never earlier. The
+    /// message waits in the backend, so it survives a restart of this service.
+    pub async fn publish_delayed(
+        &self,
+        topic: &str,
+        payload: serde_json::Value,
+        delay: Duration,
+    ) -> Result<Uuid, MessagingError> {
+        let at = Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
+        self.publish_at(topic, payload, at).await
+    }
+
+    /// Publishes a payload to be delivered at `at`, never earlier.
+    pub async fn publish_at(
+        &self,
+        topic: &str,
+        payload: serde_json::Value,
+        at: DateTime<Utc>,
+    ) -> Result<Uuid, MessagingError> {
+        let message = self.message(topic, payload)?;
+        self.publish_message_at(&message, at).await
+    }
+
+    /// Schedules a message built by the caller for `at`.
+    pub async fn publish_message_at(&self, message: &Message, at: DateTime<Utc>) -> Result<Uuid, MessagingError> {
+        message.validate()?;
+        let span = info_span!("publish_at", message_id = %message.id, topic = %message.topic, %at);
+        self.backend.schedule(message, at).instrument(span).await?;
+        Ok(message.id)
+    }
+
+    /// Runs `handler` for every message of `topic`, with the default options (the
+    /// default group).
+    pub async fn subscribe(&self, topic: &str, handler: impl MessageHandler) -> Result<(), MessagingError> {
+        self.subscribe_with(topic, self.defaults.clone(), Arc::new(handler))
+            .await
+    }
+
+    /// Runs `handler` for every message of `topic` under the given options.
+    /// One service runs at most one subscription per topic and group.
+    pub async fn subscribe_with(
+        &self,
+        topic: &str,
+        options: SubscribeOptions,
+        handler: Arc<dyn MessageHandler>,
+    ) -> Result<(), MessagingError> {
+        messaging_model::validate_topic(topic)?;
+        options.check()?;
+        let mut subscriptions = self.subscriptions.lock().await;
+        if subscriptions
+            .iter()
+            .any(|s| s.topic == topic && s.group == options.group)
+        {
+            return Err(MessagingError::AlreadySubscribed {
+                topic: topic.to_owned(),
+                group: options.group,
+            });
+        }
+        self.backend
+            .ensure_group(topic, &options.group, options.start_from)
+            .await?;
+        subscriptions.push(Subscription::start(
+            self.backend.clone(),
+            topic.to_owned(),
+            options,
+            handler,
+        ));
+        Ok(())
+    }
+
+    /// Stops every subscription of this service to `topic`: no new reads, running
+    /// handlers finish (up to the shutdown timeout), the rest is left for redelivery.
+    pub async fn unsubscribe(&self, topic: &str) -> Result<(), MessagingError> {
+        let closing: Vec<Subscription> = {
+            let mut subscriptions = self.subscriptions.lock().await;
+            let (closing, keep) = std::mem::take(&mut *subscriptions)
+                .into_iter()
+                .partition(|s| s.topic == topic);
+            *subscriptions = keep;
+            closing
+        };
+        if closing.is_empty() {
+            return Err(MessagingError::NotSubscribed {
+                topic: topic.to_owned(),
+            });
+        }
+        futures::future::join_all(closing.into_iter().map(Subscription::close)).await;
+        Ok(())
+    }
+
+    /// Stops every subscription, as [`unsubscribe`](Self::unsubscribe) does.
+    pub async fn shutdown(&self) {
+        let closing = std::mem::take(&mut *self.subscriptions.lock().await);
+        futures::future::join_all(closing.into_iter().map(Subscription::close)).await;
+    }
+
+    /// Topics this service is subscribed to, with their groups.
+    pub async fn subscriptions(&self) -> Vec<(String, String)> {
+        self.subscriptions
+            .lock()
+            .await
+            .iter()
+            .map(|s| (s.topic.clone(), s.group.clone()))
+            .collect()
+    }
+
+    /// Creates a topic.
+    pub async fn create_topic(&self, topic: &str) -> Result<(), MessagingError> {
+        messaging_model::validate_topic(topic)?;
+        Ok(self.backend.create_topic(topic).await?)
+    }
+
+    /// Deletes a topic with everything in it; returns whether it existed.
+    pub async fn delete_topic(&self, topic: &str) -> Result<bool, MessagingError> {
+        messaging_model::validate_topic(topic)?;
+        Ok(self.backend.delete_topic(topic).await?)
+    }
+
+    /// Every topic, sorted.
+    pub async fn list_topics(&self) -> Result<Vec<String>, MessagingError> {
+        Ok(self.backend.list_topics().await?)
+    }
+
+    /// Checks the backend answers; an error when it does not.
+    pub async fn health(&self) -> Result<HealthReport, MessagingError> {
+        let backend = self.backend.health().await?;
+        Ok(HealthReport {
+            backend: self.backend.name().to_owned(),
+            subscriptions: self.subscriptions.lock().await.len(),
+            warnings: backend.warnings,
+        })
+    }
+
+    /// Figures of one topic.
+    pub async fn stats(&self, topic: &str) -> Result<TopicStats, MessagingError> {
+        messaging_model::validate_topic(topic)?;
+        Ok(self.backend.stats(topic).await?)
+    }
+
+    /// Up to `limit` dead letters of a topic, oldest first.
+    pub async fn dead_letters(&self, topic: &str, limit: usize) -> Result<Vec<DeadLetter>, MessagingError> {
+        messaging_model::validate_topic(topic)?;
+        Ok(self.backend.dead_letters(topic, limit).await?)
+    }
+
+    /// Puts one dead letter back into its topic for the group that gave up on it.
+    pub async fn replay_dead_letter(&self, topic: &str, id: &str) -> Result<(), MessagingError> {
+        messaging_model::validate_topic(topic)?;
+        if self.backend.replay_dead_letter(topic, id).await? {
+            Ok(())
+        } else {
+            Err(MessagingError::DeadLetterNotFound {
+                topic: topic.to_owned(),
+                id: id.to_owned(),
+            })
+        }
+    }
+
+    /// Replays every dead letter of a topic; returns how many were replayed.
+    pub async fn replay_all_dead_letters(&self, topic: &str) -> Result<u64, MessagingError> {
+        messaging_model::validate_topic(topic)?;
+        let mut replayed = 0;
+        loop {
+            let batch = self.backend.dead_letters(topic, 500).await?;
+            if batch.is_empty() {
+                return Ok(replayed);
+            }
+            for dead in batch {
+                if self.backend.replay_dead_letter(topic, &dead.id).await? {
+                    replayed += 1;
+                }
+            }
+        }
+    }
+
+    /// Removes every dead letter of a topic; returns how many there were.
+    pub async fn purge_dead_letters(&self, topic: &str) -> Result<u64, MessagingError> {
+        messaging_model::validate_topic(topic)?;
+        Ok(self.backend.purge_dead_letters(topic).await?)
+    }
+}

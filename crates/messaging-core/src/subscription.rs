@@ -1,0 +1,473 @@
+//! The subscription runtime: reads a topic as one consumer of a group, runs the
+//! handler with bounded concurrency, and settles every delivery by its outcome.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use futures::FutureExt;
+use messaging_model::{Message, MessageStatus};
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+use tracing::{Instrument, debug, error, info_span, warn};
+
+use crate::backend::{
+    Delivery, MessageBackend, RETRY_AT_KEY, RETRY_DELAY_MS_KEY, ReadFrom, Receipt, Settlement,
+    TARGET_GROUP_KEY,
+};
+use crate::{HandlerError, MessageHandler, RetryPolicy, StartFrom};
+
+/// How a subscription consumes its topic.
+///
+/// ```
+/// use std::time::Duration;
+/// use messaging_core::{RetryPolicy, SubscribeOptions};
+///
+/// let options = SubscribeOptions::new("billing")
+///     .with_concurrency(16)
+///     .with_visibility_timeout(Duration::from_secs(60))
+///     .with_retry(RetryPolicy::exponential(Duration::from_millis(500), Duration::from_secs(60)));
+/// assert_eq!(options.group, "billing");
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct SubscribeOptions {
+    /// The consumer group: services with different groups each get every message,
+    /// replicas sharing a group share the work.
+    pub group: String,
+    /// This consumer's name within the group. Keep it stable across restarts of
+    /// one replica so it finds its own unfinished deliveries first.
+    pub consumer: String,
+    /// Handlers running at once.
+    pub concurrency: usize,
+    /// Most deliveries fetched in one read.
+    pub batch_size: usize,
+    /// How long one read waits for new messages.
+    pub block_timeout: Duration,
+    /// A delivery pending for longer than this (its consumer presumed dead) is
+    /// reclaimed by another consumer. Running handlers extend their lease, so a
+    /// slow but healthy handler keeps its message.
+    pub visibility_timeout: Duration,
+    /// Backoff between attempts of a failing message.
+    pub retry: RetryPolicy,
+    /// Deliveries of one entry (crashes included) after which it is dead-lettered
+    /// without running the handler again: the guard against a message that kills
+    /// its consumer every time.
+    pub max_deliveries: u32,
+    /// Where a new group starts.
+    pub start_from: StartFrom,
+    /// How long closing waits for running handlers before leaving their messages
+    /// for redelivery.
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for SubscribeOptions {
+    fn default() -> Self {
+        Self::new("default")
+    }
+}
+
+impl SubscribeOptions {
+    /// Options for `group` with a fresh consumer name and the defaults: 8 handlers,
+    /// 30 s visibility timeout, the default retry policy, 10 deliveries at most.
+    pub fn new(group: impl Into<String>) -> Self {
+        Self {
+            group: group.into(),
+            consumer: format!("consumer-{}", uuid::Uuid::now_v7().simple()),
+            concurrency: 8,
+            batch_size: 64,
+            block_timeout: Duration::from_secs(1),
+            visibility_timeout: Duration::from_secs(30),
+            retry: RetryPolicy::default(),
+            max_deliveries: 10,
+            start_from: StartFrom::Earliest,
+            shutdown_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// Sets the consumer group.
+    pub fn with_group(mut self, group: impl Into<String>) -> Self {
+        self.group = group.into();
+        self
+    }
+
+    /// Sets the consumer name.
+    pub fn with_consumer(mut self, consumer: impl Into<String>) -> Self {
+        self.consumer = consumer.into();
+        self
+    }
+
+    /// Sets how many handlers run at once.
+    pub fn with_concurrency(mut self, concurrency: usize) -> Self {
+        self.concurrency = concurrency;
+        self
+    }
+
+    /// Sets the most deliveries fetched in one read.
+    pub fn with_batch_size(mut self, batch_size: usize) -> Self {
+        self.batch_size = batch_size;
+        self
+    }
+
+    /// Sets how long one read waits.
+    pub fn with_block_timeout(mut self, block_timeout: Duration) -> Self {
+        self.block_timeout = block_timeout;
+        self
+    }
+
+    /// Sets the visibility timeout.
+    pub fn with_visibility_timeout(mut self, visibility_timeout: Duration) -> Self {
+        self.visibility_timeout = visibility_timeout;
+        self
+    }
+
+    /// Sets the retry policy.
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Sets the delivery limit.
+    pub fn with_max_deliveries(mut self, max_deliveries: u32) -> Self {
+        self.max_deliveries = max_deliveries;
+        self
+    }
+
+    /// Sets where a new group starts.
+    pub fn with_start_from(mut self, start_from: StartFrom) -> Self {
+        self.start_from = start_from;
+        self
+    }
+
+    /// Sets how long closing waits for running handlers.
+    pub fn with_shutdown_timeout(mut self, shutdown_timeout: Duration) -> Self {
+        self.shutdown_timeout = shutdown_timeout;
+        self
+    }
+
+    pub(crate) fn check(&self) -> Result<(), crate::MessagingError> {
+        use crate::MessagingError::InvalidOption;
+        if self.concurrency == 0 {
+            return Err(InvalidOption("concurrency must be at least 1"));
+        }
+        if self.batch_size == 0 {
+            return Err(InvalidOption("batch_size must be at least 1"));
+        }
+        if self.visibility_timeout < Duration::from_millis(10) {
+            return Err(InvalidOption("visibility_timeout must be at least 10 ms"));
+        }
+        if self.max_deliveries == 0 {
+            return Err(InvalidOption("max_deliveries must be at least 1"));
+        }
+        if self.group.is_empty() || self.consumer.is_empty() {
+            return Err(InvalidOption("group and consumer names must not be empty"));
+        }
+        Ok(())
+    }
+}
+
+/// A running subscription: its task and the switch that stops it.
+pub(crate) struct Subscription {
+    pub(crate) topic: String,
+    pub(crate) group: String,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Subscription {
+    pub(crate) fn start(
+        backend: Arc<dyn MessageBackend>,
+        topic: String,
+        options: SubscribeOptions,
+        handler: Arc<dyn MessageHandler>,
+    ) -> Self {
+        let (stop, stopped) = watch::channel(false);
+        let group = options.group.clone();
+        let worker = Worker {
+            backend,
+            topic: topic.clone(),
+            options,
+            handler,
+        };
+        let task = tokio::spawn(worker.run(stopped));
+        Self {
+            topic,
+            group,
+            stop,
+            task,
+        }
+    }
+
+    /// Stops reading, waits for running handlers up to the shutdown timeout, and
+    /// leaves whatever did not finish pending for redelivery.
+    pub(crate) async fn close(self) {
+        let _ = self.stop.send(true);
+        if let Err(join_error) = self.task.await {
+            error!(topic = %self.topic, group = %self.group, %join_error, "subscription task failed");
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Worker {
+    backend: Arc<dyn MessageBackend>,
+    topic: String,
+    options: SubscribeOptions,
+    handler: Arc<dyn MessageHandler>,
+}
+
+impl Worker {
+    async fn run(self, mut stopped: watch::Receiver<bool>) {
+        let options = &self.options;
+        let semaphore = Arc::new(Semaphore::new(options.concurrency));
+        let mut running = JoinSet::new();
+        let reclaim_every = (options.visibility_timeout / 2).max(Duration::from_millis(5));
+        let mut next_reclaim = tokio::time::Instant::now();
+        let mut from = ReadFrom::OwnPending { after: None };
+        let mut failures: u32 = 0;
+        let mut group_ready = false;
+
+        loop {
+            if *stopped.borrow() {
+                break;
+            }
+            while let Some(finished) = running.try_join_next() {
+                if let Err(join_error) = finished {
+                    error!(topic = %self.topic, %join_error, "handler task failed");
+                }
+            }
+            // Wait for room before fetching, so nothing is fetched that cannot run.
+            let first = tokio::select! {
+                permit = semaphore.clone().acquire_owned() => match permit {
+                    Ok(permit) => permit,
+                    Err(_) => break,
+                },
+                _ = stopped.changed() => break,
+            };
+            let room = (1 + semaphore.available_permits()).min(options.batch_size);
+
+            let fetched = if !group_ready {
+                self.backend
+                    .ensure_group(&self.topic, &options.group, options.start_from)
+                    .await
+                    .map(|()| {
+                        group_ready = true;
+                        Vec::new()
+                    })
+            } else if tokio::time::Instant::now() >= next_reclaim {
+                next_reclaim = tokio::time::Instant::now() + reclaim_every;
+                self.backend
+                    .reclaim_idle(
+                        &self.topic,
+                        &options.group,
+                        &options.consumer,
+                        options.visibility_timeout,
+                        room,
+                    )
+                    .await
+            } else if let ReadFrom::OwnPending { .. } = from {
+                let result = self
+                    .backend
+                    .read(&self.topic, &options.group, &options.consumer, from.clone(), room, Duration::ZERO)
+                    .await;
+                if let Ok(deliveries) = &result {
+                    from = match deliveries.last() {
+                        Some(last) => ReadFrom::OwnPending {
+                            after: Some(last.receipt.entry_id.clone()),
+                        },
+                        None => ReadFrom::New,
+                    };
+                }
+                result
+            } else {
+                let until_reclaim = next_reclaim.saturating_duration_since(tokio::time::Instant::now());
+                let block = options.block_timeout.min(until_reclaim);
+                tokio::select! {
+                    result = self.backend.read(&self.topic, &options.group, &options.consumer, ReadFrom::New, room, block) => result,
+                    _ = stopped.changed() => break,
+                }
+            };
+
+            let deliveries = match fetched {
+                Ok(deliveries) => {
+                    failures = 0;
+                    deliveries
+                }
+                Err(backend_error) => {
+                    failures = failures.saturating_add(1);
+                    let pause = RetryPolicy::exponential(Duration::from_millis(50), Duration::from_secs(5))
+                        .delay(failures);
+                    warn!(topic = %self.topic, group = %options.group, error = %backend_error, ?pause, "reading failed; retrying");
+                    drop(first);
+                    tokio::select! {
+                        _ = tokio::time::sleep(pause) => continue,
+                        _ = stopped.changed() => break,
+                    }
+                }
+            };
+
+            let mut permit = Some(first);
+            for delivery in deliveries {
+                let permit = match permit.take() {
+                    Some(permit) => permit,
+                    None => match semaphore.clone().acquire_owned().await {
+                        Ok(permit) => permit,
+                        Err(_) => break,
+                    },
+                };
+                let worker = self.clone();
+                running.spawn(async move {
+                    worker.process(delivery).await;
+                    drop(permit);
+                });
+            }
+        }
+
+        // Closing: let running handlers finish up to the deadline; whatever is cut
+        // off stays pending in the backend and is redelivered.
+        let drained = tokio::time::timeout(options.shutdown_timeout, async {
+            while running.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            warn!(topic = %self.topic, group = %options.group, left = running.len(), "shutdown deadline passed; unfinished messages will be redelivered");
+            running.abort_all();
+            while running.join_next().await.is_some() {}
+        }
+    }
+
+    async fn process(&self, delivery: Delivery) {
+        let Delivery { message, receipt } = delivery;
+        let span = info_span!("handle", message_id = %message.id, topic = %self.topic, group = %receipt.group, delivery = receipt.delivery_count);
+        async move {
+            if let Some(target) = message.metadata.get(TARGET_GROUP_KEY)
+                && *target != receipt.group
+            {
+                // A retry or replay meant for another group.
+                self.settle("ack", self.backend.ack(&receipt).await, &receipt);
+                return;
+            }
+            if receipt.delivery_count > self.options.max_deliveries {
+                let error = format!(
+                    "delivered {} times without being settled (its consumers crashed or timed out)",
+                    receipt.delivery_count
+                );
+                self.give_up(&receipt, message, error).await;
+                return;
+            }
+            let outcome = self.run_handler(&receipt, message.clone()).await;
+            match outcome {
+                Ok(()) => {
+                    debug!("handled");
+                    self.settle("ack", self.backend.ack(&receipt).await, &receipt);
+                }
+                Err(failure) => self.fail(&receipt, message, failure).await,
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Runs the handler, catching panics, while extending the delivery's lease.
+    async fn run_handler(&self, receipt: &Receipt, message: Message) -> Result<(), HandlerError> {
+        let handled = AssertUnwindSafe(self.handler.handle(message)).catch_unwind();
+        tokio::pin!(handled);
+        let extend_every = (self.options.visibility_timeout / 3).max(Duration::from_millis(3));
+        let mut owned = true;
+        loop {
+            tokio::select! {
+                biased;
+                result = &mut handled => {
+                    return match result {
+                        Ok(result) => result,
+                        Err(panic) => Err(HandlerError::retry(format!("handler panicked: {}", panic_text(&*panic)))),
+                    };
+                }
+                _ = tokio::time::sleep(extend_every), if owned => {
+                    match self.backend.extend_lease(receipt).await {
+                        Ok(Settlement::Settled) => {}
+                        Ok(Settlement::LostOwnership) => {
+                            warn!("lease lost: another consumer reclaimed this message");
+                            owned = false;
+                        }
+                        Err(backend_error) => warn!(error = %backend_error, "could not extend lease"),
+                    }
+                }
+            }
+        }
+    }
+
+    async fn fail(&self, receipt: &Receipt, mut message: Message, failure: HandlerError) {
+        let error = failure.to_string();
+        if failure.is_permanent() || !message.can_retry() {
+            self.give_up(receipt, message, error).await;
+            return;
+        }
+        message.retry += 1;
+        message.error = Some(error.clone());
+        message.status = MessageStatus::Pending;
+        let delay = failure
+            .retry_delay()
+            .unwrap_or_else(|| self.options.retry.delay(message.retry));
+        let now = Utc::now();
+        let deliver_at = now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
+        message.updated_at = now;
+        message
+            .metadata
+            .insert(TARGET_GROUP_KEY.to_owned(), receipt.group.clone());
+        message.metadata.insert(
+            RETRY_AT_KEY.to_owned(),
+            deliver_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        );
+        message
+            .metadata
+            .insert(RETRY_DELAY_MS_KEY.to_owned(), delay.as_millis().to_string());
+        debug!(%error, attempt = message.retry, ?delay, "handler failed; retrying later");
+        let result = self.backend.retry_at(receipt, &message, deliver_at).await;
+        self.settle("retry", result, receipt);
+    }
+
+    async fn give_up(&self, receipt: &Receipt, mut message: Message, error: String) {
+        let now = Utc::now();
+        message.status = MessageStatus::Failed;
+        message.error = Some(error.clone());
+        message.updated_at = now;
+        message.processed_at = Some(now);
+        warn!(%error, attempts = message.retry + 1, "dead-lettering message");
+        let result = self.backend.dead_letter(receipt, &message, &error).await;
+        self.settle("dead-letter", result, receipt);
+    }
+
+    fn settle(
+        &self,
+        action: &'static str,
+        result: Result<Settlement, crate::BackendError>,
+        receipt: &Receipt,
+    ) {
+        match result {
+            Ok(Settlement::Settled) => {}
+            Ok(Settlement::LostOwnership) => warn!(
+                action,
+                entry = %receipt.entry_id,
+                "not settled: another consumer reclaimed this message and owns it now"
+            ),
+            Err(backend_error) => error!(
+                action,
+                entry = %receipt.entry_id,
+                error = %backend_error,
+                "settling failed; the message stays pending and will be redelivered"
+            ),
+        }
+    }
+}
+
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(text) = panic.downcast_ref::<&str>() {
+        (*text).to_owned()
+    } else if let Some(text) = panic.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "non-string panic payload".to_owned()
+    }
+}

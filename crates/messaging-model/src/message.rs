@@ -1,0 +1,172 @@
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::validation::{
+    DEFAULT_MAX_RETRY, ValidationError, validate_max_retry, validate_payload, validate_topic,
+};
+
+/// String key/value pairs carried beside the payload (trace context, routing hints).
+pub type Metadata = BTreeMap<String, String>;
+
+/// Where a message is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MessageStatus {
+    /// Published, not yet handled.
+    Pending,
+    /// Handed to a handler.
+    Processing,
+    /// Handled successfully.
+    Completed,
+    /// Retries exhausted or failed permanently; it sits in the dead-letter queue.
+    Failed,
+}
+
+/// A message published to a topic.
+///
+/// `id` stays the same across retries and replays, so handlers can deduplicate on
+/// it; `retry` counts the failed attempts so far and `max_retry` how many retries
+/// are allowed before the message is dead-lettered.
+///
+/// ```
+/// use messaging_model::Message;
+/// let message = Message::new("wallet.recharged", serde_json::json!({"amount": 10}))
+///     .unwrap()
+///     .with_metadata("tenant", "acme")
+///     .with_max_retry(5)
+///     .unwrap();
+/// assert_eq!(message.metadata["tenant"], "acme");
+/// assert_eq!(message.retry, 0);
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Message {
+    /// Time-ordered unique id (UUIDv7).
+    pub id: Uuid,
+    /// The topic it was published to.
+    pub topic: String,
+    /// The body: always a JSON object.
+    pub payload: serde_json::Value,
+    /// String key/value pairs beside the payload.
+    #[serde(default)]
+    pub metadata: Metadata,
+    /// Where it is in its life.
+    pub status: MessageStatus,
+    /// Failed attempts so far.
+    #[serde(default)]
+    pub retry: u32,
+    /// Retries allowed before it is dead-lettered.
+    pub max_retry: u32,
+    /// The last handler error, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// When it was first published.
+    pub created_at: DateTime<Utc>,
+    /// When any field last changed.
+    pub updated_at: DateTime<Utc>,
+    /// When a handler finished with it (success or final failure).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub processed_at: Option<DateTime<Utc>>,
+}
+
+impl Message {
+    /// A new pending message, after checking the topic name and payload.
+    pub fn new(topic: impl Into<String>, payload: serde_json::Value) -> Result<Self, ValidationError> {
+        let topic = topic.into();
+        validate_topic(&topic)?;
+        validate_payload(&payload)?;
+        let now = Utc::now();
+        Ok(Self {
+            id: crate::new_id(),
+            topic,
+            payload,
+            metadata: Metadata::new(),
+            status: MessageStatus::Pending,
+            retry: 0,
+            max_retry: DEFAULT_MAX_RETRY,
+            error: None,
+            created_at: now,
+            updated_at: now,
+            processed_at: None,
+        })
+    }
+
+    /// Adds one metadata entry.
+    pub fn with_metadata(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.metadata.insert(key.into(), value.into());
+        self
+    }
+
+    /// Sets how many retries are allowed, within [`crate::MAX_RETRY_LIMIT`].
+    pub fn with_max_retry(mut self, max_retry: u32) -> Result<Self, ValidationError> {
+        validate_max_retry(max_retry)?;
+        self.max_retry = max_retry;
+        Ok(self)
+    }
+
+    /// Checks every limit again: for messages built by hand or decoded from storage.
+    ///
+    /// ```
+    /// let mut message = messaging_model::Message::new("a.b", serde_json::json!({})).unwrap();
+    /// message.topic = "bad topic".into();
+    /// assert!(message.validate().is_err());
+    /// ```
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        validate_topic(&self.topic)?;
+        validate_payload(&self.payload)?;
+        validate_max_retry(self.max_retry)
+    }
+
+    /// True when another failed attempt is allowed.
+    pub fn can_retry(&self) -> bool {
+        self.retry < self.max_retry
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn status_serialises_as_lowercase() {
+        for (status, text) in [
+            (MessageStatus::Pending, "pending"),
+            (MessageStatus::Processing, "processing"),
+            (MessageStatus::Completed, "completed"),
+            (MessageStatus::Failed, "failed"),
+        ] {
+            assert_eq!(serde_json::to_value(status).unwrap(), json!(text));
+            assert_eq!(serde_json::from_value::<MessageStatus>(json!(text)).unwrap(), status);
+        }
+    }
+
+    #[test]
+    fn round_trips_through_json() {
+        let message = Message::new("user.registered", json!({"user_id": 1, "email": "a@b.c"}))
+            .unwrap()
+            .with_metadata("traceparent", "00-abc-def-01");
+        let decoded: Message =
+            serde_json::from_str(&serde_json::to_string(&message).unwrap()).unwrap();
+        assert_eq!(decoded, message);
+    }
+
+    #[test]
+    fn ids_sort_by_creation() {
+        let first = Message::new("a", json!({})).unwrap();
+        let second = Message::new("a", json!({})).unwrap();
+        assert!(first.id < second.id);
+    }
+
+    #[test]
+    fn rejects_too_many_retries() {
+        let message = Message::new("a", json!({})).unwrap();
+        assert!(matches!(
+            message.with_max_retry(101),
+            Err(ValidationError::MaxRetryOutOfRange { value: 101, .. })
+        ));
+    }
+}

@@ -1,0 +1,187 @@
+use thiserror::Error;
+
+/// Longest topic name accepted, in bytes.
+pub const MAX_TOPIC_LEN: usize = 128;
+/// Largest payload accepted, in bytes of its JSON encoding (1 MiB).
+pub const MAX_PAYLOAD_BYTES: usize = 1024 * 1024;
+/// Highest `max_retry` a message may ask for.
+pub const MAX_RETRY_LIMIT: u32 = 100;
+/// `max_retry` of a message that does not choose one.
+pub const DEFAULT_MAX_RETRY: u32 = 3;
+
+/// Input rejected before anything was stored.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum ValidationError {
+    /// The topic name is empty, too long or holds a character outside `[A-Za-z0-9._-]`.
+    #[error("invalid topic {topic:?}: {reason}")]
+    InvalidTopic {
+        /// The rejected name.
+        topic: String,
+        /// Why it was rejected.
+        reason: &'static str,
+    },
+    /// The payload's JSON encoding is larger than the limit.
+    #[error("payload of {size} bytes exceeds the limit of {limit} bytes")]
+    PayloadTooLarge {
+        /// Size of the encoded payload.
+        size: usize,
+        /// The limit it exceeded.
+        limit: usize,
+    },
+    /// The payload is not a JSON object.
+    #[error("payload must be a JSON object, got {found}")]
+    PayloadNotObject {
+        /// The JSON type that was given instead.
+        found: &'static str,
+    },
+    /// `max_retry` is above [`MAX_RETRY_LIMIT`].
+    #[error("max_retry {value} is above the limit of {limit}")]
+    MaxRetryOutOfRange {
+        /// The rejected value.
+        value: u32,
+        /// The highest accepted value.
+        limit: u32,
+    },
+}
+
+/// Checks a topic name: 1 to [`MAX_TOPIC_LEN`] bytes of `[A-Za-z0-9._-]`, starting
+/// with a letter or digit.
+///
+/// The restricted alphabet keeps topic names safe inside Redis keys (no `{`, `}`,
+/// `:` or spaces) and SQL identifiers.
+///
+/// ```
+/// use messaging_model::{validate_topic, ValidationError};
+/// assert!(validate_topic("wallet.recharged").is_ok());
+/// assert!(matches!(validate_topic("a b"), Err(ValidationError::InvalidTopic { .. })));
+/// ```
+pub fn validate_topic(topic: &str) -> Result<(), ValidationError> {
+    let invalid = |reason| {
+        Err(ValidationError::InvalidTopic {
+            topic: topic.chars().take(MAX_TOPIC_LEN + 8).collect(),
+            reason,
+        })
+    };
+    if topic.is_empty() {
+        return invalid("empty");
+    }
+    if topic.len() > MAX_TOPIC_LEN {
+        return invalid("longer than 128 bytes");
+    }
+    if !topic.as_bytes()[0].is_ascii_alphanumeric() {
+        return invalid("must start with a letter or digit");
+    }
+    if !topic
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        return invalid("only letters, digits, '.', '_' and '-' are allowed");
+    }
+    Ok(())
+}
+
+/// Checks that a payload is a JSON object no larger than [`MAX_PAYLOAD_BYTES`].
+///
+/// ```
+/// use messaging_model::validate_payload;
+/// assert!(validate_payload(&serde_json::json!({"a": 1})).is_ok());
+/// assert!(validate_payload(&serde_json::json!([1, 2])).is_err());
+/// ```
+pub fn validate_payload(payload: &serde_json::Value) -> Result<(), ValidationError> {
+    let found = match payload {
+        serde_json::Value::Object(_) => None,
+        serde_json::Value::Null => Some("null"),
+        serde_json::Value::Bool(_) => Some("a boolean"),
+        serde_json::Value::Number(_) => Some("a number"),
+        serde_json::Value::String(_) => Some("a string"),
+        serde_json::Value::Array(_) => Some("an array"),
+    };
+    if let Some(found) = found {
+        return Err(ValidationError::PayloadNotObject { found });
+    }
+    let mut counter = ByteCounter(0);
+    // Writing into a counter cannot fail; a failure would only mean an unencodable value.
+    let _ = serde_json::to_writer(&mut counter, payload);
+    if counter.0 > MAX_PAYLOAD_BYTES {
+        return Err(ValidationError::PayloadTooLarge {
+            size: counter.0,
+            limit: MAX_PAYLOAD_BYTES,
+        });
+    }
+    Ok(())
+}
+
+/// Checks that `max_retry` is at most [`MAX_RETRY_LIMIT`].
+///
+/// ```
+/// assert!(messaging_model::validate_max_retry(5).is_ok());
+/// assert!(messaging_model::validate_max_retry(1_000).is_err());
+/// ```
+pub fn validate_max_retry(max_retry: u32) -> Result<(), ValidationError> {
+    if max_retry > MAX_RETRY_LIMIT {
+        return Err(ValidationError::MaxRetryOutOfRange {
+            value: max_retry,
+            limit: MAX_RETRY_LIMIT,
+        });
+    }
+    Ok(())
+}
+
+/// Counts bytes without keeping them, so measuring a payload allocates nothing.
+struct ByteCounter(usize);
+
+impl std::io::Write for ByteCounter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn accepts_every_predefined_topic() {
+        for topic in crate::topics::ALL {
+            validate_topic(topic).unwrap();
+        }
+    }
+
+    #[test]
+    fn rejects_bad_topic_names() {
+        for bad in ["", " x", "a b", "a{b}", "a:b", "ünï", ".hidden", &"x".repeat(129)] {
+            assert!(
+                matches!(validate_topic(bad), Err(ValidationError::InvalidTopic { .. })),
+                "{bad:?} accepted"
+            );
+        }
+        assert!(validate_topic(&"x".repeat(128)).is_ok());
+    }
+
+    #[test]
+    fn rejects_oversized_and_non_object_payloads() {
+        let big = json!({ "data": "x".repeat(MAX_PAYLOAD_BYTES) });
+        assert!(matches!(
+            validate_payload(&big),
+            Err(ValidationError::PayloadTooLarge { limit: MAX_PAYLOAD_BYTES, .. })
+        ));
+        assert_eq!(
+            validate_payload(&json!("text")),
+            Err(ValidationError::PayloadNotObject { found: "a string" })
+        );
+        assert!(validate_payload(&json!({ "data": "x".repeat(1000) })).is_ok());
+    }
+
+    #[test]
+    fn bounds_max_retry() {
+        assert!(validate_max_retry(0).is_ok());
+        assert!(validate_max_retry(MAX_RETRY_LIMIT).is_ok());
+        assert!(validate_max_retry(MAX_RETRY_LIMIT + 1).is_err());
+    }
+}
