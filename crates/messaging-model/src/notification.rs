@@ -76,9 +76,15 @@ pub struct Notification {
     pub status: NotificationStatus,
     /// Whether the user has read it.
     pub is_read: bool,
-    /// Free-form extra data (recipient address, provider id, error, idempotency key, …).
+    /// Free-form extra data (recipient address, provider message id, …).
     #[serde(default)]
     pub metadata: serde_json::Value,
+    /// Why sending failed, when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// A caller-chosen key, unique per user: a second send with the same key is a no-op.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
     /// When it was recorded.
     pub created_at: DateTime<Utc>,
     /// When the user read it.
@@ -106,10 +112,18 @@ impl Notification {
             status: NotificationStatus::Pending,
             is_read: false,
             metadata: serde_json::Value::Object(Default::default()),
+            error: None,
+            idempotency_key: None,
             created_at: Utc::now(),
             read_at: None,
             sent_at: None,
         }
+    }
+
+    /// Sets the idempotency key.
+    pub fn with_idempotency_key(mut self, key: impl Into<String>) -> Self {
+        self.idempotency_key = Some(key.into());
+        self
     }
 
     /// Replaces the metadata.

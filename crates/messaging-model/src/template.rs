@@ -44,6 +44,10 @@ pub struct MessageTemplate {
     pub name: String,
     /// The channel it renders for.
     pub kind: TemplateKind,
+    /// The locale of this variant (`"en"`, `"pt-BR"`); `None` is the default variant
+    /// that other locales fall back to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locale: Option<String>,
     /// Subject (email) or title (push); unused for SMS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
@@ -71,6 +75,7 @@ impl MessageTemplate {
             id: crate::new_id(),
             name: name.into(),
             kind,
+            locale: None,
             subject: None,
             content: content.into(),
             variables: Vec::new(),
@@ -84,6 +89,12 @@ impl MessageTemplate {
     /// Sets the subject (email) or title (push).
     pub fn with_subject(mut self, subject: impl Into<String>) -> Self {
         self.subject = Some(subject.into());
+        self
+    }
+
+    /// Makes this the variant for `locale`.
+    pub fn with_locale(mut self, locale: impl Into<String>) -> Self {
+        self.locale = Some(locale.into());
         self
     }
 
