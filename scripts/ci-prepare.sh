@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs and starts what the tests need beyond the Rust toolchain, idempotently.
+set -euo pipefail
+
+need_apt=()
+command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+command -v psql >/dev/null 2>&1 || need_apt+=(postgresql-client)
+if ((${#need_apt[@]})); then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
+fi
+
+# The shared Redis on 6379 (the machine starts it; start it if it stopped).
+if ! redis-cli -p 6379 ping >/dev/null 2>&1; then
+  redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+    --dir /tmp --logfile /tmp/redis-ci.log
+fi
+
+# The shared PostgreSQL on 5432.
+if ! pg_isready -h 127.0.0.1 -p 5432 >/dev/null 2>&1; then
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql)" main start || true
+fi
+
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
