@@ -3,6 +3,9 @@
 //! `notification-store-postgres` crate. Both implementations pass the same store
 //! conformance suite (`testsuite` feature).
 
+#[cfg(feature = "testsuite")]
+pub mod testsuite;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use messaging_model::{MessageTemplate, Notification, NotificationKind};
