@@ -228,6 +228,10 @@ pub trait MessageBackend: Send + Sync + 'static {
     /// Creates a consumer group if it does not exist.
     async fn ensure_group(&self, topic: &str, group: &str, start: StartFrom) -> Result<(), BackendError>;
 
+    /// Deletes a consumer group with its pending list (a finished `tail`, a retired
+    /// service). Returns whether it existed.
+    async fn delete_group(&self, topic: &str, group: &str) -> Result<bool, BackendError>;
+
     /// Up to `count` deliveries for `consumer` of `group`. With [`ReadFrom::New`]
     /// it waits up to `block` for the first one; an empty result is not an error.
     async fn read(

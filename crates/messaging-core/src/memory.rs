@@ -292,6 +292,14 @@ impl MessageBackend for InMemoryBackend {
         Ok(())
     }
 
+    async fn delete_group(&self, topic: &str, group: &str) -> Result<bool, BackendError> {
+        let mut state = self.lock();
+        Ok(state
+            .topics
+            .get_mut(topic)
+            .is_some_and(|topic| topic.groups.remove(group).is_some()))
+    }
+
     async fn read(
         &self,
         topic_name: &str,
