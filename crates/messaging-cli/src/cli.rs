@@ -1,0 +1,296 @@
+//! The command line, declared with clap's derive API: doc comments are the help.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  any other failure
+  2  bad usage: unknown flag, malformed JSON, invalid topic, bad configuration
+  3  a server (Redis, PostgreSQL, SMTP) could not be reached
+  4  not found: no such topic, dead letter or notification
+  5  timed out (tail --timeout)";
+
+/// Run the notification worker and operate the messaging suite: publish and tail
+/// messages, inspect topics and dead letters, read a user's inbox.
+#[derive(Debug, Parser)]
+#[command(name = "messaging", version, after_help = EXIT_CODES)]
+pub(crate) struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub(crate) command: Command,
+    /// Log filter for stderr (`info`, `messaging_core=debug`, …).
+    #[arg(long, global = true, env = "MESSAGING_LOG", default_value = "warn")]
+    pub(crate) log: String,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Run the notification worker: event listeners and notification dispatch,
+    /// with a Prometheus endpoint; stops gracefully on SIGTERM or Ctrl-C.
+    Worker(WorkerArgs),
+    /// Publish one message to a topic (now, or after --delay).
+    Publish(PublishArgs),
+    /// Print a topic's messages as they arrive, without taking them from anyone.
+    Tail(TailArgs),
+    /// List, create or delete topics.
+    Topics(TopicsArgs),
+    /// Per topic: length, scheduled and dead-lettered messages, pending and lag per group.
+    Stats(StatsArgs),
+    /// Inspect, replay or purge a topic's dead-letter queue.
+    Dlq(DlqArgs),
+    /// A user's notifications and unread count, from PostgreSQL.
+    Inbox(InboxArgs),
+    /// The whole pipeline on the embedded default, no server needed.
+    Demo(DemoArgs),
+}
+
+/// Where the shared messaging backend is.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct BackendArgs {
+    /// Redis URL of the shared backend (`redis://host:6379/0`).
+    #[arg(long, global = true, env = "REDIS_URL", value_name = "URL")]
+    pub(crate) redis_url: Option<String>,
+    /// Prefix of every Redis key, so several deployments (or tests) share one Redis
+    /// [default: messaging].
+    #[arg(
+        long,
+        global = true,
+        env = "MESSAGING_KEY_PREFIX",
+        value_name = "PREFIX"
+    )]
+    pub(crate) key_prefix: Option<String>,
+}
+
+/// Where the notification history is.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct DatabaseArgs {
+    /// PostgreSQL URL of the notification store (`postgres://user@host/db`).
+    #[arg(long, env = "DATABASE_URL", value_name = "URL")]
+    pub(crate) database_url: Option<String>,
+    /// PostgreSQL schema holding the notification tables [default: public].
+    #[arg(long, env = "MESSAGING_DB_SCHEMA", value_name = "SCHEMA")]
+    pub(crate) db_schema: Option<String>,
+}
+
+/// `messaging worker`.
+#[derive(Debug, Args)]
+pub(crate) struct WorkerArgs {
+    /// TOML configuration file (see config/messaging.example.toml); flags and
+    /// environment variables override it.
+    #[arg(long, short, env = "MESSAGING_CONFIG", value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) backend: BackendArgs,
+    #[command(flatten)]
+    pub(crate) database: DatabaseArgs,
+    /// Address of the Prometheus endpoint (`/metrics`) [default: 127.0.0.1:9464].
+    #[arg(long, env = "MESSAGING_METRICS_ADDR", value_name = "ADDR")]
+    pub(crate) metrics_addr: Option<SocketAddr>,
+    /// Do not serve metrics.
+    #[arg(long, conflicts_with = "metrics_addr")]
+    pub(crate) no_metrics: bool,
+    /// Handlers running at once per subscription.
+    #[arg(long, value_name = "N")]
+    pub(crate) concurrency: Option<usize>,
+}
+
+/// `messaging publish`.
+#[derive(Debug, Args)]
+pub(crate) struct PublishArgs {
+    /// The topic (`user.registered`).
+    pub(crate) topic: String,
+    /// The payload: a JSON object, or `-` to read it from stdin.
+    #[arg(long, value_name = "JSON")]
+    pub(crate) json: String,
+    /// Deliver after this delay (`30s`, `5m`, `1h 30m`).
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub(crate) delay: Option<Duration>,
+    /// Metadata entry, repeatable (`--meta tenant=acme`).
+    #[arg(long = "meta", value_parser = parse_key_value, value_name = "KEY=VALUE")]
+    pub(crate) metadata: Vec<(String, String)>,
+    /// Retries allowed before the message is dead-lettered [default: 3].
+    #[arg(long, value_name = "N")]
+    pub(crate) max_retry: Option<u32>,
+    #[command(flatten)]
+    pub(crate) backend: BackendArgs,
+}
+
+/// `messaging tail`.
+#[derive(Debug, Args)]
+pub(crate) struct TailArgs {
+    /// The topic.
+    pub(crate) topic: String,
+    /// Exit after this many messages.
+    #[arg(long, short = 'n', value_name = "N")]
+    pub(crate) count: Option<u64>,
+    /// Give up (exit code 5) when --count messages have not arrived in this time.
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub(crate) timeout: Option<Duration>,
+    /// One JSON object per line (the whole message) instead of a summary line.
+    #[arg(long)]
+    pub(crate) json: bool,
+    #[command(flatten)]
+    pub(crate) backend: BackendArgs,
+}
+
+/// `messaging topics`.
+#[derive(Debug, Args)]
+pub(crate) struct TopicsArgs {
+    #[command(subcommand)]
+    pub(crate) action: TopicsAction,
+    #[command(flatten)]
+    pub(crate) backend: BackendArgs,
+}
+
+/// What to do with topics.
+#[derive(Debug, Subcommand)]
+pub(crate) enum TopicsAction {
+    /// Every topic, one per line.
+    List {
+        /// A JSON array instead.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create a topic (creating an existing one is not an error).
+    Create {
+        /// The topic.
+        topic: String,
+    },
+    /// Delete a topic with its groups, scheduled and dead-lettered messages.
+    Delete {
+        /// The topic.
+        topic: String,
+        /// Confirm: this cannot be undone.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+/// `messaging stats`.
+#[derive(Debug, Args)]
+pub(crate) struct StatsArgs {
+    /// Only these topics [default: every topic].
+    pub(crate) topics: Vec<String>,
+    /// JSON for scripts instead of a table.
+    #[arg(long)]
+    pub(crate) json: bool,
+    #[command(flatten)]
+    pub(crate) backend: BackendArgs,
+}
+
+/// `messaging dlq`.
+#[derive(Debug, Args)]
+pub(crate) struct DlqArgs {
+    #[command(subcommand)]
+    pub(crate) action: DlqAction,
+    #[command(flatten)]
+    pub(crate) backend: BackendArgs,
+}
+
+/// What to do with a dead-letter queue.
+#[derive(Debug, Subcommand)]
+pub(crate) enum DlqAction {
+    /// The dead letters of a topic, oldest first.
+    List {
+        /// The topic.
+        topic: String,
+        /// Show at most this many.
+        #[arg(long, default_value_t = 100, value_name = "N")]
+        limit: usize,
+        /// A JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One dead letter in full (JSON).
+    Show {
+        /// The topic.
+        topic: String,
+        /// The dead letter's id (from `dlq list`).
+        id: String,
+    },
+    /// Put dead letters back into the topic for the group that gave up on them.
+    Replay {
+        /// The topic.
+        topic: String,
+        /// Only this dead letter.
+        #[arg(conflicts_with = "all", required_unless_present = "all")]
+        id: Option<String>,
+        /// Every dead letter of the topic (a progress bar on a terminal).
+        #[arg(long)]
+        all: bool,
+    },
+    /// Remove every dead letter of a topic.
+    Purge {
+        /// The topic.
+        topic: String,
+        /// Confirm: this cannot be undone.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+/// `messaging inbox`.
+#[derive(Debug, Args)]
+pub(crate) struct InboxArgs {
+    /// The user id.
+    pub(crate) user: String,
+    /// Only unread notifications.
+    #[arg(long)]
+    pub(crate) unread: bool,
+    /// Show at most this many (1 to 100).
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    pub(crate) limit: u32,
+    /// JSON for scripts instead of a table.
+    #[arg(long)]
+    pub(crate) json: bool,
+    #[command(flatten)]
+    pub(crate) database: DatabaseArgs,
+}
+
+/// `messaging demo`.
+#[derive(Debug, Args)]
+pub(crate) struct DemoArgs {
+    /// Run on this Redis instead of the in-memory backend.
+    #[arg(long, value_name = "URL", requires = "database")]
+    pub(crate) redis: Option<String>,
+    /// Record notifications in this PostgreSQL instead of in memory.
+    #[arg(long, value_name = "URL", requires = "redis")]
+    pub(crate) database: Option<String>,
+    /// Also append the emails sent to this file (mbox-like, one after another).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) mail_file: Option<PathBuf>,
+}
+
+fn parse_key_value(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+        _ => Err(format!("expected KEY=VALUE, got {text:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn metadata_needs_a_key() {
+        assert_eq!(
+            parse_key_value("a=b=c").unwrap(),
+            ("a".into(), "b=c".into())
+        );
+        assert!(parse_key_value("=x").is_err());
+        assert!(parse_key_value("novalue").is_err());
+    }
+}

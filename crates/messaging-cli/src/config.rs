@@ -1,0 +1,411 @@
+//! The worker's configuration: a TOML file (`--config`), then environment
+//! variables, then flags, each overriding the one before.
+//!
+//! See `config/messaging.example.toml` for every entry with its default.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use messaging_core::RetryPolicy;
+use serde::Deserialize;
+
+use crate::exit::CliError;
+
+/// Everything the worker needs.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct Config {
+    /// The messaging backend.
+    pub(crate) backend: BackendConfig,
+    /// The notification store.
+    pub(crate) database: DatabaseConfig,
+    /// Subscriptions and the metrics endpoint.
+    pub(crate) worker: WorkerConfig,
+    /// Retries of failing messages.
+    pub(crate) retry: RetryConfig,
+    /// The email channel; none: emails are refused.
+    pub(crate) smtp: Option<SmtpConfig>,
+    /// The SMS channel; none: SMS are refused.
+    pub(crate) sms: Option<HttpProviderConfig>,
+    /// The push channel; none: push notifications are refused.
+    pub(crate) push: Option<HttpProviderConfig>,
+}
+
+/// `[backend]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct BackendConfig {
+    /// Redis URL; none: the in-memory backend (one process only).
+    pub(crate) redis_url: Option<String>,
+    /// Prefix of every Redis key.
+    pub(crate) key_prefix: Option<String>,
+}
+
+/// `[database]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct DatabaseConfig {
+    /// PostgreSQL URL; none: notifications are kept in memory.
+    pub(crate) url: Option<String>,
+    /// Schema of the notification tables.
+    pub(crate) schema: Option<String>,
+    /// Most connections in the pool.
+    pub(crate) max_connections: Option<u32>,
+}
+
+/// `[worker]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct WorkerConfig {
+    /// Consumer group of the worker's subscriptions (replicas share it).
+    pub(crate) group: String,
+    /// Handlers running at once per subscription.
+    pub(crate) concurrency: usize,
+    /// A delivery pending this long is taken over by another replica.
+    #[serde(with = "duration_text")]
+    pub(crate) visibility_timeout: Duration,
+    /// How long shutdown waits for running handlers.
+    #[serde(with = "duration_text")]
+    pub(crate) shutdown_timeout: Duration,
+    /// Address of the Prometheus endpoint; `""` turns it off.
+    pub(crate) metrics_addr: Option<String>,
+    /// How often the per-topic gauges are refreshed.
+    #[serde(with = "duration_text")]
+    pub(crate) stats_interval: Duration,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            group: "notification".into(),
+            concurrency: 8,
+            visibility_timeout: Duration::from_secs(30),
+            shutdown_timeout: Duration::from_secs(10),
+            metrics_addr: Some("127.0.0.1:9464".into()),
+            stats_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+/// `[retry]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct RetryConfig {
+    /// Retries before a message is dead-lettered.
+    pub(crate) max_retry: u32,
+    /// Delay before the first retry.
+    #[serde(with = "duration_text")]
+    pub(crate) initial_delay: Duration,
+    /// Longest delay between two attempts.
+    #[serde(with = "duration_text")]
+    pub(crate) max_delay: Duration,
+    /// Growth factor between attempts.
+    pub(crate) multiplier: f64,
+    /// Largest fraction taken off a delay at random.
+    pub(crate) jitter: f64,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        Self {
+            max_retry: messaging_model::DEFAULT_MAX_RETRY,
+            initial_delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(300),
+            multiplier: 2.0,
+            jitter: 0.2,
+        }
+    }
+}
+
+impl RetryConfig {
+    /// The policy the subscriptions use.
+    pub(crate) fn policy(&self) -> RetryPolicy {
+        RetryPolicy::exponential(self.initial_delay, self.max_delay)
+            .with_multiplier(self.multiplier)
+            .with_jitter(self.jitter)
+    }
+}
+
+/// How the SMTP connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum SmtpSecurity {
+    /// TLS from the first byte (port 465).
+    Tls,
+    /// Plain, upgraded with STARTTLS (port 587).
+    #[default]
+    Starttls,
+    /// No encryption at all: local relays and test sinks only.
+    None,
+}
+
+/// `[smtp]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SmtpConfig {
+    /// Server host.
+    pub(crate) host: String,
+    /// Server port [default: 587, 465 with `tls`, 25 with `none`].
+    pub(crate) port: Option<u16>,
+    /// Connection security.
+    #[serde(default)]
+    pub(crate) security: SmtpSecurity,
+    /// Login, if the server wants one.
+    pub(crate) username: Option<String>,
+    /// Password (prefer the `SMTP_PASSWORD` environment variable).
+    pub(crate) password: Option<String>,
+    /// The sender address.
+    pub(crate) from: String,
+    /// Timeout of one SMTP conversation.
+    #[serde(default = "default_timeout", with = "duration_text")]
+    pub(crate) timeout: Duration,
+}
+
+/// `[sms]` and `[push]`: an HTTP provider.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct HttpProviderConfig {
+    /// Endpoint the notifications are POSTed to.
+    pub(crate) url: String,
+    /// Bearer token (prefer the `SMS_API_KEY` / `PUSH_API_KEY` environment variables).
+    pub(crate) api_key: Option<String>,
+    /// Timeout of one request.
+    #[serde(default = "default_timeout", with = "duration_text")]
+    pub(crate) timeout: Duration,
+}
+
+fn default_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+impl Config {
+    /// Reads a TOML file.
+    pub(crate) fn from_file(path: &Path) -> Result<Self, CliError> {
+        let text = std::fs::read_to_string(path).map_err(|source| CliError::ConfigRead {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_toml(&text).map_err(|source| CliError::ConfigParse {
+            path: path.to_owned(),
+            source: Box::new(source),
+        })
+    }
+
+    /// Parses TOML text.
+    pub(crate) fn from_toml(text: &str) -> Result<Self, toml::de::Error> {
+        toml::from_str(text)
+    }
+
+    /// Applies the environment variables listed in docs/operations.md, read through
+    /// `lookup` (so tests need not touch the process environment).
+    pub(crate) fn apply_env(
+        &mut self,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<(), CliError> {
+        let parse = |name: &str| -> Result<Option<u64>, CliError> {
+            lookup(name)
+                .map(|text| {
+                    text.trim()
+                        .parse::<u64>()
+                        .map_err(|_| CliError::InvalidSetting {
+                            name: name.to_owned(),
+                            reason: format!("expected a whole number, got {text:?}"),
+                        })
+                })
+                .transpose()
+        };
+        if let Some(concurrency) = parse("MESSAGING_CONCURRENCY")? {
+            self.worker.concurrency = usize::try_from(concurrency).unwrap_or(usize::MAX);
+        }
+        if let Some(max_retry) = parse("MESSAGING_MAX_RETRY")? {
+            self.retry.max_retry = u32::try_from(max_retry).unwrap_or(u32::MAX);
+        }
+        if let Some(host) = lookup("SMTP_HOST") {
+            let smtp = self.smtp.get_or_insert_with(|| SmtpConfig {
+                host: host.clone(),
+                port: None,
+                security: SmtpSecurity::default(),
+                username: None,
+                password: None,
+                from: "noreply@localhost".into(),
+                timeout: default_timeout(),
+            });
+            smtp.host = host;
+        }
+        if let Some(smtp) = self.smtp.as_mut() {
+            if let Some(port) = parse("SMTP_PORT")? {
+                smtp.port = Some(u16::try_from(port).map_err(|_| CliError::InvalidSetting {
+                    name: "SMTP_PORT".into(),
+                    reason: format!("{port} is not a port"),
+                })?);
+            }
+            if let Some(security) = lookup("SMTP_SECURITY") {
+                smtp.security = match security.as_str() {
+                    "tls" => SmtpSecurity::Tls,
+                    "starttls" => SmtpSecurity::Starttls,
+                    "none" => SmtpSecurity::None,
+                    other => {
+                        return Err(CliError::InvalidSetting {
+                            name: "SMTP_SECURITY".into(),
+                            reason: format!("expected tls, starttls or none, got {other:?}"),
+                        });
+                    }
+                };
+            }
+            if let Some(username) = lookup("SMTP_USERNAME") {
+                smtp.username = Some(username);
+            }
+            if let Some(password) = lookup("SMTP_PASSWORD") {
+                smtp.password = Some(password);
+            }
+            if let Some(from) = lookup("SMTP_FROM") {
+                smtp.from = from;
+            }
+        }
+        for (prefix, provider) in [("SMS", &mut self.sms), ("PUSH", &mut self.push)] {
+            if let Some(url) = lookup(&format!("{prefix}_URL")) {
+                match provider.as_mut() {
+                    Some(provider) => provider.url = url,
+                    None => {
+                        *provider = Some(HttpProviderConfig {
+                            url,
+                            api_key: None,
+                            timeout: default_timeout(),
+                        });
+                    }
+                }
+            }
+            if let (Some(provider), Some(key)) =
+                (provider.as_mut(), lookup(&format!("{prefix}_API_KEY")))
+            {
+                provider.api_key = Some(key);
+            }
+        }
+        Ok(())
+    }
+
+    /// The metrics address, `None` when turned off.
+    pub(crate) fn metrics_addr(&self) -> Result<Option<SocketAddr>, CliError> {
+        match self.worker.metrics_addr.as_deref() {
+            None | Some("") => Ok(None),
+            Some(text) => text
+                .parse()
+                .map(Some)
+                .map_err(|_| CliError::InvalidSetting {
+                    name: "worker.metrics_addr".into(),
+                    reason: format!("expected HOST:PORT with an IP address, got {text:?}"),
+                }),
+        }
+    }
+
+    /// Checks the values serde cannot.
+    pub(crate) fn check(&self) -> Result<(), CliError> {
+        let invalid = |name: &str, reason: &str| CliError::InvalidSetting {
+            name: name.to_owned(),
+            reason: reason.to_owned(),
+        };
+        if self.worker.concurrency == 0 {
+            return Err(invalid("worker.concurrency", "must be at least 1"));
+        }
+        if self.worker.group.is_empty() {
+            return Err(invalid("worker.group", "must not be empty"));
+        }
+        if self.worker.stats_interval.is_zero() {
+            return Err(invalid("worker.stats_interval", "must be longer than zero"));
+        }
+        messaging_model::validate_max_retry(self.retry.max_retry)
+            .map_err(|error| invalid("retry.max_retry", &error.to_string()))?;
+        self.metrics_addr()?;
+        Ok(())
+    }
+}
+
+/// Durations written for people: `"30s"`, `"5m"`, `"1h 30m"`, `"250ms"`.
+mod duration_text {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Duration, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        humantime::parse_duration(&text).map_err(|error| {
+            serde::de::Error::custom(format!(
+                "invalid duration {text:?} ({error}); write e.g. \"30s\", \"5m\", \"250ms\""
+            ))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    #[test]
+    fn the_example_config_parses_and_checks() {
+        let text = include_str!("../../../config/messaging.example.toml");
+        let config = Config::from_toml(text).unwrap();
+        config.check().unwrap();
+        assert_eq!(config.worker.group, "notification");
+        assert_eq!(config.retry.initial_delay, Duration::from_secs(1));
+        assert_eq!(config.smtp.unwrap().port, Some(2525));
+    }
+
+    #[test]
+    fn an_empty_file_gives_the_defaults() {
+        let config = Config::from_toml("").unwrap();
+        config.check().unwrap();
+        assert_eq!(config.worker.concurrency, 8);
+        assert_eq!(
+            config.metrics_addr().unwrap(),
+            Some("127.0.0.1:9464".parse().unwrap())
+        );
+        assert!(config.smtp.is_none());
+    }
+
+    #[test]
+    fn bad_durations_and_unknown_keys_are_reported() {
+        let error = Config::from_toml("[retry]\ninitial_delay = \"soon\"").unwrap_err();
+        assert!(
+            error.to_string().contains("invalid duration \"soon\""),
+            "{error}"
+        );
+        let error = Config::from_toml("[worker]\nconcurency = 3").unwrap_err();
+        assert!(error.to_string().contains("concurency"), "{error}");
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let mut config = Config::from_toml("[smtp]\nhost = \"mail\"\nfrom = \"a@b.c\"").unwrap();
+        let env: HashMap<&str, &str> = [
+            ("SMTP_PORT", "2525"),
+            ("SMTP_SECURITY", "none"),
+            ("SMTP_PASSWORD", "secret"),
+            ("MESSAGING_CONCURRENCY", "3"),
+            ("SMS_URL", "http://127.0.0.1:9/sms"),
+        ]
+        .into();
+        config
+            .apply_env(|name| env.get(name).map(|v| v.to_string()))
+            .unwrap();
+        let smtp = config.smtp.as_ref().unwrap();
+        assert_eq!(
+            (smtp.host.as_str(), smtp.port, smtp.security),
+            ("mail", Some(2525), SmtpSecurity::None)
+        );
+        assert_eq!(smtp.password.as_deref(), Some("secret"));
+        assert_eq!(config.worker.concurrency, 3);
+        assert_eq!(config.sms.as_ref().unwrap().url, "http://127.0.0.1:9/sms");
+
+        let error = config
+            .apply_env(|name| (name == "MESSAGING_CONCURRENCY").then(|| "many".into()))
+            .unwrap_err();
+        assert!(error.to_string().contains("MESSAGING_CONCURRENCY"));
+        let zero = Config::from_toml("[worker]\nconcurrency = 0").unwrap();
+        assert!(zero.check().is_err());
+    }
+}

@@ -1,0 +1,65 @@
+//! `messaging`: the notification worker and the operator commands of the
+//! messaging suite.
+//!
+//! `main` only parses the arguments, starts the runtime and turns the outcome of
+//! [`run`] into a documented exit code (see [`exit`]).
+
+mod backend;
+mod cli;
+mod commands;
+mod config;
+mod exit;
+mod metrics;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(&cli.log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::from(exit::OTHER);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(exit::code(&error))
+        }
+    }
+}
+
+/// Runs one command.
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Worker(args) => commands::worker::run(args).await,
+        Command::Publish(args) => commands::publish::run(args).await,
+        Command::Tail(args) => commands::tail::run(args).await,
+        Command::Topics(args) => commands::topics::run(args).await,
+        Command::Stats(args) => commands::stats::run(args).await,
+        Command::Dlq(args) => commands::dlq::run(args).await,
+        Command::Inbox(args) => commands::inbox::run(args).await,
+        Command::Demo(args) => commands::demo::run(args).await,
+    }
+}
+
+/// Logs go to stderr, so stdout stays clean for scripts.
+fn init_tracing(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
