@@ -213,7 +213,11 @@ pub trait MessageBackend: Send + Sync + 'static {
     }
 
     /// Stores a message to be appended to its topic at `deliver_at`, never earlier.
-    async fn schedule(&self, message: &Message, deliver_at: DateTime<Utc>) -> Result<(), BackendError>;
+    async fn schedule(
+        &self,
+        message: &Message,
+        deliver_at: DateTime<Utc>,
+    ) -> Result<(), BackendError>;
 
     /// Creates a topic; creating one that exists is not an error.
     async fn create_topic(&self, topic: &str) -> Result<(), BackendError>;
@@ -226,7 +230,12 @@ pub trait MessageBackend: Send + Sync + 'static {
     async fn list_topics(&self) -> Result<Vec<String>, BackendError>;
 
     /// Creates a consumer group if it does not exist.
-    async fn ensure_group(&self, topic: &str, group: &str, start: StartFrom) -> Result<(), BackendError>;
+    async fn ensure_group(
+        &self,
+        topic: &str,
+        group: &str,
+        start: StartFrom,
+    ) -> Result<(), BackendError>;
 
     /// Deletes a consumer group with its pending list (a finished `tail`, a retired
     /// service). Returns whether it existed.
@@ -281,7 +290,11 @@ pub trait MessageBackend: Send + Sync + 'static {
     ) -> Result<Settlement, BackendError>;
 
     /// Up to `limit` dead letters of a topic, oldest first.
-    async fn dead_letters(&self, topic: &str, limit: usize) -> Result<Vec<DeadLetter>, BackendError>;
+    async fn dead_letters(
+        &self,
+        topic: &str,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, BackendError>;
 
     /// Moves one dead letter back into its topic (see [`DeadLetter::replay_message`]).
     /// Returns whether it was found; a dead letter is replayed at most once.

@@ -11,11 +11,11 @@ use chrono::{DateTime, Utc};
 use messaging_model::{Message, MessageStatus};
 use tokio::sync::Notify;
 
+use crate::BackendError;
 use crate::backend::{
     BackendHealth, DeadLetter, Delivery, GroupStats, MessageBackend, ReadFrom, Receipt, Settlement,
     StartFrom, TopicStats,
 };
-use crate::BackendError;
 
 /// Settled entries kept per topic before the oldest are dropped, so a group
 /// created later with [`StartFrom::Earliest`] still finds recent history.
@@ -103,10 +103,9 @@ impl TopicState {
             let Some((&oldest, _)) = self.entries.first_key_value() else {
                 return;
             };
-            let settled = self
-                .groups
-                .values()
-                .all(|group| group.last_delivered >= oldest && !group.pending.contains_key(&oldest));
+            let settled = self.groups.values().all(|group| {
+                group.last_delivered >= oldest && !group.pending.contains_key(&oldest)
+            });
             if !settled {
                 return;
             }
@@ -141,7 +140,13 @@ impl TopicState {
             .then_some((group, seq))
     }
 
-    fn delivery(&self, topic: &str, group: &str, seq: u64, pending: &PendingEntry) -> Option<Delivery> {
+    fn delivery(
+        &self,
+        topic: &str,
+        group: &str,
+        seq: u64,
+        pending: &PendingEntry,
+    ) -> Option<Delivery> {
         let mut message = self.entries.get(&seq)?.clone();
         message.status = MessageStatus::Processing;
         Some(Delivery {
@@ -176,7 +181,9 @@ impl InMemoryBackend {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock cannot leave the maps half-written in a
         // way that matters more than losing the whole backend, so keep going.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn settle(
@@ -238,7 +245,11 @@ impl MessageBackend for InMemoryBackend {
         Ok(ids)
     }
 
-    async fn schedule(&self, message: &Message, deliver_at: DateTime<Utc>) -> Result<(), BackendError> {
+    async fn schedule(
+        &self,
+        message: &Message,
+        deliver_at: DateTime<Utc>,
+    ) -> Result<(), BackendError> {
         message.validate()?;
         let mut state = self.lock();
         let topic = state
@@ -274,7 +285,12 @@ impl MessageBackend for InMemoryBackend {
         Ok(self.lock().topics.keys().cloned().collect())
     }
 
-    async fn ensure_group(&self, topic: &str, group: &str, start: StartFrom) -> Result<(), BackendError> {
+    async fn ensure_group(
+        &self,
+        topic: &str,
+        group: &str,
+        start: StartFrom,
+    ) -> Result<(), BackendError> {
         messaging_model::validate_topic(topic)?;
         let mut state = self.lock();
         let topic = state
@@ -358,8 +374,12 @@ impl MessageBackend for InMemoryBackend {
                     }
                     ReadFrom::New => {
                         let start = group.last_delivered + 1;
-                        let fresh: Vec<u64> =
-                            topic.entries.range(start..).take(count).map(|(seq, _)| *seq).collect();
+                        let fresh: Vec<u64> = topic
+                            .entries
+                            .range(start..)
+                            .take(count)
+                            .map(|(seq, _)| *seq)
+                            .collect();
                         for seq in fresh {
                             group.last_delivered = seq;
                             group.pending.insert(
@@ -377,7 +397,9 @@ impl MessageBackend for InMemoryBackend {
                 let group = &topic.groups[group_name];
                 let deliveries: Vec<Delivery> = taken
                     .iter()
-                    .filter_map(|seq| topic.delivery(topic_name, group_name, *seq, &group.pending[seq]))
+                    .filter_map(|seq| {
+                        topic.delivery(topic_name, group_name, *seq, &group.pending[seq])
+                    })
                     .collect();
                 let now_instant = Instant::now();
                 if !deliveries.is_empty()
@@ -503,7 +525,11 @@ impl MessageBackend for InMemoryBackend {
         })
     }
 
-    async fn dead_letters(&self, topic: &str, limit: usize) -> Result<Vec<DeadLetter>, BackendError> {
+    async fn dead_letters(
+        &self,
+        topic: &str,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, BackendError> {
         let state = self.lock();
         Ok(state
             .topics
@@ -555,8 +581,11 @@ impl MessageBackend for InMemoryBackend {
             .groups
             .iter()
             .map(|(name, group)| {
-                let mut consumers: Vec<&str> =
-                    group.pending.values().map(|p| p.consumer.as_str()).collect();
+                let mut consumers: Vec<&str> = group
+                    .pending
+                    .values()
+                    .map(|p| p.consumer.as_str())
+                    .collect();
                 consumers.sort_unstable();
                 consumers.dedup();
                 GroupStats {

@@ -52,13 +52,21 @@ impl RetryPolicy {
 
     /// Sets the growth factor (values below 1 are taken as 1).
     pub fn with_multiplier(mut self, multiplier: f64) -> Self {
-        self.multiplier = if multiplier.is_finite() { multiplier.max(1.0) } else { 1.0 };
+        self.multiplier = if multiplier.is_finite() {
+            multiplier.max(1.0)
+        } else {
+            1.0
+        };
         self
     }
 
     /// Sets the jitter fraction, clamped to 0..=1.
     pub fn with_jitter(mut self, jitter: f64) -> Self {
-        self.jitter = if jitter.is_finite() { jitter.clamp(0.0, 1.0) } else { 0.0 };
+        self.jitter = if jitter.is_finite() {
+            jitter.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
         self
     }
 
@@ -104,7 +112,10 @@ mod tests {
             assert!(low < high);
             for _ in 0..200 {
                 let delay = policy.delay(attempt);
-                assert!(low <= delay && delay <= high, "{delay:?} outside {low:?}..{high:?}");
+                assert!(
+                    low <= delay && delay <= high,
+                    "{delay:?} outside {low:?}..{high:?}"
+                );
             }
         }
     }
@@ -117,7 +128,9 @@ mod tests {
 
     #[test]
     fn nonsense_settings_are_clamped() {
-        let policy = RetryPolicy::default().with_jitter(7.0).with_multiplier(f64::NAN);
+        let policy = RetryPolicy::default()
+            .with_jitter(7.0)
+            .with_multiplier(f64::NAN);
         assert_eq!(policy.jitter, 1.0);
         assert_eq!(policy.multiplier, 1.0);
     }

@@ -103,12 +103,20 @@ impl MessagingService {
     }
 
     /// A new message for `topic`, checked, with this service's `max_retry`.
-    pub fn message(&self, topic: &str, payload: serde_json::Value) -> Result<Message, MessagingError> {
+    pub fn message(
+        &self,
+        topic: &str,
+        payload: serde_json::Value,
+    ) -> Result<Message, MessagingError> {
         Ok(Message::new(topic, payload)?.with_max_retry(self.max_retry)?)
     }
 
     /// Publishes a payload and returns the message id.
-    pub async fn publish(&self, topic: &str, payload: serde_json::Value) -> Result<Uuid, MessagingError> {
+    pub async fn publish(
+        &self,
+        topic: &str,
+        payload: serde_json::Value,
+    ) -> Result<Uuid, MessagingError> {
         let message = self.message(topic, payload)?;
         self.publish_message(&message).await
     }
@@ -136,12 +144,18 @@ impl MessagingService {
     }
 
     /// Publishes messages built by the caller, in order, in one call.
-    pub async fn publish_messages(&self, messages: &[Message]) -> Result<Vec<Uuid>, MessagingError> {
+    pub async fn publish_messages(
+        &self,
+        messages: &[Message],
+    ) -> Result<Vec<Uuid>, MessagingError> {
         for message in messages {
             message.validate()?;
         }
         let span = info_span!("publish_batch", count = messages.len());
-        self.backend.publish_batch(messages).instrument(span).await?;
+        self.backend
+            .publish_batch(messages)
+            .instrument(span)
+            .await?;
         Ok(messages.iter().map(|message| message.id).collect())
     }
 
@@ -169,7 +183,11 @@ impl MessagingService {
     }
 
     /// Schedules a message built by the caller for `at`.
-    pub async fn publish_message_at(&self, message: &Message, at: DateTime<Utc>) -> Result<Uuid, MessagingError> {
+    pub async fn publish_message_at(
+        &self,
+        message: &Message,
+        at: DateTime<Utc>,
+    ) -> Result<Uuid, MessagingError> {
         message.validate()?;
         let span = info_span!("publish_at", message_id = %message.id, topic = %message.topic, %at);
         self.backend.schedule(message, at).instrument(span).await?;
@@ -178,7 +196,11 @@ impl MessagingService {
 
     /// Runs `handler` for every message of `topic`, with the default options (the
     /// default group).
-    pub async fn subscribe(&self, topic: &str, handler: impl MessageHandler) -> Result<(), MessagingError> {
+    pub async fn subscribe(
+        &self,
+        topic: &str,
+        handler: impl MessageHandler,
+    ) -> Result<(), MessagingError> {
         self.subscribe_with(topic, self.defaults.clone(), Arc::new(handler))
             .await
     }
@@ -285,7 +307,11 @@ impl MessagingService {
     }
 
     /// Up to `limit` dead letters of a topic, oldest first.
-    pub async fn dead_letters(&self, topic: &str, limit: usize) -> Result<Vec<DeadLetter>, MessagingError> {
+    pub async fn dead_letters(
+        &self,
+        topic: &str,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, MessagingError> {
         messaging_model::validate_topic(topic)?;
         Ok(self.backend.dead_letters(topic, limit).await?)
     }

@@ -269,7 +269,14 @@ impl Worker {
             } else if let ReadFrom::OwnPending { .. } = from {
                 let result = self
                     .backend
-                    .read(&self.topic, &options.group, &options.consumer, from.clone(), room, Duration::ZERO)
+                    .read(
+                        &self.topic,
+                        &options.group,
+                        &options.consumer,
+                        from.clone(),
+                        room,
+                        Duration::ZERO,
+                    )
                     .await;
                 if let Ok(deliveries) = &result {
                     from = match deliveries.last() {
@@ -281,7 +288,8 @@ impl Worker {
                 }
                 result
             } else {
-                let until_reclaim = next_reclaim.saturating_duration_since(tokio::time::Instant::now());
+                let until_reclaim =
+                    next_reclaim.saturating_duration_since(tokio::time::Instant::now());
                 let block = options.block_timeout.min(until_reclaim);
                 tokio::select! {
                     result = self.backend.read(&self.topic, &options.group, &options.consumer, ReadFrom::New, room, block) => result,
@@ -296,8 +304,9 @@ impl Worker {
                 }
                 Err(backend_error) => {
                     failures = failures.saturating_add(1);
-                    let pause = RetryPolicy::exponential(Duration::from_millis(50), Duration::from_secs(5))
-                        .delay(failures);
+                    let pause =
+                        RetryPolicy::exponential(Duration::from_millis(50), Duration::from_secs(5))
+                            .delay(failures);
                     warn!(topic = %self.topic, group = %options.group, error = %backend_error, ?pause, "reading failed; retrying");
                     drop(first);
                     tokio::select! {

@@ -74,7 +74,10 @@ pub struct Message {
 
 impl Message {
     /// A new pending message, after checking the topic name and payload.
-    pub fn new(topic: impl Into<String>, payload: serde_json::Value) -> Result<Self, ValidationError> {
+    pub fn new(
+        topic: impl Into<String>,
+        payload: serde_json::Value,
+    ) -> Result<Self, ValidationError> {
         let topic = topic.into();
         validate_topic(&topic)?;
         validate_payload(&payload)?;
@@ -140,7 +143,10 @@ mod tests {
             (MessageStatus::Failed, "failed"),
         ] {
             assert_eq!(serde_json::to_value(status).unwrap(), json!(text));
-            assert_eq!(serde_json::from_value::<MessageStatus>(json!(text)).unwrap(), status);
+            assert_eq!(
+                serde_json::from_value::<MessageStatus>(json!(text)).unwrap(),
+                status
+            );
         }
     }
 

@@ -140,8 +140,14 @@ mod tests {
 
     #[test]
     fn enums_serialise_as_lowercase() {
-        assert_eq!(serde_json::to_value(NotificationKind::System).unwrap(), json!("system"));
-        assert_eq!(serde_json::to_value(NotificationStatus::Sent).unwrap(), json!("sent"));
+        assert_eq!(
+            serde_json::to_value(NotificationKind::System).unwrap(),
+            json!("system")
+        );
+        assert_eq!(
+            serde_json::to_value(NotificationStatus::Sent).unwrap(),
+            json!("sent")
+        );
         assert_eq!(
             serde_json::to_value(crate::TemplateKind::Push).unwrap(),
             json!("push")

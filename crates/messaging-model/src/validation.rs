@@ -155,9 +155,21 @@ mod tests {
 
     #[test]
     fn rejects_bad_topic_names() {
-        for bad in ["", " x", "a b", "a{b}", "a:b", "ünï", ".hidden", &"x".repeat(129)] {
+        for bad in [
+            "",
+            " x",
+            "a b",
+            "a{b}",
+            "a:b",
+            "ünï",
+            ".hidden",
+            &"x".repeat(129),
+        ] {
             assert!(
-                matches!(validate_topic(bad), Err(ValidationError::InvalidTopic { .. })),
+                matches!(
+                    validate_topic(bad),
+                    Err(ValidationError::InvalidTopic { .. })
+                ),
                 "{bad:?} accepted"
             );
         }
@@ -169,7 +181,10 @@ mod tests {
         let big = json!({ "data": "x".repeat(MAX_PAYLOAD_BYTES) });
         assert!(matches!(
             validate_payload(&big),
-            Err(ValidationError::PayloadTooLarge { limit: MAX_PAYLOAD_BYTES, .. })
+            Err(ValidationError::PayloadTooLarge {
+                limit: MAX_PAYLOAD_BYTES,
+                ..
+            })
         ));
         assert_eq!(
             validate_payload(&json!("text")),

@@ -1,0 +1,1389 @@
+//! The backend conformance suite: every [`MessageBackend`] must pass it.
+//!
+//! Each test is an async function taking a factory that returns a fresh backend.
+//! A backend crate stamps them all out with one macro in an integration test:
+//!
+//! ```ignore
+//! // crates/my-backend/tests/conformance.rs
+//! async fn backend() -> std::sync::Arc<dyn messaging_core::MessageBackend> {
+//!     std::sync::Arc::new(MyBackend::connect(/* own key prefix */).await.unwrap())
+//! }
+//! messaging_core::backend_conformance_tests!(backend);
+//! ```
+//!
+//! Tests use their own topic names and delete them at the end, so a shared server
+//! is fine. They wait on conditions with a deadline, never on fixed sleeps, and
+//! assert no timings except "never early", which holds however slow the machine.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use messaging_model::{Message, ValidationError};
+use serde_json::json;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::{
+    BackendError, HandlerError, MessageBackend, MessageHandler, MessagingError, MessagingService,
+    RETRY_AT_KEY, RETRY_DELAY_MS_KEY, ReadFrom, RetryPolicy, Settlement, StartFrom,
+    SubscribeOptions,
+};
+
+/// How long any wait in the suite may take before the test fails.
+const DEADLINE: Duration = Duration::from_secs(60);
+
+/// Every test of the suite, for the macro.
+#[macro_export]
+macro_rules! backend_conformance_tests {
+    ($factory:path) => {
+        $crate::backend_conformance_tests!(@each $factory;
+            delivers_every_message_intact,
+            many_publishers_and_consumers_receive_everything,
+            topics_do_not_cross_talk,
+            every_consumer_group_receives_every_message,
+            redelivers_after_handler_error,
+            progresses_after_repeated_errors,
+            nothing_lost_when_subscriber_closes_and_another_opens,
+            concurrent_close_loses_nothing,
+            reclaims_messages_of_a_dead_consumer,
+            restarted_consumer_drains_its_own_pending_first,
+            old_owner_cannot_settle_a_reclaimed_delivery,
+            dead_letters_a_message_that_keeps_killing_its_consumers,
+            delayed_messages_never_early_and_all_delivered,
+            delayed_message_survives_service_restart,
+            retry_timing_within_backoff_bounds,
+            exhausted_messages_dead_lettered_once_and_replay_redelivers,
+            permanent_error_skips_retries,
+            handler_panic_counts_as_failure,
+            unsubscribe_stops_delivery,
+            rejects_invalid_topic_and_oversized_payload,
+            batch_publish_keeps_order,
+            topics_are_created_listed_and_deleted,
+            stats_count_pending_lag_scheduled_and_dead,
+            health_answers
+        );
+    };
+    (@each $factory:path; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                $crate::testsuite::$name($factory).await;
+            }
+        )*
+    };
+}
+
+/// A message as a handler saw it, with when.
+type Seen = (Message, DateTime<Utc>);
+
+/// Records what handlers saw and lets a test wait for it.
+#[derive(Clone)]
+struct Recorder {
+    seen: Arc<Mutex<Vec<Seen>>>,
+    count: Arc<watch::Sender<usize>>,
+}
+
+impl Recorder {
+    fn new() -> Self {
+        Self {
+            seen: Arc::new(Mutex::new(Vec::new())),
+            count: Arc::new(watch::channel(0).0),
+        }
+    }
+
+    fn record(&self, message: &Message) {
+        let mut seen = self.seen.lock().expect("recorder lock");
+        seen.push((message.clone(), Utc::now()));
+        // Signalled under the lock, so the count never goes backwards.
+        self.count.send_replace(seen.len());
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().expect("recorder lock").clone()
+    }
+
+    fn ids(&self) -> BTreeSet<Uuid> {
+        self.seen().iter().map(|(m, _)| m.id).collect()
+    }
+
+    fn len(&self) -> usize {
+        self.seen.lock().expect("recorder lock").len()
+    }
+
+    /// Waits until `done` holds for what was recorded, or fails the test.
+    async fn wait_until(&self, what: &str, done: impl Fn(&[Seen]) -> bool) {
+        let mut changes = self.count.subscribe();
+        let waited = tokio::time::timeout(DEADLINE, async {
+            loop {
+                if done(&self.seen()) {
+                    return;
+                }
+                if changes.changed().await.is_err() {
+                    return;
+                }
+            }
+        })
+        .await;
+        assert!(
+            waited.is_ok() && done(&self.seen()),
+            "timed out waiting for {what}; recorded {}",
+            self.len()
+        );
+    }
+
+    async fn wait_for_ids(&self, ids: &BTreeSet<Uuid>) {
+        self.wait_until("every message", |seen| {
+            let got: BTreeSet<Uuid> = seen.iter().map(|(m, _)| m.id).collect();
+            ids.is_subset(&got)
+        })
+        .await;
+    }
+
+    /// A handler that records, then runs `outcome`.
+    fn handler<F>(&self, outcome: F) -> Arc<dyn MessageHandler>
+    where
+        F: Fn(&Message) -> Result<(), HandlerError> + Send + Sync + 'static,
+    {
+        let recorder = self.clone();
+        let outcome = Arc::new(outcome);
+        Arc::new(move |message: Message| {
+            let recorder = recorder.clone();
+            let outcome = outcome.clone();
+            async move {
+                let result = outcome(&message);
+                recorder.record(&message);
+                result
+            }
+        })
+    }
+
+    fn succeeding(&self) -> Arc<dyn MessageHandler> {
+        self.handler(|_| Ok(()))
+    }
+}
+
+/// Polls `probe` until it returns `Some`, or fails the test.
+async fn eventually<T, F, Fut>(what: &str, probe: F) -> T
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let start = tokio::time::Instant::now();
+    let mut pause = Duration::from_millis(5);
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(100));
+    }
+}
+
+fn unique_topic(name: &str) -> String {
+    let id = Uuid::now_v7().simple().to_string();
+    format!("conformance.{name}.{}", &id[id.len() - 12..])
+}
+
+/// Options with short timeouts, so reclaiming and retrying happen quickly.
+fn quick(group: &str) -> SubscribeOptions {
+    SubscribeOptions::new(group)
+        .with_visibility_timeout(Duration::from_millis(800))
+        .with_block_timeout(Duration::from_millis(200))
+        .with_retry(RetryPolicy::exponential(
+            Duration::from_millis(20),
+            Duration::from_millis(200),
+        ))
+        .with_shutdown_timeout(Duration::from_secs(5))
+}
+
+fn service(backend: &Arc<dyn MessageBackend>) -> MessagingService {
+    MessagingService::new(backend.clone())
+}
+
+async fn cleanup(backend: &Arc<dyn MessageBackend>, topics: &[&str]) {
+    for topic in topics {
+        let _ = backend.delete_topic(topic).await;
+    }
+}
+
+async fn publish_n(service: &MessagingService, topic: &str, n: usize) -> BTreeSet<Uuid> {
+    let mut ids = BTreeSet::new();
+    for i in 0..n {
+        ids.insert(
+            service
+                .publish(topic, json!({ "n": i }))
+                .await
+                .expect("publish"),
+        );
+    }
+    ids
+}
+
+async fn dead_letter_count(backend: &Arc<dyn MessageBackend>, topic: &str) -> usize {
+    backend
+        .dead_letters(topic, 100_000)
+        .await
+        .expect("dead letters")
+        .len()
+}
+
+/// Every published message arrives with its payload and metadata intact.
+pub async fn delivers_every_message_intact<F, Fut>(factory: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Arc<dyn MessageBackend>>,
+{
+    let backend = factory().await;
+    let topic = unique_topic("intact");
+    let service = service(&backend);
+    let recorder = Recorder::new();
+    service
+        .subscribe_with(&topic, quick("g"), recorder.succeeding())
+        .await
+        .expect("subscribe");
+
+    let mut sent = BTreeMap::new();
+    for i in 0..40 {
+        let message = Message::new(
+            topic.as_str(),
+            json!({ "n": i, "nested": { "list": [1, "two", null], "text": "ünïcødé \" \n" } }),
+        )
+        .expect("message")
+        .with_metadata("traceparent", format!("00-{i:032x}-{i:016x}-01"))
+        .with_metadata("tenant", "acme");
+        service.publish_message(&message).await.expect("publish");
+        sent.insert(message.id, message);
+    }
+    let batch: Vec<Message> = (0..40)
+        .map(|i| {
+            Message::new(topic.as_str(), json!({ "batch": i }))
+                .expect("message")
+                .with_metadata("k", i.to_string())
+        })
+        .collect();
+    service
+        .publish_messages(&batch)
+        .await
+        .expect("publish batch");
+    sent.extend(batch.into_iter().map(|m| (m.id, m)));
+
+    recorder.wait_for_ids(&sent.keys().copied().collect()).await;
+    for (received, _) in recorder.seen() {
+        let original = &sent[&received.id];
+        assert_eq!(received.topic, original.topic);
+        assert_eq!(received.payload, original.payload);
+        assert_eq!(received.metadata, original.metadata);
+        assert_eq!(received.max_retry, original.max_retry);
+        assert_eq!(received.retry, 0);
+        assert_eq!(
+            received.created_at.timestamp_micros(),
+            original.created_at.timestamp_micros()
+        );
+    }
+    service.shutdown().await;
+    cleanup(&backend, &[&topic]).await;
+}
+
+/// Four publishers and three consumers of one group at once: all received, once.
+pub async fn many_publishers_and_consumers_receive_everything<F, Fut>(factory: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Arc<dyn MessageBackend>>,
+{
+    let backend = factory().await;
+    let topic = unique_topic("many");
+    let recorder = Recorder::new();
+    let consumers: Vec<MessagingService> = (0..3).map(|_| service(&backend)).collect();
+    for consumer in &consumers {
+        consumer
+            .subscribe_with(
+                &topic,
+                quick("workers").with_visibility_timeout(Duration::from_secs(10)),
+                recorder.succeeding(),
+            )
+            .await
+            .expect("subscribe");
+    }
+    let publishers = (0..4).map(|p| {
+        let publisher = service(&backend);
+        let topic = topic.clone();
+        tokio::spawn(async move {
+            let mut ids = BTreeSet::new();
+            for i in 0..150 {
+                ids.insert(
+                    publisher
+                        .publish(&topic, json!({ "publisher": p, "n": i }))
+                        .await
+                        .expect("publish"),
+                );
+            }
+            ids
+        })
+    });
+    let mut ids = BTreeSet::new();
+    for published in futures::future::join_all(publishers).await {
+        ids.extend(published.expect("publisher task"));
+    }
+    assert_eq!(ids.len(), 600);
+    recorder.wait_for_ids(&ids).await;
+    for consumer in &consumers {
+        consumer.shutdown().await;
+    }
+    assert_eq!(
+        recorder.len(),
+        600,
+        "a healthy run delivers each message once"
+    );
+    cleanup(&backend, &[&topic]).await;
+}
+
+/// Subscribers of one topic never see another topic's messages.
+pub async fn topics_do_not_cross_talk<F, Fut>(factory: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Arc<dyn MessageBackend>>,
+{
+    let backend = factory().await;
+    let service = service(&backend);
+    let topics: Vec<String> = (0..3).map(|i| unique_topic(&format!("talk{i}"))).collect();
+    let recorders: Vec<Recorder> = topics.iter().map(|_| Recorder::new()).collect();
+    for (topic, recorder) in topics.iter().zip(&recorders) {
+        service
+            .subscribe_with(topic, quick("g"), recorder.succeeding())
+            .await
+            .expect("subscribe");
+    }
+    let mut expected = Vec::new();
+    for topic in &topics {
+        expected.push(publish_n(&service, topic, 30).await);
+    }
+    for ((topic, recorder), ids) in topics.iter().zip(&recorders).zip(&expected) {
+        recorder.wait_for_ids(ids).await;
+        assert_eq!(&recorder.ids(), ids, "{topic} received foreign messages");
+        assert!(recorder.seen().iter().all(|(m, _)| &m.topic == topic));
+    }
+    service.shutdown().await;
+    let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+    cleanup(&backend, &names).await;
+}
+
+/// Two consumer groups each receive every message.
+pub async fn every_consumer_group_receives_every_message<F, Fut>(factory: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Arc<dyn MessageBackend>>,
+{
+    let backend = factory().await;
+    let topic = unique_topic("groups");
+    let service = service(&backend);
+    let (billing, mailer) = (Recorder::new(), Recorder::new());
+    service
+        .subscribe_with(&topic, quick("billing"), billing.succeeding())
+        .await
+        .expect("subscribe");
+    service
+        .subscribe_with(&topic, quick("mailer"), mailer.succeeding())
+        .await
+        .expect("subscribe");
+    let ids = publish_n(&service, &topic, 100).await;
+    billing.wait_for_ids(&ids).await;
+    mailer.wait_for_ids(&ids).await;
+    service.shutdown().await;
+    assert_eq!(billing.len(), 100);
+    assert_eq!(mailer.len(), 100);
+    cleanup(&backend, &[&topic]).await;
+}
+
+/// A message whose handler fails once is delivered again, with the error and retry count.
+pub async fn redelivers_after_handler_error<F, Fut>(factory: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Arc<dyn MessageBackend>>,
+{
+    let backend = factory().await;
+    let topic = unique_topic("redeliver");
+    let service = service(&backend);
+    let recorder = Recorder::new();
+    service
+        .subscribe_with(
+            &topic,
+            quick("g"),
+            recorder.handler(|message| {
+                if message.retry == 0 {
+                    Err(HandlerError::retry("first attempt fails"))
+                } else {
+                    Ok(())
+                }
+            }),
+        )
+        .await
+        .expect("subscribe");
+    let ids = publish_n(&service, &topic, 20).await;
+    recorder
+        .wait_until("second attempts", |seen| {
+            seen.iter().filter(|(m, _)| m.retry == 1).count() == 20
+        })
+        .await;
+    service.shutdown().await;
+    let seen = recorder.seen();
+    for id in &ids {
+        let attempts: Vec<&Message> = seen
+            .iter()
+            .filter(|(m, _)| m.id == *id)
+            .map(|(m, _)| m)
+            .collect();
+        assert_eq!(
+            attempts.len(),
+            2,
+            "message {id} attempted {} times",
+            attempts.len()
+        );
+        assert_eq!(attempts[1].retry, 1);
+        assert_eq!(attempts[1].error.as_deref(), Some("first attempt fails"));
+    }
+    assert_eq!(dead_letter_count(&backend, &topic).await, 0);
+    cleanup(&backend, &[&topic]).await;
+}
+
+/// A message that keeps failing does not hold up the others.
+pub async fn progresses_after_repeated_errors<F, Fut>(factory: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Arc<dyn MessageBackend>>,
+{
+    let backend = factory().await;
+    let topic = unique_topic("progress");
+    let service = service(&backend);
+    let recorder = Recorder::new();
+    service
+        .subscribe_with(
+            &topic,
+            quick("g").with_concurrency(1),
+            recorder.handler(|message| {
+                if message.payload.get("poison").is_some() {
+                    Err(HandlerError::retry("always fails"))
+                } else {
+                    Ok(())
+                }
+            }),
+        )
+        .await
+        .expect("subscribe");
+    let poison = Message::new(topic.as_str(), json!({ "poison": true }))
+        .expect("message")
+        .with_max_retry(4)
+        .expect("max retry");
+    service.publish_message(&poison).await.expect("publish");
+    let ids = publish_n(&service, &topic, 50).await;
+    recorder.wait_for_ids(&ids).await;
+    let dead = eventually("the poison message dead-lettered", || async {
+        let dead = backend
+            .dead_letters(&topic, 10)
+            .await
+            .expect("dead letters");
+        (!dead.is_empty()).then_some(dead)
+    })
+    .await;
+    service.shutdown().await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].message.id, poison.id);
+    assert_eq!(dead[0].attempts, 5);
+    let poison_attempts = recorder
+        .seen()
+        .iter()
+        .filter(|(m, _)| m.id == poison.id)
+        .count();
+    assert_eq!(poison_attempts, 5);
+    cleanup(&backend, &[&topic]).await;
+}
+
+/// Messages a closed subscriber left unfinished go to the subscriber that replaces it.
+pub async fn nothing_lost_when_subscriber_closes_and_another_opens<F, Fut>(factory: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Arc<dyn MessageBackend>>,
+{
+    let backend = factory().await;
+    let topic = unique_topic("handover");
+    let first = service(&backend);
+    let recorder = Recorder::new();
+    let handled = Arc::new(AtomicUsize::new(0));
+    // The first subscriber handles 20 messages, then hangs on every other one, so
+    // closing it leaves deliveries unfinished.
+    let hang_after = handled.clone();
+    let first_recorder = recorder.clone();
+    let first_handler: Arc<dyn MessageHandler> = Arc::new(move |message: Message| {
+        let handled = hang_after.clone();
+        let recorder = first_recorder.clone();
+        async move {
+            if handled.fetch_add(1, Ordering::SeqCst) >= 20 {
+                futures::future::pending::<()>().await;
+            }
+            recorder.record(&message);
+            Ok::<(), HandlerError>(())
+        }
+    });
+    first
+        .subscribe_with(
+            &topic,
+            quick("g")
+                .with_concurrency(4)
+                .with_shutdown_timeout(Duration::from_millis(100)),
+            first_handler,
+        )
+        .await
+        .expect("subscribe");
+    let ids = publish_n(&first, &topic, 200).await;
+    recorder
+        .wait_until("the first 20", |seen| seen.len() >= 20)
+        .await;
+    eventually("the first subscriber to hang", || async {
+        (handled.load(Ordering::SeqCst) >= 24).then_some(())
+    })
+    .await;
+    first.unsubscribe(&topic).await.expect("unsubscribe");
+
+    let second = service(&backend);
+    second
+        .subscribe_with(&topic, quick("g"), recorder.succeeding())
+        .await
+        .expect("subscribe");
+    recorder.wait_for_ids(&ids).await;
+    second.shutdown().await;
+    cleanup(&backend, &[&topic]).await;
+}
+
+/// Closing several subscribers at once, mid-stream, loses nothing.
+pub async fn concurrent_close_loses_nothing<F, Fut>(factory: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Arc<dyn MessageBackend>>,
+{
+    let backend = factory().await;
+    let topic = unique_topic("close");
+    let recorder = Recorder::new();
+    let services: Vec<MessagingService> = (0..4).map(|_| service(&backend)).collect();
+    for service in &services {
+        service
+            .subscribe_with(
+                &topic,
+                quick("g").with_shutdown_timeout(Duration::from_millis(50)),
+                recorder.succeeding(),
+            )
+            .await
+            .expect("subscribe");
+    }
+    let ids = publish_n(&services[0], &topic, 300).await;
+    recorder
+        .wait_until("some progress", |seen| seen.len() >= 30)
+        .await;
+    let closes = services.iter().map(|service| service.unsubscribe(&topic));
+    for closed in futures::future::join_all(closes).await {
+        closed.expect("unsubscribe");
+    }
+    let fresh = service(&backend);
+    fresh
+        .subscribe_with(&topic, quick("g"), recorder.succeeding())
+        .await
+        .expect("subscribe");
+    recorder.wait_for_ids(&ids).await;
+    fresh.shutdown().await;
+    cleanup(&backend, &[&topic]).await;
+}
+
+/// A consumer that took messages and died without acking has them reclaimed.
+pub async fn reclaims_messages_of_a_dead_consumer<F, Fut>(factory: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Arc<dyn MessageBackend>>,
+{
+    let backend = factory().await;
+    let topic = unique_topic("reclaim");
+    let service = service(&backend);
+    backend
+        .ensure_group(&topic, "g", StartFrom::Earliest)
+        .await
+        .expect("group");
+    let ids = publish_n(&service, &topic, 10).await;
+    let mut taken = 0;
+    while taken < 10 {
+        let batch = backend
+            .read(
+                &topic,
+                "g",
+                "dead-consumer",
+                ReadFrom::New,
+                10,
+                Duration::from_millis(100),
+            )
+            .await
+            .expect("read");
+        taken += batch.len();
+    }
+    let recorder = Recorder::new();
+    service
+        .subscribe_with(
+            &topic,
+            quick("g").with_visibility_timeout(Duration::from_millis(300)),
+            recorder.succeeding(),
+        )
+        .await
+        .expect("subscribe");
+    recorder.wait_for_ids(&ids).await;
+    eventually("the pending list to empty", || async {
+        let stats = backend.stats(&topic).await.expect("stats");
+        (stats.groups.iter().all(|g| g.pending == 0)).then_some(())
+    })
+    .await;
+    service.shutdown().await;
+    cleanup(&backend, &[&topic]).await;
+}
+
+/// A consumer restarted under the same name first gets what it left unfinished.
+pub async fn restarted_consumer_drains_its_own_pending_first<F, Fut>(factory: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Arc<dyn MessageBackend>>,
+{
+    let backend = factory().await;
+    let topic = unique_topic("drain");
+    let service = service(&backend);
+    backend
+        .ensure_group(&topic, "g", StartFrom::Earliest)
+        .await
+        .expect("group");
+    let ids = publish_n(&service, &topic, 5).await;
+    let mut taken = 0;
+    while taken < 5 {
+        taken += backend
+            .read(
+                &topic,
+                "g",
+                "replica-1",
+                ReadFrom::New,
+                5,
+                Duration::from_millis(100),
+            )
+            .await
+            .expect("read")
+            .len();
+    }
+    // A visibility timeout far longer than the test: only draining can deliver them.
+    let recorder = Recorder::new();
+    service
+        .subscribe_with(
+            &topic,
+            quick("g")
+                .with_consumer("replica-1")
+                .with_visibility_timeout(Duration::from_secs(3600)),
+            recorder.succeeding(),
+        )
+        .await
+        .expect("subscribe");
+    recorder.wait_for_ids(&ids).await;
+    service.shutdown().await;
+    cleanup(&backend, &[&topic]).await;
+}
+
+/// Once another consumer reclaimed a delivery, the old owner's ack, retry and
+/// dead-letter change nothing.
+pub async fn old_owner_cannot_settle_a_reclaimed_delivery<F, Fut>(factory: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Arc<dyn MessageBackend>>,
+{
+    let backend = factory().await;
+    let topic = unique_topic("fence");
+    let service = service(&backend);
+    backend
+        .ensure_group(&topic, "g", StartFrom::Earliest)
+        .await
+        .expect("group");
+    let id = service.publish(&topic, json!({})).await.expect("publish");
+    let old = eventually("a delivery", || async {
+        backend
+            .read(
+                &topic,
+                "g",
+                "old",
+                ReadFrom::New,
+                1,
+                Duration::from_millis(100),
+            )
+            .await
+            .expect("read")
+            .pop()
+    })
+    .await;
+    assert_eq!(old.message.id, id);
+    assert_eq!(old.receipt.delivery_count, 1);
+    let new = eventually("the reclaim", || async {
+        backend
+            .reclaim_idle(&topic, "g", "new", Duration::ZERO, 10)
+            .await
+            .expect("reclaim")
+            .pop()
+    })
+    .await;
+    assert_eq!(new.message.id, id);
+    assert_eq!(new.receipt.consumer, "new");
+    assert_eq!(new.receipt.delivery_count, 2);
+
+    let stale = &old.receipt;
+    assert_eq!(
+        backend.ack(stale).await.expect("ack"),
+        Settlement::LostOwnership
+    );
+    assert_eq!(
+        backend.extend_lease(stale).await.expect("lease"),
+        Settlement::LostOwnership
+    );
+    let at = Utc::now();
+    assert_eq!(
+        backend
+            .retry_at(stale, &old.message, at)
+            .await
+            .expect("retry"),
+        Settlement::LostOwnership
+    );
+    assert_eq!(
+        backend
+            .dead_letter(stale, &old.message, "stale")
+            .await
+            .expect("dead letter"),
+        Settlement::LostOwnership
+    );
+    assert_eq!(dead_letter_count(&backend, &topic).await, 0);
+    let stats = backend.stats(&topic).await.expect("stats");
+    assert_eq!(stats.scheduled, 0, "a fenced retry must not schedule");
+    assert_eq!(stats.groups[0].pending, 1);
+
+    assert_eq!(
+        backend.ack(&new.receipt).await.expect("ack"),
+        Settlement::Settled
+    );
+    let stats = backend.stats(&topic).await.expect("stats");
+    assert_eq!(stats.groups[0].pending, 0);
+    cleanup(&backend, &[&topic]).await;
+}
+
+/// An entry delivered more than `max_deliveries` times (its consumers keep dying)
+/// is dead-lettered without running the handler again.
+pub async fn dead_letters_a_message_that_keeps_killing_its_consumers<F, Fut>(factory: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Arc<dyn MessageBackend>>,
+{
+    let backend = factory().await;
+    let topic = unique_topic("killer");
+    let service = service(&backend);
+    backend
+        .ensure_group(&topic, "g", StartFrom::Earliest)
+        .await
+        .expect("group");
+    let id = service.publish(&topic, json!({})).await.expect("publish");
+    eventually("a delivery", || async {
+        backend
+            .read(
+                &topic,
+                "g",
+                "crashed-1",
+                ReadFrom::New,
+                1,
+                Duration::from_millis(100),
+            )
+            .await
+            .expect("read")
+            .pop()
+    })
+    .await;
+    eventually("a reclaim", || async {
+        backend
+            .reclaim_idle(&topic, "g", "crashed-2", Duration::ZERO, 1)
+            .await
+            .expect("reclaim")
+            .pop()
+    })
+    .await;
+    let recorder = Recorder::new();
+    service
+        .subscribe_with(
+            &topic,
+            quick("g")
+                .with_visibility_timeout(Duration::from_millis(100))
+                .with_max_deliveries(2),
+            recorder.succeeding(),
+        )
+        .await
+        .expect("subscribe");
+    let dead = eventually("the dead letter", || async {
+        backend
+            .dead_letters(&topic, 10)
+            .await
+            .expect("dead letters")
+            .pop()
+    })
+    .await;
+    service.shutdown().await;
+    assert_eq!(dead.message.id, id);
+    assert!(dead.error.contains("delivered 3 times"), "{}", dead.error);
+    assert_eq!(recorder.len(), 0, "the handler must not run again");
+    cleanup(&backend, &[&topic]).await;
+}
+
+/// Delayed messages all arrive, none before its time.
+pub async fn delayed_messages_never_early_and_all_delivered<F, Fut>(factory: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Arc<dyn MessageBackend>>,
+{
+    let backend = factory().await;
+    let topic = unique_topic("delayed");
+    let service = service(&backend);
+    let recorder = Recorder::new();
+    service
+        .subscribe_with(&topic, quick("g"), recorder.succeeding())
+        .await
+        .expect("subscribe");
+    let mut not_before = HashMap::new();
+    for i in 0..30u64 {
+        let delay = Duration::from_millis((i * 37) % 900);
+        let earliest = Utc::now() + chrono::Duration::from_std(delay).expect("delay");
+        let id = service
+            .publish_delayed(&topic, json!({ "i": i }), delay)
+            .await
+            .expect("publish delayed");
+        not_before.insert(id, earliest);
+    }
+    let past = Utc::now() - chrono::Duration::seconds(5);
+    let id = service
+        .publish_at(&topic, json!({ "past": true }), past)
+        .await
+        .expect("publish at");
+    not_before.insert(id, past);
+
+    recorder
+        .wait_for_ids(&not_before.keys().copied().collect())
+        .await;
+    service.shutdown().await;
+    for (message, received_at) in recorder.seen() {
+        assert!(
+            received_at >= not_before[&message.id],
+            "message delivered {} early",
+            not_before[&message.id] - received_at
+        );
+    }
+    assert_eq!(
+        recorder.len(),
+        not_before.len(),
+        "a delayed message arrived twice"
+    );
+    cleanup(&backend, &[&topic]).await;
+}
+
+/// A delayed message lives in the backend: a new service instance delivers it.
+pub async fn delayed_message_survives_service_restart<F, Fut>(factory: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Arc<dyn MessageBackend>>,
+{
+    let backend = factory().await;
+    let topic = unique_topic("restart");
+    let before = service(&backend);
+    let earliest = Utc::now() + chrono::Duration::milliseconds(300);
+    let id = before
+        .publish_delayed(&topic, json!({}), Duration::from_millis(300))
+        .await
+        .expect("publish delayed");
+    before.shutdown().await;
+    drop(before);
+
+    let after = service(&backend);
+    let recorder = Recorder::new();
+    after
+        .subscribe_with(&topic, quick("g"), recorder.succeeding())
+        .await
+        .expect("subscribe");
+    recorder.wait_for_ids(&BTreeSet::from([id])).await;
+    after.shutdown().await;
+    assert!(recorder.seen()[0].1 >= earliest);
+    cleanup(&backend, &[&topic]).await;
+}
+
+/// Retry delays follow the backoff policy and no retry runs early.
+pub async fn retry_timing_within_backoff_bounds<F, Fut>(factory: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Arc<dyn MessageBackend>>,
+{
+    let backend = factory().await;
+    let topic = unique_topic("backoff");
+    let service = service(&backend);
+    let policy = RetryPolicy::exponential(Duration::from_millis(40), Duration::from_millis(250))
+        .with_jitter(0.5);
+    let recorder = Recorder::new();
+    service
+        .subscribe_with(
+            &topic,
+            quick("g").with_retry(policy.clone()),
+            recorder.handler(|_| Err(HandlerError::retry("always"))),
+        )
+        .await
+        .expect("subscribe");
+    let message = Message::new(topic.as_str(), json!({}))
+        .expect("message")
+        .with_max_retry(4)
+        .expect("max retry");
+    service.publish_message(&message).await.expect("publish");
+    eventually("the dead letter", || async {
+        (dead_letter_count(&backend, &topic).await == 1).then_some(())
+    })
+    .await;
+    service.shutdown().await;
+
+    let attempts = recorder.seen();
+    assert_eq!(attempts.len(), 5);
+    for (attempt, (seen, received_at)) in attempts.iter().enumerate() {
+        assert_eq!(seen.retry as usize, attempt);
+        if attempt == 0 {
+            continue;
+        }
+        let (low, high) = policy.bounds(attempt as u32);
+        let delay_ms: u128 = seen.metadata[RETRY_DELAY_MS_KEY].parse().expect("delay");
+        assert!(
+            low.as_millis() <= delay_ms && delay_ms <= high.as_millis(),
+            "retry {attempt}: {delay_ms} ms outside {low:?}..={high:?}"
+        );
+        let retry_at: DateTime<Utc> = seen.metadata[RETRY_AT_KEY].parse().expect("retry at");
+        assert!(*received_at >= retry_at, "retry {attempt} ran early");
+    }
+    cleanup(&backend, &[&topic]).await;
+}
+
+/// Exhausted messages land in the dead-letter queue exactly once; replay hands
+/// them to the group that gave up, and only to it.
+pub async fn exhausted_messages_dead_lettered_once_and_replay_redelivers<F, Fut>(factory: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Arc<dyn MessageBackend>>,
+{
+    let backend = factory().await;
+    let topic = unique_topic("dlq");
+    let service = service(&backend).with_max_retry(1).expect("max retry");
+    let provider_down = Arc::new(AtomicBool::new(true));
+    let failing = Recorder::new();
+    let down = provider_down.clone();
+    service
+        .subscribe_with(
+            &topic,
+            quick("mailer"),
+            failing.handler(move |_| {
+                if down.load(Ordering::SeqCst) {
+                    Err(HandlerError::retry("provider down"))
+                } else {
+                    Ok(())
+                }
+            }),
+        )
+        .await
+        .expect("subscribe");
+    let healthy = Recorder::new();
+    service
+        .subscribe_with(
+            &topic,
+            quick("audit").with_concurrency(1),
+            healthy.succeeding(),
+        )
+        .await
+        .expect("subscribe");
+    let ids = publish_n(&service, &topic, 10).await;
+    let dead = eventually("ten dead letters", || async {
+        let dead = backend
+            .dead_letters(&topic, 100)
+            .await
+            .expect("dead letters");
+        (dead.len() >= 10).then_some(dead)
+    })
+    .await;
+    let dead_ids: Vec<Uuid> = dead.iter().map(|d| d.message.id).collect();
+    assert_eq!(dead_ids.iter().copied().collect::<BTreeSet<_>>(), ids);
+    assert_eq!(dead_ids.len(), 10, "a message was dead-lettered twice");
+    for letter in &dead {
+        assert_eq!(letter.group, "mailer");
+        assert_eq!(letter.attempts, 2);
+        assert_eq!(letter.error, "provider down");
+        assert_eq!(letter.message.error.as_deref(), Some("provider down"));
+    }
+    healthy.wait_for_ids(&ids).await;
+
+    provider_down.store(false, Ordering::SeqCst);
+    assert_eq!(
+        service
+            .replay_all_dead_letters(&topic)
+            .await
+            .expect("replay"),
+        10
+    );
+    failing
+        .wait_until("the replays", |seen| {
+            seen.iter().filter(|(m, _)| m.retry == 0).count() == 20
+        })
+        .await;
+    assert_eq!(dead_letter_count(&backend, &topic).await, 0);
+    // A sentinel behind the replays: once the single-threaded audit group handled
+    // it, it has passed the replays, which it must have skipped.
+    let sentinel = service
+        .publish(&topic, json!({ "sentinel": true }))
+        .await
+        .expect("publish");
+    healthy.wait_for_ids(&BTreeSet::from([sentinel])).await;
+    assert_eq!(
+        healthy.len(),
+        11,
+        "replays went to a group that had succeeded"
+    );
+
+    // Replaying an unknown or already replayed dead letter is a typed error.
+    let again = service.replay_dead_letter(&topic, &dead[0].id).await;
+    assert!(matches!(
+        again,
+        Err(MessagingError::DeadLetterNotFound { .. })
+    ));
+    service.shutdown().await;
+    cleanup(&backend, &[&topic]).await;
+}
+
+/// A permanent error dead-letters at once, without retries.
+pub async fn permanent_error_skips_retries<F, Fut>(factory: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Arc<dyn MessageBackend>>,
+{
+    let backend = factory().await;
+    let topic = unique_topic("permanent");
+    let service = service(&backend);
+    let recorder = Recorder::new();
+    service
+        .subscribe_with(
+            &topic,
+            quick("g"),
+            recorder.handler(|_| Err(HandlerError::permanent("no such user"))),
+        )
+        .await
+        .expect("subscribe");
+    let id = service.publish(&topic, json!({})).await.expect("publish");
+    let dead = eventually("the dead letter", || async {
+        backend
+            .dead_letters(&topic, 10)
+            .await
+            .expect("dead letters")
+            .pop()
+    })
+    .await;
+    service.shutdown().await;
+    assert_eq!(dead.message.id, id);
+    assert_eq!(dead.attempts, 1);
+    assert_eq!(dead.error, "permanent failure: no such user");
+    assert_eq!(recorder.len(), 1);
+    assert_eq!(dead_letter_count(&backend, &topic).await, 1);
+    assert_eq!(backend.purge_dead_letters(&topic).await.expect("purge"), 1);
+    assert_eq!(dead_letter_count(&backend, &topic).await, 0);
+    cleanup(&backend, &[&topic]).await;
+}
+
+/// A panicking handler is a failure: retried, then dead-lettered with the panic text.
+pub async fn handler_panic_counts_as_failure<F, Fut>(factory: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Arc<dyn MessageBackend>>,
+{
+    let backend = factory().await;
+    let topic = unique_topic("panic");
+    let service = service(&backend).with_max_retry(1).expect("max retry");
+    let calls = Arc::new(AtomicU32::new(0));
+    let counted = calls.clone();
+    let handler: Arc<dyn MessageHandler> = Arc::new(move |_message: Message| {
+        let calls = counted.clone();
+        async move {
+            calls.fetch_add(1, Ordering::SeqCst);
+            if calls.load(Ordering::SeqCst) < 100 {
+                panic!("handler bug");
+            }
+            Ok::<(), HandlerError>(())
+        }
+    });
+    service
+        .subscribe_with(&topic, quick("g"), handler)
+        .await
+        .expect("subscribe");
+    service.publish(&topic, json!({})).await.expect("publish");
+    let dead = eventually("the dead letter", || async {
+        backend
+            .dead_letters(&topic, 10)
+            .await
+            .expect("dead letters")
+            .pop()
+    })
+    .await;
+    service.shutdown().await;
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    assert_eq!(dead.attempts, 2);
+    assert!(dead.error.contains("handler bug"), "{}", dead.error);
+    cleanup(&backend, &[&topic]).await;
+}
+
+/// After unsubscribe, the old handler gets nothing; a new subscriber of the group
+/// gets what was published meanwhile.
+pub async fn unsubscribe_stops_delivery<F, Fut>(factory: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Arc<dyn MessageBackend>>,
+{
+    let backend = factory().await;
+    let topic = unique_topic("unsubscribe");
+    let service = service(&backend);
+    let old = Recorder::new();
+    service
+        .subscribe_with(&topic, quick("g"), old.succeeding())
+        .await
+        .expect("subscribe");
+    let first = publish_n(&service, &topic, 5).await;
+    old.wait_for_ids(&first).await;
+    service.unsubscribe(&topic).await.expect("unsubscribe");
+    assert!(matches!(
+        service.unsubscribe(&topic).await,
+        Err(MessagingError::NotSubscribed { .. })
+    ));
+    let second = publish_n(&service, &topic, 5).await;
+    let new = Recorder::new();
+    service
+        .subscribe_with(&topic, quick("g"), new.succeeding())
+        .await
+        .expect("subscribe");
+    new.wait_for_ids(&second).await;
+    service.shutdown().await;
+    assert_eq!(old.ids(), first, "the unsubscribed handler kept receiving");
+    assert_eq!(new.ids(), second);
+    cleanup(&backend, &[&topic]).await;
+}
+
+/// Bad topic names and oversized payloads are typed errors and store nothing.
+pub async fn rejects_invalid_topic_and_oversized_payload<F, Fut>(factory: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Arc<dyn MessageBackend>>,
+{
+    let backend = factory().await;
+    let service = service(&backend);
+    let topic = unique_topic("limits");
+    let before = backend.list_topics().await.expect("list");
+
+    for bad in ["", "has space", "curly{brace}", "colon:name"] {
+        assert!(
+            matches!(
+                service.publish(bad, json!({})).await,
+                Err(MessagingError::Validation(
+                    ValidationError::InvalidTopic { .. }
+                ))
+            ),
+            "{bad:?} accepted"
+        );
+        assert!(matches!(
+            service
+                .subscribe(bad, |_m: Message| async { Ok::<(), HandlerError>(()) })
+                .await,
+            Err(MessagingError::Validation(
+                ValidationError::InvalidTopic { .. }
+            ))
+        ));
+    }
+    let huge = json!({ "blob": "x".repeat(messaging_model::MAX_PAYLOAD_BYTES + 1) });
+    assert!(matches!(
+        service.publish(&topic, huge.clone()).await,
+        Err(MessagingError::Validation(
+            ValidationError::PayloadTooLarge { .. }
+        ))
+    ));
+    assert!(matches!(
+        service
+            .publish_delayed(&topic, huge.clone(), Duration::from_secs(1))
+            .await,
+        Err(MessagingError::Validation(
+            ValidationError::PayloadTooLarge { .. }
+        ))
+    ));
+    assert!(matches!(
+        service
+            .publish_batch(&topic, vec![json!({ "ok": true }), huge])
+            .await,
+        Err(MessagingError::Validation(
+            ValidationError::PayloadTooLarge { .. }
+        ))
+    ));
+    assert!(matches!(
+        service
+            .publish(&topic, json!(["not", "an", "object"]))
+            .await,
+        Err(MessagingError::Validation(
+            ValidationError::PayloadNotObject { .. }
+        ))
+    ));
+    // The backend enforces the limits too, for messages built by hand.
+    let mut forged = Message::new(topic.as_str(), json!({})).expect("message");
+    forged.topic = "forged topic".into();
+    assert!(matches!(
+        backend.publish(&forged).await,
+        Err(BackendError::Validation(
+            ValidationError::InvalidTopic { .. }
+        ))
+    ));
+    assert_eq!(
+        backend.list_topics().await.expect("list"),
+        before,
+        "a rejected publish stored something"
+    );
+    let stats = backend.stats(&topic).await.expect("stats");
+    assert_eq!((stats.length, stats.scheduled), (0, 0));
+}
+
+/// A batch is stored in order.
+pub async fn batch_publish_keeps_order<F, Fut>(factory: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Arc<dyn MessageBackend>>,
+{
+    let backend = factory().await;
+    let topic = unique_topic("batch");
+    let service = service(&backend);
+    backend
+        .ensure_group(&topic, "g", StartFrom::Earliest)
+        .await
+        .expect("group");
+    let payloads = (0..100).map(|i| json!({ "i": i })).collect();
+    let ids = service
+        .publish_batch(&topic, payloads)
+        .await
+        .expect("publish batch");
+    let mut read = Vec::new();
+    let start = tokio::time::Instant::now();
+    while read.len() < 100 && start.elapsed() < DEADLINE {
+        for delivery in backend
+            .read(
+                &topic,
+                "g",
+                "c",
+                ReadFrom::New,
+                100,
+                Duration::from_millis(100),
+            )
+            .await
+            .expect("read")
+        {
+            backend.ack(&delivery.receipt).await.expect("ack");
+            read.push(delivery.message.id);
+        }
+    }
+    assert_eq!(read, ids);
+    cleanup(&backend, &[&topic]).await;
+}
+
+/// Topics are created, listed and deleted with everything in them.
+pub async fn topics_are_created_listed_and_deleted<F, Fut>(factory: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Arc<dyn MessageBackend>>,
+{
+    let backend = factory().await;
+    let service = service(&backend);
+    let topic = unique_topic("admin");
+    service.create_topic(&topic).await.expect("create");
+    service.create_topic(&topic).await.expect("create twice");
+    assert!(service.list_topics().await.expect("list").contains(&topic));
+    service.publish(&topic, json!({})).await.expect("publish");
+    service
+        .publish_delayed(&topic, json!({}), Duration::from_secs(3600))
+        .await
+        .expect("publish delayed");
+    assert!(service.delete_topic(&topic).await.expect("delete"));
+    assert!(!service.list_topics().await.expect("list").contains(&topic));
+    let stats = service.stats(&topic).await.expect("stats");
+    assert_eq!(
+        (stats.length, stats.scheduled, stats.dead_lettered),
+        (0, 0, 0)
+    );
+    assert!(!service.delete_topic(&topic).await.expect("delete again"));
+    assert!(matches!(
+        service.create_topic("not valid").await,
+        Err(MessagingError::Validation(_))
+    ));
+}
+
+/// Stats count retained, pending, lagging, scheduled and dead-lettered messages.
+pub async fn stats_count_pending_lag_scheduled_and_dead<F, Fut>(factory: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Arc<dyn MessageBackend>>,
+{
+    let backend = factory().await;
+    let topic = unique_topic("stats");
+    let service = service(&backend);
+    backend
+        .ensure_group(&topic, "g", StartFrom::Earliest)
+        .await
+        .expect("group");
+    publish_n(&service, &topic, 5).await;
+    service
+        .publish_delayed(&topic, json!({}), Duration::from_secs(3600))
+        .await
+        .expect("publish delayed");
+    let mut taken = Vec::new();
+    while taken.len() < 2 {
+        let want = 2 - taken.len();
+        taken.extend(
+            backend
+                .read(
+                    &topic,
+                    "g",
+                    "c",
+                    ReadFrom::New,
+                    want,
+                    Duration::from_millis(100),
+                )
+                .await
+                .expect("read"),
+        );
+    }
+    let first = &taken[0];
+    backend
+        .dead_letter(&first.receipt, &first.message, "bad")
+        .await
+        .expect("dead letter");
+    let stats = backend.stats(&topic).await.expect("stats");
+    assert_eq!(stats.topic, topic);
+    assert_eq!(stats.length, 5);
+    assert_eq!(stats.scheduled, 1);
+    assert_eq!(stats.dead_lettered, 1);
+    assert_eq!(stats.groups.len(), 1);
+    assert_eq!(stats.groups[0].name, "g");
+    assert_eq!(stats.groups[0].pending, 1);
+    assert_eq!(stats.groups[0].lag, 3);
+    cleanup(&backend, &[&topic]).await;
+}
+
+/// Health answers with the backend's name.
+pub async fn health_answers<F, Fut>(factory: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Arc<dyn MessageBackend>>,
+{
+    let backend = factory().await;
+    let service = service(&backend);
+    let report = service.health().await.expect("health");
+    assert_eq!(report.backend, backend.name());
+    assert_eq!(report.subscriptions, 0);
+}
