@@ -57,6 +57,7 @@ mod service;
 mod subscription;
 #[cfg(feature = "testsuite")]
 pub mod testsuite;
+mod trace_context;
 
 pub use backend::{
     BackendHealth, DeadLetter, Delivery, GroupStats, MessageBackend, RETRY_AT_KEY,
@@ -68,3 +69,4 @@ pub use memory::InMemoryBackend;
 pub use retry::RetryPolicy;
 pub use service::{HealthReport, MessagingService};
 pub use subscription::SubscribeOptions;
+pub use trace_context::{TRACEPARENT_KEY, TraceContext};

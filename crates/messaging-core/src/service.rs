@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use crate::backend::{DeadLetter, MessageBackend, TopicStats};
 use crate::subscription::Subscription;
+use crate::trace_context::{TRACEPARENT_KEY, TraceContext};
 use crate::{InMemoryBackend, MessageHandler, MessagingError, SubscribeOptions};
 
 /// What [`MessagingService::health`] reports.
@@ -124,8 +125,11 @@ impl MessagingService {
     /// Publishes a message built by the caller (metadata, `max_retry`).
     pub async fn publish_message(&self, message: &Message) -> Result<Uuid, MessagingError> {
         message.validate()?;
+        let message = with_trace_context(message);
         let span = info_span!("publish", message_id = %message.id, topic = %message.topic);
-        self.backend.publish(message).instrument(span).await?;
+        self.backend.publish(&message).instrument(span).await?;
+        metrics::counter!("messaging_published_total", "topic" => message.topic.clone())
+            .increment(1);
         Ok(message.id)
     }
 
@@ -350,5 +354,19 @@ impl MessagingService {
     pub async fn purge_dead_letters(&self, topic: &str) -> Result<u64, MessagingError> {
         messaging_model::validate_topic(topic)?;
         Ok(self.backend.purge_dead_letters(topic).await?)
+    }
+}
+
+/// The message with a `traceparent`, added only when it has none.
+fn with_trace_context(message: &Message) -> std::borrow::Cow<'_, Message> {
+    if message.metadata.contains_key(TRACEPARENT_KEY) {
+        std::borrow::Cow::Borrowed(message)
+    } else {
+        let mut stamped = message.clone();
+        stamped.metadata.insert(
+            TRACEPARENT_KEY.to_owned(),
+            TraceContext::for_publish().to_string(),
+        );
+        std::borrow::Cow::Owned(stamped)
     }
 }

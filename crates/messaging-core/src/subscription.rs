@@ -16,6 +16,7 @@ use crate::backend::{
     Delivery, MessageBackend, RETRY_AT_KEY, RETRY_DELAY_MS_KEY, ReadFrom, Receipt, Settlement,
     TARGET_GROUP_KEY,
 };
+use crate::trace_context::{TRACEPARENT_KEY, TraceContext};
 use crate::{HandlerError, MessageHandler, RetryPolicy, StartFrom};
 
 /// How a subscription consumes its topic.
@@ -291,7 +292,10 @@ impl Worker {
                 let until_reclaim =
                     next_reclaim.saturating_duration_since(tokio::time::Instant::now());
                 let block = options.block_timeout.min(until_reclaim);
+                // Biased to the read: deliveries that arrive as the stop signal does are
+                // still handled (and drained) rather than left for reclaiming.
                 tokio::select! {
+                    biased;
                     result = self.backend.read(&self.topic, &options.group, &options.consumer, ReadFrom::New, room, block) => result,
                     _ = stopped.changed() => break,
                 }
@@ -348,8 +352,20 @@ impl Worker {
 
     async fn process(&self, delivery: Delivery) {
         let Delivery { message, receipt } = delivery;
-        let span = info_span!("handle", message_id = %message.id, topic = %self.topic, group = %receipt.group, delivery = receipt.delivery_count);
-        async move {
+        let trace = message
+            .metadata
+            .get(TRACEPARENT_KEY)
+            .and_then(|text| TraceContext::parse(text))
+            .map_or_else(TraceContext::new_root, |parent| parent.child());
+        let span = info_span!(
+            "handle",
+            message_id = %message.id,
+            topic = %self.topic,
+            group = %receipt.group,
+            delivery = receipt.delivery_count,
+            trace_id = %trace.trace_id_hex(),
+        );
+        let work = async move {
             if let Some(target) = message.metadata.get(TARGET_GROUP_KEY)
                 && *target != receipt.group
             {
@@ -365,17 +381,27 @@ impl Worker {
                 self.give_up(&receipt, message, error).await;
                 return;
             }
+            let started = std::time::Instant::now();
             let outcome = self.run_handler(&receipt, message.clone()).await;
+            let labels = [
+                ("topic", self.topic.clone()),
+                ("group", receipt.group.clone()),
+            ];
+            metrics::histogram!("messaging_handler_duration_seconds", &labels)
+                .record(started.elapsed().as_secs_f64());
             match outcome {
                 Ok(()) => {
                     debug!("handled");
+                    metrics::counter!("messaging_handled_total", &labels).increment(1);
                     self.settle("ack", self.backend.ack(&receipt).await, &receipt);
                 }
-                Err(failure) => self.fail(&receipt, message, failure).await,
+                Err(failure) => {
+                    metrics::counter!("messaging_failed_total", &labels).increment(1);
+                    self.fail(&receipt, message, failure).await
+                }
             }
-        }
-        .instrument(span)
-        .await
+        };
+        trace.scope(work.instrument(span)).await
     }
 
     /// Runs the handler, catching panics, while extending the delivery's lease.
@@ -433,6 +459,8 @@ impl Worker {
             .metadata
             .insert(RETRY_DELAY_MS_KEY.to_owned(), delay.as_millis().to_string());
         debug!(%error, attempt = message.retry, ?delay, "handler failed; retrying later");
+        metrics::counter!("messaging_retried_total", "topic" => self.topic.clone(), "group" => receipt.group.clone())
+            .increment(1);
         let result = self.backend.retry_at(receipt, &message, deliver_at).await;
         self.settle("retry", result, receipt);
     }
@@ -444,6 +472,8 @@ impl Worker {
         message.updated_at = now;
         message.processed_at = Some(now);
         warn!(%error, attempts = message.retry + 1, "dead-lettering message");
+        metrics::counter!("messaging_dead_lettered_total", "topic" => self.topic.clone(), "group" => receipt.group.clone())
+            .increment(1);
         let result = self.backend.dead_letter(receipt, &message, &error).await;
         self.settle("dead-letter", result, receipt);
     }
