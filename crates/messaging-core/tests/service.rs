@@ -1,0 +1,564 @@
+//! `MessagingService` against the in-memory backend, and against a backend that
+//! can be switched off to show how failures surface.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use messaging_core::{
+    BackendError, BackendHealth, DeadLetter, Delivery, HandlerError, InMemoryBackend,
+    MessageBackend, MessagingError, MessagingService, ReadFrom, Receipt, Settlement, StartFrom,
+    SubscribeOptions, TRACEPARENT_KEY, TopicStats, TraceContext,
+};
+use messaging_model::{Message, ValidationError, topics};
+use serde_json::json;
+use tokio::sync::mpsc;
+
+/// The in-memory backend behind a switch: while `down`, every call fails as an
+/// unreachable server would.
+#[derive(Default)]
+struct SwitchableBackend {
+    inner: InMemoryBackend,
+    down: AtomicBool,
+}
+
+impl SwitchableBackend {
+    fn check(&self) -> Result<(), BackendError> {
+        if self.down.load(Ordering::SeqCst) {
+            Err(BackendError::unavailable(std::io::Error::new(
+                std::io::ErrorKind::ConnectionRefused,
+                "connection refused",
+            )))
+        } else {
+            Ok(())
+        }
+    }
+    fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+    }
+}
+
+#[async_trait]
+impl MessageBackend for SwitchableBackend {
+    fn name(&self) -> &'static str {
+        "switchable"
+    }
+    async fn publish(&self, message: &Message) -> Result<String, BackendError> {
+        self.check()?;
+        self.inner.publish(message).await
+    }
+    async fn publish_batch(&self, messages: &[Message]) -> Result<Vec<String>, BackendError> {
+        self.check()?;
+        self.inner.publish_batch(messages).await
+    }
+    async fn schedule(&self, message: &Message, at: DateTime<Utc>) -> Result<(), BackendError> {
+        self.check()?;
+        self.inner.schedule(message, at).await
+    }
+    async fn create_topic(&self, topic: &str) -> Result<(), BackendError> {
+        self.check()?;
+        self.inner.create_topic(topic).await
+    }
+    async fn delete_topic(&self, topic: &str) -> Result<bool, BackendError> {
+        self.check()?;
+        self.inner.delete_topic(topic).await
+    }
+    async fn list_topics(&self) -> Result<Vec<String>, BackendError> {
+        self.check()?;
+        self.inner.list_topics().await
+    }
+    async fn ensure_group(
+        &self,
+        topic: &str,
+        group: &str,
+        start: StartFrom,
+    ) -> Result<(), BackendError> {
+        self.check()?;
+        self.inner.ensure_group(topic, group, start).await
+    }
+    async fn delete_group(&self, topic: &str, group: &str) -> Result<bool, BackendError> {
+        self.check()?;
+        self.inner.delete_group(topic, group).await
+    }
+    async fn read(
+        &self,
+        topic: &str,
+        group: &str,
+        consumer: &str,
+        from: ReadFrom,
+        count: usize,
+        block: Duration,
+    ) -> Result<Vec<Delivery>, BackendError> {
+        self.check()?;
+        self.inner
+            .read(topic, group, consumer, from, count, block)
+            .await
+    }
+    async fn reclaim_idle(
+        &self,
+        topic: &str,
+        group: &str,
+        consumer: &str,
+        min_idle: Duration,
+        count: usize,
+    ) -> Result<Vec<Delivery>, BackendError> {
+        self.check()?;
+        self.inner
+            .reclaim_idle(topic, group, consumer, min_idle, count)
+            .await
+    }
+    async fn extend_lease(&self, receipt: &Receipt) -> Result<Settlement, BackendError> {
+        self.check()?;
+        self.inner.extend_lease(receipt).await
+    }
+    async fn ack(&self, receipt: &Receipt) -> Result<Settlement, BackendError> {
+        self.check()?;
+        self.inner.ack(receipt).await
+    }
+    async fn retry_at(
+        &self,
+        receipt: &Receipt,
+        message: &Message,
+        at: DateTime<Utc>,
+    ) -> Result<Settlement, BackendError> {
+        self.check()?;
+        self.inner.retry_at(receipt, message, at).await
+    }
+    async fn dead_letter(
+        &self,
+        receipt: &Receipt,
+        message: &Message,
+        error: &str,
+    ) -> Result<Settlement, BackendError> {
+        self.check()?;
+        self.inner.dead_letter(receipt, message, error).await
+    }
+    async fn dead_letters(
+        &self,
+        topic: &str,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, BackendError> {
+        self.check()?;
+        self.inner.dead_letters(topic, limit).await
+    }
+    async fn replay_dead_letter(&self, topic: &str, id: &str) -> Result<bool, BackendError> {
+        self.check()?;
+        self.inner.replay_dead_letter(topic, id).await
+    }
+    async fn purge_dead_letters(&self, topic: &str) -> Result<u64, BackendError> {
+        self.check()?;
+        self.inner.purge_dead_letters(topic).await
+    }
+    async fn stats(&self, topic: &str) -> Result<TopicStats, BackendError> {
+        self.check()?;
+        self.inner.stats(topic).await
+    }
+    async fn health(&self) -> Result<BackendHealth, BackendError> {
+        self.check()?;
+        self.inner.health().await
+    }
+}
+
+fn switchable() -> (Arc<SwitchableBackend>, MessagingService) {
+    let backend = Arc::new(SwitchableBackend::default());
+    let service = MessagingService::new(backend.clone());
+    (backend, service)
+}
+
+fn down() -> (Arc<SwitchableBackend>, MessagingService) {
+    let (backend, service) = switchable();
+    backend.set_down(true);
+    (backend, service)
+}
+
+fn assert_unavailable<T: std::fmt::Debug>(result: Result<T, MessagingError>) {
+    match result {
+        Err(MessagingError::Backend(error)) => assert!(error.is_transient(), "{error}"),
+        other => panic!("expected an unavailable backend, got {other:?}"),
+    }
+}
+
+/// A handler that forwards every message to a channel.
+fn forwarding() -> (
+    Arc<dyn messaging_core::MessageHandler>,
+    mpsc::UnboundedReceiver<Message>,
+) {
+    let (sender, receiver) = mpsc::unbounded_channel();
+    let handler = Arc::new(move |message: Message| {
+        let sender = sender.clone();
+        async move { sender.send(message).map_err(HandlerError::permanent) }
+    });
+    (handler, receiver)
+}
+
+async fn next(receiver: &mut mpsc::UnboundedReceiver<Message>) -> Message {
+    tokio::time::timeout(Duration::from_secs(30), receiver.recv())
+        .await
+        .expect("a message within the deadline")
+        .expect("channel open")
+}
+
+#[test]
+fn backends_handlers_and_the_service_are_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync + ?Sized>() {}
+    assert_send_sync::<dyn MessageBackend>();
+    assert_send_sync::<dyn messaging_core::MessageHandler>();
+    assert_send_sync::<MessagingService>();
+    assert_send_sync::<InMemoryBackend>();
+}
+
+#[tokio::test]
+async fn publish_returns_the_message_id_and_stores_the_message() {
+    let (backend, service) = switchable();
+    let id = service
+        .publish(topics::USER_REGISTERED, json!({"user_id": 1}))
+        .await
+        .unwrap();
+    let stats = service.stats(topics::USER_REGISTERED).await.unwrap();
+    assert_eq!(stats.length, 1);
+    backend
+        .ensure_group(topics::USER_REGISTERED, "g", StartFrom::Earliest)
+        .await
+        .unwrap();
+    let delivered = backend
+        .read(
+            topics::USER_REGISTERED,
+            "g",
+            "c",
+            ReadFrom::New,
+            10,
+            Duration::ZERO,
+        )
+        .await
+        .unwrap();
+    assert_eq!(delivered[0].message.id, id);
+    assert!(delivered[0].message.metadata.contains_key(TRACEPARENT_KEY));
+}
+
+#[tokio::test]
+async fn publish_fails_with_a_transient_error_when_the_backend_is_down() {
+    let (_, service) = down();
+    assert_unavailable(service.publish("a.b", json!({})).await);
+}
+
+#[tokio::test]
+async fn publish_rejects_bad_input_before_touching_the_backend() {
+    let (_, service) = down();
+    assert!(matches!(
+        service.publish("bad topic", json!({})).await,
+        Err(MessagingError::Validation(
+            ValidationError::InvalidTopic { .. }
+        ))
+    ));
+    assert!(matches!(
+        service.publish("a.b", json!(42)).await,
+        Err(MessagingError::Validation(
+            ValidationError::PayloadNotObject { .. }
+        ))
+    ));
+}
+
+#[tokio::test]
+async fn publish_batch_returns_ids_in_order() {
+    let (_, service) = switchable();
+    let ids = service
+        .publish_batch("a.b", (0..5).map(|i| json!({ "i": i })).collect())
+        .await
+        .unwrap();
+    assert_eq!(ids.len(), 5);
+    assert!(ids.windows(2).all(|w| w[0] < w[1]));
+    assert_eq!(service.stats("a.b").await.unwrap().length, 5);
+}
+
+#[tokio::test]
+async fn publish_batch_fails_when_the_backend_is_down() {
+    let (_, service) = down();
+    assert_unavailable(service.publish_batch("a.b", vec![json!({})]).await);
+}
+
+#[tokio::test]
+async fn publish_delayed_waits_in_the_backend_instead_of_the_stream() {
+    let (_, service) = switchable();
+    service
+        .publish_delayed("a.b", json!({}), Duration::from_secs(3600))
+        .await
+        .unwrap();
+    let stats = service.stats("a.b").await.unwrap();
+    assert_eq!((stats.length, stats.scheduled), (0, 1));
+}
+
+#[tokio::test]
+async fn publish_delayed_fails_when_the_backend_is_down() {
+    let (_, service) = down();
+    assert_unavailable(
+        service
+            .publish_delayed("a.b", json!({}), Duration::from_secs(1))
+            .await,
+    );
+}
+
+#[tokio::test]
+async fn subscribe_hands_published_messages_to_the_handler() {
+    let (_, service) = switchable();
+    let (handler, mut received) = forwarding();
+    service
+        .subscribe_with(
+            topics::WALLET_RECHARGED,
+            SubscribeOptions::new("billing"),
+            handler,
+        )
+        .await
+        .unwrap();
+    let id = service
+        .publish(topics::WALLET_RECHARGED, json!({"amount": 10}))
+        .await
+        .unwrap();
+    let message = next(&mut received).await;
+    assert_eq!(message.id, id);
+    assert_eq!(message.payload["amount"], 10);
+    service.shutdown().await;
+}
+
+#[tokio::test]
+async fn subscribing_twice_with_one_group_is_rejected() {
+    let (_, service) = switchable();
+    let (handler, _received) = forwarding();
+    service
+        .subscribe_with("a.b", SubscribeOptions::new("g"), handler.clone())
+        .await
+        .unwrap();
+    assert!(matches!(
+        service
+            .subscribe_with("a.b", SubscribeOptions::new("g"), handler.clone())
+            .await,
+        Err(MessagingError::AlreadySubscribed { .. })
+    ));
+    service
+        .subscribe_with("a.b", SubscribeOptions::new("other"), handler)
+        .await
+        .unwrap();
+    assert_eq!(service.subscriptions().await.len(), 2);
+    service.shutdown().await;
+}
+
+#[tokio::test]
+async fn subscribe_fails_when_the_backend_is_down() {
+    let (_, service) = down();
+    let (handler, _received) = forwarding();
+    assert_unavailable(
+        service
+            .subscribe_with("a.b", SubscribeOptions::new("g"), handler)
+            .await,
+    );
+    assert!(service.subscriptions().await.is_empty());
+}
+
+#[tokio::test]
+async fn subscribe_rejects_nonsense_options() {
+    let (_, service) = switchable();
+    let (handler, _received) = forwarding();
+    for options in [
+        SubscribeOptions::new("g").with_concurrency(0),
+        SubscribeOptions::new("g").with_batch_size(0),
+        SubscribeOptions::new("g").with_visibility_timeout(Duration::ZERO),
+        SubscribeOptions::new("g").with_max_deliveries(0),
+        SubscribeOptions::new(""),
+    ] {
+        assert!(matches!(
+            service
+                .subscribe_with("a.b", options, handler.clone())
+                .await,
+            Err(MessagingError::InvalidOption(_))
+        ));
+    }
+}
+
+#[tokio::test]
+async fn a_subscription_rides_out_a_backend_outage() {
+    let (backend, service) = switchable();
+    let (handler, mut received) = forwarding();
+    service
+        .subscribe_with(
+            "a.b",
+            SubscribeOptions::new("g").with_block_timeout(Duration::from_millis(20)),
+            handler,
+        )
+        .await
+        .unwrap();
+    backend.set_down(true);
+    assert_unavailable(service.publish("a.b", json!({})).await);
+    backend.set_down(false);
+    let id = service.publish("a.b", json!({})).await.unwrap();
+    assert_eq!(next(&mut received).await.id, id);
+    service.shutdown().await;
+}
+
+#[tokio::test]
+async fn unsubscribe_stops_the_subscription() {
+    let (_, service) = switchable();
+    let (handler, _received) = forwarding();
+    service
+        .subscribe_with("a.b", SubscribeOptions::new("g"), handler)
+        .await
+        .unwrap();
+    service.unsubscribe("a.b").await.unwrap();
+    assert!(service.subscriptions().await.is_empty());
+}
+
+#[tokio::test]
+async fn unsubscribe_from_an_unknown_topic_is_an_error() {
+    let (_, service) = switchable();
+    assert!(matches!(
+        service.unsubscribe("never.subscribed").await,
+        Err(MessagingError::NotSubscribed { .. })
+    ));
+}
+
+#[tokio::test]
+async fn create_list_and_delete_topics() {
+    let (_, service) = switchable();
+    service.create_topic("b.topic").await.unwrap();
+    service.create_topic("a.topic").await.unwrap();
+    assert_eq!(
+        service.list_topics().await.unwrap(),
+        vec!["a.topic", "b.topic"]
+    );
+    assert!(service.delete_topic("a.topic").await.unwrap());
+    assert!(!service.delete_topic("a.topic").await.unwrap());
+    assert_eq!(service.list_topics().await.unwrap(), vec!["b.topic"]);
+}
+
+#[tokio::test]
+async fn topic_administration_fails_when_the_backend_is_down() {
+    let (_, service) = down();
+    assert_unavailable(service.create_topic("a.b").await);
+    assert_unavailable(service.delete_topic("a.b").await);
+    assert_unavailable(service.list_topics().await);
+}
+
+#[tokio::test]
+async fn topic_administration_rejects_invalid_names() {
+    let (_, service) = switchable();
+    assert!(matches!(
+        service.create_topic("").await,
+        Err(MessagingError::Validation(_))
+    ));
+    assert!(matches!(
+        service.delete_topic("a b").await,
+        Err(MessagingError::Validation(_))
+    ));
+}
+
+#[tokio::test]
+async fn health_reports_the_backend_and_subscriptions() {
+    let (_, service) = switchable();
+    let (handler, _received) = forwarding();
+    service
+        .subscribe_with("a.b", SubscribeOptions::new("g"), handler)
+        .await
+        .unwrap();
+    let report = service.health().await.unwrap();
+    assert_eq!(report.backend, "switchable");
+    assert_eq!(report.subscriptions, 1);
+    assert!(report.warnings.is_empty());
+    service.shutdown().await;
+}
+
+#[tokio::test]
+async fn health_fails_when_the_backend_is_down() {
+    let (_, service) = down();
+    assert_unavailable(service.health().await);
+}
+
+#[tokio::test]
+async fn replaying_an_unknown_dead_letter_is_a_typed_error() {
+    let (_, service) = switchable();
+    assert!(matches!(
+        service.replay_dead_letter("a.b", "nope").await,
+        Err(MessagingError::DeadLetterNotFound { .. })
+    ));
+}
+
+#[tokio::test]
+async fn max_retry_above_the_limit_is_rejected() {
+    assert!(matches!(
+        MessagingService::in_memory().with_max_retry(1_000),
+        Err(MessagingError::Validation(
+            ValidationError::MaxRetryOutOfRange { .. }
+        ))
+    ));
+}
+
+#[tokio::test]
+async fn a_message_published_by_a_handler_continues_the_trace() {
+    let service = Arc::new(MessagingService::in_memory());
+    let (handler, mut received) = forwarding();
+    service
+        .subscribe_with("second.hop", SubscribeOptions::new("g"), handler)
+        .await
+        .unwrap();
+    let relay = service.clone();
+    service
+        .subscribe_with(
+            "first.hop",
+            SubscribeOptions::new("g"),
+            Arc::new(move |message: Message| {
+                let relay = relay.clone();
+                async move {
+                    relay
+                        .publish("second.hop", message.payload)
+                        .await
+                        .map(|_| ())
+                        .map_err(HandlerError::retry)
+                }
+            }),
+        )
+        .await
+        .unwrap();
+    let origin = TraceContext::new_root();
+    let message = Message::new("first.hop", json!({}))
+        .unwrap()
+        .with_metadata(TRACEPARENT_KEY, origin.to_string());
+    service.publish_message(&message).await.unwrap();
+    let relayed = next(&mut received).await;
+    let context = TraceContext::parse(&relayed.metadata[TRACEPARENT_KEY]).unwrap();
+    assert_eq!(context.trace_id, origin.trace_id);
+    assert_ne!(context.span_id, origin.span_id);
+    service.shutdown().await;
+}
+
+#[tokio::test]
+async fn two_services_in_one_group_share_the_work() {
+    let backend: Arc<dyn MessageBackend> = Arc::new(InMemoryBackend::new());
+    let (first, second) = (
+        MessagingService::new(backend.clone()),
+        MessagingService::new(backend.clone()),
+    );
+    let (handler, mut received) = forwarding();
+    for service in [&first, &second] {
+        service
+            .subscribe_with(
+                "shared.work",
+                SubscribeOptions::new("workers"),
+                handler.clone(),
+            )
+            .await
+            .unwrap();
+    }
+    let ids: BTreeSet<_> = first
+        .publish_batch("shared.work", (0..50).map(|i| json!({ "i": i })).collect())
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
+    let mut got = BTreeSet::new();
+    for _ in 0..50 {
+        got.insert(next(&mut received).await.id);
+    }
+    assert_eq!(got, ids);
+    first.shutdown().await;
+    second.shutdown().await;
+}
