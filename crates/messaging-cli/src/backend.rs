@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use messaging_core::{MessageBackend, MessagingService};
+use messaging_core::{BackendError, MessageBackend, MessagingService};
+use messaging_redis::{RedisBackend, RedisBackendConfig};
 
 use crate::cli::BackendArgs;
 use crate::exit::CliError;
@@ -26,11 +27,26 @@ pub(crate) async fn shared(
 /// A Redis backend, checked with a round trip so an unreachable server is
 /// reported now (exit code 3), not at the first command.
 pub(crate) async fn redis(url: &str, prefix: &str) -> anyhow::Result<Arc<dyn MessageBackend>> {
-    let _ = prefix;
-    Err(CliError::Unreachable {
+    let config = RedisBackendConfig::new(url).with_key_prefix(prefix);
+    let unreachable = |source: BackendError| CliError::Unreachable {
         what: "Redis",
         url: crate::exit::redact(url),
-        source: "this build has no Redis backend yet (crate messaging-redis)".into(),
+        source: Box::new(source),
+    };
+    let backend = match RedisBackend::connect(config).await {
+        Ok(backend) => backend,
+        Err(error) if error.is_transient() => return Err(unreachable(error).into()),
+        Err(error) => {
+            return Err(CliError::InvalidSetting {
+                name: "--redis-url".into(),
+                reason: format!("{} ({error})", crate::exit::redact(url)),
+            }
+            .into());
+        }
+    };
+    match backend.health().await {
+        Ok(_) => Ok(Arc::new(backend)),
+        Err(error) if error.is_transient() => Err(unreachable(error).into()),
+        Err(error) => Err(error.into()),
     }
-    .into())
 }

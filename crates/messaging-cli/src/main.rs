@@ -10,6 +10,7 @@ mod commands;
 mod config;
 mod exit;
 mod metrics;
+mod pipeline;
 
 use std::process::ExitCode;
 

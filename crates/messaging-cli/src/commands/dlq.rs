@@ -13,6 +13,10 @@ const PAGE: usize = 200;
 
 /// Runs a dead-letter action.
 pub(crate) async fn run(args: DlqArgs) -> anyhow::Result<()> {
+    // Refused before connecting: nothing to gain from a round trip.
+    if let DlqAction::Purge { topic, yes: false } = &args.action {
+        return Err(confirmation(topic).into());
+    }
     let service = crate::backend::shared(&args.backend, "dlq").await?;
     let progress = std::io::stderr().is_terminal();
     let mut out = std::io::stdout().lock();
@@ -55,16 +59,19 @@ pub(crate) async fn execute(
         DlqAction::Purge { topic, yes } => {
             messaging_model::validate_topic(&topic)?;
             if !yes {
-                return Err(CliError::ConfirmationRequired {
-                    what: format!("purging the dead letters of {topic}"),
-                }
-                .into());
+                return Err(confirmation(&topic).into());
             }
             let purged = service.purge_dead_letters(&topic).await?;
             writeln!(out, "purged {purged} dead letters of {topic}")?;
         }
     }
     Ok(())
+}
+
+fn confirmation(topic: &str) -> CliError {
+    CliError::ConfirmationRequired {
+        what: format!("purging the dead letters of {topic}"),
+    }
 }
 
 /// One dead letter by id.

@@ -7,6 +7,9 @@ use crate::exit::CliError;
 
 /// Runs a topics action.
 pub(crate) async fn run(args: TopicsArgs) -> anyhow::Result<()> {
+    if let TopicsAction::Delete { topic, yes: false } = &args.action {
+        return Err(confirmation(topic).into());
+    }
     let service = crate::backend::shared(&args.backend, "topics").await?;
     let mut out = std::io::stdout().lock();
     execute(&service, args.action, &mut out).await
@@ -35,10 +38,7 @@ pub(crate) async fn execute(
         TopicsAction::Delete { topic, yes } => {
             messaging_model::validate_topic(&topic)?;
             if !yes {
-                return Err(CliError::ConfirmationRequired {
-                    what: format!("deleting topic {topic} with its groups and dead letters"),
-                }
-                .into());
+                return Err(confirmation(&topic).into());
             }
             if !service.delete_topic(&topic).await? {
                 return Err(CliError::TopicNotFound { topic }.into());
@@ -47,6 +47,12 @@ pub(crate) async fn execute(
         }
     }
     Ok(())
+}
+
+fn confirmation(topic: &str) -> CliError {
+    CliError::ConfirmationRequired {
+        what: format!("deleting topic {topic} with its groups and dead letters"),
+    }
 }
 
 #[cfg(test)]

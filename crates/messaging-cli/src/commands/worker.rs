@@ -1,9 +1,119 @@
-//! `messaging worker`.
+//! `messaging worker`: the notification event listeners and the notification
+//! request dispatchers, a Prometheus endpoint, and a graceful stop.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use messaging_core::{InMemoryBackend, MessageBackend, MessagingService, SubscribeOptions};
+use tokio::sync::watch;
 
 use crate::cli::WorkerArgs;
+use crate::config::Config;
 
-/// Runs the worker until a signal.
+/// Runs the worker until SIGTERM or Ctrl-C.
 pub(crate) async fn run(args: WorkerArgs) -> anyhow::Result<()> {
-    let _ = args;
-    anyhow::bail!("the worker is not available yet: it needs the notification crate")
+    let config = load(&args)?;
+    if let Some(addr) = config.metrics_addr()? {
+        crate::metrics::install_exporter(addr)?;
+        eprintln!("metrics on http://{addr}/metrics");
+    }
+    let backend: Arc<dyn MessageBackend> = match &config.backend.redis_url {
+        Some(url) => {
+            let prefix = config
+                .backend
+                .key_prefix
+                .as_deref()
+                .unwrap_or(crate::backend::DEFAULT_KEY_PREFIX);
+            crate::backend::redis(url, prefix).await?
+        }
+        None => {
+            tracing::warn!(
+                "no Redis URL: using the in-memory backend, lost on exit and private to this process"
+            );
+            Arc::new(InMemoryBackend::new())
+        }
+    };
+    let service = Arc::new(
+        MessagingService::new(backend)
+            .with_subscribe_defaults(subscribe_options(&config))
+            .with_max_retry(config.retry.max_retry)?,
+    );
+    let health = service.health().await.context("checking the backend")?;
+    for warning in &health.warnings {
+        tracing::warn!(backend = health.backend, "{warning}");
+    }
+
+    let pipeline = crate::pipeline::Pipeline::from_config(&config).await?;
+    pipeline.attach(&service).await?;
+
+    let (stop, stopped) = watch::channel(false);
+    let gauges = tokio::spawn(crate::metrics::poll_topic_gauges(
+        service.clone(),
+        config.worker.stats_interval,
+        stopped,
+    ));
+    let subscriptions = service.subscriptions().await;
+    // Scripts and tests wait for this line.
+    eprintln!(
+        "worker ready: backend {}, group {}, {} subscriptions",
+        health.backend,
+        config.worker.group,
+        subscriptions.len()
+    );
+
+    super::shutdown_signal().await;
+    eprintln!(
+        "stopping: finishing running handlers (at most {})",
+        humantime::format_duration(config.worker.shutdown_timeout)
+    );
+    let _ = stop.send(true);
+    service.shutdown().await;
+    let _ = gauges.await;
+    pipeline.close().await;
+    eprintln!("worker stopped");
+    Ok(())
+}
+
+/// The file, then the environment, then the flags.
+pub(crate) fn load(args: &WorkerArgs) -> anyhow::Result<Config> {
+    let mut config = match &args.config {
+        Some(path) => Config::from_file(path)?,
+        None => Config::default(),
+    };
+    config.apply_env(|name| std::env::var(name).ok())?;
+    // clap already folded REDIS_URL, DATABASE_URL, … into these.
+    if let Some(url) = &args.backend.redis_url {
+        config.backend.redis_url = Some(url.clone());
+    }
+    if let Some(prefix) = &args.backend.key_prefix {
+        config.backend.key_prefix = Some(prefix.clone());
+    }
+    if let Some(url) = &args.database.database_url {
+        config.database.url = Some(url.clone());
+    }
+    if let Some(schema) = &args.database.db_schema {
+        config.database.schema = Some(schema.clone());
+    }
+    if let Some(addr) = args.metrics_addr {
+        config.worker.metrics_addr = Some(addr.to_string());
+    }
+    if args.no_metrics {
+        config.worker.metrics_addr = None;
+    }
+    if let Some(concurrency) = args.concurrency {
+        config.worker.concurrency = concurrency;
+    }
+    config.check()?;
+    Ok(config)
+}
+
+/// The subscription options every listener of the worker uses.
+pub(crate) fn subscribe_options(config: &Config) -> SubscribeOptions {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "worker".into());
+    SubscribeOptions::new(config.worker.group.clone())
+        .with_consumer(format!("{host}-{}", std::process::id()))
+        .with_concurrency(config.worker.concurrency)
+        .with_visibility_timeout(config.worker.visibility_timeout)
+        .with_shutdown_timeout(config.worker.shutdown_timeout)
+        .with_retry(config.retry.policy())
 }

@@ -1,0 +1,166 @@
+//! The `messaging` binary run as a user runs it: arguments in, output and exit
+//! code out. Commands that need Redis are in `redis_cli.rs`.
+
+use std::process::{Command, Output};
+
+fn messaging(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_messaging"))
+        .args(args)
+        // The Makefile exports these; each test says what it wants instead.
+        .env_remove("REDIS_URL")
+        .env_remove("DATABASE_URL")
+        .env_remove("MESSAGING_KEY_PREFIX")
+        .env_remove("MESSAGING_CONFIG")
+        .output()
+        .expect("the messaging binary runs")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn help_lists_every_command_and_the_exit_codes() {
+    let output = messaging(&["--help"]);
+    assert_eq!(output.status.code(), Some(0));
+    let help = String::from_utf8_lossy(&output.stdout);
+    for command in [
+        "worker", "publish", "tail", "topics", "stats", "dlq", "inbox", "demo",
+    ] {
+        assert!(help.contains(command), "{command} missing from:\n{help}");
+    }
+    assert!(
+        help.contains("3  a server (Redis, PostgreSQL, SMTP) could not be reached"),
+        "{help}"
+    );
+}
+
+#[test]
+fn unknown_flags_are_a_usage_error() {
+    let output = messaging(&["publish", "a.b", "--jsn", "{}"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("--jsn"), "{}", stderr(&output));
+}
+
+#[test]
+fn malformed_json_is_a_usage_error_before_any_connection() {
+    let output = messaging(&[
+        "publish",
+        "user.registered",
+        "--json",
+        "{not json",
+        "--redis-url",
+        "redis://127.0.0.1:1",
+    ]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("malformed JSON payload"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn a_payload_must_be_an_object() {
+    let output = messaging(&[
+        "publish",
+        "user.registered",
+        "--json",
+        "[1,2]",
+        "--redis-url",
+        "redis://127.0.0.1:1",
+    ]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("payload must be a JSON object"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn invalid_topic_names_are_a_usage_error() {
+    let output = messaging(&["publish", "bad topic", "--json", "{}"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("invalid topic"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn bad_durations_are_a_usage_error() {
+    let output = messaging(&["publish", "a.b", "--json", "{}", "--delay", "soon"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("--delay"), "{}", stderr(&output));
+}
+
+#[test]
+fn shared_commands_without_redis_say_how_to_name_it() {
+    for args in [
+        &["publish", "a.b", "--json", "{}"][..],
+        &["stats"],
+        &["topics", "list"],
+        &["dlq", "list", "a.b"],
+        &["tail", "a.b"],
+    ] {
+        let output = messaging(args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        assert!(
+            stderr(&output).contains("--redis-url URL or set REDIS_URL"),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+    }
+}
+
+#[test]
+fn an_unreachable_redis_exits_with_code_3() {
+    // Port 1 on loopback: nothing listens there.
+    let output = messaging(&["stats", "--redis-url", "redis://:hunter2@127.0.0.1:1"]);
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    let message = stderr(&output);
+    assert!(
+        message.contains("cannot reach Redis at redis://:***@127.0.0.1:1"),
+        "{message}"
+    );
+    assert!(
+        !message.contains("hunter2"),
+        "the password leaked: {message}"
+    );
+}
+
+#[test]
+fn destructive_commands_want_confirmation() {
+    for args in [&["dlq", "purge", "a.b"][..], &["topics", "delete", "a.b"]] {
+        let output = messaging(&[args, &["--redis-url", "redis://127.0.0.1:1"]].concat());
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        assert!(
+            stderr(&output).contains("add --yes to confirm"),
+            "{}",
+            stderr(&output)
+        );
+    }
+}
+
+#[test]
+fn a_missing_config_file_is_a_usage_error() {
+    let output = messaging(&[
+        "worker",
+        "--config",
+        "/nonexistent/messaging.toml",
+        "--no-metrics",
+    ]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("cannot read config file /nonexistent/messaging.toml"),
+        "{}",
+        stderr(&output)
+    );
+}
