@@ -1,0 +1,24 @@
+-- Moves delayed messages whose time has come (by the server's clock) into the
+-- topic's stream. One script, so concurrent promoters never move a message twice
+-- and a crash between the two steps cannot lose or duplicate one.
+--
+-- KEYS[1]  the topic's delayed set (score: due time in Unix milliseconds;
+--          member: "<nonce>|<message JSON>")
+-- KEYS[2]  the topic's stream
+-- ARGV[1]  most messages to move in this call
+--
+-- Returns { moved, next due time in ms or -1 when none is left, server time in ms }.
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
+for _, member in ipairs(due) do
+  local sep = string.find(member, '|', 1, true)
+  redis.call('XADD', KEYS[2], '*', 'm', string.sub(member, sep + 1))
+  redis.call('ZREM', KEYS[1], member)
+end
+local next_due = -1
+local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+if first[2] then
+  next_due = tonumber(first[2])
+end
+return { #due, next_due, now }

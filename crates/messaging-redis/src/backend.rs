@@ -1,0 +1,977 @@
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use messaging_core::{
+    BackendError, BackendHealth, DeadLetter, Delivery, GroupStats, MessageBackend, ReadFrom,
+    Receipt, Settlement, StartFrom, TopicStats,
+};
+use messaging_model::{Message, MessageStatus};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Client, Cmd, RedisError, Value};
+use tracing::{error, warn};
+
+use crate::RedisBackendConfig;
+use crate::codec::{self, MESSAGE_FIELD, RawEntry};
+use crate::error::{InvalidConfig, backend_error, is_busy_group, is_no_group, is_unblocked};
+use crate::keys::{Keys, TopicKeys};
+use crate::maintenance::{self, Schedule};
+use crate::pool::BlockingPool;
+use crate::scripts::SCRIPTS;
+
+/// Most delayed messages one promotion moves; more are moved by the next one at once.
+const PROMOTE_BATCH: i64 = 1_000;
+/// Most entries one trim removes, which bounds how long the script runs.
+const TRIM_BATCH: i64 = 5_000;
+/// XAUTOCLAIM calls one `reclaim_idle` makes at most while it finds too few.
+const RECLAIM_ROUNDS: usize = 4;
+/// XAUTOCLAIM's cursor for "from the start".
+const CURSOR_START: &str = "0-0";
+
+/// The Redis Streams backend. Cloning is cheap and shares the connections.
+///
+/// See the [crate documentation](crate) for an example and `docs/redis.md` for
+/// the key layout and guarantees.
+#[derive(Clone)]
+pub struct RedisBackend {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for RedisBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisBackend")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) config: RedisBackendConfig,
+    keys: Keys,
+    connection: ConnectionManager,
+    blocking: BlockingPool,
+    schedule: Arc<Schedule>,
+    /// Where the next XAUTOCLAIM of each (topic, group) starts.
+    reclaim_cursors: Mutex<HashMap<(String, String), String>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.schedule.close();
+    }
+}
+
+/// What one promotion did.
+pub(crate) struct Promotion {
+    moved: u64,
+    /// Until the next delayed message is due, by the server's clock.
+    until_next: Option<Duration>,
+}
+
+impl RedisBackend {
+    /// Connects to the server of `config.url` and starts the task that promotes
+    /// due delayed messages and trims streams (it stops when the last clone of
+    /// the backend is dropped). Must be called within a Tokio runtime.
+    pub async fn connect(config: RedisBackendConfig) -> Result<Self, BackendError> {
+        config
+            .check()
+            .map_err(|reason| BackendError::command(InvalidConfig { reason }))?;
+        let client = Client::open(config.url.as_str()).map_err(BackendError::command)?;
+        let manager_config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(config.connect_timeout))
+            .set_response_timeout(Some(config.command_timeout))
+            .set_max_delay(Duration::from_secs(2));
+        let connection = ConnectionManager::new_with_config(client.clone(), manager_config)
+            .await
+            .map_err(backend_error)?;
+        let schedule = Arc::new(Schedule::default());
+        let inner = Arc::new(Inner {
+            keys: Keys::new(&config.key_prefix),
+            blocking: BlockingPool::new(client, config.connect_timeout),
+            config,
+            connection,
+            schedule: schedule.clone(),
+            reclaim_cursors: Mutex::new(HashMap::new()),
+        });
+        tokio::spawn(maintenance::run(Arc::downgrade(&inner), schedule));
+        Ok(Self { inner })
+    }
+
+    /// The configuration it was connected with.
+    pub fn config(&self) -> &RedisBackendConfig {
+        &self.inner.config
+    }
+
+    /// Moves the delayed messages of `topic` that are due into its stream now,
+    /// and returns how many. The backend does this by itself (see
+    /// [`RedisBackendConfig::promote_interval`]); this is for tools and tests.
+    pub async fn promote_due(&self, topic: &str) -> Result<u64, BackendError> {
+        let mut moved = 0;
+        loop {
+            let promotion = self.inner.promote(topic).await?;
+            moved += promotion.moved;
+            if promotion.moved < PROMOTE_BATCH as u64 {
+                return Ok(moved);
+            }
+        }
+    }
+}
+
+impl Inner {
+    fn connection(&self) -> ConnectionManager {
+        self.connection.clone()
+    }
+
+    fn cursors(&self) -> MutexGuard<'_, HashMap<(String, String), String>> {
+        self.reclaim_cursors
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn know(&self, topic: &str) {
+        self.schedule.know(topic, self.config.trim_interval);
+    }
+
+    /// Runs the promotion script once and records when the next one is due.
+    pub(crate) async fn promote(&self, topic: &str) -> Result<Promotion, BackendError> {
+        let keys = self.keys.topic(topic);
+        let (moved, next_due, now): (i64, i64, i64) = SCRIPTS
+            .promote
+            .key(&keys.delayed)
+            .key(&keys.stream)
+            .arg(PROMOTE_BATCH)
+            .invoke_async(&mut self.connection())
+            .await
+            .map_err(backend_error)?;
+        let until_next = (next_due >= 0).then(|| millis(next_due.saturating_sub(now)));
+        let wait = if moved >= PROMOTE_BATCH {
+            Duration::ZERO
+        } else {
+            until_next.map_or(self.config.promote_interval, |until| {
+                until.min(self.config.promote_interval)
+            })
+        };
+        self.schedule.promote_after(topic, wait);
+        Ok(Promotion {
+            moved: u64::try_from(moved).unwrap_or(0),
+            until_next,
+        })
+    }
+
+    /// Trims a topic's stream; true when there is more to trim right away.
+    pub(crate) async fn trim(&self, topic: &str) -> Result<bool, BackendError> {
+        let Some(keep) = self.config.max_len else {
+            return Ok(false);
+        };
+        let keys = self.keys.topic(topic);
+        let removed: i64 = SCRIPTS
+            .trim
+            .key(&keys.stream)
+            .arg(keep)
+            .arg(TRIM_BATCH)
+            .invoke_async(&mut self.connection())
+            .await
+            .map_err(backend_error)?;
+        Ok(removed >= TRIM_BATCH)
+    }
+
+    async fn register(&self, topic: &str) -> Result<(), BackendError> {
+        let _: i64 = redis::cmd("SADD")
+            .arg(self.keys.registry())
+            .arg(topic)
+            .query_async(&mut self.connection())
+            .await
+            .map_err(backend_error)?;
+        self.know(topic);
+        Ok(())
+    }
+
+    async fn create_group(
+        &self,
+        topic: &str,
+        group: &str,
+        start: StartFrom,
+    ) -> Result<(), BackendError> {
+        let keys = self.keys.topic(topic);
+        let start = match start {
+            StartFrom::Earliest => "0",
+            StartFrom::Latest => "$",
+        };
+        let created: Result<(), RedisError> = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(&keys.stream)
+            .arg(group)
+            .arg(start)
+            .arg("MKSTREAM")
+            .query_async(&mut self.connection())
+            .await;
+        match created {
+            Ok(()) => Ok(()),
+            Err(error) if is_busy_group(&error) => Ok(()),
+            Err(error) => Err(backend_error(error)),
+        }
+    }
+
+    /// After NOGROUP (the topic or the group was deleted, or a Redis without
+    /// persistence restarted): recreate the group from the start of what is there.
+    async fn recover_group(&self, topic: &str, group: &str) -> Result<(), BackendError> {
+        warn!(%topic, %group, "consumer group missing (topic deleted or Redis restarted); recreating it");
+        self.register(topic).await?;
+        self.create_group(topic, group, StartFrom::Earliest).await
+    }
+
+    /// Runs a blocking command on a connection of its own, bounded by `block`
+    /// plus the command timeout.
+    async fn blocking_query(&self, command: &Cmd, block: Duration) -> Result<Value, RedisError> {
+        let mut connection = self
+            .blocking
+            .take()
+            .await
+            .inspect_err(|_| self.blocking.clear())?;
+        let limit = block + self.config.command_timeout;
+        match tokio::time::timeout(limit, command.query_async::<Value>(&mut connection)).await {
+            Ok(Ok(value)) => {
+                self.blocking.give_back(connection);
+                Ok(value)
+            }
+            Ok(Err(error)) => {
+                if error.is_io_error() || error.is_unrecoverable_error() {
+                    self.blocking.clear();
+                } else {
+                    self.blocking.give_back(connection);
+                }
+                Err(error)
+            }
+            Err(_elapsed) => {
+                self.blocking.clear();
+                Err(
+                    std::io::Error::new(std::io::ErrorKind::TimedOut, "blocking read timed out")
+                        .into(),
+                )
+            }
+        }
+    }
+
+    async fn read_new(
+        &self,
+        topic: &str,
+        group: &str,
+        consumer: &str,
+        count: usize,
+        block: Duration,
+    ) -> Result<Vec<Delivery>, BackendError> {
+        let keys = self.keys.topic(topic);
+        // Promote what is due first, and wake up when the next delayed message is
+        // due even if nothing else arrives.
+        let promotion = self.promote(topic).await?;
+        let block = promotion.until_next.map_or(block, |until| block.min(until));
+        let block_ms = u64::try_from(block.as_millis()).unwrap_or(u64::MAX);
+        let mut command = redis::cmd("XREADGROUP");
+        command
+            .arg("GROUP")
+            .arg(group)
+            .arg(consumer)
+            .arg("COUNT")
+            .arg(count);
+        // BLOCK 0 would wait forever: leave it out for a read that must not wait.
+        if block_ms > 0 {
+            command.arg("BLOCK").arg(block_ms);
+        }
+        command.arg("STREAMS").arg(&keys.stream).arg(">");
+        let reply = if block_ms > 0 {
+            self.blocking_query(&command, Duration::from_millis(block_ms))
+                .await
+        } else {
+            command.query_async::<Value>(&mut self.connection()).await
+        };
+        let reply = match reply {
+            Ok(reply) => reply,
+            Err(error) if is_no_group(&error) => {
+                self.recover_group(topic, group).await?;
+                return Ok(Vec::new());
+            }
+            Err(error) if is_unblocked(&error) => return Ok(Vec::new()),
+            Err(error) => return Err(backend_error(error)),
+        };
+        // A new entry has been delivered exactly once.
+        let entries = codec::read_reply_entries(&reply)
+            .into_iter()
+            .map(|(id, fields)| RawEntry {
+                id,
+                delivery_count: 1,
+                fields,
+            })
+            .collect();
+        Ok(self.deliveries(topic, group, consumer, entries).await)
+    }
+
+    async fn read_own_pending(
+        &self,
+        topic: &str,
+        group: &str,
+        consumer: &str,
+        after: Option<&str>,
+        count: usize,
+    ) -> Result<Vec<Delivery>, BackendError> {
+        let keys = self.keys.topic(topic);
+        let reply: Result<Value, RedisError> = SCRIPTS
+            .read_pending
+            .key(&keys.stream)
+            .arg(group)
+            .arg(consumer)
+            .arg(after.unwrap_or("0"))
+            .arg(count)
+            .invoke_async(&mut self.connection())
+            .await;
+        let reply = match reply {
+            Ok(reply) => reply,
+            Err(error) if is_no_group(&error) => {
+                self.recover_group(topic, group).await?;
+                return Ok(Vec::new());
+            }
+            Err(error) => return Err(backend_error(error)),
+        };
+        let entries = codec::triples(codec::items(&reply));
+        Ok(self.deliveries(topic, group, consumer, entries).await)
+    }
+
+    /// Decodes entries into deliveries; entries that cannot be decoded go to the
+    /// dead-letter queue instead (or stay pending if even that fails, to be
+    /// tried again when reclaimed).
+    async fn deliveries(
+        &self,
+        topic: &str,
+        group: &str,
+        consumer: &str,
+        entries: Vec<RawEntry>,
+    ) -> Vec<Delivery> {
+        let mut deliveries = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let receipt = Receipt {
+                topic: topic.to_owned(),
+                group: group.to_owned(),
+                consumer: consumer.to_owned(),
+                entry_id: entry.id,
+                delivery_count: entry.delivery_count,
+            };
+            match codec::decode(&entry.fields) {
+                Ok(message) => deliveries.push(Delivery { message, receipt }),
+                Err(reason) => {
+                    error!(%topic, %group, entry = %receipt.entry_id, %reason, "undecodable entry; moving it to the dead-letter queue");
+                    let message = codec::undecodable_message(
+                        topic,
+                        &receipt.entry_id,
+                        &entry.fields,
+                        &reason,
+                    );
+                    let attempts = receipt.delivery_count;
+                    if let Err(error) = self
+                        .dead_letter_as(&receipt, &message, &reason, attempts)
+                        .await
+                    {
+                        error!(%topic, %group, entry = %receipt.entry_id, %error, "could not dead-letter an undecodable entry; it stays pending");
+                    }
+                }
+            }
+        }
+        deliveries
+    }
+
+    async fn dead_letter_as(
+        &self,
+        receipt: &Receipt,
+        message: &Message,
+        error: &str,
+        attempts: u32,
+    ) -> Result<Settlement, BackendError> {
+        let keys = self.keys.topic(&receipt.topic);
+        let json = codec::encode(message)?;
+        let done: i64 = SCRIPTS
+            .dead_letter
+            .key(&keys.stream)
+            .key(&keys.dead)
+            .arg(&receipt.group)
+            .arg(&receipt.consumer)
+            .arg(&receipt.entry_id)
+            .arg(receipt.delivery_count)
+            .arg(json)
+            .arg(error)
+            .arg(attempts)
+            .invoke_async(&mut self.connection())
+            .await
+            .map_err(backend_error)?;
+        Ok(settlement(receipt, "dead-letter", done == 1))
+    }
+}
+
+/// Settled, or lost ownership (logged: the caller was too slow and another
+/// consumer took the delivery over).
+fn settlement(receipt: &Receipt, action: &'static str, done: bool) -> Settlement {
+    if done {
+        return Settlement::Settled;
+    }
+    warn!(
+        topic = %receipt.topic,
+        group = %receipt.group,
+        consumer = %receipt.consumer,
+        entry = %receipt.entry_id,
+        delivery = receipt.delivery_count,
+        action,
+        "fenced: the delivery was reclaimed by another consumer, so this one changes nothing"
+    );
+    Settlement::LostOwnership
+}
+
+fn millis(ms: i64) -> Duration {
+    Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+}
+
+/// The delayed-set score of a due time: milliseconds, rounded up so a message is
+/// never promoted before its time.
+fn due_score(at: DateTime<Utc>) -> i64 {
+    at.timestamp_micros().saturating_add(999).div_euclid(1000)
+}
+
+/// The delayed-set member of a message: a nonce keeps two schedules of the same
+/// message apart.
+fn delayed_member(message: &Message) -> Result<Vec<u8>, BackendError> {
+    let mut member = uuid::Uuid::now_v7().simple().to_string().into_bytes();
+    member.push(b'|');
+    member.extend(codec::encode(message)?);
+    Ok(member)
+}
+
+#[async_trait]
+impl MessageBackend for RedisBackend {
+    fn name(&self) -> &'static str {
+        "redis"
+    }
+
+    async fn publish(&self, message: &Message) -> Result<String, BackendError> {
+        message.validate()?;
+        let inner = &self.inner;
+        let json = codec::encode(message)?;
+        let keys = inner.keys.topic(&message.topic);
+        let (id,): (String,) = redis::pipe()
+            .cmd("XADD")
+            .arg(&keys.stream)
+            .arg("*")
+            .arg(MESSAGE_FIELD)
+            .arg(json)
+            .cmd("SADD")
+            .arg(inner.keys.registry())
+            .arg(&message.topic)
+            .ignore()
+            .query_async(&mut inner.connection())
+            .await
+            .map_err(backend_error)?;
+        inner.know(&message.topic);
+        Ok(id)
+    }
+
+    async fn publish_batch(&self, messages: &[Message]) -> Result<Vec<String>, BackendError> {
+        for message in messages {
+            message.validate()?;
+        }
+        if messages.is_empty() {
+            return Ok(Vec::new());
+        }
+        let inner = &self.inner;
+        let mut pipe = redis::pipe();
+        let mut topics = BTreeSet::new();
+        let mut keys: Option<(&str, TopicKeys)> = None;
+        for message in messages {
+            let stream = match &keys {
+                Some((topic, keys)) if *topic == message.topic => &keys.stream,
+                _ => {
+                    &keys
+                        .insert((&message.topic, inner.keys.topic(&message.topic)))
+                        .1
+                        .stream
+                }
+            };
+            pipe.cmd("XADD")
+                .arg(stream)
+                .arg("*")
+                .arg(MESSAGE_FIELD)
+                .arg(codec::encode(message)?);
+            topics.insert(message.topic.as_str());
+        }
+        pipe.cmd("SADD")
+            .arg(inner.keys.registry())
+            .arg(&topics)
+            .ignore();
+        let ids: Vec<String> = pipe
+            .query_async(&mut inner.connection())
+            .await
+            .map_err(backend_error)?;
+        for topic in topics {
+            inner.know(topic);
+        }
+        Ok(ids)
+    }
+
+    async fn schedule(
+        &self,
+        message: &Message,
+        deliver_at: DateTime<Utc>,
+    ) -> Result<(), BackendError> {
+        message.validate()?;
+        let inner = &self.inner;
+        let keys = inner.keys.topic(&message.topic);
+        let mut pending = message.clone();
+        pending.status = MessageStatus::Pending;
+        let () = redis::pipe()
+            .cmd("ZADD")
+            .arg(&keys.delayed)
+            .arg(due_score(deliver_at))
+            .arg(delayed_member(&pending)?)
+            .ignore()
+            .cmd("SADD")
+            .arg(inner.keys.registry())
+            .arg(&message.topic)
+            .ignore()
+            .query_async(&mut inner.connection())
+            .await
+            .map_err(backend_error)?;
+        inner
+            .schedule
+            .due_at(&message.topic, deliver_at, inner.config.trim_interval);
+        Ok(())
+    }
+
+    async fn create_topic(&self, topic: &str) -> Result<(), BackendError> {
+        messaging_model::validate_topic(topic)?;
+        self.inner.register(topic).await
+    }
+
+    async fn delete_topic(&self, topic: &str) -> Result<bool, BackendError> {
+        let inner = &self.inner;
+        let keys = inner.keys.topic(topic);
+        let (deleted, unregistered): (i64, i64) = redis::pipe()
+            .cmd("DEL")
+            .arg(&keys.stream)
+            .arg(&keys.delayed)
+            .arg(&keys.dead)
+            .cmd("SREM")
+            .arg(inner.keys.registry())
+            .arg(topic)
+            .query_async(&mut inner.connection())
+            .await
+            .map_err(backend_error)?;
+        inner.schedule.forget(topic);
+        inner
+            .cursors()
+            .retain(|(cursor_topic, _), _| cursor_topic != topic);
+        Ok(deleted > 0 || unregistered > 0)
+    }
+
+    async fn list_topics(&self) -> Result<Vec<String>, BackendError> {
+        let mut topics: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(self.inner.keys.registry())
+            .query_async(&mut self.inner.connection())
+            .await
+            .map_err(backend_error)?;
+        topics.sort_unstable();
+        Ok(topics)
+    }
+
+    async fn ensure_group(
+        &self,
+        topic: &str,
+        group: &str,
+        start: StartFrom,
+    ) -> Result<(), BackendError> {
+        messaging_model::validate_topic(topic)?;
+        self.inner.register(topic).await?;
+        self.inner.create_group(topic, group, start).await
+    }
+
+    async fn delete_group(&self, topic: &str, group: &str) -> Result<bool, BackendError> {
+        let inner = &self.inner;
+        let keys = inner.keys.topic(topic);
+        let destroyed: Result<i64, RedisError> = redis::cmd("XGROUP")
+            .arg("DESTROY")
+            .arg(&keys.stream)
+            .arg(group)
+            .query_async(&mut inner.connection())
+            .await;
+        inner
+            .cursors()
+            .remove(&(topic.to_owned(), group.to_owned()));
+        match destroyed {
+            Ok(destroyed) => Ok(destroyed > 0),
+            // "requires the key to exist": no stream, so no group either.
+            Err(error) if error.code() == Some("ERR") && !error.is_io_error() => {
+                let exists: i64 = redis::cmd("EXISTS")
+                    .arg(&keys.stream)
+                    .query_async(&mut inner.connection())
+                    .await
+                    .map_err(backend_error)?;
+                if exists == 0 {
+                    Ok(false)
+                } else {
+                    Err(backend_error(error))
+                }
+            }
+            Err(error) => Err(backend_error(error)),
+        }
+    }
+
+    async fn read(
+        &self,
+        topic: &str,
+        group: &str,
+        consumer: &str,
+        from: ReadFrom,
+        count: usize,
+        block: Duration,
+    ) -> Result<Vec<Delivery>, BackendError> {
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        self.inner.know(topic);
+        match from {
+            ReadFrom::New => {
+                self.inner
+                    .read_new(topic, group, consumer, count, block)
+                    .await
+            }
+            ReadFrom::OwnPending { after } => {
+                self.inner
+                    .read_own_pending(topic, group, consumer, after.as_deref(), count)
+                    .await
+            }
+        }
+    }
+
+    async fn reclaim_idle(
+        &self,
+        topic: &str,
+        group: &str,
+        consumer: &str,
+        min_idle: Duration,
+        count: usize,
+    ) -> Result<Vec<Delivery>, BackendError> {
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        let inner = &self.inner;
+        let keys = inner.keys.topic(topic);
+        let cursor_key = (topic.to_owned(), group.to_owned());
+        let mut cursor = inner
+            .cursors()
+            .get(&cursor_key)
+            .cloned()
+            .unwrap_or_else(|| CURSOR_START.to_owned());
+        let mut passed_end = cursor == CURSOR_START;
+        let mut entries = Vec::new();
+        // Carry the cursor forward so every pending entry gets its turn, however
+        // long the pending list; when the scan wraps, look at the head once more.
+        for _ in 0..RECLAIM_ROUNDS {
+            let reply: Result<Value, RedisError> = SCRIPTS
+                .reclaim
+                .key(&keys.stream)
+                .arg(group)
+                .arg(consumer)
+                .arg(u64::try_from(min_idle.as_millis()).unwrap_or(u64::MAX))
+                .arg(&cursor)
+                .arg(count - entries.len())
+                .invoke_async(&mut inner.connection())
+                .await;
+            let reply = match reply {
+                Ok(reply) => reply,
+                // The topic or group is gone: nothing to reclaim.
+                Err(error) if is_no_group(&error) => break,
+                Err(error) => return Err(backend_error(error)),
+            };
+            let items = codec::items(&reply);
+            let next = items
+                .first()
+                .and_then(codec::string)
+                .unwrap_or_else(|| CURSOR_START.to_owned());
+            entries.extend(codec::triples(items.get(1..).unwrap_or_default()));
+            cursor = next;
+            if entries.len() >= count {
+                break;
+            }
+            if cursor == CURSOR_START {
+                if passed_end {
+                    break;
+                }
+                passed_end = true;
+            }
+        }
+        inner.cursors().insert(cursor_key, cursor);
+        Ok(inner.deliveries(topic, group, consumer, entries).await)
+    }
+
+    async fn extend_lease(&self, receipt: &Receipt) -> Result<Settlement, BackendError> {
+        let keys = self.inner.keys.topic(&receipt.topic);
+        let done: i64 = SCRIPTS
+            .extend_lease
+            .key(&keys.stream)
+            .arg(&receipt.group)
+            .arg(&receipt.consumer)
+            .arg(&receipt.entry_id)
+            .arg(receipt.delivery_count)
+            .invoke_async(&mut self.inner.connection())
+            .await
+            .map_err(backend_error)?;
+        Ok(settlement(receipt, "extend lease", done == 1))
+    }
+
+    async fn ack(&self, receipt: &Receipt) -> Result<Settlement, BackendError> {
+        let keys = self.inner.keys.topic(&receipt.topic);
+        let done: Vec<i64> = SCRIPTS
+            .ack
+            .key(&keys.stream)
+            .arg(&receipt.group)
+            .arg(&receipt.consumer)
+            .arg(&receipt.entry_id)
+            .arg(receipt.delivery_count)
+            .invoke_async(&mut self.inner.connection())
+            .await
+            .map_err(backend_error)?;
+        Ok(settlement(receipt, "ack", done.first() == Some(&1)))
+    }
+
+    async fn retry_at(
+        &self,
+        receipt: &Receipt,
+        message: &Message,
+        deliver_at: DateTime<Utc>,
+    ) -> Result<Settlement, BackendError> {
+        message.validate()?;
+        let inner = &self.inner;
+        let keys = inner.keys.topic(&receipt.topic);
+        let done: i64 = SCRIPTS
+            .retry
+            .key(&keys.stream)
+            .key(&keys.delayed)
+            .arg(&receipt.group)
+            .arg(&receipt.consumer)
+            .arg(&receipt.entry_id)
+            .arg(receipt.delivery_count)
+            .arg(due_score(deliver_at))
+            .arg(delayed_member(message)?)
+            .invoke_async(&mut inner.connection())
+            .await
+            .map_err(backend_error)?;
+        if done == 1 {
+            inner
+                .schedule
+                .due_at(&receipt.topic, deliver_at, inner.config.trim_interval);
+        }
+        Ok(settlement(receipt, "retry", done == 1))
+    }
+
+    async fn dead_letter(
+        &self,
+        receipt: &Receipt,
+        message: &Message,
+        error: &str,
+    ) -> Result<Settlement, BackendError> {
+        let mut message = message.clone();
+        message.status = MessageStatus::Failed;
+        let attempts = message.retry.saturating_add(1);
+        self.inner
+            .dead_letter_as(receipt, &message, error, attempts)
+            .await
+    }
+
+    async fn dead_letters(
+        &self,
+        topic: &str,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, BackendError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let keys = self.inner.keys.topic(topic);
+        let reply: Value = redis::cmd("XRANGE")
+            .arg(&keys.dead)
+            .arg("-")
+            .arg("+")
+            .arg("COUNT")
+            .arg(limit)
+            .query_async(&mut self.inner.connection())
+            .await
+            .map_err(backend_error)?;
+        Ok(codec::entries(&reply)
+            .into_iter()
+            .filter_map(|(id, fields)| match codec::decode_dead_letter(&id, &fields) {
+                Ok(dead) => Some(dead),
+                Err(reason) => {
+                    warn!(%topic, dead_letter = %id, %reason, "skipping an undecodable dead letter");
+                    None
+                }
+            })
+            .collect())
+    }
+
+    async fn replay_dead_letter(&self, topic: &str, id: &str) -> Result<bool, BackendError> {
+        if !codec::is_stream_id(id) {
+            return Ok(false);
+        }
+        let inner = &self.inner;
+        let keys = inner.keys.topic(topic);
+        let reply: Value = redis::cmd("XRANGE")
+            .arg(&keys.dead)
+            .arg(id)
+            .arg(id)
+            .query_async(&mut inner.connection())
+            .await
+            .map_err(backend_error)?;
+        let Some((id, fields)) = codec::entries(&reply).into_iter().next() else {
+            return Ok(false);
+        };
+        let dead =
+            codec::decode_dead_letter(&id, &fields).map_err(|reason| BackendError::Corrupt {
+                topic: topic.to_owned(),
+                entry_id: id.clone(),
+                reason,
+            })?;
+        let json = codec::encode(&dead.replay_message())?;
+        let replayed: i64 = SCRIPTS
+            .replay
+            .key(&keys.dead)
+            .key(&keys.stream)
+            .arg(&id)
+            .arg(json)
+            .invoke_async(&mut inner.connection())
+            .await
+            .map_err(backend_error)?;
+        inner.know(topic);
+        Ok(replayed == 1)
+    }
+
+    async fn purge_dead_letters(&self, topic: &str) -> Result<u64, BackendError> {
+        let keys = self.inner.keys.topic(topic);
+        let purged: u64 = SCRIPTS
+            .purge
+            .key(&keys.dead)
+            .invoke_async(&mut self.inner.connection())
+            .await
+            .map_err(backend_error)?;
+        Ok(purged)
+    }
+
+    async fn stats(&self, topic: &str) -> Result<TopicStats, BackendError> {
+        let inner = &self.inner;
+        inner.promote(topic).await?;
+        let keys = inner.keys.topic(topic);
+        let reply: Value = SCRIPTS
+            .stats
+            .key(&keys.stream)
+            .key(&keys.delayed)
+            .key(&keys.dead)
+            .invoke_async(&mut inner.connection())
+            .await
+            .map_err(backend_error)?;
+        let items = codec::items(&reply);
+        let count = |index: usize| {
+            items
+                .get(index)
+                .and_then(codec::int)
+                .and_then(|n| u64::try_from(n).ok())
+                .unwrap_or(0)
+        };
+        let groups = items
+            .get(3..)
+            .unwrap_or_default()
+            .chunks_exact(4)
+            .map(|group| {
+                let number = |value: &Value| {
+                    codec::int(value)
+                        .and_then(|n| u64::try_from(n).ok())
+                        .unwrap_or(0)
+                };
+                GroupStats {
+                    name: codec::string(&group[0]).unwrap_or_default(),
+                    pending: number(&group[1]),
+                    lag: number(&group[2]),
+                    consumers: number(&group[3]),
+                }
+            })
+            .collect();
+        Ok(TopicStats {
+            topic: topic.to_owned(),
+            length: count(0),
+            scheduled: count(1),
+            dead_lettered: count(2),
+            groups,
+        })
+    }
+
+    async fn health(&self) -> Result<BackendHealth, BackendError> {
+        let mut connection = self.inner.connection();
+        let _: String = redis::cmd("PING")
+            .query_async(&mut connection)
+            .await
+            .map_err(backend_error)?;
+        let settings: Result<(Value, Value, Value), RedisError> = redis::pipe()
+            .cmd("CONFIG")
+            .arg("GET")
+            .arg("maxmemory-policy")
+            .cmd("CONFIG")
+            .arg("GET")
+            .arg("appendonly")
+            .cmd("CONFIG")
+            .arg("GET")
+            .arg("save")
+            .query_async(&mut connection)
+            .await;
+        let mut warnings = Vec::new();
+        match settings {
+            Ok((policy, appendonly, save)) => {
+                let value = |reply: &Value| {
+                    codec::fields(reply)
+                        .and_then(|pairs| pairs.into_iter().next())
+                        .map(|(_, value)| String::from_utf8_lossy(&value).into_owned())
+                };
+                match value(&policy).as_deref() {
+                    Some("noeviction") => {}
+                    Some(policy) => warnings.push(format!(
+                        "maxmemory-policy is {policy}: Redis may evict message keys under memory pressure and lose messages silently; set it to noeviction"
+                    )),
+                    None => warnings.push("could not read maxmemory-policy; make sure it is noeviction".to_owned()),
+                }
+                let aof = value(&appendonly).as_deref() == Some("yes");
+                let snapshots = value(&save).is_some_and(|save| !save.trim().is_empty());
+                if !aof && !snapshots {
+                    warnings.push(
+                        "persistence is off (appendonly no, no save points): a Redis restart loses every message; enable appendonly".to_owned(),
+                    );
+                }
+            }
+            Err(error) => warnings.push(format!(
+                "could not read the server's settings ({error}); make sure maxmemory-policy is noeviction and appendonly is on"
+            )),
+        }
+        Ok(BackendHealth { warnings })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn due_scores_round_up_to_the_millisecond() {
+        let at = DateTime::from_timestamp_micros(1_000_000_001).unwrap();
+        assert_eq!(due_score(at), 1_000_001);
+        let exact = DateTime::from_timestamp_micros(1_000_000_000).unwrap();
+        assert_eq!(due_score(exact), 1_000_000);
+    }
+
+    #[test]
+    fn backend_is_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync + 'static>() {}
+        assert_send_sync::<RedisBackend>();
+        fn assert_object_safe(_: Option<Arc<dyn MessageBackend>>) {}
+        assert_object_safe(None::<Arc<RedisBackend>>.map(|b| b as Arc<dyn MessageBackend>));
+    }
+}

@@ -1,0 +1,195 @@
+use std::time::Duration;
+
+/// How to reach Redis and how to lay out and maintain the keys.
+///
+/// ```
+/// use std::time::Duration;
+/// use messaging_redis::RedisBackendConfig;
+///
+/// let config = RedisBackendConfig::new("rediss://mailer:s3cret@redis.internal:6380/0")
+///     .with_key_prefix("shop")
+///     .with_max_len(Some(50_000))
+///     .with_command_timeout(Duration::from_secs(2));
+/// assert_eq!(config.key_prefix, "shop");
+/// // The password never shows in logs.
+/// assert!(!format!("{config:?}").contains("s3cret"));
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RedisBackendConfig {
+    /// `redis://[user[:password]@]host[:port][/db]`, or `rediss://` for TLS
+    /// (feature `tls`, on by default).
+    pub url: String,
+    /// Put before every key, so several applications share one Redis. Must not
+    /// contain `{`, `}` or whitespace. Two backends with the same prefix share
+    /// their topics.
+    pub key_prefix: String,
+    /// Entries kept per topic stream before the oldest are trimmed; `None` keeps
+    /// everything until the topic is deleted. Trimming never removes an entry a
+    /// consumer group has not read or not settled yet (see `docs/redis.md`).
+    pub max_len: Option<usize>,
+    /// How long establishing a connection may take.
+    pub connect_timeout: Duration,
+    /// How long a command (other than a blocking read) may take before it fails
+    /// as unavailable.
+    pub command_timeout: Duration,
+    /// How often each known topic's delayed messages are checked for ones that
+    /// became due, in case another process scheduled them. Messages this process
+    /// schedules are promoted at their due time regardless.
+    pub promote_interval: Duration,
+    /// How often each known topic's stream is trimmed to `max_len`.
+    pub trim_interval: Duration,
+}
+
+impl std::fmt::Debug for RedisBackendConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisBackendConfig")
+            .field("url", &redact_password(&self.url))
+            .field("key_prefix", &self.key_prefix)
+            .field("max_len", &self.max_len)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("command_timeout", &self.command_timeout)
+            .field("promote_interval", &self.promote_interval)
+            .field("trim_interval", &self.trim_interval)
+            .finish()
+    }
+}
+
+impl Default for RedisBackendConfig {
+    /// `redis://127.0.0.1:6379`, prefix `messaging`, 10,000 entries kept per topic.
+    fn default() -> Self {
+        Self {
+            url: "redis://127.0.0.1:6379".to_owned(),
+            key_prefix: "messaging".to_owned(),
+            max_len: Some(10_000),
+            connect_timeout: Duration::from_secs(2),
+            command_timeout: Duration::from_secs(5),
+            promote_interval: Duration::from_millis(250),
+            trim_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+impl RedisBackendConfig {
+    /// The defaults with `url`.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self::default().with_url(url)
+    }
+
+    /// Sets the server URL.
+    pub fn with_url(mut self, url: impl Into<String>) -> Self {
+        self.url = url.into();
+        self
+    }
+
+    /// Sets the key prefix.
+    pub fn with_key_prefix(mut self, key_prefix: impl Into<String>) -> Self {
+        self.key_prefix = key_prefix.into();
+        self
+    }
+
+    /// Sets how many entries each topic stream keeps (`None`: no trimming).
+    pub fn with_max_len(mut self, max_len: Option<usize>) -> Self {
+        self.max_len = max_len;
+        self
+    }
+
+    /// Sets the connection timeout.
+    pub fn with_connect_timeout(mut self, connect_timeout: Duration) -> Self {
+        self.connect_timeout = connect_timeout;
+        self
+    }
+
+    /// Sets the command timeout.
+    pub fn with_command_timeout(mut self, command_timeout: Duration) -> Self {
+        self.command_timeout = command_timeout;
+        self
+    }
+
+    /// Sets how often known topics are checked for due delayed messages.
+    pub fn with_promote_interval(mut self, promote_interval: Duration) -> Self {
+        self.promote_interval = promote_interval;
+        self
+    }
+
+    /// Sets how often known topics are trimmed.
+    pub fn with_trim_interval(mut self, trim_interval: Duration) -> Self {
+        self.trim_interval = trim_interval;
+        self
+    }
+
+    /// Checks what can be checked without a server.
+    pub(crate) fn check(&self) -> Result<(), &'static str> {
+        if self.key_prefix.is_empty() {
+            return Err("the key prefix must not be empty");
+        }
+        if self
+            .key_prefix
+            .chars()
+            .any(|c| c == '{' || c == '}' || c.is_whitespace() || c.is_control())
+        {
+            return Err("the key prefix must not contain '{', '}' or whitespace");
+        }
+        if self.max_len == Some(0) {
+            return Err("max_len must be at least 1");
+        }
+        if self.promote_interval.is_zero() || self.trim_interval.is_zero() {
+            return Err("promote_interval and trim_interval must not be zero");
+        }
+        Ok(())
+    }
+}
+
+/// The URL with its password replaced by `***`.
+fn redact_password(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_owned();
+    };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return url.to_owned();
+    };
+    let userinfo = &rest[..at];
+    let user = userinfo.split(':').next().unwrap_or("");
+    if !userinfo.contains(':') {
+        // `redis://secret@host` is a password alone for the redis crate.
+        return format!("{}***@{}", &url[..scheme_end + 3], &rest[at + 1..]);
+    }
+    format!("{}{user}:***@{}", &url[..scheme_end + 3], &rest[at + 1..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords_in_debug_output() {
+        for (url, shown) in [
+            ("redis://127.0.0.1:6379", "redis://127.0.0.1:6379"),
+            ("redis://user:pw@host:1/0", "redis://user:***@host:1/0"),
+            ("rediss://:pw@host", "rediss://:***@host"),
+            ("redis://pw@host", "redis://***@host"),
+        ] {
+            assert_eq!(redact_password(url), shown);
+        }
+    }
+
+    #[test]
+    fn rejects_prefixes_that_break_the_hash_tag() {
+        for bad in ["", "a{b", "a}b", "a b"] {
+            assert!(
+                RedisBackendConfig::default()
+                    .with_key_prefix(bad)
+                    .check()
+                    .is_err()
+            );
+        }
+        assert!(
+            RedisBackendConfig::default()
+                .with_key_prefix("shop:eu")
+                .check()
+                .is_ok()
+        );
+    }
+}

@@ -1,0 +1,81 @@
+use messaging_core::BackendError;
+use redis::{ErrorKind, RedisError, ServerErrorKind};
+
+/// The configuration was rejected before connecting.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid Redis backend configuration: {reason}")]
+pub struct InvalidConfig {
+    /// What is wrong.
+    pub reason: &'static str,
+}
+
+/// Maps a driver error: connection trouble and a server that cannot serve right
+/// now (loading, failing over, out of memory) are transient, the rest is a
+/// command the server refused.
+pub(crate) fn backend_error(error: RedisError) -> BackendError {
+    if is_transient(&error) {
+        BackendError::unavailable(error)
+    } else {
+        BackendError::command(error)
+    }
+}
+
+fn is_transient(error: &RedisError) -> bool {
+    if error.is_io_error()
+        || error.is_connection_dropped()
+        || error.is_connection_refusal()
+        || error.is_timeout()
+    {
+        return true;
+    }
+    matches!(
+        error.kind(),
+        ErrorKind::Server(
+            ServerErrorKind::BusyLoading
+                | ServerErrorKind::TryAgain
+                | ServerErrorKind::ClusterDown
+                | ServerErrorKind::MasterDown
+                | ServerErrorKind::ReadOnly
+        )
+    ) || matches!(
+        error.code(),
+        Some("OOM" | "LOADING" | "MASTERDOWN" | "NOREPLICAS" | "BUSY" | "READONLY")
+    )
+}
+
+/// The group (or its stream) does not exist: the topic was deleted meanwhile.
+pub(crate) fn is_no_group(error: &RedisError) -> bool {
+    error.code() == Some("NOGROUP") || error.to_string().contains("NOGROUP")
+}
+
+/// A blocked read was released because its stream was deleted.
+pub(crate) fn is_unblocked(error: &RedisError) -> bool {
+    error.code() == Some("UNBLOCKED")
+}
+
+/// `XGROUP CREATE` of a group that exists.
+pub(crate) fn is_busy_group(error: &RedisError) -> bool {
+    error.code() == Some("BUSYGROUP")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_errors_are_transient() {
+        let refused: RedisError =
+            std::io::Error::from(std::io::ErrorKind::ConnectionRefused).into();
+        assert!(backend_error(refused).is_transient());
+        let reset: RedisError = std::io::Error::from(std::io::ErrorKind::ConnectionReset).into();
+        assert!(backend_error(reset).is_transient());
+        let timeout: RedisError = std::io::Error::from(std::io::ErrorKind::TimedOut).into();
+        assert!(backend_error(timeout).is_transient());
+    }
+
+    #[test]
+    fn refused_commands_are_not_transient() {
+        let wrong: RedisError = (ErrorKind::UnexpectedReturnType, "wrong type").into();
+        assert!(!backend_error(wrong).is_transient());
+    }
+}

@@ -1,0 +1,62 @@
+//! The key layout (see `docs/redis.md`).
+//!
+//! Every key of a topic carries the hash tag `{<prefix>:<topic>}`, so they share
+//! one Redis Cluster slot and each script touches a single slot. Topic names are
+//! restricted to `[A-Za-z0-9._-]` and prefixes may not hold braces, so the tag is
+//! unambiguous.
+
+/// Names of the keys under one prefix.
+#[derive(Debug, Clone)]
+pub(crate) struct Keys {
+    prefix: String,
+    registry: String,
+}
+
+/// The keys of one topic.
+#[derive(Debug, Clone)]
+pub(crate) struct TopicKeys {
+    /// The stream of entries, field `m` holding the message JSON.
+    pub(crate) stream: String,
+    /// The sorted set of delayed messages and retries (score: due time in ms).
+    pub(crate) delayed: String,
+    /// The dead-letter stream.
+    pub(crate) dead: String,
+}
+
+impl Keys {
+    pub(crate) fn new(prefix: &str) -> Self {
+        Self {
+            prefix: prefix.to_owned(),
+            registry: format!("{prefix}:topics"),
+        }
+    }
+
+    /// The set of every topic's name.
+    pub(crate) fn registry(&self) -> &str {
+        &self.registry
+    }
+
+    pub(crate) fn topic(&self, topic: &str) -> TopicKeys {
+        let tag = format!("{{{}:{topic}}}", self.prefix);
+        TopicKeys {
+            stream: format!("{tag}:stream"),
+            delayed: format!("{tag}:delayed"),
+            dead: format!("{tag}:dlq"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_of_a_topic_share_one_hash_tag() {
+        let keys = Keys::new("shop");
+        let topic = keys.topic("orders.placed");
+        assert_eq!(topic.stream, "{shop:orders.placed}:stream");
+        assert_eq!(topic.delayed, "{shop:orders.placed}:delayed");
+        assert_eq!(topic.dead, "{shop:orders.placed}:dlq");
+        assert_eq!(keys.registry(), "shop:topics");
+    }
+}

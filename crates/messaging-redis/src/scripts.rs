@@ -1,0 +1,48 @@
+//! The Lua scripts of `lua/`, one per multi-key or fenced transition.
+
+use std::sync::LazyLock;
+
+use redis::Script;
+
+macro_rules! fenced {
+    ($file:literal) => {
+        Script::new(concat!(
+            include_str!("../lua/fence.lua"),
+            include_str!(concat!("../lua/", $file))
+        ))
+    };
+}
+
+macro_rules! plain {
+    ($file:literal) => {
+        Script::new(include_str!(concat!("../lua/", $file)))
+    };
+}
+
+pub(crate) struct Scripts {
+    pub(crate) ack: Script,
+    pub(crate) retry: Script,
+    pub(crate) dead_letter: Script,
+    pub(crate) extend_lease: Script,
+    pub(crate) promote: Script,
+    pub(crate) read_pending: Script,
+    pub(crate) reclaim: Script,
+    pub(crate) replay: Script,
+    pub(crate) purge: Script,
+    pub(crate) stats: Script,
+    pub(crate) trim: Script,
+}
+
+pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
+    ack: fenced!("ack.lua"),
+    retry: fenced!("retry.lua"),
+    dead_letter: fenced!("dead_letter.lua"),
+    extend_lease: fenced!("extend_lease.lua"),
+    promote: plain!("promote.lua"),
+    read_pending: plain!("read_pending.lua"),
+    reclaim: plain!("reclaim.lua"),
+    replay: plain!("replay.lua"),
+    purge: plain!("purge.lua"),
+    stats: plain!("stats.lua"),
+    trim: plain!("trim.lua"),
+});

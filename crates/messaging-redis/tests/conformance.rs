@@ -1,0 +1,28 @@
+//! The core conformance suite against a real Redis: `REDIS_URL`, each backend
+//! under a key prefix of its own.
+
+use std::sync::Arc;
+
+use messaging_core::MessageBackend;
+use messaging_redis::{RedisBackend, RedisBackendConfig};
+
+async fn backend() -> Arc<dyn MessageBackend> {
+    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| {
+        panic!(
+            "REDIS_URL is not set: these tests need a Redis server. Start one (`redis-server`) \
+             and run with REDIS_URL=redis://127.0.0.1:6379, as `make test` does"
+        )
+    });
+    let prefix = format!("conformance-{}", uuid_like());
+    let config = RedisBackendConfig::new(url.as_str()).with_key_prefix(prefix);
+    let backend = RedisBackend::connect(config)
+        .await
+        .unwrap_or_else(|error| panic!("cannot reach Redis at REDIS_URL={url}: {error}"));
+    Arc::new(backend)
+}
+
+fn uuid_like() -> String {
+    format!("{:016x}{:08x}", fastrand::u64(..), std::process::id())
+}
+
+messaging_core::backend_conformance_tests!(backend);
