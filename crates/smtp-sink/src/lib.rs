@@ -287,7 +287,9 @@ impl Shared {
     fn state(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock cannot leave the state half-changed in a
         // way that matters to a test sink, so a poisoned lock is used as is.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The failure to answer `command` with, if one is armed (consuming one use).
@@ -340,7 +342,10 @@ impl SmtpSink {
         let addr = listener.local_addr()?;
         let mbox = match &options.mbox {
             Some(path) => Some(Mutex::new(
-                std::fs::OpenOptions::new().create(true).append(true).open(path)?,
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)?,
             )),
             None => None,
         };

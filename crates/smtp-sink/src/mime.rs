@@ -87,9 +87,19 @@ pub(crate) fn parse_parts(data: &str) -> Vec<MimePart> {
     parts
 }
 
-fn collect_parts(headers: Vec<(String, String)>, body: &str, parts: &mut Vec<MimePart>, depth: usize) {
-    let content_type = header(&headers, "Content-Type").unwrap_or_default().to_owned();
-    let is_multipart = content_type.trim_start().to_ascii_lowercase().starts_with("multipart/");
+fn collect_parts(
+    headers: Vec<(String, String)>,
+    body: &str,
+    parts: &mut Vec<MimePart>,
+    depth: usize,
+) {
+    let content_type = header(&headers, "Content-Type")
+        .unwrap_or_default()
+        .to_owned();
+    let is_multipart = content_type
+        .trim_start()
+        .to_ascii_lowercase()
+        .starts_with("multipart/");
     if is_multipart
         && depth < 8
         && let Some(boundary) = parameter(&content_type, "boundary")
@@ -179,7 +189,9 @@ pub(crate) fn decode_quoted_printable(text: &str) -> Vec<u8> {
                 i += 2;
                 continue;
             }
-            let hex = bytes.get(i + 1..i + 3).and_then(|pair| std::str::from_utf8(pair).ok());
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|pair| std::str::from_utf8(pair).ok());
             if let Some(byte) = hex.and_then(|pair| u8::from_str_radix(pair, 16).ok()) {
                 out.push(byte);
                 i += 3;
@@ -246,7 +258,10 @@ pub(crate) fn write_mbox(file: &mut impl Write, message: &ReceivedMessage) -> st
     } else {
         &message.envelope_from
     };
-    let mut text = format!("From {from} {}\n", message.received_at.format("%a %b %e %H:%M:%S %Y"));
+    let mut text = format!(
+        "From {from} {}\n",
+        message.received_at.format("%a %b %e %H:%M:%S %Y")
+    );
     for line in message.data.lines() {
         let line = line.trim_end_matches('\r');
         if line.trim_start_matches('>').starts_with("From ") {
@@ -268,15 +283,24 @@ mod tests {
         assert_eq!(decode_base64("aGVsbG8gd29ybGQ=").unwrap(), b"hello world");
         assert_eq!(decode_base64("aGVs\r\nbG8=").unwrap(), b"hello");
         assert!(decode_base64("***").is_none());
-        assert_eq!(decode_quoted_printable("caf=C3=A9 =\r\nau lait"), "café au lait".as_bytes());
+        assert_eq!(
+            decode_quoted_printable("caf=C3=A9 =\r\nau lait"),
+            "café au lait".as_bytes()
+        );
     }
 
     #[test]
     fn decodes_encoded_words() {
         assert_eq!(decode_encoded_words("=?utf-8?b?Y2Fmw6k=?="), "café");
-        assert_eq!(decode_encoded_words("=?utf-8?q?caf=C3=A9_au?= =?utf-8?q?_lait?="), "café au lait");
+        assert_eq!(
+            decode_encoded_words("=?utf-8?q?caf=C3=A9_au?= =?utf-8?q?_lait?="),
+            "café au lait"
+        );
         assert_eq!(decode_encoded_words("plain subject"), "plain subject");
-        assert_eq!(decode_encoded_words("Re: =?utf-8?b?Y2Fmw6k=?= ok"), "Re: café ok");
+        assert_eq!(
+            decode_encoded_words("Re: =?utf-8?b?Y2Fmw6k=?= ok"),
+            "Re: café ok"
+        );
     }
 
     #[test]

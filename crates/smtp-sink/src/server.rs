@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use chrono::Utc;
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
+use tokio::io::{
+    AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter,
+};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::debug;
@@ -13,7 +15,11 @@ use crate::{ReceivedMessage, Reply, Shared, SmtpCommand};
 /// Longest command line accepted (RFC 5321 says 512 octets; extensions make it more).
 const MAX_COMMAND_LINE: usize = 4096;
 
-pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
+pub(crate) async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut stopped: watch::Receiver<bool>,
+) {
     let connection_stop = stopped.clone();
     loop {
         tokio::select! {
@@ -67,7 +73,9 @@ struct Session<W> {
 
 impl<W: AsyncWrite + Unpin> Session<W> {
     async fn reply(&mut self, code: u16, text: &str) -> std::io::Result<()> {
-        self.write.write_all(format!("{code} {text}\r\n").as_bytes()).await?;
+        self.write
+            .write_all(format!("{code} {text}\r\n").as_bytes())
+            .await?;
         self.write.flush().await
     }
 
@@ -76,7 +84,12 @@ impl<W: AsyncWrite + Unpin> Session<W> {
     }
 }
 
-async fn converse<R, W>(read: R, write: W, shared: &Shared, connection: usize) -> std::io::Result<()>
+async fn converse<R, W>(
+    read: R,
+    write: W,
+    shared: &Shared,
+    connection: usize,
+) -> std::io::Result<()>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -86,7 +99,9 @@ where
     let mut session = Session {
         write: BufWriter::new(write),
     };
-    session.reply(220, &format!("{hostname} ESMTP smtp-sink ready")).await?;
+    session
+        .reply(220, &format!("{hostname} ESMTP smtp-sink ready"))
+        .await?;
 
     let mut transaction = Transaction::default();
     let mut auth_user: Option<String> = None;
@@ -160,7 +175,10 @@ where
                     "250-AUTH PLAIN LOGIN".to_owned(),
                     format!("250 SIZE {}", shared.options.max_message_bytes),
                 ];
-                session.write.write_all((lines.join("\r\n") + "\r\n").as_bytes()).await?;
+                session
+                    .write
+                    .write_all((lines.join("\r\n") + "\r\n").as_bytes())
+                    .await?;
                 session.write.flush().await?;
             }
             "HELO" => {
@@ -188,7 +206,11 @@ where
                         auth_step = AuthStep::LoginUser;
                         session.reply(334, "VXNlcm5hbWU6").await?;
                     }
-                    _ => session.reply(504, "5.5.4 unrecognized authentication type").await?,
+                    _ => {
+                        session
+                            .reply(504, "5.5.4 unrecognized authentication type")
+                            .await?
+                    }
                 }
             }
             "MAIL" => match path_argument(argument, "FROM:") {
@@ -199,7 +221,11 @@ where
                     };
                     session.reply(250, "2.1.0 sender ok").await?;
                 }
-                None => session.reply(501, "5.5.4 syntax: MAIL FROM:<address>").await?,
+                None => {
+                    session
+                        .reply(501, "5.5.4 syntax: MAIL FROM:<address>")
+                        .await?
+                }
             },
             "RCPT" => {
                 if transaction.from.is_none() {
@@ -210,7 +236,11 @@ where
                             transaction.recipients.push(to);
                             session.reply(250, "2.1.5 recipient ok").await?;
                         }
-                        _ => session.reply(501, "5.5.4 syntax: RCPT TO:<address>").await?,
+                        _ => {
+                            session
+                                .reply(501, "5.5.4 syntax: RCPT TO:<address>")
+                                .await?
+                        }
                     }
                 }
             }
@@ -219,7 +249,9 @@ where
                     session.reply(503, "5.5.1 need RCPT before DATA").await?;
                     continue;
                 }
-                session.reply(354, "end data with <CR><LF>.<CR><LF>").await?;
+                session
+                    .reply(354, "end data with <CR><LF>.<CR><LF>")
+                    .await?;
                 let data = read_data(&mut reader, shared.options.max_message_bytes).await?;
                 let envelope = std::mem::take(&mut transaction);
                 let Some(data) = data else {
@@ -257,7 +289,10 @@ where
 
 /// Reads message data up to the line holding a single `.`, undoing dot-stuffing.
 /// `None` when it is larger than `max` bytes (the data is still read to its end).
-async fn read_data<R: AsyncRead + Unpin>(reader: &mut BufReader<R>, max: usize) -> std::io::Result<Option<String>> {
+async fn read_data<R: AsyncRead + Unpin>(
+    reader: &mut BufReader<R>,
+    max: usize,
+) -> std::io::Result<Option<String>> {
     let mut data = Vec::new();
     let mut too_big = false;
     let mut line = Vec::new();
@@ -272,7 +307,11 @@ async fn read_data<R: AsyncRead + Unpin>(reader: &mut BufReader<R>, max: usize) 
         if line == b".\r\n" || line == b".\n" {
             break;
         }
-        let unstuffed = if line.starts_with(b".") { &line[1..] } else { &line[..] };
+        let unstuffed = if line.starts_with(b".") {
+            &line[1..]
+        } else {
+            &line[..]
+        };
         if data.len() + unstuffed.len() > max {
             too_big = true;
         }
@@ -303,7 +342,8 @@ fn finish_plain(response: &str) -> Option<String> {
 }
 
 fn decode_text(encoded: &str) -> Option<String> {
-    crate::mime::decode_base64(encoded.trim()).map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+    crate::mime::decode_base64(encoded.trim())
+        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
 }
 
 #[cfg(test)]
@@ -312,8 +352,14 @@ mod tests {
 
     #[test]
     fn parses_envelope_paths() {
-        assert_eq!(path_argument("FROM:<a@b.c> SIZE=10", "FROM:").as_deref(), Some("a@b.c"));
-        assert_eq!(path_argument("from: <a@b.c>", "FROM:").as_deref(), Some("a@b.c"));
+        assert_eq!(
+            path_argument("FROM:<a@b.c> SIZE=10", "FROM:").as_deref(),
+            Some("a@b.c")
+        );
+        assert_eq!(
+            path_argument("from: <a@b.c>", "FROM:").as_deref(),
+            Some("a@b.c")
+        );
         assert_eq!(path_argument("FROM:<>", "FROM:").as_deref(), Some(""));
         assert_eq!(path_argument("TO:a@b.c", "TO:"), None);
     }

@@ -3,8 +3,11 @@
 //! `notification-store-postgres` crate. Both implementations pass the same store
 //! conformance suite (`testsuite` feature).
 
+mod memory;
 #[cfg(feature = "testsuite")]
 pub mod testsuite;
+
+pub use memory::{InMemoryNotificationStore, InMemoryTemplateStore};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};

@@ -1,0 +1,127 @@
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::NotificationError;
+
+/// A parsed email address, with an optional display name.
+///
+/// The name is kept on one line (control characters become spaces) so it can
+/// never start a header of its own.
+///
+/// ```
+/// use notification::channel::EmailAddress;
+/// let address = EmailAddress::parse(" ann@example.com ").unwrap().with_name("Ann\r\nBcc: x@y.z");
+/// assert_eq!(address.address(), "ann@example.com");
+/// assert_eq!(address.name(), Some("Ann  Bcc: x@y.z"));
+/// assert!(EmailAddress::parse("not an address").is_err());
+/// assert!(EmailAddress::parse("a@b.c\r\nBcc: x@y.z").is_err());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct EmailAddress {
+    address: String,
+    name: Option<String>,
+}
+
+impl EmailAddress {
+    /// Parses an address (`user@domain`), surrounding spaces ignored.
+    pub fn parse(text: &str) -> Result<Self, NotificationError> {
+        let trimmed = text.trim();
+        let invalid = |reason: String| NotificationError::InvalidEmailAddress {
+            value: text.chars().take(320).collect(),
+            reason,
+        };
+        if trimmed.chars().any(char::is_control) {
+            return Err(invalid("it contains control characters".to_owned()));
+        }
+        let parsed =
+            lettre::Address::from_str(trimmed).map_err(|error| invalid(error.to_string()))?;
+        Ok(Self {
+            address: parsed.to_string(),
+            name: None,
+        })
+    }
+
+    /// Sets the display name (kept on one line).
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        let name = crate::template::single_line(&name.into());
+        let name = name.trim();
+        self.name = (!name.is_empty()).then(|| name.to_owned());
+        self
+    }
+
+    /// The address.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// The display name.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+}
+
+impl std::fmt::Display for EmailAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.address)
+    }
+}
+
+/// A phone number in E.164 form: `+`, then 8 to 15 digits, the first not 0.
+///
+/// ```
+/// use notification::channel::PhoneNumber;
+/// assert_eq!(PhoneNumber::parse("+14155550100").unwrap().as_str(), "+14155550100");
+/// for bad in ["14155550100", "+0123456789", "+1 415 555 0100", "+123", "+1234567890123456"] {
+///     assert!(PhoneNumber::parse(bad).is_err(), "{bad}");
+/// }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PhoneNumber(String);
+
+impl PhoneNumber {
+    /// Parses an E.164 number.
+    pub fn parse(text: &str) -> Result<Self, NotificationError> {
+        let invalid = |reason| NotificationError::InvalidPhoneNumber {
+            value: text.chars().take(32).collect(),
+            reason,
+        };
+        let Some(digits) = text.strip_prefix('+') else {
+            return Err(invalid("it must start with +"));
+        };
+        if !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(invalid("only digits may follow the +"));
+        }
+        if !(8..=15).contains(&digits.len()) {
+            return Err(invalid("it must have 8 to 15 digits"));
+        }
+        if digits.starts_with('0') {
+            return Err(invalid("the country code cannot start with 0"));
+        }
+        Ok(Self(text.to_owned()))
+    }
+
+    /// The number, `+` included.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for PhoneNumber {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Serialize for PhoneNumber {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for PhoneNumber {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Self::parse(&text).map_err(serde::de::Error::custom)
+    }
+}

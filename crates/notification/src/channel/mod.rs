@@ -1,0 +1,265 @@
+//! Channels: where a notification leaves the process.
+//!
+//! Each channel is a small object-safe trait with one required method, used as
+//! `Arc<dyn …>` so the provider is chosen at run time:
+//!
+//! | trait | providers here |
+//! |---|---|
+//! | [`EmailChannel`] | [`SmtpEmailChannel`] (lettre, pooled, TLS / STARTTLS / unencrypted) |
+//! | [`SmsChannel`] | [`TwilioSmsProvider`], [`WebhookSmsProvider`] |
+//! | [`PushChannel`] | [`FcmPushProvider`], [`WebhookPushProvider`] |
+//! | every one | [`RecordingChannel`]: records what it is given and fails on demand, for tests |
+//!
+//! In-app (system) notifications have no channel: they are only recorded in the
+//! [`NotificationStore`](crate::store::NotificationStore).
+//!
+//! To add a provider, implement the trait and hand it to
+//! [`NotificationService::with_sms`](crate::NotificationService::with_sms) (or
+//! `with_email`, `with_push`); return errors whose
+//! [`is_transient`](crate::NotificationError::is_transient) tells whether a
+//! retry may help.
+
+mod address;
+mod email;
+mod http;
+mod push;
+mod recording;
+mod sms;
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+
+use crate::NotificationError;
+
+pub use address::{EmailAddress, PhoneNumber};
+pub use email::{SmtpConfig, SmtpCredentials, SmtpEmailChannel, SmtpSecurity};
+pub use http::{HttpClientConfig, HttpRetryPolicy};
+pub use push::{
+    AccessTokenSource, FcmConfig, FcmPushProvider, StaticAccessToken, WebhookPushProvider,
+};
+pub use recording::{RecordingChannel, StubFailure};
+pub use sms::{TwilioConfig, TwilioSmsProvider, WebhookConfig, WebhookSmsProvider};
+
+/// Longest SMS text accepted, in characters (ten concatenated segments).
+pub const MAX_SMS_CHARS: usize = 1600;
+
+/// An email ready to send.
+///
+/// ```
+/// use notification::channel::{EmailAddress, EmailMessage};
+/// let email = EmailMessage::new(EmailAddress::parse("ann@example.com").unwrap(), "Hello")
+///     .with_text("Hi Ann")
+///     .with_html("<p>Hi Ann</p>");
+/// assert!(email.check().is_ok());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct EmailMessage {
+    /// The recipient.
+    pub to: EmailAddress,
+    /// The subject (kept on one line when sent).
+    pub subject: String,
+    /// The plain-text body.
+    pub text: Option<String>,
+    /// The HTML body.
+    pub html: Option<String>,
+    /// The notification this email carries, for the provider's logs.
+    pub reference: Option<String>,
+}
+
+impl EmailMessage {
+    /// An email with a subject and no body yet.
+    pub fn new(to: EmailAddress, subject: impl Into<String>) -> Self {
+        Self {
+            to,
+            subject: subject.into(),
+            text: None,
+            html: None,
+            reference: None,
+        }
+    }
+
+    /// Sets the plain-text body.
+    pub fn with_text(mut self, text: impl Into<String>) -> Self {
+        self.text = Some(text.into());
+        self
+    }
+
+    /// Sets the HTML body.
+    pub fn with_html(mut self, html: impl Into<String>) -> Self {
+        self.html = Some(html.into());
+        self
+    }
+
+    /// Sets the reference.
+    pub fn with_reference(mut self, reference: impl Into<String>) -> Self {
+        self.reference = Some(reference.into());
+        self
+    }
+
+    /// Checks there is a subject and a body.
+    pub fn check(&self) -> Result<(), NotificationError> {
+        if self.subject.trim().is_empty() {
+            return Err(NotificationError::invalid_request(
+                "the email subject is empty",
+            ));
+        }
+        if self.text.is_none() && self.html.is_none() {
+            return Err(NotificationError::invalid_request(
+                "the email has neither a text nor an HTML body",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A text message ready to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SmsMessage {
+    /// The recipient.
+    pub to: PhoneNumber,
+    /// The text.
+    pub text: String,
+    /// The notification it carries: sent as the `Idempotency-Key` of webhook calls.
+    pub reference: Option<String>,
+}
+
+impl SmsMessage {
+    /// A text message.
+    pub fn new(to: PhoneNumber, text: impl Into<String>) -> Self {
+        Self {
+            to,
+            text: text.into(),
+            reference: None,
+        }
+    }
+
+    /// Sets the reference.
+    pub fn with_reference(mut self, reference: impl Into<String>) -> Self {
+        self.reference = Some(reference.into());
+        self
+    }
+
+    /// Checks the text is not empty and at most [`MAX_SMS_CHARS`] characters.
+    pub fn check(&self) -> Result<(), NotificationError> {
+        if self.text.trim().is_empty() {
+            return Err(NotificationError::invalid_request("the SMS text is empty"));
+        }
+        let chars = self.text.chars().count();
+        if chars > MAX_SMS_CHARS {
+            return Err(NotificationError::invalid_request(format!(
+                "the SMS text has {chars} characters, more than {MAX_SMS_CHARS}"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A push notification ready to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PushMessage {
+    /// The device registration token.
+    pub device_token: String,
+    /// The title.
+    pub title: String,
+    /// The body.
+    pub body: String,
+    /// Extra key/value data delivered to the app.
+    pub data: BTreeMap<String, String>,
+    /// The notification it carries: sent as the `Idempotency-Key` of webhook calls.
+    pub reference: Option<String>,
+}
+
+impl PushMessage {
+    /// A push notification without data.
+    pub fn new(
+        device_token: impl Into<String>,
+        title: impl Into<String>,
+        body: impl Into<String>,
+    ) -> Self {
+        Self {
+            device_token: device_token.into(),
+            title: title.into(),
+            body: body.into(),
+            data: BTreeMap::new(),
+            reference: None,
+        }
+    }
+
+    /// Adds one data entry.
+    pub fn with_data(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.data.insert(key.into(), value.into());
+        self
+    }
+
+    /// Sets the reference.
+    pub fn with_reference(mut self, reference: impl Into<String>) -> Self {
+        self.reference = Some(reference.into());
+        self
+    }
+
+    /// Checks the token (no spaces or control characters, at most 4096 bytes)
+    /// and that there is a title or a body.
+    pub fn check(&self) -> Result<(), NotificationError> {
+        let token = &self.device_token;
+        if token.is_empty()
+            || token.len() > 4096
+            || token.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(NotificationError::invalid_request(
+                "the device token must be 1 to 4096 characters without spaces",
+            ));
+        }
+        if self.title.trim().is_empty() && self.body.trim().is_empty() {
+            return Err(NotificationError::invalid_request(
+                "the push notification has neither title nor body",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// What a provider said when it accepted a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SendReceipt {
+    /// The provider (`"smtp"`, `"twilio"`, `"fcm"`, `"webhook"`, …).
+    pub provider: String,
+    /// The provider's id of the message, when it gave one.
+    pub provider_message_id: Option<String>,
+}
+
+impl SendReceipt {
+    /// A receipt from `provider`.
+    pub fn new(provider: impl Into<String>, provider_message_id: Option<String>) -> Self {
+        Self {
+            provider: provider.into(),
+            provider_message_id,
+        }
+    }
+}
+
+/// Sends emails.
+#[async_trait]
+pub trait EmailChannel: Send + Sync + 'static {
+    /// Sends one email. Transient errors (SMTP 4xx, timeouts, connection
+    /// failures) may succeed later; permanent ones (SMTP 5xx) will not.
+    async fn send_email(&self, email: &EmailMessage) -> Result<SendReceipt, NotificationError>;
+}
+
+/// Sends text messages.
+#[async_trait]
+pub trait SmsChannel: Send + Sync + 'static {
+    /// Sends one text message.
+    async fn send_sms(&self, sms: &SmsMessage) -> Result<SendReceipt, NotificationError>;
+}
+
+/// Sends push notifications.
+#[async_trait]
+pub trait PushChannel: Send + Sync + 'static {
+    /// Sends one push notification.
+    async fn send_push(&self, push: &PushMessage) -> Result<SendReceipt, NotificationError>;
+}

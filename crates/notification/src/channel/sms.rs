@@ -1,0 +1,275 @@
+//! SMS through HTTP providers: a Twilio-style API and a generic JSON webhook.
+
+use async_trait::async_trait;
+use reqwest::Url;
+use serde::Deserialize;
+use serde_json::json;
+use tracing::{Instrument, info_span};
+
+use super::http::HttpSender;
+use super::{HttpClientConfig, PhoneNumber, SendReceipt, SmsChannel, SmsMessage};
+use crate::NotificationError;
+
+/// A generic JSON webhook provider (SMS or push).
+///
+/// ```
+/// use notification::channel::WebhookConfig;
+/// let config = WebhookConfig::new("https://sms-gateway.internal/send").with_bearer_token("secret");
+/// assert!(config.bearer_token.is_some());
+/// ```
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct WebhookConfig {
+    /// Where to POST.
+    pub url: String,
+    /// Sent as `Authorization: Bearer …` when set.
+    pub bearer_token: Option<String>,
+    /// Timeouts and retries.
+    pub http: HttpClientConfig,
+}
+
+impl std::fmt::Debug for WebhookConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookConfig")
+            .field("url", &self.url)
+            .field(
+                "bearer_token",
+                &self.bearer_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("http", &self.http)
+            .finish()
+    }
+}
+
+impl WebhookConfig {
+    /// A webhook at `url` with the default HTTP settings.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            bearer_token: None,
+            http: HttpClientConfig::default(),
+        }
+    }
+
+    /// Sets the bearer token.
+    pub fn with_bearer_token(mut self, token: impl Into<String>) -> Self {
+        self.bearer_token = Some(token.into());
+        self
+    }
+
+    /// Sets timeouts and retries.
+    pub fn with_http(mut self, http: HttpClientConfig) -> Self {
+        self.http = http;
+        self
+    }
+}
+
+pub(crate) fn parse_url(provider: &'static str, url: &str) -> Result<Url, NotificationError> {
+    let parsed = Url::parse(url).map_err(|error| NotificationError::Config {
+        channel: provider,
+        reason: format!("invalid URL {url:?}: {error}"),
+    })?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(NotificationError::Config {
+            channel: provider,
+            reason: format!("URL {url:?} is not http or https"),
+        });
+    }
+    Ok(parsed)
+}
+
+/// The id a JSON answer gives, under `id`, `sid`, `name` or `message_id`.
+pub(crate) fn answer_id(body: &str) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_str(body).ok()?;
+    ["id", "sid", "name", "message_id"]
+        .iter()
+        .find_map(|key| value.get(key).and_then(|id| id.as_str()).map(str::to_owned))
+}
+
+/// Sends SMS by POSTing JSON to a webhook:
+/// `{"to": "+14155550100", "text": "…", "reference": "…"}` with the reference
+/// also sent as the `Idempotency-Key` header. Any 2xx is success; an `id` in a
+/// JSON answer is kept as the provider's message id.
+#[derive(Debug, Clone)]
+pub struct WebhookSmsProvider {
+    url: Url,
+    bearer_token: Option<String>,
+    http: HttpSender,
+}
+
+impl WebhookSmsProvider {
+    /// A provider for this webhook.
+    pub fn new(config: WebhookConfig) -> Result<Self, NotificationError> {
+        Ok(Self {
+            url: parse_url("webhook", &config.url)?,
+            bearer_token: config.bearer_token,
+            http: HttpSender::new("webhook", &config.http)?,
+        })
+    }
+}
+
+#[async_trait]
+impl SmsChannel for WebhookSmsProvider {
+    async fn send_sms(&self, sms: &SmsMessage) -> Result<SendReceipt, NotificationError> {
+        sms.check()?;
+        let body = json!({"to": sms.to.as_str(), "text": sms.text, "reference": sms.reference});
+        let span = info_span!(
+            "sms_send",
+            provider = "webhook",
+            reference = sms.reference.as_deref().unwrap_or("")
+        );
+        let answer = self
+            .http
+            .send(|client| {
+                let mut request = client.post(self.url.clone()).json(&body);
+                if let Some(token) = &self.bearer_token {
+                    request = request.bearer_auth(token);
+                }
+                if let Some(reference) = &sms.reference {
+                    request = request.header("Idempotency-Key", reference);
+                }
+                request
+            })
+            .instrument(span)
+            .await?;
+        Ok(SendReceipt::new("webhook", answer_id(&answer.body)))
+    }
+}
+
+/// A Twilio-style SMS account.
+///
+/// ```
+/// use notification::channel::{PhoneNumber, TwilioConfig};
+/// let config = TwilioConfig::new("AC123", "token", PhoneNumber::parse("+15005550006").unwrap())
+///     .with_base_url("http://127.0.0.1:8080");
+/// assert_eq!(config.base_url, "http://127.0.0.1:8080");
+/// ```
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct TwilioConfig {
+    /// The API's base URL (`https://api.twilio.com`).
+    pub base_url: String,
+    /// The account SID: the user name of basic auth and part of the path.
+    pub account_sid: String,
+    /// The auth token: the password of basic auth.
+    pub auth_token: String,
+    /// The sending number.
+    pub from: PhoneNumber,
+    /// Timeouts and retries.
+    pub http: HttpClientConfig,
+}
+
+impl std::fmt::Debug for TwilioConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TwilioConfig")
+            .field("base_url", &self.base_url)
+            .field("account_sid", &self.account_sid)
+            .field("auth_token", &"<redacted>")
+            .field("from", &self.from)
+            .field("http", &self.http)
+            .finish()
+    }
+}
+
+impl TwilioConfig {
+    /// An account at the public API.
+    pub fn new(
+        account_sid: impl Into<String>,
+        auth_token: impl Into<String>,
+        from: PhoneNumber,
+    ) -> Self {
+        Self {
+            base_url: "https://api.twilio.com".to_owned(),
+            account_sid: account_sid.into(),
+            auth_token: auth_token.into(),
+            from,
+            http: HttpClientConfig::default(),
+        }
+    }
+
+    /// Sets the base URL (a local server in tests).
+    pub fn with_base_url(mut self, base_url: impl Into<String>) -> Self {
+        self.base_url = base_url.into();
+        self
+    }
+
+    /// Sets timeouts and retries.
+    pub fn with_http(mut self, http: HttpClientConfig) -> Self {
+        self.http = http;
+        self
+    }
+}
+
+/// Sends SMS with a form POST to
+/// `{base}/2010-04-01/Accounts/{sid}/Messages.json` (`To`, `From`, `Body`),
+/// authenticated with HTTP basic auth (account SID, auth token). The answer's
+/// `sid` is kept as the provider's message id.
+#[derive(Debug, Clone)]
+pub struct TwilioSmsProvider {
+    url: Url,
+    account_sid: String,
+    auth_token: String,
+    from: PhoneNumber,
+    http: HttpSender,
+}
+
+#[derive(Deserialize)]
+struct TwilioAnswer {
+    sid: Option<String>,
+}
+
+impl TwilioSmsProvider {
+    /// A provider for this account.
+    pub fn new(config: TwilioConfig) -> Result<Self, NotificationError> {
+        let sid = &config.account_sid;
+        if sid.is_empty() || !sid.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(NotificationError::Config {
+                channel: "twilio",
+                reason: "the account SID must be letters and digits".to_owned(),
+            });
+        }
+        let base = config.base_url.trim_end_matches('/');
+        let url = parse_url(
+            "twilio",
+            &format!("{base}/2010-04-01/Accounts/{sid}/Messages.json"),
+        )?;
+        Ok(Self {
+            url,
+            account_sid: config.account_sid,
+            auth_token: config.auth_token,
+            from: config.from,
+            http: HttpSender::new("twilio", &config.http)?,
+        })
+    }
+}
+
+#[async_trait]
+impl SmsChannel for TwilioSmsProvider {
+    async fn send_sms(&self, sms: &SmsMessage) -> Result<SendReceipt, NotificationError> {
+        sms.check()?;
+        let form = [
+            ("To", sms.to.as_str()),
+            ("From", self.from.as_str()),
+            ("Body", sms.text.as_str()),
+        ];
+        let span = info_span!(
+            "sms_send",
+            provider = "twilio",
+            reference = sms.reference.as_deref().unwrap_or("")
+        );
+        let answer = self
+            .http
+            .send(|client| {
+                client
+                    .post(self.url.clone())
+                    .basic_auth(&self.account_sid, Some(&self.auth_token))
+                    .form(&form)
+            })
+            .instrument(span)
+            .await?;
+        let sid = serde_json::from_str::<TwilioAnswer>(&answer.body)
+            .ok()
+            .and_then(|answer| answer.sid);
+        Ok(SendReceipt::new("twilio", sid))
+    }
+}

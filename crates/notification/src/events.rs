@@ -1,0 +1,744 @@
+//! Event listeners: topic → notification rules, run as messaging subscriptions.
+//!
+//! [`NotificationService::listen_to_events`] subscribes to every topic of an
+//! [`EventRules`] registry. For each message, the topic's [`EventRule`] turns
+//! the payload into [`NotificationAction`]s, and each action is sent at most
+//! once successfully (keyed by `topic:message-id:action-index`), so a
+//! redelivered or replayed message retries only what failed.
+//!
+//! Failures go through the messaging retry and dead-letter path: a transient
+//! failure (SMTP 4xx, HTTP 429/5xx, timeouts, store outage) returns
+//! `HandlerError::retry` (or `retry_after` with the provider's `Retry-After`);
+//! a permanent one (bad payload, missing template, SMTP 5xx, HTTP 4xx) returns
+//! `HandlerError::permanent` and the message is dead-lettered at once.
+//!
+//! ## Payloads of the default rules
+//!
+//! | topic | payload | notifications |
+//! |---|---|---|
+//! | `user.registered` | [`UserRegistered`]: `{"user_id", "email", "name", "locale"?}` | email from the `welcome_email` template |
+//! | `wallet.recharged` | [`WalletRecharged`]: `{"user_id", "email", "amount", "currency", "balance", "locale"?}` | system notification + email from the `recharge_email` template |
+//! | `notification.email` | [`EmailNotificationEvent`]: `{"user_id", "to", "subject", "text"?, "html"?}` or `{"user_id", "to", "template", "variables"?, "locale"?}` | one email |
+//! | `notification.sms` | [`SmsNotificationEvent`]: `{"user_id", "to", "text"}` or `{"user_id", "to", "template", "variables"?, "locale"?}` | one SMS |
+//! | `notification.push` | [`PushNotificationEvent`]: `{"user_id", "device_token", "title", "body", "data"?}` or `{"user_id", "device_token", "template", "variables"?, "locale"?, "data"?}` | one push notification |
+//!
+//! `user_id` may be a string or an integer; `amount` and `balance` a decimal
+//! string (`"10.50"`, preferred: exact) or a number. Every request payload may
+//! carry an `idempotency_key`.
+//!
+//! ## Adding a rule
+//!
+//! ```
+//! use notification::events::EventRules;
+//! use notification::{NotificationAction, NotificationError, SystemNotificationRequest};
+//! use messaging_model::Message;
+//!
+//! let rules = EventRules::defaults().with_rule("order.shipped", |message: &Message| {
+//!     let user_id = message.payload["user_id"].as_str().ok_or_else(|| NotificationError::InvalidPayload {
+//!         topic: message.topic.clone(),
+//!         reason: "user_id missing".into(),
+//!     })?;
+//!     Ok(vec![NotificationAction::System(SystemNotificationRequest::new(user_id, "Shipped", "Your order is on its way"))])
+//! });
+//! assert!(rules.topics().any(|topic| topic == "order.shipped"));
+//! ```
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use messaging_core::{HandlerError, MessageHandler, MessagingService, SubscribeOptions};
+use messaging_model::{Message, MessageTemplate, TemplateKind, topics};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::{Value, json};
+use tracing::{debug, warn};
+
+use crate::requests::{
+    EmailRequest, NotificationAction, PushRequest, SmsRequest, SystemNotificationRequest,
+    TemplatedEmailRequest, TemplatedPushRequest, TemplatedSmsRequest, Variables,
+};
+use crate::{NotificationError, NotificationService};
+
+/// The template of the welcome email sent on `user.registered`.
+pub const WELCOME_EMAIL_TEMPLATE: &str = "welcome_email";
+/// The template of the email sent on `wallet.recharged`.
+pub const RECHARGE_EMAIL_TEMPLATE: &str = "recharge_email";
+/// The consumer group of [`NotificationService::listen_to_events`].
+pub const LISTENER_GROUP: &str = "notification";
+
+/// Turns one message into the notifications it calls for.
+#[async_trait]
+pub trait EventRule: Send + Sync + 'static {
+    /// The notifications to send; an error (usually
+    /// [`NotificationError::InvalidPayload`]) dead-letters the message when
+    /// permanent and retries it when transient.
+    async fn actions(
+        &self,
+        message: &Message,
+    ) -> Result<Vec<NotificationAction>, NotificationError>;
+}
+
+#[async_trait]
+impl<F> EventRule for F
+where
+    F: Fn(&Message) -> Result<Vec<NotificationAction>, NotificationError> + Send + Sync + 'static,
+{
+    async fn actions(
+        &self,
+        message: &Message,
+    ) -> Result<Vec<NotificationAction>, NotificationError> {
+        self(message)
+    }
+}
+
+/// Topic → rule: what the listener subscribes to and what it sends.
+#[derive(Clone, Default)]
+pub struct EventRules {
+    rules: BTreeMap<String, Arc<dyn EventRule>>,
+}
+
+impl std::fmt::Debug for EventRules {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.rules.keys()).finish()
+    }
+}
+
+impl EventRules {
+    /// No rule.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The rules of the suite: `user.registered`, `wallet.recharged`,
+    /// `notification.email`, `notification.sms`, `notification.push`.
+    pub fn defaults() -> Self {
+        Self::new()
+            .with_rule(topics::USER_REGISTERED, user_registered)
+            .with_rule(topics::WALLET_RECHARGED, wallet_recharged)
+            .with_rule(topics::NOTIFICATION_EMAIL, notification_email)
+            .with_rule(topics::NOTIFICATION_SMS, notification_sms)
+            .with_rule(topics::NOTIFICATION_PUSH, notification_push)
+    }
+
+    /// Adds (or replaces) the rule of `topic`.
+    pub fn with_rule(mut self, topic: impl Into<String>, rule: impl EventRule) -> Self {
+        self.rules.insert(topic.into(), Arc::new(rule));
+        self
+    }
+
+    /// Removes the rule of `topic`.
+    pub fn without_rule(mut self, topic: &str) -> Self {
+        self.rules.remove(topic);
+        self
+    }
+
+    /// The topics with a rule, sorted.
+    pub fn topics(&self) -> impl Iterator<Item = &str> {
+        self.rules.keys().map(String::as_str)
+    }
+
+    /// The rule of `topic`.
+    pub fn get(&self, topic: &str) -> Option<&Arc<dyn EventRule>> {
+        self.rules.get(topic)
+    }
+}
+
+impl NotificationService {
+    /// Installs the missing default templates, then subscribes the default
+    /// rules ([`EventRules::defaults`]) under the `notification` consumer group
+    /// with the messaging service's default options.
+    pub async fn listen_to_events(
+        self: &Arc<Self>,
+        messaging: &MessagingService,
+    ) -> Result<(), NotificationError> {
+        self.install_default_templates().await?;
+        let options = messaging
+            .subscribe_defaults()
+            .clone()
+            .with_group(LISTENER_GROUP);
+        self.listen_to_events_with(messaging, &EventRules::defaults(), options)
+            .await
+    }
+
+    /// Subscribes every rule of `rules` with `options`.
+    pub async fn listen_to_events_with(
+        self: &Arc<Self>,
+        messaging: &MessagingService,
+        rules: &EventRules,
+        options: SubscribeOptions,
+    ) -> Result<(), NotificationError> {
+        for (topic, rule) in &rules.rules {
+            let handler = RuleHandler {
+                service: self.clone(),
+                rule: rule.clone(),
+            };
+            messaging
+                .subscribe_with(topic, options.clone(), Arc::new(handler))
+                .await
+                .map_err(|source| NotificationError::Subscribe {
+                    topic: topic.clone(),
+                    source,
+                })?;
+        }
+        Ok(())
+    }
+}
+
+/// Runs one rule for the messages of its topic.
+struct RuleHandler {
+    service: Arc<NotificationService>,
+    rule: Arc<dyn EventRule>,
+}
+
+#[async_trait]
+impl MessageHandler for RuleHandler {
+    async fn handle(&self, message: Message) -> Result<(), HandlerError> {
+        let actions = self
+            .rule
+            .actions(&message)
+            .await
+            .map_err(NotificationError::into_handler_error)?;
+        let mut permanent = None;
+        let mut transient = None;
+        // Every action is tried even when one fails: the email does not wait on
+        // the in-app notice, nor the other way round.
+        for (index, action) in actions.into_iter().enumerate() {
+            let key = match action.idempotency_key() {
+                Some(key) => key.to_owned(),
+                None => format!("{}:{}:{index}", message.topic, message.id),
+            };
+            match self.service.execute_once(action, &key).await {
+                Ok(notification) => {
+                    debug!(notification_id = %notification.id, "event notification sent")
+                }
+                Err(error) if error.is_permanent() => {
+                    warn!(%error, index, "event notification failed permanently");
+                    permanent.get_or_insert(error);
+                }
+                Err(error) => {
+                    warn!(%error, index, "event notification failed; will retry");
+                    transient.get_or_insert(error);
+                }
+            }
+        }
+        match (permanent, transient) {
+            (Some(error), _) | (None, Some(error)) => Err(error.into_handler_error()),
+            (None, None) => Ok(()),
+        }
+    }
+}
+
+// ---- payloads -----------------------------------------------------------------
+
+/// `user.registered`: a user finished registration.
+///
+/// ```
+/// let event: notification::events::UserRegistered = serde_json::from_value(serde_json::json!(
+///     {"user_id": 42, "email": "ann@example.com", "name": "Ann"}
+/// )).unwrap();
+/// assert_eq!(event.user_id, "42");
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct UserRegistered {
+    /// The user (a string or an integer in the payload).
+    #[serde(deserialize_with = "string_or_integer")]
+    pub user_id: String,
+    /// Where the welcome email goes.
+    pub email: String,
+    /// The user's name.
+    pub name: String,
+    /// The user's locale, for the template variant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locale: Option<String>,
+}
+
+impl UserRegistered {
+    /// A payload.
+    pub fn new(
+        user_id: impl Into<String>,
+        email: impl Into<String>,
+        name: impl Into<String>,
+    ) -> Self {
+        Self {
+            user_id: user_id.into(),
+            email: email.into(),
+            name: name.into(),
+            locale: None,
+        }
+    }
+}
+
+/// `wallet.recharged`: credit was added to a user's wallet.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct WalletRecharged {
+    /// The user (a string or an integer in the payload).
+    #[serde(deserialize_with = "string_or_integer")]
+    pub user_id: String,
+    /// Where the recharge email goes.
+    pub email: String,
+    /// The amount added.
+    pub amount: Amount,
+    /// The currency code (`"EUR"`).
+    pub currency: String,
+    /// The balance after the recharge.
+    pub balance: Amount,
+    /// The user's locale, for the template variant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locale: Option<String>,
+}
+
+impl WalletRecharged {
+    /// A payload.
+    pub fn new(
+        user_id: impl Into<String>,
+        email: impl Into<String>,
+        amount: Amount,
+        currency: impl Into<String>,
+        balance: Amount,
+    ) -> Self {
+        Self {
+            user_id: user_id.into(),
+            email: email.into(),
+            amount,
+            currency: currency.into(),
+            balance,
+            locale: None,
+        }
+    }
+}
+
+/// A decimal amount, kept as written (`"10.50"` stays `"10.50"`). Accepts a
+/// decimal string or a JSON number; serialises as a string.
+///
+/// ```
+/// use notification::events::Amount;
+/// assert_eq!(Amount::parse("10.50").unwrap().as_str(), "10.50");
+/// assert!(Amount::parse("ten").is_err());
+/// let from_number: Amount = serde_json::from_value(serde_json::json!(7.5)).unwrap();
+/// assert_eq!(from_number.as_str(), "7.5");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Amount(String);
+
+impl Amount {
+    /// Parses `-?digits(.digits)?`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let digits = text.strip_prefix('-').unwrap_or(text);
+        let (whole, fraction) = digits.split_once('.').unwrap_or((digits, "0"));
+        let ok = !whole.is_empty()
+            && !fraction.is_empty()
+            && whole.bytes().all(|b| b.is_ascii_digit())
+            && fraction.bytes().all(|b| b.is_ascii_digit());
+        if ok {
+            Ok(Self(text.to_owned()))
+        } else {
+            Err(format!("{text:?} is not a decimal amount"))
+        }
+    }
+
+    /// The amount as written.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Amount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Serialize for Amount {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Amount {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match Value::deserialize(deserializer)? {
+            Value::String(text) => Amount::parse(&text).map_err(serde::de::Error::custom),
+            Value::Number(number) => {
+                Amount::parse(&number.to_string()).map_err(serde::de::Error::custom)
+            }
+            other => Err(serde::de::Error::custom(format!(
+                "expected a decimal amount, got {other}"
+            ))),
+        }
+    }
+}
+
+fn string_or_integer<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    match Value::deserialize(deserializer)? {
+        Value::String(text) if !text.is_empty() => Ok(text),
+        Value::Number(number) if number.is_i64() || number.is_u64() => Ok(number.to_string()),
+        other => Err(serde::de::Error::custom(format!(
+            "expected a non-empty string or an integer, got {other}"
+        ))),
+    }
+}
+
+/// `notification.email`: send one email, with its content or from a template.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct EmailNotificationEvent {
+    /// The user (a string or an integer in the payload).
+    #[serde(deserialize_with = "string_or_integer")]
+    pub user_id: String,
+    /// The recipient's address.
+    pub to: String,
+    /// The recipient's display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_name: Option<String>,
+    /// The subject (content form).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// The text body (content form).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// The HTML body (content form).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub html: Option<String>,
+    /// The template (template form).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
+    /// The template's variables (template form).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variables: Option<Variables>,
+    /// The locale wanted (template form).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locale: Option<String>,
+    /// Overrides the listener's own key (`topic:message-id:0`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+}
+
+impl EmailNotificationEvent {
+    /// The send this event asks for.
+    pub fn into_action(self) -> Result<NotificationAction, String> {
+        let action = match (self.template, self.subject) {
+            (Some(_), Some(_)) => {
+                return Err("give either template or subject, not both".to_owned());
+            }
+            (Some(template), None) => {
+                if self.text.is_some() || self.html.is_some() {
+                    return Err("text and html cannot go with a template".to_owned());
+                }
+                NotificationAction::TemplatedEmail(TemplatedEmailRequest {
+                    user_id: self.user_id,
+                    to: self.to,
+                    to_name: self.to_name,
+                    template,
+                    variables: self.variables.unwrap_or_default(),
+                    locale: self.locale,
+                    idempotency_key: self.idempotency_key,
+                })
+            }
+            (None, Some(subject)) => {
+                if self.text.is_none() && self.html.is_none() {
+                    return Err("text or html is needed with a subject".to_owned());
+                }
+                NotificationAction::Email(EmailRequest {
+                    user_id: self.user_id,
+                    to: self.to,
+                    to_name: self.to_name,
+                    subject,
+                    text: self.text,
+                    html: self.html,
+                    idempotency_key: self.idempotency_key,
+                })
+            }
+            (None, None) => return Err("either template or subject is needed".to_owned()),
+        };
+        Ok(action)
+    }
+}
+
+/// `notification.sms`: send one text message, with its text or from a template.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct SmsNotificationEvent {
+    /// The user (a string or an integer in the payload).
+    #[serde(deserialize_with = "string_or_integer")]
+    pub user_id: String,
+    /// The recipient, E.164.
+    pub to: String,
+    /// The text (content form).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// The template (template form).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
+    /// The template's variables.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variables: Option<Variables>,
+    /// The locale wanted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locale: Option<String>,
+    /// Overrides the listener's own key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+}
+
+impl SmsNotificationEvent {
+    /// The send this event asks for.
+    pub fn into_action(self) -> Result<NotificationAction, String> {
+        match (self.template, self.text) {
+            (Some(_), Some(_)) => Err("give either template or text, not both".to_owned()),
+            (Some(template), None) => Ok(NotificationAction::TemplatedSms(TemplatedSmsRequest {
+                user_id: self.user_id,
+                to: self.to,
+                template,
+                variables: self.variables.unwrap_or_default(),
+                locale: self.locale,
+                idempotency_key: self.idempotency_key,
+            })),
+            (None, Some(text)) => Ok(NotificationAction::Sms(SmsRequest {
+                user_id: self.user_id,
+                to: self.to,
+                text,
+                idempotency_key: self.idempotency_key,
+            })),
+            (None, None) => Err("either template or text is needed".to_owned()),
+        }
+    }
+}
+
+/// `notification.push`: send one push notification, with its title and body or
+/// from a template.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct PushNotificationEvent {
+    /// The user (a string or an integer in the payload).
+    #[serde(deserialize_with = "string_or_integer")]
+    pub user_id: String,
+    /// The device registration token.
+    pub device_token: String,
+    /// The title (content form).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// The body (content form).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    /// Extra key/value data for the app.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub data: BTreeMap<String, String>,
+    /// The template (template form).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
+    /// The template's variables.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variables: Option<Variables>,
+    /// The locale wanted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locale: Option<String>,
+    /// Overrides the listener's own key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+}
+
+impl PushNotificationEvent {
+    /// The send this event asks for.
+    pub fn into_action(self) -> Result<NotificationAction, String> {
+        match self.template {
+            Some(_) if self.title.is_some() || self.body.is_some() => {
+                Err("give either template or title/body, not both".to_owned())
+            }
+            Some(template) => Ok(NotificationAction::TemplatedPush(TemplatedPushRequest {
+                user_id: self.user_id,
+                device_token: self.device_token,
+                template,
+                variables: self.variables.unwrap_or_default(),
+                locale: self.locale,
+                data: self.data,
+                idempotency_key: self.idempotency_key,
+            })),
+            None if self.title.is_none() && self.body.is_none() => {
+                Err("either template or title/body is needed".to_owned())
+            }
+            None => Ok(NotificationAction::Push(PushRequest {
+                user_id: self.user_id,
+                device_token: self.device_token,
+                title: self.title.unwrap_or_default(),
+                body: self.body.unwrap_or_default(),
+                data: self.data,
+                idempotency_key: self.idempotency_key,
+            })),
+        }
+    }
+}
+
+fn payload<T: DeserializeOwned>(message: &Message) -> Result<T, NotificationError> {
+    serde_json::from_value(message.payload.clone()).map_err(|error| {
+        NotificationError::InvalidPayload {
+            topic: message.topic.clone(),
+            reason: error.to_string(),
+        }
+    })
+}
+
+fn invalid(message: &Message) -> impl FnOnce(String) -> NotificationError + '_ {
+    move |reason| NotificationError::InvalidPayload {
+        topic: message.topic.clone(),
+        reason,
+    }
+}
+
+/// `user.registered` → the welcome email.
+pub fn user_registered(message: &Message) -> Result<Vec<NotificationAction>, NotificationError> {
+    let event: UserRegistered = payload(message)?;
+    let mut request =
+        TemplatedEmailRequest::new(&event.user_id, &event.email, WELCOME_EMAIL_TEMPLATE)
+            .with_to_name(&event.name)
+            .with_variable("user_id", event.user_id.as_str())
+            .with_variable("email", event.email.as_str())
+            .with_variable("name", event.name.as_str());
+    request.locale = event.locale;
+    Ok(vec![NotificationAction::TemplatedEmail(request)])
+}
+
+/// `wallet.recharged` → a system notification and the recharge email.
+pub fn wallet_recharged(message: &Message) -> Result<Vec<NotificationAction>, NotificationError> {
+    let event: WalletRecharged = payload(message)?;
+    let variables = json!({
+        "user_id": event.user_id,
+        "email": event.email,
+        "amount": event.amount.as_str(),
+        "currency": event.currency,
+        "balance": event.balance.as_str(),
+    });
+    let notice = SystemNotificationRequest::new(
+        &event.user_id,
+        "Wallet recharged",
+        format!(
+            "Your wallet was recharged with {} {}. New balance: {} {}.",
+            event.amount, event.currency, event.balance, event.currency
+        ),
+    )
+    .with_metadata(json!({"amount": event.amount.as_str(), "currency": event.currency, "balance": event.balance.as_str()}));
+    let mut email =
+        TemplatedEmailRequest::new(&event.user_id, &event.email, RECHARGE_EMAIL_TEMPLATE)
+            .with_variables(variables);
+    email.locale = event.locale;
+    Ok(vec![
+        NotificationAction::System(notice),
+        NotificationAction::TemplatedEmail(email),
+    ])
+}
+
+/// `notification.email` → one email.
+pub fn notification_email(message: &Message) -> Result<Vec<NotificationAction>, NotificationError> {
+    let event: EmailNotificationEvent = payload(message)?;
+    Ok(vec![event.into_action().map_err(invalid(message))?])
+}
+
+/// `notification.sms` → one SMS.
+pub fn notification_sms(message: &Message) -> Result<Vec<NotificationAction>, NotificationError> {
+    let event: SmsNotificationEvent = payload(message)?;
+    Ok(vec![event.into_action().map_err(invalid(message))?])
+}
+
+/// `notification.push` → one push notification.
+pub fn notification_push(message: &Message) -> Result<Vec<NotificationAction>, NotificationError> {
+    let event: PushNotificationEvent = payload(message)?;
+    Ok(vec![event.into_action().map_err(invalid(message))?])
+}
+
+/// The templates the default rules use, for
+/// [`NotificationService::install_default_templates`]: `welcome_email`
+/// (variables `name`, `email`) and `recharge_email` (`amount`, `currency`,
+/// `balance`). Replace them with [`NotificationService::create_template`] to
+/// change the wording; the rules give every payload field as a variable.
+pub fn default_templates() -> Vec<MessageTemplate> {
+    vec![
+        MessageTemplate::new(
+            WELCOME_EMAIL_TEMPLATE,
+            TemplateKind::Email,
+            "Hi {{name}},\n\nWelcome aboard! Your account {{email}} is ready.\n",
+        )
+        .with_subject("Welcome, {{name}}!")
+        .with_variables(["name", "email"]),
+        MessageTemplate::new(
+            RECHARGE_EMAIL_TEMPLATE,
+            TemplateKind::Email,
+            "Your wallet was recharged with {{amount}} {{currency}}.\nNew balance: {{balance}} {{currency}}.\n",
+        )
+        .with_subject("Wallet recharged: {{amount}} {{currency}}")
+        .with_variables(["amount", "currency", "balance"]),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(topic: &str, payload: Value) -> Message {
+        Message::new(topic, payload).unwrap()
+    }
+
+    #[test]
+    fn email_events_take_one_form_or_the_other() {
+        let direct = notification_email(&message(
+            topics::NOTIFICATION_EMAIL,
+            json!({"user_id": "u", "to": "a@example.com", "subject": "S", "text": "T"}),
+        ))
+        .unwrap();
+        assert!(matches!(direct[0], NotificationAction::Email(_)));
+        let templated = notification_email(&message(
+            topics::NOTIFICATION_EMAIL,
+            json!({"user_id": 1, "to": "a@example.com", "template": "t", "variables": {"x": 1}}),
+        ))
+        .unwrap();
+        assert!(matches!(
+            templated[0],
+            NotificationAction::TemplatedEmail(_)
+        ));
+        for bad in [
+            json!({"user_id": "u", "to": "a@example.com"}),
+            json!({"user_id": "u", "to": "a@example.com", "subject": "S"}),
+            json!({"user_id": "u", "to": "a@example.com", "subject": "S", "template": "t", "text": "x"}),
+            json!({"to": "a@example.com", "subject": "S", "text": "T"}),
+        ] {
+            let error =
+                notification_email(&message(topics::NOTIFICATION_EMAIL, bad.clone())).unwrap_err();
+            assert!(
+                matches!(error, NotificationError::InvalidPayload { .. }),
+                "{bad}"
+            );
+            assert!(error.is_permanent());
+        }
+    }
+
+    #[test]
+    fn wallet_recharged_asks_for_a_notice_and_an_email() {
+        let actions = wallet_recharged(&message(
+            topics::WALLET_RECHARGED,
+            json!({"user_id": "u", "email": "a@example.com", "amount": "10.50", "currency": "EUR", "balance": 25}),
+        ))
+        .unwrap();
+        match &actions[..] {
+            [
+                NotificationAction::System(notice),
+                NotificationAction::TemplatedEmail(email),
+            ] => {
+                assert!(notice.content.contains("10.50 EUR"));
+                assert_eq!(email.variables["balance"], "25");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            wallet_recharged(&message(topics::WALLET_RECHARGED, json!({"user_id": "u"}))).is_err()
+        );
+    }
+
+    #[test]
+    fn default_templates_are_valid() {
+        let renderer = crate::template::TemplateRenderer::new();
+        for template in default_templates() {
+            renderer.check(&template).unwrap();
+        }
+    }
+}

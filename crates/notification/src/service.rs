@@ -1,0 +1,740 @@
+use std::future::Future;
+use std::sync::Arc;
+
+use chrono::Utc;
+use futures::StreamExt;
+use messaging_model::{
+    MessageTemplate, Notification, NotificationKind, NotificationStatus, TemplateKind,
+};
+use serde_json::{Value, json};
+use tracing::{Instrument, error, info_span, warn};
+
+use crate::channel::{
+    EmailAddress, EmailChannel, EmailMessage, PhoneNumber, PushChannel, PushMessage, SendReceipt,
+    SmsChannel, SmsMessage,
+};
+use crate::requests::{
+    BatchOutcome, EmailRequest, NotificationAction, PushRequest, SmsRequest,
+    SystemNotificationRequest, TemplatedEmailRequest, TemplatedPushRequest, TemplatedSmsRequest,
+    Variables,
+};
+use crate::store::{
+    InMemoryNotificationStore, InMemoryTemplateStore, NotificationStore, StatusUpdate,
+    TemplateStore,
+};
+use crate::template::TemplateRenderer;
+use crate::{NotificationConfig, NotificationError};
+
+/// Sends notifications through its channels, renders templates, and records
+/// every notification in the store.
+///
+/// Every send records a [`Notification`]: `pending` first, then `sent` (with
+/// `sent_at`) or `failed` (with the error). Requests refused before anything is
+/// sent (an invalid address, a missing template or variable) return the error
+/// and record nothing. A send with an idempotency key already used by the same
+/// user is a no-op returning the first result: the recorded notification, or
+/// [`NotificationError::PreviouslyFailed`] when the first send failed.
+///
+/// ```
+/// use std::sync::Arc;
+/// use messaging_model::NotificationStatus;
+/// use notification::channel::{EmailMessage, RecordingChannel};
+/// use notification::{EmailRequest, NotificationService};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), notification::NotificationError> {
+/// let outbox = RecordingChannel::<EmailMessage>::new();
+/// let service = NotificationService::in_memory().with_email(Arc::new(outbox.clone()));
+/// let sent = service
+///     .send_email(EmailRequest::new("user-1", "ann@example.com", "Hello", "Hi Ann"))
+///     .await?;
+/// assert_eq!(sent.status, NotificationStatus::Sent);
+/// assert_eq!(outbox.sent()[0].subject, "Hello");
+/// # Ok(()) }
+/// ```
+pub struct NotificationService {
+    notifications: Arc<dyn NotificationStore>,
+    templates: Arc<dyn TemplateStore>,
+    renderer: TemplateRenderer,
+    email: Option<Arc<dyn EmailChannel>>,
+    sms: Option<Arc<dyn SmsChannel>>,
+    push: Option<Arc<dyn PushChannel>>,
+    config: NotificationConfig,
+}
+
+impl std::fmt::Debug for NotificationService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NotificationService")
+            .field("email", &self.email.is_some())
+            .field("sms", &self.sms.is_some())
+            .field("push", &self.push.is_some())
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl NotificationService {
+    /// A service over these stores, with no channel yet.
+    pub fn new(
+        notifications: Arc<dyn NotificationStore>,
+        templates: Arc<dyn TemplateStore>,
+    ) -> Self {
+        Self {
+            notifications,
+            templates,
+            renderer: TemplateRenderer::new(),
+            email: None,
+            sms: None,
+            push: None,
+            config: NotificationConfig::default(),
+        }
+    }
+
+    /// A service over new in-memory stores.
+    pub fn in_memory() -> Self {
+        Self::new(
+            Arc::new(InMemoryNotificationStore::new()),
+            Arc::new(InMemoryTemplateStore::new()),
+        )
+    }
+
+    /// Sets the email channel.
+    pub fn with_email(mut self, channel: Arc<dyn EmailChannel>) -> Self {
+        self.email = Some(channel);
+        self
+    }
+
+    /// Sets the SMS channel.
+    pub fn with_sms(mut self, channel: Arc<dyn SmsChannel>) -> Self {
+        self.sms = Some(channel);
+        self
+    }
+
+    /// Sets the push channel.
+    pub fn with_push(mut self, channel: Arc<dyn PushChannel>) -> Self {
+        self.push = Some(channel);
+        self
+    }
+
+    /// Sets the configuration.
+    pub fn with_config(mut self, config: NotificationConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The notification store.
+    pub fn notifications(&self) -> &Arc<dyn NotificationStore> {
+        &self.notifications
+    }
+
+    /// The template store.
+    pub fn templates(&self) -> &Arc<dyn TemplateStore> {
+        &self.templates
+    }
+
+    /// The template renderer (and its cache).
+    pub fn renderer(&self) -> &TemplateRenderer {
+        &self.renderer
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &NotificationConfig {
+        &self.config
+    }
+
+    // ---- templates ---------------------------------------------------------
+
+    /// Checks a template (syntax, the parts its channel needs, declared versus
+    /// used variables) and stores it, replacing the one with the same name and
+    /// locale. The compiled cache entry is dropped.
+    pub async fn create_template(
+        &self,
+        template: MessageTemplate,
+    ) -> Result<MessageTemplate, NotificationError> {
+        self.renderer.check(&template)?;
+        let stored = self.templates.save(&template).await?;
+        self.renderer
+            .invalidate(&stored.name, stored.locale.as_deref());
+        Ok(stored)
+    }
+
+    /// Same as [`create_template`](Self::create_template): saving replaces.
+    pub async fn update_template(
+        &self,
+        template: MessageTemplate,
+    ) -> Result<MessageTemplate, NotificationError> {
+        self.create_template(template).await
+    }
+
+    /// Marks a template inactive: sends using it are refused from now on.
+    pub async fn deactivate_template(
+        &self,
+        name: &str,
+        locale: Option<&str>,
+    ) -> Result<(), NotificationError> {
+        self.templates
+            .deactivate(name, locale)
+            .await
+            .map_err(|error| {
+                if error.is_not_found() {
+                    NotificationError::TemplateNotFound {
+                        name: name.to_owned(),
+                        locale: locale.map(str::to_owned),
+                    }
+                } else {
+                    error.into()
+                }
+            })?;
+        self.renderer.invalidate(name, locale);
+        Ok(())
+    }
+
+    /// Stores each template that is not stored yet (by name and locale); returns
+    /// how many were added. Existing templates are never overwritten.
+    pub async fn install_templates(
+        &self,
+        templates: Vec<MessageTemplate>,
+    ) -> Result<usize, NotificationError> {
+        let mut added = 0;
+        for template in templates {
+            if self
+                .templates
+                .get(&template.name, template.locale.as_deref())
+                .await?
+                .is_none()
+            {
+                self.create_template(template).await?;
+                added += 1;
+            }
+        }
+        Ok(added)
+    }
+
+    /// Installs the templates of the default event rules
+    /// ([`crate::events::default_templates`]) that are missing.
+    pub async fn install_default_templates(&self) -> Result<usize, NotificationError> {
+        self.install_templates(crate::events::default_templates())
+            .await
+    }
+
+    /// The template to use for `name` in `locale`: the exact locale, then its
+    /// language (`pt` for `pt-BR`), then the default variant (`None`). Refused
+    /// when inactive or of another kind.
+    pub async fn resolve_template(
+        &self,
+        name: &str,
+        locale: Option<&str>,
+        kind: TemplateKind,
+    ) -> Result<MessageTemplate, NotificationError> {
+        let mut candidates: Vec<Option<&str>> = Vec::with_capacity(3);
+        if let Some(locale) = locale {
+            candidates.push(Some(locale));
+            if let Some((language, _)) = locale.split_once('-') {
+                candidates.push(Some(language));
+            }
+        }
+        candidates.push(None);
+        for candidate in candidates {
+            if let Some(template) = self.templates.get(name, candidate).await? {
+                if !template.is_active {
+                    return Err(NotificationError::TemplateInactive {
+                        name: name.to_owned(),
+                        locale: template.locale,
+                    });
+                }
+                if template.kind != kind {
+                    return Err(NotificationError::TemplateKindMismatch {
+                        name: name.to_owned(),
+                        expected: kind,
+                        found: template.kind,
+                    });
+                }
+                return Ok(template);
+            }
+        }
+        Err(NotificationError::TemplateNotFound {
+            name: name.to_owned(),
+            locale: locale.map(str::to_owned),
+        })
+    }
+
+    async fn render(
+        &self,
+        name: &str,
+        locale: Option<&str>,
+        kind: TemplateKind,
+        variables: &Variables,
+    ) -> Result<(MessageTemplate, crate::template::RenderedTemplate), NotificationError> {
+        let template = self.resolve_template(name, locale, kind).await?;
+        let rendered = self
+            .renderer
+            .render(&template, &Value::Object(variables.clone()))?;
+        Ok((template, rendered))
+    }
+
+    // ---- email ---------------------------------------------------------------
+
+    /// Sends an email with the subject and body given.
+    pub async fn send_email(
+        &self,
+        request: EmailRequest,
+    ) -> Result<Notification, NotificationError> {
+        let channel = self.email_channel()?;
+        let mut to = EmailAddress::parse(&request.to)?;
+        if let Some(name) = &request.to_name {
+            to = to.with_name(name);
+        }
+        let mut email = EmailMessage::new(to, request.subject);
+        email.text = request.text;
+        email.html = request.html;
+        email.check()?;
+        let notification =
+            email_notification(&request.user_id, &email, json!({"to": email.to.address()}));
+        self.deliver(
+            notification,
+            request.idempotency_key,
+            |reference| async move { channel.send_email(&email.with_reference(reference)).await },
+        )
+        .await
+    }
+
+    /// Sends an email rendered from a stored email template.
+    pub async fn send_email_with_template(
+        &self,
+        request: TemplatedEmailRequest,
+    ) -> Result<Notification, NotificationError> {
+        let channel = self.email_channel()?;
+        let mut to = EmailAddress::parse(&request.to)?;
+        if let Some(name) = &request.to_name {
+            to = to.with_name(name);
+        }
+        let (template, rendered) = self
+            .render(
+                &request.template,
+                request.locale.as_deref(),
+                TemplateKind::Email,
+                &request.variables,
+            )
+            .await?;
+        let mut email = EmailMessage::new(to, rendered.subject.unwrap_or_default());
+        email.text = rendered.text;
+        email.html = rendered.html;
+        email.check()?;
+        let metadata =
+            json!({"to": email.to.address(), "template": template.name, "locale": template.locale});
+        let notification = email_notification(&request.user_id, &email, metadata);
+        self.deliver(
+            notification,
+            request.idempotency_key,
+            |reference| async move { channel.send_email(&email.with_reference(reference)).await },
+        )
+        .await
+    }
+
+    /// Sends each email of the batch, at most
+    /// [`NotificationConfig::batch_concurrency`] at once; one outcome per
+    /// request, in order. A failure never stops the others.
+    pub async fn send_batch_email(&self, requests: Vec<EmailRequest>) -> Vec<BatchOutcome> {
+        self.batch(
+            requests,
+            |request| request.to.clone(),
+            |request| self.send_email(request),
+        )
+        .await
+    }
+
+    /// [`send_batch_email`](Self::send_batch_email) for templated emails.
+    pub async fn send_batch_email_with_template(
+        &self,
+        requests: Vec<TemplatedEmailRequest>,
+    ) -> Vec<BatchOutcome> {
+        self.batch(
+            requests,
+            |request| request.to.clone(),
+            |request| self.send_email_with_template(request),
+        )
+        .await
+    }
+
+    // ---- SMS -----------------------------------------------------------------
+
+    /// Sends a text message.
+    pub async fn send_sms(&self, request: SmsRequest) -> Result<Notification, NotificationError> {
+        let channel = self.sms_channel()?;
+        let sms = SmsMessage::new(PhoneNumber::parse(&request.to)?, request.text);
+        sms.check()?;
+        let notification =
+            Notification::new(&request.user_id, NotificationKind::Sms, "SMS", &sms.text)
+                .with_metadata(json!({"to": sms.to.as_str()}));
+        self.deliver(
+            notification,
+            request.idempotency_key,
+            |reference| async move { channel.send_sms(&sms.with_reference(reference)).await },
+        )
+        .await
+    }
+
+    /// Sends a text message rendered from a stored SMS template.
+    pub async fn send_sms_with_template(
+        &self,
+        request: TemplatedSmsRequest,
+    ) -> Result<Notification, NotificationError> {
+        let channel = self.sms_channel()?;
+        let to = PhoneNumber::parse(&request.to)?;
+        let (template, rendered) = self
+            .render(
+                &request.template,
+                request.locale.as_deref(),
+                TemplateKind::Sms,
+                &request.variables,
+            )
+            .await?;
+        let sms = SmsMessage::new(to, rendered.text.unwrap_or_default());
+        sms.check()?;
+        let notification = Notification::new(
+            &request.user_id,
+            NotificationKind::Sms,
+            "SMS",
+            &sms.text,
+        )
+        .with_metadata(
+            json!({"to": sms.to.as_str(), "template": template.name, "locale": template.locale}),
+        );
+        self.deliver(
+            notification,
+            request.idempotency_key,
+            |reference| async move { channel.send_sms(&sms.with_reference(reference)).await },
+        )
+        .await
+    }
+
+    /// Sends each text message of the batch with bounded concurrency; one
+    /// outcome per request, in order.
+    pub async fn send_batch_sms(&self, requests: Vec<SmsRequest>) -> Vec<BatchOutcome> {
+        self.batch(
+            requests,
+            |request| request.to.clone(),
+            |request| self.send_sms(request),
+        )
+        .await
+    }
+
+    // ---- push ----------------------------------------------------------------
+
+    /// Sends a push notification.
+    pub async fn send_push(&self, request: PushRequest) -> Result<Notification, NotificationError> {
+        let channel = self.push_channel()?;
+        let mut push = PushMessage::new(request.device_token, request.title, request.body);
+        push.data = request.data;
+        push.check()?;
+        let notification = push_notification(&request.user_id, &push, json!({}));
+        self.deliver(
+            notification,
+            request.idempotency_key,
+            |reference| async move { channel.send_push(&push.with_reference(reference)).await },
+        )
+        .await
+    }
+
+    /// Sends a push notification rendered from a stored push template (subject:
+    /// title, content: body).
+    pub async fn send_push_with_template(
+        &self,
+        request: TemplatedPushRequest,
+    ) -> Result<Notification, NotificationError> {
+        let channel = self.push_channel()?;
+        let (template, rendered) = self
+            .render(
+                &request.template,
+                request.locale.as_deref(),
+                TemplateKind::Push,
+                &request.variables,
+            )
+            .await?;
+        let mut push = PushMessage::new(
+            request.device_token,
+            rendered.subject.unwrap_or_default(),
+            rendered.text.unwrap_or_default(),
+        );
+        push.data = request.data;
+        push.check()?;
+        let notification = push_notification(
+            &request.user_id,
+            &push,
+            json!({"template": template.name, "locale": template.locale}),
+        );
+        self.deliver(
+            notification,
+            request.idempotency_key,
+            |reference| async move { channel.send_push(&push.with_reference(reference)).await },
+        )
+        .await
+    }
+
+    // ---- system ----------------------------------------------------------------
+
+    /// Records an in-app notification: it is `sent` as soon as it is stored.
+    pub async fn send_system_notification(
+        &self,
+        request: SystemNotificationRequest,
+    ) -> Result<Notification, NotificationError> {
+        if request.title.trim().is_empty() && request.content.trim().is_empty() {
+            return Err(NotificationError::invalid_request(
+                "a system notification needs a title or a content",
+            ));
+        }
+        let mut notification = Notification::new(
+            &request.user_id,
+            NotificationKind::System,
+            request.title,
+            request.content,
+        );
+        if !request.metadata.is_null() {
+            notification.metadata = request.metadata;
+        }
+        notification.status = NotificationStatus::Sent;
+        notification.sent_at = Some(notification.created_at);
+        if let Some(key) = request.idempotency_key {
+            if let Some(existing) = self
+                .notifications
+                .find_by_idempotency_key(&request.user_id, &key)
+                .await?
+            {
+                return replay(existing);
+            }
+            notification.idempotency_key = Some(key);
+        }
+        match self.notifications.record(&notification).await {
+            Ok(()) => Ok(notification),
+            Err(conflict) if conflict.is_conflict() => {
+                self.replay_conflict(&notification, conflict).await
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    // ---- actions (event rules) -------------------------------------------------------
+
+    /// Runs one action of an event rule.
+    pub async fn execute(
+        &self,
+        action: NotificationAction,
+    ) -> Result<Notification, NotificationError> {
+        match action {
+            NotificationAction::Email(request) => self.send_email(request).await,
+            NotificationAction::TemplatedEmail(request) => {
+                self.send_email_with_template(request).await
+            }
+            NotificationAction::Sms(request) => self.send_sms(request).await,
+            NotificationAction::TemplatedSms(request) => self.send_sms_with_template(request).await,
+            NotificationAction::Push(request) => self.send_push(request).await,
+            NotificationAction::TemplatedPush(request) => {
+                self.send_push_with_template(request).await
+            }
+            NotificationAction::System(request) => self.send_system_notification(request).await,
+        }
+    }
+
+    /// Runs an action at most once successfully per `key`, however often it is
+    /// asked: a notification already sent under `key` (or one of its retry keys
+    /// `key#2`, `key#3`…) is returned as is; after failed attempts, the next
+    /// free retry key is used, so a redelivered or replayed event retries what
+    /// failed and never repeats what was sent.
+    pub async fn execute_once(
+        &self,
+        action: NotificationAction,
+        key: &str,
+    ) -> Result<Notification, NotificationError> {
+        const MAX_ATTEMPT_KEYS: u32 = 1_000;
+        let user_id = action.user_id().to_owned();
+        for attempt in 1..=MAX_ATTEMPT_KEYS {
+            let attempt_key = if attempt == 1 {
+                key.to_owned()
+            } else {
+                format!("{key}#{attempt}")
+            };
+            match self
+                .notifications
+                .find_by_idempotency_key(&user_id, &attempt_key)
+                .await?
+            {
+                Some(done) if done.status == NotificationStatus::Sent => return Ok(done),
+                // Failed, or abandoned mid-send by a crashed consumer: try the next key.
+                Some(_) => continue,
+                None => return self.execute(action.with_idempotency_key(attempt_key)).await,
+            }
+        }
+        Err(NotificationError::invalid_request(format!(
+            "idempotency key {key:?} was attempted {MAX_ATTEMPT_KEYS} times"
+        )))
+    }
+
+    // ---- plumbing --------------------------------------------------------------
+
+    fn email_channel(&self) -> Result<Arc<dyn EmailChannel>, NotificationError> {
+        self.email
+            .clone()
+            .ok_or(NotificationError::ChannelNotConfigured {
+                kind: NotificationKind::Email,
+            })
+    }
+
+    fn sms_channel(&self) -> Result<Arc<dyn SmsChannel>, NotificationError> {
+        self.sms
+            .clone()
+            .ok_or(NotificationError::ChannelNotConfigured {
+                kind: NotificationKind::Sms,
+            })
+    }
+
+    fn push_channel(&self) -> Result<Arc<dyn PushChannel>, NotificationError> {
+        self.push
+            .clone()
+            .ok_or(NotificationError::ChannelNotConfigured {
+                kind: NotificationKind::Push,
+            })
+    }
+
+    async fn batch<R, F, Fut>(
+        &self,
+        requests: Vec<R>,
+        recipient: impl Fn(&R) -> String,
+        send: F,
+    ) -> Vec<BatchOutcome>
+    where
+        F: Fn(R) -> Fut,
+        Fut: Future<Output = Result<Notification, NotificationError>>,
+    {
+        let concurrency = self.config.batch_concurrency.max(1);
+        let span = info_span!("notification_batch", count = requests.len(), concurrency);
+        futures::stream::iter(requests.into_iter().enumerate())
+            .map(|(index, request)| {
+                let recipient = recipient(&request);
+                let sending = send(request);
+                async move {
+                    BatchOutcome {
+                        index,
+                        recipient,
+                        result: sending.await,
+                    }
+                }
+            })
+            .buffered(concurrency)
+            .collect()
+            .instrument(span)
+            .await
+    }
+
+    /// Records `notification` as pending, runs `send` with its id as the
+    /// reference, and records the outcome.
+    async fn deliver<F, Fut>(
+        &self,
+        mut notification: Notification,
+        idempotency_key: Option<String>,
+        send: F,
+    ) -> Result<Notification, NotificationError>
+    where
+        F: FnOnce(String) -> Fut,
+        Fut: Future<Output = Result<SendReceipt, NotificationError>>,
+    {
+        if let Some(key) = idempotency_key {
+            if let Some(existing) = self
+                .notifications
+                .find_by_idempotency_key(&notification.user_id, &key)
+                .await?
+            {
+                return replay(existing);
+            }
+            notification.idempotency_key = Some(key);
+        }
+        let span = info_span!(
+            "notification_send",
+            notification_id = %notification.id,
+            kind = notification.kind.as_str(),
+            user_id = %notification.user_id,
+        );
+        async move {
+            match self.notifications.record(&notification).await {
+                Ok(()) => {}
+                Err(conflict) if conflict.is_conflict() => {
+                    return self.replay_conflict(&notification, conflict).await;
+                }
+                Err(error) => return Err(error.into()),
+            }
+            match send(notification.id.to_string()).await {
+                Ok(receipt) => {
+                    let at = Utc::now();
+                    match self.notifications.update_status(notification.id, StatusUpdate::Sent { at }).await {
+                        Ok(updated) => Ok(updated),
+                        Err(store_error) => {
+                            // It went out: report success, and say loudly that the
+                            // history could not be updated.
+                            error!(error = %store_error, provider = %receipt.provider, "sent, but the notification could not be marked sent");
+                            notification.status = NotificationStatus::Sent;
+                            notification.sent_at = Some(at);
+                            Ok(notification)
+                        }
+                    }
+                }
+                Err(send_error) => {
+                    warn!(error = %send_error, transient = send_error.is_transient(), "send failed");
+                    let update = StatusUpdate::Failed {
+                        error: send_error.to_string(),
+                    };
+                    if let Err(store_error) = self.notifications.update_status(notification.id, update).await {
+                        error!(error = %store_error, "the failure could not be recorded");
+                    }
+                    Err(send_error)
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Another send with the same key won the race: return its result.
+    async fn replay_conflict(
+        &self,
+        notification: &Notification,
+        conflict: crate::store::StoreError,
+    ) -> Result<Notification, NotificationError> {
+        if let Some(key) = &notification.idempotency_key
+            && let Some(existing) = self
+                .notifications
+                .find_by_idempotency_key(&notification.user_id, key)
+                .await?
+        {
+            return replay(existing);
+        }
+        Err(conflict.into())
+    }
+}
+
+/// The first result of an idempotent send.
+fn replay(existing: Notification) -> Result<Notification, NotificationError> {
+    if existing.status == NotificationStatus::Failed {
+        return Err(NotificationError::PreviouslyFailed {
+            notification: Box::new(existing),
+        });
+    }
+    Ok(existing)
+}
+
+fn email_notification(user_id: &str, email: &EmailMessage, metadata: Value) -> Notification {
+    let content = email
+        .text
+        .as_deref()
+        .or(email.html.as_deref())
+        .unwrap_or_default();
+    Notification::new(user_id, NotificationKind::Email, &email.subject, content)
+        .with_metadata(metadata)
+}
+
+fn push_notification(user_id: &str, push: &PushMessage, mut metadata: Value) -> Notification {
+    if let Value::Object(map) = &mut metadata
+        && !push.data.is_empty()
+    {
+        map.insert("data".to_owned(), json!(push.data));
+    }
+    Notification::new(user_id, NotificationKind::Push, &push.title, &push.body)
+        .with_metadata(metadata)
+}
