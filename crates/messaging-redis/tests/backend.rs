@@ -1,0 +1,528 @@
+//! What the conformance suite cannot see: the Redis side of the backend. Most
+//! tests use `REDIS_URL` under a key prefix of their own; those that change
+//! server settings start a redis-server of their own.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use messaging_core::{MessageBackend, MessagingService, ReadFrom, Settlement, StartFrom};
+use messaging_model::Message;
+use messaging_redis::{RedisBackend, RedisBackendConfig};
+use redis::AsyncCommands;
+use serde_json::json;
+use support::{RedisServer, wait_for};
+
+async fn raw(url: &str) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(url)
+        .expect("redis url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect")
+}
+
+async fn scan(redis: &mut redis::aio::MultiplexedConnection, prefix: &str) -> Vec<String> {
+    use futures::StreamExt;
+    let keys: Vec<redis::RedisResult<String>> = redis
+        .scan_match::<_, String>(format!("*{prefix}*"))
+        .await
+        .expect("scan")
+        .collect()
+        .await;
+    keys.into_iter()
+        .map(|key| key.expect("scan item"))
+        .collect()
+}
+
+fn message(topic: &str, n: u64) -> Message {
+    Message::new(topic, json!({ "n": n })).expect("message")
+}
+
+async fn read_all(
+    backend: &RedisBackend,
+    topic: &str,
+    group: &str,
+    consumer: &str,
+    want: usize,
+) -> Vec<messaging_core::Delivery> {
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while got.len() < want && Instant::now() < deadline {
+        got.extend(
+            backend
+                .read(
+                    topic,
+                    group,
+                    consumer,
+                    ReadFrom::New,
+                    want - got.len(),
+                    Duration::from_millis(100),
+                )
+                .await
+                .expect("read"),
+        );
+    }
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undecodable_entries_go_to_the_dead_letter_queue_not_to_the_consumer() {
+    let url = support::redis_url();
+    let prefix = support::unique_prefix();
+    let backend =
+        support::backend_with(RedisBackendConfig::new(url.as_str()).with_key_prefix(&prefix)).await;
+    let topic = "corrupt.entries";
+    backend
+        .ensure_group(topic, "g", StartFrom::Earliest)
+        .await
+        .expect("group");
+    let mut redis = raw(&url).await;
+    let stream = format!("{{{prefix}:{topic}}}:stream");
+    let _: String = redis
+        .xadd(&stream, "*", &[("m", "not json")])
+        .await
+        .expect("xadd");
+    let _: String = redis
+        .xadd(&stream, "*", &[("other", "field")])
+        .await
+        .expect("xadd");
+    let good = message(topic, 1);
+    backend.publish(&good).await.expect("publish");
+
+    let deliveries = backend
+        .read(
+            topic,
+            "g",
+            "c",
+            ReadFrom::New,
+            10,
+            Duration::from_millis(100),
+        )
+        .await
+        .expect("read");
+    assert_eq!(
+        deliveries.len(),
+        1,
+        "an undecodable entry was handed to the consumer"
+    );
+    assert_eq!(deliveries[0].message.id, good.id);
+
+    let dead = backend.dead_letters(topic, 10).await.expect("dead letters");
+    assert_eq!(dead.len(), 2);
+    assert!(
+        dead[0].error.starts_with("not a message"),
+        "{}",
+        dead[0].error
+    );
+    assert_eq!(
+        dead[0].message.payload["undecodable_entry"]["fields"],
+        json!([["m", "not json"]])
+    );
+    assert_eq!(dead[1].error, "no `m` field");
+    assert_eq!(
+        dead[1].message.payload["undecodable_entry"]["fields"],
+        json!([["other", "field"]])
+    );
+    assert!(dead.iter().all(|d| d.group == "g" && d.attempts == 1));
+
+    backend.ack(&deliveries[0].receipt).await.expect("ack");
+    let stats = backend.stats(topic).await.expect("stats");
+    assert_eq!((stats.groups[0].pending, stats.groups[0].lag), (0, 0));
+    backend.delete_topic(topic).await.expect("delete");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_recreates_its_group_after_the_stream_was_deleted() {
+    let url = support::redis_url();
+    let prefix = support::unique_prefix();
+    let backend =
+        support::backend_with(RedisBackendConfig::new(url.as_str()).with_key_prefix(&prefix)).await;
+    let topic = "nogroup.recovery";
+    backend
+        .ensure_group(topic, "g", StartFrom::Earliest)
+        .await
+        .expect("group");
+    backend.publish(&message(topic, 1)).await.expect("publish");
+    let _: i64 = raw(&url)
+        .await
+        .del(format!("{{{prefix}:{topic}}}:stream"))
+        .await
+        .expect("del");
+
+    // NOGROUP: recovered, nothing to read yet.
+    let first = backend
+        .read(
+            topic,
+            "g",
+            "c",
+            ReadFrom::New,
+            10,
+            Duration::from_millis(50),
+        )
+        .await
+        .expect("read after NOGROUP");
+    assert!(first.is_empty());
+    let again = message(topic, 2);
+    backend.publish(&again).await.expect("publish");
+    let got = read_all(&backend, topic, "g", "c", 1).await;
+    assert_eq!(got[0].message.id, again.id);
+    backend.delete_topic(topic).await.expect("delete");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trimming_keeps_every_entry_a_group_has_not_read_or_settled() {
+    let url = support::redis_url();
+    let prefix = support::unique_prefix();
+    let config = RedisBackendConfig::new(url.as_str())
+        .with_key_prefix(&prefix)
+        .with_max_len(Some(5))
+        .with_trim_interval(Duration::from_millis(20));
+    let backend = support::backend_with(config).await;
+    let topic = "trim.safely";
+    backend
+        .ensure_group(topic, "g", StartFrom::Earliest)
+        .await
+        .expect("group");
+    let messages: Vec<Message> = (0..20).map(|n| message(topic, n)).collect();
+    backend.publish_batch(&messages).await.expect("publish");
+    let stream = format!("{{{prefix}:{topic}}}:stream");
+    let mut redis = raw(&url).await;
+
+    // Nothing read: nothing may go.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(redis.xlen::<_, usize>(&stream).await.expect("xlen"), 20);
+
+    // Read 10, settle the first 8: those 8 may go, the 2 pending and 10 unread stay.
+    let taken = read_all(&backend, topic, "g", "c", 10).await;
+    for delivery in &taken[..8] {
+        assert_eq!(
+            backend.ack(&delivery.receipt).await.expect("ack"),
+            Settlement::Settled
+        );
+    }
+    wait_for("the settled entries trimmed", Duration::from_secs(10), || {
+        let mut redis = redis.clone();
+        let stream = stream.clone();
+        async move { (redis.xlen::<_, usize>(&stream).await.expect("xlen") <= 12).then_some(()) }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(redis.xlen::<_, usize>(&stream).await.expect("xlen"), 12);
+    for delivery in &taken[8..] {
+        assert_eq!(
+            backend.ack(&delivery.receipt).await.expect("ack"),
+            Settlement::Settled
+        );
+    }
+    let rest = read_all(&backend, topic, "g", "c", 10).await;
+    let ids: Vec<_> = rest.iter().map(|d| d.message.id).collect();
+    assert_eq!(ids, messages[10..].iter().map(|m| m.id).collect::<Vec<_>>());
+    for delivery in &rest {
+        backend.ack(&delivery.receipt).await.expect("ack");
+    }
+    wait_for(
+        "the stream trimmed to max_len",
+        Duration::from_secs(10),
+        || {
+            let mut redis = redis.clone();
+            let stream = stream.clone();
+            async move { (redis.xlen::<_, usize>(&stream).await.expect("xlen") == 5).then_some(()) }
+        },
+    )
+    .await;
+    backend.delete_topic(topic).await.expect("delete");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_key_of_a_topic_carries_its_hash_tag() {
+    let url = support::redis_url();
+    let prefix = support::unique_prefix();
+    let backend =
+        support::backend_with(RedisBackendConfig::new(url.as_str()).with_key_prefix(&prefix)).await;
+    let topic = "layout.check";
+    backend
+        .ensure_group(topic, "g", StartFrom::Earliest)
+        .await
+        .expect("group");
+    backend.publish(&message(topic, 1)).await.expect("publish");
+    let later = Utc::now() + chrono::Duration::hours(1);
+    backend
+        .schedule(&message(topic, 2), later)
+        .await
+        .expect("schedule");
+    let taken = read_all(&backend, topic, "g", "c", 1).await;
+    backend
+        .dead_letter(&taken[0].receipt, &taken[0].message, "bad")
+        .await
+        .expect("dead letter");
+
+    let mut redis = raw(&url).await;
+    let keys: BTreeSet<String> = scan(&mut redis, &prefix).await.into_iter().collect();
+    let tag = format!("{{{prefix}:{topic}}}");
+    let expected: BTreeSet<String> = [
+        format!("{tag}:stream"),
+        format!("{tag}:delayed"),
+        format!("{tag}:dlq"),
+        format!("{prefix}:topics"),
+    ]
+    .into();
+    assert_eq!(keys, expected);
+    assert!(backend.delete_topic(topic).await.expect("delete"));
+    let left = scan(&mut redis, &prefix).await;
+    assert!(left.is_empty(), "delete_topic left {left:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_promoters_move_each_delayed_message_once() {
+    let url = support::redis_url();
+    let prefix = support::unique_prefix();
+    let config = RedisBackendConfig::new(url.as_str()).with_key_prefix(&prefix);
+    let scheduler = support::backend_with(config.clone()).await;
+    let topic = "promote.race";
+    let soon = Utc::now() + chrono::Duration::milliseconds(200);
+    for n in 0..300 {
+        scheduler
+            .schedule(&message(topic, n), soon)
+            .await
+            .expect("schedule");
+    }
+    let promoters: Vec<RedisBackend> =
+        futures::future::join_all((0..4).map(|_| support::backend_with(config.clone()))).await;
+    let moved = futures::future::join_all(promoters.iter().map(|promoter| async move {
+        let mut moved = 0;
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < deadline {
+            moved += promoter.promote_due(topic).await.expect("promote");
+        }
+        moved
+    }))
+    .await;
+    let stats = scheduler.stats(topic).await.expect("stats");
+    assert_eq!(stats.scheduled, 0);
+    assert_eq!(stats.length, 300, "moved {moved:?}");
+    scheduler.delete_topic(topic).await.expect("delete");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocked_reader_wakes_for_a_message_another_process_delayed() {
+    let url = support::redis_url();
+    let prefix = support::unique_prefix();
+    let config = RedisBackendConfig::new(url.as_str())
+        .with_key_prefix(&prefix)
+        .with_promote_interval(Duration::from_millis(100));
+    let reader = support::backend_with(config.clone()).await;
+    let topic = "delayed.elsewhere";
+    reader
+        .ensure_group(topic, "g", StartFrom::Earliest)
+        .await
+        .expect("group");
+    let read = tokio::spawn({
+        let reader = reader.clone();
+        async move {
+            let started = Instant::now();
+            let got = reader
+                .read(topic, "g", "c", ReadFrom::New, 1, Duration::from_secs(10))
+                .await
+                .expect("read");
+            (got, started.elapsed())
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    {
+        // Scheduled by a backend that is gone before the message is due.
+        let other = support::backend_with(config).await;
+        let due = Utc::now() + chrono::Duration::milliseconds(300);
+        other
+            .schedule(&message(topic, 1), due)
+            .await
+            .expect("schedule");
+    }
+    let (got, waited) = read.await.expect("reader");
+    assert_eq!(got.len(), 1);
+    assert!(waited < Duration::from_secs(2), "woke after {waited:?}");
+    reader.delete_topic(topic).await.expect("delete");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_is_replayed_at_most_once_under_concurrent_replays() {
+    let url = support::redis_url();
+    let backend = support::backend(&url).await;
+    let topic = "replay.race";
+    backend
+        .ensure_group(topic, "g", StartFrom::Earliest)
+        .await
+        .expect("group");
+    backend.publish(&message(topic, 1)).await.expect("publish");
+    let taken = read_all(&backend, topic, "g", "c", 1).await;
+    backend
+        .dead_letter(&taken[0].receipt, &taken[0].message, "bad")
+        .await
+        .expect("dead letter");
+    let dead = backend.dead_letters(topic, 10).await.expect("dead letters");
+    let replays =
+        futures::future::join_all((0..8).map(|_| backend.replay_dead_letter(topic, &dead[0].id)))
+            .await;
+    let replayed = replays
+        .into_iter()
+        .filter(|r| *r.as_ref().expect("replay"))
+        .count();
+    assert_eq!(replayed, 1);
+    assert_eq!(backend.stats(topic).await.expect("stats").length, 2);
+    assert!(
+        !backend
+            .replay_dead_letter(topic, "not-an-id")
+            .await
+            .expect("replay")
+    );
+    backend.delete_topic(topic).await.expect("delete");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reclaiming_reaches_every_idle_entry_of_a_long_pending_list() {
+    let url = support::redis_url();
+    let backend = support::backend(&url).await;
+    let topic = "reclaim.cursor";
+    backend
+        .ensure_group(topic, "g", StartFrom::Earliest)
+        .await
+        .expect("group");
+    let messages: Vec<Message> = (0..60).map(|n| message(topic, n)).collect();
+    backend.publish_batch(&messages).await.expect("publish");
+    read_all(&backend, topic, "g", "dead", 60).await;
+    let mut reclaimed = BTreeSet::new();
+    for _ in 0..20 {
+        for delivery in backend
+            .reclaim_idle(topic, "g", "alive", Duration::ZERO, 7)
+            .await
+            .expect("reclaim")
+        {
+            assert!(delivery.receipt.delivery_count >= 2);
+            backend.ack(&delivery.receipt).await.expect("ack");
+            reclaimed.insert(delivery.message.id);
+        }
+    }
+    assert_eq!(reclaimed, messages.iter().map(|m| m.id).collect());
+    backend.delete_topic(topic).await.expect("delete");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_group_drops_its_pending_list() {
+    let url = support::redis_url();
+    let backend = support::backend(&url).await;
+    let topic = "group.delete";
+    assert!(
+        !backend
+            .delete_group(topic, "g")
+            .await
+            .expect("no stream yet")
+    );
+    backend
+        .ensure_group(topic, "g", StartFrom::Earliest)
+        .await
+        .expect("group");
+    backend
+        .ensure_group(topic, "g", StartFrom::Earliest)
+        .await
+        .expect("group twice");
+    backend
+        .ensure_group(topic, "other", StartFrom::Latest)
+        .await
+        .expect("group");
+    backend.publish(&message(topic, 1)).await.expect("publish");
+    read_all(&backend, topic, "g", "c", 1).await;
+    assert!(backend.delete_group(topic, "g").await.expect("delete"));
+    assert!(
+        !backend
+            .delete_group(topic, "g")
+            .await
+            .expect("delete again")
+    );
+    let stats = backend.stats(topic).await.expect("stats");
+    assert_eq!(stats.groups.len(), 1);
+    assert_eq!(
+        (stats.groups[0].name.as_str(), stats.groups[0].lag),
+        ("other", 1)
+    );
+    backend.delete_topic(topic).await.expect("delete");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_is_not_there_is_a_transient_error() {
+    let config = RedisBackendConfig::new(format!("redis://127.0.0.1:{}", support::free_port()))
+        .with_connect_timeout(Duration::from_millis(200));
+    let error = RedisBackend::connect(config)
+        .await
+        .expect_err("nothing listens there");
+    assert!(error.is_transient(), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_configuration_is_refused_before_connecting() {
+    for config in [
+        RedisBackendConfig::default().with_key_prefix("a{b}"),
+        RedisBackendConfig::default().with_max_len(Some(0)),
+        RedisBackendConfig::new("http://not-redis"),
+    ] {
+        let error = RedisBackend::connect(config).await.expect_err("refused");
+        assert!(!error.is_transient(), "{error}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_warns_about_eviction_and_missing_persistence() {
+    let server = RedisServer::start();
+    let backend = support::backend(&server.url()).await;
+    let warnings = backend.health().await.expect("health").warnings;
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].contains("persistence is off"), "{warnings:?}");
+
+    server.command(&["CONFIG", "SET", "appendonly", "yes"]);
+    server.command(&["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"]);
+    let warnings = backend.health().await.expect("health").warnings;
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains("maxmemory-policy is allkeys-lru"),
+        "{warnings:?}"
+    );
+
+    server.command(&["CONFIG", "SET", "maxmemory-policy", "noeviction"]);
+    assert_eq!(
+        backend.health().await.expect("health").warnings,
+        Vec::<String>::new()
+    );
+    let service = MessagingService::new(Arc::new(backend));
+    assert_eq!(service.health().await.expect("health").backend, "redis");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_reconnects_after_redis_restarts() {
+    let mut server = RedisServer::start();
+    let backend = support::backend(&server.url()).await;
+    let topic = "reconnect";
+    backend.publish(&message(topic, 1)).await.expect("publish");
+    server = tokio::task::spawn_blocking(move || {
+        server.restart();
+        server
+    })
+    .await
+    .expect("restart");
+    // Without persistence everything is gone, the group too: it is recreated.
+    wait_for(
+        "a publish after the restart",
+        Duration::from_secs(15),
+        || {
+            let backend = backend.clone();
+            async move { backend.publish(&message(topic, 2)).await.ok() }
+        },
+    )
+    .await;
+    backend
+        .ensure_group(topic, "g", StartFrom::Earliest)
+        .await
+        .expect("group");
+    assert_eq!(read_all(&backend, topic, "g", "c", 1).await.len(), 1);
+    drop(server);
+}

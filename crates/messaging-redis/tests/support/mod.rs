@@ -1,0 +1,315 @@
+//! Test harness: redis-server processes on free loopback ports, child processes
+//! made by re-running the test binary, and connecting backends.
+#![allow(dead_code, unreachable_pub)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use messaging_redis::{RedisBackend, RedisBackendConfig};
+
+/// The redis-server binary: `REDIS_SERVER` or `/usr/bin/redis-server`.
+pub fn redis_server_binary() -> PathBuf {
+    std::env::var_os("REDIS_SERVER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/redis-server"))
+}
+
+/// A redis-server this test started; killed (SIGKILL) and its directory
+/// removed on drop.
+pub struct RedisServer {
+    pub port: u16,
+    dir: PathBuf,
+    args: Vec<String>,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    /// Starts a server without persistence.
+    pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// Starts a server with `extra` arguments (`["--appendonly", "yes"]`).
+    pub fn start_with(extra: &[&str]) -> Self {
+        let dir = unique_dir("redis");
+        for _ in 0..20 {
+            let port = free_port();
+            let mut server = Self {
+                port,
+                dir: dir.clone(),
+                args: extra.iter().map(|arg| (*arg).to_owned()).collect(),
+                child: None,
+            };
+            if server.spawn() {
+                return server;
+            }
+        }
+        panic!(
+            "could not start {} on a free port",
+            redis_server_binary().display()
+        );
+    }
+
+    fn spawn(&mut self) -> bool {
+        let binary = redis_server_binary();
+        let mut command = Command::new(&binary);
+        command
+            .arg("--port")
+            .arg(self.port.to_string())
+            .args(["--bind", "127.0.0.1", "--save", "", "--daemonize", "no"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .arg("--logfile")
+            .arg(self.dir.join("redis.log"))
+            .args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|error| panic!("cannot run {}: {error}", binary.display()));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return false; // the port was taken, most likely
+            }
+            if ping(self.port) {
+                self.child = Some(child);
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        false
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// SIGKILL: no shutdown, no last write.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port and directory (AOF files are replayed).
+    pub fn restart(&mut self) {
+        self.kill();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.spawn() {
+            assert!(
+                Instant::now() < deadline,
+                "could not restart redis-server on port {}",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Runs one command through the raw protocol and returns the reply's text.
+    pub fn command(&self, args: &[&str]) -> String {
+        raw_command(self.port, args)
+            .unwrap_or_else(|error| panic!("redis command {args:?}: {error}"))
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("bind a free port")
+}
+
+fn unique_dir(what: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "messaging-redis-{what}-{}-{:016x}",
+        std::process::id(),
+        fastrand::u64(..)
+    ));
+    std::fs::create_dir_all(&dir).expect("create a temporary directory");
+    dir
+}
+
+fn ping(port: u16) -> bool {
+    raw_command(port, &["PING"]).is_ok_and(|reply| reply.contains("PONG"))
+}
+
+/// Sends one command in RESP and reads what comes back within a short time.
+fn raw_command(port: u16, args: &[&str]) -> std::io::Result<String> {
+    let mut stream =
+        TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200))?;
+    stream.set_read_timeout(Some(Duration::from_millis(500)))?;
+    let mut request = format!("*{}\r\n", args.len());
+    for arg in args {
+        request.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
+    }
+    stream.write_all(request.as_bytes())?;
+    let mut reply = vec![0u8; 64 * 1024];
+    let read = stream.read(&mut reply)?;
+    if read == 0 {
+        return Err(std::io::Error::other("connection closed"));
+    }
+    Ok(String::from_utf8_lossy(&reply[..read]).into_owned())
+}
+
+/// A backend on `url` under a fresh key prefix.
+pub async fn backend(url: &str) -> RedisBackend {
+    backend_with(RedisBackendConfig::new(url).with_key_prefix(unique_prefix())).await
+}
+
+pub async fn backend_with(config: RedisBackendConfig) -> RedisBackend {
+    RedisBackend::connect(config.clone())
+        .await
+        .unwrap_or_else(|error| panic!("connect to {config:?}: {error}"))
+}
+
+pub fn unique_prefix() -> String {
+    format!("test-{:016x}", fastrand::u64(..))
+}
+
+/// `REDIS_URL`, or a failure that says how to provide one.
+pub fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| {
+        panic!(
+            "REDIS_URL is not set: these tests need a Redis server. Start one (`redis-server`) \
+             and run with REDIS_URL=redis://127.0.0.1:6379, as `make test` does"
+        )
+    })
+}
+
+/// Env var telling a re-run test binary which child role to play.
+pub const CHILD_ROLE: &str = "MESSAGING_REDIS_TEST_CHILD";
+
+/// A copy of this test binary running only `entry` (a test that plays the role
+/// named in `CHILD_ROLE`); killed with SIGKILL on drop.
+pub struct ChildProcess {
+    child: Option<Child>,
+    role: String,
+    entry: String,
+    env: Vec<(String, String)>,
+}
+
+impl ChildProcess {
+    pub fn spawn(entry: &str, role: &str, env: &[(&str, String)]) -> Self {
+        let mut child = Self {
+            child: None,
+            role: role.to_owned(),
+            entry: entry.to_owned(),
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                .collect(),
+        };
+        child.start();
+        child
+    }
+
+    fn start(&mut self) {
+        let exe = std::env::current_exe().expect("the test binary's path");
+        let mut command = Command::new(exe);
+        command
+            .args([
+                self.entry.as_str(),
+                "--exact",
+                "--nocapture",
+                "--test-threads",
+                "1",
+            ])
+            .env(CHILD_ROLE, &self.role)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null());
+        if std::env::var_os("TEST_CHILD_LOGS").is_none() {
+            command.stderr(Stdio::null());
+        }
+        for (key, value) in &self.env {
+            command.env(key, value);
+        }
+        self.child = Some(command.spawn().expect("spawn a child test process"));
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).expect("a running child")
+    }
+
+    /// SIGKILL, then wait for it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Kills it and starts it again with the same role and environment.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.start();
+    }
+
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.pid().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
+    /// True when it exited already.
+    pub fn exited(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_none_or(|child| matches!(child.try_wait(), Ok(Some(_))))
+    }
+}
+
+impl Drop for ChildProcess {
+    fn drop(&mut self) {
+        if let Some(child) = &self.child {
+            // A stopped process must be continued to die of anything but SIGKILL;
+            // SIGKILL works regardless.
+            let _ = Command::new("kill")
+                .arg("-CONT")
+                .arg(child.id().to_string())
+                .status();
+        }
+        self.kill();
+    }
+}
+
+/// Polls `probe` until it returns `Some` or `limit` passes.
+pub async fn wait_for<T, F, Fut>(what: &str, limit: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
