@@ -1,0 +1,45 @@
+//! Notification history and message templates in PostgreSQL, with `sqlx`.
+//!
+//! [`PostgresStore`] implements [`notification::store::NotificationStore`] and
+//! [`notification::store::TemplateStore`]. The schema is the workspace's
+//! `migrations/` directory, embedded as [`MIGRATOR`] and applied by
+//! [`PostgresStore::migrate`] (or by `sqlx migrate run`); the queries are plain SQL
+//! files in `queries/`, checked at run time (no `DATABASE_URL` needed to build).
+//!
+//! ```no_run
+//! use notification_store_postgres::{PostgresStore, PostgresStoreConfig};
+//! use notification::store::{InboxQuery, NotificationStore};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = PostgresStoreConfig::new("postgres://postgres@127.0.0.1:5432/test")
+//!     .with_schema("notifications");
+//! let store = PostgresStore::connect(config).await?;
+//! store.migrate().await?;
+//!
+//! let page = store.list_for_user("user-1", &InboxQuery::default().unread_only()).await?;
+//! if let Some(cursor) = page.next_cursor {
+//!     let next = InboxQuery::default().unread_only().with_cursor(cursor);
+//!     let _second = store.list_for_user("user-1", &next).await?;
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Errors of the store's queries are [`notification::store::StoreError`]s: a
+//! unique violation is `Conflict`, a value the database refuses is `InvalidInput`,
+//! a connection or pool failure is `Unavailable` (retry later), anything else is
+//! `Query`. Setting up (URL, schema name, connecting, migrating) reports
+//! [`PostgresStoreError`].
+//!
+//! See `docs/postgres.md` for the schema, its indexes, TLS modes and per-schema use.
+
+mod config;
+mod error;
+mod notifications;
+mod rows;
+mod store;
+mod templates;
+
+pub use config::{DEFAULT_DATABASE_URL, PostgresStoreConfig};
+pub use error::PostgresStoreError;
+pub use store::{MIGRATOR, PostgresStore};

@@ -1,0 +1,274 @@
+//! [`NotificationStore`] for [`PostgresStore`].
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use messaging_model::Notification;
+use notification::store::{
+    InboxCursor, InboxPage, InboxQuery, NotificationStore, StatusUpdate, StoreError,
+};
+use uuid::Uuid;
+
+use crate::PostgresStore;
+use crate::error::store_error;
+use crate::rows::{NotificationColumns, NotificationRow};
+
+const INSERT: &str = include_str!("../queries/notification_insert.sql");
+const INSERT_BATCH: &str = include_str!("../queries/notification_insert_batch.sql");
+const MARK_SENT: &str = include_str!("../queries/notification_mark_sent.sql");
+const MARK_FAILED: &str = include_str!("../queries/notification_mark_failed.sql");
+const GET: &str = include_str!("../queries/notification_get.sql");
+const FIND_BY_KEY: &str = include_str!("../queries/notification_find_by_idempotency_key.sql");
+const INBOX_PAGE: &str = include_str!("../queries/inbox_page.sql");
+const INBOX_PAGE_UNREAD: &str = include_str!("../queries/inbox_page_unread.sql");
+const UNREAD_COUNT: &str = include_str!("../queries/unread_count.sql");
+const MARK_READ: &str = include_str!("../queries/mark_read.sql");
+const MARK_UNREAD: &str = include_str!("../queries/mark_unread.sql");
+const MARK_ALL_READ: &str = include_str!("../queries/mark_all_read.sql");
+const DELETE: &str = include_str!("../queries/delete.sql");
+const PURGE: &str = include_str!("../queries/purge.sql");
+
+/// `t` without its sub-microsecond part (PostgreSQL keeps microseconds; the driver
+/// would truncate towards 2000-01-01, this floors, as [`InboxCursor`] does).
+fn floor_micros(t: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t)
+}
+
+/// `t` rounded up to the microsecond: `created_at >= since` over microsecond
+/// values keeps the same rows as over exact ones.
+fn ceil_micros(t: DateTime<Utc>) -> DateTime<Utc> {
+    let floor = floor_micros(t);
+    if floor == t {
+        t
+    } else {
+        floor + chrono::Duration::microseconds(1)
+    }
+}
+
+fn into_model(row: NotificationRow) -> Result<Notification, StoreError> {
+    Notification::try_from(row)
+}
+
+#[async_trait]
+impl NotificationStore for PostgresStore {
+    async fn record(&self, n: &Notification) -> Result<(), StoreError> {
+        sqlx::query(INSERT)
+            .bind(n.id)
+            .bind(&n.user_id)
+            .bind(n.kind.as_str())
+            .bind(&n.title)
+            .bind(&n.content)
+            .bind(n.status.as_str())
+            .bind(n.is_read)
+            .bind(&n.metadata)
+            .bind(n.error.as_deref())
+            .bind(n.idempotency_key.as_deref())
+            .bind(floor_micros(n.created_at))
+            .bind(n.read_at.map(floor_micros))
+            .bind(n.sent_at.map(floor_micros))
+            .execute(&self.pool)
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn record_batch(&self, notifications: &[Notification]) -> Result<(), StoreError> {
+        if notifications.is_empty() {
+            return Ok(());
+        }
+        let mut c = NotificationColumns::new(notifications);
+        for t in &mut c.created_ats {
+            *t = floor_micros(*t);
+        }
+        for t in c.read_ats.iter_mut().chain(c.sent_ats.iter_mut()).flatten() {
+            *t = floor_micros(*t);
+        }
+        // One statement: atomic, one round trip, whatever the batch size.
+        sqlx::query(INSERT_BATCH)
+            .bind(&c.ids)
+            .bind(&c.user_ids)
+            .bind(&c.kinds)
+            .bind(&c.titles)
+            .bind(&c.contents)
+            .bind(&c.statuses)
+            .bind(&c.is_reads)
+            .bind(&c.metadata)
+            .bind(&c.errors)
+            .bind(&c.idempotency_keys)
+            .bind(&c.created_ats)
+            .bind(&c.read_ats)
+            .bind(&c.sent_ats)
+            .execute(&self.pool)
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn update_status(
+        &self,
+        id: Uuid,
+        update: StatusUpdate,
+    ) -> Result<Notification, StoreError> {
+        let row = match update {
+            StatusUpdate::Sent { at } => {
+                sqlx::query_as::<_, NotificationRow>(MARK_SENT)
+                    .bind(id)
+                    .bind(floor_micros(at))
+                    .fetch_optional(&self.pool)
+                    .await
+            }
+            StatusUpdate::Failed { error } => {
+                sqlx::query_as::<_, NotificationRow>(MARK_FAILED)
+                    .bind(id)
+                    .bind(error)
+                    .fetch_optional(&self.pool)
+                    .await
+            }
+        }
+        .map_err(store_error)?;
+        row.map(into_model)
+            .unwrap_or_else(|| Err(StoreError::notification_not_found(id)))
+    }
+
+    async fn get(&self, user_id: &str, id: Uuid) -> Result<Notification, StoreError> {
+        sqlx::query_as::<_, NotificationRow>(GET)
+            .bind(user_id)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(store_error)?
+            .map(into_model)
+            .unwrap_or_else(|| Err(StoreError::notification_not_found(id)))
+    }
+
+    async fn find_by_idempotency_key(
+        &self,
+        user_id: &str,
+        key: &str,
+    ) -> Result<Option<Notification>, StoreError> {
+        sqlx::query_as::<_, NotificationRow>(FIND_BY_KEY)
+            .bind(user_id)
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(store_error)?
+            .map(into_model)
+            .transpose()
+    }
+
+    async fn list_for_user(
+        &self,
+        user_id: &str,
+        query: &InboxQuery,
+    ) -> Result<InboxPage, StoreError> {
+        query.check()?;
+        let limit = query.limit as usize;
+        let sql = if query.unread_only {
+            INBOX_PAGE_UNREAD
+        } else {
+            INBOX_PAGE
+        };
+        // One row more than the page: whether it comes back says whether another
+        // page follows, so the last page never announces an empty one.
+        let rows = sqlx::query_as::<_, NotificationRow>(sql)
+            .bind(user_id)
+            .bind(query.kind.map(|kind| kind.as_str()))
+            .bind(query.since.map(ceil_micros))
+            .bind(query.cursor.map(|c| c.created_at))
+            .bind(query.cursor.map(|c| c.id))
+            .bind(i64::from(query.limit) + 1)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(store_error)?;
+        let mut items = rows
+            .into_iter()
+            .map(into_model)
+            .collect::<Result<Vec<_>, _>>()?;
+        let next_cursor = if items.len() > limit {
+            items.truncate(limit);
+            items.last().map(InboxCursor::after)
+        } else {
+            None
+        };
+        Ok(InboxPage { items, next_cursor })
+    }
+
+    async fn unread_count(&self, user_id: &str) -> Result<u64, StoreError> {
+        let count: i64 = sqlx::query_scalar(UNREAD_COUNT)
+            .bind(user_id)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(store_error)?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
+    async fn mark_read(&self, user_id: &str, id: Uuid) -> Result<(), StoreError> {
+        self.change_one(MARK_READ, user_id, id).await
+    }
+
+    async fn mark_unread(&self, user_id: &str, id: Uuid) -> Result<(), StoreError> {
+        self.change_one(MARK_UNREAD, user_id, id).await
+    }
+
+    async fn mark_all_read(&self, user_id: &str) -> Result<u64, StoreError> {
+        let done = sqlx::query(MARK_ALL_READ)
+            .bind(user_id)
+            .execute(&self.pool)
+            .await
+            .map_err(store_error)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn delete(&self, user_id: &str, id: Uuid) -> Result<(), StoreError> {
+        self.change_one(DELETE, user_id, id).await
+    }
+
+    async fn purge_older_than(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
+        // created_at < cutoff over microsecond values: round the cutoff up.
+        let done = sqlx::query(PURGE)
+            .bind(ceil_micros(cutoff))
+            .execute(&self.pool)
+            .await
+            .map_err(store_error)?;
+        Ok(done.rows_affected())
+    }
+}
+
+impl PostgresStore {
+    /// Runs `sql` (`$1` user_id, `$2` id) that changes at most one row of the user:
+    /// no row changed is `NotFound`, whether the id is missing or another user's.
+    async fn change_one(
+        &self,
+        sql: &'static str,
+        user_id: &str,
+        id: Uuid,
+    ) -> Result<(), StoreError> {
+        let done = sqlx::query(sql)
+            .bind(user_id)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(store_error)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::notification_not_found(id));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn micros_rounding() {
+        let exact = DateTime::from_timestamp_micros(1_700_000_000_123_456).unwrap();
+        let with_nanos = exact + chrono::Duration::nanoseconds(789);
+        assert_eq!(floor_micros(with_nanos), exact);
+        assert_eq!(
+            ceil_micros(with_nanos),
+            exact + chrono::Duration::microseconds(1)
+        );
+        assert_eq!(floor_micros(exact), exact);
+        assert_eq!(ceil_micros(exact), exact);
+    }
+}

@@ -1,0 +1,199 @@
+//! Rows of the two tables, and their conversion to and from the model.
+
+use chrono::{DateTime, Utc};
+use messaging_model::{
+    MessageTemplate, Notification, NotificationKind, NotificationStatus, TemplateKind,
+};
+use notification::store::StoreError;
+use uuid::Uuid;
+
+use crate::PostgresStoreError;
+
+/// A row of `notifications`, as selected by the `queries/*.sql` files.
+#[derive(sqlx::FromRow)]
+pub(crate) struct NotificationRow {
+    id: Uuid,
+    user_id: String,
+    kind: String,
+    title: String,
+    content: String,
+    status: String,
+    is_read: bool,
+    metadata: serde_json::Value,
+    error: Option<String>,
+    idempotency_key: Option<String>,
+    created_at: DateTime<Utc>,
+    read_at: Option<DateTime<Utc>>,
+    sent_at: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<NotificationRow> for Notification {
+    type Error = StoreError;
+
+    fn try_from(row: NotificationRow) -> Result<Self, StoreError> {
+        let kind = notification_kind(&row.kind)?;
+        let mut n = Notification::new(row.user_id, kind, row.title, row.content);
+        n.id = row.id;
+        n.status = notification_status(&row.status)?;
+        n.is_read = row.is_read;
+        n.metadata = row.metadata;
+        n.error = row.error;
+        n.idempotency_key = row.idempotency_key;
+        n.created_at = row.created_at;
+        n.read_at = row.read_at;
+        n.sent_at = row.sent_at;
+        Ok(n)
+    }
+}
+
+/// A row of `message_templates`.
+#[derive(sqlx::FromRow)]
+pub(crate) struct TemplateRow {
+    id: Uuid,
+    name: String,
+    kind: String,
+    locale: Option<String>,
+    subject: Option<String>,
+    content: String,
+    variables: Vec<String>,
+    is_active: bool,
+    metadata: serde_json::Value,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl TryFrom<TemplateRow> for MessageTemplate {
+    type Error = StoreError;
+
+    fn try_from(row: TemplateRow) -> Result<Self, StoreError> {
+        let kind = template_kind(&row.kind)?;
+        let mut t = MessageTemplate::new(row.name, kind, row.content);
+        t.id = row.id;
+        t.locale = row.locale;
+        t.subject = row.subject;
+        t.variables = row.variables;
+        t.is_active = row.is_active;
+        t.metadata = row.metadata;
+        t.created_at = row.created_at;
+        t.updated_at = row.updated_at;
+        Ok(t)
+    }
+}
+
+fn unknown(column: &'static str, value: &str) -> StoreError {
+    StoreError::Query {
+        source: Box::new(PostgresStoreError::UnknownValue {
+            column,
+            value: value.to_owned(),
+        }),
+    }
+}
+
+fn notification_kind(text: &str) -> Result<NotificationKind, StoreError> {
+    [
+        NotificationKind::Email,
+        NotificationKind::Sms,
+        NotificationKind::Push,
+        NotificationKind::System,
+    ]
+    .into_iter()
+    .find(|kind| kind.as_str() == text)
+    .ok_or_else(|| unknown("notifications.kind", text))
+}
+
+fn notification_status(text: &str) -> Result<NotificationStatus, StoreError> {
+    [
+        NotificationStatus::Pending,
+        NotificationStatus::Sent,
+        NotificationStatus::Failed,
+    ]
+    .into_iter()
+    .find(|status| status.as_str() == text)
+    .ok_or_else(|| unknown("notifications.status", text))
+}
+
+fn template_kind(text: &str) -> Result<TemplateKind, StoreError> {
+    [TemplateKind::Email, TemplateKind::Sms, TemplateKind::Push]
+        .into_iter()
+        .find(|kind| kind.as_str() == text)
+        .ok_or_else(|| unknown("message_templates.kind", text))
+}
+
+/// A batch of notifications as one array per column, for `UNNEST`.
+#[derive(Default)]
+pub(crate) struct NotificationColumns<'a> {
+    pub(crate) ids: Vec<Uuid>,
+    pub(crate) user_ids: Vec<&'a str>,
+    pub(crate) kinds: Vec<&'static str>,
+    pub(crate) titles: Vec<&'a str>,
+    pub(crate) contents: Vec<&'a str>,
+    pub(crate) statuses: Vec<&'static str>,
+    pub(crate) is_reads: Vec<bool>,
+    pub(crate) metadata: Vec<&'a serde_json::Value>,
+    pub(crate) errors: Vec<Option<&'a str>>,
+    pub(crate) idempotency_keys: Vec<Option<&'a str>>,
+    pub(crate) created_ats: Vec<DateTime<Utc>>,
+    pub(crate) read_ats: Vec<Option<DateTime<Utc>>>,
+    pub(crate) sent_ats: Vec<Option<DateTime<Utc>>>,
+}
+
+impl<'a> NotificationColumns<'a> {
+    pub(crate) fn new(notifications: &'a [Notification]) -> Self {
+        let mut c = Self::default();
+        for n in notifications {
+            c.ids.push(n.id);
+            c.user_ids.push(&n.user_id);
+            c.kinds.push(n.kind.as_str());
+            c.titles.push(&n.title);
+            c.contents.push(&n.content);
+            c.statuses.push(n.status.as_str());
+            c.is_reads.push(n.is_read);
+            c.metadata.push(&n.metadata);
+            c.errors.push(n.error.as_deref());
+            c.idempotency_keys.push(n.idempotency_key.as_deref());
+            c.created_ats.push(n.created_at);
+            c.read_ats.push(n.read_at);
+            c.sent_ats.push(n.sent_at);
+        }
+        c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_enum_value_reads_back() {
+        for kind in [
+            NotificationKind::Email,
+            NotificationKind::Sms,
+            NotificationKind::Push,
+            NotificationKind::System,
+        ] {
+            assert_eq!(notification_kind(kind.as_str()).unwrap(), kind);
+        }
+        for status in [
+            NotificationStatus::Pending,
+            NotificationStatus::Sent,
+            NotificationStatus::Failed,
+        ] {
+            assert_eq!(notification_status(status.as_str()).unwrap(), status);
+        }
+        for kind in [TemplateKind::Email, TemplateKind::Sms, TemplateKind::Push] {
+            assert_eq!(template_kind(kind.as_str()).unwrap(), kind);
+        }
+    }
+
+    #[test]
+    fn unknown_values_are_query_errors_not_panics() {
+        assert!(matches!(
+            notification_kind("fax"),
+            Err(StoreError::Query { .. })
+        ));
+        assert!(matches!(
+            template_kind("system"),
+            Err(StoreError::Query { .. })
+        ));
+    }
+}

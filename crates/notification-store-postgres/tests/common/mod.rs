@@ -1,0 +1,67 @@
+//! A store in a schema of its own per test, dropped at the end.
+
+#![allow(dead_code, unreachable_pub)]
+
+use notification_store_postgres::{PostgresStore, PostgresStoreConfig};
+use sqlx::{AssertSqlSafe, Connection, PgConnection};
+
+/// The server under test, from `DATABASE_URL`; fails the test with a hint otherwise.
+pub fn database_url() -> String {
+    match std::env::var("DATABASE_URL") {
+        Ok(url) if !url.trim().is_empty() => url,
+        _ => panic!(
+            "DATABASE_URL is not set. These tests need a real PostgreSQL (any database the \
+             user may create schemas in), e.g.\n  \
+             export DATABASE_URL=postgres://postgres@127.0.0.1:5432/test\n\
+             (`make test` sets it to that local server; `docker compose up -d postgres` starts one)"
+        ),
+    }
+}
+
+/// A schema name no other test uses.
+pub fn fresh_schema() -> String {
+    format!("t_{}", uuid::Uuid::now_v7().simple())
+}
+
+/// A config for `schema` on the server under test.
+pub fn config(schema: &str) -> PostgresStoreConfig {
+    PostgresStoreConfig::new(database_url())
+        .with_schema(schema)
+        .with_max_connections(4)
+        .with_application_name("notification-store-postgres-tests")
+}
+
+/// A migrated, empty store in a fresh schema.
+pub async fn store() -> PostgresStore {
+    let schema = fresh_schema();
+    let store = PostgresStore::connect(config(&schema))
+        .await
+        .unwrap_or_else(|error| panic!("cannot connect to DATABASE_URL: {error}"));
+    store.migrate().await.expect("migrate");
+    store
+}
+
+/// Closes the store's pool and drops its schema.
+pub async fn teardown(store: &PostgresStore) {
+    store.close().await;
+    let schema = store
+        .schema()
+        .expect("test stores have a schema")
+        .to_owned();
+    drop_schema(&schema).await;
+}
+
+/// Drops `schema` and everything in it, over a connection of its own.
+pub async fn drop_schema(schema: &str) {
+    assert!(schema.starts_with("t_"), "only test schemas are dropped");
+    let mut conn = PgConnection::connect(&database_url())
+        .await
+        .expect("connect to drop the test schema");
+    sqlx::raw_sql(AssertSqlSafe(format!(
+        "DROP SCHEMA IF EXISTS {schema} CASCADE"
+    )))
+    .execute(&mut conn)
+    .await
+    .expect("drop the test schema");
+    conn.close().await.ok();
+}

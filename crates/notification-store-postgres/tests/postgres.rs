@@ -1,0 +1,287 @@
+//! PostgreSQL specifics beyond the conformance suite: schemas, migrations, errors.
+//!
+//! ```text
+//! DATABASE_URL=postgres://postgres@127.0.0.1:5432/test cargo test -p notification-store-postgres --test postgres
+//! ```
+
+mod common;
+
+use std::time::Duration;
+
+use messaging_model::{MessageTemplate, Notification, NotificationKind, TemplateKind};
+use notification::store::{InboxQuery, NotificationStore, StoreError, TemplateStore};
+use notification_store_postgres::{PostgresStore, PostgresStoreConfig, PostgresStoreError};
+use sqlx::AssertSqlSafe;
+
+use common::{config, database_url, drop_schema, fresh_schema, store, teardown};
+
+/// Runs `body` against a fresh store, then drops its schema even if `body` panics.
+async fn with_store<F, Fut>(body: F)
+where
+    F: FnOnce(PostgresStore) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let store = store().await;
+    let outcome = tokio::spawn(body(store.clone())).await;
+    teardown(&store).await;
+    if let Err(error) = outcome {
+        std::panic::resume_unwind(error.into_panic());
+    }
+}
+
+#[tokio::test]
+async fn migrate_creates_the_schema_and_is_idempotent() {
+    with_store(|store| async move {
+        store.migrate().await.expect("second migrate is a no-op");
+        let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(applied, notification_store_postgres::MIGRATOR.iter().count() as i64);
+        let schema = store.schema().unwrap().to_owned();
+        let tables: Vec<String> = sqlx::query_scalar(
+            "SELECT table_name::text FROM information_schema.tables WHERE table_schema = $1 ORDER BY 1",
+        )
+        .bind(&schema)
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+        assert_eq!(tables, ["_sqlx_migrations", "message_templates", "notifications"]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn concurrent_migrations_of_one_schema_all_succeed() {
+    let schema = fresh_schema();
+    let stores: Vec<PostgresStore> = {
+        let mut stores = Vec::new();
+        for _ in 0..3 {
+            stores.push(PostgresStore::connect(config(&schema)).await.unwrap());
+        }
+        stores
+    };
+    let tasks: Vec<_> = stores
+        .iter()
+        .cloned()
+        .map(|s| tokio::spawn(async move { s.migrate().await }))
+        .collect();
+    let mut results = Vec::new();
+    for task in tasks {
+        results.push(task.await.unwrap());
+    }
+    for store in &stores {
+        store.close().await;
+    }
+    drop_schema(&schema).await;
+    for result in results {
+        result.expect("every concurrent migrate succeeds");
+    }
+}
+
+#[tokio::test]
+async fn failed_migration_releases_the_migration_lock() {
+    // A schema where the first migration cannot run: its table already exists.
+    let broken = fresh_schema();
+    let store = PostgresStore::connect(config(&broken)).await.unwrap();
+    sqlx::raw_sql(AssertSqlSafe(format!(
+        "CREATE SCHEMA {broken}; CREATE TABLE {broken}.notifications (x int);"
+    )))
+    .execute(store.pool())
+    .await
+    .unwrap();
+    let failed = store.migrate().await;
+    store.close().await;
+    drop_schema(&broken).await;
+    assert!(
+        matches!(failed, Err(PostgresStoreError::Migrate { .. })),
+        "{failed:?}"
+    );
+
+    // The lock is database-wide: a leaked one would block this migrate forever.
+    let next = tokio::time::timeout(Duration::from_secs(60), store_then_teardown()).await;
+    assert!(
+        next.is_ok(),
+        "migrate after a failed one did not finish: the lock leaked"
+    );
+}
+
+async fn store_then_teardown() {
+    let store = store().await;
+    teardown(&store).await;
+}
+
+#[tokio::test]
+async fn stores_in_different_schemas_do_not_see_each_other() {
+    let first = store().await;
+    let second = store().await;
+    let n = Notification::new("user-1", NotificationKind::System, "Hi", "There");
+    let recorded = first.record(&n).await;
+    let seen_by_second = NotificationStore::get(&second, "user-1", n.id).await;
+    let count_second = second.unread_count("user-1").await;
+    teardown(&first).await;
+    teardown(&second).await;
+    recorded.unwrap();
+    assert!(seen_by_second.unwrap_err().is_not_found());
+    assert_eq!(count_second.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn text_the_database_refuses_is_invalid_input() {
+    with_store(|store| async move {
+        let n = Notification::new("user-1", NotificationKind::System, "nul \0 byte", "body");
+        let error = store.record(&n).await.unwrap_err();
+        assert!(
+            matches!(error, StoreError::InvalidInput { .. }),
+            "{error:?}"
+        );
+
+        let batch = vec![Notification::new(
+            "user-1",
+            NotificationKind::Sms,
+            "ok",
+            "nul \0",
+        )];
+        let error = store.record_batch(&batch).await.unwrap_err();
+        assert!(
+            matches!(error, StoreError::InvalidInput { .. }),
+            "{error:?}"
+        );
+
+        let empty_locale = MessageTemplate::new("t", TemplateKind::Sms, "x").with_locale("");
+        let error = store.save(&empty_locale).await.unwrap_err();
+        assert!(
+            matches!(error, StoreError::InvalidInput { .. }),
+            "{error:?}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn conflict_names_the_constraint() {
+    with_store(|store| async move {
+        let n = Notification::new("user-1", NotificationKind::Email, "a", "b")
+            .with_idempotency_key("k");
+        store.record(&n).await.unwrap();
+        let again = Notification::new("user-1", NotificationKind::Email, "a", "b")
+            .with_idempotency_key("k");
+        match store.record(&again).await {
+            Err(StoreError::Conflict { what }) => {
+                assert!(what.contains("notifications_idempotency_key_idx"), "{what}")
+            }
+            other => panic!("expected a conflict, got {other:?}"),
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn check_constraints_refuse_unknown_enum_values() {
+    with_store(|store| async move {
+        let inserted = sqlx::query(
+            "INSERT INTO notifications (id, user_id, kind, title, content) VALUES ($1, 'u', 'fax', 't', 'c')",
+        )
+        .bind(uuid::Uuid::now_v7())
+        .execute(store.pool())
+        .await;
+        let error = inserted.unwrap_err();
+        assert_eq!(
+            error.as_database_error().and_then(|e| e.constraint()),
+            Some("notifications_kind_check")
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_inbox_page_query_uses_the_inbox_index() {
+    with_store(|store| async move {
+        let plan: Vec<String> = sqlx::query_scalar(
+            "EXPLAIN SELECT id FROM notifications WHERE user_id = 'u' \
+             AND (created_at, id) < (now(), 'ffffffff-ffff-ffff-ffff-ffffffffffff'::uuid) \
+             ORDER BY created_at DESC, id DESC LIMIT 21",
+        )
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+        let plan = plan.join("\n");
+        assert!(plan.contains("notifications_inbox_idx"), "{plan}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn unreachable_server_is_unavailable() {
+    // Port 1 on loopback: nothing listens there.
+    let config = PostgresStoreConfig::new("postgres://postgres@127.0.0.1:1/test")
+        .with_acquire_timeout(Duration::from_secs(2));
+    let connected = PostgresStore::connect(config.clone()).await;
+    assert!(
+        matches!(connected, Err(PostgresStoreError::Connect { .. })),
+        "{connected:?}"
+    );
+
+    let lazy = PostgresStore::connect_lazy(config).expect("nothing is checked yet");
+    let error = lazy.unread_count("user-1").await.unwrap_err();
+    assert!(error.is_transient(), "{error:?}");
+    let error = lazy
+        .list_for_user("user-1", &InboxQuery::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(error, StoreError::Unavailable { .. }), "{error:?}");
+}
+
+#[tokio::test]
+async fn closed_store_is_unavailable() {
+    let store = store().await;
+    store.close().await;
+    let error = store.unread_count("user-1").await.unwrap_err();
+    drop_schema(store.schema().unwrap()).await;
+    assert!(error.is_transient(), "{error:?}");
+}
+
+#[tokio::test]
+async fn bad_configuration_is_reported_before_connecting() {
+    for url in ["mysql://nope", "postgres://host:notaport/db", ""] {
+        let error = PostgresStore::connect(PostgresStoreConfig::new(url)).await;
+        assert!(
+            matches!(error, Err(PostgresStoreError::InvalidUrl { .. })),
+            "{url}: {error:?}"
+        );
+    }
+
+    let error =
+        PostgresStore::connect(PostgresStoreConfig::new(database_url()).with_schema("x; DROP"))
+            .await;
+    assert!(
+        matches!(error, Err(PostgresStoreError::InvalidSchemaName { .. })),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_pool_keeps_the_schema_on_every_connection() {
+    with_store(|store| async move {
+        let schema = store.schema().unwrap().to_owned();
+        // More concurrent queries than one connection: several connections open.
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let pool = store.pool().clone();
+                tokio::spawn(async move {
+                    let mut tx = pool.begin().await.unwrap();
+                    let path: String = sqlx::query_scalar("SELECT current_schema()::text")
+                        .fetch_one(&mut *tx)
+                        .await
+                        .unwrap();
+                    tx.commit().await.unwrap();
+                    path
+                })
+            })
+            .collect();
+        for task in tasks {
+            assert_eq!(task.await.unwrap(), schema);
+        }
+    })
+    .await;
+}
