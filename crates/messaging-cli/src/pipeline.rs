@@ -1,26 +1,168 @@
 //! The notification pipeline the worker and the demo run: the notification
 //! service with its channels and stores, attached to a messaging service.
 
-use messaging_core::MessagingService;
+use std::sync::Arc;
 
-use crate::config::Config;
+use messaging_core::{MessagingService, SubscribeOptions};
+use notification::NotificationService;
+use notification::channel::{
+    EmailChannel, HttpClientConfig, SmtpConfig, SmtpEmailChannel, WebhookConfig,
+    WebhookPushProvider, WebhookSmsProvider,
+};
+use notification::events::EventRules;
+use notification_store_postgres::{PostgresStore, PostgresStoreConfig, PostgresStoreError};
+
+use crate::config::{self, Config, HttpProviderConfig};
+use crate::exit::CliError;
 
 /// The notification side of the worker.
-pub(crate) struct Pipeline {}
+pub(crate) struct Pipeline {
+    /// The service the listeners send through.
+    pub(crate) notifications: Arc<NotificationService>,
+    postgres: Option<PostgresStore>,
+}
 
 impl Pipeline {
-    /// Builds the channels and stores the configuration names.
+    /// Builds the stores and channels the configuration names; PostgreSQL is
+    /// connected and migrated now, so a bad URL fails the start.
     pub(crate) async fn from_config(config: &Config) -> anyhow::Result<Self> {
-        let _ = config;
-        anyhow::bail!("the notification pipeline is not integrated yet (crate notification)")
+        Self::build(config, None).await
     }
 
-    /// Subscribes the event listeners and the notification request dispatchers.
-    pub(crate) async fn attach(&self, service: &MessagingService) -> anyhow::Result<()> {
-        let _ = service;
+    /// Like [`Pipeline::from_config`], with this email channel instead of `[smtp]`.
+    pub(crate) async fn build(
+        config: &Config,
+        email: Option<Arc<dyn EmailChannel>>,
+    ) -> anyhow::Result<Self> {
+        let (mut service, postgres) = match &config.database.url {
+            Some(url) => {
+                let store = connect_postgres(
+                    url,
+                    config.database.schema.as_deref(),
+                    config.database.max_connections,
+                )
+                .await?;
+                store
+                    .migrate()
+                    .await
+                    .map_err(|error| postgres_error(url, error))?;
+                let shared = Arc::new(store.clone());
+                (
+                    NotificationService::new(shared.clone(), shared),
+                    Some(store),
+                )
+            }
+            None => (NotificationService::in_memory(), None),
+        };
+        let email = match (email, &config.smtp) {
+            (Some(channel), _) => Some(channel),
+            (None, Some(smtp)) => {
+                Some(Arc::new(SmtpEmailChannel::new(smtp_config(smtp))?) as Arc<dyn EmailChannel>)
+            }
+            (None, None) => None,
+        };
+        if let Some(email) = email {
+            service = service.with_email(email);
+        }
+        if let Some(sms) = &config.sms {
+            service = service.with_sms(Arc::new(WebhookSmsProvider::new(webhook(sms))?));
+        }
+        if let Some(push) = &config.push {
+            service = service.with_push(Arc::new(WebhookPushProvider::new(webhook(push))?));
+        }
+        Ok(Self {
+            notifications: Arc::new(service),
+            postgres,
+        })
+    }
+
+    /// Installs the default templates that are missing, then subscribes the
+    /// event listeners and notification request dispatchers (`user.registered`,
+    /// `wallet.recharged`, `notification.email|sms|push`) with `options`.
+    pub(crate) async fn attach(
+        &self,
+        messaging: &MessagingService,
+        options: SubscribeOptions,
+    ) -> anyhow::Result<()> {
+        self.notifications.install_default_templates().await?;
+        self.notifications
+            .listen_to_events_with(messaging, &EventRules::defaults(), options)
+            .await?;
         Ok(())
     }
 
+    /// The PostgreSQL pool, when the store is PostgreSQL.
+    pub(crate) fn pool(&self) -> Option<sqlx::PgPool> {
+        self.postgres.as_ref().map(|store| store.pool().clone())
+    }
+
     /// Closes the store connections.
-    pub(crate) async fn close(self) {}
+    pub(crate) async fn close(self) {
+        if let Some(store) = self.postgres {
+            store.close().await;
+        }
+    }
+}
+
+/// A PostgreSQL store, one connection checked.
+pub(crate) async fn connect_postgres(
+    url: &str,
+    schema: Option<&str>,
+    max_connections: Option<u32>,
+) -> anyhow::Result<PostgresStore> {
+    let mut store_config = PostgresStoreConfig::new(url).with_application_name("messaging");
+    if let Some(schema) = schema {
+        store_config = store_config.with_schema(schema);
+    }
+    if let Some(max) = max_connections {
+        store_config = store_config.with_max_connections(max);
+    }
+    PostgresStore::connect(store_config)
+        .await
+        .map_err(|error| postgres_error(url, error))
+}
+
+fn postgres_error(url: &str, error: PostgresStoreError) -> anyhow::Error {
+    match error {
+        PostgresStoreError::Connect { .. } => CliError::Unreachable {
+            what: "PostgreSQL",
+            url: crate::exit::redact(url),
+            source: Box::new(error),
+        }
+        .into(),
+        PostgresStoreError::InvalidUrl { .. } | PostgresStoreError::InvalidSchemaName { .. } => {
+            CliError::InvalidSetting {
+                name: "database".into(),
+                reason: error.to_string(),
+            }
+            .into()
+        }
+        other => other.into(),
+    }
+}
+
+fn smtp_config(smtp: &config::SmtpConfig) -> SmtpConfig {
+    let mut out = match smtp.security {
+        config::SmtpSecurity::Tls => SmtpConfig::tls(&smtp.host),
+        config::SmtpSecurity::Starttls => SmtpConfig::starttls(&smtp.host),
+        config::SmtpSecurity::None => SmtpConfig::dangerous_unencrypted(&smtp.host),
+    }
+    .with_from(&smtp.from, None)
+    .with_timeout(smtp.timeout);
+    if let Some(port) = smtp.port {
+        out = out.with_port(port);
+    }
+    if let (Some(user), Some(password)) = (&smtp.username, &smtp.password) {
+        out = out.with_credentials(user, password);
+    }
+    out
+}
+
+fn webhook(provider: &HttpProviderConfig) -> WebhookConfig {
+    let mut out = WebhookConfig::new(&provider.url)
+        .with_http(HttpClientConfig::default().with_timeout(provider.timeout));
+    if let Some(key) = &provider.api_key {
+        out = out.with_bearer_token(key);
+    }
+    out
 }

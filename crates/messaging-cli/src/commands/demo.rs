@@ -14,7 +14,14 @@ use messaging_model::Message;
 use serde_json::json;
 use tokio::sync::mpsc;
 
+use messaging_model::{NotificationStatus, topics};
+use notification::events::LISTENER_GROUP;
+use notification::store::InboxQuery;
+use smtp_sink::{SinkOptions, SmtpSink};
+
 use crate::cli::DemoArgs;
+use crate::config::{self, Config};
+use crate::pipeline::Pipeline;
 
 /// How long any step may take before the demo gives up.
 const STEP_DEADLINE: Duration = Duration::from_secs(20);
@@ -24,11 +31,12 @@ const DELAY: Duration = Duration::from_millis(1500);
 /// Runs every step; an error when one does not behave as announced.
 pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let run_id = uuid::Uuid::now_v7().simple().to_string();
-    let (backend, where_) = match &args.redis {
+    let (backend, backend_name) = match &args.redis {
         Some(url) => {
             let prefix = format!("messaging-demo-{run_id}");
+            let backend = crate::backend::redis(url, &prefix).await?;
             (
-                crate::backend::redis(url, &prefix).await?,
+                backend,
                 format!("Redis {} (key prefix {prefix})", crate::exit::redact(url)),
             )
         }
@@ -37,22 +45,72 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
             "the in-memory backend".to_owned(),
         ),
     };
-    println!("messaging demo on {where_}");
+    let mut sink_options = SinkOptions::default();
+    if let Some(path) = &args.mail_file {
+        sink_options = sink_options.with_mbox(path);
+    }
+    let sink = SmtpSink::start_with(sink_options)
+        .await
+        .context("starting the in-process SMTP server")?;
+    let mut config = Config::default();
+    config.smtp = Some(config::SmtpConfig {
+        host: sink.host(),
+        port: Some(sink.port()),
+        security: config::SmtpSecurity::None,
+        username: None,
+        password: None,
+        from: "demo@messaging.invalid".into(),
+        timeout: Duration::from_secs(10),
+    });
+    let schema = format!("messaging_demo_{run_id}");
+    if let Some(url) = &args.database {
+        config.database.url = Some(url.clone());
+        config.database.schema = Some(schema.clone());
+    }
+    let pipeline = Pipeline::from_config(&config).await?;
+    let store_name = match &args.database {
+        Some(url) => format!("PostgreSQL {} (schema {schema})", crate::exit::redact(url)),
+        None => "in-memory stores".to_owned(),
+    };
+    println!(
+        "messaging demo on {backend_name}, {store_name}, SMTP server on {}",
+        sink.addr()
+    );
+
     let service = MessagingService::new(backend);
-    let outcome = steps(&service, &args).await;
+    let outcome = steps(&service, &pipeline, &sink).await;
     service.shutdown().await;
     if args.redis.is_some() {
         for topic in service.list_topics().await.unwrap_or_default() {
             let _ = service.delete_topic(&topic).await;
         }
     }
+    if let Some(pool) = pipeline.pool() {
+        // The demo's own schema; the name is ours, made of [a-z0-9_] only.
+        let drop = format!("DROP SCHEMA IF EXISTS {schema} CASCADE");
+        if let Err(error) = sqlx::raw_sql(sqlx::AssertSqlSafe(drop))
+            .execute(&pool)
+            .await
+        {
+            eprintln!("warning: could not drop the demo schema {schema}: {error}");
+        }
+    }
+    pipeline.close().await;
+    if let Some(path) = &args.mail_file {
+        println!("\nthe emails are in {}", path.display());
+    }
+    sink.shutdown();
     outcome?;
     println!("\ndone: every step behaved as announced");
     Ok(())
 }
 
-async fn steps(service: &MessagingService, args: &DemoArgs) -> anyhow::Result<()> {
-    welcome_email(service, args)
+async fn steps(
+    service: &MessagingService,
+    pipeline: &Pipeline,
+    sink: &SmtpSink,
+) -> anyhow::Result<()> {
+    welcome_email(service, pipeline, sink)
         .await
         .context("step 1 (welcome email)")?;
     dead_letter(service)
@@ -63,12 +121,69 @@ async fn steps(service: &MessagingService, args: &DemoArgs) -> anyhow::Result<()
 }
 
 /// Step 1: `user.registered` → welcome email + recorded notification.
-async fn welcome_email(service: &MessagingService, args: &DemoArgs) -> anyhow::Result<()> {
+async fn welcome_email(
+    service: &MessagingService,
+    pipeline: &Pipeline,
+    sink: &SmtpSink,
+) -> anyhow::Result<()> {
     println!(
         "\n1. user.registered is published; the notification listener sends the welcome email"
     );
-    let _ = (service, args);
-    bail!("the notification pipeline is not integrated yet")
+    let options =
+        SubscribeOptions::new(LISTENER_GROUP).with_block_timeout(Duration::from_millis(200));
+    pipeline.attach(service, options).await?;
+    println!(
+        "   listeners subscribed (group {LISTENER_GROUP}): user.registered, wallet.recharged, notification.email|sms|push"
+    );
+    let user = "demo-ada";
+    let payload = json!({"user_id": user, "email": "ada@example.com", "name": "Ada"});
+    let id = service
+        .publish(topics::USER_REGISTERED, payload.clone())
+        .await?;
+    println!("   published {} {payload} ({id})", topics::USER_REGISTERED);
+    let mail = sink
+        .wait_for_messages(1, STEP_DEADLINE)
+        .await
+        .context("no email reached the SMTP server")?
+        .remove(0);
+    println!(
+        "   the SMTP server received an email for {}: subject {:?}",
+        mail.recipients.join(", "),
+        mail.subject().unwrap_or_default()
+    );
+    if let Some(body) = mail.text_body() {
+        for line in body.lines().filter(|line| !line.trim().is_empty()) {
+            println!("   | {line}");
+        }
+    }
+    let store = pipeline.notifications.notifications().clone();
+    let notification = wait_for(|| {
+        let store = store.clone();
+        async move {
+            let page = store.list_for_user(user, &InboxQuery::default()).await?;
+            Ok(page
+                .items
+                .into_iter()
+                .find(|n| n.status == NotificationStatus::Sent))
+        }
+    })
+    .await?;
+    let unread = store.unread_count(user).await?;
+    println!(
+        "   notification recorded for {user}: {} {:?}, status {}, {unread} unread",
+        notification.kind.as_str(),
+        notification.title,
+        notification.status.as_str()
+    );
+    for topic in service
+        .subscriptions()
+        .await
+        .into_iter()
+        .map(|(topic, _)| topic)
+    {
+        service.unsubscribe(&topic).await?;
+    }
+    Ok(())
 }
 
 /// Step 2: a handler that always fails is retried with backoff, then dead-lettered.

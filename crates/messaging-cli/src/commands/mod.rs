@@ -11,7 +11,22 @@ pub(crate) mod worker;
 
 /// The exit code of a notification store error, when `cause` is one.
 pub(crate) fn store_error_code(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
-    let _ = cause;
+    use crate::exit::{NOT_FOUND, OTHER, UNREACHABLE, USAGE};
+    use notification::NotificationError;
+    use notification::store::StoreError;
+    if let Some(error) = cause.downcast_ref::<StoreError>() {
+        return Some(match error {
+            StoreError::NotFound { .. } => NOT_FOUND,
+            StoreError::InvalidInput { .. } => USAGE,
+            StoreError::Unavailable { .. } => UNREACHABLE,
+            _ => OTHER,
+        });
+    }
+    if let Some(error) = cause.downcast_ref::<NotificationError>()
+        && error.is_transient()
+    {
+        return Some(UNREACHABLE);
+    }
     None
 }
 

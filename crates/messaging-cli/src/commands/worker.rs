@@ -43,8 +43,13 @@ pub(crate) async fn run(args: WorkerArgs) -> anyhow::Result<()> {
         tracing::warn!(backend = health.backend, "{warning}");
     }
 
+    if config.database.url.is_none() {
+        tracing::warn!("no database URL: notifications are kept in memory and lost on exit");
+    }
     let pipeline = crate::pipeline::Pipeline::from_config(&config).await?;
-    pipeline.attach(&service).await?;
+    pipeline
+        .attach(&service, subscribe_options(&config))
+        .await?;
 
     let (stop, stopped) = watch::channel(false);
     let gauges = tokio::spawn(crate::metrics::poll_topic_gauges(
