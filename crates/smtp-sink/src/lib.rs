@@ -271,6 +271,7 @@ pub(crate) struct Fault {
 pub(crate) struct State {
     messages: Vec<ReceivedMessage>,
     faults: Vec<Fault>,
+    commands: std::collections::HashMap<SmtpCommand, usize>,
 }
 
 #[derive(Debug)]
@@ -292,9 +293,11 @@ impl Shared {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// The failure to answer `command` with, if one is armed (consuming one use).
+    /// Counts `command`, then returns the failure to answer it with, if one is
+    /// armed (consuming one use).
     pub(crate) fn take_fault(&self, command: SmtpCommand) -> Option<Reply> {
         let mut state = self.state();
+        *state.commands.entry(command).or_default() += 1;
         let index = state.faults.iter().position(|f| f.command == command)?;
         let fault = &mut state.faults[index];
         let reply = fault.reply.clone();
@@ -398,6 +401,17 @@ impl SmtpSink {
         let messages = std::mem::take(&mut self.shared.state().messages);
         self.shared.count.send_replace(0);
         messages
+    }
+
+    /// How many times `command` was received (failed ones included);
+    /// [`SmtpCommand::MessageEnd`] counts complete message data.
+    pub fn command_count(&self, command: SmtpCommand) -> usize {
+        self.shared
+            .state()
+            .commands
+            .get(&command)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Connections accepted since the start.

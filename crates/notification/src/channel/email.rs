@@ -9,9 +9,9 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use tracing::{Instrument, debug, info_span};
+use tracing::{Instrument, debug, info_span, warn};
 
-use super::{EmailAddress, EmailChannel, EmailMessage, SendReceipt};
+use super::{EmailAddress, EmailChannel, EmailMessage, ProviderRetryPolicy, SendReceipt};
 use crate::NotificationError;
 use crate::template::single_line;
 
@@ -89,6 +89,9 @@ pub struct SmtpConfig {
     pub pool_min_idle: u32,
     /// How long an idle connection is kept.
     pub pool_idle_timeout: Duration,
+    /// Retries of temporary failures (4xx replies, timeouts, lost connections)
+    /// within one send.
+    pub retry: ProviderRetryPolicy,
 }
 
 impl Default for SmtpConfig {
@@ -106,6 +109,7 @@ impl Default for SmtpConfig {
             pool_max_size: 10,
             pool_min_idle: 0,
             pool_idle_timeout: Duration::from_secs(60),
+            retry: ProviderRetryPolicy::default(),
         }
     }
 }
@@ -194,6 +198,12 @@ impl SmtpConfig {
         self
     }
 
+    /// Sets the retries within one send.
+    pub fn with_retry(mut self, retry: ProviderRetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
     /// Sets how long an idle connection is kept.
     pub fn with_pool_idle_timeout(mut self, timeout: Duration) -> Self {
         self.pool_idle_timeout = timeout;
@@ -216,6 +226,7 @@ pub struct SmtpEmailChannel {
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
     host: String,
+    retry: ProviderRetryPolicy,
 }
 
 impl std::fmt::Debug for SmtpEmailChannel {
@@ -276,6 +287,7 @@ impl SmtpEmailChannel {
             transport: builder.build(),
             from,
             host: config.host,
+            retry: config.retry,
         })
     }
 
@@ -356,9 +368,22 @@ impl EmailChannel for SmtpEmailChannel {
             .map(|id| id.trim_matches(['<', '>']).to_owned());
         let span = info_span!("smtp_send", host = %self.host, reference = email.reference.as_deref().unwrap_or(""));
         async {
-            let response = self.transport.send(message).await.map_err(classify)?;
-            debug!(code = %response.code(), "accepted by the SMTP server");
-            Ok(SendReceipt::new("smtp", message_id))
+            let mut attempt = 1;
+            loop {
+                match self.transport.send(message.clone()).await.map_err(classify) {
+                    Ok(response) => {
+                        debug!(code = %response.code(), attempt, "accepted by the SMTP server");
+                        return Ok(SendReceipt::new("smtp", message_id));
+                    }
+                    Err(error) if error.is_transient() && attempt < self.retry.max_attempts => {
+                        let wait = self.retry.backoff(attempt);
+                        warn!(%error, attempt, ?wait, "temporary SMTP failure; retrying");
+                        tokio::time::sleep(wait).await;
+                        attempt += 1;
+                    }
+                    Err(error) => return Err(error),
+                }
+            }
         }
         .instrument(span)
         .await

@@ -12,25 +12,26 @@ use tracing::{debug, warn};
 use crate::NotificationError;
 use crate::error::is_transient_status;
 
-/// How failed HTTP calls are retried inside one send.
+/// How a failed provider call is retried inside one send (HTTP and SMTP).
 ///
-/// HTTP 408, 429 and 5xx answers, timeouts and connection failures are retried
-/// up to `max_attempts` in all; other 4xx answers fail at once. The wait before
-/// a retry is the provider's `Retry-After` when it gives one, else an
-/// exponential backoff with jitter. A `Retry-After` longer than
-/// `max_retry_after` is not waited for here: the send fails with a transient
-/// error carrying the delay, and the event listener hands it to the messaging
-/// retry path (`HandlerError::retry_after`).
+/// Temporary failures are retried up to `max_attempts` in all: HTTP 408, 429
+/// and 5xx answers, SMTP 4xx replies, timeouts and connection failures.
+/// Permanent ones (other HTTP 4xx, SMTP 5xx) fail at once. The wait before a
+/// retry is the provider's `Retry-After` when it gives one, else an exponential
+/// backoff with jitter. A `Retry-After` longer than `max_retry_after` is not
+/// waited for here: the send fails with a transient error carrying the delay,
+/// and the event listener hands it to the messaging retry path
+/// (`HandlerError::retry_after`).
 ///
 /// ```
 /// use std::time::Duration;
-/// use notification::channel::HttpRetryPolicy;
-/// let policy = HttpRetryPolicy::default().with_max_attempts(5).with_initial_backoff(Duration::from_millis(50));
+/// use notification::channel::ProviderRetryPolicy;
+/// let policy = ProviderRetryPolicy::default().with_max_attempts(5).with_initial_backoff(Duration::from_millis(50));
 /// assert_eq!(policy.max_attempts, 5);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct HttpRetryPolicy {
+pub struct ProviderRetryPolicy {
     /// Attempts in all, the first included (1: no retry).
     pub max_attempts: u32,
     /// Backoff before the first retry; doubles each time.
@@ -41,7 +42,7 @@ pub struct HttpRetryPolicy {
     pub max_retry_after: Duration,
 }
 
-impl Default for HttpRetryPolicy {
+impl Default for ProviderRetryPolicy {
     /// 3 attempts, 200 ms doubling up to 5 s, `Retry-After` up to 30 s.
     fn default() -> Self {
         Self {
@@ -53,7 +54,7 @@ impl Default for HttpRetryPolicy {
     }
 }
 
-impl HttpRetryPolicy {
+impl ProviderRetryPolicy {
     /// No retry: one attempt.
     pub fn none() -> Self {
         Self::default().with_max_attempts(1)
@@ -85,7 +86,7 @@ impl HttpRetryPolicy {
 
     /// The backoff before retry number `retry` (1-based): doubling, capped,
     /// then shortened by up to half at random.
-    fn backoff(&self, retry: u32) -> Duration {
+    pub(crate) fn backoff(&self, retry: u32) -> Duration {
         let exponent = retry.saturating_sub(1).min(20);
         let full = self
             .initial_backoff
@@ -99,10 +100,10 @@ impl HttpRetryPolicy {
 ///
 /// ```
 /// use std::time::Duration;
-/// use notification::channel::{HttpClientConfig, HttpRetryPolicy};
+/// use notification::channel::{HttpClientConfig, ProviderRetryPolicy};
 /// let config = HttpClientConfig::default()
 ///     .with_timeout(Duration::from_secs(5))
-///     .with_retry(HttpRetryPolicy::none());
+///     .with_retry(ProviderRetryPolicy::none());
 /// assert_eq!(config.retry.max_attempts, 1);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,7 +114,7 @@ pub struct HttpClientConfig {
     /// How long connecting may take.
     pub connect_timeout: Duration,
     /// Retries within one send.
-    pub retry: HttpRetryPolicy,
+    pub retry: ProviderRetryPolicy,
     /// The `User-Agent` header.
     pub user_agent: String,
 }
@@ -124,7 +125,7 @@ impl Default for HttpClientConfig {
         Self {
             timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(5),
-            retry: HttpRetryPolicy::default(),
+            retry: ProviderRetryPolicy::default(),
             user_agent: concat!("messaging-suite-notification/", env!("CARGO_PKG_VERSION"))
                 .to_owned(),
         }
@@ -145,7 +146,7 @@ impl HttpClientConfig {
     }
 
     /// Sets the retry policy.
-    pub fn with_retry(mut self, retry: HttpRetryPolicy) -> Self {
+    pub fn with_retry(mut self, retry: ProviderRetryPolicy) -> Self {
         self.retry = retry;
         self
     }
@@ -187,7 +188,7 @@ pub(crate) struct HttpAnswer {
 #[derive(Clone)]
 pub(crate) struct HttpSender {
     client: Client,
-    retry: HttpRetryPolicy,
+    retry: ProviderRetryPolicy,
     provider: &'static str,
 }
 
@@ -329,7 +330,7 @@ mod tests {
 
     #[test]
     fn backoff_doubles_within_bounds() {
-        let policy = HttpRetryPolicy::default()
+        let policy = ProviderRetryPolicy::default()
             .with_initial_backoff(Duration::from_millis(100))
             .with_max_backoff(Duration::from_millis(300));
         for _ in 0..50 {

@@ -34,7 +34,7 @@ use crate::NotificationError;
 
 pub use address::{EmailAddress, PhoneNumber};
 pub use email::{SmtpConfig, SmtpCredentials, SmtpEmailChannel, SmtpSecurity};
-pub use http::{HttpClientConfig, HttpRetryPolicy};
+pub use http::{HttpClientConfig, ProviderRetryPolicy};
 pub use push::{
     AccessTokenSource, FcmConfig, FcmPushProvider, StaticAccessToken, WebhookPushProvider,
 };

@@ -1,0 +1,462 @@
+//! The service with recording channels: templates, system notifications,
+//! idempotency, security of template values, and trait-object guarantees.
+
+use std::sync::Arc;
+
+use messaging_model::{MessageTemplate, NotificationKind, NotificationStatus, TemplateKind};
+use notification::channel::{
+    EmailChannel, EmailMessage, PushChannel, PushMessage, RecordingChannel, SmsChannel, SmsMessage,
+    StubFailure,
+};
+use notification::events::EventRule;
+use notification::store::{
+    InMemoryNotificationStore, InMemoryTemplateStore, NotificationStore, TemplateStore,
+};
+use notification::template::MessageTemplateExt;
+use notification::{
+    NotificationError, NotificationService, SystemNotificationRequest, TemplatedEmailRequest,
+    TemplatedSmsRequest,
+};
+use serde_json::json;
+
+struct Setup {
+    service: NotificationService,
+    email: RecordingChannel<EmailMessage>,
+    sms: RecordingChannel<SmsMessage>,
+    store: InMemoryNotificationStore,
+    templates: InMemoryTemplateStore,
+}
+
+fn setup() -> Setup {
+    let email = RecordingChannel::new();
+    let sms = RecordingChannel::new();
+    let store = InMemoryNotificationStore::new();
+    let templates = InMemoryTemplateStore::new();
+    let service = NotificationService::new(Arc::new(store.clone()), Arc::new(templates.clone()))
+        .with_email(Arc::new(email.clone()))
+        .with_sms(Arc::new(sms.clone()))
+        .with_push(Arc::new(RecordingChannel::<PushMessage>::new()));
+    Setup {
+        service,
+        email,
+        sms,
+        store,
+        templates,
+    }
+}
+
+fn welcome() -> MessageTemplate {
+    MessageTemplate::new(
+        "welcome_email",
+        TemplateKind::Email,
+        "Hello {{name}}, welcome!",
+    )
+    .with_subject("Welcome {{name}}")
+    .with_variables(["name"])
+}
+
+#[test]
+fn channels_stores_and_rules_are_send_sync_trait_objects() {
+    fn assert_send_sync<T: ?Sized + Send + Sync>() {}
+    assert_send_sync::<dyn EmailChannel>();
+    assert_send_sync::<dyn SmsChannel>();
+    assert_send_sync::<dyn PushChannel>();
+    assert_send_sync::<dyn NotificationStore>();
+    assert_send_sync::<dyn TemplateStore>();
+    assert_send_sync::<dyn EventRule>();
+    assert_send_sync::<NotificationService>();
+    let _: Arc<dyn EmailChannel> = Arc::new(RecordingChannel::<EmailMessage>::new());
+}
+
+#[tokio::test]
+async fn create_template_checks_syntax_and_variables() {
+    let Setup {
+        service, templates, ..
+    } = setup();
+    let stored = service.create_template(welcome()).await.unwrap();
+    assert_eq!(stored.name, "welcome_email");
+
+    let cases = [
+        (
+            MessageTemplate::new("bad_syntax", TemplateKind::Sms, "Hi {{#if x}}"),
+            "invalid",
+        ),
+        (
+            MessageTemplate::new("undeclared", TemplateKind::Sms, "Hi {{name}} {{code}}")
+                .with_variables(["name"]),
+            "used but not declared: code",
+        ),
+        (
+            MessageTemplate::new("unused", TemplateKind::Sms, "Hi {{name}}")
+                .with_variables(["name", "code"]),
+            "declared but not used: code",
+        ),
+        (
+            MessageTemplate::new("no_subject", TemplateKind::Email, "Hi"),
+            "needs a subject",
+        ),
+        (
+            MessageTemplate::new("raw", TemplateKind::Email, "{{{html}}}")
+                .with_subject("s")
+                .with_variables(["html"]),
+            "unescaped",
+        ),
+        (
+            MessageTemplate::new("partial", TemplateKind::Sms, "{{> footer}}"),
+            "partials",
+        ),
+        (
+            MessageTemplate::new("bad name!", TemplateKind::Sms, "x"),
+            "name",
+        ),
+    ];
+    for (template, expected) in cases {
+        let name = template.name.clone();
+        let error = service.create_template(template).await.unwrap_err();
+        assert!(error.to_string().contains(expected), "{name}: {error}");
+        assert!(error.is_permanent());
+    }
+    assert_eq!(
+        templates.list().await.unwrap().len(),
+        1,
+        "nothing invalid was stored"
+    );
+}
+
+#[tokio::test]
+async fn template_email_renders_and_missing_template_is_not_found() {
+    let Setup {
+        service,
+        email,
+        store,
+        ..
+    } = setup();
+    service.create_template(welcome()).await.unwrap();
+    let sent = service
+        .send_email_with_template(
+            TemplatedEmailRequest::new("u1", "ann@example.com", "welcome_email")
+                .with_variable("name", "Ann"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(sent.status, NotificationStatus::Sent);
+    assert_eq!(sent.title, "Welcome Ann");
+    assert_eq!(email.sent()[0].text.as_deref(), Some("Hello Ann, welcome!"));
+    assert_eq!(store.all()[0].metadata["template"], "welcome_email");
+
+    let error = service
+        .send_email_with_template(TemplatedEmailRequest::new("u1", "ann@example.com", "nope"))
+        .await
+        .unwrap_err();
+    assert!(error.is_template_not_found(), "{error}");
+    assert!(error.is_permanent());
+}
+
+#[tokio::test]
+async fn a_missing_variable_is_an_error_never_a_blank_send() {
+    let Setup {
+        service,
+        email,
+        store,
+        ..
+    } = setup();
+    service.create_template(welcome()).await.unwrap();
+    for variables in [json!({}), json!({"name": null}), json!({"other": "x"})] {
+        let error = service
+            .send_email_with_template(
+                TemplatedEmailRequest::new("u1", "ann@example.com", "welcome_email")
+                    .with_variables(variables),
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, NotificationError::MissingVariables { ref missing, .. } if missing == &["name"]),
+            "{error}"
+        );
+    }
+    assert!(email.sent().is_empty());
+    assert!(store.is_empty());
+}
+
+#[tokio::test]
+async fn inactive_templates_are_refused() {
+    let Setup { service, email, .. } = setup();
+    service.create_template(welcome()).await.unwrap();
+    service
+        .deactivate_template("welcome_email", None)
+        .await
+        .unwrap();
+    let error = service
+        .send_email_with_template(
+            TemplatedEmailRequest::new("u1", "ann@example.com", "welcome_email")
+                .with_variable("name", "Ann"),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, NotificationError::TemplateInactive { .. }),
+        "{error}"
+    );
+    assert!(email.sent().is_empty());
+}
+
+#[tokio::test]
+async fn a_template_of_another_kind_is_refused() {
+    let Setup { service, .. } = setup();
+    service.create_template(welcome()).await.unwrap();
+    let error = service
+        .send_sms_with_template(
+            TemplatedSmsRequest::new("u1", "+14155550100", "welcome_email")
+                .with_variable("name", "A"),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, NotificationError::TemplateKindMismatch { .. }),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn locale_variants_fall_back_to_the_language_then_the_default() {
+    let Setup { service, email, .. } = setup();
+    service.create_template(welcome()).await.unwrap();
+    service
+        .create_template(
+            MessageTemplate::new("welcome_email", TemplateKind::Email, "Olá {{name}}!")
+                .with_subject("Bem-vindo {{name}}")
+                .with_variables(["name"])
+                .with_locale("pt"),
+        )
+        .await
+        .unwrap();
+    service
+        .create_template(
+            MessageTemplate::new("welcome_email", TemplateKind::Email, "Bonjour {{name}} !")
+                .with_subject("Bienvenue {{name}}")
+                .with_variables(["name"])
+                .with_locale("fr-CA"),
+        )
+        .await
+        .unwrap();
+    for (locale, subject) in [
+        (Some("pt-BR"), "Bem-vindo Ann"),
+        (Some("pt"), "Bem-vindo Ann"),
+        (Some("fr-CA"), "Bienvenue Ann"),
+        (Some("fr"), "Welcome Ann"),
+        (Some("de-DE"), "Welcome Ann"),
+        (None, "Welcome Ann"),
+    ] {
+        let mut request = TemplatedEmailRequest::new("u1", "ann@example.com", "welcome_email")
+            .with_variable("name", "Ann");
+        request.locale = locale.map(str::to_owned);
+        service.send_email_with_template(request).await.unwrap();
+        assert_eq!(email.sent().last().unwrap().subject, subject, "{locale:?}");
+    }
+}
+
+#[tokio::test]
+async fn an_updated_template_is_rendered_fresh_not_from_the_cache() {
+    let Setup {
+        service,
+        sms,
+        templates,
+        ..
+    } = setup();
+    let first =
+        MessageTemplate::new("code", TemplateKind::Sms, "Code {{code}}").with_variables(["code"]);
+    service.create_template(first).await.unwrap();
+    let send = || {
+        service.send_sms_with_template(
+            TemplatedSmsRequest::new("u", "+14155550100", "code").with_variable("code", "1"),
+        )
+    };
+    send().await.unwrap();
+    assert_eq!(service.renderer().cached(), 1);
+    service
+        .update_template(
+            MessageTemplate::new("code", TemplateKind::Sms, "Your code: {{code}}")
+                .with_variables(["code"]),
+        )
+        .await
+        .unwrap();
+    send().await.unwrap();
+    // Changed behind the service's back (another process, straight into the store).
+    let mut changed = templates.get("code", None).await.unwrap().unwrap();
+    changed.content = "CODE={{code}}".into();
+    templates.save(&changed).await.unwrap();
+    send().await.unwrap();
+    let texts: Vec<String> = sms.sent().into_iter().map(|m| m.text).collect();
+    assert_eq!(texts, ["Code 1", "Your code: 1", "CODE=1"]);
+}
+
+#[tokio::test]
+async fn values_never_become_template_code_markup_or_headers() {
+    let Setup {
+        service,
+        email,
+        sms,
+        ..
+    } = setup();
+    service
+        .create_template(
+            MessageTemplate::new("note", TemplateKind::Email, "<p>{{comment}}</p>")
+                .with_subject("Note from {{author}}")
+                .with_variables(["comment", "author"])
+                .html()
+                .with_text_alternative("{{comment}}"),
+        )
+        .await
+        .unwrap();
+    service
+        .create_template(
+            MessageTemplate::new("note_sms", TemplateKind::Sms, "{{comment}}")
+                .with_variables(["comment"]),
+        )
+        .await
+        .unwrap();
+    let hostile = "{{author}} {{#each x}}loop{{/each}} <script>alert('x')</script> & \"quoted\"";
+    service
+        .send_email_with_template(
+            TemplatedEmailRequest::new("u", "ann@example.com", "note")
+                .with_variable("comment", hostile)
+                .with_variable("author", "Eve\r\nBcc: all@example.com"),
+        )
+        .await
+        .unwrap();
+    let sent = &email.sent()[0];
+    let html = sent.html.as_deref().unwrap();
+    assert!(
+        html.contains("{{author}} {{#each x}}loop{{/each}}"),
+        "not evaluated: {html}"
+    );
+    assert!(
+        html.contains("&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; &quot;quoted&quot;"),
+        "{html}"
+    );
+    assert!(!html.contains("<script>"));
+    assert_eq!(
+        sent.text.as_deref(),
+        Some(hostile),
+        "text bodies are not escaped"
+    );
+    assert!(
+        !sent.subject.contains('\r') && !sent.subject.contains('\n'),
+        "{:?}",
+        sent.subject
+    );
+
+    service
+        .send_sms_with_template(
+            TemplatedSmsRequest::new("u", "+14155550100", "note_sms")
+                .with_variable("comment", hostile),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        sms.sent()[0].text,
+        hostile,
+        "SMS text is neither evaluated nor escaped"
+    );
+}
+
+#[tokio::test]
+async fn system_notifications_are_recorded_only() {
+    let Setup {
+        service,
+        email,
+        store,
+        ..
+    } = setup();
+    let notification = service
+        .send_system_notification(
+            SystemNotificationRequest::new("u1", "Maintenance", "Tonight at 22:00")
+                .with_metadata(json!({"severity": "info"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(notification.kind, NotificationKind::System);
+    assert_eq!(notification.status, NotificationStatus::Sent);
+    assert!(notification.sent_at.is_some());
+    assert!(!notification.is_read);
+    assert!(email.sent().is_empty());
+    let stored = store.get("u1", notification.id).await.unwrap();
+    assert_eq!(stored.metadata["severity"], "info");
+    assert_eq!(store.unread_count("u1").await.unwrap(), 1);
+
+    let keyed = SystemNotificationRequest::new("u1", "Once", "only once").with_idempotency_key("k");
+    let first = service
+        .send_system_notification(keyed.clone())
+        .await
+        .unwrap();
+    let second = service.send_system_notification(keyed).await.unwrap();
+    assert_eq!(first.id, second.id);
+    assert_eq!(store.for_user("u1").len(), 2);
+}
+
+#[tokio::test]
+async fn a_failing_channel_records_a_failed_notification() {
+    let Setup {
+        service,
+        email,
+        store,
+        ..
+    } = setup();
+    email.fail_next(1, StubFailure::Transient);
+    let error = service
+        .send_email(notification::EmailRequest::new(
+            "u1",
+            "ann@example.com",
+            "Hi",
+            "x",
+        ))
+        .await
+        .unwrap_err();
+    assert!(error.is_transient());
+    let recorded = store.all();
+    assert_eq!(recorded[0].status, NotificationStatus::Failed);
+    assert!(recorded[0].error.is_some());
+    assert!(recorded[0].sent_at.is_none());
+}
+
+#[tokio::test]
+async fn a_store_outage_is_a_transient_error() {
+    let Setup {
+        service,
+        email,
+        store,
+        ..
+    } = setup();
+    store.set_unavailable(true);
+    let error = service
+        .send_email(notification::EmailRequest::new(
+            "u1",
+            "ann@example.com",
+            "Hi",
+            "x",
+        ))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, NotificationError::Store(_)));
+    assert!(error.is_transient());
+    assert!(
+        email.sent().is_empty(),
+        "nothing is sent that cannot be recorded"
+    );
+}
+
+#[tokio::test]
+async fn a_missing_channel_is_a_permanent_error() {
+    let service = NotificationService::in_memory();
+    let error = service
+        .send_sms(notification::SmsRequest::new("u", "+14155550100", "x"))
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        error,
+        NotificationError::ChannelNotConfigured {
+            kind: NotificationKind::Sms
+        }
+    ));
+    assert!(error.is_permanent());
+}
