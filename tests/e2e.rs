@@ -1,0 +1,300 @@
+//! End-to-end: the `messaging worker` binary against real Redis (`REDIS_URL`),
+//! PostgreSQL (`DATABASE_URL`, a schema per test) and a real SMTP server on
+//! loopback (smtp-sink); events published with the `messaging` CLI.
+//!
+//! Run: `cargo test -p messaging-cli --test e2e` (the Makefile's `make test` sets
+//! both URLs; `docker compose up -d` starts the servers).
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use smtp_sink::{Reply, SmtpCommand};
+use support::{DEADLINE, Env};
+
+fn notifications(inbox: &Value) -> Vec<Value> {
+    inbox["notifications"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registered_user_gets_the_welcome_email_and_a_sent_notification() {
+    support::run(|env| {
+        Box::pin(a_registered_user_gets_the_welcome_email_and_a_sent_notification_scenario(env))
+    })
+    .await;
+}
+
+async fn a_registered_user_gets_the_welcome_email_and_a_sent_notification_scenario(env: &Env) {
+    let worker = env.worker(&[]).await;
+
+    let published = env
+        .run(&[
+            "publish",
+            "user.registered",
+            "--json",
+            r#"{"user_id":"u-ada","email":"ada@example.com","name":"Ada"}"#,
+        ])
+        .await;
+    assert_eq!(published.code, Some(0), "{}", published.stderr);
+
+    let mails = env
+        .sink
+        .wait_for_messages(1, DEADLINE)
+        .await
+        .expect("the welcome email arrives");
+    assert_eq!(mails[0].recipients, ["ada@example.com"]);
+    assert_eq!(mails[0].subject().as_deref(), Some("Welcome, Ada!"));
+    assert!(
+        mails[0]
+            .text_body()
+            .unwrap_or_default()
+            .contains("Your account ada@example.com is ready")
+    );
+
+    let inbox = env
+        .eventually("a sent notification in the inbox", || async {
+            let inbox = env.inbox("u-ada").await;
+            let sent = notifications(&inbox).iter().any(|n| n["status"] == "sent");
+            sent.then_some(inbox)
+        })
+        .await;
+    let items = notifications(&inbox);
+    assert_eq!(items.len(), 1, "{inbox:#}");
+    assert_eq!(items[0]["kind"], "email");
+    assert_eq!(items[0]["title"], "Welcome, Ada!");
+    assert_eq!(inbox["unread"], 1);
+
+    let (code, log) = worker.terminate().await;
+    assert_eq!(code, Some(0), "{}", log.join("\n"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wallet_recharge_produces_the_recharge_notice_and_email() {
+    support::run(|env| {
+        Box::pin(a_wallet_recharge_produces_the_recharge_notice_and_email_scenario(env))
+    })
+    .await;
+}
+
+async fn a_wallet_recharge_produces_the_recharge_notice_and_email_scenario(env: &Env) {
+    let worker = env.worker(&[]).await;
+
+    let payload = json!({"user_id": "u-bob", "email": "bob@example.com", "amount": "25.00", "currency": "EUR", "balance": "40.00"});
+    let published = env
+        .run(&[
+            "publish",
+            "wallet.recharged",
+            "--json",
+            &payload.to_string(),
+        ])
+        .await;
+    assert_eq!(published.code, Some(0), "{}", published.stderr);
+
+    let mails = env
+        .sink
+        .wait_for_messages(1, DEADLINE)
+        .await
+        .expect("the recharge email arrives");
+    assert_eq!(mails[0].recipients, ["bob@example.com"]);
+    assert_eq!(
+        mails[0].subject().as_deref(),
+        Some("Wallet recharged: 25.00 EUR")
+    );
+
+    let inbox = env
+        .eventually("the notice and the email in the inbox", || async {
+            let inbox = env.inbox("u-bob").await;
+            let items = notifications(&inbox);
+            (items.len() == 2 && items.iter().all(|n| n["status"] == "sent")).then_some(inbox)
+        })
+        .await;
+    let items = notifications(&inbox);
+    let notice = items
+        .iter()
+        .find(|n| n["kind"] == "system")
+        .expect("an in-app notice");
+    assert_eq!(notice["title"], "Wallet recharged");
+    assert!(
+        notice["content"]
+            .as_str()
+            .unwrap()
+            .contains("New balance: 40.00 EUR"),
+        "{notice:#}"
+    );
+    assert!(items.iter().any(|n| n["kind"] == "email"));
+
+    let (code, _) = worker.terminate().await;
+    assert_eq!(code, Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_provider_dead_letters_the_event_and_dlq_replay_recovers_it() {
+    support::run(|env| {
+        Box::pin(a_failing_provider_dead_letters_the_event_and_dlq_replay_recovers_it_scenario(env))
+    })
+    .await;
+}
+
+async fn a_failing_provider_dead_letters_the_event_and_dlq_replay_recovers_it_scenario(env: &Env) {
+    // Every message is refused at the end of DATA with a temporary failure.
+    env.sink
+        .fail_next(SmtpCommand::MessageEnd, usize::MAX, Reply::transient());
+    let worker = env.worker(&[]).await;
+
+    let published = env
+        .run(&[
+            "publish",
+            "user.registered",
+            "--json",
+            r#"{"user_id":"u-cy","email":"cy@example.com","name":"Cy"}"#,
+            "--max-retry",
+            "2",
+        ])
+        .await;
+    assert_eq!(published.code, Some(0), "{}", published.stderr);
+
+    // max_retry 2 (the publisher's choice): three attempts, then the dead-letter queue.
+    let dead = env
+        .eventually("a dead letter", || async {
+            let dead = env
+                .json(&["dlq", "list", "user.registered", "--json"])
+                .await;
+            (dead.as_array().is_some_and(|dead| !dead.is_empty())).then_some(dead)
+        })
+        .await;
+    assert_eq!(dead[0]["attempts"], 3, "{dead:#}");
+    assert_eq!(dead[0]["group"], "notification");
+    assert!(
+        dead[0]["error"].as_str().unwrap().contains("451"),
+        "{dead:#}"
+    );
+    assert_eq!(env.sink.message_count(), 0);
+    let stats = env.json(&["stats", "user.registered", "--json"]).await;
+    assert_eq!(stats[0]["dead_lettered"], 1, "{stats:#}");
+
+    let shown = env
+        .json(&[
+            "dlq",
+            "show",
+            "user.registered",
+            dead[0]["id"].as_str().unwrap(),
+        ])
+        .await;
+    assert_eq!(shown["message"]["payload"]["email"], "cy@example.com");
+
+    // The provider is back: replay.
+    env.sink.clear_failures();
+    let replayed = env
+        .run(&["dlq", "replay", "user.registered", "--all"])
+        .await;
+    assert_eq!(replayed.code, Some(0), "{}", replayed.stderr);
+    assert!(
+        replayed.stdout.contains("replayed 1 dead letters"),
+        "{}",
+        replayed.stdout
+    );
+
+    let mails = env
+        .sink
+        .wait_for_messages(1, DEADLINE)
+        .await
+        .expect("the replayed email arrives");
+    assert_eq!(mails[0].subject().as_deref(), Some("Welcome, Cy!"));
+    env.eventually("the notification marked sent", || async {
+        let inbox = env.inbox("u-cy").await;
+        notifications(&inbox)
+            .iter()
+            .any(|n| n["status"] == "sent")
+            .then_some(())
+    })
+    .await;
+    let stats = env.json(&["stats", "user.registered", "--json"]).await;
+    assert_eq!(stats[0]["dead_lettered"], 0, "{stats:#}");
+
+    let (code, _) = worker.terminate().await;
+    assert_eq!(code, Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_serves_per_topic_gauges_and_stops_on_sigterm() {
+    support::run(|env| {
+        Box::pin(the_worker_serves_per_topic_gauges_and_stops_on_sigterm_scenario(env))
+    })
+    .await;
+}
+
+async fn the_worker_serves_per_topic_gauges_and_stops_on_sigterm_scenario(env: &Env) {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let addr = format!("127.0.0.1:{port}");
+    let metrics_flag = format!("--metrics-addr={addr}");
+    let worker = env.worker(&[&metrics_flag]).await;
+    assert!(
+        worker
+            .log
+            .iter()
+            .any(|line| line.contains(&format!("metrics on http://{addr}/metrics")))
+    );
+
+    // A scheduled message shows in the gauges without being delivered.
+    let published = env
+        .run(&[
+            "publish",
+            "user.registered",
+            "--json",
+            r#"{"user_id":"u-d","email":"d@example.com","name":"D"}"#,
+            "--delay",
+            "1h",
+        ])
+        .await;
+    assert_eq!(published.code, Some(0), "{}", published.stderr);
+
+    let body = env
+        .eventually("the scheduled gauge", || async {
+            let body = scrape(&addr).await?;
+            body.contains(r#"messaging_topic_scheduled{topic="user.registered"} 1"#)
+                .then_some(body)
+        })
+        .await;
+    assert!(
+        body.contains(r#"messaging_group_lag{topic="user.registered",group="notification"} 0"#),
+        "{body}"
+    );
+    assert!(
+        body.contains("# TYPE messaging_topic_dead_lettered gauge"),
+        "{body}"
+    );
+
+    let (code, log) = worker.terminate().await;
+    assert_eq!(code, Some(0), "{}", log.join("\n"));
+    assert!(
+        log.iter().any(|line| line.contains("worker stopped")),
+        "{}",
+        log.join("\n")
+    );
+}
+
+/// `GET /metrics` over a plain TCP connection; `None` while nothing answers.
+async fn scrape(addr: &str) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+    stream
+        .write_all(
+            format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .ok()?;
+    let mut response = String::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_string(&mut response))
+        .await
+        .ok()?
+        .ok()?;
+    response.starts_with("HTTP/1.1 200").then_some(response)
+}

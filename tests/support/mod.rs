@@ -1,0 +1,322 @@
+//! What the end-to-end tests share: the servers from the environment, a
+//! namespace per test (Redis key prefix, PostgreSQL schema) removed at the end,
+//! an SMTP sink, and the `messaging` binary run as a user runs it.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use messaging_core::MessagingService;
+use messaging_redis::{RedisBackend, RedisBackendConfig};
+use serde_json::Value;
+use smtp_sink::SmtpSink;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// How long any wait of a test may last before it fails.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+/// The path of the built binary.
+pub const BIN: &str = env!("CARGO_BIN_EXE_messaging");
+
+/// `REDIS_URL`, or the local default.
+pub fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// `DATABASE_URL`, or the local default.
+pub fn database_url() -> String {
+    std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// One test's servers and namespace.
+pub struct Env {
+    /// Unique per test: `e2e-<uuid>`.
+    pub prefix: String,
+    /// Unique per test: `e2e_<uuid>`.
+    pub schema: String,
+    /// A service on the test's Redis prefix, for checks and set-up.
+    pub messaging: MessagingService,
+    /// The SMTP server the worker sends to.
+    pub sink: SmtpSink,
+    pool: sqlx::PgPool,
+    config_file: PathBuf,
+}
+
+impl Env {
+    /// Connects to Redis and PostgreSQL (failing loudly with how to provide
+    /// them), starts an SMTP sink, and writes a worker configuration with short
+    /// retry delays.
+    pub async fn start() -> Self {
+        let id = uuid::Uuid::now_v7().simple().to_string();
+        let prefix = format!("e2e-{id}");
+        let schema = format!("e2e_{id}");
+        let redis = redis_url();
+        let backend = RedisBackend::connect(RedisBackendConfig::new(&redis).with_key_prefix(&prefix))
+            .await
+            .unwrap_or_else(|error| {
+                panic!(
+                    "cannot reach Redis at {redis} ({error}). The end-to-end tests need a real Redis 7: \
+                     start one (`docker compose up -d redis`, or `redis-server`) and set REDIS_URL"
+                )
+            });
+        let database = database_url();
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(2)
+            .connect(&database)
+            .await
+            .unwrap_or_else(|error| {
+                panic!(
+                    "cannot reach PostgreSQL at {database} ({error}). The end-to-end tests need a real \
+                     PostgreSQL: start one (`docker compose up -d postgres`) and set DATABASE_URL"
+                )
+            });
+        let sink = SmtpSink::start()
+            .await
+            .expect("the SMTP sink binds 127.0.0.1:0");
+        let config_file = std::env::temp_dir().join(format!("messaging-{prefix}.toml"));
+        std::fs::write(
+            &config_file,
+            format!(
+                r#"
+[worker]
+concurrency = 4
+visibility_timeout = "10s"
+shutdown_timeout = "5s"
+stats_interval = "200ms"
+
+[retry]
+max_retry = 2
+initial_delay = "50ms"
+max_delay = "200ms"
+
+[smtp]
+host = "{host}"
+port = {port}
+security = "none"
+from = "noreply@e2e.invalid"
+timeout = "5s"
+"#,
+                host = sink.host(),
+                port = sink.port()
+            ),
+        )
+        .expect("the worker configuration is written");
+        Self {
+            prefix,
+            schema,
+            messaging: MessagingService::new(Arc::new(backend)),
+            sink,
+            pool,
+            config_file,
+        }
+    }
+
+    /// A `messaging` command on this test's namespace.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(BIN);
+        command
+            .args(args)
+            .env("REDIS_URL", redis_url())
+            .env("MESSAGING_KEY_PREFIX", &self.prefix)
+            .env("DATABASE_URL", database_url())
+            .env("MESSAGING_DB_SCHEMA", &self.schema)
+            .env("MESSAGING_LOG", "warn")
+            .env_remove("MESSAGING_CONFIG")
+            .kill_on_drop(true);
+        command
+    }
+
+    /// Runs a command to its end.
+    pub async fn run(&self, args: &[&str]) -> Outcome {
+        let output = tokio::time::timeout(DEADLINE, self.command(args).output())
+            .await
+            .unwrap_or_else(|_| panic!("`messaging {}` did not finish", args.join(" ")))
+            .expect("the messaging binary runs");
+        Outcome {
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// Runs a command that must succeed and print JSON; returns the JSON.
+    pub async fn json(&self, args: &[&str]) -> Value {
+        let outcome = self.run(args).await;
+        assert_eq!(
+            outcome.code,
+            Some(0),
+            "`messaging {}` failed: {}",
+            args.join(" "),
+            outcome.stderr
+        );
+        serde_json::from_str(&outcome.stdout).unwrap_or_else(|error| {
+            panic!(
+                "`messaging {}` printed no JSON ({error}): {}",
+                args.join(" "),
+                outcome.stdout
+            )
+        })
+    }
+
+    /// Starts `messaging worker` on this namespace and waits until it is ready.
+    pub async fn worker(&self, extra: &[&str]) -> Worker {
+        let config = self.config_file.to_string_lossy().into_owned();
+        let mut args = vec!["worker", "--config", config.as_str()];
+        args.extend_from_slice(extra);
+        if !extra.iter().any(|arg| arg.starts_with("--metrics-addr")) {
+            args.push("--no-metrics");
+        }
+        let mut child = self
+            .command(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the worker starts");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let (lines_tx, lines) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut reader = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = reader.next_line().await {
+                if lines_tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut worker = Worker {
+            child,
+            lines,
+            log: Vec::new(),
+        };
+        worker.wait_for_line("worker ready").await;
+        worker
+    }
+
+    /// Polls `check` until it returns a value, up to [`DEADLINE`].
+    pub async fn eventually<T, F, Fut>(&self, what: &str, check: F) -> T
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Option<T>>,
+    {
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        loop {
+            if let Some(value) = check().await {
+                return value;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "gave up waiting for {what}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The user's inbox, read with `messaging inbox USER --json`.
+    pub async fn inbox(&self, user: &str) -> Value {
+        self.json(&["inbox", user, "--json"]).await
+    }
+
+    /// Removes the Redis keys and the schema of this test.
+    pub async fn cleanup(self) {
+        for topic in self.messaging.list_topics().await.unwrap_or_default() {
+            let _ = self.messaging.delete_topic(&topic).await;
+        }
+        let drop = format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema);
+        sqlx::raw_sql(sqlx::AssertSqlSafe(drop))
+            .execute(&self.pool)
+            .await
+            .expect("the test schema is dropped");
+        self.pool.close().await;
+        let _ = std::fs::remove_file(&self.config_file);
+    }
+}
+
+/// Runs `test` in a fresh [`Env`] and removes the namespace afterwards, even
+/// when the test fails.
+pub async fn run<F>(test: F)
+where
+    F: for<'a> FnOnce(&'a Env) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send + 'a>>,
+{
+    use futures::FutureExt;
+    let env = Env::start().await;
+    let outcome = std::panic::AssertUnwindSafe(test(&env))
+        .catch_unwind()
+        .await;
+    env.cleanup().await;
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+/// How a command ended.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The exit code.
+    pub code: Option<i32>,
+    /// What it printed on stdout.
+    pub stdout: String,
+    /// What it printed on stderr.
+    pub stderr: String,
+}
+
+/// A running `messaging worker`.
+pub struct Worker {
+    child: Child,
+    lines: tokio::sync::mpsc::UnboundedReceiver<String>,
+    /// Every stderr line read so far.
+    pub log: Vec<String>,
+}
+
+impl Worker {
+    /// Waits for a stderr line containing `needle`.
+    pub async fn wait_for_line(&mut self, needle: &str) {
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        loop {
+            match tokio::time::timeout_at(deadline, self.lines.recv()).await {
+                Ok(Some(line)) => {
+                    let found = line.contains(needle);
+                    self.log.push(line);
+                    if found {
+                        return;
+                    }
+                }
+                Ok(None) => panic!(
+                    "the worker exited before printing {needle:?}:\n{}",
+                    self.log.join("\n")
+                ),
+                Err(_) => panic!(
+                    "the worker did not print {needle:?}:\n{}",
+                    self.log.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// Sends SIGTERM and waits for the exit code.
+    pub async fn terminate(mut self) -> (Option<i32>, Vec<String>) {
+        let pid = self.child.id().expect("the worker is running");
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+        let status = tokio::time::timeout(DEADLINE, self.child.wait())
+            .await
+            .expect("the worker stops after SIGTERM")
+            .expect("the worker's status");
+        while let Ok(line) = self.lines.try_recv() {
+            self.log.push(line);
+        }
+        // The reader task may still hold the last lines.
+        while let Ok(Some(line)) =
+            tokio::time::timeout(Duration::from_secs(1), self.lines.recv()).await
+        {
+            self.log.push(line);
+        }
+        (status.code(), self.log)
+    }
+}
