@@ -183,13 +183,28 @@ fn check_insert(state: &NotificationState, notification: &Notification) -> Resul
     Ok(())
 }
 
+/// Timestamps are kept to the microsecond, as PostgreSQL and
+/// [`InboxCursor::encode`] keep them, so cursors neither repeat nor skip a row.
+fn micros(at: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(at.timestamp_micros()).unwrap_or(at)
+}
+
+/// Now, to the microsecond.
+fn now() -> DateTime<Utc> {
+    micros(Utc::now())
+}
+
 fn insert(state: &mut NotificationState, notification: &Notification) {
     if let Some(key) = &notification.idempotency_key {
         state
             .by_key
             .insert((notification.user_id.clone(), key.clone()), notification.id);
     }
-    state.by_id.insert(notification.id, notification.clone());
+    let mut stored = notification.clone();
+    stored.created_at = micros(stored.created_at);
+    stored.sent_at = stored.sent_at.map(micros);
+    stored.read_at = stored.read_at.map(micros);
+    state.by_id.insert(notification.id, stored);
 }
 
 fn owned<'a>(
@@ -265,7 +280,7 @@ impl NotificationStore for InMemoryNotificationStore {
             match update {
                 StatusUpdate::Sent { at } => {
                     notification.status = NotificationStatus::Sent;
-                    notification.sent_at = Some(at);
+                    notification.sent_at = Some(micros(at));
                     notification.error = None;
                 }
                 StatusUpdate::Failed { error } => {
@@ -350,7 +365,7 @@ impl NotificationStore for InMemoryNotificationStore {
             let notification = owned(state, user_id, id)?;
             if !notification.is_read {
                 notification.is_read = true;
-                notification.read_at = Some(Utc::now());
+                notification.read_at = Some(now());
             }
             Ok(())
         })
@@ -367,7 +382,7 @@ impl NotificationStore for InMemoryNotificationStore {
 
     async fn mark_all_read(&self, user_id: &str) -> Result<u64, StoreError> {
         self.change(|state| {
-            let now = Utc::now();
+            let now = now();
             let mut changed = 0;
             for notification in state.by_id.values_mut() {
                 if notification.user_id == user_id && !notification.is_read {
@@ -485,13 +500,23 @@ impl TemplateStore for InMemoryTemplateStore {
         self.with(|state| {
             let key = key(&template.name, template.locale.as_deref());
             let mut stored = template.clone();
+            stored.updated_at = now();
             if let Some(existing) = state.templates.get(&key) {
                 stored.id = existing.id;
                 stored.created_at = existing.created_at;
                 // Strictly later, so a change is visible even within one clock tick.
-                let now = Utc::now();
-                let next = existing.updated_at + chrono::Duration::microseconds(1);
-                stored.updated_at = now.max(next);
+                stored.updated_at = stored
+                    .updated_at
+                    .max(existing.updated_at + chrono::Duration::microseconds(1));
+            } else if let Some((taken, _)) =
+                state.templates.iter().find(|(_, t)| t.id == template.id)
+            {
+                return Err(StoreError::Conflict {
+                    what: format!(
+                        "template id {} is taken by {:?} (locale {:?})",
+                        template.id, taken.0, taken.1
+                    ),
+                });
             }
             state.templates.insert(key, stored.clone());
             Ok(stored)
