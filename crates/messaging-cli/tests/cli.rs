@@ -164,3 +164,70 @@ fn a_missing_config_file_is_a_usage_error() {
         stderr(&output)
     );
 }
+
+#[test]
+fn the_demo_runs_the_whole_pipeline_with_no_server() {
+    let mail_file =
+        std::env::temp_dir().join(format!("messaging-demo-{}.mbox", std::process::id()));
+    let output = messaging(&["demo", "--mail-file", mail_file.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        stderr(&output)
+    );
+    for step in [
+        "messaging demo on the in-memory backend, in-memory stores",
+        "the SMTP server received an email for ada@example.com: subject \"Welcome, Ada!\"",
+        "notification recorded for demo-ada: email \"Welcome, Ada!\", status sent, 1 unread",
+        "attempt 3 (retry 2)",
+        "dead-lettered after 3 attempts by group flaky-consumer",
+        "delivered",
+        "done: every step behaved as announced",
+    ] {
+        assert!(stdout.contains(step), "{step:?} missing from:\n{stdout}");
+    }
+    let mails = std::fs::read_to_string(&mail_file).unwrap();
+    std::fs::remove_file(&mail_file).unwrap();
+    assert!(mails.contains("Subject: Welcome, Ada!"), "{mails}");
+}
+
+#[test]
+fn demo_on_real_servers_needs_both_urls() {
+    let output = messaging(&["demo", "--redis", "redis://127.0.0.1:6379"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("--database"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn inbox_without_a_database_says_how_to_name_it() {
+    let output = messaging(&["inbox", "u-1"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("--database-url URL or set DATABASE_URL"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn an_unreachable_database_exits_with_code_3() {
+    let output = messaging(&[
+        "inbox",
+        "u-1",
+        "--database-url",
+        "postgres://postgres:pw@127.0.0.1:1/test",
+    ]);
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    assert!(
+        stderr(&output)
+            .contains("cannot reach PostgreSQL at postgres://postgres:***@127.0.0.1:1/test"),
+        "{}",
+        stderr(&output)
+    );
+}

@@ -1,0 +1,229 @@
+//! The operator commands of `messaging`, run as a user runs them, against the
+//! real Redis (`REDIS_URL`) in a key prefix of their own; `--json` output is
+//! parsed.
+//!
+//! Run: `cargo test -p messaging-cli --test cli_redis`.
+
+mod support;
+
+use std::process::Stdio;
+use std::sync::Arc;
+
+use messaging_core::{HandlerError, StartFrom, SubscribeOptions};
+use messaging_model::Message;
+use serde_json::{Value, json};
+use support::{DEADLINE, Env};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tail_prints_new_messages_without_taking_them_from_other_groups() {
+    support::run(|env| Box::pin(tail_scenario(env))).await;
+}
+
+async fn tail_scenario(env: &Env) {
+    let topic = "orders.placed";
+    // A group doing the work, created before anything is published.
+    env.messaging
+        .backend()
+        .ensure_group(topic, "billing", StartFrom::Earliest)
+        .await
+        .unwrap();
+    let mut tail = env
+        .command(&["tail", topic, "--count", "2", "--timeout", "30s", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(tail.stderr.take().unwrap()).lines();
+    let ready = tokio::time::timeout(DEADLINE, stderr.next_line())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        ready
+            .as_deref()
+            .unwrap_or_default()
+            .starts_with("tailing orders.placed as group tail-"),
+        "{ready:?}"
+    );
+
+    for n in [1, 2] {
+        let published = env
+            .run(&["publish", topic, "--json", &json!({"order": n}).to_string()])
+            .await;
+        assert_eq!(published.code, Some(0), "{}", published.stderr);
+    }
+    let output = tokio::time::timeout(DEADLINE, tail.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let printed: Vec<Value> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let orders: Vec<&Value> = printed
+        .iter()
+        .map(|message| &message["payload"]["order"])
+        .collect();
+    assert_eq!(orders, [&json!(1), &json!(2)]);
+    assert_eq!(printed[0]["topic"], topic);
+
+    // The worker's group still has both messages; the tail's group is gone.
+    let stats = env.json(&["stats", topic, "--json"]).await;
+    let groups = stats[0]["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 1, "{stats:#}");
+    assert_eq!(groups[0]["name"], "billing");
+    assert_eq!(groups[0]["lag"], 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tail_gives_up_with_code_5_at_its_timeout() {
+    support::run(|env| Box::pin(tail_timeout_scenario(env))).await;
+}
+
+async fn tail_timeout_scenario(env: &Env) {
+    let outcome = env
+        .run(&["tail", "quiet.topic", "--count", "1", "--timeout", "300ms"])
+        .await;
+    assert_eq!(outcome.code, Some(5), "{}", outcome.stderr);
+    assert!(
+        outcome
+            .stderr
+            .contains("timed out after 300ms with 0 of 1 messages"),
+        "{}",
+        outcome.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topics_and_stats_report_in_json_with_documented_exit_codes() {
+    support::run(|env| Box::pin(topics_scenario(env))).await;
+}
+
+async fn topics_scenario(env: &Env) {
+    assert_eq!(env.run(&["topics", "create", "a.one"]).await.code, Some(0));
+    let published = env.run(&["publish", "b.two", "--json", r#"{"n":1}"#]).await;
+    assert_eq!(published.code, Some(0));
+    let id = published.stdout.trim();
+    assert!(
+        uuid::Uuid::parse_str(id).is_ok(),
+        "publish prints the message id: {id:?}"
+    );
+    let delayed = env
+        .run(&["publish", "b.two", "--json", r#"{"n":2}"#, "--delay", "1h"])
+        .await;
+    assert_eq!(delayed.code, Some(0), "{}", delayed.stderr);
+
+    assert_eq!(
+        env.json(&["topics", "list", "--json"]).await,
+        json!(["a.one", "b.two"])
+    );
+    let stats = env.json(&["stats", "--json"]).await;
+    assert_eq!(stats[1]["topic"], "b.two");
+    assert_eq!(stats[1]["length"], 1);
+    assert_eq!(stats[1]["scheduled"], 1);
+    assert_eq!(stats[0]["length"], 0);
+
+    let table = env.run(&["stats"]).await;
+    assert_eq!(table.code, Some(0));
+    assert!(
+        table.stdout.lines().next().unwrap().starts_with("TOPIC"),
+        "{}",
+        table.stdout
+    );
+
+    assert_eq!(env.run(&["stats", "no.such"]).await.code, Some(4));
+    assert_eq!(env.run(&["topics", "delete", "a.one"]).await.code, Some(2));
+    assert_eq!(
+        env.run(&["topics", "delete", "a.one", "--yes"]).await.code,
+        Some(0)
+    );
+    assert_eq!(
+        env.run(&["topics", "delete", "a.one", "--yes"]).await.code,
+        Some(4)
+    );
+    assert_eq!(
+        env.json(&["topics", "list", "--json"]).await,
+        json!(["b.two"])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dlq_lists_shows_replays_and_purges_dead_letters() {
+    support::run(|env| Box::pin(dlq_scenario(env))).await;
+}
+
+async fn dlq_scenario(env: &Env) {
+    let topic = "mail.send";
+    let fail = || {
+        Arc::new(|_message: Message| async {
+            Err::<(), _>(HandlerError::permanent("mailbox unavailable"))
+        })
+    };
+    env.messaging
+        .subscribe_with(topic, SubscribeOptions::new("mailer"), fail())
+        .await
+        .unwrap();
+    for n in 0..3 {
+        let published = env
+            .run(&["publish", topic, "--json", &json!({"n": n}).to_string()])
+            .await;
+        assert_eq!(published.code, Some(0));
+    }
+    let dead = env
+        .eventually("three dead letters", || async {
+            let dead = env.json(&["dlq", "list", topic, "--json"]).await;
+            (dead.as_array().unwrap().len() == 3).then_some(dead)
+        })
+        .await;
+    // Nobody consumes while replays are checked.
+    env.messaging.shutdown().await;
+    assert_eq!(dead[0]["group"], "mailer");
+    assert_eq!(dead[0]["error"], "permanent failure: mailbox unavailable");
+
+    let first = dead[0]["id"].as_str().unwrap();
+    let shown = env.json(&["dlq", "show", topic, first]).await;
+    assert_eq!(shown["message"]["payload"], json!({"n": 0}));
+    assert_eq!(env.run(&["dlq", "show", topic, "0-0"]).await.code, Some(4));
+
+    let one = env.run(&["dlq", "replay", topic, first]).await;
+    assert_eq!(one.code, Some(0), "{}", one.stderr);
+    assert_eq!(
+        env.run(&["dlq", "replay", topic, first]).await.code,
+        Some(4)
+    );
+    let all = env.run(&["dlq", "replay", topic, "--all"]).await;
+    assert_eq!(all.code, Some(0), "{}", all.stderr);
+    assert!(
+        all.stdout.contains("replayed 2 dead letters"),
+        "{}",
+        all.stdout
+    );
+    let stats = env.json(&["stats", topic, "--json"]).await;
+    assert_eq!(stats[0]["dead_lettered"], 0);
+    // Back in the stream, aimed at the group that gave up: 3 originals + 3 replays.
+    assert_eq!(stats[0]["length"], 6);
+
+    // The replays fail again; purge clears them.
+    env.messaging
+        .subscribe_with(topic, SubscribeOptions::new("mailer"), fail())
+        .await
+        .unwrap();
+    env.eventually("the replays dead again", || async {
+        let stats = env.json(&["stats", topic, "--json"]).await;
+        (stats[0]["dead_lettered"] == 3).then_some(())
+    })
+    .await;
+    env.messaging.shutdown().await;
+    assert_eq!(env.run(&["dlq", "purge", topic]).await.code, Some(2));
+    let purged = env.run(&["dlq", "purge", topic, "--yes"]).await;
+    assert_eq!(purged.code, Some(0));
+    assert!(
+        purged.stdout.contains("purged 3 dead letters"),
+        "{}",
+        purged.stdout
+    );
+    assert_eq!(env.json(&["dlq", "list", topic, "--json"]).await, json!([]));
+}
