@@ -60,6 +60,9 @@ pub(crate) struct DatabaseConfig {
 pub(crate) struct WorkerConfig {
     /// Consumer group of the worker's subscriptions (replicas share it).
     pub(crate) group: String,
+    /// This replica's consumer name; keep it stable across restarts so a restarted
+    /// replica finds its own unfinished deliveries first [default: HOSTNAME-PID].
+    pub(crate) consumer: Option<String>,
     /// Handlers running at once per subscription.
     pub(crate) concurrency: usize,
     /// A delivery pending this long is taken over by another replica.
@@ -79,6 +82,7 @@ impl Default for WorkerConfig {
     fn default() -> Self {
         Self {
             group: "notification".into(),
+            consumer: None,
             concurrency: 8,
             visibility_timeout: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(10),

@@ -114,11 +114,54 @@ pub(crate) fn load(args: &WorkerArgs) -> anyhow::Result<Config> {
 
 /// The subscription options every listener of the worker uses.
 pub(crate) fn subscribe_options(config: &Config) -> SubscribeOptions {
-    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "worker".into());
+    let consumer = config.worker.consumer.clone().unwrap_or_else(|| {
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "worker".into());
+        format!("{host}-{}", std::process::id())
+    });
     SubscribeOptions::new(config.worker.group.clone())
-        .with_consumer(format!("{host}-{}", std::process::id()))
+        .with_consumer(consumer)
         .with_concurrency(config.worker.concurrency)
         .with_visibility_timeout(config.worker.visibility_timeout)
         .with_shutdown_timeout(config.worker.shutdown_timeout)
         .with_retry(config.retry.policy())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{BackendArgs, DatabaseArgs};
+
+    #[test]
+    fn flags_override_the_config_file() {
+        let path = std::env::temp_dir().join(format!("messaging-worker-test-{}.toml", std::process::id()));
+        std::fs::write(
+            &path,
+            "[backend]\nredis_url = \"redis://from-file:6379\"\nkey_prefix = \"file\"\n\n[worker]\nconcurrency = 3\nconsumer = \"replica-a\"\n",
+        )
+        .unwrap();
+        let args = WorkerArgs {
+            config: Some(path.clone()),
+            backend: BackendArgs {
+                redis_url: Some("redis://from-flag:6379".into()),
+                key_prefix: None,
+            },
+            database: DatabaseArgs {
+                database_url: None,
+                db_schema: Some("tenant_a".into()),
+            },
+            metrics_addr: None,
+            no_metrics: true,
+            concurrency: Some(5),
+        };
+        let config = load(&args).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(config.backend.redis_url.as_deref(), Some("redis://from-flag:6379"));
+        assert_eq!(config.backend.key_prefix.as_deref(), Some("file"));
+        assert_eq!(config.database.schema.as_deref(), Some("tenant_a"));
+        assert_eq!(config.worker.concurrency, 5);
+        assert_eq!(config.metrics_addr().unwrap(), None);
+        let options = subscribe_options(&config);
+        assert_eq!((options.group.as_str(), options.consumer.as_str()), ("notification", "replica-a"));
+        assert_eq!(options.concurrency, 5);
+    }
 }
