@@ -1,2 +1,749 @@
-//! Placeholder, replaced below.
-fn main() {}
+//! The Redis backend beside a plain `redis` crate loop sending the same commands
+//! to the same server in the same run: the plain loop is the limit.
+//!
+//! Both sides start from the same `Message` values. The plain loop does what a
+//! hand-written producer and consumer of them must: serialise each message to
+//! JSON and `XADD` it (pipelined for batches); `XREADGROUP COUNT 64`, decode
+//! each entry back into a `Message`, one `XACK` per read. A second, "raw" loop
+//! ships pre-encoded bytes and never decodes: Redis alone, for reference.
+//!
+//! Run: `REDIS_URL=redis://127.0.0.1:6379 cargo bench -p messaging-redis --bench redis`
+//! (`make bench` runs it with the Makefile's REDIS_URL). Everything lives under
+//! a fresh key prefix and is deleted at the end. Each figure is the median of
+//! `ROUNDS` rounds, the backend and the plain loop taking turns.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use messaging_core::{HandlerError, MessageBackend, MessagingService, StartFrom, SubscribeOptions};
+use messaging_model::Message;
+use messaging_redis::{RedisBackend, RedisBackendConfig};
+use redis::aio::MultiplexedConnection;
+use serde_json::json;
+use tokio::sync::{Mutex, Notify};
+
+const ROUNDS: usize = 3;
+const SINGLE: usize = 5_000;
+const BATCHED: usize = 50_000;
+const BATCH: usize = 100;
+const END_TO_END: usize = 50_000;
+const CONSUMERS: usize = 4;
+const RATE: u64 = 5_000;
+const LATENCY_RUN: Duration = Duration::from_secs(4);
+const DELAYED: usize = 2_000;
+
+fn main() {
+    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| {
+        eprintln!("REDIS_URL is not set: start a Redis server and run with REDIS_URL=redis://127.0.0.1:6379 (make bench does)");
+        std::process::exit(2);
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(run(url));
+}
+
+struct Bench {
+    url: String,
+    prefix: String,
+    backend: RedisBackend,
+    plain: MultiplexedConnection,
+    topics: Mutex<Vec<String>>,
+    round: AtomicUsize,
+}
+
+impl Bench {
+    fn topic(&self, what: &str) -> String {
+        format!(
+            "bench.{what}.{}",
+            self.round.fetch_add(1, Ordering::Relaxed)
+        )
+    }
+
+    async fn used(&self, topic: &str) -> String {
+        self.topics.lock().await.push(topic.to_owned());
+        format!("{{{}:{topic}}}:stream", self.prefix)
+    }
+
+    async fn plain_connection(&self) -> MultiplexedConnection {
+        redis::Client::open(self.url.as_str())
+            .expect("url")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connect")
+    }
+}
+
+fn payload(n: usize) -> serde_json::Value {
+    json!({ "order": n, "customer": "c-12345", "amount": 42.5, "currency": "EUR", "items": ["sku-1", "sku-2"] })
+}
+
+/// The JSON the backend would store, made before timing so the plain loop sends
+/// the same bytes without paying for encoding.
+fn encoded(topic: &str, count: usize) -> Vec<Vec<u8>> {
+    (0..count)
+        .map(|n| {
+            serde_json::to_vec(&Message::new(topic, payload(n)).expect("message")).expect("json")
+        })
+        .collect()
+}
+
+async fn run(url: String) {
+    let prefix = format!("bench-{:016x}", fastrand::u64(..));
+    let backend =
+        RedisBackend::connect(RedisBackendConfig::new(url.as_str()).with_key_prefix(&prefix))
+            .await
+            .unwrap_or_else(|error| panic!("cannot reach Redis at {url}: {error}"));
+    let plain = redis::Client::open(url.as_str())
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let bench = Bench {
+        url,
+        prefix,
+        backend,
+        plain,
+        topics: Mutex::new(Vec::new()),
+        round: AtomicUsize::new(0),
+    };
+    println!(
+        "messaging-redis bench: {ROUNDS} rounds each, median shown; Redis at {}",
+        bench.url
+    );
+    let mut report = Report::default();
+    // BENCH_ONLY=publish,e2e,latency,delayed picks sections (for profiling).
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    let wanted = |section: &str| only.is_empty() || only.split(',').any(|s| s == section);
+
+    if wanted("publish") {
+        let figures = rounds(&[
+            &|| Box::pin(publish_single(&bench)),
+            &|| Box::pin(plain_publish_single(&bench, Loop::Plain)),
+            &|| Box::pin(plain_publish_single(&bench, Loop::Raw)),
+        ])
+        .await;
+        report.row("publish, one at a time (msg/s)", &figures, Target::None);
+        let figures = rounds(&[
+            &|| Box::pin(publish_batched(&bench)),
+            &|| Box::pin(plain_publish_batched(&bench, Loop::Plain)),
+            &|| Box::pin(plain_publish_batched(&bench, Loop::Raw)),
+        ])
+        .await;
+        report.row(
+            "publish, batches of 100 (msg/s)",
+            &figures,
+            Target::RatioAtLeast(0.85),
+        );
+    }
+    if wanted("e2e") {
+        let figures = rounds(&[
+            &|| Box::pin(end_to_end(&bench)),
+            &|| Box::pin(plain_end_to_end(&bench, Loop::Plain)),
+            &|| Box::pin(plain_end_to_end(&bench, Loop::Raw)),
+        ])
+        .await;
+        report.row(
+            "end to end, 1 producer 4 consumers (msg/s)",
+            &figures,
+            Target::RatioAtLeast(0.70),
+        );
+    }
+    if wanted("latency") {
+        let mut ours = Vec::new();
+        let mut plain = Vec::new();
+        for _ in 0..ROUNDS {
+            ours.push(latency(&bench).await);
+            plain.push(plain_latency_run(&bench).await);
+        }
+        let p = |runs: &Vec<(f64, f64)>, which: fn(&(f64, f64)) -> f64| {
+            median(runs.iter().map(which).collect())
+        };
+        report.row(
+            "end-to-end latency p50 at 5,000 msg/s (ms)",
+            &[p(&ours, |r| r.0), p(&plain, |r| r.0)],
+            Target::None,
+        );
+        report.row(
+            "end-to-end latency p99 at 5,000 msg/s (ms)",
+            &[p(&ours, |r| r.1), p(&plain, |r| r.1)],
+            Target::None,
+        );
+    }
+    if wanted("delayed") {
+        let lateness = delayed_lateness(&bench).await;
+        report.row(
+            "delayed-message lateness p50 (ms)",
+            &[lateness.0],
+            Target::None,
+        );
+        report.row(
+            "delayed-message lateness p99 (ms)",
+            &[lateness.1],
+            Target::AtMost(50.0),
+        );
+    }
+
+    for topic in bench.topics.lock().await.iter() {
+        let _ = bench.backend.delete_topic(topic).await;
+    }
+    report.print();
+}
+
+type Run<'a> = &'a dyn Fn() -> std::pin::Pin<Box<dyn Future<Output = f64> + 'a>>;
+
+/// The median of each contender over `ROUNDS` rounds, taking turns.
+async fn rounds(contenders: &[Run<'_>]) -> Vec<f64> {
+    let mut figures = vec![Vec::new(); contenders.len()];
+    for _ in 0..ROUNDS {
+        for (run, figures) in contenders.iter().zip(&mut figures) {
+            figures.push(run().await);
+        }
+    }
+    figures.into_iter().map(median).collect()
+}
+
+/// Which hand-written loop.
+#[derive(Clone, Copy, PartialEq)]
+enum Loop {
+    /// Serialises and decodes messages as a real producer and consumer must.
+    Plain,
+    /// Ships pre-encoded bytes and never decodes: Redis alone.
+    Raw,
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+// Publishing ------------------------------------------------------------------
+
+fn messages(topic: &str, count: usize) -> Vec<Message> {
+    (0..count)
+        .map(|n| Message::new(topic, payload(n)).expect("message"))
+        .collect()
+}
+
+/// What the plain loop sends for each message: encoded in the loop, or before.
+enum Bodies {
+    Messages(Vec<Message>),
+    Encoded(Vec<Vec<u8>>),
+}
+
+impl Bodies {
+    fn new(topic: &str, count: usize, kind: Loop) -> Self {
+        match kind {
+            Loop::Plain => Self::Messages(messages(topic, count)),
+            Loop::Raw => Self::Encoded(encoded(topic, count)),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Self::Messages(messages) => messages.len(),
+            Self::Encoded(bodies) => bodies.len(),
+        }
+    }
+
+    fn body(&self, index: usize) -> std::borrow::Cow<'_, [u8]> {
+        match self {
+            Self::Messages(messages) => serde_json::to_vec(&messages[index]).expect("json").into(),
+            Self::Encoded(bodies) => bodies[index].as_slice().into(),
+        }
+    }
+
+    /// Sends them in pipelines of `BATCH` XADDs.
+    async fn send_batched(&self, redis: &mut MultiplexedConnection, key: &str) {
+        for start in (0..self.len()).step_by(BATCH) {
+            let mut pipe = redis::pipe();
+            for index in start..(start + BATCH).min(self.len()) {
+                pipe.cmd("XADD")
+                    .arg(key)
+                    .arg("*")
+                    .arg("m")
+                    .arg(self.body(index).as_ref());
+            }
+            let _: Vec<String> = pipe.query_async(redis).await.expect("pipeline");
+        }
+    }
+}
+
+async fn publish_single(bench: &Bench) -> f64 {
+    let topic = bench.topic("single");
+    bench.used(&topic).await;
+    let messages = messages(&topic, SINGLE);
+    let start = Instant::now();
+    for message in &messages {
+        bench.backend.publish(message).await.expect("publish");
+    }
+    SINGLE as f64 / start.elapsed().as_secs_f64()
+}
+
+async fn plain_publish_single(bench: &Bench, kind: Loop) -> f64 {
+    let topic = bench.topic("plain-single");
+    let key = bench.used(&topic).await;
+    let bodies = Bodies::new(&topic, SINGLE, kind);
+    let mut redis = bench.plain.clone();
+    let start = Instant::now();
+    for index in 0..bodies.len() {
+        let _: String = redis::cmd("XADD")
+            .arg(&key)
+            .arg("*")
+            .arg("m")
+            .arg(bodies.body(index).as_ref())
+            .query_async(&mut redis)
+            .await
+            .expect("xadd");
+    }
+    SINGLE as f64 / start.elapsed().as_secs_f64()
+}
+
+async fn publish_batched(bench: &Bench) -> f64 {
+    let topic = bench.topic("batched");
+    bench.used(&topic).await;
+    let messages = messages(&topic, BATCHED);
+    let start = Instant::now();
+    for batch in messages.chunks(BATCH) {
+        bench.backend.publish_batch(batch).await.expect("publish");
+    }
+    BATCHED as f64 / start.elapsed().as_secs_f64()
+}
+
+async fn plain_publish_batched(bench: &Bench, kind: Loop) -> f64 {
+    let topic = bench.topic("plain-batched");
+    let key = bench.used(&topic).await;
+    let bodies = Bodies::new(&topic, BATCHED, kind);
+    let mut redis = bench.plain.clone();
+    let start = Instant::now();
+    bodies.send_batched(&mut redis, &key).await;
+    BATCHED as f64 / start.elapsed().as_secs_f64()
+}
+
+// End to end ------------------------------------------------------------------
+
+/// Up to 64 deliveries per read and 64 handlers per consumer, as the plain loop
+/// reads `COUNT 64`.
+fn options(consumer: usize) -> SubscribeOptions {
+    SubscribeOptions::new("bench")
+        .with_consumer(format!("c{consumer}"))
+        .with_batch_size(64)
+        .with_concurrency(64)
+        .with_block_timeout(Duration::from_millis(100))
+        .with_start_from(StartFrom::Earliest)
+}
+
+/// Four subscribers of one group handle everything one producer publishes.
+async fn end_to_end(bench: &Bench) -> f64 {
+    let topic = bench.topic("e2e");
+    bench.used(&topic).await;
+    let handled = Arc::new(AtomicUsize::new(0));
+    let done = Arc::new(Notify::new());
+    let backend: Arc<dyn MessageBackend> = Arc::new(bench.backend.clone());
+    let mut services = Vec::new();
+    for consumer in 0..CONSUMERS {
+        let service = MessagingService::new(backend.clone());
+        let handled = handled.clone();
+        let done = done.clone();
+        service
+            .subscribe_with(
+                &topic,
+                options(consumer),
+                Arc::new(move |_message: Message| {
+                    let handled = handled.clone();
+                    let done = done.clone();
+                    async move {
+                        if handled.fetch_add(1, Ordering::Relaxed) + 1 == END_TO_END {
+                            done.notify_one();
+                        }
+                        Ok::<(), HandlerError>(())
+                    }
+                }),
+            )
+            .await
+            .expect("subscribe");
+        services.push(service);
+    }
+    let producer = MessagingService::new(backend.clone());
+    let start = Instant::now();
+    for batch in 0..END_TO_END / BATCH {
+        let payloads = (0..BATCH).map(|n| payload(batch * BATCH + n)).collect();
+        producer
+            .publish_batch(&topic, payloads)
+            .await
+            .expect("publish");
+    }
+    done.notified().await;
+    let rate = END_TO_END as f64 / start.elapsed().as_secs_f64();
+    for service in services {
+        service.shutdown().await;
+    }
+    rate
+}
+
+/// The same with pipelined XADDs and four XREADGROUP/XACK loops.
+async fn plain_end_to_end(bench: &Bench, kind: Loop) -> f64 {
+    let topic = bench.topic("plain-e2e");
+    let key = bench.used(&topic).await;
+    let bodies = Bodies::new(&topic, END_TO_END, kind);
+    let mut redis = bench.plain.clone();
+    let _: () = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(&key)
+        .arg("bench")
+        .arg("0")
+        .arg("MKSTREAM")
+        .query_async(&mut redis)
+        .await
+        .expect("group");
+    let handled = Arc::new(AtomicUsize::new(0));
+    let mut consumers = Vec::new();
+    for consumer in 0..CONSUMERS {
+        let mut connection = bench.plain_connection().await;
+        let key = key.clone();
+        let handled = handled.clone();
+        consumers.push(tokio::spawn(async move {
+            while handled.load(Ordering::Relaxed) < END_TO_END {
+                let reply: Option<redis::streams::StreamReadReply> = redis::cmd("XREADGROUP")
+                    .arg("GROUP")
+                    .arg("bench")
+                    .arg(format!("c{consumer}"))
+                    .arg("COUNT")
+                    .arg(64)
+                    .arg("BLOCK")
+                    .arg(100)
+                    .arg("STREAMS")
+                    .arg(&key)
+                    .arg(">")
+                    .query_async(&mut connection)
+                    .await
+                    .expect("xreadgroup");
+                let mut ids = Vec::new();
+                for entry in reply.into_iter().flat_map(|r| r.keys).flat_map(|s| s.ids) {
+                    if kind == Loop::Plain {
+                        let body: Vec<u8> = entry.get("m").expect("field m");
+                        let message: Message = serde_json::from_slice(&body).expect("message");
+                        std::hint::black_box(message);
+                    }
+                    ids.push(entry.id);
+                }
+                if ids.is_empty() {
+                    continue;
+                }
+                let _: i64 = redis::cmd("XACK")
+                    .arg(&key)
+                    .arg("bench")
+                    .arg(&ids)
+                    .query_async(&mut connection)
+                    .await
+                    .expect("xack");
+                handled.fetch_add(ids.len(), Ordering::Relaxed);
+            }
+        }));
+    }
+    let start = Instant::now();
+    bodies.send_batched(&mut redis, &key).await;
+    for consumer in consumers {
+        consumer.await.expect("consumer");
+    }
+    END_TO_END as f64 / start.elapsed().as_secs_f64()
+}
+
+// Latency at a fixed rate -------------------------------------------------------
+
+fn now_micros() -> i64 {
+    Utc::now().timestamp_micros()
+}
+
+/// Publishes `RATE` messages a second for `LATENCY_RUN`, one message per call,
+/// calling `publish` with the send time in microseconds.
+async fn paced<F, Fut>(publish: F) -> usize
+where
+    F: Fn(i64) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let per_tick = (RATE / 1000) as usize;
+    let mut ticker = tokio::time::interval(Duration::from_millis(1));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let start = Instant::now();
+    let mut sent = 0;
+    let mut inflight = Vec::new();
+    while start.elapsed() < LATENCY_RUN {
+        ticker.tick().await;
+        for _ in 0..per_tick {
+            inflight.push(tokio::spawn(publish(now_micros())));
+            sent += 1;
+        }
+        if inflight.len() > 1_000 {
+            futures::future::join_all(inflight.drain(..)).await;
+        }
+    }
+    futures::future::join_all(inflight).await;
+    sent
+}
+
+fn latency_figures(mut samples: Vec<f64>) -> (f64, f64) {
+    samples.sort_by(f64::total_cmp);
+    (percentile(&samples, 0.50), percentile(&samples, 0.99))
+}
+
+async fn latency(bench: &Bench) -> (f64, f64) {
+    let topic = bench.topic("latency");
+    bench.used(&topic).await;
+    let backend: Arc<dyn MessageBackend> = Arc::new(bench.backend.clone());
+    let samples = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut services = Vec::new();
+    for consumer in 0..CONSUMERS {
+        let service = MessagingService::new(backend.clone());
+        let samples = samples.clone();
+        service
+            .subscribe_with(
+                &topic,
+                options(consumer),
+                Arc::new(move |message: Message| {
+                    let samples = samples.clone();
+                    async move {
+                        let sent = message.payload["sent"].as_i64().unwrap_or_default();
+                        let ms = (now_micros() - sent) as f64 / 1000.0;
+                        samples.lock().expect("samples").push(ms);
+                        Ok::<(), HandlerError>(())
+                    }
+                }),
+            )
+            .await
+            .expect("subscribe");
+        services.push(service);
+    }
+    let producer = Arc::new(MessagingService::new(backend.clone()));
+    let sent = paced(|sent| {
+        let producer = producer.clone();
+        let topic = topic.clone();
+        async move {
+            producer
+                .publish(&topic, json!({ "sent": sent }))
+                .await
+                .expect("publish");
+        }
+    })
+    .await;
+    while samples.lock().expect("samples").len() < sent {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    for service in services {
+        service.shutdown().await;
+    }
+    let samples = samples.lock().expect("samples").clone();
+    latency_figures(samples)
+}
+
+async fn plain_latency_run(bench: &Bench) -> (f64, f64) {
+    let topic = bench.topic("plain-latency");
+    let key = bench.used(&topic).await;
+    let mut redis = bench.plain.clone();
+    let _: () = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(&key)
+        .arg("bench")
+        .arg("$")
+        .arg("MKSTREAM")
+        .query_async(&mut redis)
+        .await
+        .expect("group");
+    let samples = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut consumers = Vec::new();
+    for consumer in 0..CONSUMERS {
+        let mut connection = bench.plain_connection().await;
+        let key = key.clone();
+        let samples = samples.clone();
+        let stop = stop.clone();
+        consumers.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let reply: Option<redis::streams::StreamReadReply> = redis::cmd("XREADGROUP")
+                    .arg("GROUP")
+                    .arg("bench")
+                    .arg(format!("c{consumer}"))
+                    .arg("COUNT")
+                    .arg(64)
+                    .arg("BLOCK")
+                    .arg(100)
+                    .arg("STREAMS")
+                    .arg(&key)
+                    .arg(">")
+                    .query_async(&mut connection)
+                    .await
+                    .expect("xreadgroup");
+                let mut ids = Vec::new();
+                for entry in reply.into_iter().flat_map(|r| r.keys).flat_map(|s| s.ids) {
+                    let body: String = entry.get("m").expect("field m");
+                    let message: Message = serde_json::from_str(&body).expect("message");
+                    let sent = message.payload["sent"].as_i64().unwrap_or_default();
+                    samples
+                        .lock()
+                        .expect("samples")
+                        .push((now_micros() - sent) as f64 / 1000.0);
+                    ids.push(entry.id);
+                }
+                if !ids.is_empty() {
+                    let _: i64 = redis::cmd("XACK")
+                        .arg(&key)
+                        .arg("bench")
+                        .arg(&ids)
+                        .query_async(&mut connection)
+                        .await
+                        .expect("xack");
+                }
+            }
+        }));
+    }
+    let topic_for_messages = topic.clone();
+    let sent = paced(|sent| {
+        let mut redis = redis.clone();
+        let key = key.clone();
+        let topic = topic_for_messages.clone();
+        async move {
+            let message = Message::new(topic, json!({ "sent": sent })).expect("message");
+            let body = serde_json::to_vec(&message).expect("json");
+            let _: String = redis::cmd("XADD")
+                .arg(&key)
+                .arg("*")
+                .arg("m")
+                .arg(body)
+                .query_async(&mut redis)
+                .await
+                .expect("xadd");
+        }
+    })
+    .await;
+    while samples.lock().expect("samples").len() < sent {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    for consumer in consumers {
+        consumer.await.expect("consumer");
+    }
+    let samples = samples.lock().expect("samples").clone();
+    latency_figures(samples)
+}
+
+// Delayed messages ----------------------------------------------------------------
+
+/// Lateness of delayed messages (handled at minus due at), due over 2 s.
+async fn delayed_lateness(bench: &Bench) -> (f64, f64) {
+    let topic = bench.topic("delayed");
+    bench.used(&topic).await;
+    let service = MessagingService::new(Arc::new(bench.backend.clone()));
+    let samples = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let recorded = samples.clone();
+    service
+        .subscribe_with(
+            &topic,
+            options(0),
+            Arc::new(move |message: Message| {
+                let samples = recorded.clone();
+                async move {
+                    let due = message.payload["due"].as_i64().unwrap_or_default();
+                    samples
+                        .lock()
+                        .expect("samples")
+                        .push((now_micros() - due) as f64 / 1000.0);
+                    Ok::<(), HandlerError>(())
+                }
+            }),
+        )
+        .await
+        .expect("subscribe");
+    let start = Utc::now() + chrono::Duration::milliseconds(500);
+    for _ in 0..DELAYED {
+        let at = start + chrono::Duration::microseconds(fastrand::i64(0..2_000_000));
+        service
+            .publish_at(&topic, json!({ "due": at.timestamp_micros() }), at)
+            .await
+            .expect("publish at");
+    }
+    while samples.lock().expect("samples").len() < DELAYED {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    service.shutdown().await;
+    let samples = samples.lock().expect("samples").clone();
+    assert!(
+        samples.iter().all(|late| *late >= 0.0),
+        "a delayed message arrived early"
+    );
+    latency_figures(samples)
+}
+
+// Report ------------------------------------------------------------------------
+
+enum Target {
+    None,
+    RatioAtLeast(f64),
+    AtMost(f64),
+}
+
+#[derive(Default)]
+struct Report {
+    lines: Vec<String>,
+    missed: usize,
+}
+
+impl Report {
+    /// `figures`: the backend's, then the plain loop's, then the raw loop's.
+    fn row(&mut self, name: &str, figures: &[f64], target: Target) {
+        let ours = figures[0];
+        let ratio = |other: Option<&f64>| other.map(|other| ours / other);
+        let plain_ratio = ratio(figures.get(1));
+        let (target_text, met) = match target {
+            Target::None => (String::new(), true),
+            Target::RatioAtLeast(min) => (
+                format!("ratio >= {min:.2}"),
+                plain_ratio.is_some_and(|r| r >= min),
+            ),
+            Target::AtMost(max) => (format!("<= {max:.0}"), ours <= max),
+        };
+        if !met {
+            self.missed += 1;
+        }
+        let verdict = match (target_text.is_empty(), met) {
+            (true, _) => String::new(),
+            (false, true) => format!("{target_text}: met"),
+            (false, false) => format!("{target_text}: MISSED"),
+        };
+        let figure = |value: Option<&f64>| value.map_or("-".to_owned(), |v| format!("{v:.1}"));
+        let share = |value: Option<f64>| value.map_or("-".to_owned(), |v| format!("{v:.2}"));
+        self.lines.push(format!(
+            "| {name:<44} | {ours:>10.1} | {:>10} | {:>5} | {:>10} | {:>5} | {verdict} |",
+            figure(figures.get(1)),
+            share(plain_ratio),
+            figure(figures.get(2)),
+            share(ratio(figures.get(2))),
+        ));
+    }
+
+    fn print(&self) {
+        println!(
+            "| {:<44} | {:>10} | {:>10} | {:>5} | {:>10} | {:>5} | target |",
+            "figure", "backend", "plain loop", "ratio", "raw loop", "ratio"
+        );
+        println!(
+            "|{:-<46}|{:->12}|{:->12}|{:->7}|{:->12}|{:->7}|--------|",
+            "", "", "", "", "", ""
+        );
+        for line in &self.lines {
+            println!("{line}");
+        }
+        if self.missed == 0 {
+            println!("every target met");
+        } else {
+            println!("{} target(s) MISSED", self.missed);
+        }
+    }
+}

@@ -14,6 +14,7 @@ use redis::{Client, Cmd, RedisError, Value};
 use tracing::{error, warn};
 
 use crate::RedisBackendConfig;
+use crate::acks::{self, AckRequest, AckSender};
 use crate::codec::{self, MESSAGE_FIELD, RawEntry};
 use crate::error::{InvalidConfig, backend_error, is_busy_group, is_no_group, is_unblocked};
 use crate::keys::{Keys, TopicKeys};
@@ -53,6 +54,7 @@ pub(crate) struct Inner {
     connection: ConnectionManager,
     blocking: BlockingPool,
     schedule: Arc<Schedule>,
+    acks: AckSender,
     /// Where the next XAUTOCLAIM of each (topic, group) starts.
     reclaim_cursors: Mutex<HashMap<(String, String), String>>,
 }
@@ -61,13 +63,6 @@ impl Drop for Inner {
     fn drop(&mut self) {
         self.schedule.close();
     }
-}
-
-/// What one promotion did.
-pub(crate) struct Promotion {
-    moved: u64,
-    /// Until the next delayed message is due, by the server's clock.
-    until_next: Option<Duration>,
 }
 
 impl RedisBackend {
@@ -87,7 +82,9 @@ impl RedisBackend {
             .await
             .map_err(backend_error)?;
         let schedule = Arc::new(Schedule::default());
+        let (acks, ack_requests) = acks::channel();
         let inner = Arc::new(Inner {
+            acks,
             keys: Keys::new(&config.key_prefix),
             blocking: BlockingPool::new(client, config.connect_timeout),
             config,
@@ -96,6 +93,7 @@ impl RedisBackend {
             reclaim_cursors: Mutex::new(HashMap::new()),
         });
         tokio::spawn(maintenance::run(Arc::downgrade(&inner), schedule));
+        tokio::spawn(acks::run(Arc::downgrade(&inner), ack_requests));
         Ok(Self { inner })
     }
 
@@ -110,9 +108,9 @@ impl RedisBackend {
     pub async fn promote_due(&self, topic: &str) -> Result<u64, BackendError> {
         let mut moved = 0;
         loop {
-            let promotion = self.inner.promote(topic).await?;
-            moved += promotion.moved;
-            if promotion.moved < PROMOTE_BATCH as u64 {
+            let round = self.inner.promote(topic).await?;
+            moved += round;
+            if round < PROMOTE_BATCH as u64 {
                 return Ok(moved);
             }
         }
@@ -134,8 +132,9 @@ impl Inner {
         self.schedule.know(topic, self.config.trim_interval);
     }
 
-    /// Runs the promotion script once and records when the next one is due.
-    pub(crate) async fn promote(&self, topic: &str) -> Result<Promotion, BackendError> {
+    /// Runs the promotion script once, records when the next one is due (by the
+    /// server's clock), and returns how many messages it moved.
+    pub(crate) async fn promote(&self, topic: &str) -> Result<u64, BackendError> {
         let keys = self.keys.topic(topic);
         let (moved, next_due, now): (i64, i64, i64) = SCRIPTS
             .promote
@@ -154,10 +153,7 @@ impl Inner {
             })
         };
         self.schedule.promote_after(topic, wait);
-        Ok(Promotion {
-            moved: u64::try_from(moved).unwrap_or(0),
-            until_next,
-        })
+        Ok(u64::try_from(moved).unwrap_or(0))
     }
 
     /// Trims a topic's stream; true when there is more to trim right away.
@@ -263,48 +259,63 @@ impl Inner {
         block: Duration,
     ) -> Result<Vec<Delivery>, BackendError> {
         let keys = self.keys.topic(topic);
-        // Promote what is due first, and wake up when the next delayed message is
-        // due even if nothing else arrives.
-        let promotion = self.promote(topic).await?;
-        let block = promotion.until_next.map_or(block, |until| block.min(until));
-        let block_ms = u64::try_from(block.as_millis()).unwrap_or(u64::MAX);
-        let mut command = redis::cmd("XREADGROUP");
-        command
-            .arg("GROUP")
-            .arg(group)
-            .arg(consumer)
-            .arg("COUNT")
-            .arg(count);
-        // BLOCK 0 would wait forever: leave it out for a read that must not wait.
-        if block_ms > 0 {
-            command.arg("BLOCK").arg(block_ms);
-        }
-        command.arg("STREAMS").arg(&keys.stream).arg(">");
-        let reply = if block_ms > 0 {
-            self.blocking_query(&command, Duration::from_millis(block_ms))
-                .await
-        } else {
-            command.query_async::<Value>(&mut self.connection()).await
-        };
-        let reply = match reply {
-            Ok(reply) => reply,
-            Err(error) if is_no_group(&error) => {
-                self.recover_group(topic, group).await?;
-                return Ok(Vec::new());
+        let deadline = tokio::time::Instant::now() + block;
+        loop {
+            // Promote what is due first (unless this process did lately and
+            // knows nothing is due yet), and block no longer than until the next
+            // promotion: a delayed message falls due, or another process may
+            // have scheduled one.
+            let until_promote = match self.schedule.until_promote(topic) {
+                Some(wait) => wait,
+                None => {
+                    self.promote(topic).await?;
+                    self.schedule.until_promote(topic).unwrap_or(Duration::ZERO)
+                }
+            };
+            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let wait = remaining.min(until_promote);
+            // Whole milliseconds, rounded up; BLOCK 0 would wait forever, so a
+            // read that must not wait leaves BLOCK out.
+            let block_ms = u64::try_from(wait.as_micros().div_ceil(1000)).unwrap_or(u64::MAX);
+            let mut command = redis::cmd("XREADGROUP");
+            command
+                .arg("GROUP")
+                .arg(group)
+                .arg(consumer)
+                .arg("COUNT")
+                .arg(count);
+            if block_ms > 0 {
+                command.arg("BLOCK").arg(block_ms);
             }
-            Err(error) if is_unblocked(&error) => return Ok(Vec::new()),
-            Err(error) => return Err(backend_error(error)),
-        };
-        // A new entry has been delivered exactly once.
-        let entries = codec::read_reply_entries(&reply)
-            .into_iter()
-            .map(|(id, fields)| RawEntry {
-                id,
-                delivery_count: 1,
-                fields,
-            })
-            .collect();
-        Ok(self.deliveries(topic, group, consumer, entries).await)
+            command.arg("STREAMS").arg(&keys.stream).arg(">");
+            let reply = if block_ms > 0 {
+                self.blocking_query(&command, Duration::from_millis(block_ms))
+                    .await
+            } else {
+                command.query_async::<Value>(&mut self.connection()).await
+            };
+            let reply = match reply {
+                Ok(reply) => reply,
+                Err(error) if is_no_group(&error) => {
+                    self.recover_group(topic, group).await?;
+                    return Ok(Vec::new());
+                }
+                Err(error) if is_unblocked(&error) => return Ok(Vec::new()),
+                Err(error) => return Err(backend_error(error)),
+            };
+            // A new entry has been delivered exactly once.
+            let entries: Vec<RawEntry> = codec::read_reply_entries(reply)
+                .into_iter()
+                .map(|(id, fields)| RawEntry {
+                    id,
+                    delivery_count: 1,
+                    fields,
+                })
+                .collect();
+            if !entries.is_empty() || tokio::time::Instant::now() >= deadline {
+                return Ok(self.deliveries(topic, group, consumer, entries).await);
+            }
+        }
     }
 
     async fn read_own_pending(
@@ -333,7 +344,7 @@ impl Inner {
             }
             Err(error) => return Err(backend_error(error)),
         };
-        let entries = codec::triples(codec::items(&reply));
+        let entries = codec::triples(codec::items(reply));
         Ok(self.deliveries(topic, group, consumer, entries).await)
     }
 
@@ -377,6 +388,25 @@ impl Inner {
             }
         }
         deliveries
+    }
+
+    /// Acknowledges receipts of one topic and group in one fenced script call;
+    /// true for each that was still owned.
+    pub(crate) async fn ack_many(&self, receipts: &[&Receipt]) -> Result<Vec<bool>, RedisError> {
+        let Some(first) = receipts.first() else {
+            return Ok(Vec::new());
+        };
+        let keys = self.keys.topic(&first.topic);
+        let mut invocation = SCRIPTS.ack.key(&keys.stream);
+        invocation.arg(&first.group);
+        for receipt in receipts {
+            invocation
+                .arg(&receipt.consumer)
+                .arg(&receipt.entry_id)
+                .arg(receipt.delivery_count);
+        }
+        let settled: Vec<i64> = invocation.invoke_async(&mut self.connection()).await?;
+        Ok(settled.into_iter().map(|done| done == 1).collect())
     }
 
     async fn dead_letter_as(
@@ -450,9 +480,8 @@ impl MessageBackend for RedisBackend {
     }
 
     async fn publish(&self, message: &Message) -> Result<String, BackendError> {
-        message.validate()?;
+        let json = codec::encode_valid(message)?;
         let inner = &self.inner;
-        let json = codec::encode(message)?;
         let keys = inner.keys.topic(&message.topic);
         let (id,): (String,) = redis::pipe()
             .cmd("XADD")
@@ -472,9 +501,11 @@ impl MessageBackend for RedisBackend {
     }
 
     async fn publish_batch(&self, messages: &[Message]) -> Result<Vec<String>, BackendError> {
-        for message in messages {
-            message.validate()?;
-        }
+        // Every message is checked before anything is sent.
+        let encoded = messages
+            .iter()
+            .map(codec::encode_valid)
+            .collect::<Result<Vec<_>, _>>()?;
         if messages.is_empty() {
             return Ok(Vec::new());
         }
@@ -482,7 +513,7 @@ impl MessageBackend for RedisBackend {
         let mut pipe = redis::pipe();
         let mut topics = BTreeSet::new();
         let mut keys: Option<(&str, TopicKeys)> = None;
-        for message in messages {
+        for (message, json) in messages.iter().zip(encoded) {
             let stream = match &keys {
                 Some((topic, keys)) if *topic == message.topic => &keys.stream,
                 _ => {
@@ -496,7 +527,7 @@ impl MessageBackend for RedisBackend {
                 .arg(stream)
                 .arg("*")
                 .arg(MESSAGE_FIELD)
-                .arg(codec::encode(message)?);
+                .arg(json);
             topics.insert(message.topic.as_str());
         }
         pipe.cmd("SADD")
@@ -687,12 +718,15 @@ impl MessageBackend for RedisBackend {
                 Err(error) if is_no_group(&error) => break,
                 Err(error) => return Err(backend_error(error)),
             };
-            let items = codec::items(&reply);
+            let mut items = codec::items(reply);
             let next = items
                 .first()
                 .and_then(codec::string)
                 .unwrap_or_else(|| CURSOR_START.to_owned());
-            entries.extend(codec::triples(items.get(1..).unwrap_or_default()));
+            if !items.is_empty() {
+                items.remove(0);
+            }
+            entries.extend(codec::triples(items));
             cursor = next;
             if entries.len() >= count {
                 break;
@@ -724,18 +758,28 @@ impl MessageBackend for RedisBackend {
     }
 
     async fn ack(&self, receipt: &Receipt) -> Result<Settlement, BackendError> {
-        let keys = self.inner.keys.topic(&receipt.topic);
-        let done: Vec<i64> = SCRIPTS
-            .ack
-            .key(&keys.stream)
-            .arg(&receipt.group)
-            .arg(&receipt.consumer)
-            .arg(&receipt.entry_id)
-            .arg(receipt.delivery_count)
-            .invoke_async(&mut self.inner.connection())
-            .await
-            .map_err(backend_error)?;
-        Ok(settlement(receipt, "ack", done.first() == Some(&1)))
+        let (done, settled) = tokio::sync::oneshot::channel();
+        let request = AckRequest {
+            receipt: receipt.clone(),
+            done,
+        };
+        let settled = match self.inner.acks.send(request) {
+            Ok(()) => settled.await.unwrap_or_else(|_| {
+                Err(BackendError::unavailable(std::io::Error::other(
+                    "the acknowledgement task stopped",
+                )))
+            })?,
+            // Only while the backend is being dropped.
+            Err(_) => {
+                let settled = self
+                    .inner
+                    .ack_many(&[receipt])
+                    .await
+                    .map_err(backend_error)?;
+                settled.first().copied().unwrap_or(false)
+            }
+        };
+        Ok(settlement(receipt, "ack", settled))
     }
 
     async fn retry_at(
@@ -800,7 +844,7 @@ impl MessageBackend for RedisBackend {
             .query_async(&mut self.inner.connection())
             .await
             .map_err(backend_error)?;
-        Ok(codec::entries(&reply)
+        Ok(codec::entries(reply)
             .into_iter()
             .filter_map(|(id, fields)| match codec::decode_dead_letter(&id, &fields) {
                 Ok(dead) => Some(dead),
@@ -825,7 +869,7 @@ impl MessageBackend for RedisBackend {
             .query_async(&mut inner.connection())
             .await
             .map_err(backend_error)?;
-        let Some((id, fields)) = codec::entries(&reply).into_iter().next() else {
+        let Some((id, fields)) = codec::entries(reply).into_iter().next() else {
             return Ok(false);
         };
         let dead =
@@ -871,7 +915,7 @@ impl MessageBackend for RedisBackend {
             .invoke_async(&mut inner.connection())
             .await
             .map_err(backend_error)?;
-        let items = codec::items(&reply);
+        let items = codec::items(reply);
         let count = |index: usize| {
             items
                 .get(index)
@@ -928,7 +972,7 @@ impl MessageBackend for RedisBackend {
         match settings {
             Ok((policy, appendonly, save)) => {
                 let value = |reply: &Value| {
-                    codec::fields(reply)
+                    codec::fields(reply.clone())
                         .and_then(|pairs| pairs.into_iter().next())
                         .map(|(_, value)| String::from_utf8_lossy(&value).into_owned())
                 };

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use messaging_core::{BackendError, DeadLetter};
-use messaging_model::{Message, MessageStatus};
+use messaging_model::{Message, MessageStatus, ValidationError};
 use redis::Value;
 use serde_json::json;
 
@@ -24,6 +24,24 @@ pub(crate) fn encode(message: &Message) -> Result<Vec<u8>, BackendError> {
     serde_json::to_vec(message).map_err(BackendError::command)
 }
 
+/// Checks a message as [`Message::validate`] does, given the length of its JSON:
+/// a message whose whole JSON is within the payload limit has a payload within
+/// it too, so the payload is measured (serialised again) only when it may not be.
+fn check_limits(message: &Message, json_len: usize) -> Result<(), ValidationError> {
+    messaging_model::validate_topic(&message.topic)?;
+    if !message.payload.is_object() || json_len > messaging_model::MAX_PAYLOAD_BYTES {
+        messaging_model::validate_payload(&message.payload)?;
+    }
+    messaging_model::validate_max_retry(message.max_retry)
+}
+
+/// The JSON of a message, after checking it.
+pub(crate) fn encode_valid(message: &Message) -> Result<Vec<u8>, BackendError> {
+    let json = encode(message)?;
+    check_limits(message, json.len())?;
+    Ok(json)
+}
+
 /// The message of an entry, or why it cannot be decoded.
 pub(crate) fn decode(fields: &Fields) -> Result<Message, String> {
     let json = fields
@@ -33,9 +51,7 @@ pub(crate) fn decode(fields: &Fields) -> Result<Message, String> {
         .ok_or_else(|| format!("no `{MESSAGE_FIELD}` field"))?;
     let mut message: Message =
         serde_json::from_slice(json).map_err(|error| format!("not a message: {error}"))?;
-    message
-        .validate()
-        .map_err(|error| format!("invalid message: {error}"))?;
+    check_limits(&message, json.len()).map_err(|error| format!("invalid message: {error}"))?;
     message.status = MessageStatus::Processing;
     Ok(message)
 }
@@ -122,11 +138,10 @@ pub(crate) fn decode_dead_letter(id: &str, fields: &Fields) -> Result<DeadLetter
 // Reading replies. Redis answers in RESP2 unless the URL asks for RESP3, and
 // scripts answer with arrays; these accept both shapes where they differ.
 
-pub(crate) fn bytes(value: &Value) -> Option<Vec<u8>> {
+pub(crate) fn bytes(value: Value) -> Option<Vec<u8>> {
     match value {
-        Value::BulkString(bytes) => Some(bytes.clone()),
-        Value::SimpleString(text) => Some(text.clone().into_bytes()),
-        Value::VerbatimString { text, .. } => Some(text.clone().into_bytes()),
+        Value::BulkString(bytes) => Some(bytes),
+        Value::SimpleString(text) | Value::VerbatimString { text, .. } => Some(text.into_bytes()),
         Value::Int(number) => Some(number.to_string().into_bytes()),
         Value::Okay => Some(b"OK".to_vec()),
         _ => None,
@@ -134,7 +149,12 @@ pub(crate) fn bytes(value: &Value) -> Option<Vec<u8>> {
 }
 
 pub(crate) fn string(value: &Value) -> Option<String> {
-    bytes(value).and_then(|bytes| String::from_utf8(bytes).ok())
+    match value {
+        Value::BulkString(bytes) => String::from_utf8(bytes.clone()).ok(),
+        Value::SimpleString(text) | Value::VerbatimString { text, .. } => Some(text.clone()),
+        Value::Int(number) => Some(number.to_string()),
+        _ => None,
+    }
 }
 
 pub(crate) fn int(value: &Value) -> Option<i64> {
@@ -145,51 +165,57 @@ pub(crate) fn int(value: &Value) -> Option<i64> {
     }
 }
 
-pub(crate) fn items(value: &Value) -> &[Value] {
+pub(crate) fn items(value: Value) -> Vec<Value> {
     match value {
         Value::Array(items) | Value::Set(items) => items,
-        _ => &[],
+        _ => Vec::new(),
     }
 }
 
 /// Field/value pairs from a flat array (or a map).
-pub(crate) fn fields(value: &Value) -> Option<Fields> {
+pub(crate) fn fields(value: Value) -> Option<Fields> {
     match value {
         Value::Map(pairs) => pairs
-            .iter()
+            .into_iter()
             .map(|(key, value)| Some((bytes(key)?, bytes(value)?)))
             .collect(),
-        Value::Array(flat) => flat
-            .chunks_exact(2)
-            .map(|pair| Some((bytes(&pair[0])?, bytes(&pair[1])?)))
-            .collect(),
+        Value::Array(flat) => {
+            let mut pairs = Vec::with_capacity(flat.len() / 2);
+            let mut flat = flat.into_iter();
+            while let (Some(key), Some(value)) = (flat.next(), flat.next()) {
+                pairs.push((bytes(key)?, bytes(value)?));
+            }
+            Some(pairs)
+        }
         _ => None,
     }
 }
 
 /// `[[id, [field, value, ...]], ...]`: entries of a stream (XRANGE, or one
 /// stream's part of an XREADGROUP reply). Entries without fields are left out.
-pub(crate) fn entries(value: &Value) -> Vec<(String, Fields)> {
+pub(crate) fn entries(value: Value) -> Vec<(String, Fields)> {
     items(value)
-        .iter()
+        .into_iter()
         .filter_map(|entry| {
-            let parts = items(entry);
-            let id = string(parts.first()?)?;
-            let fields = fields(parts.get(1)?)?;
+            let mut parts = items(entry).into_iter();
+            let id = string(&parts.next()?)?;
+            let fields = fields(parts.next()?)?;
             Some((id, fields))
         })
         .collect()
 }
 
 /// The entries of the one stream an XREADGROUP asked for; nil (timed out) is none.
-pub(crate) fn read_reply_entries(value: &Value) -> Vec<(String, Fields)> {
+pub(crate) fn read_reply_entries(value: Value) -> Vec<(String, Fields)> {
     match value {
         Value::Map(streams) => streams
-            .first()
+            .into_iter()
+            .next()
             .map(|(_, entries_value)| entries(entries_value)),
         Value::Array(streams) => streams
-            .first()
-            .and_then(|stream| items(stream).get(1))
+            .into_iter()
+            .next()
+            .and_then(|stream| items(stream).into_iter().nth(1))
             .map(entries),
         _ => None,
     }
@@ -197,17 +223,22 @@ pub(crate) fn read_reply_entries(value: &Value) -> Vec<(String, Fields)> {
 }
 
 /// The flat `id, delivery count, fields, ...` triples our read scripts return.
-pub(crate) fn triples(values: &[Value]) -> Vec<RawEntry> {
-    values
-        .chunks_exact(3)
-        .filter_map(|triple| {
+pub(crate) fn triples(values: Vec<Value>) -> Vec<RawEntry> {
+    let mut entries = Vec::with_capacity(values.len() / 3);
+    let mut values = values.into_iter();
+    while let (Some(id), Some(count), Some(fields_value)) =
+        (values.next(), values.next(), values.next())
+    {
+        let parsed = (|| {
             Some(RawEntry {
-                id: string(&triple[0])?,
-                delivery_count: u32::try_from(int(&triple[1])?).ok()?,
-                fields: fields(&triple[2])?,
+                id: string(&id)?,
+                delivery_count: u32::try_from(int(&count)?).ok()?,
+                fields: fields(fields_value)?,
             })
-        })
-        .collect()
+        })();
+        entries.extend(parsed);
+    }
+    entries
 }
 
 #[cfg(test)]

@@ -1,3 +1,5 @@
+use std::sync::Arc;
+
 use messaging_core::BackendError;
 use redis::{ErrorKind, RedisError, ServerErrorKind};
 
@@ -17,6 +19,32 @@ pub(crate) fn backend_error(error: RedisError) -> BackendError {
         BackendError::unavailable(error)
     } else {
         BackendError::command(error)
+    }
+}
+
+/// The same, for one driver error shared by several callers (a batch of acks).
+pub(crate) fn shared_backend_error(error: &Arc<RedisError>) -> BackendError {
+    let shared = SharedError(error.clone());
+    if is_transient(error) {
+        BackendError::unavailable(shared)
+    } else {
+        BackendError::command(shared)
+    }
+}
+
+/// A driver error several results point to.
+#[derive(Debug)]
+struct SharedError(Arc<RedisError>);
+
+impl std::fmt::Display for SharedError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for SharedError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
     }
 }
 

@@ -57,6 +57,7 @@
 //! # Ok(()) }
 //! ```
 
+mod acks;
 mod backend;
 mod codec;
 mod config;

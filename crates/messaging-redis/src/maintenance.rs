@@ -83,6 +83,15 @@ impl Schedule {
         }
     }
 
+    /// How long until `topic` needs promoting again; `None` when it does now
+    /// (or is not known yet).
+    pub(crate) fn until_promote(&self, topic: &str) -> Option<Duration> {
+        let promote = self.lock().get(topic)?.promote;
+        promote
+            .checked_duration_since(Instant::now())
+            .filter(|wait| !wait.is_zero())
+    }
+
     fn trim_after(&self, topic: &str, wait: Duration) {
         if let Some(timers) = self.lock().get_mut(topic) {
             timers.trim = Instant::now() + wait;
