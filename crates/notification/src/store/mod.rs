@@ -142,7 +142,11 @@ impl InboxCursor {
     /// assert!(InboxCursor::decode("garbage").is_err());
     /// ```
     pub fn encode(&self) -> String {
-        format!("{}.{}", self.created_at.timestamp_micros(), self.id.simple())
+        format!(
+            "{}.{}",
+            self.created_at.timestamp_micros(),
+            self.id.simple()
+        )
     }
 
     /// Parses [`InboxCursor::encode`]'s output.
@@ -256,7 +260,11 @@ pub trait NotificationStore: Send + Sync + 'static {
 
     /// Changes a notification's status: `sent` with `sent_at`, or `failed` with the
     /// error. Returns the updated notification.
-    async fn update_status(&self, id: Uuid, update: StatusUpdate) -> Result<Notification, StoreError>;
+    async fn update_status(
+        &self,
+        id: Uuid,
+        update: StatusUpdate,
+    ) -> Result<Notification, StoreError>;
 
     /// One of the user's notifications.
     async fn get(&self, user_id: &str, id: Uuid) -> Result<Notification, StoreError>;
@@ -269,7 +277,11 @@ pub trait NotificationStore: Send + Sync + 'static {
     ) -> Result<Option<Notification>, StoreError>;
 
     /// A page of the user's inbox, newest first.
-    async fn list_for_user(&self, user_id: &str, query: &InboxQuery) -> Result<InboxPage, StoreError>;
+    async fn list_for_user(
+        &self,
+        user_id: &str,
+        query: &InboxQuery,
+    ) -> Result<InboxPage, StoreError>;
 
     /// How many of the user's notifications are unread.
     async fn unread_count(&self, user_id: &str) -> Result<u64, StoreError>;
@@ -295,7 +307,11 @@ pub trait NotificationStore: Send + Sync + 'static {
 pub trait TemplateStore: Send + Sync + 'static {
     /// The template with this name and locale, active or not (the caller refuses
     /// inactive ones with a clear error); `None` when there is none.
-    async fn get(&self, name: &str, locale: Option<&str>) -> Result<Option<MessageTemplate>, StoreError>;
+    async fn get(
+        &self,
+        name: &str,
+        locale: Option<&str>,
+    ) -> Result<Option<MessageTemplate>, StoreError>;
 
     /// Inserts the template, or replaces the one with the same name and locale
     /// (keeping its id and `created_at`, bumping `updated_at`). Returns what is stored.
