@@ -266,6 +266,34 @@ async fn the_worker_serves_per_topic_gauges_and_stops_on_sigterm_scenario(env: &
         body.contains(r#"messaging_group_lag{topic="user.registered",group="notification"} 0"#),
         "{body}"
     );
+
+    // The runtime's own counters and histogram come through the same endpoint.
+    let handled = env
+        .run(&[
+            "publish",
+            "user.registered",
+            "--json",
+            r#"{"user_id":"u-e","email":"e@example.com","name":"E"}"#,
+        ])
+        .await;
+    assert_eq!(handled.code, Some(0), "{}", handled.stderr);
+    env.sink
+        .wait_for_messages(1, DEADLINE)
+        .await
+        .expect("the email arrives");
+    let body = env
+        .eventually("the handled counter", || async {
+            let body = scrape(&addr).await?;
+            body.contains(
+                r#"messaging_handled_total{topic="user.registered",group="notification"} 1"#,
+            )
+            .then_some(body)
+        })
+        .await;
+    assert!(
+        body.contains("messaging_handler_duration_seconds"),
+        "{body}"
+    );
     assert!(
         body.contains("# TYPE messaging_topic_dead_lettered gauge"),
         "{body}"

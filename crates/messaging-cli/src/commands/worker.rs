@@ -133,7 +133,8 @@ mod tests {
 
     #[test]
     fn flags_override_the_config_file() {
-        let path = std::env::temp_dir().join(format!("messaging-worker-test-{}.toml", std::process::id()));
+        let path =
+            std::env::temp_dir().join(format!("messaging-worker-test-{}.toml", std::process::id()));
         std::fs::write(
             &path,
             "[backend]\nredis_url = \"redis://from-file:6379\"\nkey_prefix = \"file\"\n\n[worker]\nconcurrency = 3\nconsumer = \"replica-a\"\n",
@@ -155,13 +156,19 @@ mod tests {
         };
         let config = load(&args).unwrap();
         std::fs::remove_file(&path).unwrap();
-        assert_eq!(config.backend.redis_url.as_deref(), Some("redis://from-flag:6379"));
+        assert_eq!(
+            config.backend.redis_url.as_deref(),
+            Some("redis://from-flag:6379")
+        );
         assert_eq!(config.backend.key_prefix.as_deref(), Some("file"));
         assert_eq!(config.database.schema.as_deref(), Some("tenant_a"));
         assert_eq!(config.worker.concurrency, 5);
         assert_eq!(config.metrics_addr().unwrap(), None);
         let options = subscribe_options(&config);
-        assert_eq!((options.group.as_str(), options.consumer.as_str()), ("notification", "replica-a"));
+        assert_eq!(
+            (options.group.as_str(), options.consumer.as_str()),
+            ("notification", "replica-a")
+        );
         assert_eq!(options.concurrency, 5);
     }
 }
