@@ -3,15 +3,18 @@
 -- $5 cursor id or NULL, $6 rows to fetch (the page size plus one, to know whether
 -- another page follows).
 --
--- Absent bounds become infinities rather than "$n IS NULL OR ..." so the
--- conditions stay index conditions on notifications_inbox_idx even in the
--- generic plan of the prepared statement.
+-- Absent bounds become infinities rather than "$n IS NULL OR ...", so the range
+-- conditions stay index conditions on notifications_inbox_idx, even in the
+-- generic plan of the prepared statement. The kind stays a plain filter: its
+-- "$2 IS NULL OR" folds away in a custom plan, whereas "kind = COALESCE($2, kind)"
+-- makes the planner underestimate the rows and sort a bitmap scan instead of
+-- reading the index in order.
 SELECT id, user_id, kind, title, content, status, is_read, metadata, error, idempotency_key, created_at, read_at, sent_at
 FROM notifications
 WHERE user_id = $1
   AND created_at >= COALESCE($3, '-infinity'::timestamptz)
   AND (created_at, id) < (COALESCE($4, 'infinity'::timestamptz),
                           COALESCE($5, 'ffffffff-ffff-ffff-ffff-ffffffffffff'::uuid))
-  AND kind = COALESCE($2, kind)
+  AND ($2::text IS NULL OR kind = $2)
 ORDER BY created_at DESC, id DESC
 LIMIT $6
