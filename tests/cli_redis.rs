@@ -227,3 +227,71 @@ async fn dlq_scenario(env: &Env) {
     );
     assert_eq!(env.json(&["dlq", "list", topic, "--json"]).await, json!([]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tail_stops_on_ctrl_c_and_removes_its_group() {
+    support::run(|env| Box::pin(tail_interrupt_scenario(env))).await;
+}
+
+async fn tail_interrupt_scenario(env: &Env) {
+    let topic = "events.seen";
+    let mut tail = env
+        .command(&["tail", topic])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(tail.stderr.take().unwrap()).lines();
+    let ready = tokio::time::timeout(DEADLINE, stderr.next_line())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(ready.unwrap_or_default().starts_with("tailing"));
+    let stats = env.json(&["stats", topic, "--json"]).await;
+    assert_eq!(
+        stats[0]["groups"].as_array().unwrap().len(),
+        1,
+        "the tail's group exists: {stats:#}"
+    );
+
+    // Payload from stdin, as a script would pipe it.
+    let mut publish = env
+        .command(&["publish", topic, "--json", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use tokio::io::AsyncWriteExt;
+        let mut stdin = publish.stdin.take().unwrap();
+        stdin.write_all(br#"{"from": "stdin"}"#).await.unwrap();
+    }
+    assert_eq!(publish.wait().await.unwrap().code(), Some(0));
+    let mut stdout = BufReader::new(tail.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(DEADLINE, stdout.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(line.contains(r#"{"from":"stdin"}"#), "{line}");
+
+    let pid = tail.id().unwrap().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = tokio::time::timeout(DEADLINE, tail.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    let stats = env.json(&["stats", topic, "--json"]).await;
+    assert_eq!(
+        stats[0]["groups"],
+        json!([]),
+        "the tail's group is deleted: {stats:#}"
+    );
+}

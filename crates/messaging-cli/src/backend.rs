@@ -1,6 +1,7 @@
 //! Connecting to the messaging backend the arguments name.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use messaging_core::{BackendError, MessageBackend, MessagingService};
 use messaging_redis::{RedisBackend, RedisBackendConfig};
@@ -27,6 +28,18 @@ pub(crate) async fn shared(
 /// A Redis backend, checked with a round trip so an unreachable server is
 /// reported now (exit code 3), not at the first command.
 pub(crate) async fn redis(url: &str, prefix: &str) -> anyhow::Result<Arc<dyn MessageBackend>> {
+    // The driver retries a refused connection for several seconds; a command
+    // line should say at once that nothing listens there.
+    if let Some(addr) = host_port(url)
+        && let Err(source) = reachable(&addr).await
+    {
+        return Err(CliError::Unreachable {
+            what: "Redis",
+            url: crate::exit::redact(url),
+            source: Box::new(source),
+        }
+        .into());
+    }
     let config = RedisBackendConfig::new(url).with_key_prefix(prefix);
     let unreachable = |source: BackendError| CliError::Unreachable {
         what: "Redis",
@@ -48,5 +61,66 @@ pub(crate) async fn redis(url: &str, prefix: &str) -> anyhow::Result<Arc<dyn Mes
         Ok(_) => Ok(Arc::new(backend)),
         Err(error) if error.is_transient() => Err(unreachable(error).into()),
         Err(error) => Err(error.into()),
+    }
+}
+
+/// `host:port` of a `redis://` or `rediss://` URL, when it has a plain one.
+fn host_port(url: &str) -> Option<String> {
+    let rest = url
+        .strip_prefix("redis://")
+        .or_else(|| url.strip_prefix("rediss://"))?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let host_port = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    if host_port.is_empty() {
+        return None;
+    }
+    if host_port.starts_with('[') {
+        // [v6]:port or [v6]
+        return Some(if host_port.ends_with(']') {
+            format!("{host_port}:6379")
+        } else {
+            host_port.to_owned()
+        });
+    }
+    Some(if host_port.contains(':') {
+        host_port.to_owned()
+    } else {
+        format!("{host_port}:6379")
+    })
+}
+
+/// Opens (and closes) one TCP connection within two seconds.
+async fn reachable(addr: &str) -> std::io::Result<()> {
+    match tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(addr)).await {
+        Ok(connected) => connected.map(drop),
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("no answer from {addr} within 2 s"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_address_of_redis_urls() {
+        assert_eq!(
+            host_port("redis://127.0.0.1:6379/0").as_deref(),
+            Some("127.0.0.1:6379")
+        );
+        assert_eq!(
+            host_port("rediss://user:pw@cache.internal").as_deref(),
+            Some("cache.internal:6379")
+        );
+        assert_eq!(
+            host_port("redis://[::1]:7000").as_deref(),
+            Some("[::1]:7000")
+        );
+        assert_eq!(host_port("redis+unix:///tmp/redis.sock"), None);
+        assert_eq!(host_port("redis:///0"), None);
     }
 }

@@ -159,6 +159,24 @@ pub(crate) fn code(error: &anyhow::Error) -> u8 {
     OTHER
 }
 
+/// The error and its causes on one line. Most errors of the suite already
+/// include their source in their message, so a cause whose text is already
+/// there is not repeated.
+pub(crate) fn describe(error: &anyhow::Error) -> String {
+    let mut message = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if message.contains(&text) {
+            continue;
+        }
+        if !message.is_empty() {
+            message.push_str(": ");
+        }
+        message.push_str(&text);
+    }
+    message
+}
+
 /// `url` with any password replaced by `***`, for messages and logs.
 pub(crate) fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
@@ -201,6 +219,20 @@ mod tests {
             "postgres://postgres@h/db"
         );
         assert_eq!(redact("not a url"), "not a url");
+    }
+
+    #[test]
+    fn causes_already_in_the_message_are_not_repeated() {
+        let error = anyhow::Error::new(CliError::Unreachable {
+            what: "Redis",
+            url: "redis://h:1".into(),
+            source: Box::new(BackendError::unavailable(std::io::Error::other("refused"))),
+        })
+        .context("reading the stats");
+        assert_eq!(
+            describe(&error),
+            "reading the stats: cannot reach Redis at redis://h:1: backend unavailable: refused"
+        );
     }
 
     #[test]

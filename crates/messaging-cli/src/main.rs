@@ -34,7 +34,7 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", exit::describe(&error));
             ExitCode::from(exit::code(&error))
         }
     }

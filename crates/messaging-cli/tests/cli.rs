@@ -231,3 +231,45 @@ fn an_unreachable_database_exits_with_code_3() {
         stderr(&output)
     );
 }
+
+#[test]
+fn the_worker_reports_unreachable_servers_with_code_3() {
+    let output = messaging(&[
+        "worker",
+        "--no-metrics",
+        "--redis-url",
+        "redis://127.0.0.1:1",
+    ]);
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("cannot reach Redis at redis://127.0.0.1:1"),
+        "{}",
+        stderr(&output)
+    );
+
+    let output = messaging(&[
+        "worker",
+        "--no-metrics",
+        "--database-url",
+        "postgres://postgres@127.0.0.1:1/test",
+    ]);
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("cannot reach PostgreSQL"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn a_taken_metrics_port_is_a_usage_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let output = messaging(&["worker", "--metrics-addr", &addr]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains(&format!("cannot serve metrics on {addr}")),
+        "{}",
+        stderr(&output)
+    );
+}
