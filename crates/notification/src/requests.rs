@@ -99,6 +99,19 @@ impl EmailRequest {
         }
     }
 
+    /// An HTML-only email.
+    pub fn new_html(
+        user_id: impl Into<String>,
+        to: impl Into<String>,
+        subject: impl Into<String>,
+        html: impl Into<String>,
+    ) -> Self {
+        Self {
+            text: None,
+            ..Self::new(user_id, to, subject, "").with_html(html)
+        }
+    }
+
     /// Adds an HTML body (sent as multipart/alternative with the text).
     pub fn with_html(mut self, html: impl Into<String>) -> Self {
         self.html = Some(html.into());

@@ -477,6 +477,7 @@ impl NotificationService {
         &self,
         request: SystemNotificationRequest,
     ) -> Result<Notification, NotificationError> {
+        check_user(&request.user_id)?;
         if request.title.trim().is_empty() && request.content.trim().is_empty() {
             return Err(NotificationError::invalid_request(
                 "a system notification needs a title or a content",
@@ -636,6 +637,7 @@ impl NotificationService {
         F: FnOnce(String) -> Fut,
         Fut: Future<Output = Result<SendReceipt, NotificationError>>,
     {
+        check_user(&notification.user_id)?;
         if let Some(key) = idempotency_key {
             if let Some(existing) = self
                 .notifications
@@ -707,6 +709,13 @@ impl NotificationService {
         }
         Err(conflict.into())
     }
+}
+
+fn check_user(user_id: &str) -> Result<(), NotificationError> {
+    if user_id.trim().is_empty() {
+        return Err(NotificationError::invalid_request("the user id is empty"));
+    }
+    Ok(())
 }
 
 /// The first result of an idempotent send.

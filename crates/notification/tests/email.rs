@@ -416,3 +416,48 @@ async fn an_idempotency_key_makes_a_repeat_a_no_op() {
     );
     assert_eq!(sink.command_count(SmtpCommand::Rcpt), 2);
 }
+
+#[tokio::test]
+async fn starttls_is_required_never_skipped() {
+    // The sink offers no STARTTLS: the channel refuses to send in clear.
+    let sink = SmtpSink::start().await.unwrap();
+    let channel = SmtpEmailChannel::new(
+        SmtpConfig::starttls(sink.host())
+            .with_port(sink.port())
+            .with_from("noreply@example.com", None)
+            .with_retry(ProviderRetryPolicy::none()),
+    )
+    .unwrap();
+    let service = NotificationService::in_memory().with_email(Arc::new(channel));
+    let error = service
+        .send_email(EmailRequest::new("u", "ann@example.com", "Secret", "body"))
+        .await
+        .unwrap_err();
+    assert!(error.is_permanent(), "{error:?}");
+    assert_eq!(
+        sink.command_count(SmtpCommand::Mail),
+        0,
+        "nothing was sent in clear"
+    );
+    assert_eq!(sink.message_count(), 0);
+}
+
+#[tokio::test]
+async fn implicit_tls_against_a_plaintext_server_fails_without_sending() {
+    let sink = SmtpSink::start().await.unwrap();
+    let channel = SmtpEmailChannel::new(
+        SmtpConfig::tls(sink.host())
+            .with_port(sink.port())
+            .with_from("noreply@example.com", None)
+            .with_timeout(Duration::from_secs(2))
+            .with_retry(ProviderRetryPolicy::none()),
+    )
+    .unwrap();
+    let error = NotificationService::in_memory()
+        .with_email(Arc::new(channel))
+        .send_email(EmailRequest::new("u", "ann@example.com", "Secret", "body"))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, NotificationError::Smtp { .. }), "{error:?}");
+    assert_eq!(sink.command_count(SmtpCommand::Mail), 0);
+}

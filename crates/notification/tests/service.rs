@@ -460,3 +460,35 @@ async fn a_missing_channel_is_a_permanent_error() {
     ));
     assert!(error.is_permanent());
 }
+
+#[tokio::test]
+async fn html_only_emails_and_empty_user_ids() {
+    let Setup { service, email, .. } = setup();
+    service
+        .send_email(notification::EmailRequest::new_html(
+            "u",
+            "ann@example.com",
+            "Hi",
+            "<p>Hi</p>",
+        ))
+        .await
+        .unwrap();
+    let sent = &email.sent()[0];
+    assert_eq!(
+        (sent.text.as_deref(), sent.html.as_deref()),
+        (None, Some("<p>Hi</p>"))
+    );
+    let error = service
+        .send_email(notification::EmailRequest::new(
+            "",
+            "ann@example.com",
+            "Hi",
+            "x",
+        ))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, NotificationError::InvalidRequest { .. }),
+        "{error}"
+    );
+}
