@@ -24,7 +24,7 @@ use redis::aio::MultiplexedConnection;
 use serde_json::json;
 use tokio::sync::{Mutex, Notify};
 
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 5;
 const SINGLE: usize = 5_000;
 const BATCHED: usize = 50_000;
 const BATCH: usize = 100;
@@ -54,6 +54,51 @@ struct Bench {
     plain: MultiplexedConnection,
     topics: Mutex<Vec<String>>,
     round: AtomicUsize,
+    /// The Redis server's process id, when it runs on this machine.
+    server_pid: Option<String>,
+    /// CPU microseconds per message (client, server) of each end-to-end run, by contender.
+    cpu: std::sync::Mutex<std::collections::BTreeMap<&'static str, Vec<(f64, f64)>>>,
+}
+
+/// CPU seconds (user + system) of a process so far, from /proc.
+fn cpu_seconds(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat[stat.rfind(')')? + 2..].split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
+impl Bench {
+    fn cpu_now(&self) -> (Option<f64>, Option<f64>) {
+        (
+            cpu_seconds("self"),
+            self.server_pid.as_deref().and_then(cpu_seconds),
+        )
+    }
+
+    /// Records the CPU spent per message since `before`.
+    fn record_cpu(
+        &self,
+        contender: &'static str,
+        before: (Option<f64>, Option<f64>),
+        messages: usize,
+    ) {
+        let after = self.cpu_now();
+        let per_message = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) => (a - b) * 1e6 / messages as f64,
+            _ => f64::NAN,
+        };
+        let figures = (
+            per_message(after.0, before.0),
+            per_message(after.1, before.1),
+        );
+        self.cpu
+            .lock()
+            .expect("cpu")
+            .entry(contender)
+            .or_default()
+            .push(figures);
+    }
 }
 
 impl Bench {
@@ -103,6 +148,16 @@ async fn run(url: String) {
         .get_multiplexed_async_connection()
         .await
         .expect("connect");
+    let info: String = redis::cmd("INFO")
+        .arg("server")
+        .query_async(&mut plain.clone())
+        .await
+        .expect("info");
+    let server_pid = info
+        .lines()
+        .find_map(|line| line.strip_prefix("process_id:"))
+        .map(|pid| pid.trim().to_owned())
+        .filter(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists());
     let bench = Bench {
         url,
         prefix,
@@ -110,6 +165,8 @@ async fn run(url: String) {
         plain,
         topics: Mutex::new(Vec::new()),
         round: AtomicUsize::new(0),
+        server_pid,
+        cpu: std::sync::Mutex::new(std::collections::BTreeMap::new()),
     };
     println!(
         "messaging-redis bench: {ROUNDS} rounds each, median shown; Redis at {}",
@@ -192,12 +249,29 @@ async fn run(url: String) {
         let _ = bench.backend.delete_topic(topic).await;
     }
     report.print();
+    let cpu = bench.cpu.lock().expect("cpu");
+    if !cpu.is_empty() {
+        println!(
+            "end to end, CPU per message (median of rounds; client = this process, server = redis-server):"
+        );
+        for (contender, runs) in cpu.iter() {
+            let client = median(runs.iter().map(|r| r.0).collect());
+            let server = median(runs.iter().map(|r| r.1).collect());
+            println!("  {contender:<10} client {client:>6.1} us   server {server:>6.1} us");
+        }
+    }
 }
 
 type Run<'a> = &'a dyn Fn() -> std::pin::Pin<Box<dyn Future<Output = f64> + 'a>>;
 
 /// The median of each contender over `ROUNDS` rounds, taking turns.
 async fn rounds(contenders: &[Run<'_>]) -> Vec<f64> {
+    // BENCH_BACKEND_ONLY=1 skips the loops (for profiling the backend alone).
+    let contenders = if std::env::var_os("BENCH_BACKEND_ONLY").is_some() {
+        &contenders[..1]
+    } else {
+        contenders
+    };
     let mut figures = vec![Vec::new(); contenders.len()];
     for _ in 0..ROUNDS {
         for (run, figures) in contenders.iter().zip(&mut figures) {
@@ -372,17 +446,15 @@ async fn end_to_end(bench: &Bench) -> f64 {
             .expect("subscribe");
         services.push(service);
     }
-    let producer = MessagingService::new(backend.clone());
+    let messages = messages(&topic, END_TO_END);
+    let cpu = bench.cpu_now();
     let start = Instant::now();
-    for batch in 0..END_TO_END / BATCH {
-        let payloads = (0..BATCH).map(|n| payload(batch * BATCH + n)).collect();
-        producer
-            .publish_batch(&topic, payloads)
-            .await
-            .expect("publish");
+    for batch in messages.chunks(BATCH) {
+        backend.publish_batch(batch).await.expect("publish");
     }
     done.notified().await;
     let rate = END_TO_END as f64 / start.elapsed().as_secs_f64();
+    bench.record_cpu("backend", cpu, END_TO_END);
     for service in services {
         service.shutdown().await;
     }
@@ -449,12 +521,19 @@ async fn plain_end_to_end(bench: &Bench, kind: Loop) -> f64 {
             }
         }));
     }
+    let cpu = bench.cpu_now();
     let start = Instant::now();
     bodies.send_batched(&mut redis, &key).await;
     for consumer in consumers {
         consumer.await.expect("consumer");
     }
-    END_TO_END as f64 / start.elapsed().as_secs_f64()
+    let rate = END_TO_END as f64 / start.elapsed().as_secs_f64();
+    let contender = match kind {
+        Loop::Plain => "plain loop",
+        Loop::Raw => "raw loop",
+    };
+    bench.record_cpu(contender, cpu, END_TO_END);
+    rate
 }
 
 // Latency at a fixed rate -------------------------------------------------------

@@ -25,7 +25,7 @@ use crate::scripts::SCRIPTS;
 /// Most delayed messages one promotion moves; more are moved by the next one at once.
 const PROMOTE_BATCH: i64 = 1_000;
 /// Most entries one trim removes, which bounds how long the script runs.
-const TRIM_BATCH: i64 = 5_000;
+const TRIM_BATCH: i64 = 1_000;
 /// XAUTOCLAIM calls one `reclaim_idle` makes at most while it finds too few.
 const RECLAIM_ROUNDS: usize = 4;
 /// XAUTOCLAIM's cursor for "from the start".

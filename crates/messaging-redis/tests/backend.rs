@@ -526,3 +526,48 @@ async fn a_backend_reconnects_after_redis_restarts() {
     assert_eq!(read_all(&backend, topic, "g", "c", 1).await.len(), 1);
     drop(server);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batched_acks_are_fenced_one_by_one_however_long_the_pending_list() {
+    let url = support::redis_url();
+    let backend = support::backend(&url).await;
+    let topic = "ack.batches";
+    backend
+        .ensure_group(topic, "g", StartFrom::Earliest)
+        .await
+        .expect("group");
+    let messages: Vec<Message> = (0..300).map(|n| message(topic, n)).collect();
+    backend.publish_batch(&messages).await.expect("publish");
+    let taken = read_all(&backend, topic, "g", "c", 300).await;
+    assert_eq!(taken.len(), 300);
+    // Another consumer takes over the first ten.
+    let stolen = backend
+        .reclaim_idle(topic, "g", "thief", Duration::ZERO, 10)
+        .await
+        .expect("reclaim");
+    assert_eq!(stolen.len(), 10);
+    // Ack everything at once (so acks share script calls), the tail of a long
+    // pending list included.
+    let settlements =
+        futures::future::join_all(taken.iter().map(|d| backend.ack(&d.receipt))).await;
+    for (index, settlement) in settlements.into_iter().enumerate() {
+        let expected = if index < 10 {
+            Settlement::LostOwnership
+        } else {
+            Settlement::Settled
+        };
+        assert_eq!(settlement.expect("ack"), expected, "delivery {index}");
+    }
+    let stats = backend.stats(topic).await.expect("stats");
+    assert_eq!(
+        stats.groups[0].pending, 10,
+        "only the thief's deliveries stay pending"
+    );
+    for delivery in &stolen {
+        assert_eq!(
+            backend.ack(&delivery.receipt).await.expect("ack"),
+            Settlement::Settled
+        );
+    }
+    backend.delete_topic(topic).await.expect("delete");
+}
