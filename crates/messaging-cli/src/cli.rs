@@ -53,8 +53,15 @@ pub(crate) enum Command {
 /// Where the shared messaging backend is.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct BackendArgs {
-    /// Redis URL of the shared backend (`redis://host:6379/0`).
-    #[arg(long, global = true, env = "REDIS_URL", value_name = "URL")]
+    /// Redis URL of the shared backend (`redis://host:6379/0`). Its value is never
+    /// shown in the help, as it may hold a password.
+    #[arg(
+        long,
+        global = true,
+        env = "REDIS_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
     pub(crate) redis_url: Option<String>,
     /// Prefix of every Redis key, so several deployments (or tests) share one Redis
     /// [default: messaging].
@@ -71,7 +78,7 @@ pub(crate) struct BackendArgs {
 #[derive(Debug, Clone, Args)]
 pub(crate) struct DatabaseArgs {
     /// PostgreSQL URL of the notification store (`postgres://user@host/db`).
-    #[arg(long, env = "DATABASE_URL", value_name = "URL")]
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_name = "URL")]
     pub(crate) database_url: Option<String>,
     /// PostgreSQL schema holding the notification tables [default: public].
     #[arg(long, env = "MESSAGING_DB_SCHEMA", value_name = "SCHEMA")]

@@ -273,3 +273,19 @@ fn a_taken_metrics_port_is_a_usage_error() {
         stderr(&output)
     );
 }
+
+#[test]
+fn help_never_shows_the_urls_from_the_environment() {
+    let output = Command::new(env!("CARGO_BIN_EXE_messaging"))
+        .args(["worker", "--help"])
+        .env("REDIS_URL", "redis://:hunter2@127.0.0.1:6379")
+        .env("DATABASE_URL", "postgres://app:hunter3@127.0.0.1/db")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&output.stdout);
+    assert!(help.contains("[env: REDIS_URL]"), "{help}");
+    assert!(
+        !help.contains("hunter2") && !help.contains("hunter3"),
+        "{help}"
+    );
+}
