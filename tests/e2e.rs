@@ -326,3 +326,60 @@ async fn scrape(addr: &str) -> Option<String> {
         .ok()?;
     response.starts_with("HTTP/1.1 200").then_some(response)
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_worker_leaves_nothing_behind_for_its_restart() {
+    support::run(|env| Box::pin(restart_scenario(env))).await;
+}
+
+async fn restart_scenario(env: &Env) {
+    const EVENTS: usize = 300;
+    let first = env.worker(&["--consumer", "replica-a"]).await;
+    let payloads = (0..EVENTS)
+        .map(|i| json!({"user_id": format!("u-{i}"), "email": format!("user{i}@example.com"), "name": format!("User {i}")}))
+        .collect();
+    env.messaging
+        .publish_batch("user.registered", payloads)
+        .await
+        .unwrap();
+    // Stop it while it is busy.
+    env.sink
+        .wait_for_messages(1, DEADLINE)
+        .await
+        .expect("the first worker sends");
+    let (code, log) = first.terminate().await;
+    assert_eq!(code, Some(0), "{}", log.join("\n"));
+    assert!(
+        log.iter().any(|line| line.contains("worker stopped")),
+        "{}",
+        log.join("\n")
+    );
+
+    eprintln!(
+        "the first worker sent {} of {EVENTS} emails before it stopped",
+        env.sink.message_count()
+    );
+
+    // The same replica comes back and finishes the rest: every event gets its
+    // email and exactly one sent notification.
+    let second = env.worker(&["--consumer", "replica-a"]).await;
+    env.eventually("every notification sent", || async {
+        (env.sent_notifications().await == EVENTS as i64).then_some(())
+    })
+    .await;
+    let mut recipients: Vec<String> = env
+        .sink
+        .messages()
+        .into_iter()
+        .flat_map(|mail| mail.recipients)
+        .collect();
+    recipients.sort();
+    recipients.dedup();
+    assert_eq!(recipients.len(), EVENTS);
+    let stats = env.json(&["stats", "user.registered", "--json"]).await;
+    assert_eq!(stats[0]["dead_lettered"], 0, "{stats:#}");
+    assert_eq!(stats[0]["groups"][0]["pending"], 0, "{stats:#}");
+    assert_eq!(stats[0]["groups"][0]["lag"], 0, "{stats:#}");
+    let (code, _) = second.terminate().await;
+    assert_eq!(code, Some(0));
+}

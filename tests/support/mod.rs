@@ -220,6 +220,18 @@ timeout = "5s"
         self.json(&["inbox", user, "--json"]).await
     }
 
+    /// Notifications recorded as `sent` in this test's schema.
+    pub async fn sent_notifications(&self) -> i64 {
+        let count = format!(
+            "SELECT count(*) FROM {}.notifications WHERE status = 'sent'",
+            self.schema
+        );
+        sqlx::query_scalar(sqlx::AssertSqlSafe(count))
+            .fetch_one(&self.pool)
+            .await
+            .unwrap_or(0)
+    }
+
     /// Removes the Redis keys and the schema of this test.
     pub async fn cleanup(self) {
         for topic in self.messaging.list_topics().await.unwrap_or_default() {

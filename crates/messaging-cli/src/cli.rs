@@ -105,6 +105,10 @@ pub(crate) struct WorkerArgs {
     /// Handlers running at once per subscription.
     #[arg(long, value_name = "N")]
     pub(crate) concurrency: Option<usize>,
+    /// This replica's consumer name; keep it stable across restarts
+    /// [default: $HOSTNAME-PID].
+    #[arg(long, env = "MESSAGING_CONSUMER", value_name = "NAME")]
+    pub(crate) consumer: Option<String>,
 }
 
 /// `messaging publish`.

@@ -312,6 +312,9 @@ impl Config {
         if self.worker.concurrency == 0 {
             return Err(invalid("worker.concurrency", "must be at least 1"));
         }
+        if self.worker.consumer.as_deref().is_some_and(str::is_empty) {
+            return Err(invalid("worker.consumer", "must not be empty"));
+        }
         if self.worker.group.is_empty() {
             return Err(invalid("worker.group", "must not be empty"));
         }

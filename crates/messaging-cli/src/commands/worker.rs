@@ -108,6 +108,9 @@ pub(crate) fn load(args: &WorkerArgs) -> anyhow::Result<Config> {
     if let Some(concurrency) = args.concurrency {
         config.worker.concurrency = concurrency;
     }
+    if let Some(consumer) = &args.consumer {
+        config.worker.consumer = Some(consumer.clone());
+    }
     config.check()?;
     Ok(config)
 }
@@ -153,6 +156,7 @@ mod tests {
             metrics_addr: None,
             no_metrics: true,
             concurrency: Some(5),
+            consumer: None,
         };
         let config = load(&args).unwrap();
         std::fs::remove_file(&path).unwrap();
