@@ -9,7 +9,7 @@ use messaging_core::{
     Receipt, Settlement, StartFrom, TopicStats,
 };
 use messaging_model::{Message, MessageStatus};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis::{Client, Cmd, RedisError, Value};
 use tracing::{error, warn};
 
@@ -66,14 +66,24 @@ impl Drop for Inner {
 }
 
 impl RedisBackend {
-    /// Connects to the server of `config.url` and starts the task that promotes
-    /// due delayed messages and trims streams (it stops when the last clone of
-    /// the backend is dropped). Must be called within a Tokio runtime.
+    /// Connects to the server of `config.url` and starts the tasks that promote
+    /// due delayed messages, trim streams and send acks (they stop when the last
+    /// clone of the backend is dropped). Must be called within a Tokio runtime.
+    ///
+    /// An unreachable server is a transient error
+    /// ([`BackendError::is_transient`]), reported after one attempt; a bad URL,
+    /// prefix or password is not. Once connected, the backend reconnects by
+    /// itself whenever the connection breaks.
     pub async fn connect(config: RedisBackendConfig) -> Result<Self, BackendError> {
         config
             .check()
             .map_err(|reason| BackendError::command(InvalidConfig { reason }))?;
         let client = Client::open(config.url.as_str()).map_err(BackendError::command)?;
+        // One plain attempt first, so an unreachable server or a wrong password
+        // is reported now rather than after the connection manager's retries.
+        let blocking = BlockingPool::new(client.clone(), config.connect_timeout);
+        let first = blocking.connect().await.map_err(backend_error)?;
+        blocking.give_back(first);
         let manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(config.connect_timeout))
             .set_response_timeout(Some(config.command_timeout))
@@ -86,7 +96,7 @@ impl RedisBackend {
         let inner = Arc::new(Inner {
             acks,
             keys: Keys::new(&config.key_prefix),
-            blocking: BlockingPool::new(client, config.connect_timeout),
+            blocking,
             config,
             connection,
             schedule: schedule.clone(),
@@ -219,13 +229,29 @@ impl Inner {
     }
 
     /// Runs a blocking command on a connection of its own, bounded by `block`
-    /// plus the command timeout.
+    /// plus the command timeout. A pooled connection that broke while idle (the
+    /// server restarted) is replaced once.
     async fn blocking_query(&self, command: &Cmd, block: Duration) -> Result<Value, RedisError> {
-        let mut connection = self
+        let (connection, reused) = self
             .blocking
             .take()
             .await
             .inspect_err(|_| self.blocking.clear())?;
+        match self.blocking_query_on(connection, command, block).await {
+            Err(error) if reused && error.is_io_error() => {
+                let fresh = self.blocking.connect().await?;
+                self.blocking_query_on(fresh, command, block).await
+            }
+            result => result,
+        }
+    }
+
+    async fn blocking_query_on(
+        &self,
+        mut connection: MultiplexedConnection,
+        command: &Cmd,
+        block: Duration,
+    ) -> Result<Value, RedisError> {
         let limit = block + self.config.command_timeout;
         match tokio::time::timeout(limit, command.query_async::<Value>(&mut connection)).await {
             Ok(Ok(value)) => {
@@ -234,6 +260,7 @@ impl Inner {
             }
             Ok(Err(error)) => {
                 if error.is_io_error() || error.is_unrecoverable_error() {
+                    // The others were likely opened before the same failure.
                     self.blocking.clear();
                 } else {
                     self.blocking.give_back(connection);

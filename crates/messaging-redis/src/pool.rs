@@ -39,16 +39,19 @@ impl BlockingPool {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    pub(crate) async fn take(&self) -> Result<MultiplexedConnection, RedisError> {
+    /// An idle connection (`true`: it may have broken while idle), or a new one.
+    pub(crate) async fn take(&self) -> Result<(MultiplexedConnection, bool), RedisError> {
         let reused = self.lock().pop();
         match reused {
-            Some(connection) => Ok(connection),
-            None => {
-                self.client
-                    .get_multiplexed_async_connection_with_config(&self.config)
-                    .await
-            }
+            Some(connection) => Ok((connection, true)),
+            None => Ok((self.connect().await?, false)),
         }
+    }
+
+    pub(crate) async fn connect(&self) -> Result<MultiplexedConnection, RedisError> {
+        self.client
+            .get_multiplexed_async_connection_with_config(&self.config)
+            .await
     }
 
     pub(crate) fn give_back(&self, connection: MultiplexedConnection) {

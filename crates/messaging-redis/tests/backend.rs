@@ -571,3 +571,77 @@ async fn batched_acks_are_fenced_one_by_one_however_long_the_pending_list() {
     }
     backend.delete_topic(topic).await.expect("delete");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restricted_redis_user_from_the_url_can_do_everything() {
+    let server = RedisServer::start();
+    // The user docs/redis.md recommends: its own keys, no dangerous commands but CONFIG GET.
+    let created = server.command(&[
+        "ACL",
+        "SETUSER",
+        "shop",
+        "on",
+        ">s3cret",
+        "~{shop:*",
+        "~shop:*",
+        "+@all",
+        "-@dangerous",
+        "+config|get",
+    ]);
+    assert!(created.contains("OK"), "{created}");
+    let url = format!("redis://shop:s3cret@127.0.0.1:{}", server.port);
+    let config = RedisBackendConfig::new(url.as_str())
+        .with_key_prefix("shop")
+        .with_max_len(Some(2))
+        .with_trim_interval(Duration::from_millis(20));
+    let backend = support::backend_with(config).await;
+    let topic = "orders.placed";
+    backend
+        .ensure_group(topic, "g", StartFrom::Earliest)
+        .await
+        .expect("group");
+    let messages: Vec<Message> = (0..5).map(|n| message(topic, n)).collect();
+    backend.publish_batch(&messages).await.expect("publish");
+    backend
+        .schedule(
+            &message(topic, 9),
+            Utc::now() + chrono::Duration::milliseconds(50),
+        )
+        .await
+        .expect("schedule");
+    let taken = read_all(&backend, topic, "g", "c", 6).await;
+    assert_eq!(taken.len(), 6, "the delayed message is promoted too");
+    for delivery in &taken[1..] {
+        assert_eq!(
+            backend.ack(&delivery.receipt).await.expect("ack"),
+            Settlement::Settled
+        );
+    }
+    backend
+        .dead_letter(&taken[0].receipt, &taken[0].message, "bad")
+        .await
+        .expect("dead letter");
+    let dead = backend.dead_letters(topic, 10).await.expect("dead letters");
+    assert!(
+        backend
+            .replay_dead_letter(topic, &dead[0].id)
+            .await
+            .expect("replay")
+    );
+    let warnings = backend.health().await.expect("health").warnings;
+    assert_eq!(
+        warnings.len(),
+        1,
+        "only the missing persistence: {warnings:?}"
+    );
+    let stats = backend.stats(topic).await.expect("stats");
+    assert_eq!(stats.groups[0].lag, 1, "the replay");
+    assert!(backend.delete_topic(topic).await.expect("delete"));
+
+    let wrong = RedisBackendConfig::new(format!("redis://shop:wrong@127.0.0.1:{}", server.port))
+        .with_key_prefix("shop");
+    let error = RedisBackend::connect(wrong)
+        .await
+        .expect_err("wrong password");
+    assert!(!error.is_transient(), "{error}");
+}
