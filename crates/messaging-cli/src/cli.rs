@@ -23,9 +23,9 @@ pub(crate) struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub(crate) command: Command,
-    /// Log filter for stderr (`info`, `messaging_core=debug`, …).
-    #[arg(long, global = true, env = "MESSAGING_LOG", default_value = "warn")]
-    pub(crate) log: String,
+    /// Log filter for stderr (`info`, `messaging_core=debug`, …) [default: warn].
+    #[arg(long, global = true, env = "MESSAGING_LOG", value_name = "FILTER")]
+    pub(crate) log: Option<String>,
 }
 
 /// The commands.

@@ -177,6 +177,15 @@ pub(crate) fn describe(error: &anyhow::Error) -> String {
     message
 }
 
+/// True when the failure is stdout closed by its reader (`| head`).
+pub(crate) fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
 /// `url` with any password replaced by `***`, for messages and logs.
 pub(crate) fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {

@@ -20,7 +20,14 @@ use crate::cli::{Cli, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(&cli.log);
+    let filter = match (&cli.log, &cli.command) {
+        (Some(filter), _) => filter.clone(),
+        (None, Command::Worker(_)) => "warn".to_owned(),
+        // A one-shot command ends while the Redis backend's background task may
+        // be mid-command; what it reports then is not the user's concern.
+        (None, _) => "warn,messaging_redis::maintenance=off".to_owned(),
+    };
+    init_tracing(&filter);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -33,6 +40,8 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
+        // `messaging dlq list T | head`: the reader left, nothing is wrong.
+        Err(error) if exit::is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {}", exit::describe(&error));
             ExitCode::from(exit::code(&error))
