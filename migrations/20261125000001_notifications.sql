@@ -4,7 +4,8 @@
 
 CREATE TABLE notifications (
     id              uuid        PRIMARY KEY,
-    user_id         text        NOT NULL,
+    -- "C": compared by bytes (only ever for equality), never through the locale.
+    user_id         text        COLLATE "C" NOT NULL,
     kind            text        NOT NULL
         CONSTRAINT notifications_kind_check CHECK (kind IN ('email', 'sms', 'push', 'system')),
     title           text        NOT NULL,
@@ -14,7 +15,7 @@ CREATE TABLE notifications (
     is_read         boolean     NOT NULL DEFAULT false,
     metadata        jsonb       NOT NULL DEFAULT '{}'::jsonb,
     error           text,
-    idempotency_key text,
+    idempotency_key text        COLLATE "C",
     created_at      timestamptz NOT NULL DEFAULT now(),
     read_at         timestamptz,
     sent_at         timestamptz

@@ -5,6 +5,10 @@ use std::time::Duration;
 
 use crate::PostgresStoreError;
 
+/// `application_name` of the store's connections when neither the config nor the
+/// URL sets one.
+pub(crate) const DEFAULT_APPLICATION_NAME: &str = "notification-store";
+
 /// The URL used when none is given: the local server, database `postgres`.
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
@@ -46,8 +50,9 @@ pub struct PostgresStoreConfig {
     pub max_lifetime: Option<Duration>,
     /// The server cancels a statement running longer than this.
     pub statement_timeout: Option<Duration>,
-    /// Shown in `pg_stat_activity`.
-    pub application_name: String,
+    /// Shown in `pg_stat_activity`; `None`: the URL's `application_name`, else
+    /// `notification-store`.
+    pub application_name: Option<String>,
 }
 
 impl Default for PostgresStoreConfig {
@@ -61,7 +66,7 @@ impl Default for PostgresStoreConfig {
             idle_timeout: Some(Duration::from_secs(600)),
             max_lifetime: Some(Duration::from_secs(1800)),
             statement_timeout: None,
-            application_name: "notification-store".to_owned(),
+            application_name: None,
         }
     }
 }
@@ -135,7 +140,7 @@ impl PostgresStoreConfig {
 
     /// Sets the application name shown in `pg_stat_activity`.
     pub fn with_application_name(mut self, name: impl Into<String>) -> Self {
-        self.application_name = name.into();
+        self.application_name = Some(name.into());
         self
     }
 }

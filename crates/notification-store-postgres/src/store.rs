@@ -6,7 +6,7 @@ use sqlx::AssertSqlSafe;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
-use crate::config::check_schema_name;
+use crate::config::{DEFAULT_APPLICATION_NAME, check_schema_name};
 use crate::{PostgresStoreConfig, PostgresStoreError};
 
 /// The workspace's `migrations/` directory, embedded at build time with checksums.
@@ -150,8 +150,15 @@ fn connect_options(config: &PostgresStoreConfig) -> Result<PgConnectOptions, Pos
         });
     }
     let mut options = PgConnectOptions::from_str(&config.url)
-        .map_err(|source| PostgresStoreError::InvalidUrl { source })?
-        .application_name(&config.application_name);
+        .map_err(|source| PostgresStoreError::InvalidUrl { source })?;
+    // The config's name, else the URL's (or PGAPPNAME), else ours.
+    match &config.application_name {
+        Some(name) => options = options.application_name(name),
+        None if options.get_application_name().is_none() => {
+            options = options.application_name(DEFAULT_APPLICATION_NAME);
+        }
+        None => {}
+    }
     if let Some(schema) = &config.schema {
         check_schema_name(schema)?;
         // A startup parameter: set on every connection the pool opens, before
