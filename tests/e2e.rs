@@ -383,3 +383,63 @@ async fn restart_scenario(env: &Env) {
     let (code, _) = second.terminate().await;
     assert_eq!(code, Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_runs_on_the_real_servers_and_cleans_up() {
+    let output = tokio::process::Command::new(support::BIN)
+        .args([
+            "demo",
+            "--redis",
+            &support::redis_url(),
+            "--database",
+            &support::database_url(),
+        ])
+        .env_remove("REDIS_URL")
+        .env_remove("DATABASE_URL")
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("status sent, 1 unread"), "{stdout}");
+    assert!(
+        stdout.contains("done: every step behaved as announced"),
+        "{stdout}"
+    );
+
+    // What it created is gone: its key prefix and its schema.
+    let prefix = stdout
+        .split("key prefix ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .expect("the demo names its key prefix");
+    let schema = stdout
+        .split("(schema ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .expect("the demo names its schema");
+    let backend = messaging_redis::RedisBackend::connect(
+        messaging_redis::RedisBackendConfig::new(support::redis_url()).with_key_prefix(prefix),
+    )
+    .await
+    .unwrap();
+    let topics = messaging_core::MessageBackend::list_topics(&backend)
+        .await
+        .unwrap();
+    assert!(topics.is_empty(), "{topics:?}");
+    let pool = sqlx::PgPool::connect(&support::database_url())
+        .await
+        .unwrap();
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_namespace WHERE nspname = $1")
+        .bind(schema)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "schema {schema} is dropped");
+    pool.close().await;
+}
