@@ -47,6 +47,9 @@ pub(crate) async fn run(args: WorkerArgs) -> anyhow::Result<()> {
         tracing::warn!("no database URL: notifications are kept in memory and lost on exit");
     }
     let pipeline = crate::pipeline::Pipeline::from_config(&config).await?;
+    if let Some(smtp) = &config.smtp {
+        check_smtp(smtp).await;
+    }
     pipeline
         .attach(&service, subscribe_options(&config))
         .await?;
@@ -77,6 +80,27 @@ pub(crate) async fn run(args: WorkerArgs) -> anyhow::Result<()> {
     pipeline.close().await;
     eprintln!("worker stopped");
     Ok(())
+}
+
+/// Warns when the SMTP server does not answer now. Not fatal: emails are
+/// retried with backoff, and the server may come back before they run out.
+async fn check_smtp(smtp: &crate::config::SmtpConfig) {
+    let port = smtp.port.unwrap_or(match smtp.security {
+        crate::config::SmtpSecurity::Tls => 465,
+        crate::config::SmtpSecurity::Starttls => 587,
+        crate::config::SmtpSecurity::None => 25,
+    });
+    let addr = format!("{}:{port}", smtp.host);
+    let connect = tokio::net::TcpStream::connect(addr.as_str());
+    match tokio::time::timeout(std::time::Duration::from_secs(2), connect).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(error)) => {
+            tracing::warn!(%addr, %error, "the SMTP server does not answer; emails will be retried")
+        }
+        Err(_) => {
+            tracing::warn!(%addr, "the SMTP server does not answer within 2 s; emails will be retried")
+        }
+    }
 }
 
 /// The file, then the environment, then the flags.
