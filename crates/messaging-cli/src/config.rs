@@ -166,17 +166,82 @@ pub(crate) struct SmtpConfig {
     pub(crate) timeout: Duration,
 }
 
+/// Which HTTP provider a channel talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum ProviderKind {
+    /// A JSON POST to `url` with an optional bearer token (SMS and push).
+    #[default]
+    Webhook,
+    /// Twilio's Messages API (SMS only).
+    Twilio,
+    /// Firebase Cloud Messaging HTTP v1 (push only).
+    Fcm,
+}
+
 /// `[sms]` and `[push]`: an HTTP provider.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct HttpProviderConfig {
-    /// Endpoint the notifications are POSTed to.
-    pub(crate) url: String,
-    /// Bearer token (prefer the `SMS_API_KEY` / `PUSH_API_KEY` environment variables).
+    /// `webhook` (default), `twilio` (SMS) or `fcm` (push).
+    #[serde(default)]
+    pub(crate) provider: ProviderKind,
+    /// The webhook's endpoint; for Twilio and FCM, their API base URL (optional).
+    pub(crate) url: Option<String>,
+    /// Webhook bearer token, or the FCM access token (prefer the `SMS_API_KEY` /
+    /// `PUSH_API_KEY` environment variables).
     pub(crate) api_key: Option<String>,
+    /// Twilio account SID.
+    pub(crate) account_sid: Option<String>,
+    /// Twilio auth token (prefer `SMS_AUTH_TOKEN`).
+    pub(crate) auth_token: Option<String>,
+    /// Twilio sender number (E.164).
+    pub(crate) from: Option<String>,
+    /// FCM project id.
+    pub(crate) project_id: Option<String>,
     /// Timeout of one request.
     #[serde(default = "default_timeout", with = "duration_text")]
     pub(crate) timeout: Duration,
+}
+
+impl HttpProviderConfig {
+    fn webhook(url: String) -> Self {
+        Self {
+            provider: ProviderKind::Webhook,
+            url: Some(url),
+            api_key: None,
+            account_sid: None,
+            auth_token: None,
+            from: None,
+            project_id: None,
+            timeout: default_timeout(),
+        }
+    }
+
+    /// Checks that what the provider needs is there.
+    fn check(&self, section: &str, sms: bool) -> Result<(), CliError> {
+        let missing = |what: &str| CliError::InvalidSetting {
+            name: format!("{section}.{what}"),
+            reason: format!("required by provider {:?}", self.provider),
+        };
+        match self.provider {
+            ProviderKind::Webhook if self.url.is_none() => Err(missing("url")),
+            ProviderKind::Twilio if !sms => Err(CliError::InvalidSetting {
+                name: format!("{section}.provider"),
+                reason: "twilio sends SMS only".into(),
+            }),
+            ProviderKind::Fcm if sms => Err(CliError::InvalidSetting {
+                name: format!("{section}.provider"),
+                reason: "fcm sends push notifications only".into(),
+            }),
+            ProviderKind::Twilio if self.account_sid.is_none() => Err(missing("account_sid")),
+            ProviderKind::Twilio if self.auth_token.is_none() => Err(missing("auth_token")),
+            ProviderKind::Twilio if self.from.is_none() => Err(missing("from")),
+            ProviderKind::Fcm if self.project_id.is_none() => Err(missing("project_id")),
+            ProviderKind::Fcm if self.api_key.is_none() => Err(missing("api_key")),
+            _ => Ok(()),
+        }
+    }
 }
 
 fn default_timeout() -> Duration {
@@ -270,15 +335,14 @@ impl Config {
         for (prefix, provider) in [("SMS", &mut self.sms), ("PUSH", &mut self.push)] {
             if let Some(url) = lookup(&format!("{prefix}_URL")) {
                 match provider.as_mut() {
-                    Some(provider) => provider.url = url,
-                    None => {
-                        *provider = Some(HttpProviderConfig {
-                            url,
-                            api_key: None,
-                            timeout: default_timeout(),
-                        });
-                    }
+                    Some(provider) => provider.url = Some(url),
+                    None => *provider = Some(HttpProviderConfig::webhook(url)),
                 }
+            }
+            if let (Some(provider), Some(token)) =
+                (provider.as_mut(), lookup(&format!("{prefix}_AUTH_TOKEN")))
+            {
+                provider.auth_token = Some(token);
             }
             if let (Some(provider), Some(key)) =
                 (provider.as_mut(), lookup(&format!("{prefix}_API_KEY")))
@@ -323,6 +387,12 @@ impl Config {
         }
         messaging_model::validate_max_retry(self.retry.max_retry)
             .map_err(|error| invalid("retry.max_retry", &error.to_string()))?;
+        if let Some(sms) = &self.sms {
+            sms.check("sms", true)?;
+        }
+        if let Some(push) = &self.push {
+            push.check("push", false)?;
+        }
         self.metrics_addr()?;
         Ok(())
     }
@@ -386,6 +456,36 @@ mod tests {
     }
 
     #[test]
+    fn providers_say_what_they_miss() {
+        let twilio = Config::from_toml(
+            "[sms]\nprovider = \"twilio\"\naccount_sid = \"AC1\"\nfrom = \"+14155550100\"",
+        )
+        .unwrap();
+        let error = twilio.check().unwrap_err();
+        assert!(error.to_string().contains("sms.auth_token"), "{error}");
+        let fcm_sms = Config::from_toml("[sms]\nprovider = \"fcm\"").unwrap();
+        assert!(
+            fcm_sms
+                .check()
+                .unwrap_err()
+                .to_string()
+                .contains("push notifications only")
+        );
+        let webhook = Config::from_toml("[push]\ntimeout = \"3s\"").unwrap();
+        assert!(
+            webhook
+                .check()
+                .unwrap_err()
+                .to_string()
+                .contains("push.url")
+        );
+        let fcm =
+            Config::from_toml("[push]\nprovider = \"fcm\"\nproject_id = \"p\"\napi_key = \"t\"")
+                .unwrap();
+        fcm.check().unwrap();
+    }
+
+    #[test]
     fn environment_overrides_the_file() {
         let mut config = Config::from_toml("[smtp]\nhost = \"mail\"\nfrom = \"a@b.c\"").unwrap();
         let env: HashMap<&str, &str> = [
@@ -406,7 +506,10 @@ mod tests {
         );
         assert_eq!(smtp.password.as_deref(), Some("secret"));
         assert_eq!(config.worker.concurrency, 3);
-        assert_eq!(config.sms.as_ref().unwrap().url, "http://127.0.0.1:9/sms");
+        assert_eq!(
+            config.sms.as_ref().unwrap().url.as_deref(),
+            Some("http://127.0.0.1:9/sms")
+        );
 
         let error = config
             .apply_env(|name| (name == "MESSAGING_CONCURRENCY").then(|| "many".into()))

@@ -6,13 +6,14 @@ use std::sync::Arc;
 use messaging_core::{MessagingService, SubscribeOptions};
 use notification::NotificationService;
 use notification::channel::{
-    EmailChannel, HttpClientConfig, SmtpConfig, SmtpEmailChannel, WebhookConfig,
-    WebhookPushProvider, WebhookSmsProvider,
+    EmailChannel, FcmConfig, FcmPushProvider, HttpClientConfig, PhoneNumber, PushChannel,
+    SmsChannel, SmtpConfig, SmtpEmailChannel, StaticAccessToken, TwilioConfig, TwilioSmsProvider,
+    WebhookConfig, WebhookPushProvider, WebhookSmsProvider,
 };
 use notification::events::EventRules;
 use notification_store_postgres::{PostgresStore, PostgresStoreConfig, PostgresStoreError};
 
-use crate::config::{self, Config, HttpProviderConfig};
+use crate::config::{self, Config, HttpProviderConfig, ProviderKind};
 use crate::exit::CliError;
 
 /// The notification side of the worker.
@@ -65,10 +66,10 @@ impl Pipeline {
             service = service.with_email(email);
         }
         if let Some(sms) = &config.sms {
-            service = service.with_sms(Arc::new(WebhookSmsProvider::new(webhook(sms))?));
+            service = service.with_sms(sms_channel(sms)?);
         }
         if let Some(push) = &config.push {
-            service = service.with_push(Arc::new(WebhookPushProvider::new(webhook(push))?));
+            service = service.with_push(push_channel(push)?);
         }
         Ok(Self {
             notifications: Arc::new(service),
@@ -158,11 +159,50 @@ fn smtp_config(smtp: &config::SmtpConfig) -> SmtpConfig {
     out
 }
 
+fn http(provider: &HttpProviderConfig) -> HttpClientConfig {
+    HttpClientConfig::default().with_timeout(provider.timeout)
+}
+
 fn webhook(provider: &HttpProviderConfig) -> WebhookConfig {
-    let mut out = WebhookConfig::new(&provider.url)
-        .with_http(HttpClientConfig::default().with_timeout(provider.timeout));
+    // `Config::check` made sure a webhook has its URL.
+    let mut out =
+        WebhookConfig::new(provider.url.clone().unwrap_or_default()).with_http(http(provider));
     if let Some(key) = &provider.api_key {
         out = out.with_bearer_token(key);
     }
     out
+}
+
+fn sms_channel(provider: &HttpProviderConfig) -> anyhow::Result<Arc<dyn SmsChannel>> {
+    Ok(match provider.provider {
+        ProviderKind::Twilio => {
+            let from = PhoneNumber::parse(provider.from.as_deref().unwrap_or_default())?;
+            let mut twilio = TwilioConfig::new(
+                provider.account_sid.clone().unwrap_or_default(),
+                provider.auth_token.clone().unwrap_or_default(),
+                from,
+            )
+            .with_http(http(provider));
+            if let Some(url) = &provider.url {
+                twilio = twilio.with_base_url(url);
+            }
+            Arc::new(TwilioSmsProvider::new(twilio)?)
+        }
+        _ => Arc::new(WebhookSmsProvider::new(webhook(provider))?),
+    })
+}
+
+fn push_channel(provider: &HttpProviderConfig) -> anyhow::Result<Arc<dyn PushChannel>> {
+    Ok(match provider.provider {
+        ProviderKind::Fcm => {
+            let token = StaticAccessToken::new(provider.api_key.clone().unwrap_or_default());
+            let mut fcm = FcmConfig::new(provider.project_id.clone().unwrap_or_default(), token)
+                .with_http(http(provider));
+            if let Some(url) = &provider.url {
+                fcm = fcm.with_base_url(url);
+            }
+            Arc::new(FcmPushProvider::new(fcm)?)
+        }
+        _ => Arc::new(WebhookPushProvider::new(webhook(provider))?),
+    })
 }
