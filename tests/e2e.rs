@@ -443,3 +443,80 @@ async fn the_demo_runs_on_the_real_servers_and_cleans_up() {
     assert_eq!(left, 0, "schema {schema} is dropped");
     pool.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notification_requests_are_dispatched_to_the_sms_and_push_providers() {
+    support::run(|env| Box::pin(requests_scenario(env))).await;
+}
+
+async fn requests_scenario(env: &Env) {
+    let mut sms = support::HttpProvider::start().await;
+    let mut push = support::HttpProvider::start().await;
+    let sms_url = format!("{}/sms", sms.url);
+    let push_url = format!("{}/push", push.url);
+    let worker = env
+        .worker_with_env(
+            &[],
+            &[
+                ("SMS_URL", &sms_url),
+                ("SMS_API_KEY", "sms-token"),
+                ("PUSH_URL", &push_url),
+            ],
+        )
+        .await;
+
+    let request = json!({"user_id": "u-eve", "to": "+14155550100", "text": "Your code is 493021"});
+    let published = env
+        .run(&[
+            "publish",
+            "notification.sms",
+            "--json",
+            &request.to_string(),
+        ])
+        .await;
+    assert_eq!(published.code, Some(0), "{}", published.stderr);
+    let (head, body) = sms.next_request().await;
+    assert!(head.starts_with("POST /sms"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("authorization: bearer sms-token"),
+        "{head}"
+    );
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["to"], "+14155550100");
+    assert_eq!(body["text"], "Your code is 493021");
+
+    let request = json!({"user_id": "u-eve", "device_token": "device-1", "title": "Hello", "body": "From the worker"});
+    let published = env
+        .run(&[
+            "publish",
+            "notification.push",
+            "--json",
+            &request.to_string(),
+        ])
+        .await;
+    assert_eq!(published.code, Some(0), "{}", published.stderr);
+    let (head, body) = push.next_request().await;
+    assert!(head.starts_with("POST /push"), "{head}");
+    assert!(
+        body.contains("device-1") && body.contains("From the worker"),
+        "{body}"
+    );
+
+    let inbox = env
+        .eventually("both notifications sent", || async {
+            let inbox = env.inbox("u-eve").await;
+            let items = notifications(&inbox);
+            (items.len() == 2 && items.iter().all(|n| n["status"] == "sent")).then_some(inbox)
+        })
+        .await;
+    let mut kinds: Vec<String> = notifications(&inbox)
+        .iter()
+        .map(|n| n["kind"].as_str().unwrap().to_owned())
+        .collect();
+    kinds.sort();
+    assert_eq!(kinds, ["push", "sms"]);
+
+    let (code, _) = worker.terminate().await;
+    assert_eq!(code, Some(0));
+}

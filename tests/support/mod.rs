@@ -165,6 +165,11 @@ timeout = "5s"
 
     /// Starts `messaging worker` on this namespace and waits until it is ready.
     pub async fn worker(&self, extra: &[&str]) -> Worker {
+        self.worker_with_env(extra, &[]).await
+    }
+
+    /// [`Env::worker`] with more environment variables.
+    pub async fn worker_with_env(&self, extra: &[&str], envs: &[(&str, &str)]) -> Worker {
         let config = self.config_file.to_string_lossy().into_owned();
         let mut args = vec!["worker", "--config", config.as_str()];
         args.extend_from_slice(extra);
@@ -173,6 +178,7 @@ timeout = "5s"
         }
         let mut child = self
             .command(&args)
+            .envs(envs.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -261,6 +267,76 @@ where
     env.cleanup().await;
     if let Err(panic) = outcome {
         std::panic::resume_unwind(panic);
+    }
+}
+
+/// A small HTTP provider on loopback: answers every request `200 {"id": …}` and
+/// hands each request's body to the test.
+pub struct HttpProvider {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    bodies: tokio::sync::mpsc::UnboundedReceiver<(String, String)>,
+}
+
+impl HttpProvider {
+    /// Binds 127.0.0.1:0 and serves until the test ends.
+    pub async fn start() -> Self {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (sender, bodies) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let sender = sender.clone();
+                tokio::spawn(async move {
+                    let mut buffer = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    // Read the head, then Content-Length bytes of body.
+                    let (head_end, length) = loop {
+                        let read = stream.read(&mut chunk).await.unwrap_or(0);
+                        if read == 0 {
+                            return;
+                        }
+                        buffer.extend_from_slice(&chunk[..read]);
+                        if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                            let head = String::from_utf8_lossy(&buffer[..end]).to_ascii_lowercase();
+                            let length = head
+                                .lines()
+                                .find_map(|line| line.strip_prefix("content-length:"))
+                                .and_then(|value| value.trim().parse::<usize>().ok())
+                                .unwrap_or(0);
+                            break (end + 4, length);
+                        }
+                    };
+                    while buffer.len() < head_end + length {
+                        let read = stream.read(&mut chunk).await.unwrap_or(0);
+                        if read == 0 {
+                            return;
+                        }
+                        buffer.extend_from_slice(&chunk[..read]);
+                    }
+                    let head = String::from_utf8_lossy(&buffer[..head_end]).into_owned();
+                    let body =
+                        String::from_utf8_lossy(&buffer[head_end..head_end + length]).into_owned();
+                    let _ = sender.send((head, body));
+                    let answer = r#"{"id":"provider-1"}"#;
+                    let response = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+                        answer.len()
+                    );
+                    let _ = stream.write_all(response.as_bytes()).await;
+                });
+            }
+        });
+        Self { url, bodies }
+    }
+
+    /// The next request: its head and its body.
+    pub async fn next_request(&mut self) -> (String, String) {
+        tokio::time::timeout(DEADLINE, self.bodies.recv())
+            .await
+            .expect("the provider is called")
+            .expect("the provider runs")
     }
 }
 
