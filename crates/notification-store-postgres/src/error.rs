@@ -29,6 +29,10 @@ pub enum PostgresStoreError {
         /// The rejected name.
         schema: String,
     },
+    /// [`crate::PostgresStore::connect_lazy`] was called outside a Tokio runtime
+    /// (the pool spawns its maintenance tasks on it).
+    #[error("no Tokio runtime: call connect_lazy from within one")]
+    NoRuntime,
     /// The database could not be reached (or refused the connection).
     #[error("cannot connect to PostgreSQL: {source}")]
     Connect {

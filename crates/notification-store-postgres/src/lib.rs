@@ -43,3 +43,31 @@ mod templates;
 pub use config::{DEFAULT_DATABASE_URL, PostgresStoreConfig};
 pub use error::PostgresStoreError;
 pub use store::{MIGRATOR, PostgresStore};
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use notification::store::{NotificationStore, TemplateStore};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn the_store_is_usable_as_shared_trait_objects() {
+        fn assert_send_sync<T: Send + Sync + 'static>() {}
+        assert_send_sync::<PostgresStore>();
+        // No server needed: a lazy pool opens nothing until the first query.
+        let store = PostgresStore::connect_lazy(PostgresStoreConfig::default()).unwrap();
+        let _notifications: Arc<dyn NotificationStore> = Arc::new(store.clone());
+        let _templates: Arc<dyn TemplateStore> = Arc::new(store);
+    }
+
+    #[test]
+    fn connect_lazy_outside_a_runtime_is_an_error_not_a_panic() {
+        let outcome = PostgresStore::connect_lazy(PostgresStoreConfig::default());
+        assert!(
+            matches!(outcome, Err(PostgresStoreError::NoRuntime)),
+            "{outcome:?}"
+        );
+    }
+}

@@ -57,9 +57,14 @@ impl PostgresStore {
     }
 
     /// Like [`PostgresStore::connect`], but opens connections only when a query
-    /// needs one: nothing is checked until then.
+    /// needs one: nothing is checked until then. Must be called from within a
+    /// Tokio runtime ([`PostgresStoreError::NoRuntime`] otherwise).
     pub fn connect_lazy(config: PostgresStoreConfig) -> Result<Self, PostgresStoreError> {
         let options = connect_options(&config)?;
+        // sqlx would panic spawning its pool tasks without a runtime.
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(PostgresStoreError::NoRuntime);
+        }
         let pool = pool_options(&config).connect_lazy_with(options);
         Ok(Self {
             pool,

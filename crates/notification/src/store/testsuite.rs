@@ -75,7 +75,7 @@ use super::{
 };
 
 /// Stamps out every test of both halves of the suite for one type implementing
-/// [`NotificationStore`] and [`TemplateStore`]: see the [module docs](self).
+/// [`NotificationStore`] and [`TemplateStore`]: see the [module docs](crate::store::testsuite).
 #[macro_export]
 macro_rules! store_conformance_tests {
     ($factory:path $(, teardown = $teardown:path)? $(,)?) => {
@@ -85,7 +85,7 @@ macro_rules! store_conformance_tests {
 }
 
 /// Stamps out every [`NotificationStore`] test of the suite: see the
-/// [module docs](self).
+/// [module docs](crate::store::testsuite).
 #[macro_export]
 macro_rules! notification_store_conformance_tests {
     ($factory:path $(, teardown = $teardown:path)? $(,)?) => {
@@ -130,7 +130,7 @@ macro_rules! notification_store_conformance_tests {
 }
 
 /// Stamps out every [`TemplateStore`] test of the suite: see the
-/// [module docs](self).
+/// [module docs](crate::store::testsuite).
 #[macro_export]
 macro_rules! template_store_conformance_tests {
     ($factory:path $(, teardown = $teardown:path)? $(,)?) => {
