@@ -36,9 +36,9 @@
 //! The macros expand to `mod notification_store_conformance` and
 //! `mod template_store_conformance` in the calling module, so `store` and
 //! `teardown` may be private functions next to the invocation. The calling crate
-//! needs `tokio` with the `rt` and `macros` features: each test runs on its own
-//! runtime, and the test body runs in a spawned task so the teardown runs even when
-//! an assertion fails.
+//! needs `tokio` with the `rt-multi-thread` and `macros` features: each test runs
+//! on its own two-worker runtime, and the test body runs in a spawned task so the
+//! teardown runs even when an assertion fails.
 //!
 //! What the suite expects of a factory:
 //! * every call returns an **empty** store (no notifications, no templates): the
