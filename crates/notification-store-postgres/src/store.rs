@@ -128,6 +128,14 @@ impl PostgresStore {
         .await;
         // Ending the session releases every lock it holds, pass or fail.
         dedicated.close().await;
+        match &outcome {
+            Ok(()) => {
+                tracing::info!(schema = ?self.schema, "notification store migrations applied")
+            }
+            Err(error) => {
+                tracing::error!(schema = ?self.schema, %error, "notification store migrations failed")
+            }
+        }
         outcome
     }
 
