@@ -51,12 +51,18 @@
 //!   [`InboxCursor::encode`]): a store truncates sub-microsecond parts on record, so
 //!   paging with an encoded cursor neither repeats nor skips a row;
 //! * an inbox page holding the last row has `next_cursor: None`, even when it is full;
+//! * a batch holding an id twice, or a key taken by a stored row, is a
+//!   [`StoreError::Conflict`] and stores none of its rows;
+//! * a well-formed cursor or `since` far outside the database's time range gives a
+//!   page or [`StoreError::InvalidInput`], nothing else;
 //! * `update_status` to `Sent` sets `sent_at`, to `Failed` sets `error`;
 //! * `mark_read` of a read notification and `mark_unread` of an unread one succeed
 //!   and change nothing;
 //! * template names and locales sort by byte value in `list`;
 //! * a template id is unique: saving another (name, locale) under a taken id is a
-//!   [`StoreError::Conflict`].
+//!   [`StoreError::Conflict`];
+//! * saving a new template keeps its `id` and `created_at`; the store sets
+//!   `updated_at` on every save and deactivation, never earlier than before.
 //!
 //! No test depends on the wall clock: notifications carry fixed `created_at`s, and
 //! the only time assertions are "set by the store, not copied from the input" and
