@@ -418,22 +418,43 @@ impl Inner {
     }
 
     /// Acknowledges receipts of one topic and group in one fenced script call;
-    /// true for each that was still owned.
+    /// true for each that was still owned, in the order given.
     pub(crate) async fn ack_many(&self, receipts: &[&Receipt]) -> Result<Vec<bool>, RedisError> {
         let Some(first) = receipts.first() else {
             return Ok(Vec::new());
         };
+        // Blocks of one consumer each, ids ascending (see lua/ack.lua).
+        let mut order: Vec<usize> = (0..receipts.len()).collect();
+        order.sort_by_cached_key(|&index| {
+            let receipt = receipts[index];
+            (
+                receipt.consumer.as_str(),
+                codec::id_order(&receipt.entry_id),
+            )
+        });
         let keys = self.keys.topic(&first.topic);
         let mut invocation = SCRIPTS.ack.key(&keys.stream);
         invocation.arg(&first.group);
-        for receipt in receipts {
+        for block in order.chunk_by(|&a, &b| receipts[a].consumer == receipts[b].consumer) {
+            let low = receipts[block[0]];
+            let high = receipts[block[block.len() - 1]];
             invocation
-                .arg(&receipt.consumer)
-                .arg(&receipt.entry_id)
-                .arg(receipt.delivery_count);
+                .arg(&low.consumer)
+                .arg(block.len())
+                .arg(&low.entry_id)
+                .arg(&high.entry_id);
+            for &index in block {
+                invocation
+                    .arg(&receipts[index].entry_id)
+                    .arg(receipts[index].delivery_count);
+            }
         }
         let settled: Vec<i64> = invocation.invoke_async(&mut self.connection()).await?;
-        Ok(settled.into_iter().map(|done| done == 1).collect())
+        let mut owned = vec![false; receipts.len()];
+        for (&index, done) in order.iter().zip(settled) {
+            owned[index] = done == 1;
+        }
+        Ok(owned)
     }
 
     async fn dead_letter_as(

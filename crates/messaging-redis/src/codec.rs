@@ -98,6 +98,15 @@ pub(crate) fn id_time(id: &str) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp_millis(millis)
 }
 
+/// A stream id as numbers, to sort ids as Redis does (unparsable ones last).
+pub(crate) fn id_order(id: &str) -> (u64, u64) {
+    let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
+    (
+        ms.parse().unwrap_or(u64::MAX),
+        seq.parse().unwrap_or(u64::MAX),
+    )
+}
+
 /// True for `<ms>-<seq>` or `<ms>`: what a dead letter id looks like.
 pub(crate) fn is_stream_id(id: &str) -> bool {
     let mut parts = id.splitn(2, '-');
