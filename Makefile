@@ -6,12 +6,16 @@ CARGO ?= cargo
 export REDIS_URL ?= redis://127.0.0.1:6379
 export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 
-.PHONY: all demo test lint fmt bench doc
+.PHONY: all demo demo-core test lint fmt bench doc
 
 all: lint test
 
 ## The whole pipeline on the embedded default: no server needed.
 demo:
+	$(CARGO) run --quiet -p messaging-cli -- demo
+
+## The messaging core alone (publish, retry into the dead-letter queue, delay).
+demo-core:
 	$(CARGO) run --quiet -p messaging-core --example demo
 
 ## Every test of the workspace, against the local Redis and Postgres.

@@ -129,7 +129,7 @@ impl NotificationStore for PostgresStore {
             .unwrap_or_else(|| Err(StoreError::notification_not_found(id)))
     }
 
-    async fn get(&self, user_id: &str, id: Uuid) -> Result<Notification, StoreError> {
+    async fn get_notification(&self, user_id: &str, id: Uuid) -> Result<Notification, StoreError> {
         sqlx::query_as::<_, NotificationRow>(GET)
             .bind(user_id)
             .bind(id)

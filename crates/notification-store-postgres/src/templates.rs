@@ -15,7 +15,7 @@ const DEACTIVATE: &str = include_str!("../queries/template_deactivate.sql");
 
 #[async_trait]
 impl TemplateStore for PostgresStore {
-    async fn get(
+    async fn get_template(
         &self,
         name: &str,
         locale: Option<&str>,

@@ -117,7 +117,7 @@ async fn stores_in_different_schemas_do_not_see_each_other() {
     let second = store().await;
     let n = Notification::new("user-1", NotificationKind::System, "Hi", "There");
     let recorded = first.record(&n).await;
-    let seen_by_second = NotificationStore::get(&second, "user-1", n.id).await;
+    let seen_by_second = NotificationStore::get_notification(&second, "user-1", n.id).await;
     let count_second = second.unread_count("user-1").await;
     teardown(&first).await;
     teardown(&second).await;

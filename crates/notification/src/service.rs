@@ -198,7 +198,7 @@ impl NotificationService {
         for template in templates {
             if self
                 .templates
-                .get(&template.name, template.locale.as_deref())
+                .get_template(&template.name, template.locale.as_deref())
                 .await?
                 .is_none()
             {
@@ -234,7 +234,7 @@ impl NotificationService {
         }
         candidates.push(None);
         for candidate in candidates {
-            if let Some(template) = self.templates.get(name, candidate).await? {
+            if let Some(template) = self.templates.get_template(name, candidate).await? {
                 if !template.is_active {
                     return Err(NotificationError::TemplateInactive {
                         name: name.to_owned(),

@@ -282,7 +282,7 @@ async fn an_updated_template_is_rendered_fresh_not_from_the_cache() {
         .unwrap();
     send().await.unwrap();
     // Changed behind the service's back (another process, straight into the store).
-    let mut changed = templates.get("code", None).await.unwrap().unwrap();
+    let mut changed = templates.get_template("code", None).await.unwrap().unwrap();
     changed.content = "CODE={{code}}".into();
     templates.save(&changed).await.unwrap();
     send().await.unwrap();
@@ -380,7 +380,7 @@ async fn system_notifications_are_recorded_only() {
     assert!(notification.sent_at.is_some());
     assert!(!notification.is_read);
     assert!(email.sent().is_empty());
-    let stored = store.get("u1", notification.id).await.unwrap();
+    let stored = store.get_notification("u1", notification.id).await.unwrap();
     assert_eq!(stored.metadata["severity"], "info");
     assert_eq!(store.unread_count("u1").await.unwrap(), 1);
 

@@ -292,7 +292,7 @@ impl NotificationStore for InMemoryNotificationStore {
         })
     }
 
-    async fn get(&self, user_id: &str, id: Uuid) -> Result<Notification, StoreError> {
+    async fn get_notification(&self, user_id: &str, id: Uuid) -> Result<Notification, StoreError> {
         self.read(|state| {
             state
                 .by_id
@@ -435,8 +435,8 @@ struct TemplateState {
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
 /// let store = InMemoryTemplateStore::new();
 /// store.save(&MessageTemplate::new("code_sms", TemplateKind::Sms, "Code {{code}}")).await.unwrap();
-/// assert!(store.get("code_sms", None).await.unwrap().is_some());
-/// assert!(store.get("code_sms", Some("fr")).await.unwrap().is_none());
+/// assert!(store.get_template("code_sms", None).await.unwrap().is_some());
+/// assert!(store.get_template("code_sms", Some("fr")).await.unwrap().is_none());
 /// # }
 /// ```
 #[derive(Clone, Default)]
@@ -488,7 +488,7 @@ fn key(name: &str, locale: Option<&str>) -> (String, Option<String>) {
 
 #[async_trait]
 impl TemplateStore for InMemoryTemplateStore {
-    async fn get(
+    async fn get_template(
         &self,
         name: &str,
         locale: Option<&str>,
@@ -497,6 +497,11 @@ impl TemplateStore for InMemoryTemplateStore {
     }
 
     async fn save(&self, template: &MessageTemplate) -> Result<MessageTemplate, StoreError> {
+        if template.locale.as_deref() == Some("") {
+            return Err(StoreError::InvalidInput {
+                reason: "a template locale must not be empty (use None for the default)".into(),
+            });
+        }
         self.with(|state| {
             let key = key(&template.name, template.locale.as_deref());
             let mut stored = template.clone();
@@ -622,7 +627,13 @@ mod tests {
         let store = InMemoryNotificationStore::new();
         let n = Notification::new("u", NotificationKind::System, "a", "");
         store.record(&n).await.unwrap();
-        assert!(store.get("v", n.id).await.unwrap_err().is_not_found());
+        assert!(
+            store
+                .get_notification("v", n.id)
+                .await
+                .unwrap_err()
+                .is_not_found()
+        );
         assert!(store.mark_read("v", n.id).await.unwrap_err().is_not_found());
         assert!(store.delete("v", n.id).await.unwrap_err().is_not_found());
         store.mark_read("u", n.id).await.unwrap();
@@ -662,7 +673,14 @@ mod tests {
         assert!(second.updated_at > first.updated_at);
         assert_eq!(store.list().await.unwrap().len(), 1);
         store.deactivate("t", None).await.unwrap();
-        assert!(!store.get("t", None).await.unwrap().unwrap().is_active);
+        assert!(
+            !store
+                .get_template("t", None)
+                .await
+                .unwrap()
+                .unwrap()
+                .is_active
+        );
         assert!(
             store
                 .deactivate("t", Some("fr"))

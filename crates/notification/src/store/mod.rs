@@ -248,18 +248,27 @@ pub struct InboxPage {
 ///
 /// Every call that reads or changes a user's notifications takes the user id and
 /// touches only that user's rows: another user's id is reported as
-/// [`StoreError::NotFound`] and nothing changes.
+/// [`StoreError::NotFound`] and nothing changes. The two calls without a user id,
+/// [`update_status`](Self::update_status) and
+/// [`purge_older_than`](Self::purge_older_than), are for the sender and for
+/// retention jobs, never for requests made on a user's behalf.
+///
+/// Timestamps are kept to the microsecond (what PostgreSQL stores and
+/// [`InboxCursor::encode`] carries), so a cursor taken from a stored row finds
+/// that row again exactly. The store conformance suite (`testsuite` feature) pins
+/// down the rest of the contract.
 #[async_trait]
 pub trait NotificationStore: Send + Sync + 'static {
     /// Records a new notification. [`StoreError::Conflict`] when its id, or its
     /// idempotency key for the same user, is taken.
     async fn record(&self, notification: &Notification) -> Result<(), StoreError>;
 
-    /// Records several notifications at once (all or none).
+    /// Records several notifications at once (all or none: a repeated id or key is
+    /// a [`StoreError::Conflict`] and stores nothing).
     async fn record_batch(&self, notifications: &[Notification]) -> Result<(), StoreError>;
 
-    /// Changes a notification's status: `sent` with `sent_at`, or `failed` with the
-    /// error. Returns the updated notification.
+    /// Changes a notification's status: `sent` with `sent_at` (clearing any earlier
+    /// error), or `failed` with the error. Returns the updated notification.
     async fn update_status(
         &self,
         id: Uuid,
@@ -267,7 +276,7 @@ pub trait NotificationStore: Send + Sync + 'static {
     ) -> Result<Notification, StoreError>;
 
     /// One of the user's notifications.
-    async fn get(&self, user_id: &str, id: Uuid) -> Result<Notification, StoreError>;
+    async fn get_notification(&self, user_id: &str, id: Uuid) -> Result<Notification, StoreError>;
 
     /// The user's notification recorded with this idempotency key, if any.
     async fn find_by_idempotency_key(
@@ -286,7 +295,8 @@ pub trait NotificationStore: Send + Sync + 'static {
     /// How many of the user's notifications are unread.
     async fn unread_count(&self, user_id: &str) -> Result<u64, StoreError>;
 
-    /// Marks one of the user's notifications read (setting `read_at`).
+    /// Marks one of the user's notifications read (setting `read_at`; marking it
+    /// again keeps the first read time).
     async fn mark_read(&self, user_id: &str, id: Uuid) -> Result<(), StoreError>;
 
     /// Marks one of the user's notifications unread (clearing `read_at`).
@@ -302,12 +312,14 @@ pub trait NotificationStore: Send + Sync + 'static {
     async fn purge_older_than(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError>;
 }
 
-/// Where templates are kept, one row per name and locale (`None`: the default).
+/// Where templates are kept, one row per name and locale (`None`: the default;
+/// an empty locale string is [`StoreError::InvalidInput`], so it can never shadow
+/// the default). Template ids are unique across names and locales.
 #[async_trait]
 pub trait TemplateStore: Send + Sync + 'static {
     /// The template with this name and locale, active or not (the caller refuses
     /// inactive ones with a clear error); `None` when there is none.
-    async fn get(
+    async fn get_template(
         &self,
         name: &str,
         locale: Option<&str>,

@@ -152,6 +152,7 @@ macro_rules! template_store_conformance_tests {
                 template_deactivate_marks_inactive_and_save_reactivates,
                 template_deactivate_of_an_unknown_template_is_not_found,
                 template_save_under_an_id_taken_by_another_template_is_a_conflict,
+                template_with_an_empty_locale_is_rejected,
             );
         }
     };
@@ -336,7 +337,7 @@ where
     n.created_at = micros(n.created_at);
     store.record(&n).await.expect("record");
 
-    let stored = NotificationStore::get(store, &user, n.id)
+    let stored = NotificationStore::get_notification(store, &user, n.id)
         .await
         .expect("get");
     assert_eq!(stored, n);
@@ -351,7 +352,7 @@ where
 {
     let user = fresh_user("alice");
     assert_not_found(
-        NotificationStore::get(store, &user, Uuid::now_v7()).await,
+        NotificationStore::get_notification(store, &user, Uuid::now_v7()).await,
         "get of an unknown id",
     );
 }
@@ -371,7 +372,7 @@ where
     second.title = "Another title".into();
     assert_conflict(store.record(&second).await, "record of a taken id");
 
-    let stored = NotificationStore::get(store, &user, first.id)
+    let stored = NotificationStore::get_notification(store, &user, first.id)
         .await
         .expect("get");
     assert_eq!(stored, first);
@@ -391,7 +392,7 @@ where
     let again = notification(&alice, 1).with_idempotency_key("welcome");
     assert_conflict(store.record(&again).await, "same user, same key");
     assert_not_found(
-        NotificationStore::get(store, &alice, again.id).await,
+        NotificationStore::get_notification(store, &alice, again.id).await,
         "the conflicting notification is not stored",
     );
 
@@ -433,7 +434,7 @@ where
     store.record_batch(&batch).await.expect("record_batch");
 
     for n in &batch {
-        let stored = NotificationStore::get(store, &n.user_id, n.id)
+        let stored = NotificationStore::get_notification(store, &n.user_id, n.id)
             .await
             .expect("get");
         assert_eq!(&stored, n);
@@ -501,7 +502,7 @@ where
         (updated.id, &updated.title, updated.created_at),
         (n.id, &n.title, n.created_at)
     );
-    let stored = NotificationStore::get(store, &user, n.id)
+    let stored = NotificationStore::get_notification(store, &user, n.id)
         .await
         .expect("get");
     assert_eq!(stored, updated, "update_status returns what is stored");
@@ -528,7 +529,7 @@ where
     assert_eq!(updated.status, NotificationStatus::Failed);
     assert_eq!(updated.error.as_deref(), Some("mailbox full"));
     assert_eq!(updated.sent_at, None);
-    let stored = NotificationStore::get(store, &user, n.id)
+    let stored = NotificationStore::get_notification(store, &user, n.id)
         .await
         .expect("get");
     assert_eq!(stored, updated, "update_status returns what is stored");
@@ -622,7 +623,7 @@ where
     }
     record_all(store, &all).await;
 
-    let stored = NotificationStore::get(store, &user, all[0].id)
+    let stored = NotificationStore::get_notification(store, &user, all[0].id)
         .await
         .expect("get");
     assert_eq!(
@@ -925,7 +926,7 @@ where
     store.record(&n).await.expect("record");
 
     store.mark_read(&user, n.id).await.expect("mark_read");
-    let read = NotificationStore::get(store, &user, n.id)
+    let read = NotificationStore::get_notification(store, &user, n.id)
         .await
         .expect("get");
     assert!(read.is_read);
@@ -933,14 +934,14 @@ where
     assert!(read_at > at(0), "read_at is set by the store");
 
     store.mark_read(&user, n.id).await.expect("mark_read again");
-    let again = NotificationStore::get(store, &user, n.id)
+    let again = NotificationStore::get_notification(store, &user, n.id)
         .await
         .expect("get");
     assert!(again.is_read);
     assert_eq!(again.read_at, Some(read_at), "the first read time is kept");
 
     store.mark_unread(&user, n.id).await.expect("mark_unread");
-    let unread = NotificationStore::get(store, &user, n.id)
+    let unread = NotificationStore::get_notification(store, &user, n.id)
         .await
         .expect("get");
     assert!(!unread.is_read);
@@ -970,7 +971,7 @@ where
     let all: Vec<Notification> = (0..6).map(|i| notification(&user, i)).collect();
     record_all(store, &all).await;
     store.mark_read(&user, all[2].id).await.expect("mark_read");
-    let kept_read_at = NotificationStore::get(store, &user, all[2].id)
+    let kept_read_at = NotificationStore::get_notification(store, &user, all[2].id)
         .await
         .expect("get")
         .read_at;
@@ -1013,7 +1014,7 @@ where
 
     store.delete(&user, all[1].id).await.expect("delete");
     assert_not_found(
-        NotificationStore::get(store, &user, all[1].id).await,
+        NotificationStore::get_notification(store, &user, all[1].id).await,
         "get after delete",
     );
     assert_not_found(store.delete(&user, all[1].id).await, "delete again");
@@ -1049,12 +1050,12 @@ where
     assert_eq!(store.purge_older_than(at(20)).await.expect("purge"), 3);
     for n in &old {
         assert_not_found(
-            NotificationStore::get(store, &n.user_id, n.id).await,
+            NotificationStore::get_notification(store, &n.user_id, n.id).await,
             "purged notification",
         );
     }
     for n in &kept {
-        NotificationStore::get(store, &n.user_id, n.id)
+        NotificationStore::get_notification(store, &n.user_id, n.id)
             .await
             .expect("notification at or after the cutoff is kept");
     }
@@ -1085,8 +1086,8 @@ where
     let bob = fresh_user("bob");
     let bobs = bobs_notification(store, &bob).await;
 
-    let theirs = NotificationStore::get(store, &alice, bobs.id).await;
-    let missing = NotificationStore::get(store, &alice, Uuid::now_v7()).await;
+    let theirs = NotificationStore::get_notification(store, &alice, bobs.id).await;
+    let missing = NotificationStore::get_notification(store, &alice, Uuid::now_v7()).await;
     assert_not_found(theirs, "get of another user's id");
     assert_not_found(missing, "get of a missing id");
     assert_eq!(
@@ -1110,7 +1111,7 @@ where
     let read = notification(&bob, 1);
     store.record(&read).await.expect("record");
     store.mark_read(&bob, read.id).await.expect("bob reads it");
-    let read = NotificationStore::get(store, &bob, read.id)
+    let read = NotificationStore::get_notification(store, &bob, read.id)
         .await
         .expect("get");
 
@@ -1124,13 +1125,13 @@ where
     );
 
     assert_eq!(
-        NotificationStore::get(store, &bob, unread.id)
+        NotificationStore::get_notification(store, &bob, unread.id)
             .await
             .expect("get"),
         unread
     );
     assert_eq!(
-        NotificationStore::get(store, &bob, read.id)
+        NotificationStore::get_notification(store, &bob, read.id)
             .await
             .expect("get"),
         read
@@ -1150,7 +1151,7 @@ where
 
     assert_not_found(store.delete(&alice, bobs.id).await, "delete of another's");
     assert_eq!(
-        NotificationStore::get(store, &bob, bobs.id)
+        NotificationStore::get_notification(store, &bob, bobs.id)
             .await
             .expect("get"),
         bobs
@@ -1172,7 +1173,7 @@ where
     assert_eq!(store.unread_count(&bob).await.expect("count"), 3);
     for n in &bobs {
         assert_eq!(
-            &NotificationStore::get(store, &bob, n.id)
+            &NotificationStore::get_notification(store, &bob, n.id)
                 .await
                 .expect("get"),
             n
@@ -1252,11 +1253,31 @@ where
     expected.updated_at = saved.updated_at;
     assert_eq!(saved, expected);
 
-    let got = TemplateStore::get(store, &t.name, None)
+    let got = TemplateStore::get_template(store, &t.name, None)
         .await
         .expect("get")
         .expect("present");
     assert_eq!(got, saved);
+}
+
+/// An empty locale string is invalid input: it would otherwise shadow the
+/// default (`None`) variant.
+pub async fn template_with_an_empty_locale_is_rejected<S>(store: &S)
+where
+    S: TemplateStore + ?Sized,
+{
+    let name = fresh_name("blank");
+    let saved = store.save(&template(&name, Some(""))).await;
+    assert!(
+        matches!(saved, Err(StoreError::InvalidInput { .. })),
+        "an empty locale was accepted: {saved:?}"
+    );
+    assert_eq!(
+        TemplateStore::get_template(store, &name, None)
+            .await
+            .expect("get"),
+        None
+    );
 }
 
 /// `get` of a missing name, or of a locale without a variant, is `None`.
@@ -1266,18 +1287,20 @@ where
 {
     let name = fresh_name("welcome");
     assert_eq!(
-        TemplateStore::get(store, &name, None).await.expect("get"),
+        TemplateStore::get_template(store, &name, None)
+            .await
+            .expect("get"),
         None
     );
     store.save(&template(&name, None)).await.expect("save");
     assert_eq!(
-        TemplateStore::get(store, &name, Some("fr"))
+        TemplateStore::get_template(store, &name, Some("fr"))
             .await
             .expect("get"),
         None
     );
     assert_eq!(
-        TemplateStore::get(store, &fresh_name("other"), None)
+        TemplateStore::get_template(store, &fresh_name("other"), None)
             .await
             .expect("get"),
         None
@@ -1317,7 +1340,7 @@ where
     assert!(!saved.is_active);
     assert_eq!(saved.metadata, json!({"version": 2}));
 
-    let got = TemplateStore::get(store, &name, Some("en"))
+    let got = TemplateStore::get_template(store, &name, Some("en"))
         .await
         .expect("get")
         .expect("present");
@@ -1349,7 +1372,7 @@ where
     }
 
     for (locale, content) in [(None, "Hello"), (Some("en"), "Hi"), (Some("pt-BR"), "Olá")] {
-        let got = TemplateStore::get(store, &name, locale)
+        let got = TemplateStore::get_template(store, &name, locale)
             .await
             .expect("get")
             .expect("present");
@@ -1360,7 +1383,7 @@ where
     let mut en_again = template(&name, Some("en"));
     en_again.content = "Hey".into();
     store.save(&en_again).await.expect("save en again");
-    let got = TemplateStore::get(store, &name, None)
+    let got = TemplateStore::get_template(store, &name, None)
         .await
         .expect("get")
         .expect("present");
@@ -1426,13 +1449,13 @@ where
         .deactivate(&name, Some("en"))
         .await
         .expect("deactivate");
-    let got = TemplateStore::get(store, &name, Some("en"))
+    let got = TemplateStore::get_template(store, &name, Some("en"))
         .await
         .expect("get")
         .expect("inactive templates are still returned");
     assert!(!got.is_active);
     assert!(got.updated_at >= en.updated_at);
-    let default = TemplateStore::get(store, &name, None)
+    let default = TemplateStore::get_template(store, &name, None)
         .await
         .expect("get")
         .expect("present");
@@ -1475,7 +1498,7 @@ where
     second.id = first.id;
     assert_conflict(store.save(&second).await, "save under a taken id");
     assert_eq!(
-        TemplateStore::get(store, &second.name, None)
+        TemplateStore::get_template(store, &second.name, None)
             .await
             .expect("get"),
         None
