@@ -5,7 +5,6 @@
 //! one `ack.lua` call (one XPENDING check per receipt, one XACK) per topic and
 //! group. A lone ack leaves at once, so light traffic pays no extra latency.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 
 use messaging_core::{BackendError, Receipt};
@@ -57,13 +56,24 @@ pub(crate) async fn run(backend: Weak<Inner>, mut requests: mpsc::UnboundedRecei
     }
 }
 
-async fn settle(inner: &Inner, batch: Vec<AckRequest>) {
-    let mut by_group: HashMap<(String, String), Vec<AckRequest>> = HashMap::new();
+async fn settle(inner: &Inner, mut batch: Vec<AckRequest>) {
+    // One script call per topic and group.
+    batch.sort_by(|a, b| {
+        (&a.receipt.topic, &a.receipt.group).cmp(&(&b.receipt.topic, &b.receipt.group))
+    });
+    let mut by_group: Vec<Vec<AckRequest>> = Vec::new();
     for request in batch {
-        let key = (request.receipt.topic.clone(), request.receipt.group.clone());
-        by_group.entry(key).or_default().push(request);
+        match by_group.last_mut() {
+            Some(run)
+                if run[0].receipt.topic == request.receipt.topic
+                    && run[0].receipt.group == request.receipt.group =>
+            {
+                run.push(request)
+            }
+            _ => by_group.push(vec![request]),
+        }
     }
-    let calls = by_group.into_values().map(|requests| async move {
+    let calls = by_group.into_iter().map(|requests| async move {
         let receipts: Vec<&Receipt> = requests.iter().map(|request| &request.receipt).collect();
         match inner.ack_many(&receipts).await {
             Ok(settled) => {
