@@ -9,14 +9,14 @@ use messaging_core::{
     Receipt, Settlement, StartFrom, TopicStats,
 };
 use messaging_model::{Message, MessageStatus};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
-use redis::{Client, Cmd, RedisError, Value};
-use tracing::{error, warn};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Client, RedisError, Value};
+use tracing::warn;
 
 use crate::RedisBackendConfig;
 use crate::acks::{self, AckRequest, AckSender};
-use crate::codec::{self, MESSAGE_FIELD, RawEntry};
-use crate::error::{InvalidConfig, backend_error, is_busy_group, is_no_group, is_unblocked};
+use crate::codec::{self, MESSAGE_FIELD};
+use crate::error::{InvalidConfig, backend_error, is_busy_group};
 use crate::keys::{Keys, TopicKeys};
 use crate::maintenance::{self, Schedule};
 use crate::pool::BlockingPool;
@@ -26,10 +26,6 @@ use crate::scripts::SCRIPTS;
 const PROMOTE_BATCH: i64 = 1_000;
 /// Most entries one trim removes, which bounds how long the script runs.
 const TRIM_BATCH: i64 = 1_000;
-/// XAUTOCLAIM calls one `reclaim_idle` makes at most while it finds too few.
-const RECLAIM_ROUNDS: usize = 4;
-/// XAUTOCLAIM's cursor for "from the start".
-const CURSOR_START: &str = "0-0";
 
 /// The Redis Streams backend. Cloning is cheap and shares the connections.
 ///
@@ -50,10 +46,10 @@ impl std::fmt::Debug for RedisBackend {
 
 pub(crate) struct Inner {
     pub(crate) config: RedisBackendConfig,
-    keys: Keys,
+    pub(crate) keys: Keys,
     connection: ConnectionManager,
-    blocking: BlockingPool,
-    schedule: Arc<Schedule>,
+    pub(crate) blocking: BlockingPool,
+    pub(crate) schedule: Arc<Schedule>,
     acks: AckSender,
     /// Where the next XAUTOCLAIM of each (topic, group) starts.
     reclaim_cursors: Mutex<HashMap<(String, String), String>>,
@@ -128,11 +124,11 @@ impl RedisBackend {
 }
 
 impl Inner {
-    fn connection(&self) -> ConnectionManager {
+    pub(crate) fn connection(&self) -> ConnectionManager {
         self.connection.clone()
     }
 
-    fn cursors(&self) -> MutexGuard<'_, HashMap<(String, String), String>> {
+    pub(crate) fn cursors(&self) -> MutexGuard<'_, HashMap<(String, String), String>> {
         self.reclaim_cursors
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -222,199 +218,10 @@ impl Inner {
 
     /// After NOGROUP (the topic or the group was deleted, or a Redis without
     /// persistence restarted): recreate the group from the start of what is there.
-    async fn recover_group(&self, topic: &str, group: &str) -> Result<(), BackendError> {
+    pub(crate) async fn recover_group(&self, topic: &str, group: &str) -> Result<(), BackendError> {
         warn!(%topic, %group, "consumer group missing (topic deleted or Redis restarted); recreating it");
         self.register(topic).await?;
         self.create_group(topic, group, StartFrom::Earliest).await
-    }
-
-    /// Runs a blocking command on a connection of its own, bounded by `block`
-    /// plus the command timeout. A pooled connection that broke while idle (the
-    /// server restarted) is replaced once.
-    async fn blocking_query(&self, command: &Cmd, block: Duration) -> Result<Value, RedisError> {
-        let (connection, reused) = self
-            .blocking
-            .take()
-            .await
-            .inspect_err(|_| self.blocking.clear())?;
-        match self.blocking_query_on(connection, command, block).await {
-            Err(error) if reused && error.is_io_error() => {
-                let fresh = self.blocking.connect().await?;
-                self.blocking_query_on(fresh, command, block).await
-            }
-            result => result,
-        }
-    }
-
-    async fn blocking_query_on(
-        &self,
-        mut connection: MultiplexedConnection,
-        command: &Cmd,
-        block: Duration,
-    ) -> Result<Value, RedisError> {
-        let limit = block + self.config.command_timeout;
-        match tokio::time::timeout(limit, command.query_async::<Value>(&mut connection)).await {
-            Ok(Ok(value)) => {
-                self.blocking.give_back(connection);
-                Ok(value)
-            }
-            Ok(Err(error)) => {
-                if error.is_io_error() || error.is_unrecoverable_error() {
-                    // The others were likely opened before the same failure.
-                    self.blocking.clear();
-                } else {
-                    self.blocking.give_back(connection);
-                }
-                Err(error)
-            }
-            Err(_elapsed) => {
-                self.blocking.clear();
-                Err(
-                    std::io::Error::new(std::io::ErrorKind::TimedOut, "blocking read timed out")
-                        .into(),
-                )
-            }
-        }
-    }
-
-    async fn read_new(
-        &self,
-        topic: &str,
-        group: &str,
-        consumer: &str,
-        count: usize,
-        block: Duration,
-    ) -> Result<Vec<Delivery>, BackendError> {
-        let keys = self.keys.topic(topic);
-        let deadline = tokio::time::Instant::now() + block;
-        loop {
-            // Promote what is due first (unless this process did lately and
-            // knows nothing is due yet), and block no longer than until the next
-            // promotion: a delayed message falls due, or another process may
-            // have scheduled one.
-            let until_promote = match self.schedule.until_promote(topic) {
-                Some(wait) => wait,
-                None => {
-                    self.promote(topic).await?;
-                    self.schedule.until_promote(topic).unwrap_or(Duration::ZERO)
-                }
-            };
-            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let wait = remaining.min(until_promote);
-            // Whole milliseconds, rounded up; BLOCK 0 would wait forever, so a
-            // read that must not wait leaves BLOCK out.
-            let block_ms = u64::try_from(wait.as_micros().div_ceil(1000)).unwrap_or(u64::MAX);
-            let mut command = redis::cmd("XREADGROUP");
-            command
-                .arg("GROUP")
-                .arg(group)
-                .arg(consumer)
-                .arg("COUNT")
-                .arg(count);
-            if block_ms > 0 {
-                command.arg("BLOCK").arg(block_ms);
-            }
-            command.arg("STREAMS").arg(&keys.stream).arg(">");
-            let reply = if block_ms > 0 {
-                self.blocking_query(&command, Duration::from_millis(block_ms))
-                    .await
-            } else {
-                command.query_async::<Value>(&mut self.connection()).await
-            };
-            let reply = match reply {
-                Ok(reply) => reply,
-                Err(error) if is_no_group(&error) => {
-                    self.recover_group(topic, group).await?;
-                    return Ok(Vec::new());
-                }
-                Err(error) if is_unblocked(&error) => return Ok(Vec::new()),
-                Err(error) => return Err(backend_error(error)),
-            };
-            // A new entry has been delivered exactly once.
-            let entries: Vec<RawEntry> = codec::read_reply_entries(reply)
-                .into_iter()
-                .map(|(id, fields)| RawEntry {
-                    id,
-                    delivery_count: 1,
-                    fields,
-                })
-                .collect();
-            if !entries.is_empty() || tokio::time::Instant::now() >= deadline {
-                return Ok(self.deliveries(topic, group, consumer, entries).await);
-            }
-        }
-    }
-
-    async fn read_own_pending(
-        &self,
-        topic: &str,
-        group: &str,
-        consumer: &str,
-        after: Option<&str>,
-        count: usize,
-    ) -> Result<Vec<Delivery>, BackendError> {
-        let keys = self.keys.topic(topic);
-        let reply: Result<Value, RedisError> = SCRIPTS
-            .read_pending
-            .key(&keys.stream)
-            .arg(group)
-            .arg(consumer)
-            .arg(after.unwrap_or("0"))
-            .arg(count)
-            .invoke_async(&mut self.connection())
-            .await;
-        let reply = match reply {
-            Ok(reply) => reply,
-            Err(error) if is_no_group(&error) => {
-                self.recover_group(topic, group).await?;
-                return Ok(Vec::new());
-            }
-            Err(error) => return Err(backend_error(error)),
-        };
-        let entries = codec::triples(codec::items(reply));
-        Ok(self.deliveries(topic, group, consumer, entries).await)
-    }
-
-    /// Decodes entries into deliveries; entries that cannot be decoded go to the
-    /// dead-letter queue instead (or stay pending if even that fails, to be
-    /// tried again when reclaimed).
-    async fn deliveries(
-        &self,
-        topic: &str,
-        group: &str,
-        consumer: &str,
-        entries: Vec<RawEntry>,
-    ) -> Vec<Delivery> {
-        let mut deliveries = Vec::with_capacity(entries.len());
-        for entry in entries {
-            let receipt = Receipt {
-                topic: topic.to_owned(),
-                group: group.to_owned(),
-                consumer: consumer.to_owned(),
-                entry_id: entry.id,
-                delivery_count: entry.delivery_count,
-            };
-            match codec::decode(&entry.fields) {
-                Ok(message) => deliveries.push(Delivery { message, receipt }),
-                Err(reason) => {
-                    error!(%topic, %group, entry = %receipt.entry_id, %reason, "undecodable entry; moving it to the dead-letter queue");
-                    let message = codec::undecodable_message(
-                        topic,
-                        &receipt.entry_id,
-                        &entry.fields,
-                        &reason,
-                    );
-                    let attempts = receipt.delivery_count;
-                    if let Err(error) = self
-                        .dead_letter_as(&receipt, &message, &reason, attempts)
-                        .await
-                    {
-                        error!(%topic, %group, entry = %receipt.entry_id, %error, "could not dead-letter an undecodable entry; it stays pending");
-                    }
-                }
-            }
-        }
-        deliveries
     }
 
     /// Acknowledges receipts of one topic and group in one fenced script call;
@@ -457,7 +264,7 @@ impl Inner {
         Ok(owned)
     }
 
-    async fn dead_letter_as(
+    pub(crate) async fn dead_letter_as(
         &self,
         receipt: &Receipt,
         message: &Message,
@@ -734,60 +541,9 @@ impl MessageBackend for RedisBackend {
         min_idle: Duration,
         count: usize,
     ) -> Result<Vec<Delivery>, BackendError> {
-        if count == 0 {
-            return Ok(Vec::new());
-        }
-        let inner = &self.inner;
-        let keys = inner.keys.topic(topic);
-        let cursor_key = (topic.to_owned(), group.to_owned());
-        let mut cursor = inner
-            .cursors()
-            .get(&cursor_key)
-            .cloned()
-            .unwrap_or_else(|| CURSOR_START.to_owned());
-        let mut passed_end = cursor == CURSOR_START;
-        let mut entries = Vec::new();
-        // Carry the cursor forward so every pending entry gets its turn, however
-        // long the pending list; when the scan wraps, look at the head once more.
-        for _ in 0..RECLAIM_ROUNDS {
-            let reply: Result<Value, RedisError> = SCRIPTS
-                .reclaim
-                .key(&keys.stream)
-                .arg(group)
-                .arg(consumer)
-                .arg(u64::try_from(min_idle.as_millis()).unwrap_or(u64::MAX))
-                .arg(&cursor)
-                .arg(count - entries.len())
-                .invoke_async(&mut inner.connection())
-                .await;
-            let reply = match reply {
-                Ok(reply) => reply,
-                // The topic or group is gone: nothing to reclaim.
-                Err(error) if is_no_group(&error) => break,
-                Err(error) => return Err(backend_error(error)),
-            };
-            let mut items = codec::items(reply);
-            let next = items
-                .first()
-                .and_then(codec::string)
-                .unwrap_or_else(|| CURSOR_START.to_owned());
-            if !items.is_empty() {
-                items.remove(0);
-            }
-            entries.extend(codec::triples(items));
-            cursor = next;
-            if entries.len() >= count {
-                break;
-            }
-            if cursor == CURSOR_START {
-                if passed_end {
-                    break;
-                }
-                passed_end = true;
-            }
-        }
-        inner.cursors().insert(cursor_key, cursor);
-        Ok(inner.deliveries(topic, group, consumer, entries).await)
+        self.inner
+            .reclaim_idle(topic, group, consumer, min_idle, count)
+            .await
     }
 
     async fn extend_lease(&self, receipt: &Receipt) -> Result<Settlement, BackendError> {

@@ -65,6 +65,7 @@ mod error;
 mod keys;
 mod maintenance;
 mod pool;
+mod reading;
 mod scripts;
 
 pub use backend::RedisBackend;
