@@ -645,3 +645,147 @@ async fn a_restricted_redis_user_from_the_url_can_do_everything() {
         .expect_err("wrong password");
     assert!(!error.is_transient(), "{error}");
 }
+
+/// Plays the TLS client for `rediss_urls_connect_over_tls` when this binary is
+/// run again with `MESSAGING_REDIS_TEST_CHILD=tls-client` (and `SSL_CERT_FILE`
+/// naming the test CA); does nothing in a normal run.
+#[test]
+fn tls_child() {
+    if std::env::var(support::CHILD_ROLE).as_deref() != Ok("tls-client") {
+        return;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let url = std::env::var("REDIS_TLS_URL").expect("REDIS_TLS_URL");
+        let backend = support::backend(&url).await;
+        let topic = "tls.roundtrip";
+        backend
+            .ensure_group(topic, "g", StartFrom::Earliest)
+            .await
+            .expect("group");
+        let sent = message(topic, 1);
+        backend.publish(&sent).await.expect("publish");
+        let got = read_all(&backend, topic, "g", "c", 1).await;
+        assert_eq!(got[0].message.id, sent.id);
+        assert_eq!(
+            backend.ack(&got[0].receipt).await.expect("ack"),
+            Settlement::Settled
+        );
+        backend.health().await.expect("health");
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rediss_urls_connect_over_tls() {
+    let dir = support::temp_dir("tls");
+    let openssl = |args: &[&str]| {
+        let status = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(&dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("run openssl (needed to make the test certificates)");
+        assert!(status.success(), "openssl {args:?} failed");
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=messaging-redis test CA",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    std::fs::write(
+        dir.join("san.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+    )
+    .expect("write san.ext");
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+    ]);
+
+    let tls_port = support::free_port().to_string();
+    let path = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    let (cert, key, ca) = (path("server.crt"), path("server.key"), path("ca.crt"));
+    let server = RedisServer::start_with(&[
+        "--tls-port",
+        &tls_port,
+        "--tls-cert-file",
+        &cert,
+        "--tls-key-file",
+        &key,
+        "--tls-ca-cert-file",
+        &ca,
+        "--tls-auth-clients",
+        "no",
+    ]);
+    // The backend trusts the system's roots; the child is told to trust the test CA.
+    let env = [
+        ("REDIS_TLS_URL", format!("rediss://127.0.0.1:{tls_port}")),
+        ("SSL_CERT_FILE", ca.clone()),
+    ];
+    let run = |env: Vec<(&'static str, String)>| {
+        tokio::task::spawn_blocking(move || {
+            support::ChildProcess::spawn("tls_child", "tls-client", &env)
+                .wait_success(Duration::from_secs(60))
+        })
+    };
+    let trusted = run(env.to_vec()).await.expect("wait");
+    // Without the test CA the certificate must be refused: TLS is really checked.
+    let empty = dir.join("no-roots.pem");
+    std::fs::write(&empty, "").expect("write an empty root store");
+    let untrusted = run(vec![
+        env[0].clone(),
+        ("SSL_CERT_FILE", empty.to_string_lossy().into_owned()),
+    ])
+    .await
+    .expect("wait");
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        trusted,
+        "the TLS client failed (rerun with TEST_CHILD_LOGS=1 to see why)"
+    );
+    assert!(
+        !untrusted,
+        "a server certificate from an unknown CA was accepted"
+    );
+}

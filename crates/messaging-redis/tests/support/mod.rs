@@ -182,6 +182,11 @@ pub async fn backend_with(config: RedisBackendConfig) -> RedisBackend {
         .unwrap_or_else(|error| panic!("connect to {config:?}: {error}"))
 }
 
+/// A fresh temporary directory (removed by the caller, or left in /tmp).
+pub fn temp_dir(what: &str) -> PathBuf {
+    unique_dir(what)
+}
+
 pub fn unique_prefix() -> String {
     format!("test-{:016x}", fastrand::u64(..))
 }
@@ -271,6 +276,21 @@ impl ChildProcess {
             .status()
             .expect("run kill");
         assert!(status.success(), "kill -{signal} failed");
+    }
+
+    /// Waits for it to exit by itself; true when it succeeded.
+    pub fn wait_success(&mut self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                self.child = None;
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
     }
 
     /// True when it exited already.
