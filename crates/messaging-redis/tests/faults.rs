@@ -316,16 +316,16 @@ async fn killed_consumers_lose_nothing_and_duplicate_only_what_was_in_flight() {
     let effects = "effects";
     let mut consumers: Vec<ChildProcess> = (0..3)
         .map(|c| {
-            let env = consumer_env(&server, &prefix, &format!("c{c}"), effects, 2, 2_000);
+            let env = consumer_env(&server, &prefix, &format!("c{c}"), effects, 4, 2_000);
             ChildProcess::spawn("fault_child", "consumer", &env)
         })
         .collect();
     let mut redis = raw(&server.url()).await;
     let mut kills = 0usize;
     let started = Instant::now();
-    // Kill a random consumer every 150-400 ms while work remains, restart it at once.
+    // Kill a random consumer every 100-250 ms while work remains, restart it at once.
     loop {
-        tokio::time::sleep(Duration::from_millis(150 + fastrand::u64(..250))).await;
+        tokio::time::sleep(Duration::from_millis(100 + fastrand::u64(..150))).await;
         let handled: usize = redis.hlen(effects).await.expect("hlen");
         if handled >= TOTAL * 95 / 100 || kills >= 40 {
             break;
