@@ -3,8 +3,10 @@ use std::sync::Arc;
 use messaging_core::BackendError;
 use redis::{ErrorKind, RedisError, ServerErrorKind};
 
-/// The configuration was rejected before connecting.
+/// The configuration was rejected before connecting (the source of the
+/// [`BackendError::Command`] that [`crate::RedisBackend::connect`] returns).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 #[error("invalid Redis backend configuration: {reason}")]
 pub struct InvalidConfig {
     /// What is wrong.

@@ -30,7 +30,7 @@ impl Inner {
             .await
             .inspect_err(|_| self.blocking.clear())?;
         match self.blocking_query_on(connection, command, block).await {
-            Err(error) if reused && error.is_io_error() => {
+            Err(error) if reused && error.is_connection_dropped() => {
                 let fresh = self.blocking.connect().await?;
                 self.blocking_query_on(fresh, command, block).await
             }
