@@ -4,7 +4,9 @@ set -euo pipefail
 
 need_apt=()
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
-command -v psql >/dev/null 2>&1 || need_apt+=(postgresql-client)
+command -v pg_isready >/dev/null 2>&1 || need_apt+=(postgresql-client)
+# The rediss:// test makes its own CA and certificates.
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 if ((${#need_apt[@]})); then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"

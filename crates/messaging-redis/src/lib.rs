@@ -22,7 +22,7 @@
 //!
 //! The key layout, the guarantees and the recommended Redis settings are in
 //! `docs/redis.md`; the benchmark against a plain `redis` loop in
-//! `docs/bench-redis.md`.
+//! `docs/benchmarks.md`.
 //!
 //! ## Features
 //! | feature | default | what it adds |
