@@ -103,13 +103,16 @@ impl MessagingService {
         &self.defaults
     }
 
-    /// A new message for `topic`, checked, with this service's `max_retry`.
+    /// A new message for `topic`, checked, with this service's `max_retry` and a
+    /// `traceparent` (continuing the trace of the handler it is built in, if any).
     pub fn message(
         &self,
         topic: &str,
         payload: serde_json::Value,
     ) -> Result<Message, MessagingError> {
-        Ok(Message::new(topic, payload)?.with_max_retry(self.max_retry)?)
+        Ok(Message::new(topic, payload)?
+            .with_max_retry(self.max_retry)?
+            .with_metadata(TRACEPARENT_KEY, TraceContext::for_publish().to_string()))
     }
 
     /// Publishes a payload and returns the message id.
@@ -119,18 +122,14 @@ impl MessagingService {
         payload: serde_json::Value,
     ) -> Result<Uuid, MessagingError> {
         let message = self.message(topic, payload)?;
-        self.publish_message(&message).await
+        self.send(&message).await
     }
 
-    /// Publishes a message built by the caller (metadata, `max_retry`).
+    /// Publishes a message built by the caller (metadata, `max_retry`), stamping a
+    /// `traceparent` when it has none.
     pub async fn publish_message(&self, message: &Message) -> Result<Uuid, MessagingError> {
         message.validate()?;
-        let message = with_trace_context(message);
-        let span = info_span!("publish", message_id = %message.id, topic = %message.topic);
-        self.backend.publish(&message).instrument(span).await?;
-        metrics::counter!("messaging_published_total", "topic" => message.topic.clone())
-            .increment(1);
-        Ok(message.id)
+        self.send(&with_trace_context(message)).await
     }
 
     /// Publishes several payloads to one topic in one call; nothing is published
@@ -144,10 +143,11 @@ impl MessagingService {
             .into_iter()
             .map(|payload| self.message(topic, payload))
             .collect::<Result<Vec<_>, _>>()?;
-        self.publish_messages(&messages).await
+        self.send_batch(&messages).await
     }
 
-    /// Publishes messages built by the caller, in order, in one call.
+    /// Publishes messages built by the caller, in order, in one call; nothing is
+    /// published if any message is invalid.
     pub async fn publish_messages(
         &self,
         messages: &[Message],
@@ -155,12 +155,17 @@ impl MessagingService {
         for message in messages {
             message.validate()?;
         }
-        let span = info_span!("publish_batch", count = messages.len());
-        self.backend
-            .publish_batch(messages)
-            .instrument(span)
-            .await?;
-        Ok(messages.iter().map(|message| message.id).collect())
+        if messages
+            .iter()
+            .all(|message| message.metadata.contains_key(TRACEPARENT_KEY))
+        {
+            return self.send_batch(messages).await;
+        }
+        let stamped: Vec<Message> = messages
+            .iter()
+            .map(|message| with_trace_context(message).into_owned())
+            .collect();
+        self.send_batch(&stamped).await
     }
 
     /// Publishes a payload to be delivered after `delay`, never earlier. The
@@ -183,18 +188,49 @@ impl MessagingService {
         at: DateTime<Utc>,
     ) -> Result<Uuid, MessagingError> {
         let message = self.message(topic, payload)?;
-        self.publish_message_at(&message, at).await
+        self.send_at(&message, at).await
     }
 
-    /// Schedules a message built by the caller for `at`.
+    /// Schedules a message built by the caller for `at`, stamping a `traceparent`
+    /// when it has none.
     pub async fn publish_message_at(
         &self,
         message: &Message,
         at: DateTime<Utc>,
     ) -> Result<Uuid, MessagingError> {
         message.validate()?;
+        self.send_at(&with_trace_context(message), at).await
+    }
+
+    /// Hands a checked, stamped message to the backend.
+    async fn send(&self, message: &Message) -> Result<Uuid, MessagingError> {
+        let span = info_span!("publish", message_id = %message.id, topic = %message.topic);
+        self.backend.publish(message).instrument(span).await?;
+        metrics::counter!("messaging_published_total", "topic" => message.topic.clone())
+            .increment(1);
+        Ok(message.id)
+    }
+
+    /// Hands checked, stamped messages to the backend in one call.
+    async fn send_batch(&self, messages: &[Message]) -> Result<Vec<Uuid>, MessagingError> {
+        let span = info_span!("publish_batch", count = messages.len());
+        self.backend
+            .publish_batch(messages)
+            .instrument(span)
+            .await?;
+        for message in messages {
+            metrics::counter!("messaging_published_total", "topic" => message.topic.clone())
+                .increment(1);
+        }
+        Ok(messages.iter().map(|message| message.id).collect())
+    }
+
+    /// Hands a checked, stamped message to the backend's delay queue.
+    async fn send_at(&self, message: &Message, at: DateTime<Utc>) -> Result<Uuid, MessagingError> {
         let span = info_span!("publish_at", message_id = %message.id, topic = %message.topic, %at);
         self.backend.schedule(message, at).instrument(span).await?;
+        metrics::counter!("messaging_scheduled_total", "topic" => message.topic.clone())
+            .increment(1);
         Ok(message.id)
     }
 

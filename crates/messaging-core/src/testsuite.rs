@@ -277,7 +277,16 @@ where
         let original = &sent[&received.id];
         assert_eq!(received.topic, original.topic);
         assert_eq!(received.payload, original.payload);
-        assert_eq!(received.metadata, original.metadata);
+        // Intact, plus the `traceparent` the service stamps on messages without one.
+        let mut expected = original.metadata.clone();
+        if !expected.contains_key(crate::TRACEPARENT_KEY) {
+            let stamped = received.metadata.get(crate::TRACEPARENT_KEY).cloned();
+            expected.insert(
+                crate::TRACEPARENT_KEY.to_owned(),
+                stamped.expect("a traceparent stamped on publish"),
+            );
+        }
+        assert_eq!(received.metadata, expected);
         assert_eq!(received.max_retry, original.max_retry);
         assert_eq!(received.retry, 0);
         assert_eq!(

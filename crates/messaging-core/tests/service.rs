@@ -531,6 +531,38 @@ async fn a_message_published_by_a_handler_continues_the_trace() {
 }
 
 #[tokio::test]
+async fn batch_and_delayed_messages_carry_a_traceparent() {
+    let (backend, service) = switchable();
+    service
+        .publish_batch("traced.batch", vec![json!({}), json!({})])
+        .await
+        .unwrap();
+    let built = Message::new("traced.batch", json!({})).unwrap();
+    service.publish_messages(&[built]).await.unwrap();
+    service
+        .publish_at(
+            "traced.batch",
+            json!({}),
+            Utc::now() - chrono::Duration::seconds(1),
+        )
+        .await
+        .unwrap();
+    backend
+        .ensure_group("traced.batch", "g", StartFrom::Earliest)
+        .await
+        .unwrap();
+    let delivered = backend
+        .read("traced.batch", "g", "c", ReadFrom::New, 10, Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(delivered.len(), 4);
+    for delivery in delivered {
+        let header = &delivery.message.metadata[TRACEPARENT_KEY];
+        assert!(TraceContext::parse(header).is_some(), "{header:?}");
+    }
+}
+
+#[tokio::test]
 async fn two_services_in_one_group_share_the_work() {
     let backend: Arc<dyn MessageBackend> = Arc::new(InMemoryBackend::new());
     let (first, second) = (
