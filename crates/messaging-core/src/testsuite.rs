@@ -33,6 +33,23 @@ use crate::{
     SubscribeOptions,
 };
 
+/// What every test of the suite takes: an async function (or closure) that
+/// returns a fresh backend.
+pub trait BackendFactory {
+    /// A fresh backend.
+    fn backend(&self) -> impl Future<Output = Arc<dyn MessageBackend>>;
+}
+
+impl<F, Fut> BackendFactory for F
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Arc<dyn MessageBackend>>,
+{
+    fn backend(&self) -> impl Future<Output = Arc<dyn MessageBackend>> {
+        self()
+    }
+}
+
 /// How long any wait in the suite may take before the test fails.
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -233,12 +250,8 @@ async fn dead_letter_count(backend: &Arc<dyn MessageBackend>, topic: &str) -> us
 }
 
 /// Every published message arrives with its payload and metadata intact.
-pub async fn delivers_every_message_intact<F, Fut>(factory: F)
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = Arc<dyn MessageBackend>>,
-{
-    let backend = factory().await;
+pub async fn delivers_every_message_intact(factory: impl BackendFactory) {
+    let backend = factory.backend().await;
     let topic = unique_topic("intact");
     let service = service(&backend);
     let recorder = Recorder::new();
@@ -299,12 +312,8 @@ where
 }
 
 /// Four publishers and three consumers of one group at once: all received, once.
-pub async fn many_publishers_and_consumers_receive_everything<F, Fut>(factory: F)
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = Arc<dyn MessageBackend>>,
-{
-    let backend = factory().await;
+pub async fn many_publishers_and_consumers_receive_everything(factory: impl BackendFactory) {
+    let backend = factory.backend().await;
     let topic = unique_topic("many");
     let recorder = Recorder::new();
     let consumers: Vec<MessagingService> = (0..3).map(|_| service(&backend)).collect();
@@ -352,12 +361,8 @@ where
 }
 
 /// Subscribers of one topic never see another topic's messages.
-pub async fn topics_do_not_cross_talk<F, Fut>(factory: F)
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = Arc<dyn MessageBackend>>,
-{
-    let backend = factory().await;
+pub async fn topics_do_not_cross_talk(factory: impl BackendFactory) {
+    let backend = factory.backend().await;
     let service = service(&backend);
     let topics: Vec<String> = (0..3).map(|i| unique_topic(&format!("talk{i}"))).collect();
     let recorders: Vec<Recorder> = topics.iter().map(|_| Recorder::new()).collect();
@@ -382,12 +387,8 @@ where
 }
 
 /// Two consumer groups each receive every message.
-pub async fn every_consumer_group_receives_every_message<F, Fut>(factory: F)
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = Arc<dyn MessageBackend>>,
-{
-    let backend = factory().await;
+pub async fn every_consumer_group_receives_every_message(factory: impl BackendFactory) {
+    let backend = factory.backend().await;
     let topic = unique_topic("groups");
     let service = service(&backend);
     let (billing, mailer) = (Recorder::new(), Recorder::new());
@@ -409,12 +410,8 @@ where
 }
 
 /// A message whose handler fails once is delivered again, with the error and retry count.
-pub async fn redelivers_after_handler_error<F, Fut>(factory: F)
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = Arc<dyn MessageBackend>>,
-{
-    let backend = factory().await;
+pub async fn redelivers_after_handler_error(factory: impl BackendFactory) {
+    let backend = factory.backend().await;
     let topic = unique_topic("redeliver");
     let service = service(&backend);
     let recorder = Recorder::new();
@@ -460,12 +457,8 @@ where
 }
 
 /// A message that keeps failing does not hold up the others.
-pub async fn progresses_after_repeated_errors<F, Fut>(factory: F)
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = Arc<dyn MessageBackend>>,
-{
-    let backend = factory().await;
+pub async fn progresses_after_repeated_errors(factory: impl BackendFactory) {
+    let backend = factory.backend().await;
     let topic = unique_topic("progress");
     let service = service(&backend);
     let recorder = Recorder::new();
@@ -512,12 +505,8 @@ where
 }
 
 /// Messages a closed subscriber left unfinished go to the subscriber that replaces it.
-pub async fn nothing_lost_when_subscriber_closes_and_another_opens<F, Fut>(factory: F)
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = Arc<dyn MessageBackend>>,
-{
-    let backend = factory().await;
+pub async fn nothing_lost_when_subscriber_closes_and_another_opens(factory: impl BackendFactory) {
+    let backend = factory.backend().await;
     let topic = unique_topic("handover");
     let first = service(&backend);
     let recorder = Recorder::new();
@@ -568,12 +557,8 @@ where
 }
 
 /// Closing several subscribers at once, mid-stream, loses nothing.
-pub async fn concurrent_close_loses_nothing<F, Fut>(factory: F)
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = Arc<dyn MessageBackend>>,
-{
-    let backend = factory().await;
+pub async fn concurrent_close_loses_nothing(factory: impl BackendFactory) {
+    let backend = factory.backend().await;
     let topic = unique_topic("close");
     let recorder = Recorder::new();
     let services: Vec<MessagingService> = (0..4).map(|_| service(&backend)).collect();
@@ -606,12 +591,8 @@ where
 }
 
 /// A consumer that took messages and died without acking has them reclaimed.
-pub async fn reclaims_messages_of_a_dead_consumer<F, Fut>(factory: F)
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = Arc<dyn MessageBackend>>,
-{
-    let backend = factory().await;
+pub async fn reclaims_messages_of_a_dead_consumer(factory: impl BackendFactory) {
+    let backend = factory.backend().await;
     let topic = unique_topic("reclaim");
     let service = service(&backend);
     backend
@@ -654,12 +635,8 @@ where
 }
 
 /// A consumer restarted under the same name first gets what it left unfinished.
-pub async fn restarted_consumer_drains_its_own_pending_first<F, Fut>(factory: F)
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = Arc<dyn MessageBackend>>,
-{
-    let backend = factory().await;
+pub async fn restarted_consumer_drains_its_own_pending_first(factory: impl BackendFactory) {
+    let backend = factory.backend().await;
     let topic = unique_topic("drain");
     let service = service(&backend);
     backend
@@ -701,12 +678,8 @@ where
 
 /// Once another consumer reclaimed a delivery, the old owner's ack, retry and
 /// dead-letter change nothing.
-pub async fn old_owner_cannot_settle_a_reclaimed_delivery<F, Fut>(factory: F)
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = Arc<dyn MessageBackend>>,
-{
-    let backend = factory().await;
+pub async fn old_owner_cannot_settle_a_reclaimed_delivery(factory: impl BackendFactory) {
+    let backend = factory.backend().await;
     let topic = unique_topic("fence");
     let service = service(&backend);
     backend
@@ -783,12 +756,8 @@ where
 
 /// An entry delivered more than `max_deliveries` times (its consumers keep dying)
 /// is dead-lettered without running the handler again.
-pub async fn dead_letters_a_message_that_keeps_killing_its_consumers<F, Fut>(factory: F)
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = Arc<dyn MessageBackend>>,
-{
-    let backend = factory().await;
+pub async fn dead_letters_a_message_that_keeps_killing_its_consumers(factory: impl BackendFactory) {
+    let backend = factory.backend().await;
     let topic = unique_topic("killer");
     let service = service(&backend);
     backend
@@ -846,12 +815,8 @@ where
 }
 
 /// Delayed messages all arrive, none before its time.
-pub async fn delayed_messages_never_early_and_all_delivered<F, Fut>(factory: F)
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = Arc<dyn MessageBackend>>,
-{
-    let backend = factory().await;
+pub async fn delayed_messages_never_early_and_all_delivered(factory: impl BackendFactory) {
+    let backend = factory.backend().await;
     let topic = unique_topic("delayed");
     let service = service(&backend);
     let recorder = Recorder::new();
@@ -896,12 +861,8 @@ where
 }
 
 /// A delayed message lives in the backend: a new service instance delivers it.
-pub async fn delayed_message_survives_service_restart<F, Fut>(factory: F)
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = Arc<dyn MessageBackend>>,
-{
-    let backend = factory().await;
+pub async fn delayed_message_survives_service_restart(factory: impl BackendFactory) {
+    let backend = factory.backend().await;
     let topic = unique_topic("restart");
     let before = service(&backend);
     let earliest = Utc::now() + chrono::Duration::milliseconds(300);
@@ -925,12 +886,8 @@ where
 }
 
 /// Retry delays follow the backoff policy and no retry runs early.
-pub async fn retry_timing_within_backoff_bounds<F, Fut>(factory: F)
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = Arc<dyn MessageBackend>>,
-{
-    let backend = factory().await;
+pub async fn retry_timing_within_backoff_bounds(factory: impl BackendFactory) {
+    let backend = factory.backend().await;
     let topic = unique_topic("backoff");
     let service = service(&backend);
     let policy = RetryPolicy::exponential(Duration::from_millis(40), Duration::from_millis(250))
@@ -976,12 +933,10 @@ where
 
 /// Exhausted messages land in the dead-letter queue exactly once; replay hands
 /// them to the group that gave up, and only to it.
-pub async fn exhausted_messages_dead_lettered_once_and_replay_redelivers<F, Fut>(factory: F)
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = Arc<dyn MessageBackend>>,
-{
-    let backend = factory().await;
+pub async fn exhausted_messages_dead_lettered_once_and_replay_redelivers(
+    factory: impl BackendFactory,
+) {
+    let backend = factory.backend().await;
     let topic = unique_topic("dlq");
     let service = service(&backend).with_max_retry(1).expect("max retry");
     let provider_down = Arc::new(AtomicBool::new(true));
@@ -1068,12 +1023,8 @@ where
 }
 
 /// A permanent error dead-letters at once, without retries.
-pub async fn permanent_error_skips_retries<F, Fut>(factory: F)
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = Arc<dyn MessageBackend>>,
-{
-    let backend = factory().await;
+pub async fn permanent_error_skips_retries(factory: impl BackendFactory) {
+    let backend = factory.backend().await;
     let topic = unique_topic("permanent");
     let service = service(&backend);
     let recorder = Recorder::new();
@@ -1106,12 +1057,8 @@ where
 }
 
 /// A panicking handler is a failure: retried, then dead-lettered with the panic text.
-pub async fn handler_panic_counts_as_failure<F, Fut>(factory: F)
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = Arc<dyn MessageBackend>>,
-{
-    let backend = factory().await;
+pub async fn handler_panic_counts_as_failure(factory: impl BackendFactory) {
+    let backend = factory.backend().await;
     let topic = unique_topic("panic");
     let service = service(&backend).with_max_retry(1).expect("max retry");
     let calls = Arc::new(AtomicU32::new(0));
@@ -1148,12 +1095,8 @@ where
 
 /// After unsubscribe, the old handler gets nothing; a new subscriber of the group
 /// gets what was published meanwhile.
-pub async fn unsubscribe_stops_delivery<F, Fut>(factory: F)
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = Arc<dyn MessageBackend>>,
-{
-    let backend = factory().await;
+pub async fn unsubscribe_stops_delivery(factory: impl BackendFactory) {
+    let backend = factory.backend().await;
     let topic = unique_topic("unsubscribe");
     let service = service(&backend);
     let old = Recorder::new();
@@ -1182,12 +1125,8 @@ where
 }
 
 /// Bad topic names and oversized payloads are typed errors and store nothing.
-pub async fn rejects_invalid_topic_and_oversized_payload<F, Fut>(factory: F)
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = Arc<dyn MessageBackend>>,
-{
-    let backend = factory().await;
+pub async fn rejects_invalid_topic_and_oversized_payload(factory: impl BackendFactory) {
+    let backend = factory.backend().await;
     let service = service(&backend);
     let topic = unique_topic("limits");
     let before = backend.list_topics().await.expect("list");
@@ -1261,12 +1200,8 @@ where
 }
 
 /// A batch is stored in order.
-pub async fn batch_publish_keeps_order<F, Fut>(factory: F)
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = Arc<dyn MessageBackend>>,
-{
-    let backend = factory().await;
+pub async fn batch_publish_keeps_order(factory: impl BackendFactory) {
+    let backend = factory.backend().await;
     let topic = unique_topic("batch");
     let service = service(&backend);
     backend
@@ -1302,12 +1237,8 @@ where
 }
 
 /// Topics are created, listed and deleted with everything in them.
-pub async fn topics_are_created_listed_and_deleted<F, Fut>(factory: F)
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = Arc<dyn MessageBackend>>,
-{
-    let backend = factory().await;
+pub async fn topics_are_created_listed_and_deleted(factory: impl BackendFactory) {
+    let backend = factory.backend().await;
     let service = service(&backend);
     let topic = unique_topic("admin");
     service.create_topic(&topic).await.expect("create");
@@ -1333,12 +1264,8 @@ where
 }
 
 /// Stats count retained, pending, lagging, scheduled and dead-lettered messages.
-pub async fn stats_count_pending_lag_scheduled_and_dead<F, Fut>(factory: F)
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = Arc<dyn MessageBackend>>,
-{
-    let backend = factory().await;
+pub async fn stats_count_pending_lag_scheduled_and_dead(factory: impl BackendFactory) {
+    let backend = factory.backend().await;
     let topic = unique_topic("stats");
     let service = service(&backend);
     backend
@@ -1385,12 +1312,8 @@ where
 }
 
 /// Health answers with the backend's name.
-pub async fn health_answers<F, Fut>(factory: F)
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = Arc<dyn MessageBackend>>,
-{
-    let backend = factory().await;
+pub async fn health_answers(factory: impl BackendFactory) {
+    let backend = factory.backend().await;
     let service = service(&backend);
     let report = service.health().await.expect("health");
     assert_eq!(report.backend, backend.name());
