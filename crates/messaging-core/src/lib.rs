@@ -70,3 +70,8 @@ pub use retry::RetryPolicy;
 pub use service::{HealthReport, MessagingService};
 pub use subscription::SubscribeOptions;
 pub use trace_context::{TRACEPARENT_KEY, TraceContext};
+
+/// The README's examples, compiled as doc tests so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;
