@@ -421,66 +421,38 @@ pub enum NotificationAction {
     System(SystemNotificationRequest),
 }
 
+/// Evaluates `$body` with `$request` bound to the request inside `$action`,
+/// whatever its kind: every request has a `user_id` and an `idempotency_key`.
+macro_rules! with_request {
+    ($action:expr, $request:ident => $body:expr) => {
+        match $action {
+            NotificationAction::Email($request) => $body,
+            NotificationAction::TemplatedEmail($request) => $body,
+            NotificationAction::Sms($request) => $body,
+            NotificationAction::TemplatedSms($request) => $body,
+            NotificationAction::Push($request) => $body,
+            NotificationAction::TemplatedPush($request) => $body,
+            NotificationAction::System($request) => $body,
+        }
+    };
+}
+
 impl NotificationAction {
     /// The user it is for.
     pub fn user_id(&self) -> &str {
-        match self {
-            Self::Email(r) => &r.user_id,
-            Self::TemplatedEmail(r) => &r.user_id,
-            Self::Sms(r) => &r.user_id,
-            Self::TemplatedSms(r) => &r.user_id,
-            Self::Push(r) => &r.user_id,
-            Self::TemplatedPush(r) => &r.user_id,
-            Self::System(r) => &r.user_id,
-        }
+        with_request!(self, request => &request.user_id)
     }
 
     /// The idempotency key, if the action sets one.
     pub fn idempotency_key(&self) -> Option<&str> {
-        match self {
-            Self::Email(r) => r.idempotency_key.as_deref(),
-            Self::TemplatedEmail(r) => r.idempotency_key.as_deref(),
-            Self::Sms(r) => r.idempotency_key.as_deref(),
-            Self::TemplatedSms(r) => r.idempotency_key.as_deref(),
-            Self::Push(r) => r.idempotency_key.as_deref(),
-            Self::TemplatedPush(r) => r.idempotency_key.as_deref(),
-            Self::System(r) => r.idempotency_key.as_deref(),
-        }
+        with_request!(self, request => request.idempotency_key.as_deref())
     }
 
     /// Replaces the idempotency key.
-    pub fn with_idempotency_key(self, key: impl Into<String>) -> Self {
+    pub fn with_idempotency_key(mut self, key: impl Into<String>) -> Self {
         let key = Some(key.into());
-        match self {
-            Self::Email(r) => Self::Email(EmailRequest {
-                idempotency_key: key,
-                ..r
-            }),
-            Self::TemplatedEmail(r) => Self::TemplatedEmail(TemplatedEmailRequest {
-                idempotency_key: key,
-                ..r
-            }),
-            Self::Sms(r) => Self::Sms(SmsRequest {
-                idempotency_key: key,
-                ..r
-            }),
-            Self::TemplatedSms(r) => Self::TemplatedSms(TemplatedSmsRequest {
-                idempotency_key: key,
-                ..r
-            }),
-            Self::Push(r) => Self::Push(PushRequest {
-                idempotency_key: key,
-                ..r
-            }),
-            Self::TemplatedPush(r) => Self::TemplatedPush(TemplatedPushRequest {
-                idempotency_key: key,
-                ..r
-            }),
-            Self::System(r) => Self::System(SystemNotificationRequest {
-                idempotency_key: key,
-                ..r
-            }),
-        }
+        with_request!(&mut self, request => request.idempotency_key = key);
+        self
     }
 }
 
