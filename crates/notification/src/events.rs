@@ -580,11 +580,18 @@ fn payload<T: DeserializeOwned>(message: &Message) -> Result<T, NotificationErro
     })
 }
 
-fn invalid(message: &Message) -> impl FnOnce(String) -> NotificationError + '_ {
-    move |reason| NotificationError::InvalidPayload {
-        topic: message.topic.clone(),
-        reason,
-    }
+/// The one action a `notification.*` payload of type `E` asks for; a payload
+/// that does not parse, or `into_action`'s refusal, is an invalid payload.
+fn single_action<E: DeserializeOwned>(
+    message: &Message,
+    into_action: fn(E) -> Result<NotificationAction, String>,
+) -> Result<Vec<NotificationAction>, NotificationError> {
+    let action =
+        into_action(payload(message)?).map_err(|reason| NotificationError::InvalidPayload {
+            topic: message.topic.clone(),
+            reason,
+        })?;
+    Ok(vec![action])
 }
 
 /// `user.registered` → the welcome email.
@@ -631,20 +638,17 @@ pub fn wallet_recharged(message: &Message) -> Result<Vec<NotificationAction>, No
 
 /// `notification.email` → one email.
 pub fn notification_email(message: &Message) -> Result<Vec<NotificationAction>, NotificationError> {
-    let event: EmailNotificationEvent = payload(message)?;
-    Ok(vec![event.into_action().map_err(invalid(message))?])
+    single_action(message, EmailNotificationEvent::into_action)
 }
 
 /// `notification.sms` → one SMS.
 pub fn notification_sms(message: &Message) -> Result<Vec<NotificationAction>, NotificationError> {
-    let event: SmsNotificationEvent = payload(message)?;
-    Ok(vec![event.into_action().map_err(invalid(message))?])
+    single_action(message, SmsNotificationEvent::into_action)
 }
 
 /// `notification.push` → one push notification.
 pub fn notification_push(message: &Message) -> Result<Vec<NotificationAction>, NotificationError> {
-    let event: PushNotificationEvent = payload(message)?;
-    Ok(vec![event.into_action().map_err(invalid(message))?])
+    single_action(message, PushNotificationEvent::into_action)
 }
 
 /// The templates the default rules use, for
