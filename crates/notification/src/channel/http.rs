@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use reqwest::header::RETRY_AFTER;
-use reqwest::{Client, RequestBuilder, Response};
+use reqwest::{Client, RequestBuilder, Response, Url};
 use tracing::{debug, warn};
 
 use crate::NotificationError;
@@ -309,6 +309,28 @@ pub(crate) fn parse_retry_after(value: &str) -> Option<Duration> {
         at.duration_since(SystemTime::now())
             .unwrap_or(Duration::ZERO),
     )
+}
+
+pub(crate) fn parse_url(provider: &'static str, url: &str) -> Result<Url, NotificationError> {
+    let parsed = Url::parse(url).map_err(|error| NotificationError::Config {
+        channel: provider,
+        reason: format!("invalid URL {url:?}: {error}"),
+    })?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(NotificationError::Config {
+            channel: provider,
+            reason: format!("URL {url:?} is not http or https"),
+        });
+    }
+    Ok(parsed)
+}
+
+/// The id a JSON answer gives, under `id`, `sid`, `name` or `message_id`.
+pub(crate) fn answer_id(body: &str) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_str(body).ok()?;
+    ["id", "sid", "name", "message_id"]
+        .iter()
+        .find_map(|key| value.get(key).and_then(|id| id.as_str()).map(str::to_owned))
 }
 
 #[cfg(test)]

@@ -25,6 +25,7 @@ mod http;
 mod push;
 mod recording;
 mod sms;
+mod webhook;
 
 use std::collections::BTreeMap;
 
@@ -39,7 +40,8 @@ pub use push::{
     AccessTokenSource, FcmConfig, FcmPushProvider, StaticAccessToken, WebhookPushProvider,
 };
 pub use recording::{RecordingChannel, StubFailure};
-pub use sms::{TwilioConfig, TwilioSmsProvider, WebhookConfig, WebhookSmsProvider};
+pub use sms::{TwilioConfig, TwilioSmsProvider, WebhookSmsProvider};
+pub use webhook::WebhookConfig;
 
 /// Longest SMS text accepted, in characters (ten concatenated segments).
 pub const MAX_SMS_CHARS: usize = 1600;

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use reqwest::Url;
 use serde_json::json;
-use tracing::{Instrument, info_span};
+use tracing::{Instrument, Span, info_span};
 
-use super::http::HttpSender;
-use super::sms::{answer_id, parse_url};
-use super::{HttpClientConfig, PushChannel, PushMessage, SendReceipt, WebhookConfig};
+use super::http::{HttpSender, answer_id, parse_url};
+use super::webhook::{Webhook, WebhookConfig};
+use super::{HttpClientConfig, PushChannel, PushMessage, SendReceipt};
 use crate::NotificationError;
 
 /// Where the FCM provider gets its OAuth 2 access token. Real deployments mint
@@ -159,11 +159,6 @@ impl PushChannel for FcmPushProvider {
                 "data": push.data,
             }
         });
-        let span = info_span!(
-            "push_send",
-            provider = "fcm",
-            reference = push.reference.as_deref().unwrap_or("")
-        );
         let answer = self
             .http
             .send(|client| {
@@ -172,7 +167,7 @@ impl PushChannel for FcmPushProvider {
                     .bearer_auth(&token)
                     .json(&body)
             })
-            .instrument(span)
+            .instrument(send_span("fcm", push))
             .await?;
         Ok(SendReceipt::new("fcm", answer_id(&answer.body)))
     }
@@ -181,20 +176,22 @@ impl PushChannel for FcmPushProvider {
 /// Sends push notifications by POSTing JSON to a webhook:
 /// `{"token": …, "title": …, "body": …, "data": {…}, "reference": …}`, the
 /// reference also sent as the `Idempotency-Key` header.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct WebhookPushProvider {
-    url: Url,
-    bearer_token: Option<String>,
-    http: HttpSender,
+    webhook: Webhook,
+}
+
+impl std::fmt::Debug for WebhookPushProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.webhook.debug_as("WebhookPushProvider", f)
+    }
 }
 
 impl WebhookPushProvider {
     /// A provider for this webhook.
     pub fn new(config: WebhookConfig) -> Result<Self, NotificationError> {
         Ok(Self {
-            url: parse_url("webhook", &config.url)?,
-            bearer_token: config.bearer_token,
-            http: HttpSender::new("webhook", &config.http)?,
+            webhook: Webhook::new(config)?,
         })
     }
 }
@@ -210,25 +207,18 @@ impl PushChannel for WebhookPushProvider {
             "data": push.data,
             "reference": push.reference,
         });
-        let span = info_span!(
-            "push_send",
-            provider = "webhook",
-            reference = push.reference.as_deref().unwrap_or("")
-        );
-        let answer = self
-            .http
-            .send(|client| {
-                let mut request = client.post(self.url.clone()).json(&body);
-                if let Some(token) = &self.bearer_token {
-                    request = request.bearer_auth(token);
-                }
-                if let Some(reference) = &push.reference {
-                    request = request.header("Idempotency-Key", reference);
-                }
-                request
-            })
-            .instrument(span)
-            .await?;
-        Ok(SendReceipt::new("webhook", answer_id(&answer.body)))
+        self.webhook
+            .post(&body, push.reference.as_deref())
+            .instrument(send_span("webhook", push))
+            .await
     }
+}
+
+/// The span of one push send through `provider`.
+fn send_span(provider: &'static str, push: &PushMessage) -> Span {
+    info_span!(
+        "push_send",
+        provider,
+        reference = push.reference.as_deref().unwrap_or("")
+    )
 }

@@ -4,106 +4,33 @@ use async_trait::async_trait;
 use reqwest::Url;
 use serde::Deserialize;
 use serde_json::json;
-use tracing::{Instrument, info_span};
+use tracing::{Instrument, Span, info_span};
 
-use super::http::HttpSender;
+use super::http::{HttpSender, parse_url};
+use super::webhook::{Webhook, WebhookConfig};
 use super::{HttpClientConfig, PhoneNumber, SendReceipt, SmsChannel, SmsMessage};
 use crate::NotificationError;
-
-/// A generic JSON webhook provider (SMS or push).
-///
-/// ```
-/// use notification::channel::WebhookConfig;
-/// let config = WebhookConfig::new("https://sms-gateway.internal/send").with_bearer_token("secret");
-/// assert!(config.bearer_token.is_some());
-/// ```
-#[derive(Clone)]
-#[non_exhaustive]
-pub struct WebhookConfig {
-    /// Where to POST.
-    pub url: String,
-    /// Sent as `Authorization: Bearer …` when set.
-    pub bearer_token: Option<String>,
-    /// Timeouts and retries.
-    pub http: HttpClientConfig,
-}
-
-impl std::fmt::Debug for WebhookConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WebhookConfig")
-            .field("url", &self.url)
-            .field(
-                "bearer_token",
-                &self.bearer_token.as_ref().map(|_| "<redacted>"),
-            )
-            .field("http", &self.http)
-            .finish()
-    }
-}
-
-impl WebhookConfig {
-    /// A webhook at `url` with the default HTTP settings.
-    pub fn new(url: impl Into<String>) -> Self {
-        Self {
-            url: url.into(),
-            bearer_token: None,
-            http: HttpClientConfig::default(),
-        }
-    }
-
-    /// Sets the bearer token.
-    pub fn with_bearer_token(mut self, token: impl Into<String>) -> Self {
-        self.bearer_token = Some(token.into());
-        self
-    }
-
-    /// Sets timeouts and retries.
-    pub fn with_http(mut self, http: HttpClientConfig) -> Self {
-        self.http = http;
-        self
-    }
-}
-
-pub(crate) fn parse_url(provider: &'static str, url: &str) -> Result<Url, NotificationError> {
-    let parsed = Url::parse(url).map_err(|error| NotificationError::Config {
-        channel: provider,
-        reason: format!("invalid URL {url:?}: {error}"),
-    })?;
-    if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(NotificationError::Config {
-            channel: provider,
-            reason: format!("URL {url:?} is not http or https"),
-        });
-    }
-    Ok(parsed)
-}
-
-/// The id a JSON answer gives, under `id`, `sid`, `name` or `message_id`.
-pub(crate) fn answer_id(body: &str) -> Option<String> {
-    let value: serde_json::Value = serde_json::from_str(body).ok()?;
-    ["id", "sid", "name", "message_id"]
-        .iter()
-        .find_map(|key| value.get(key).and_then(|id| id.as_str()).map(str::to_owned))
-}
 
 /// Sends SMS by POSTing JSON to a webhook:
 /// `{"to": "+14155550100", "text": "…", "reference": "…"}` with the reference
 /// also sent as the `Idempotency-Key` header. Any 2xx is success; an `id` in a
 /// JSON answer is kept as the provider's message id.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct WebhookSmsProvider {
-    url: Url,
-    bearer_token: Option<String>,
-    http: HttpSender,
+    webhook: Webhook,
+}
+
+impl std::fmt::Debug for WebhookSmsProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.webhook.debug_as("WebhookSmsProvider", f)
+    }
 }
 
 impl WebhookSmsProvider {
     /// A provider for this webhook.
     pub fn new(config: WebhookConfig) -> Result<Self, NotificationError> {
         Ok(Self {
-            url: parse_url("webhook", &config.url)?,
-            bearer_token: config.bearer_token,
-            http: HttpSender::new("webhook", &config.http)?,
+            webhook: Webhook::new(config)?,
         })
     }
 }
@@ -113,26 +40,10 @@ impl SmsChannel for WebhookSmsProvider {
     async fn send_sms(&self, sms: &SmsMessage) -> Result<SendReceipt, NotificationError> {
         sms.check()?;
         let body = json!({"to": sms.to.as_str(), "text": sms.text, "reference": sms.reference});
-        let span = info_span!(
-            "sms_send",
-            provider = "webhook",
-            reference = sms.reference.as_deref().unwrap_or("")
-        );
-        let answer = self
-            .http
-            .send(|client| {
-                let mut request = client.post(self.url.clone()).json(&body);
-                if let Some(token) = &self.bearer_token {
-                    request = request.bearer_auth(token);
-                }
-                if let Some(reference) = &sms.reference {
-                    request = request.header("Idempotency-Key", reference);
-                }
-                request
-            })
-            .instrument(span)
-            .await?;
-        Ok(SendReceipt::new("webhook", answer_id(&answer.body)))
+        self.webhook
+            .post(&body, sms.reference.as_deref())
+            .instrument(send_span("webhook", sms))
+            .await
     }
 }
 
@@ -252,11 +163,6 @@ impl SmsChannel for TwilioSmsProvider {
             ("From", self.from.as_str()),
             ("Body", sms.text.as_str()),
         ];
-        let span = info_span!(
-            "sms_send",
-            provider = "twilio",
-            reference = sms.reference.as_deref().unwrap_or("")
-        );
         let answer = self
             .http
             .send(|client| {
@@ -265,11 +171,20 @@ impl SmsChannel for TwilioSmsProvider {
                     .basic_auth(&self.account_sid, Some(&self.auth_token))
                     .form(&form)
             })
-            .instrument(span)
+            .instrument(send_span("twilio", sms))
             .await?;
         let sid = serde_json::from_str::<TwilioAnswer>(&answer.body)
             .ok()
             .and_then(|answer| answer.sid);
         Ok(SendReceipt::new("twilio", sid))
     }
+}
+
+/// The span of one SMS send through `provider`.
+fn send_span(provider: &'static str, sms: &SmsMessage) -> Span {
+    info_span!(
+        "sms_send",
+        provider,
+        reference = sms.reference.as_deref().unwrap_or("")
+    )
 }
