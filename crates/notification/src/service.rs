@@ -279,20 +279,17 @@ impl NotificationService {
         request: EmailRequest,
     ) -> Result<Notification, NotificationError> {
         let channel = self.email_channel()?;
-        let mut to = EmailAddress::parse(&request.to)?;
-        if let Some(name) = &request.to_name {
-            to = to.with_name(name);
-        }
+        let to = email_recipient(&request.to, request.to_name.as_deref())?;
         let mut email = EmailMessage::new(to, request.subject);
         email.text = request.text;
         email.html = request.html;
-        email.check()?;
-        let notification =
-            email_notification(&request.user_id, &email, json!({"to": email.to.address()}));
-        self.deliver(
-            notification,
+        let metadata = json!({"to": email.to.address()});
+        self.deliver_email(
+            channel,
+            &request.user_id,
+            email,
+            metadata,
             request.idempotency_key,
-            |reference| async move { channel.send_email(&email.with_reference(reference)).await },
         )
         .await
     }
@@ -303,10 +300,7 @@ impl NotificationService {
         request: TemplatedEmailRequest,
     ) -> Result<Notification, NotificationError> {
         let channel = self.email_channel()?;
-        let mut to = EmailAddress::parse(&request.to)?;
-        if let Some(name) = &request.to_name {
-            to = to.with_name(name);
-        }
+        let to = email_recipient(&request.to, request.to_name.as_deref())?;
         let (template, rendered) = self
             .render(
                 &request.template,
@@ -318,14 +312,14 @@ impl NotificationService {
         let mut email = EmailMessage::new(to, rendered.subject.unwrap_or_default());
         email.text = rendered.text;
         email.html = rendered.html;
-        email.check()?;
         let metadata =
             json!({"to": email.to.address(), "template": template.name, "locale": template.locale});
-        let notification = email_notification(&request.user_id, &email, metadata);
-        self.deliver(
-            notification,
+        self.deliver_email(
+            channel,
+            &request.user_id,
+            email,
+            metadata,
             request.idempotency_key,
-            |reference| async move { channel.send_email(&email.with_reference(reference)).await },
         )
         .await
     }
@@ -361,14 +355,13 @@ impl NotificationService {
     pub async fn send_sms(&self, request: SmsRequest) -> Result<Notification, NotificationError> {
         let channel = self.sms_channel()?;
         let sms = SmsMessage::new(PhoneNumber::parse(&request.to)?, request.text);
-        sms.check()?;
-        let notification =
-            Notification::new(&request.user_id, NotificationKind::Sms, "SMS", &sms.text)
-                .with_metadata(json!({"to": sms.to.as_str()}));
-        self.deliver(
-            notification,
+        let metadata = json!({"to": sms.to.as_str()});
+        self.deliver_sms(
+            channel,
+            &request.user_id,
+            sms,
+            metadata,
             request.idempotency_key,
-            |reference| async move { channel.send_sms(&sms.with_reference(reference)).await },
         )
         .await
     }
@@ -389,20 +382,14 @@ impl NotificationService {
             )
             .await?;
         let sms = SmsMessage::new(to, rendered.text.unwrap_or_default());
-        sms.check()?;
-        let notification = Notification::new(
+        let metadata =
+            json!({"to": sms.to.as_str(), "template": template.name, "locale": template.locale});
+        self.deliver_sms(
+            channel,
             &request.user_id,
-            NotificationKind::Sms,
-            "SMS",
-            &sms.text,
-        )
-        .with_metadata(
-            json!({"to": sms.to.as_str(), "template": template.name, "locale": template.locale}),
-        );
-        self.deliver(
-            notification,
+            sms,
+            metadata,
             request.idempotency_key,
-            |reference| async move { channel.send_sms(&sms.with_reference(reference)).await },
         )
         .await
     }
@@ -425,12 +412,12 @@ impl NotificationService {
         let channel = self.push_channel()?;
         let mut push = PushMessage::new(request.device_token, request.title, request.body);
         push.data = request.data;
-        push.check()?;
-        let notification = push_notification(&request.user_id, &push, json!({}));
-        self.deliver(
-            notification,
+        self.deliver_push(
+            channel,
+            &request.user_id,
+            push,
+            json!({}),
             request.idempotency_key,
-            |reference| async move { channel.send_push(&push.with_reference(reference)).await },
         )
         .await
     }
@@ -456,16 +443,12 @@ impl NotificationService {
             rendered.text.unwrap_or_default(),
         );
         push.data = request.data;
-        push.check()?;
-        let notification = push_notification(
+        self.deliver_push(
+            channel,
             &request.user_id,
-            &push,
+            push,
             json!({"template": template.name, "locale": template.locale}),
-        );
-        self.deliver(
-            notification,
             request.idempotency_key,
-            |reference| async move { channel.send_push(&push.with_reference(reference)).await },
         )
         .await
     }
@@ -593,6 +576,75 @@ impl NotificationService {
             .ok_or(NotificationError::ChannelNotConfigured {
                 kind: NotificationKind::Push,
             })
+    }
+
+    /// Checks `email`, then records and sends it as a notification of
+    /// `user_id` with `metadata`.
+    async fn deliver_email(
+        &self,
+        channel: Arc<dyn EmailChannel>,
+        user_id: &str,
+        email: EmailMessage,
+        metadata: Value,
+        idempotency_key: Option<String>,
+    ) -> Result<Notification, NotificationError> {
+        email.check()?;
+        let content = email
+            .text
+            .as_deref()
+            .or(email.html.as_deref())
+            .unwrap_or_default();
+        let notification =
+            Notification::new(user_id, NotificationKind::Email, &email.subject, content)
+                .with_metadata(metadata);
+        self.deliver(notification, idempotency_key, |reference| async move {
+            channel.send_email(&email.with_reference(reference)).await
+        })
+        .await
+    }
+
+    /// Checks `sms`, then records and sends it as a notification of `user_id`
+    /// with `metadata`.
+    async fn deliver_sms(
+        &self,
+        channel: Arc<dyn SmsChannel>,
+        user_id: &str,
+        sms: SmsMessage,
+        metadata: Value,
+        idempotency_key: Option<String>,
+    ) -> Result<Notification, NotificationError> {
+        sms.check()?;
+        let notification = Notification::new(user_id, NotificationKind::Sms, "SMS", &sms.text)
+            .with_metadata(metadata);
+        self.deliver(notification, idempotency_key, |reference| async move {
+            channel.send_sms(&sms.with_reference(reference)).await
+        })
+        .await
+    }
+
+    /// Checks `push`, then records and sends it as a notification of
+    /// `user_id` with `metadata` (plus its data, when it has any).
+    async fn deliver_push(
+        &self,
+        channel: Arc<dyn PushChannel>,
+        user_id: &str,
+        push: PushMessage,
+        mut metadata: Value,
+        idempotency_key: Option<String>,
+    ) -> Result<Notification, NotificationError> {
+        push.check()?;
+        if let Value::Object(map) = &mut metadata
+            && !push.data.is_empty()
+        {
+            map.insert("data".to_owned(), json!(push.data));
+        }
+        let notification =
+            Notification::new(user_id, NotificationKind::Push, &push.title, &push.body)
+                .with_metadata(metadata);
+        self.deliver(notification, idempotency_key, |reference| async move {
+            channel.send_push(&push.with_reference(reference)).await
+        })
+        .await
     }
 
     async fn batch<R, F, Fut>(
@@ -728,22 +780,11 @@ fn replay(existing: Notification) -> Result<Notification, NotificationError> {
     Ok(existing)
 }
 
-fn email_notification(user_id: &str, email: &EmailMessage, metadata: Value) -> Notification {
-    let content = email
-        .text
-        .as_deref()
-        .or(email.html.as_deref())
-        .unwrap_or_default();
-    Notification::new(user_id, NotificationKind::Email, &email.subject, content)
-        .with_metadata(metadata)
-}
-
-fn push_notification(user_id: &str, push: &PushMessage, mut metadata: Value) -> Notification {
-    if let Value::Object(map) = &mut metadata
-        && !push.data.is_empty()
-    {
-        map.insert("data".to_owned(), json!(push.data));
-    }
-    Notification::new(user_id, NotificationKind::Push, &push.title, &push.body)
-        .with_metadata(metadata)
+/// The recipient of an email request: its address, with the display name when given.
+fn email_recipient(to: &str, name: Option<&str>) -> Result<EmailAddress, NotificationError> {
+    let address = EmailAddress::parse(to)?;
+    Ok(match name {
+        Some(name) => address.with_name(name),
+        None => address,
+    })
 }
