@@ -48,7 +48,7 @@
 //! ## Features
 //! | feature | default | what it adds |
 //! |---|---|---|
-//! | `testsuite` | no | [`store::testsuite`]: the conformance suite every store must pass |
+//! | `testsuite` | no | `store::testsuite`: the conformance suite every store must pass |
 //!
 //! TLS (SMTP and HTTPS) is rustls with the ring crypto provider; aws-lc is not built.
 

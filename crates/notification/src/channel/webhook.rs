@@ -106,13 +106,38 @@ impl Webhook {
         Ok(SendReceipt::new("webhook", answer_id(&answer.body)))
     }
 
-    /// Formats the provider `name` around this webhook as its derived `Debug`
-    /// did: `name { url, bearer_token, http }`.
+    /// Formats the provider `name` around this webhook: `name { url, bearer_token,
+    /// http }`, the token redacted as in [`WebhookConfig`]'s `Debug`.
     pub(crate) fn debug_as(&self, name: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct(name)
             .field("url", &self.url)
-            .field("bearer_token", &self.bearer_token)
+            .field(
+                "bearer_token",
+                &self.bearer_token.as_ref().map(|_| "<redacted>"),
+            )
             .field("http", &self.http)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::WebhookConfig;
+    use crate::channel::{WebhookPushProvider, WebhookSmsProvider};
+
+    #[test]
+    fn debug_output_never_shows_the_bearer_token() {
+        let config =
+            WebhookConfig::new("http://127.0.0.1:9/send").with_bearer_token("s3cret-token");
+        let sms = WebhookSmsProvider::new(config.clone()).unwrap();
+        let push = WebhookPushProvider::new(config.clone()).unwrap();
+        for shown in [
+            format!("{config:?}"),
+            format!("{sms:?}"),
+            format!("{push:?}"),
+        ] {
+            assert!(!shown.contains("s3cret-token"), "{shown}");
+            assert!(shown.contains("<redacted>"), "{shown}");
+        }
     }
 }
