@@ -28,9 +28,9 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::{
-    BackendError, HandlerError, MessageBackend, MessageHandler, MessagingError, MessagingService,
-    RETRY_AT_KEY, RETRY_DELAY_MS_KEY, ReadFrom, RetryPolicy, Settlement, StartFrom,
-    SubscribeOptions,
+    BackendError, Delivery, HandlerError, MessageBackend, MessageHandler, MessagingError,
+    MessagingService, RETRY_AT_KEY, RETRY_DELAY_MS_KEY, ReadFrom, RetryPolicy, Settlement,
+    StartFrom, SubscribeOptions,
 };
 
 /// What every test of the suite takes: an async function (or closure) that
@@ -239,6 +239,38 @@ async fn publish_n(service: &MessagingService, topic: &str, n: usize) -> BTreeSe
         );
     }
     ids
+}
+
+/// Reads exactly `n` new deliveries of group `g` as `consumer` (and leaves them
+/// pending), or fails the test at the deadline.
+async fn take_new(
+    backend: &Arc<dyn MessageBackend>,
+    topic: &str,
+    consumer: &str,
+    n: usize,
+) -> Vec<Delivery> {
+    let start = tokio::time::Instant::now();
+    let mut taken = Vec::with_capacity(n);
+    while taken.len() < n {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "timed out reading {n} deliveries"
+        );
+        taken.extend(
+            backend
+                .read(
+                    topic,
+                    "g",
+                    consumer,
+                    ReadFrom::New,
+                    n - taken.len(),
+                    Duration::from_millis(100),
+                )
+                .await
+                .expect("read"),
+        );
+    }
+    taken
 }
 
 async fn dead_letter_count(backend: &Arc<dyn MessageBackend>, topic: &str) -> usize {
@@ -600,21 +632,7 @@ pub async fn reclaims_messages_of_a_dead_consumer(factory: impl BackendFactory) 
         .await
         .expect("group");
     let ids = publish_n(&service, &topic, 10).await;
-    let mut taken = 0;
-    while taken < 10 {
-        let batch = backend
-            .read(
-                &topic,
-                "g",
-                "dead-consumer",
-                ReadFrom::New,
-                10,
-                Duration::from_millis(100),
-            )
-            .await
-            .expect("read");
-        taken += batch.len();
-    }
+    take_new(&backend, &topic, "dead-consumer", 10).await;
     let recorder = Recorder::new();
     service
         .subscribe_with(
@@ -644,21 +662,7 @@ pub async fn restarted_consumer_drains_its_own_pending_first(factory: impl Backe
         .await
         .expect("group");
     let ids = publish_n(&service, &topic, 5).await;
-    let mut taken = 0;
-    while taken < 5 {
-        taken += backend
-            .read(
-                &topic,
-                "g",
-                "replica-1",
-                ReadFrom::New,
-                5,
-                Duration::from_millis(100),
-            )
-            .await
-            .expect("read")
-            .len();
-    }
+    take_new(&backend, &topic, "replica-1", 5).await;
     // A visibility timeout far longer than the test: only draining can deliver them.
     let recorder = Recorder::new();
     service
@@ -687,21 +691,7 @@ pub async fn old_owner_cannot_settle_a_reclaimed_delivery(factory: impl BackendF
         .await
         .expect("group");
     let id = service.publish(&topic, json!({})).await.expect("publish");
-    let old = eventually("a delivery", || async {
-        backend
-            .read(
-                &topic,
-                "g",
-                "old",
-                ReadFrom::New,
-                1,
-                Duration::from_millis(100),
-            )
-            .await
-            .expect("read")
-            .pop()
-    })
-    .await;
+    let old = take_new(&backend, &topic, "old", 1).await.remove(0);
     assert_eq!(old.message.id, id);
     assert_eq!(old.receipt.delivery_count, 1);
     let new = eventually("the reclaim", || async {
@@ -765,21 +755,7 @@ pub async fn dead_letters_a_message_that_keeps_killing_its_consumers(factory: im
         .await
         .expect("group");
     let id = service.publish(&topic, json!({})).await.expect("publish");
-    eventually("a delivery", || async {
-        backend
-            .read(
-                &topic,
-                "g",
-                "crashed-1",
-                ReadFrom::New,
-                1,
-                Duration::from_millis(100),
-            )
-            .await
-            .expect("read")
-            .pop()
-    })
-    .await;
+    take_new(&backend, &topic, "crashed-1", 1).await;
     eventually("a reclaim", || async {
         backend
             .reclaim_idle(&topic, "g", "crashed-2", Duration::ZERO, 1)
@@ -1277,23 +1253,7 @@ pub async fn stats_count_pending_lag_scheduled_and_dead(factory: impl BackendFac
         .publish_delayed(&topic, json!({}), Duration::from_secs(3600))
         .await
         .expect("publish delayed");
-    let mut taken = Vec::new();
-    while taken.len() < 2 {
-        let want = 2 - taken.len();
-        taken.extend(
-            backend
-                .read(
-                    &topic,
-                    "g",
-                    "c",
-                    ReadFrom::New,
-                    want,
-                    Duration::from_millis(100),
-                )
-                .await
-                .expect("read"),
-        );
-    }
+    let taken = take_new(&backend, &topic, "c", 2).await;
     let first = &taken[0];
     backend
         .dead_letter(&first.receipt, &first.message, "bad")
