@@ -7,9 +7,12 @@ command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 command -v pg_isready >/dev/null 2>&1 || need_apt+=(postgresql-client)
 # The rediss:// test makes its own CA and certificates.
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+# Postfix's smtp-sink: the independent SMTP server of the end-to-end and fault tests
+# and the worker bench (the project's own sink is for fault injection only).
+[ -x /usr/sbin/smtp-sink ] || need_apt+=(postfix)
 if ((${#need_apt[@]})); then
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
 fi
 
 # The shared Redis on 6379 (the machine starts it; start it if it stopped).
