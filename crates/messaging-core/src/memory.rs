@@ -510,7 +510,7 @@ impl MessageBackend for InMemoryBackend {
         self.settle(receipt, move |topic, _| {
             let id = topic.next_dead;
             topic.next_dead += 1;
-            let attempts = message.retry + 1;
+            let attempts = message.retry.saturating_add(1);
             topic.dead.insert(
                 id,
                 DeadLetter {

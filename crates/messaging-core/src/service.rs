@@ -176,6 +176,8 @@ impl MessagingService {
         payload: serde_json::Value,
         delay: Duration,
     ) -> Result<Uuid, MessagingError> {
+        messaging_model::validate_delay(delay)?;
+        // Within MAX_DELAY both the conversion and the addition are in range.
         let at = Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
         self.publish_at(topic, payload, at).await
     }
@@ -227,6 +229,9 @@ impl MessagingService {
 
     /// Hands a checked, stamped message to the backend's delay queue.
     async fn send_at(&self, message: &Message, at: DateTime<Utc>) -> Result<Uuid, MessagingError> {
+        if let Ok(ahead) = (at - Utc::now()).to_std() {
+            messaging_model::validate_delay(ahead)?;
+        }
         let span = info_span!("publish_at", message_id = %message.id, topic = %message.topic, %at);
         self.backend.schedule(message, at).instrument(span).await?;
         metrics::counter!("messaging_scheduled_total", "topic" => message.topic.clone())

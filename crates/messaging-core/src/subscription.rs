@@ -61,6 +61,10 @@ pub struct SubscribeOptions {
     /// How long closing waits for running handlers before leaving their messages
     /// for redelivery.
     pub shutdown_timeout: Duration,
+    /// The longest a failed message waits before its next attempt: a handler's
+    /// [`HandlerError::retry_after`] (a provider's `Retry-After`, say) and the
+    /// retry policy's backoff are both capped at it.
+    pub max_retry_delay: Duration,
 }
 
 impl Default for SubscribeOptions {
@@ -84,8 +88,22 @@ impl SubscribeOptions {
             max_deliveries: 10,
             start_from: StartFrom::Earliest,
             shutdown_timeout: Duration::from_secs(10),
+            max_retry_delay: Self::DEFAULT_MAX_RETRY_DELAY,
         }
     }
+
+    /// Most handlers one subscription runs at once.
+    pub const MAX_CONCURRENCY: usize = 100_000;
+    /// Most deliveries fetched in one read.
+    pub const MAX_BATCH_SIZE: usize = 10_000;
+    /// Longest visibility timeout (7 days).
+    pub const MAX_VISIBILITY_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
+    /// Longest wait of one read (5 minutes).
+    pub const MAX_BLOCK_TIMEOUT: Duration = Duration::from_secs(300);
+    /// Longest shutdown wait (1 day).
+    pub const MAX_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+    /// The default of [`max_retry_delay`](Self::max_retry_delay): 1 day.
+    pub const DEFAULT_MAX_RETRY_DELAY: Duration = Duration::from_secs(24 * 3600);
 
     /// Sets the consumer group.
     pub fn with_group(mut self, group: impl Into<String>) -> Self {
@@ -147,16 +165,36 @@ impl SubscribeOptions {
         self
     }
 
+    /// Sets the longest wait before a failed message's next attempt (at most
+    /// [`messaging_model::MAX_DELAY`]).
+    pub fn with_max_retry_delay(mut self, max_retry_delay: Duration) -> Self {
+        self.max_retry_delay = max_retry_delay;
+        self
+    }
+
     pub(crate) fn check(&self) -> Result<(), crate::MessagingError> {
         use crate::MessagingError::InvalidOption;
-        if self.concurrency == 0 {
-            return Err(InvalidOption("concurrency must be at least 1"));
+        if self.concurrency == 0 || self.concurrency > Self::MAX_CONCURRENCY {
+            return Err(InvalidOption("concurrency must be between 1 and 100,000"));
         }
-        if self.batch_size == 0 {
-            return Err(InvalidOption("batch_size must be at least 1"));
+        if self.batch_size == 0 || self.batch_size > Self::MAX_BATCH_SIZE {
+            return Err(InvalidOption("batch_size must be between 1 and 10,000"));
         }
-        if self.visibility_timeout < Duration::from_millis(10) {
-            return Err(InvalidOption("visibility_timeout must be at least 10 ms"));
+        if self.visibility_timeout < Duration::from_millis(10)
+            || self.visibility_timeout > Self::MAX_VISIBILITY_TIMEOUT
+        {
+            return Err(InvalidOption(
+                "visibility_timeout must be between 10 ms and 7 days",
+            ));
+        }
+        if self.block_timeout > Self::MAX_BLOCK_TIMEOUT {
+            return Err(InvalidOption("block_timeout must be at most 5 minutes"));
+        }
+        if self.shutdown_timeout > Self::MAX_SHUTDOWN_TIMEOUT {
+            return Err(InvalidOption("shutdown_timeout must be at most 1 day"));
+        }
+        if self.max_retry_delay > messaging_model::MAX_DELAY {
+            return Err(InvalidOption("max_retry_delay must be at most 366 days"));
         }
         if self.max_deliveries == 0 {
             return Err(InvalidOption("max_deliveries must be at least 1"));
@@ -439,12 +477,14 @@ impl Worker {
             self.give_up(receipt, message, error).await;
             return;
         }
-        message.retry += 1;
+        // A forged or corrupt entry may carry any count: saturate, never overflow.
+        message.retry = message.retry.saturating_add(1);
         message.error = Some(error.clone());
         message.status = MessageStatus::Pending;
         let delay = failure
             .retry_delay()
-            .unwrap_or_else(|| self.options.retry.delay(message.retry));
+            .unwrap_or_else(|| self.options.retry.delay(message.retry))
+            .min(self.options.max_retry_delay);
         let now = Utc::now();
         let deliver_at = now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
         message.updated_at = now;
@@ -471,7 +511,7 @@ impl Worker {
         message.error = Some(error.clone());
         message.updated_at = now;
         message.processed_at = Some(now);
-        warn!(%error, attempts = message.retry + 1, "dead-lettering message");
+        warn!(%error, attempts = message.retry.saturating_add(1), "dead-lettering message");
         metrics::counter!("messaging_dead_lettered_total", "topic" => self.topic.clone(), "group" => receipt.group.clone())
             .increment(1);
         let result = self.backend.dead_letter(receipt, &message, &error).await;

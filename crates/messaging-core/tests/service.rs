@@ -366,6 +366,13 @@ async fn subscribe_rejects_nonsense_options() {
         SubscribeOptions::new("g").with_visibility_timeout(Duration::ZERO),
         SubscribeOptions::new("g").with_max_deliveries(0),
         SubscribeOptions::new(""),
+        // Extreme values once made `subscribe_with` return Ok and its task panic.
+        SubscribeOptions::new("g").with_concurrency(usize::MAX),
+        SubscribeOptions::new("g").with_batch_size(usize::MAX),
+        SubscribeOptions::new("g").with_visibility_timeout(Duration::MAX),
+        SubscribeOptions::new("g").with_block_timeout(Duration::MAX),
+        SubscribeOptions::new("g").with_shutdown_timeout(Duration::MAX),
+        SubscribeOptions::new("g").with_max_retry_delay(Duration::MAX),
     ] {
         assert!(matches!(
             service
@@ -593,4 +600,121 @@ async fn two_services_in_one_group_share_the_work() {
     assert_eq!(got, ids);
     first.shutdown().await;
     second.shutdown().await;
+}
+
+#[tokio::test]
+async fn delays_past_the_maximum_are_typed_errors_and_store_nothing() {
+    let (_, service) = switchable();
+    for delay in [
+        Duration::MAX,
+        Duration::from_secs(u64::MAX),
+        messaging_model::MAX_DELAY + Duration::from_secs(1),
+    ] {
+        assert!(matches!(
+            service.publish_delayed("a.b", json!({}), delay).await,
+            Err(MessagingError::Validation(
+                ValidationError::DelayTooLong { .. }
+            ))
+        ));
+    }
+    let far = DateTime::<Utc>::MAX_UTC;
+    assert!(matches!(
+        service.publish_at("a.b", json!({}), far).await,
+        Err(MessagingError::Validation(
+            ValidationError::DelayTooLong { .. }
+        ))
+    ));
+    let stats = service.stats("a.b").await.unwrap();
+    assert_eq!((stats.length, stats.scheduled), (0, 0));
+    // The longest accepted delay is accepted.
+    service
+        .publish_delayed("a.b", json!({}), messaging_model::MAX_DELAY)
+        .await
+        .unwrap();
+    assert_eq!(service.stats("a.b").await.unwrap().scheduled, 1);
+}
+
+#[tokio::test]
+async fn payloads_nested_past_the_depth_limit_are_refused_at_publish() {
+    let (_, service) = switchable();
+    let mut deep = json!({});
+    for _ in 0..200 {
+        deep = json!({ "x": deep });
+    }
+    assert!(matches!(
+        service.publish("a.b", deep).await,
+        Err(MessagingError::Validation(
+            ValidationError::PayloadTooDeep { .. }
+        ))
+    ));
+    assert_eq!(service.stats("a.b").await.unwrap().length, 0);
+}
+
+#[tokio::test]
+async fn a_huge_retry_after_is_capped_instead_of_panicking() {
+    let (_, service) = switchable();
+    let (sender, mut received) = mpsc::unbounded_channel();
+    let handler = Arc::new(move |message: Message| {
+        let sender = sender.clone();
+        async move {
+            sender.send(message.retry).ok();
+            if message.retry == 0 {
+                // What a provider's `Retry-After: 18446744073709551615` becomes.
+                Err(HandlerError::retry_after(
+                    Duration::from_secs(u64::MAX),
+                    "rate limited",
+                ))
+            } else {
+                Ok(())
+            }
+        }
+    });
+    service
+        .subscribe_with(
+            "a.b",
+            SubscribeOptions::new("g").with_max_retry_delay(Duration::from_millis(50)),
+            handler,
+        )
+        .await
+        .unwrap();
+    service.publish("a.b", json!({})).await.unwrap();
+    let deadline = Duration::from_secs(30);
+    let first = tokio::time::timeout(deadline, received.recv())
+        .await
+        .unwrap();
+    assert_eq!(first, Some(0));
+    // The retry came back after the cap, not never (and nothing panicked).
+    let second = tokio::time::timeout(deadline, received.recv())
+        .await
+        .unwrap();
+    assert_eq!(second, Some(1));
+    service.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_forged_retry_count_is_dead_lettered_not_overflowed() {
+    let (_, service) = switchable();
+    let handler = Arc::new(|_: Message| async { Err(HandlerError::retry("still failing")) });
+    service
+        .subscribe_with("a.b", SubscribeOptions::new("g"), handler)
+        .await
+        .unwrap();
+    let mut message = Message::new("a.b", json!({})).unwrap();
+    message.retry = u32::MAX;
+    service.publish_message(&message).await.unwrap();
+    let dead = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let dead = service.dead_letters("a.b", 10).await.unwrap();
+            if !dead.is_empty() {
+                return dead;
+            }
+            // Dead-lettering has no signal to wait on: poll the queue.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("dead-lettered within the deadline");
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].message.id, message.id);
+    service.shutdown().await;
 }

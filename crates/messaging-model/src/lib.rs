@@ -32,8 +32,9 @@ pub use message::{Message, MessageStatus, Metadata};
 pub use notification::{Notification, NotificationKind, NotificationStatus};
 pub use template::{MessageTemplate, TemplateKind};
 pub use validation::{
-    DEFAULT_MAX_RETRY, MAX_PAYLOAD_BYTES, MAX_RETRY_LIMIT, MAX_TOPIC_LEN, ValidationError,
-    validate_max_retry, validate_payload, validate_topic,
+    DEFAULT_MAX_RETRY, MAX_DELAY, MAX_JSON_DEPTH, MAX_PAYLOAD_BYTES, MAX_RETRY_LIMIT,
+    MAX_TOPIC_LEN, ValidationError, json_depth_exceeds, validate_delay, validate_max_retry,
+    validate_payload, validate_topic,
 };
 
 /// A new time-ordered identifier (UUIDv7).

@@ -8,6 +8,14 @@ pub const MAX_PAYLOAD_BYTES: usize = 1024 * 1024;
 pub const MAX_RETRY_LIMIT: u32 = 100;
 /// `max_retry` of a message that does not choose one.
 pub const DEFAULT_MAX_RETRY: u32 = 3;
+/// Deepest nesting of arrays and objects accepted in a payload. Every backend
+/// checks it at publish, so a message that one backend delivers is never
+/// undecodable on another (serde_json refuses to parse past 128 levels).
+pub const MAX_JSON_DEPTH: usize = 64;
+/// Longest delay accepted for a delayed or scheduled message (366 days): past it
+/// a time is more likely a unit mistake than a plan, and far-future times would
+/// overflow date arithmetic.
+pub const MAX_DELAY: std::time::Duration = std::time::Duration::from_secs(366 * 24 * 60 * 60);
 
 /// Input rejected before anything was stored.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -42,6 +50,20 @@ pub enum ValidationError {
         value: u32,
         /// The highest accepted value.
         limit: u32,
+    },
+    /// The payload nests arrays and objects deeper than [`MAX_JSON_DEPTH`].
+    #[error("payload nests deeper than {limit} levels")]
+    PayloadTooDeep {
+        /// The deepest nesting accepted.
+        limit: usize,
+    },
+    /// A delivery time is further ahead than [`MAX_DELAY`].
+    #[error("delay of {requested:?} exceeds the maximum of {limit:?}")]
+    DelayTooLong {
+        /// The delay asked for (saturated at `Duration::MAX`).
+        requested: std::time::Duration,
+        /// The longest delay accepted.
+        limit: std::time::Duration,
     },
 }
 
@@ -100,6 +122,11 @@ pub fn validate_payload(payload: &serde_json::Value) -> Result<(), ValidationErr
     if let Some(found) = found {
         return Err(ValidationError::PayloadNotObject { found });
     }
+    if json_depth_exceeds(payload, MAX_JSON_DEPTH) {
+        return Err(ValidationError::PayloadTooDeep {
+            limit: MAX_JSON_DEPTH,
+        });
+    }
     let mut counter = ByteCounter(0);
     // Writing into a counter cannot fail; a failure would only mean an unencodable value.
     let _ = serde_json::to_writer(&mut counter, payload);
@@ -126,6 +153,50 @@ pub fn validate_max_retry(max_retry: u32) -> Result<(), ValidationError> {
         });
     }
     Ok(())
+}
+
+/// Checks that a delay is at most [`MAX_DELAY`].
+///
+/// ```
+/// use std::time::Duration;
+/// use messaging_model::{validate_delay, ValidationError};
+/// assert!(validate_delay(Duration::from_secs(3600)).is_ok());
+/// assert!(matches!(validate_delay(Duration::MAX), Err(ValidationError::DelayTooLong { .. })));
+/// ```
+pub fn validate_delay(delay: std::time::Duration) -> Result<(), ValidationError> {
+    if delay > MAX_DELAY {
+        return Err(ValidationError::DelayTooLong {
+            requested: delay,
+            limit: MAX_DELAY,
+        });
+    }
+    Ok(())
+}
+
+/// Whether `value` nests arrays and objects deeper than `limit` levels (a scalar
+/// is depth 0, `{}` depth 1). Iterative, so a hostile value cannot overflow the
+/// stack.
+///
+/// ```
+/// use serde_json::json;
+/// assert!(!messaging_model::json_depth_exceeds(&json!({"a": [1]}), 2));
+/// assert!(messaging_model::json_depth_exceeds(&json!({"a": [[1]]}), 2));
+/// ```
+pub fn json_depth_exceeds(value: &serde_json::Value, limit: usize) -> bool {
+    use serde_json::Value;
+    let mut stack: Vec<(&Value, usize)> = vec![(value, 0)];
+    while let Some((value, depth)) = stack.pop() {
+        let children: Box<dyn Iterator<Item = &Value>> = match value {
+            Value::Array(items) => Box::new(items.iter()),
+            Value::Object(map) => Box::new(map.values()),
+            _ => continue,
+        };
+        if depth + 1 > limit {
+            return true;
+        }
+        stack.extend(children.map(|child| (child, depth + 1)));
+    }
+    false
 }
 
 /// Counts bytes without keeping them, so measuring a payload allocates nothing.
@@ -191,6 +262,41 @@ mod tests {
             Err(ValidationError::PayloadNotObject { found: "a string" })
         );
         assert!(validate_payload(&json!({ "data": "x".repeat(1000) })).is_ok());
+    }
+
+    #[test]
+    fn bounds_payload_depth() {
+        let mut deep = json!(1);
+        for _ in 0..MAX_JSON_DEPTH - 1 {
+            deep = json!([deep]);
+        }
+        let at_limit = json!({ "a": deep });
+        assert!(validate_payload(&at_limit).is_ok());
+        let over = json!({ "a": [deep] });
+        assert_eq!(
+            validate_payload(&over),
+            Err(ValidationError::PayloadTooDeep {
+                limit: MAX_JSON_DEPTH
+            })
+        );
+        // 200 levels: deeper than serde_json parses back, refused before storing.
+        let mut very_deep = json!({});
+        for _ in 0..200 {
+            very_deep = json!({ "x": very_deep });
+        }
+        assert!(matches!(
+            validate_payload(&very_deep),
+            Err(ValidationError::PayloadTooDeep { .. })
+        ));
+    }
+
+    #[test]
+    fn bounds_delays() {
+        assert!(validate_delay(MAX_DELAY).is_ok());
+        assert!(matches!(
+            validate_delay(MAX_DELAY + std::time::Duration::from_millis(1)),
+            Err(ValidationError::DelayTooLong { .. })
+        ));
     }
 
     #[test]

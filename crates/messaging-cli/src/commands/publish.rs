@@ -19,6 +19,12 @@ pub(crate) async fn run(args: PublishArgs) -> anyhow::Result<()> {
     for (key, value) in args.metadata {
         message = message.with_metadata(key, value);
     }
+    if let Some(delay) = args.delay {
+        messaging_model::validate_delay(delay).map_err(|error| CliError::InvalidSetting {
+            name: "--delay".into(),
+            reason: error.to_string(),
+        })?;
+    }
     let service = crate::backend::shared(&args.backend, "publish").await?;
     match args.delay {
         None => {
@@ -28,11 +34,8 @@ pub(crate) async fn run(args: PublishArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("publishing to {}", args.topic))?;
         }
         Some(delay) => {
-            let at = Utc::now()
-                + chrono::Duration::from_std(delay).map_err(|_| CliError::InvalidSetting {
-                    name: "--delay".into(),
-                    reason: "too long".into(),
-                })?;
+            // Within MAX_DELAY the conversion and the addition are in range.
+            let at = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
             service
                 .publish_message_at(&message, at)
                 .await
