@@ -17,6 +17,10 @@ pub const TARGET_GROUP_KEY: &str = "x-target-group";
 pub const RETRY_AT_KEY: &str = "x-retry-at";
 /// Metadata key holding the backoff chosen before a retry, in milliseconds.
 pub const RETRY_DELAY_MS_KEY: &str = "x-retry-delay-ms";
+/// Metadata keys only the runtime writes: [`MessagingService`](crate::MessagingService)
+/// refuses a message that carries one with
+/// [`ValidationError::ReservedMetadataKey`](messaging_model::ValidationError::ReservedMetadataKey).
+pub const RESERVED_METADATA_KEYS: [&str; 3] = [TARGET_GROUP_KEY, RETRY_AT_KEY, RETRY_DELAY_MS_KEY];
 
 /// Where a consumer reads from.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,13 +2,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use messaging_model::Message;
+use messaging_model::{Message, ValidationError};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 use tracing::{Instrument, info_span};
 use uuid::Uuid;
 
-use crate::backend::{DeadLetter, MessageBackend, TopicStats};
+use crate::backend::{DeadLetter, MessageBackend, RESERVED_METADATA_KEYS, TopicStats};
 use crate::subscription::Subscription;
 use crate::trace_context::{TRACEPARENT_KEY, TraceContext};
 use crate::{InMemoryBackend, MessageHandler, MessagingError, SubscribeOptions};
@@ -128,7 +128,7 @@ impl MessagingService {
     /// Publishes a message built by the caller (metadata, `max_retry`), stamping a
     /// `traceparent` when it has none.
     pub async fn publish_message(&self, message: &Message) -> Result<Uuid, MessagingError> {
-        message.validate()?;
+        check_caller_message(message)?;
         self.send(&with_trace_context(message)).await
     }
 
@@ -153,7 +153,7 @@ impl MessagingService {
         messages: &[Message],
     ) -> Result<Vec<Uuid>, MessagingError> {
         for message in messages {
-            message.validate()?;
+            check_caller_message(message)?;
         }
         if messages
             .iter()
@@ -200,7 +200,7 @@ impl MessagingService {
         message: &Message,
         at: DateTime<Utc>,
     ) -> Result<Uuid, MessagingError> {
-        message.validate()?;
+        check_caller_message(message)?;
         self.send_at(&with_trace_context(message), at).await
     }
 
@@ -410,4 +410,21 @@ fn with_trace_context(message: &Message) -> std::borrow::Cow<'_, Message> {
         );
         std::borrow::Cow::Owned(stamped)
     }
+}
+
+/// Checks a message built by the caller: the model's rules, and no metadata key
+/// the runtime reserves for itself ([`RESERVED_METADATA_KEYS`]). A forged
+/// `x-target-group` would otherwise hide the message from every other group.
+fn check_caller_message(message: &Message) -> Result<(), MessagingError> {
+    message.validate()?;
+    if let Some(key) = RESERVED_METADATA_KEYS
+        .iter()
+        .find(|key| message.metadata.contains_key(**key))
+    {
+        return Err(ValidationError::ReservedMetadataKey {
+            key: (*key).to_owned(),
+        }
+        .into());
+    }
+    Ok(())
 }

@@ -718,3 +718,35 @@ async fn a_forged_retry_count_is_dead_lettered_not_overflowed() {
     assert_eq!(dead[0].message.id, message.id);
     service.shutdown().await;
 }
+
+#[tokio::test]
+async fn reserved_metadata_keys_are_refused_on_every_publish_path() {
+    let (_, service) = switchable();
+    for key in messaging_core::RESERVED_METADATA_KEYS {
+        // A forged `x-target-group` once hid the message from every group.
+        let message = Message::new("a.b", json!({}))
+            .unwrap()
+            .with_metadata(key, "billing");
+        let refused = |result: Result<_, MessagingError>| {
+            matches!(
+                result,
+                Err(MessagingError::Validation(ValidationError::ReservedMetadataKey { key: ref k })) if k == key
+            )
+        };
+        assert!(refused(service.publish_message(&message).await.map(|_| ())));
+        assert!(refused(
+            service
+                .publish_messages(std::slice::from_ref(&message))
+                .await
+                .map(|_| ())
+        ));
+        assert!(refused(
+            service
+                .publish_message_at(&message, Utc::now())
+                .await
+                .map(|_| ())
+        ));
+    }
+    let stats = service.stats("a.b").await.unwrap();
+    assert_eq!((stats.length, stats.scheduled), (0, 0));
+}

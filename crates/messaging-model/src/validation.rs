@@ -57,6 +57,13 @@ pub enum ValidationError {
         /// The deepest nesting accepted.
         limit: usize,
     },
+    /// The metadata holds a key only the messaging runtime may write (such as
+    /// `x-target-group`).
+    #[error("metadata key {key:?} is reserved for the messaging runtime")]
+    ReservedMetadataKey {
+        /// The reserved key.
+        key: String,
+    },
     /// A delivery time is further ahead than [`MAX_DELAY`].
     #[error("delay of {requested:?} exceeds the maximum of {limit:?}")]
     DelayTooLong {
