@@ -24,7 +24,7 @@ pub(crate) struct Cli {
     #[command(subcommand)]
     pub(crate) command: Command,
     /// Log filter for stderr (`info`, `messaging_core=debug`, …) [default: warn].
-    #[arg(long, global = true, env = "MESSAGING_LOG", value_name = "FILTER")]
+    #[arg(long, global = true, env = "MESSAGING_LOG", value_name = "FILTER", value_parser = parse_log_filter)]
     pub(crate) log: Option<String>,
 }
 
@@ -304,4 +304,13 @@ mod tests {
         assert!(parse_key_value("=x").is_err());
         assert!(parse_key_value("novalue").is_err());
     }
+}
+
+/// A `--log` filter that `tracing_subscriber` accepts; anything else is a usage
+/// error (exit 2) instead of being replaced by `warn` silently.
+fn parse_log_filter(text: &str) -> Result<String, String> {
+    tracing_subscriber::EnvFilter::builder()
+        .parse(text)
+        .map(|_| text.to_owned())
+        .map_err(|error| format!("not a log filter ({error})"))
 }

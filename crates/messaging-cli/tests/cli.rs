@@ -297,3 +297,11 @@ fn help_never_shows_the_urls_from_the_environment() {
         "{help}"
     );
 }
+
+#[test]
+fn a_bad_log_filter_is_a_usage_error() {
+    // Once accepted silently with exit 0.
+    let output = messaging(&["--log", "messaging=[[[", "topics", "list"]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(stderr(&output).contains("--log"), "{}", stderr(&output));
+}

@@ -9,6 +9,31 @@ pub(crate) mod tail;
 pub(crate) mod topics;
 pub(crate) mod worker;
 
+/// `text` made safe to print on a terminal: control characters (ESC, CR, BEL,
+/// the C1 set, …) and the bidirectional overrides are shown as `\u{…}` escapes
+/// (`\n`, `\r`, `\t` for those three), so a message error or a subject cannot
+/// move the cursor, retitle the window or hide text. `--json` output is exact
+/// and does not use this.
+pub(crate) fn terminal_safe(text: &str) -> std::borrow::Cow<'_, str> {
+    fn unsafe_char(c: char) -> bool {
+        c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    }
+    if !text.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut safe = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => safe.push_str("\\n"),
+            '\r' => safe.push_str("\\r"),
+            '\t' => safe.push_str("\\t"),
+            c if unsafe_char(c) => safe.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => safe.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(safe)
+}
+
 /// The exit code of a notification store error, when `cause` is one.
 pub(crate) fn store_error_code(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
     use crate::exit::{NOT_FOUND, OTHER, UNREACHABLE, USAGE};
@@ -51,5 +76,23 @@ pub(crate) async fn shutdown_signal() {
     tokio::select! {
         () = interrupt => {}
         () = terminate => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::terminal_safe;
+
+    #[test]
+    fn terminal_escapes_are_shown_not_obeyed() {
+        assert_eq!(terminal_safe("plain text, ünïcode"), "plain text, ünïcode");
+        assert_eq!(
+            terminal_safe("a\u{1b}[2J\u{1b}]0;pwned\u{7}b\rc\nd"),
+            "a\\u{1b}[2J\\u{1b}]0;pwned\\u{7}b\\rc\\nd"
+        );
+        assert_eq!(
+            terminal_safe("\u{9b}31m\u{202e}txt"),
+            "\\u{9b}31m\\u{202e}txt"
+        );
     }
 }

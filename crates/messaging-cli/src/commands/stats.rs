@@ -92,13 +92,18 @@ pub(crate) fn write_aligned<const N: usize>(
     rows: &[[String; N]],
     out: &mut impl Write,
 ) -> std::io::Result<()> {
+    // Cells come from messages, errors and subjects: never let them drive the terminal.
+    let rows: Vec<[std::borrow::Cow<'_, str>; N]> = rows
+        .iter()
+        .map(|row| std::array::from_fn(|i| crate::commands::terminal_safe(&row[i])))
+        .collect();
     let mut widths = [0usize; N];
-    for row in rows {
+    for row in &rows {
         for (width, cell) in widths.iter_mut().zip(row) {
             *width = (*width).max(cell.chars().count());
         }
     }
-    for row in rows {
+    for row in &rows {
         let mut line = String::new();
         for (index, (cell, width)) in row.iter().zip(widths).enumerate() {
             if index + 1 == N {
@@ -116,6 +121,27 @@ pub(crate) fn write_aligned<const N: usize>(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn tables_escape_control_characters_of_their_cells() {
+        // The `dlq list` and `inbox` tables go through here with message errors
+        // and subjects in their cells.
+        let rows = [
+            ["ID".to_owned(), "ERROR".to_owned()],
+            [
+                "1".to_owned(),
+                "smtp \u{1b}]0;owned\u{7}\u{1b}[2Jgone\rx".to_owned(),
+            ],
+        ];
+        let mut out = Vec::new();
+        write_aligned(&rows, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(!text.contains('\u{1b}') && !text.contains('\r') && !text.contains('\u{7}'));
+        assert!(
+            text.contains("smtp \\u{1b}]0;owned\\u{7}\\u{1b}[2Jgone\\rx"),
+            "{text}"
+        );
+    }
 
     #[tokio::test]
     async fn reports_length_lag_and_unknown_topics() {
