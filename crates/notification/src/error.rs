@@ -110,6 +110,16 @@ pub enum NotificationError {
         /// Why.
         reason: String,
     },
+    /// A part of the template rendered to more than the renderer's limit
+    /// ([`TemplateRenderer::with_max_rendered_bytes`](crate::template::TemplateRenderer::with_max_rendered_bytes));
+    /// permanent: the same variables would do it again.
+    #[error("template {name:?} rendered to more than {limit} bytes")]
+    RenderedTooLarge {
+        /// The template.
+        name: String,
+        /// The limit, in bytes.
+        limit: usize,
+    },
     /// No provider is configured for this channel.
     #[error("no {} channel is configured", kind.as_str())]
     ChannelNotConfigured {

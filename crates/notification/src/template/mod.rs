@@ -182,6 +182,31 @@ pub struct TemplateRenderer {
     escaped: Handlebars<'static>,
     plain: Handlebars<'static>,
     cache: RwLock<HashMap<String, Vec<Arc<Compiled>>>>,
+    max_rendered_bytes: usize,
+}
+
+/// Largest output one part of a template (subject, body, text alternative) may
+/// render to by default: 1 MiB. A loop over the variables can multiply them
+/// (`{{#each items}}…{{../currency}}{{/each}}`), so the output is bounded while
+/// it is written, not measured afterwards.
+pub const DEFAULT_MAX_RENDERED_BYTES: usize = 1024 * 1024;
+
+/// A handlebars output that refuses to grow past a limit.
+struct BoundedOutput {
+    text: String,
+    limit: usize,
+    exceeded: bool,
+}
+
+impl handlebars::Output for BoundedOutput {
+    fn write(&mut self, segment: &str) -> Result<(), std::io::Error> {
+        if self.text.len() + segment.len() > self.limit {
+            self.exceeded = true;
+            return Err(std::io::Error::other("rendered output over the limit"));
+        }
+        self.text.push_str(segment);
+        Ok(())
+    }
 }
 
 impl std::fmt::Debug for TemplateRenderer {
@@ -211,7 +236,32 @@ impl TemplateRenderer {
             escaped,
             plain,
             cache: RwLock::new(HashMap::new()),
+            max_rendered_bytes: DEFAULT_MAX_RENDERED_BYTES,
         }
+    }
+
+    /// Sets the largest output one part of a template may render to (default
+    /// [`DEFAULT_MAX_RENDERED_BYTES`]); past it rendering fails with the
+    /// permanent [`NotificationError::RenderedTooLarge`].
+    ///
+    /// ```
+    /// use messaging_model::{MessageTemplate, TemplateKind};
+    /// use notification::NotificationError;
+    /// use notification::template::TemplateRenderer;
+    /// use serde_json::json;
+    ///
+    /// let renderer = TemplateRenderer::new().with_max_rendered_bytes(16);
+    /// let template = MessageTemplate::new("t", TemplateKind::Sms, "{{#each items}}{{this}}{{/each}}")
+    ///     .with_variables(["items"]);
+    /// let many = json!({"items": vec!["x"; 100]});
+    /// assert!(matches!(
+    ///     renderer.render(&template, &many),
+    ///     Err(NotificationError::RenderedTooLarge { limit: 16, .. })
+    /// ));
+    /// ```
+    pub fn with_max_rendered_bytes(mut self, max_rendered_bytes: usize) -> Self {
+        self.max_rendered_bytes = max_rendered_bytes;
+        self
     }
 
     /// Checks a template before it is stored: its name and locale, the parts its
@@ -255,13 +305,32 @@ impl TemplateRenderer {
             });
         }
         let compiled = self.compiled(template)?;
-        let context = Context::from(variables.clone());
+        // Only the declared variables reach the template: `{{#each this}}`,
+        // `{{lookup this "secret"}}` or `{{#with this}}` can read nothing else.
+        let declared: serde_json::Map<String, Value> = template
+            .variables
+            .iter()
+            .filter_map(|name| data.get(name).map(|value| (name.clone(), value.clone())))
+            .collect();
+        let context = Context::from(Value::Object(declared));
+        let limit = self.max_rendered_bytes;
         let part = |registry: &Handlebars<'static>,
                     part: &Template|
          -> Result<String, NotificationError> {
             let mut render_context = RenderContext::new(None);
-            part.renders(registry, &context, &mut render_context)
-                .map_err(|error| render_error(&template.name, error))
+            let mut out = BoundedOutput {
+                text: String::new(),
+                limit,
+                exceeded: false,
+            };
+            match part.render(registry, &context, &mut render_context, &mut out) {
+                Ok(()) => Ok(out.text),
+                Err(_) if out.exceeded => Err(NotificationError::RenderedTooLarge {
+                    name: template.name.clone(),
+                    limit,
+                }),
+                Err(error) => Err(render_error(&template.name, error)),
+            }
         };
         let subject = match &compiled.subject {
             Some(subject) => Some(single_line(&part(&self.plain, subject)?)),
@@ -496,6 +565,69 @@ mod tests {
     fn sms(content: &str, variables: &[&str]) -> MessageTemplate {
         MessageTemplate::new("code_sms", TemplateKind::Sms, content)
             .with_variables(variables.iter().copied())
+    }
+
+    #[test]
+    fn a_template_reads_only_the_variables_it_declares() {
+        let renderer = TemplateRenderer::new();
+        let variables = json!({"name": "Ann", "secret": "hunter2", "api_key": "k-123"});
+        for source in [
+            "{{#each this}}{{@key}}={{this}};{{/each}}",
+            "{{#with this}}{{#each this}}{{this}}{{/each}}{{/with}}",
+            "{{name}}{{#each this}}{{@key}}{{/each}}",
+        ] {
+            let declared: &[&str] = if source.contains("{{name}}") {
+                &["name"]
+            } else {
+                &[]
+            };
+            let template = sms(source, declared);
+            renderer.check(&template).unwrap();
+            let rendered = renderer.render(&template, &variables);
+            let text = format!("{rendered:?}");
+            assert!(
+                !text.contains("hunter2") && !text.contains("k-123") && !text.contains("secret"),
+                "{source}: {text}"
+            );
+        }
+        // `lookup` of an undeclared variable finds nothing to read.
+        let template = sms("{{lookup this \"secret\"}}", &[]);
+        if renderer.check(&template).is_ok() {
+            let rendered = renderer.render(&template, &variables);
+            assert!(!format!("{rendered:?}").contains("hunter2"), "{rendered:?}");
+        }
+    }
+
+    #[test]
+    fn output_multiplied_by_a_loop_is_bounded_and_permanent() {
+        let renderer = TemplateRenderer::new();
+        let template = sms(
+            "{{#each items}}{{this}} {{../currency}}\n{{/each}}",
+            &["items", "currency"],
+        );
+        // About 0.5 MiB of variables that once rendered to 195 MiB.
+        let variables = json!({
+            "items": vec![1; 500],
+            "currency": "€".repeat(1000),
+        });
+        let error = renderer.render(&template, &variables).unwrap_err();
+        assert!(
+            matches!(
+                error,
+                NotificationError::RenderedTooLarge {
+                    limit: DEFAULT_MAX_RENDERED_BYTES,
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+        assert!(error.is_permanent());
+        // Below the limit the same template renders.
+        let small = json!({"items": [1, 2], "currency": "EUR"});
+        assert_eq!(
+            renderer.render(&template, &small).unwrap().text.as_deref(),
+            Some("1 EUR\n2 EUR\n")
+        );
     }
 
     #[test]
