@@ -28,6 +28,7 @@ pub(crate) async fn shared(
 /// A Redis backend, checked with a round trip so an unreachable server is
 /// reported now (exit code 3), not at the first command.
 pub(crate) async fn redis(url: &str, prefix: &str) -> anyhow::Result<Arc<dyn MessageBackend>> {
+    crate::exit::check_userinfo("--redis-url", url)?;
     // The driver retries a refused connection for several seconds; a command
     // line should say at once that nothing listens there.
     if let Some(addr) = host_port(url)

@@ -186,26 +186,34 @@ pub(crate) fn is_broken_pipe(error: &anyhow::Error) -> bool {
     })
 }
 
-/// `url` with any password replaced by `***`, for messages and logs.
+/// `url` with any password or token replaced by `***`, for messages and logs
+/// (the one redaction of the suite, [`messaging_model::redact_url`]).
 pub(crate) fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
+    messaging_model::redact_url(url)
+}
+
+/// Refuses a URL whose userinfo holds an unencoded `/`, `?` or `#`: such a URL
+/// parses as another host (and was once reported as unreachable, with the
+/// password in the message). The error shows the URL redacted.
+pub(crate) fn check_userinfo(setting: &str, url: &str) -> Result<(), CliError> {
+    let Some((_, rest)) = url.split_once("://") else {
+        return Ok(());
     };
-    let (authority, path) = match rest.find('/') {
-        Some(index) => rest.split_at(index),
-        None => (rest, ""),
-    };
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
-            if userinfo.contains(':') {
-                format!("{scheme}://{user}:***@{host}{path}")
-            } else {
-                format!("{scheme}://{userinfo}@{host}{path}")
-            }
-        }
-        None => url.to_owned(),
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let misread = !rest[..authority_end].contains('@')
+        && rest
+            .rfind('@')
+            .is_some_and(|at| at > authority_end && !rest[authority_end..at].contains('='));
+    if misread {
+        return Err(CliError::InvalidSetting {
+            name: setting.to_owned(),
+            reason: format!(
+                "{}: the user name or password holds '/', '?' or '#'; percent-encode them (%2F, %3F, %23)",
+                redact(url)
+            ),
+        });
     }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -228,6 +236,22 @@ mod tests {
             "postgres://postgres@h/db"
         );
         assert_eq!(redact("not a url"), "not a url");
+        assert_eq!(
+            redact("redis://app:Zx9/Qm+kL2@127.0.0.1:6379/0"),
+            "redis://app:***@127.0.0.1:6379/0"
+        );
+    }
+
+    #[test]
+    fn unencoded_reserved_characters_in_a_password_are_a_usage_error() {
+        let error =
+            check_userinfo("--redis-url", "redis://app:Zx9/Qm+kL2@127.0.0.1:6379/0").unwrap_err();
+        assert_eq!(error.code(), USAGE);
+        assert!(!error.to_string().contains("Zx9"), "{error}");
+        assert!(check_userinfo("--redis-url", "redis://app:Zx9%2FQm@127.0.0.1:6379/0").is_ok());
+        assert!(check_userinfo("--database-url", "postgres://u@h/d?x=a@b").is_ok());
+        assert!(check_userinfo("--database-url", "postgres://h:5432/d?application_name=a@b").is_ok());
+        assert!(check_userinfo("--redis-url", "redis://127.0.0.1:6379").is_ok());
     }
 
     #[test]

@@ -111,6 +111,7 @@ pub(crate) async fn connect_postgres(
     schema: Option<&str>,
     max_connections: Option<u32>,
 ) -> anyhow::Result<PostgresStore> {
+    crate::exit::check_userinfo("--database-url", url)?;
     let mut store_config = PostgresStoreConfig::new(url).with_application_name("messaging");
     if let Some(schema) = schema {
         store_config = store_config.with_schema(schema);

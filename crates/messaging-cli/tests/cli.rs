@@ -305,3 +305,54 @@ fn a_bad_log_filter_is_a_usage_error() {
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
     assert!(stderr(&output).contains("--log"), "{}", stderr(&output));
 }
+
+#[test]
+fn passwords_never_reach_the_terminal() {
+    let secret = "Zx9/Qm+kL2";
+    // An unencoded `/` in the password: a usage error, not "unreachable" (exit
+    // 3) with the password in the message.
+    let url = format!("redis://app:{secret}@127.0.0.1:6379/0");
+    let output = messaging(&["stats", "--redis-url", &url]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("percent-encode"),
+        "{}",
+        stderr(&output)
+    );
+    // A port nothing listens on, with the password in every URL form.
+    for args in [
+        vec![
+            "stats".to_owned(),
+            "--redis-url".to_owned(),
+            "redis://app:Zx9Qm@127.0.0.1:1/0".to_owned(),
+        ],
+        vec![
+            "stats".to_owned(),
+            "--redis-url".to_owned(),
+            "redis+unix:///nonexistent.sock?pass=Zx9Qm".to_owned(),
+        ],
+        vec![
+            "inbox".to_owned(),
+            "u1".to_owned(),
+            "--database-url".to_owned(),
+            "postgres://app@127.0.0.1:1/test?password=Zx9Qm".to_owned(),
+        ],
+        vec![
+            "inbox".to_owned(),
+            "u1".to_owned(),
+            "--database-url".to_owned(),
+            "postgres://app:Zx9Qm@127.0.0.1:1/test".to_owned(),
+        ],
+    ] {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let output = messaging(&args);
+        assert_ne!(output.status.code(), Some(0), "{args:?}");
+        let shown = format!(
+            "{}{}",
+            stderr(&output),
+            String::from_utf8_lossy(&output.stdout)
+        );
+        assert!(!shown.contains("Zx9"), "{args:?}: {shown}");
+        assert!(!shown.contains("panicked"), "{args:?}: {shown}");
+    }
+}

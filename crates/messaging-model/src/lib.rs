@@ -25,10 +25,12 @@
 mod message;
 mod notification;
 mod template;
+mod redact;
 pub mod topics;
 mod validation;
 
 pub use message::{Message, MessageStatus, Metadata};
+pub use redact::redact_url;
 pub use notification::{Notification, NotificationKind, NotificationStatus};
 pub use template::{MessageTemplate, TemplateKind};
 pub use validation::{
