@@ -140,23 +140,9 @@ impl RedisBackendConfig {
     }
 }
 
-/// The URL with its password replaced by `***`.
+/// The URL with its password (and secret query values) replaced by `***`.
 fn redact_password(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
-        return url.to_owned();
-    };
-    let rest = &url[scheme_end + 3..];
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let Some(at) = rest[..authority_end].rfind('@') else {
-        return url.to_owned();
-    };
-    let userinfo = &rest[..at];
-    let user = userinfo.split(':').next().unwrap_or("");
-    if !userinfo.contains(':') {
-        // `redis://secret@host` is a password alone for the redis crate.
-        return format!("{}***@{}", &url[..scheme_end + 3], &rest[at + 1..]);
-    }
-    format!("{}{user}:***@{}", &url[..scheme_end + 3], &rest[at + 1..])
+    messaging_model::redact_url(url)
 }
 
 #[cfg(test)]
@@ -170,6 +156,8 @@ mod tests {
             ("redis://user:pw@host:1/0", "redis://user:***@host:1/0"),
             ("rediss://:pw@host", "rediss://:***@host"),
             ("redis://pw@host", "redis://***@host"),
+            ("redis://app:Zx9/Qm+kL2@h:6379/0", "redis://app:***@h:6379/0"),
+            ("redis+unix:///run/r.sock?pass=pw", "redis+unix:///run/r.sock?pass=***"),
         ] {
             assert_eq!(redact_password(url), shown);
         }

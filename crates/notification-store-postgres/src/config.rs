@@ -162,20 +162,10 @@ impl fmt::Debug for PostgresStoreConfig {
     }
 }
 
-/// `postgres://user:secret@host/db` becomes `postgres://user:***@host/db`.
+/// `postgres://user:secret@host/db` becomes `postgres://user:***@host/db`, and
+/// `?password=secret` becomes `?password=***` ([`messaging_model::redact_url`]).
 pub(crate) fn redact_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    let Some((userinfo, host)) = authority.rsplit_once('@') else {
-        return url.to_owned();
-    };
-    match userinfo.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:***@{host}{tail}"),
-        None => url.to_owned(),
-    }
+    messaging_model::redact_url(url)
 }
 
 /// Checks a schema name: 1 to 63 bytes of `[a-z0-9_]`, not starting with a digit
@@ -225,6 +215,10 @@ mod tests {
             redact_password("postgres://u:p@ss@h/d"),
             "postgres://u:***@h/d",
             "the last @ ends the userinfo"
+        );
+        assert_eq!(
+            redact_password("postgres://db/app?user=app&password=s3cret"),
+            "postgres://db/app?user=app&password=***"
         );
     }
 
