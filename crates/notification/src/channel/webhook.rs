@@ -30,7 +30,7 @@ pub struct WebhookConfig {
 impl std::fmt::Debug for WebhookConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WebhookConfig")
-            .field("url", &self.url)
+            .field("url", &messaging_model::redact_url(&self.url))
             .field(
                 "bearer_token",
                 &self.bearer_token.as_ref().map(|_| "<redacted>"),
@@ -110,7 +110,7 @@ impl Webhook {
     /// http }`, the token redacted as in [`WebhookConfig`]'s `Debug`.
     pub(crate) fn debug_as(&self, name: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct(name)
-            .field("url", &self.url)
+            .field("url", &messaging_model::redact_url(self.url.as_str()))
             .field(
                 "bearer_token",
                 &self.bearer_token.as_ref().map(|_| "<redacted>"),
@@ -124,6 +124,25 @@ impl Webhook {
 mod tests {
     use super::WebhookConfig;
     use crate::channel::{WebhookPushProvider, WebhookSmsProvider};
+
+    #[test]
+    fn debug_output_never_shows_secrets_of_the_url() {
+        // URL userinfo and query tokens, as some SMS gateways take them.
+        let config = WebhookConfig::new("https://hooks:pa55word@127.0.0.1:9/send?token=t0ken&to=x");
+        let sms = WebhookSmsProvider::new(config.clone()).unwrap();
+        let push = WebhookPushProvider::new(config.clone()).unwrap();
+        for shown in [
+            format!("{config:?}"),
+            format!("{sms:?}"),
+            format!("{push:?}"),
+        ] {
+            assert!(
+                !shown.contains("pa55word") && !shown.contains("t0ken"),
+                "{shown}"
+            );
+            assert!(shown.contains("127.0.0.1:9/send"), "{shown}");
+        }
+    }
 
     #[test]
     fn debug_output_never_shows_the_bearer_token() {
