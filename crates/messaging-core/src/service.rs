@@ -110,9 +110,23 @@ impl MessagingService {
         topic: &str,
         payload: serde_json::Value,
     ) -> Result<Message, MessagingError> {
-        Ok(Message::new(topic, payload)?
-            .with_max_retry(self.max_retry)?
-            .with_metadata(TRACEPARENT_KEY, TraceContext::for_publish().to_string()))
+        self.message_sized(topic, payload)
+            .map(|(message, _)| message)
+    }
+
+    /// [`message`](Self::message) with the payload's encoded size.
+    fn message_sized(
+        &self,
+        topic: &str,
+        payload: serde_json::Value,
+    ) -> Result<(Message, usize), MessagingError> {
+        let (message, size) = Message::new_sized(topic, payload)?;
+        Ok((
+            message
+                .with_max_retry(self.max_retry)?
+                .with_metadata(TRACEPARENT_KEY, TraceContext::for_publish().to_string()),
+            size,
+        ))
     }
 
     /// Publishes a payload and returns the message id.
@@ -133,28 +147,42 @@ impl MessagingService {
     }
 
     /// Publishes several payloads to one topic in one call; nothing is published
-    /// if any payload is invalid.
+    /// if any payload is invalid or the batch is over
+    /// [`MAX_BATCH_MESSAGES`](messaging_model::MAX_BATCH_MESSAGES) messages or
+    /// [`MAX_BATCH_BYTES`](messaging_model::MAX_BATCH_BYTES) of payload
+    /// (`ValidationError::BatchTooLarge`).
     pub async fn publish_batch(
         &self,
         topic: &str,
         payloads: Vec<serde_json::Value>,
     ) -> Result<Vec<Uuid>, MessagingError> {
-        let messages = payloads
-            .into_iter()
-            .map(|payload| self.message(topic, payload))
-            .collect::<Result<Vec<_>, _>>()?;
+        messaging_model::validate_batch(payloads.len(), 0)?;
+        let mut bytes = 0usize;
+        let mut messages = Vec::with_capacity(payloads.len());
+        for payload in payloads {
+            let (message, size) = self.message_sized(topic, payload)?;
+            bytes += size;
+            messages.push(message);
+        }
+        messaging_model::validate_batch(messages.len(), bytes)?;
         self.send_batch(&messages).await
     }
 
     /// Publishes messages built by the caller, in order, in one call; nothing is
-    /// published if any message is invalid.
+    /// published if any message is invalid or the batch is over the limits of
+    /// [`publish_batch`](Self::publish_batch). Publishing the same messages again
+    /// after a transient error keeps their ids, so consumers can deduplicate
+    /// whatever the failed call had written.
     pub async fn publish_messages(
         &self,
         messages: &[Message],
     ) -> Result<Vec<Uuid>, MessagingError> {
+        messaging_model::validate_batch(messages.len(), 0)?;
+        let mut bytes = 0usize;
         for message in messages {
-            check_caller_message(message)?;
+            bytes += check_caller_message(message)?;
         }
+        messaging_model::validate_batch(messages.len(), bytes)?;
         if messages
             .iter()
             .all(|message| message.metadata.contains_key(TRACEPARENT_KEY))
@@ -415,8 +443,9 @@ fn with_trace_context(message: &Message) -> std::borrow::Cow<'_, Message> {
 /// Checks a message built by the caller: the model's rules, and no metadata key
 /// the runtime reserves for itself ([`RESERVED_METADATA_KEYS`]). A forged
 /// `x-target-group` would otherwise hide the message from every other group.
-fn check_caller_message(message: &Message) -> Result<(), MessagingError> {
-    message.validate()?;
+/// Returns the payload's encoded size.
+fn check_caller_message(message: &Message) -> Result<usize, MessagingError> {
+    let size = message.validate_sized()?;
     if let Some(key) = RESERVED_METADATA_KEYS
         .iter()
         .find(|key| message.metadata.contains_key(**key))
@@ -426,5 +455,5 @@ fn check_caller_message(message: &Message) -> Result<(), MessagingError> {
         }
         .into());
     }
-    Ok(())
+    Ok(size)
 }

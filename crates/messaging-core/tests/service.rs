@@ -750,3 +750,41 @@ async fn reserved_metadata_keys_are_refused_on_every_publish_path() {
     let stats = service.stats("a.b").await.unwrap();
     assert_eq!((stats.length, stats.scheduled), (0, 0));
 }
+
+#[tokio::test]
+async fn batches_past_the_count_or_byte_limit_are_refused_whole() {
+    let (_, service) = switchable();
+    let too_many = vec![json!({}); messaging_model::MAX_BATCH_MESSAGES + 1];
+    assert!(matches!(
+        service.publish_batch("a.b", too_many).await,
+        Err(MessagingError::Validation(
+            ValidationError::BatchTooLarge { .. }
+        ))
+    ));
+    // 20 payloads of 900 KiB: each within the payload limit, 18 MiB together.
+    let big = json!({ "data": "x".repeat(900 * 1024) });
+    let too_big = vec![big; 20];
+    assert!(matches!(
+        service.publish_batch("a.b", too_big.clone()).await,
+        Err(MessagingError::Validation(
+            ValidationError::BatchTooLarge { .. }
+        ))
+    ));
+    let messages: Vec<Message> = too_big
+        .into_iter()
+        .map(|payload| Message::new("a.b", payload).unwrap())
+        .collect();
+    assert!(matches!(
+        service.publish_messages(&messages).await,
+        Err(MessagingError::Validation(
+            ValidationError::BatchTooLarge { .. }
+        ))
+    ));
+    assert_eq!(service.stats("a.b").await.unwrap().length, 0);
+    // At the limit, the batch goes through.
+    let at_limit = vec![json!({}); messaging_model::MAX_BATCH_MESSAGES];
+    assert_eq!(
+        service.publish_batch("a.b", at_limit).await.unwrap().len(),
+        messaging_model::MAX_BATCH_MESSAGES
+    );
+}

@@ -24,19 +24,20 @@
 
 mod message;
 mod notification;
-mod template;
 mod redact;
+mod template;
 pub mod topics;
 mod validation;
 
 pub use message::{Message, MessageStatus, Metadata};
-pub use redact::redact_url;
 pub use notification::{Notification, NotificationKind, NotificationStatus};
+pub use redact::redact_url;
 pub use template::{MessageTemplate, TemplateKind};
 pub use validation::{
-    DEFAULT_MAX_RETRY, MAX_DELAY, MAX_JSON_DEPTH, MAX_PAYLOAD_BYTES, MAX_RETRY_LIMIT,
-    MAX_TOPIC_LEN, ValidationError, json_depth_exceeds, validate_delay, validate_max_retry,
-    validate_payload, validate_topic,
+    DEFAULT_MAX_RETRY, MAX_BATCH_BYTES, MAX_BATCH_MESSAGES, MAX_DELAY, MAX_JSON_DEPTH,
+    MAX_PAYLOAD_BYTES, MAX_RETRY_LIMIT, MAX_TOPIC_LEN, ValidationError, json_depth_exceeds,
+    payload_size_checked, validate_batch, validate_delay, validate_max_retry, validate_payload,
+    validate_topic,
 };
 
 /// A new time-ordered identifier (UUIDv7).

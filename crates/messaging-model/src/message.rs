@@ -4,9 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::validation::{
-    DEFAULT_MAX_RETRY, ValidationError, validate_max_retry, validate_payload, validate_topic,
-};
+use crate::validation::{DEFAULT_MAX_RETRY, ValidationError, validate_max_retry, validate_topic};
 
 /// String key/value pairs carried beside the payload (trace context, routing hints).
 pub type Metadata = BTreeMap<String, String>;
@@ -78,23 +76,40 @@ impl Message {
         topic: impl Into<String>,
         payload: serde_json::Value,
     ) -> Result<Self, ValidationError> {
+        Self::new_sized(topic, payload).map(|(message, _)| message)
+    }
+
+    /// A new pending message as [`new`](Self::new) makes it, with the size of
+    /// the payload's JSON encoding (measured once, by the check).
+    ///
+    /// ```
+    /// let (message, size) = messaging_model::Message::new_sized("a.b", serde_json::json!({"a": 1})).unwrap();
+    /// assert_eq!((message.topic.as_str(), size), ("a.b", 7));
+    /// ```
+    pub fn new_sized(
+        topic: impl Into<String>,
+        payload: serde_json::Value,
+    ) -> Result<(Self, usize), ValidationError> {
         let topic = topic.into();
         validate_topic(&topic)?;
-        validate_payload(&payload)?;
+        let size = crate::validation::payload_size_checked(&payload)?;
         let now = Utc::now();
-        Ok(Self {
-            id: crate::new_id(),
-            topic,
-            payload,
-            metadata: Metadata::new(),
-            status: MessageStatus::Pending,
-            retry: 0,
-            max_retry: DEFAULT_MAX_RETRY,
-            error: None,
-            created_at: now,
-            updated_at: now,
-            processed_at: None,
-        })
+        Ok((
+            Self {
+                id: crate::new_id(),
+                topic,
+                payload,
+                metadata: Metadata::new(),
+                status: MessageStatus::Pending,
+                retry: 0,
+                max_retry: DEFAULT_MAX_RETRY,
+                error: None,
+                created_at: now,
+                updated_at: now,
+                processed_at: None,
+            },
+            size,
+        ))
     }
 
     /// Adds one metadata entry.
@@ -118,9 +133,16 @@ impl Message {
     /// assert!(message.validate().is_err());
     /// ```
     pub fn validate(&self) -> Result<(), ValidationError> {
+        self.validate_sized().map(drop)
+    }
+
+    /// Checks every limit as [`validate`](Self::validate) does and returns the
+    /// size of the payload's JSON encoding (for batch limits).
+    pub fn validate_sized(&self) -> Result<usize, ValidationError> {
         validate_topic(&self.topic)?;
-        validate_payload(&self.payload)?;
-        validate_max_retry(self.max_retry)
+        let size = crate::validation::payload_size_checked(&self.payload)?;
+        validate_max_retry(self.max_retry)?;
+        Ok(size)
     }
 
     /// True when another failed attempt is allowed.

@@ -8,6 +8,10 @@ pub const MAX_PAYLOAD_BYTES: usize = 1024 * 1024;
 pub const MAX_RETRY_LIMIT: u32 = 100;
 /// `max_retry` of a message that does not choose one.
 pub const DEFAULT_MAX_RETRY: u32 = 3;
+/// Most messages one batch publish takes.
+pub const MAX_BATCH_MESSAGES: usize = 10_000;
+/// Most payload bytes (JSON) one batch publish takes: 16 MiB.
+pub const MAX_BATCH_BYTES: usize = 16 * 1024 * 1024;
 /// Deepest nesting of arrays and objects accepted in a payload. Every backend
 /// checks it at publish, so a message that one backend delivers is never
 /// undecodable on another (serde_json refuses to parse past 128 levels).
@@ -64,6 +68,21 @@ pub enum ValidationError {
         /// The reserved key.
         key: String,
     },
+    /// A batch holds more messages than [`MAX_BATCH_MESSAGES`] or more payload
+    /// bytes than [`MAX_BATCH_BYTES`]; nothing of it was stored.
+    #[error(
+        "batch of {messages} messages and {bytes} payload bytes exceeds the limit of {max_messages} messages and {max_bytes} bytes"
+    )]
+    BatchTooLarge {
+        /// Messages in the batch.
+        messages: usize,
+        /// Payload bytes counted (counting stops past the limit).
+        bytes: usize,
+        /// [`MAX_BATCH_MESSAGES`].
+        max_messages: usize,
+        /// [`MAX_BATCH_BYTES`].
+        max_bytes: usize,
+    },
     /// A delivery time is further ahead than [`MAX_DELAY`].
     #[error("delay of {requested:?} exceeds the maximum of {limit:?}")]
     DelayTooLong {
@@ -118,6 +137,16 @@ pub fn validate_topic(topic: &str) -> Result<(), ValidationError> {
 /// assert!(validate_payload(&serde_json::json!([1, 2])).is_err());
 /// ```
 pub fn validate_payload(payload: &serde_json::Value) -> Result<(), ValidationError> {
+    payload_size_checked(payload).map(drop)
+}
+
+/// Checks a payload as [`validate_payload`] does and returns the size of its JSON
+/// encoding, in bytes (measured once, for the check and for batch limits).
+///
+/// ```
+/// assert_eq!(messaging_model::payload_size_checked(&serde_json::json!({"a": 1})), Ok(7));
+/// ```
+pub fn payload_size_checked(payload: &serde_json::Value) -> Result<usize, ValidationError> {
     let found = match payload {
         serde_json::Value::Object(_) => None,
         serde_json::Value::Null => Some("null"),
@@ -143,7 +172,7 @@ pub fn validate_payload(payload: &serde_json::Value) -> Result<(), ValidationErr
             limit: MAX_PAYLOAD_BYTES,
         });
     }
-    Ok(())
+    Ok(counter.0)
 }
 
 /// Checks that `max_retry` is at most [`MAX_RETRY_LIMIT`].
@@ -157,6 +186,26 @@ pub fn validate_max_retry(max_retry: u32) -> Result<(), ValidationError> {
         return Err(ValidationError::MaxRetryOutOfRange {
             value: max_retry,
             limit: MAX_RETRY_LIMIT,
+        });
+    }
+    Ok(())
+}
+
+/// Checks a batch's totals: at most [`MAX_BATCH_MESSAGES`] messages whose
+/// payloads add up to at most [`MAX_BATCH_BYTES`].
+///
+/// ```
+/// use messaging_model::{validate_batch, MAX_BATCH_MESSAGES};
+/// assert!(validate_batch(100, 100 * 200).is_ok());
+/// assert!(validate_batch(MAX_BATCH_MESSAGES + 1, 0).is_err());
+/// ```
+pub fn validate_batch(messages: usize, bytes: usize) -> Result<(), ValidationError> {
+    if messages > MAX_BATCH_MESSAGES || bytes > MAX_BATCH_BYTES {
+        return Err(ValidationError::BatchTooLarge {
+            messages,
+            bytes,
+            max_messages: MAX_BATCH_MESSAGES,
+            max_bytes: MAX_BATCH_BYTES,
         });
     }
     Ok(())
