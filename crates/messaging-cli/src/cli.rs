@@ -285,6 +285,15 @@ fn parse_key_value(text: &str) -> Result<(String, String), String> {
     }
 }
 
+/// A `--log` filter that `tracing_subscriber` accepts; anything else is a usage
+/// error (exit 2) instead of being replaced by `warn` silently.
+fn parse_log_filter(text: &str) -> Result<String, String> {
+    tracing_subscriber::EnvFilter::builder()
+        .parse(text)
+        .map(|_| text.to_owned())
+        .map_err(|error| format!("not a log filter ({error})"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -304,13 +313,4 @@ mod tests {
         assert!(parse_key_value("=x").is_err());
         assert!(parse_key_value("novalue").is_err());
     }
-}
-
-/// A `--log` filter that `tracing_subscriber` accepts; anything else is a usage
-/// error (exit 2) instead of being replaced by `warn` silently.
-fn parse_log_filter(text: &str) -> Result<String, String> {
-    tracing_subscriber::EnvFilter::builder()
-        .parse(text)
-        .map(|_| text.to_owned())
-        .map_err(|error| format!("not a log filter ({error})"))
 }

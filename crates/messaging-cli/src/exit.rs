@@ -250,7 +250,9 @@ mod tests {
         assert!(!error.to_string().contains("Zx9"), "{error}");
         assert!(check_userinfo("--redis-url", "redis://app:Zx9%2FQm@127.0.0.1:6379/0").is_ok());
         assert!(check_userinfo("--database-url", "postgres://u@h/d?x=a@b").is_ok());
-        assert!(check_userinfo("--database-url", "postgres://h:5432/d?application_name=a@b").is_ok());
+        assert!(
+            check_userinfo("--database-url", "postgres://h:5432/d?application_name=a@b").is_ok()
+        );
         assert!(check_userinfo("--redis-url", "redis://127.0.0.1:6379").is_ok());
     }
 

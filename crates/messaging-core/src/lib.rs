@@ -61,7 +61,8 @@ mod trace_context;
 
 pub use backend::{
     BackendHealth, DeadLetter, Delivery, GroupStats, MessageBackend, RESERVED_METADATA_KEYS,
-    RETRY_AT_KEY, RETRY_DELAY_MS_KEY, ReadFrom, Receipt, Settlement, StartFrom, TARGET_GROUP_KEY, TopicStats,
+    RETRY_AT_KEY, RETRY_DELAY_MS_KEY, ReadFrom, Receipt, Settlement, StartFrom, TARGET_GROUP_KEY,
+    TopicStats,
 };
 pub use error::{BackendError, BoxError, HandlerError, MessagingError};
 pub use handler::{MessageHandler, SharedHandler};

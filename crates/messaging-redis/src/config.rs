@@ -156,8 +156,14 @@ mod tests {
             ("redis://user:pw@host:1/0", "redis://user:***@host:1/0"),
             ("rediss://:pw@host", "rediss://:***@host"),
             ("redis://pw@host", "redis://***@host"),
-            ("redis://app:Zx9/Qm+kL2@h:6379/0", "redis://app:***@h:6379/0"),
-            ("redis+unix:///run/r.sock?pass=pw", "redis+unix:///run/r.sock?pass=***"),
+            (
+                "redis://app:Zx9/Qm+kL2@h:6379/0",
+                "redis://app:***@h:6379/0",
+            ),
+            (
+                "redis+unix:///run/r.sock?pass=pw",
+                "redis+unix:///run/r.sock?pass=***",
+            ),
         ] {
             assert_eq!(redact_password(url), shown);
         }
