@@ -203,6 +203,25 @@ impl std::fmt::Debug for HttpSender {
 
 /// Most of an error body kept in an error.
 const MAX_ERROR_BODY: usize = 512;
+/// Most of a success body read (enough for any provider's message id).
+const MAX_ANSWER_BODY: usize = 64 * 1024;
+
+/// The first `limit` bytes of a response body, read chunk by chunk: a provider
+/// (or whatever answers in its place) cannot make this process hold more.
+/// The rest is never read; the connection is dropped with it.
+async fn read_prefix(mut response: Response, limit: usize) -> String {
+    let mut bytes = Vec::new();
+    while bytes.len() < limit {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                let room = limit - bytes.len();
+                bytes.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
+}
 
 impl HttpSender {
     pub(crate) fn new(
@@ -214,6 +233,9 @@ impl HttpSender {
             .timeout(config.timeout)
             .connect_timeout(config.connect_timeout)
             .user_agent(config.user_agent.clone())
+            // A redirect would carry the message text and numbers to another
+            // host and count its answer as a delivery: a 3xx is a failure.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|error| NotificationError::Config {
                 channel: provider,
@@ -237,7 +259,7 @@ impl HttpSender {
             let last = attempt >= self.retry.max_attempts;
             let failure = match build(&self.client).send().await {
                 Ok(response) if response.status().is_success() => {
-                    let body = response.text().await.unwrap_or_default();
+                    let body = read_prefix(response, MAX_ANSWER_BODY).await;
                     return Ok(HttpAnswer { body });
                 }
                 Ok(response) => self.status_error(response).await,
@@ -279,7 +301,7 @@ impl HttpSender {
             .get(RETRY_AFTER)
             .and_then(|value| value.to_str().ok())
             .and_then(parse_retry_after);
-        let mut body = response.text().await.unwrap_or_default();
+        let mut body = read_prefix(response, MAX_ERROR_BODY + 4).await;
         if body.len() > MAX_ERROR_BODY {
             let mut end = MAX_ERROR_BODY;
             while !body.is_char_boundary(end) {
