@@ -146,6 +146,7 @@ impl Inner {
             .promote
             .key(&keys.delayed)
             .key(&keys.stream)
+            .key(&keys.dead)
             .arg(PROMOTE_BATCH)
             .invoke_async(&mut self.connection())
             .await
