@@ -203,20 +203,35 @@ pub trait MessageBackend: Send + Sync + 'static {
     fn name(&self) -> &'static str;
 
     /// Appends a message to its topic (creating the topic if needed) and returns
-    /// the entry id.
+    /// the entry id. A topic that holds its cap of messages (stream and delayed
+    /// together) refuses it with [`BackendError::QueueFull`], writing nothing.
     async fn publish(&self, message: &Message) -> Result<String, BackendError>;
 
-    /// Appends several messages, in order. The default publishes one by one;
-    /// backends override it with one round trip.
+    /// Appends several messages, in order. Each run of consecutive messages of
+    /// one topic is all or nothing against that topic's cap; the first run
+    /// refused ends the batch with [`BackendError::QueueFull`], whose `written`
+    /// says how many messages from the start were appended. The default
+    /// publishes one by one; backends override it with fewer round trips.
     async fn publish_batch(&self, messages: &[Message]) -> Result<Vec<String>, BackendError> {
         let mut ids = Vec::with_capacity(messages.len());
         for message in messages {
-            ids.push(self.publish(message).await?);
+            match self.publish(message).await {
+                Ok(id) => ids.push(id),
+                Err(BackendError::QueueFull { topic, cap, .. }) => {
+                    return Err(BackendError::QueueFull {
+                        topic,
+                        cap,
+                        written: ids.len(),
+                    });
+                }
+                Err(error) => return Err(error),
+            }
         }
         Ok(ids)
     }
 
-    /// Stores a message to be appended to its topic at `deliver_at`, never earlier.
+    /// Stores a message to be appended to its topic at `deliver_at`, never
+    /// earlier; refused with [`BackendError::QueueFull`] like `publish`.
     async fn schedule(
         &self,
         message: &Message,

@@ -37,6 +37,32 @@ pub enum BackendError {
     /// The input was rejected by the backend's own limits.
     #[error(transparent)]
     Validation(#[from] ValidationError),
+    /// The topic holds as many messages as its cap allows, so the publish was
+    /// refused (backpressure: nothing is ever dropped to make room). A
+    /// `publish` or `schedule` refused with it wrote nothing; a `publish_batch`
+    /// wrote exactly its first `written` messages.
+    ///
+    /// Not transient: the same call keeps failing until consumers catch up and
+    /// settled messages are trimmed, so it is for the caller to slow down.
+    ///
+    /// ```
+    /// use messaging_core::BackendError;
+    /// let error = BackendError::QueueFull { topic: "orders.placed".into(), cap: 1_000, written: 0 };
+    /// assert!(!error.is_transient());
+    /// assert_eq!(error.to_string(), "topic orders.placed is full: its cap is 1000 messages (0 messages of this call were written)");
+    /// ```
+    #[error(
+        "topic {topic} is full: its cap is {cap} messages ({written} messages of this call were written)"
+    )]
+    QueueFull {
+        /// The topic.
+        topic: String,
+        /// The most messages the topic holds (its stream and its delayed messages).
+        cap: u64,
+        /// How many messages of the call, from the first, were written before the
+        /// refusal (0 for `publish` and `schedule`).
+        written: usize,
+    },
 }
 
 impl BackendError {

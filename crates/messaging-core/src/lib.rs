@@ -14,7 +14,9 @@
 //! that stalls past its visibility timeout, a crash between the handler's side
 //! effect and the ack), so handlers deduplicate on [`messaging_model::Message::id`]
 //! where it matters. A message accepted by `publish` is never dropped: it is
-//! handled, retried, or kept in the dead-letter queue.
+//! handled, retried, or kept in the dead-letter queue (unless the backend was
+//! given the lossy [`Retention::DropUnreadAfter`]). A topic that reaches its cap
+//! refuses further publishes with [`BackendError::QueueFull`] instead.
 //!
 //! ## Features
 //! | feature | default | what it adds |
@@ -52,6 +54,7 @@ mod backend;
 mod error;
 mod handler;
 mod memory;
+mod retention;
 mod retry;
 mod service;
 mod subscription;
@@ -67,6 +70,7 @@ pub use backend::{
 pub use error::{BackendError, BoxError, HandlerError, MessagingError};
 pub use handler::{MessageHandler, SharedHandler};
 pub use memory::InMemoryBackend;
+pub use retention::{DEFAULT_TOPIC_CAP, Retention};
 pub use retry::RetryPolicy;
 pub use service::{HealthReport, MessagingService};
 pub use subscription::SubscribeOptions;

@@ -11,21 +11,22 @@ use chrono::{DateTime, Utc};
 use messaging_model::{Message, MessageStatus};
 use tokio::sync::Notify;
 
-use crate::BackendError;
 use crate::backend::{
     BackendHealth, DeadLetter, Delivery, GroupStats, MessageBackend, ReadFrom, Receipt, Settlement,
     StartFrom, TopicStats,
 };
-
-/// Settled entries kept per topic before the oldest are dropped, so a group
-/// created later with [`StartFrom::Earliest`] still finds recent history.
-const DEFAULT_RETAINED: usize = 10_000;
+use crate::{BackendError, DEFAULT_TOPIC_CAP, Retention};
 
 /// Messages kept in this process, shared by every clone.
 ///
 /// Share one backend (it is `Clone`, an `Arc` inside) between service instances to
 /// model a restart: scheduled and pending messages survive the service, though
 /// not the process.
+///
+/// Trimming follows a [`Retention`] (default: lossless, only entries every group
+/// settled, none while a topic has no group), and each topic holds at most its cap
+/// of messages ([`DEFAULT_TOPIC_CAP`]), beyond which publishing fails with
+/// [`BackendError::QueueFull`], as on Redis.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -35,10 +36,21 @@ const DEFAULT_RETAINED: usize = 10_000;
 /// let service = MessagingService::new(Arc::new(backend.clone()));
 /// # let _ = service;
 /// ```
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct InMemoryBackend {
     state: Arc<Mutex<State>>,
-    retained: Option<usize>,
+    retention: Retention,
+    cap: usize,
+}
+
+impl Default for InMemoryBackend {
+    fn default() -> Self {
+        Self {
+            state: Arc::default(),
+            retention: Retention::default(),
+            cap: DEFAULT_TOPIC_CAP,
+        }
+    }
 }
 
 impl std::fmt::Debug for InMemoryBackend {
@@ -88,25 +100,59 @@ impl TopicState {
         }
     }
 
-    fn append(&mut self, message: Message, retained: usize) -> u64 {
+    fn append(&mut self, message: Message, retention: Retention) -> u64 {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.entries.insert(seq, message);
-        self.trim(retained);
+        self.trim(retention);
         seq
     }
 
-    /// Drops the oldest entries beyond `retained`, but only those every group has
-    /// received and settled: nothing pending or unread is ever trimmed.
-    fn trim(&mut self, retained: usize) {
-        while self.entries.len() > retained {
+    /// Messages the topic holds against its cap: stream entries and delayed ones.
+    fn held(&self) -> usize {
+        self.entries.len() + self.scheduled.len()
+    }
+
+    /// Refuses `count` more messages when they would take the topic past `cap`.
+    fn check_cap(
+        &self,
+        topic: &str,
+        count: usize,
+        cap: usize,
+        written: usize,
+    ) -> Result<(), BackendError> {
+        if self.held().saturating_add(count) > cap {
+            return Err(BackendError::QueueFull {
+                topic: topic.to_owned(),
+                cap: cap as u64,
+                written,
+            });
+        }
+        Ok(())
+    }
+
+    /// Drops the oldest entries as `retention` allows. Losslessly
+    /// ([`Retention::Settled`]), only those every group has received and settled,
+    /// and none while there is no group; lossily ([`Retention::DropUnreadAfter`]),
+    /// unread ones too. An entry some group has pending is never dropped.
+    fn trim(&mut self, retention: Retention) {
+        let (keep, unread_too) = match retention {
+            Retention::Settled { keep } => (keep, false),
+            Retention::DropUnreadAfter { len } => (len, true),
+            Retention::KeepAll => return,
+        };
+        if !unread_too && self.groups.is_empty() {
+            return;
+        }
+        while self.entries.len() > keep {
             let Some((&oldest, _)) = self.entries.first_key_value() else {
                 return;
             };
-            let settled = self.groups.values().all(|group| {
-                group.last_delivered >= oldest && !group.pending.contains_key(&oldest)
+            let removable = self.groups.values().all(|group| {
+                (unread_too || group.last_delivered >= oldest)
+                    && !group.pending.contains_key(&oldest)
             });
-            if !settled {
+            if !removable {
                 return;
             }
             self.entries.remove(&oldest);
@@ -114,7 +160,7 @@ impl TopicState {
     }
 
     /// Moves scheduled messages whose time has come into the stream.
-    fn promote_due(&mut self, now: DateTime<Utc>, retained: usize) -> usize {
+    fn promote_due(&mut self, now: DateTime<Utc>, retention: Retention) -> usize {
         let mut promoted = 0;
         while let Some(entry) = self.scheduled.first_entry() {
             if entry.key().0 > now {
@@ -122,7 +168,7 @@ impl TopicState {
             }
             let mut message = entry.remove();
             message.status = MessageStatus::Pending;
-            self.append(message, retained);
+            self.append(message, retention);
             promoted += 1;
         }
         promoted
@@ -168,14 +214,19 @@ impl InMemoryBackend {
         Self::default()
     }
 
-    /// Keeps at most `retained` settled entries per topic (default 10,000).
-    pub fn with_retained(mut self, retained: usize) -> Self {
-        self.retained = Some(retained.max(1));
+    /// Sets what trimming may remove (default: [`Retention::Settled`] keeping
+    /// 10,000, lossless).
+    pub fn with_retention(mut self, retention: Retention) -> Self {
+        self.retention = retention;
         self
     }
 
-    fn retained(&self) -> usize {
-        self.retained.unwrap_or(DEFAULT_RETAINED)
+    /// Sets the most messages a topic holds, stream and delayed together, before
+    /// publishing is refused with [`BackendError::QueueFull`] (default
+    /// [`DEFAULT_TOPIC_CAP`]; at least 1).
+    pub fn with_topic_cap(mut self, cap: usize) -> Self {
+        self.cap = cap.max(1);
+        self
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -203,7 +254,7 @@ impl InMemoryBackend {
         if let Some(message) = message {
             then(topic, message);
         }
-        topic.trim(self.retained());
+        topic.trim(self.retention);
         Ok(Settlement::Settled)
     }
 }
@@ -216,13 +267,13 @@ impl MessageBackend for InMemoryBackend {
 
     async fn publish(&self, message: &Message) -> Result<String, BackendError> {
         message.validate()?;
-        let retained = self.retained();
         let mut state = self.lock();
         let topic = state
             .topics
             .entry(message.topic.clone())
             .or_insert_with(TopicState::new);
-        let seq = topic.append(message.clone(), retained);
+        topic.check_cap(&message.topic, 1, self.cap, 0)?;
+        let seq = topic.append(message.clone(), self.retention);
         topic.arrived.notify_waiters();
         Ok(seq.to_string())
     }
@@ -231,15 +282,20 @@ impl MessageBackend for InMemoryBackend {
         for message in messages {
             message.validate()?;
         }
-        let retained = self.retained();
         let mut state = self.lock();
         let mut ids = Vec::with_capacity(messages.len());
-        for message in messages {
+        // Each run of consecutive messages of one topic is all or nothing against
+        // the topic's cap, as on Redis; the first run refused ends the batch.
+        for run in messages.chunk_by(|a, b| a.topic == b.topic) {
+            let name = &run[0].topic;
             let topic = state
                 .topics
-                .entry(message.topic.clone())
+                .entry(name.clone())
                 .or_insert_with(TopicState::new);
-            ids.push(topic.append(message.clone(), retained).to_string());
+            topic.check_cap(name, run.len(), self.cap, ids.len())?;
+            for message in run {
+                ids.push(topic.append(message.clone(), self.retention).to_string());
+            }
             topic.arrived.notify_waiters();
         }
         Ok(ids)
@@ -256,6 +312,7 @@ impl MessageBackend for InMemoryBackend {
             .topics
             .entry(message.topic.clone())
             .or_insert_with(TopicState::new);
+        topic.check_cap(&message.topic, 1, self.cap, 0)?;
         let key = (deliver_at, topic.next_scheduled);
         topic.next_scheduled += 1;
         topic.scheduled.insert(key, message.clone());
@@ -341,14 +398,13 @@ impl MessageBackend for InMemoryBackend {
             tokio::pin!(notified);
             notified.as_mut().enable();
             let wait = {
-                let retained = self.retained();
                 let mut state = self.lock();
                 let topic = state
                     .topics
                     .entry(topic_name.to_owned())
                     .or_insert_with(TopicState::new);
                 let now = Utc::now();
-                topic.promote_due(now, retained);
+                topic.promote_due(now, self.retention);
                 // A group that vanished with its topic is recreated, as after NOGROUP.
                 let group = topic
                     .groups
@@ -542,7 +598,6 @@ impl MessageBackend for InMemoryBackend {
         let Ok(id) = id.parse::<u64>() else {
             return Ok(false);
         };
-        let retained = self.retained();
         let mut state = self.lock();
         let Some(topic) = state.topics.get_mut(topic_name) else {
             return Ok(false);
@@ -550,7 +605,7 @@ impl MessageBackend for InMemoryBackend {
         let Some(dead) = topic.dead.remove(&id) else {
             return Ok(false);
         };
-        topic.append(dead.replay_message(), retained);
+        topic.append(dead.replay_message(), self.retention);
         topic.arrived.notify_waiters();
         Ok(true)
     }
@@ -565,7 +620,6 @@ impl MessageBackend for InMemoryBackend {
     }
 
     async fn stats(&self, topic_name: &str) -> Result<TopicStats, BackendError> {
-        let retained = self.retained();
         let mut state = self.lock();
         let Some(topic) = state.topics.get_mut(topic_name) else {
             return Ok(TopicStats {
@@ -576,7 +630,7 @@ impl MessageBackend for InMemoryBackend {
                 groups: Vec::new(),
             });
         };
-        topic.promote_due(Utc::now(), retained);
+        topic.promote_due(Utc::now(), self.retention);
         let groups = topic
             .groups
             .iter()

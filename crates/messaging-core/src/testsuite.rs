@@ -8,7 +8,12 @@
 //! async fn backend() -> std::sync::Arc<dyn messaging_core::MessageBackend> {
 //!     std::sync::Arc::new(MyBackend::connect(/* own key prefix */).await.unwrap())
 //! }
-//! messaging_core::backend_conformance_tests!(backend);
+//! // A backend whose topics hold at most `cap` messages and keep no settled
+//! // history (`Retention::Settled { keep: 0 }`), for the cap's tests.
+//! async fn capped(cap: usize) -> std::sync::Arc<dyn messaging_core::MessageBackend> {
+//!     std::sync::Arc::new(MyBackend::connect(/* own key prefix, cap */).await.unwrap())
+//! }
+//! messaging_core::backend_conformance_tests!(backend, capped: capped);
 //! ```
 //!
 //! Tests use their own topic names and delete them at the end, so a shared server
@@ -29,8 +34,8 @@ use uuid::Uuid;
 
 use crate::{
     BackendError, Delivery, HandlerError, MessageBackend, MessageHandler, MessagingError,
-    MessagingService, RETRY_AT_KEY, RETRY_DELAY_MS_KEY, ReadFrom, RetryPolicy, Settlement,
-    StartFrom, SubscribeOptions,
+    MessagingService, RETRY_AT_KEY, RETRY_DELAY_MS_KEY, ReadFrom, Retention, RetryPolicy,
+    Settlement, StartFrom, SubscribeOptions,
 };
 
 /// What every test of the suite takes: an async function (or closure) that
@@ -50,13 +55,35 @@ where
     }
 }
 
+/// What the cap's tests take: an async function (or closure) that returns a fresh
+/// backend whose topics hold at most `cap` messages (stream and delayed
+/// together) and that keeps no settled history ([`Retention::Settled`] with
+/// `keep: 0`), so settled entries free their room.
+pub trait CappedBackendFactory {
+    /// A fresh backend with that cap.
+    fn backend_with_cap(&self, cap: usize) -> impl Future<Output = Arc<dyn MessageBackend>>;
+}
+
+impl<F, Fut> CappedBackendFactory for F
+where
+    F: Fn(usize) -> Fut,
+    Fut: Future<Output = Arc<dyn MessageBackend>>,
+{
+    fn backend_with_cap(&self, cap: usize) -> impl Future<Output = Arc<dyn MessageBackend>> {
+        self(cap)
+    }
+}
+
 /// How long any wait in the suite may take before the test fails.
 const DEADLINE: Duration = Duration::from_secs(60);
 
 /// Every test of the suite, for the macro.
 #[macro_export]
 macro_rules! backend_conformance_tests {
-    ($factory:path) => {
+    ($factory:path, capped: $capped:path) => {
+        $crate::backend_conformance_tests!(@each $capped;
+            topic_cap_refuses_publishing_with_queue_full
+        );
         $crate::backend_conformance_tests!(@each $factory;
             delivers_every_message_intact,
             many_publishers_and_consumers_receive_everything,
@@ -79,6 +106,7 @@ macro_rules! backend_conformance_tests {
             unsubscribe_stops_delivery,
             rejects_invalid_topic_and_oversized_payload,
             batch_publish_keeps_order,
+            publishing_before_any_group_loses_nothing,
             topics_are_created_listed_and_deleted,
             stats_count_pending_lag_scheduled_and_dead,
             health_answers
@@ -1210,6 +1238,199 @@ pub async fn batch_publish_keeps_order(factory: impl BackendFactory) {
     }
     assert_eq!(read, ids);
     cleanup(&backend, &[&topic]).await;
+}
+
+/// Messages published while a topic has no consumer group yet are all kept,
+/// more of them than the default retention keeps once settled, and a group
+/// created afterwards from the earliest entry receives every one.
+pub async fn publishing_before_any_group_loses_nothing(factory: impl BackendFactory) {
+    const COUNT: usize = 10_500;
+    let backend = factory.backend().await;
+    let topic = unique_topic("nogroup");
+    assert_eq!(
+        Retention::default(),
+        Retention::Settled { keep: 10_000 },
+        "COUNT must exceed what the default retention keeps"
+    );
+    let mut published = BTreeSet::new();
+    for chunk in 0..COUNT / 500 {
+        let batch: Vec<Message> = (0..500)
+            .map(|i| {
+                Message::new(topic.as_str(), json!({ "n": chunk * 500 + i })).expect("message")
+            })
+            .collect();
+        backend.publish_batch(&batch).await.expect("publish batch");
+        published.extend(batch.iter().map(|m| m.id));
+    }
+    assert_eq!(published.len(), COUNT);
+    backend
+        .ensure_group(&topic, "g", StartFrom::Earliest)
+        .await
+        .expect("group");
+    let mut received = BTreeSet::new();
+    let start = tokio::time::Instant::now();
+    loop {
+        let deliveries = backend
+            .read(
+                &topic,
+                "g",
+                "c",
+                ReadFrom::New,
+                1_000,
+                Duration::from_millis(100),
+            )
+            .await
+            .expect("read");
+        if deliveries.is_empty() {
+            break;
+        }
+        for delivery in deliveries {
+            received.insert(delivery.message.id);
+            backend.ack(&delivery.receipt).await.expect("ack");
+        }
+        assert!(start.elapsed() < DEADLINE, "timed out reading");
+    }
+    assert_eq!(
+        received.len(),
+        COUNT,
+        "the first group received {} of {COUNT} messages published before it",
+        received.len()
+    );
+    assert_eq!(received, published);
+    cleanup(&backend, &[&topic]).await;
+}
+
+fn assert_queue_full(error: BackendError, topic: &str, cap: usize, written: usize) {
+    match error {
+        BackendError::QueueFull {
+            topic: full,
+            cap: limit,
+            written: done,
+        } => {
+            assert_eq!(full, topic);
+            assert_eq!(limit, cap as u64);
+            assert_eq!(done, written);
+        }
+        other => panic!("expected QueueFull for {topic}, got {other:?}"),
+    }
+}
+
+/// A topic at its cap refuses the next publish, batch and delayed message with a
+/// non-transient [`BackendError::QueueFull`] naming the topic and the cap, and
+/// loses nothing it already accepted; a batch is all or nothing per run of one
+/// topic and says how many were written. Once a group settles the messages,
+/// publishing works again.
+pub async fn topic_cap_refuses_publishing_with_queue_full(factory: impl CappedBackendFactory) {
+    const CAP: usize = 20;
+    let backend = factory.backend_with_cap(CAP).await;
+    let topic = unique_topic("cap");
+    let other = unique_topic("capother");
+    let message = |topic: &str, n: usize| Message::new(topic, json!({ "n": n })).expect("message");
+
+    let mut accepted = Vec::new();
+    let first: Vec<Message> = (0..CAP - 5).map(|n| message(&topic, n)).collect();
+    backend.publish_batch(&first).await.expect("publish batch");
+    accepted.extend(first.iter().map(|m| m.id));
+    // A batch that would overshoot the cap writes nothing.
+    let over: Vec<Message> = (0..6).map(|n| message(&topic, 100 + n)).collect();
+    assert_queue_full(
+        backend
+            .publish_batch(&over)
+            .await
+            .expect_err("batch past the cap"),
+        &topic,
+        CAP,
+        0,
+    );
+    for n in CAP - 5..CAP {
+        let m = message(&topic, n);
+        backend.publish(&m).await.expect("publish up to the cap");
+        accepted.push(m.id);
+    }
+
+    let error = backend
+        .publish(&message(&topic, 999))
+        .await
+        .expect_err("publish past the cap");
+    assert!(!error.is_transient(), "QueueFull must not be transient");
+    let text = error.to_string();
+    assert!(
+        text.contains(&topic) && text.contains(&CAP.to_string()),
+        "{text}"
+    );
+    assert_queue_full(error, &topic, CAP, 0);
+    assert_queue_full(
+        backend
+            .schedule(&message(&topic, 998), Utc::now())
+            .await
+            .expect_err("schedule past the cap"),
+        &topic,
+        CAP,
+        0,
+    );
+    // A run of another topic first is written; the full topic's run is not.
+    let mixed = vec![message(&other, 0), message(&other, 1), message(&topic, 997)];
+    assert_queue_full(
+        backend
+            .publish_batch(&mixed)
+            .await
+            .expect_err("mixed batch"),
+        &topic,
+        CAP,
+        2,
+    );
+    assert_eq!(backend.stats(&other).await.expect("stats").length, 2);
+    let stats = backend.stats(&topic).await.expect("stats");
+    assert_eq!((stats.length, stats.scheduled), (CAP as u64, 0));
+
+    // Nothing accepted was lost, nothing refused was written.
+    backend
+        .ensure_group(&topic, "g", StartFrom::Earliest)
+        .await
+        .expect("group");
+    let deliveries = take_new(&backend, &topic, "c", CAP).await;
+    let read: Vec<Uuid> = deliveries.iter().map(|d| d.message.id).collect();
+    assert_eq!(read, accepted);
+    assert!(
+        backend
+            .read(
+                &topic,
+                "g",
+                "c",
+                ReadFrom::New,
+                10,
+                Duration::from_millis(50)
+            )
+            .await
+            .expect("read")
+            .is_empty(),
+        "a refused message was written"
+    );
+    // Still full while the group holds them.
+    assert_queue_full(
+        backend
+            .publish(&message(&topic, 996))
+            .await
+            .expect_err("pending still count"),
+        &topic,
+        CAP,
+        0,
+    );
+    // Settled messages free their room.
+    for delivery in &deliveries {
+        assert_eq!(
+            backend.ack(&delivery.receipt).await.expect("ack"),
+            Settlement::Settled
+        );
+    }
+    let again = message(&topic, 1_000);
+    backend
+        .publish(&again)
+        .await
+        .expect("publish once the group settled");
+    let next = take_new(&backend, &topic, "c", 1).await;
+    assert_eq!(next[0].message.id, again.id);
+    cleanup(&backend, &[&topic, &other]).await;
 }
 
 /// Topics are created, listed and deleted with everything in them.

@@ -2,10 +2,18 @@
 
 use std::sync::Arc;
 
-use messaging_core::{InMemoryBackend, MessageBackend};
+use messaging_core::{InMemoryBackend, MessageBackend, Retention};
 
 async fn backend() -> Arc<dyn MessageBackend> {
     Arc::new(InMemoryBackend::new())
 }
 
-messaging_core::backend_conformance_tests!(backend);
+async fn capped(cap: usize) -> Arc<dyn MessageBackend> {
+    Arc::new(
+        InMemoryBackend::new()
+            .with_topic_cap(cap)
+            .with_retention(Retention::Settled { keep: 0 }),
+    )
+}
+
+messaging_core::backend_conformance_tests!(backend, capped: capped);
