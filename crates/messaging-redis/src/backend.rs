@@ -1,4 +1,4 @@
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -6,18 +6,18 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use messaging_core::{
     BackendError, BackendHealth, DeadLetter, Delivery, GroupStats, MessageBackend, ReadFrom,
-    Receipt, Settlement, StartFrom, TopicStats,
+    Receipt, Retention, Settlement, StartFrom, TopicStats,
 };
 use messaging_model::{Message, MessageStatus};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, RedisError, Value};
+use redis::{Client, ErrorKind, RedisError, Script, ServerErrorKind, Value};
 use tracing::warn;
 
 use crate::RedisBackendConfig;
 use crate::acks::{self, AckRequest, AckSender};
-use crate::codec::{self, MESSAGE_FIELD};
+use crate::codec;
 use crate::error::{InvalidConfig, backend_error, is_busy_group};
-use crate::keys::{Keys, TopicKeys};
+use crate::keys::Keys;
 use crate::maintenance::{self, Schedule};
 use crate::pool::BlockingPool;
 use crate::scripts::SCRIPTS;
@@ -165,19 +165,100 @@ impl Inner {
 
     /// Trims a topic's stream; true when there is more to trim right away.
     pub(crate) async fn trim(&self, topic: &str) -> Result<bool, BackendError> {
-        let Some(keep) = self.config.max_len else {
-            return Ok(false);
+        Ok(self.trim_once(topic).await? >= TRIM_BATCH)
+    }
+
+    /// One trimming step as the retention allows; how many entries it removed.
+    async fn trim_once(&self, topic: &str) -> Result<i64, BackendError> {
+        let (keep, mode) = match self.config.retention {
+            Retention::Settled { keep } => (keep, "settled"),
+            Retention::DropUnreadAfter { len } => (len, "unread"),
+            _ => return Ok(0),
         };
         let keys = self.keys.topic(topic);
-        let removed: i64 = SCRIPTS
+        SCRIPTS
             .trim
             .key(&keys.stream)
             .arg(keep)
             .arg(TRIM_BATCH)
+            .arg(mode)
             .invoke_async(&mut self.connection())
             .await
-            .map_err(backend_error)?;
-        Ok(removed >= TRIM_BATCH)
+            .map_err(backend_error)
+    }
+
+    /// Runs `script` (publish.lua or schedule.lua: KEYS stream and delayed set,
+    /// ARGV the cap then `args`) with the topic's registration in the same
+    /// round trip. A refusal (an integer reply, what the topic holds) is first
+    /// met with a trimming step, since settled entries may be waiting for the
+    /// next round, and one more try; then it is `QueueFull`.
+    async fn capped(
+        &self,
+        script: &Script,
+        topic: &str,
+        args: &[&[u8]],
+        written: usize,
+    ) -> Result<Value, BackendError> {
+        let keys = self.keys.topic(topic);
+        let mut trimmed = false;
+        let mut loaded = false;
+        loop {
+            let mut pipe = redis::pipe();
+            pipe.cmd("EVALSHA")
+                .arg(script.get_hash())
+                .arg(2)
+                .arg(&keys.stream)
+                .arg(&keys.delayed)
+                .arg(self.config.topic_cap);
+            for arg in args {
+                pipe.arg(*arg);
+            }
+            pipe.cmd("SADD")
+                .arg(self.keys.registry())
+                .arg(topic)
+                .ignore();
+            let reply: Result<(Value,), RedisError> =
+                pipe.query_async(&mut self.connection()).await;
+            match reply {
+                Ok((Value::Int(_),)) if !trimmed => {
+                    trimmed = true;
+                    if self.trim_once(topic).await? == 0 {
+                        break;
+                    }
+                }
+                Ok((Value::Int(_),)) => break,
+                Ok((value,)) => return Ok(value),
+                Err(error)
+                    if !loaded && error.kind() == ErrorKind::Server(ServerErrorKind::NoScript) =>
+                {
+                    loaded = true;
+                    let _: String = script
+                        .load_async(&mut self.connection())
+                        .await
+                        .map_err(backend_error)?;
+                }
+                Err(error) => return Err(backend_error(error)),
+            }
+        }
+        Err(BackendError::QueueFull {
+            topic: topic.to_owned(),
+            cap: self.config.topic_cap as u64,
+            written,
+        })
+    }
+
+    /// Appends messages of one topic, all or none against its cap.
+    async fn append(
+        &self,
+        topic: &str,
+        jsons: &[Vec<u8>],
+        written: usize,
+    ) -> Result<Vec<String>, BackendError> {
+        let args: Vec<&[u8]> = jsons.iter().map(Vec::as_slice).collect();
+        let value = self.capped(&SCRIPTS.publish, topic, &args, written).await?;
+        let ids: Vec<String> = redis::from_redis_value(value).map_err(BackendError::command)?;
+        self.know(topic);
+        Ok(ids)
     }
 
     async fn register(&self, topic: &str) -> Result<(), BackendError> {
@@ -337,23 +418,10 @@ impl MessageBackend for RedisBackend {
 
     async fn publish(&self, message: &Message) -> Result<String, BackendError> {
         let json = codec::encode_valid(message)?;
-        let inner = &self.inner;
-        let keys = inner.keys.topic(&message.topic);
-        let (id,): (String,) = redis::pipe()
-            .cmd("XADD")
-            .arg(&keys.stream)
-            .arg("*")
-            .arg(MESSAGE_FIELD)
-            .arg(json)
-            .cmd("SADD")
-            .arg(inner.keys.registry())
-            .arg(&message.topic)
-            .ignore()
-            .query_async(&mut inner.connection())
-            .await
-            .map_err(backend_error)?;
-        inner.know(&message.topic);
-        Ok(id)
+        let ids = self.inner.append(&message.topic, &[json], 0).await?;
+        ids.into_iter()
+            .next()
+            .ok_or_else(|| BackendError::command("publish.lua returned no entry id"))
     }
 
     async fn publish_batch(&self, messages: &[Message]) -> Result<Vec<String>, BackendError> {
@@ -365,37 +433,14 @@ impl MessageBackend for RedisBackend {
         if messages.is_empty() {
             return Ok(Vec::new());
         }
-        let inner = &self.inner;
-        let mut pipe = redis::pipe();
-        let mut topics = BTreeSet::new();
-        let mut keys: Option<(&str, TopicKeys)> = None;
-        for (message, json) in messages.iter().zip(encoded) {
-            let stream = match &keys {
-                Some((topic, keys)) if *topic == message.topic => &keys.stream,
-                _ => {
-                    &keys
-                        .insert((&message.topic, inner.keys.topic(&message.topic)))
-                        .1
-                        .stream
-                }
-            };
-            pipe.cmd("XADD")
-                .arg(stream)
-                .arg("*")
-                .arg(MESSAGE_FIELD)
-                .arg(json);
-            topics.insert(message.topic.as_str());
-        }
-        pipe.cmd("SADD")
-            .arg(inner.keys.registry())
-            .arg(&topics)
-            .ignore();
-        let ids: Vec<String> = pipe
-            .query_async(&mut inner.connection())
-            .await
-            .map_err(backend_error)?;
-        for topic in topics {
-            inner.know(topic);
+        // One script call per run of consecutive messages of one topic: all or
+        // none of the run against the topic's cap; the first refusal ends it.
+        let mut ids = Vec::with_capacity(messages.len());
+        let mut encoded = encoded.into_iter();
+        for run in messages.chunk_by(|a, b| a.topic == b.topic) {
+            let jsons: Vec<Vec<u8>> = encoded.by_ref().take(run.len()).collect();
+            let written = ids.len();
+            ids.extend(self.inner.append(&run[0].topic, &jsons, written).await?);
         }
         Ok(ids)
     }
@@ -407,22 +452,18 @@ impl MessageBackend for RedisBackend {
     ) -> Result<(), BackendError> {
         message.validate()?;
         let inner = &self.inner;
-        let keys = inner.keys.topic(&message.topic);
         let mut pending = message.clone();
         pending.status = MessageStatus::Pending;
-        let () = redis::pipe()
-            .cmd("ZADD")
-            .arg(&keys.delayed)
-            .arg(due_score(deliver_at))
-            .arg(delayed_member(&pending)?)
-            .ignore()
-            .cmd("SADD")
-            .arg(inner.keys.registry())
-            .arg(&message.topic)
-            .ignore()
-            .query_async(&mut inner.connection())
-            .await
-            .map_err(backend_error)?;
+        let score = due_score(deliver_at).to_string();
+        let member = delayed_member(&pending)?;
+        inner
+            .capped(
+                &SCRIPTS.schedule,
+                &message.topic,
+                &[score.as_bytes(), &member],
+                0,
+            )
+            .await?;
         inner
             .schedule
             .due_at(&message.topic, deliver_at, inner.config.trim_interval);

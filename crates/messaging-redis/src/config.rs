@@ -1,14 +1,17 @@
 use std::time::Duration;
 
+use messaging_core::{DEFAULT_TOPIC_CAP, Retention};
+
 /// How to reach Redis and how to lay out and maintain the keys.
 ///
 /// ```
 /// use std::time::Duration;
-/// use messaging_redis::RedisBackendConfig;
+/// use messaging_redis::{RedisBackendConfig, Retention};
 ///
 /// let config = RedisBackendConfig::new("rediss://mailer:s3cret@redis.internal:6380/0")
 ///     .with_key_prefix("shop")
-///     .with_max_len(Some(50_000))
+///     .with_retention(Retention::Settled { keep: 50_000 })
+///     .with_topic_cap(2_000_000)
 ///     .with_command_timeout(Duration::from_secs(2));
 /// assert_eq!(config.key_prefix, "shop");
 /// // The password never shows in logs.
@@ -24,10 +27,16 @@ pub struct RedisBackendConfig {
     /// contain `{`, `}` or whitespace. Two backends with the same prefix share
     /// their topics.
     pub key_prefix: String,
-    /// Entries kept per topic stream before the oldest are trimmed; `None` keeps
-    /// everything until the topic is deleted. Trimming never removes an entry a
-    /// consumer group has not read or not settled yet (see `docs/redis.md`).
-    pub max_len: Option<usize>,
+    /// What trimming may remove from a topic's stream. The default,
+    /// [`Retention::Settled`] keeping 10,000, is lossless: only entries every
+    /// consumer group has read and settled go, and a topic with no group keeps
+    /// everything. [`Retention::DropUnreadAfter`] is lossy (see `docs/redis.md`).
+    pub retention: Retention,
+    /// The most messages a topic holds (stream entries, settled ones not yet
+    /// trimmed included, plus delayed messages); `publish`, `publish_batch` and
+    /// `schedule` beyond it fail with `BackendError::QueueFull`. Default
+    /// [`DEFAULT_TOPIC_CAP`] (1,000,000).
+    pub topic_cap: usize,
     /// How long establishing a connection may take.
     pub connect_timeout: Duration,
     /// How long a command (other than a blocking read) may take before it fails
@@ -37,7 +46,7 @@ pub struct RedisBackendConfig {
     /// became due, in case another process scheduled them. Messages this process
     /// schedules are promoted at their due time regardless.
     pub promote_interval: Duration,
-    /// How often each known topic's stream is trimmed to `max_len`.
+    /// How often each known topic's stream is trimmed as `retention` allows.
     pub trim_interval: Duration,
 }
 
@@ -46,7 +55,8 @@ impl std::fmt::Debug for RedisBackendConfig {
         f.debug_struct("RedisBackendConfig")
             .field("url", &redact_password(&self.url))
             .field("key_prefix", &self.key_prefix)
-            .field("max_len", &self.max_len)
+            .field("retention", &self.retention)
+            .field("topic_cap", &self.topic_cap)
             .field("connect_timeout", &self.connect_timeout)
             .field("command_timeout", &self.command_timeout)
             .field("promote_interval", &self.promote_interval)
@@ -56,12 +66,14 @@ impl std::fmt::Debug for RedisBackendConfig {
 }
 
 impl Default for RedisBackendConfig {
-    /// `redis://127.0.0.1:6379`, prefix `messaging`, 10,000 entries kept per topic.
+    /// `redis://127.0.0.1:6379`, prefix `messaging`, lossless retention keeping
+    /// 10,000 settled entries, a cap of 1,000,000 messages per topic.
     fn default() -> Self {
         Self {
             url: "redis://127.0.0.1:6379".to_owned(),
             key_prefix: "messaging".to_owned(),
-            max_len: Some(10_000),
+            retention: Retention::default(),
+            topic_cap: DEFAULT_TOPIC_CAP,
             connect_timeout: Duration::from_secs(2),
             command_timeout: Duration::from_secs(5),
             promote_interval: Duration::from_millis(250),
@@ -88,9 +100,15 @@ impl RedisBackendConfig {
         self
     }
 
-    /// Sets how many entries each topic stream keeps (`None`: no trimming).
-    pub fn with_max_len(mut self, max_len: Option<usize>) -> Self {
-        self.max_len = max_len;
+    /// Sets what trimming may remove ([`Retention::DropUnreadAfter`] is lossy).
+    pub fn with_retention(mut self, retention: Retention) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    /// Sets the most messages a topic holds before publishing is refused.
+    pub fn with_topic_cap(mut self, topic_cap: usize) -> Self {
+        self.topic_cap = topic_cap;
         self
     }
 
@@ -130,8 +148,8 @@ impl RedisBackendConfig {
         {
             return Err("the key prefix must not contain '{', '}' or whitespace");
         }
-        if self.max_len == Some(0) {
-            return Err("max_len must be at least 1");
+        if self.topic_cap == 0 {
+            return Err("topic_cap must be at least 1");
         }
         if self.promote_interval.is_zero() || self.trim_interval.is_zero() {
             return Err("promote_interval and trim_interval must not be zero");

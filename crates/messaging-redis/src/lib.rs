@@ -71,3 +71,4 @@ mod scripts;
 pub use backend::RedisBackend;
 pub use config::RedisBackendConfig;
 pub use error::InvalidConfig;
+pub use messaging_core::{DEFAULT_TOPIC_CAP, Retention};

@@ -139,7 +139,7 @@ pub(crate) async fn run(backend: Weak<Inner>, schedule: Arc<Schedule>) {
             return;
         }
         let trimming = match backend.upgrade() {
-            Some(inner) => inner.config.max_len.is_some(),
+            Some(inner) => inner.config.retention != messaging_core::Retention::KeepAll,
             None => return,
         };
         let (promote, trim, next) = schedule.due(trimming);

@@ -9,9 +9,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use messaging_core::BackendError;
 use messaging_core::{MessageBackend, MessagingService, ReadFrom, Settlement, StartFrom};
 use messaging_model::Message;
-use messaging_redis::{RedisBackend, RedisBackendConfig};
+use messaging_redis::{RedisBackend, RedisBackendConfig, Retention};
 use redis::AsyncCommands;
 use serde_json::json;
 use support::{RedisServer, wait_for};
@@ -178,7 +179,7 @@ async fn trimming_keeps_every_entry_a_group_has_not_read_or_settled() {
     let prefix = support::unique_prefix();
     let config = RedisBackendConfig::new(url.as_str())
         .with_key_prefix(&prefix)
-        .with_max_len(Some(5))
+        .with_retention(Retention::Settled { keep: 5 })
         .with_trim_interval(Duration::from_millis(20));
     let backend = support::backend_with(config).await;
     let topic = "trim.safely";
@@ -224,7 +225,7 @@ async fn trimming_keeps_every_entry_a_group_has_not_read_or_settled() {
         backend.ack(&delivery.receipt).await.expect("ack");
     }
     wait_for(
-        "the stream trimmed to max_len",
+        "the stream trimmed to keep",
         Duration::from_secs(10),
         || {
             let mut redis = redis.clone();
@@ -463,7 +464,7 @@ async fn a_server_that_is_not_there_is_a_transient_error() {
 async fn bad_configuration_is_refused_before_connecting() {
     for config in [
         RedisBackendConfig::default().with_key_prefix("a{b}"),
-        RedisBackendConfig::default().with_max_len(Some(0)),
+        RedisBackendConfig::default().with_topic_cap(0),
         RedisBackendConfig::new("http://not-redis"),
     ] {
         let error = RedisBackend::connect(config).await.expect_err("refused");
@@ -592,7 +593,7 @@ async fn a_restricted_redis_user_from_the_url_can_do_everything() {
     let url = format!("redis://shop:s3cret@127.0.0.1:{}", server.port);
     let config = RedisBackendConfig::new(url.as_str())
         .with_key_prefix("shop")
-        .with_max_len(Some(2))
+        .with_retention(Retention::Settled { keep: 2 })
         .with_trim_interval(Duration::from_millis(20));
     let backend = support::backend_with(config).await;
     let topic = "orders.placed";
@@ -788,4 +789,162 @@ async fn rediss_urls_connect_over_tls() {
         !untrusted,
         "a server certificate from an unknown CA was accepted"
     );
+}
+
+/// Issue 10: 200,000 messages published while no group exists, with trims
+/// running all along (every 10 ms), all reach the first group, which starts
+/// from the earliest entry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishing_before_any_group_loses_nothing_while_trims_run() {
+    const COUNT: u64 = 200_000;
+    let url = support::redis_url();
+    let prefix = support::unique_prefix();
+    let config = RedisBackendConfig::new(url.as_str())
+        .with_key_prefix(&prefix)
+        .with_trim_interval(Duration::from_millis(10));
+    let backend = support::backend_with(config).await;
+    let topic = "nogroup.yet";
+    let mut published = BTreeSet::new();
+    for chunk in 0..COUNT / 1_000 {
+        let batch: Vec<Message> = (0..1_000)
+            .map(|n| message(topic, chunk * 1_000 + n))
+            .collect();
+        backend.publish_batch(&batch).await.expect("publish batch");
+        published.extend(batch.iter().map(|m| m.id));
+    }
+    let stream = format!("{{{prefix}:{topic}}}:stream");
+    let mut redis = raw(&url).await;
+    assert_eq!(
+        redis.xlen::<_, u64>(&stream).await.expect("xlen"),
+        COUNT,
+        "trimming removed entries no group has read"
+    );
+    backend
+        .ensure_group(topic, "g", StartFrom::Earliest)
+        .await
+        .expect("group");
+    let mut received = BTreeSet::new();
+    loop {
+        let deliveries = backend
+            .read(
+                topic,
+                "g",
+                "c",
+                ReadFrom::New,
+                1_000,
+                Duration::from_millis(200),
+            )
+            .await
+            .expect("read");
+        if deliveries.is_empty() {
+            break;
+        }
+        for delivery in &deliveries {
+            received.insert(delivery.message.id);
+            backend.ack(&delivery.receipt).await.expect("ack");
+        }
+    }
+    assert_eq!(received.len() as u64, COUNT);
+    assert_eq!(received, published);
+    // Settled now: trimmed down to the retention's 10,000.
+    wait_for("the settled entries trimmed", Duration::from_secs(30), || {
+        let mut redis = redis.clone();
+        let stream = stream.clone();
+        async move { (redis.xlen::<_, u64>(&stream).await.expect("xlen") == 10_000).then_some(()) }
+    })
+    .await;
+    assert!(backend.delete_topic(topic).await.expect("delete"));
+}
+
+/// Concurrent publishers and batches cannot take a topic past its cap: exactly
+/// `cap` messages are accepted, every refusal is `QueueFull`, and the stream
+/// holds exactly what was accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_publishers_cannot_overshoot_the_cap() {
+    const CAP: usize = 100;
+    let url = support::redis_url();
+    let prefix = support::unique_prefix();
+    let config = RedisBackendConfig::new(url.as_str())
+        .with_key_prefix(&prefix)
+        .with_topic_cap(CAP);
+    let backend = Arc::new(support::backend_with(config).await);
+    let topic = "capped.concurrent";
+    let tasks: Vec<_> = (0..8u64)
+        .map(|task| {
+            let backend = backend.clone();
+            tokio::spawn(async move {
+                let mut accepted = Vec::new();
+                for round in 0..10u64 {
+                    // Singles and batches of 5, alternating.
+                    let batch: Vec<Message> = (0..if round % 2 == 0 { 1 } else { 5 })
+                        .map(|n| message(topic, task * 1_000 + round * 10 + n))
+                        .collect();
+                    match backend.publish_batch(&batch).await {
+                        Ok(_) => accepted.extend(batch.iter().map(|m| m.id)),
+                        Err(BackendError::QueueFull { written: 0, .. }) => {}
+                        Err(other) => panic!("unexpected error: {other}"),
+                    }
+                }
+                accepted
+            })
+        })
+        .collect();
+    let mut accepted = BTreeSet::new();
+    for task in tasks {
+        accepted.extend(task.await.expect("task"));
+    }
+    let stream = format!("{{{prefix}:{topic}}}:stream");
+    let mut redis = raw(&url).await;
+    let length: usize = redis.xlen(&stream).await.expect("xlen");
+    assert!(length <= CAP, "{length} entries, cap {CAP}");
+    assert_eq!(length, accepted.len());
+    backend
+        .ensure_group(topic, "g", StartFrom::Earliest)
+        .await
+        .expect("group");
+    let got: BTreeSet<_> = read_all(&*backend, topic, "g", "c", length)
+        .await
+        .iter()
+        .map(|d| d.message.id)
+        .collect();
+    assert_eq!(got, accepted);
+    assert!(backend.delete_topic(topic).await.expect("delete"));
+}
+
+/// The lossy retention, chosen by name, does drop unread entries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drop_unread_retention_trims_without_a_group() {
+    let url = support::redis_url();
+    let prefix = support::unique_prefix();
+    let config = RedisBackendConfig::new(url.as_str())
+        .with_key_prefix(&prefix)
+        .with_retention(Retention::DropUnreadAfter { len: 5 })
+        .with_trim_interval(Duration::from_millis(10));
+    let backend = support::backend_with(config).await;
+    let topic = "lossy.telemetry";
+    let messages: Vec<Message> = (0..20).map(|n| message(topic, n)).collect();
+    backend.publish_batch(&messages).await.expect("publish");
+    let stream = format!("{{{prefix}:{topic}}}:stream");
+    let redis = raw(&url).await;
+    wait_for(
+        "the unread entries dropped",
+        Duration::from_secs(10),
+        || {
+            let mut redis = redis.clone();
+            let stream = stream.clone();
+            async move { (redis.xlen::<_, usize>(&stream).await.expect("xlen") == 5).then_some(()) }
+        },
+    )
+    .await;
+    backend
+        .ensure_group(topic, "g", StartFrom::Earliest)
+        .await
+        .expect("group");
+    let got: Vec<_> = read_all(&backend, topic, "g", "c", 5)
+        .await
+        .iter()
+        .map(|d| d.message.id)
+        .collect();
+    assert_eq!(got, messages[15..].iter().map(|m| m.id).collect::<Vec<_>>());
+    assert!(backend.delete_topic(topic).await.expect("delete"));
 }

@@ -2,11 +2,30 @@
 //! under a key prefix of its own.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use messaging_core::MessageBackend;
-use messaging_redis::{RedisBackend, RedisBackendConfig};
+use messaging_redis::{RedisBackend, RedisBackendConfig, Retention};
 
 async fn backend() -> Arc<dyn MessageBackend> {
+    connect(|config| config).await
+}
+
+/// Topics capped at `cap` messages, no settled history kept.
+async fn capped(cap: usize) -> Arc<dyn MessageBackend> {
+    connect(|config| {
+        config
+            .with_topic_cap(cap)
+            .with_retention(Retention::Settled { keep: 0 })
+    })
+    .await
+}
+
+/// A backend under a prefix of its own, trimming every 50 ms so the suite runs
+/// with trims going on.
+async fn connect(
+    configure: impl FnOnce(RedisBackendConfig) -> RedisBackendConfig,
+) -> Arc<dyn MessageBackend> {
     let url = std::env::var("REDIS_URL").unwrap_or_else(|_| {
         panic!(
             "REDIS_URL is not set: these tests need a Redis server. Start one (`redis-server`) \
@@ -14,7 +33,11 @@ async fn backend() -> Arc<dyn MessageBackend> {
         )
     });
     let prefix = format!("conformance-{}", uuid_like());
-    let config = RedisBackendConfig::new(url.as_str()).with_key_prefix(prefix);
+    let config = configure(
+        RedisBackendConfig::new(url.as_str())
+            .with_key_prefix(prefix)
+            .with_trim_interval(Duration::from_millis(50)),
+    );
     let backend = RedisBackend::connect(config)
         .await
         .unwrap_or_else(|error| panic!("cannot reach Redis at REDIS_URL={url}: {error}"));
@@ -25,4 +48,4 @@ fn uuid_like() -> String {
     format!("{:016x}{:08x}", fastrand::u64(..), std::process::id())
 }
 
-messaging_core::backend_conformance_tests!(backend);
+messaging_core::backend_conformance_tests!(backend, capped: capped);
