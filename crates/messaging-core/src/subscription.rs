@@ -65,6 +65,12 @@ pub struct SubscribeOptions {
     /// [`HandlerError::retry_after`] (a provider's `Retry-After`, say) and the
     /// retry policy's backoff are both capped at it.
     pub max_retry_delay: Duration,
+    /// The subscriber's retry budget: when set, a failed message is retried up
+    /// to this many times whatever `max_retry` its publisher gave it (at most
+    /// [`messaging_model::MAX_RETRY_LIMIT`]). `None` (the default) keeps the
+    /// message's own `max_retry`. A consumer whose retry schedule must ride out
+    /// an outage (the notification worker) sets it with its schedule.
+    pub max_retries: Option<u32>,
 }
 
 impl Default for SubscribeOptions {
@@ -89,6 +95,7 @@ impl SubscribeOptions {
             start_from: StartFrom::Earliest,
             shutdown_timeout: Duration::from_secs(10),
             max_retry_delay: Self::DEFAULT_MAX_RETRY_DELAY,
+            max_retries: None,
         }
     }
 
@@ -172,6 +179,13 @@ impl SubscribeOptions {
         self
     }
 
+    /// Sets the subscriber's retry budget ([`max_retries`](Self::max_retries)),
+    /// which replaces each message's `max_retry`.
+    pub fn with_max_retries(mut self, max_retries: u32) -> Self {
+        self.max_retries = Some(max_retries);
+        self
+    }
+
     pub(crate) fn check(&self) -> Result<(), crate::MessagingError> {
         use crate::MessagingError::InvalidOption;
         if self.concurrency == 0 || self.concurrency > Self::MAX_CONCURRENCY {
@@ -195,6 +209,12 @@ impl SubscribeOptions {
         }
         if self.max_retry_delay > messaging_model::MAX_DELAY {
             return Err(InvalidOption("max_retry_delay must be at most 366 days"));
+        }
+        if self
+            .max_retries
+            .is_some_and(|max| max > messaging_model::MAX_RETRY_LIMIT)
+        {
+            return Err(InvalidOption("max_retries must be at most 100"));
         }
         if self.max_deliveries == 0 {
             return Err(InvalidOption("max_deliveries must be at least 1"));
@@ -473,7 +493,11 @@ impl Worker {
 
     async fn fail(&self, receipt: &Receipt, mut message: Message, failure: HandlerError) {
         let error = failure.to_string();
-        if failure.is_permanent() || !message.can_retry() {
+        let may_retry = match self.options.max_retries {
+            Some(max) => message.retry < max,
+            None => message.can_retry(),
+        };
+        if failure.is_permanent() || !may_retry {
             self.give_up(receipt, message, error).await;
             return;
         }

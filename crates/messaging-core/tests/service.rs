@@ -788,3 +788,44 @@ async fn batches_past_the_count_or_byte_limit_are_refused_whole() {
         messaging_model::MAX_BATCH_MESSAGES
     );
 }
+
+#[tokio::test]
+async fn the_subscribers_retry_budget_replaces_the_messages_max_retry() {
+    let (_, service) = switchable();
+    let (sender, mut received) = mpsc::unbounded_channel();
+    let handler = Arc::new(move |message: Message| {
+        let sender = sender.clone();
+        async move {
+            sender.send(message.retry).ok();
+            if message.retry < 5 {
+                Err(HandlerError::retry("provider outage"))
+            } else {
+                Ok(())
+            }
+        }
+    });
+    let options = SubscribeOptions::new("g")
+        .with_retry(messaging_core::RetryPolicy::exponential(
+            Duration::from_millis(1),
+            Duration::from_millis(5),
+        ))
+        .with_max_retries(5);
+    service
+        .subscribe_with("a.b", options, handler)
+        .await
+        .unwrap();
+    // Its publisher allows 1 retry; the subscriber's budget of 5 applies.
+    let message = Message::new("a.b", json!({}))
+        .unwrap()
+        .with_max_retry(1)
+        .unwrap();
+    service.publish_message(&message).await.unwrap();
+    for expected in 0..=5 {
+        let retry = tokio::time::timeout(Duration::from_secs(30), received.recv())
+            .await
+            .unwrap();
+        assert_eq!(retry, Some(expected));
+    }
+    assert!(service.dead_letters("a.b", 10).await.unwrap().is_empty());
+    service.shutdown().await;
+}
