@@ -257,14 +257,22 @@ impl NotificationError {
         }
     }
 
+    /// The longest provider `Retry-After` honoured as asked (1 hour): a longer
+    /// one (`Retry-After: 18446744073709551615`) is cut to this in
+    /// [`into_handler_error`](Self::into_handler_error). The worker caps every
+    /// retry delay again with its `retry.max_retry_delay` setting.
+    pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
     /// The matching [`messaging_core::HandlerError`]: transient errors retry
-    /// (after `Retry-After` when given), the rest go to the dead-letter queue.
+    /// (after `Retry-After` when given, at most
+    /// [`MAX_RETRY_AFTER`](Self::MAX_RETRY_AFTER); otherwise with the
+    /// subscriber's backoff), the rest go to the dead-letter queue.
     pub fn into_handler_error(self) -> messaging_core::HandlerError {
         use messaging_core::HandlerError;
         if self.is_permanent() {
             HandlerError::permanent(self)
         } else if let Some(after) = self.retry_after() {
-            HandlerError::retry_after(after, self)
+            HandlerError::retry_after(after.min(Self::MAX_RETRY_AFTER), self)
         } else {
             HandlerError::retry(self)
         }
@@ -316,5 +324,21 @@ mod tests {
             "template \"welcome_email\" not found (locale \"fr\")"
         );
         assert!(missing.into_handler_error().is_permanent());
+    }
+
+    #[test]
+    fn an_absurd_retry_after_is_capped() {
+        // What `Retry-After: 18446744073709551615` parses to.
+        let asked = Duration::from_secs(u64::MAX);
+        let throttled = NotificationError::HttpStatus {
+            provider: "webhook",
+            status: 503,
+            body: String::new(),
+            retry_after: Some(asked),
+        };
+        assert_eq!(
+            throttled.into_handler_error().retry_delay(),
+            Some(NotificationError::MAX_RETRY_AFTER)
+        );
     }
 }

@@ -21,7 +21,11 @@ fn smtp_config(sink: &SmtpSink) -> SmtpConfig {
         .with_from("noreply@example.com", Some("Example Suite"))
         .with_hello_name("tests.localhost")
         .with_timeout(Duration::from_secs(5))
-        .with_retry(ProviderRetryPolicy::default().with_initial_backoff(Duration::from_millis(10)))
+        .with_retry(
+            ProviderRetryPolicy::default()
+                .with_max_attempts(3)
+                .with_initial_backoff(Duration::from_millis(10)),
+        )
 }
 
 struct Setup {

@@ -89,8 +89,9 @@ pub struct SmtpConfig {
     pub pool_min_idle: u32,
     /// How long an idle connection is kept.
     pub pool_idle_timeout: Duration,
-    /// Retries of temporary failures (4xx replies, timeouts, lost connections)
-    /// within one send.
+    /// In-place retries of temporary failures (4xx replies, timeouts, lost
+    /// connections) within one send: off by default, the messaging runtime
+    /// schedules retries (see [`ProviderRetryPolicy`]).
     pub retry: ProviderRetryPolicy,
 }
 

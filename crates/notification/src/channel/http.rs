@@ -12,9 +12,18 @@ use tracing::{debug, warn};
 use crate::NotificationError;
 use crate::error::is_transient_status;
 
-/// How a failed provider call is retried inside one send (HTTP and SMTP).
+/// In-place retries of a failed provider call inside one send (HTTP and SMTP):
+/// **off by default** (one attempt).
 ///
-/// Temporary failures are retried up to `max_attempts` in all: HTTP 408, 429
+/// The retry layer is the messaging runtime: a channel classifies the failure
+/// (transient or permanent, with the provider's `Retry-After`) and the event
+/// listener hands it over as `HandlerError::retry` / `retry_after`, so the
+/// subscriber's retry schedule applies and no handler holds a concurrency slot
+/// while it sleeps. Turn in-place retries on (`with_max_attempts`) only where
+/// there is no such layer (a direct `NotificationService` call from a request
+/// handler, say); the two layers multiply.
+///
+/// When on: temporary failures are retried up to `max_attempts` in all: HTTP 408, 429
 /// and 5xx answers, SMTP 4xx replies, timeouts and connection failures.
 /// Permanent ones (other HTTP 4xx, SMTP 5xx) fail at once. The wait before a
 /// retry is the provider's `Retry-After` when it gives one, else an exponential
@@ -43,10 +52,11 @@ pub struct ProviderRetryPolicy {
 }
 
 impl Default for ProviderRetryPolicy {
-    /// 3 attempts, 200 ms doubling up to 5 s, `Retry-After` up to 30 s.
+    /// In-place retries off: 1 attempt (when turned on: 200 ms doubling up to
+    /// 5 s, `Retry-After` up to 30 s).
     fn default() -> Self {
         Self {
-            max_attempts: 3,
+            max_attempts: 1,
             initial_backoff: Duration::from_millis(200),
             max_backoff: Duration::from_secs(5),
             max_retry_after: Duration::from_secs(30),
@@ -55,7 +65,7 @@ impl Default for ProviderRetryPolicy {
 }
 
 impl ProviderRetryPolicy {
-    /// No retry: one attempt.
+    /// No in-place retry: one attempt (the default).
     pub fn none() -> Self {
         Self::default().with_max_attempts(1)
     }
