@@ -265,6 +265,9 @@ pub(crate) struct Fault {
     command: SmtpCommand,
     reply: Reply,
     remaining: usize,
+    /// When set, the fault answers every occurrence until this instant, then
+    /// disarms itself (`remaining` is ignored).
+    until: Option<std::time::Instant>,
 }
 
 #[derive(Debug, Default)]
@@ -298,9 +301,16 @@ impl Shared {
     pub(crate) fn take_fault(&self, command: SmtpCommand) -> Option<Reply> {
         let mut state = self.state();
         *state.commands.entry(command).or_default() += 1;
+        let now = std::time::Instant::now();
+        state
+            .faults
+            .retain(|fault| fault.until.is_none_or(|until| now < until));
         let index = state.faults.iter().position(|f| f.command == command)?;
         let fault = &mut state.faults[index];
         let reply = fault.reply.clone();
+        if fault.until.is_some() {
+            return Some(reply);
+        }
         fault.remaining = fault.remaining.saturating_sub(1);
         if fault.remaining == 0 {
             state.faults.remove(index);
@@ -435,6 +445,23 @@ impl SmtpSink {
             command,
             reply,
             remaining: times,
+            until: None,
+        });
+    }
+
+    /// Answers every occurrence of `command` with `reply` for `period` from
+    /// now, then answers normally again: an outage of that length (a relay
+    /// answering `451` while it restarts, say).
+    pub fn fail_for(&self, command: SmtpCommand, period: std::time::Duration, reply: Reply) {
+        let until = std::time::Instant::now().checked_add(period);
+        self.shared.state().faults.push(Fault {
+            command,
+            reply,
+            remaining: usize::MAX,
+            // A period too long to represent: until cleared.
+            until: Some(until.unwrap_or_else(|| {
+                std::time::Instant::now() + std::time::Duration::from_secs(100 * 365 * 86400)
+            })),
         });
     }
 
