@@ -92,12 +92,28 @@ impl Default for WorkerConfig {
     }
 }
 
-/// `[retry]`.
+/// `[retry]`: the one retry layer of notification delivery.
+///
+/// Channels make one attempt and classify the failure; the worker's
+/// subscriptions schedule the retry. The default schedule, 10 retries from 10 s
+/// doubling up to 10 min (20 % jitter), spans about 40 to 50 minutes
+/// ([`RetryConfig::span`]), enough to ride out an ordinary provider outage or a
+/// relay restart, while a notification that is still failing after that reaches
+/// the dead-letter queue (and its alert) the same hour rather than days later:
+/// asynq (25 retries, exponential-ish) and Sidekiq (25 retries,
+/// `count^4 + 15 + rand` s, about 20 days) suit jobs that stay useful for days;
+/// a welcome email or a payment receipt does not.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub(crate) struct RetryConfig {
-    /// Retries before a message is dead-lettered.
+    /// Retries of the messages the worker itself publishes.
     pub(crate) max_retry: u32,
+    /// Retries the worker's listeners allow every message they handle, whatever
+    /// `max_retry` its publisher gave it (`SubscribeOptions::max_retries`).
+    pub(crate) handler_max_retry: u32,
+    /// Longest wait before a retry, a provider's `Retry-After` included.
+    #[serde(with = "duration_text")]
+    pub(crate) max_retry_delay: Duration,
     /// Delay before the first retry.
     #[serde(with = "duration_text")]
     pub(crate) initial_delay: Duration,
@@ -114,8 +130,10 @@ impl Default for RetryConfig {
     fn default() -> Self {
         Self {
             max_retry: messaging_model::DEFAULT_MAX_RETRY,
-            initial_delay: Duration::from_secs(1),
-            max_delay: Duration::from_secs(300),
+            handler_max_retry: 10,
+            max_retry_delay: Duration::from_secs(3600),
+            initial_delay: Duration::from_secs(10),
+            max_delay: Duration::from_secs(600),
             multiplier: 2.0,
             jitter: 0.2,
         }
@@ -128,6 +146,23 @@ impl RetryConfig {
         RetryPolicy::exponential(self.initial_delay, self.max_delay)
             .with_multiplier(self.multiplier)
             .with_jitter(self.jitter)
+    }
+
+    /// The shortest and longest time from the first failure to the last retry
+    /// of a message that keeps failing (`handler_max_retry` backoffs).
+    pub(crate) fn span(&self) -> (Duration, Duration) {
+        let policy = self.policy();
+        (1..=self.handler_max_retry)
+            .map(|retry| policy.bounds(retry))
+            .map(|(low, high)| {
+                (
+                    low.min(self.max_retry_delay),
+                    high.min(self.max_retry_delay),
+                )
+            })
+            .fold((Duration::ZERO, Duration::ZERO), |(low, high), (l, h)| {
+                (low.saturating_add(l), high.saturating_add(h))
+            })
     }
 }
 
@@ -387,6 +422,11 @@ impl Config {
         }
         messaging_model::validate_max_retry(self.retry.max_retry)
             .map_err(|error| invalid("retry.max_retry", &error.to_string()))?;
+        messaging_model::validate_max_retry(self.retry.handler_max_retry)
+            .map_err(|error| invalid("retry.handler_max_retry", &error.to_string()))?;
+        if self.retry.max_retry_delay > messaging_model::MAX_DELAY {
+            return Err(invalid("retry.max_retry_delay", "must be at most 366 days"));
+        }
         if let Some(sms) = &self.sms {
             sms.check("sms", true)?;
         }
@@ -428,8 +468,17 @@ mod tests {
         let config = Config::from_toml(text).unwrap();
         config.check().unwrap();
         assert_eq!(config.worker.group, "notification");
-        assert_eq!(config.retry.initial_delay, Duration::from_secs(1));
+        assert_eq!(config.retry.initial_delay, Duration::from_secs(10));
         assert_eq!(config.smtp.unwrap().port, Some(2525));
+    }
+
+    #[test]
+    fn the_default_retry_schedule_rides_out_minutes_of_outage() {
+        let retry = RetryConfig::default();
+        let (shortest, longest) = retry.span();
+        assert!(shortest > Duration::from_secs(10 * 60), "{shortest:?}");
+        assert!(longest < Duration::from_secs(2 * 3600), "{longest:?}");
+        assert_eq!(retry.max_retry_delay, Duration::from_secs(3600));
     }
 
     #[test]

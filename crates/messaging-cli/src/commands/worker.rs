@@ -151,6 +151,8 @@ pub(crate) fn subscribe_options(config: &Config) -> SubscribeOptions {
         .with_visibility_timeout(config.worker.visibility_timeout)
         .with_shutdown_timeout(config.worker.shutdown_timeout)
         .with_retry(config.retry.policy())
+        .with_max_retries(config.retry.handler_max_retry)
+        .with_max_retry_delay(config.retry.max_retry_delay)
 }
 
 #[cfg(test)]
