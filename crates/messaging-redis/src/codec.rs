@@ -42,18 +42,174 @@ pub(crate) fn encode_valid(message: &Message) -> Result<Vec<u8>, BackendError> {
     Ok(json)
 }
 
-/// The message of an entry, or why it cannot be decoded.
-pub(crate) fn decode(fields: &Fields) -> Result<Message, String> {
-    let json = fields
+/// The message of an entry, or why it cannot be decoded (the reason names the
+/// field). Three forms are accepted (see `docs/redis.md`, "Entry format"):
+///
+/// * **full**: `m` holds a whole [`Message`] as this library writes it: the
+///   fast path, one `serde_json` pass;
+/// * **minimal**: `m` holds an object with `payload` and any of the other
+///   message fields; the rest are defaulted from the entry ([`foreign_message`]);
+/// * **flat**: no `m` field; every field of the entry is a string of the payload.
+///
+/// `stream` (the stream's key) and `entry_id` make the id of a message that has
+/// none: the same entry always decodes to the same id.
+pub(crate) fn decode(
+    stream: &str,
+    topic: &str,
+    entry_id: &str,
+    fields: &Fields,
+) -> Result<Message, String> {
+    let mut message = match fields
         .iter()
         .find(|(name, _)| name == MESSAGE_FIELD.as_bytes())
-        .map(|(_, value)| value)
-        .ok_or_else(|| format!("no `{MESSAGE_FIELD}` field"))?;
-    let mut message: Message =
-        serde_json::from_slice(json).map_err(|error| format!("not a message: {error}"))?;
-    check_limits(&message, json.len()).map_err(|error| format!("invalid message: {error}"))?;
+    {
+        Some((_, json)) => match serde_json::from_slice::<Message>(json) {
+            Ok(message) => {
+                check_limits(&message, json.len())
+                    .map_err(|error| format!("invalid message: {error}"))?;
+                message
+            }
+            // Not the library's own JSON: a message of another producer.
+            Err(_) => minimal_message(stream, topic, entry_id, json)?,
+        },
+        None => flat_message(stream, topic, entry_id, fields)?,
+    };
     message.status = MessageStatus::Processing;
     Ok(message)
+}
+
+/// The message of a minimal entry: `m` is a JSON object with `payload`; every
+/// other message field is optional and checked if present.
+fn minimal_message(
+    stream: &str,
+    topic: &str,
+    entry_id: &str,
+    json: &[u8],
+) -> Result<Message, String> {
+    let value: serde_json::Value = serde_json::from_slice(json)
+        .map_err(|error| format!("field `{MESSAGE_FIELD}` is not JSON: {error}"))?;
+    let serde_json::Value::Object(mut object) = value else {
+        return Err(format!("field `{MESSAGE_FIELD}` is not a JSON object"));
+    };
+    fn take<T: serde::de::DeserializeOwned>(
+        object: &mut serde_json::Map<String, serde_json::Value>,
+        name: &str,
+        expected: &str,
+    ) -> Result<Option<T>, String> {
+        match object.remove(name) {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(value) => serde_json::from_value(value)
+                .map(Some)
+                .map_err(|_| format!("`{MESSAGE_FIELD}.{name}` is not {expected}")),
+        }
+    }
+    let payload = object
+        .remove("payload")
+        .ok_or_else(|| format!("`{MESSAGE_FIELD}.payload` is missing"))?;
+    if let Some(named) = take::<String>(&mut object, "topic", "a string")?
+        && named != topic
+    {
+        return Err(format!(
+            "`{MESSAGE_FIELD}.topic` is {named:?}, but the entry is on topic {topic:?}"
+        ));
+    }
+    let mut message = foreign_message(stream, topic, entry_id, payload, "`m.payload`")?;
+    if let Some(id) = take(&mut object, "id", "a UUID")? {
+        message.id = id;
+    }
+    if let Some(metadata) = take(&mut object, "metadata", "an object of strings")? {
+        message.metadata = metadata;
+    }
+    take::<MessageStatus>(&mut object, "status", "a message status")?;
+    if let Some(retry) = take(&mut object, "retry", "a count")? {
+        message.retry = retry;
+    }
+    if let Some(max_retry) = take(&mut object, "max_retry", "a count")? {
+        messaging_model::validate_max_retry(max_retry)
+            .map_err(|error| format!("`{MESSAGE_FIELD}.max_retry`: {error}"))?;
+        message.max_retry = max_retry;
+    }
+    message.error = take(&mut object, "error", "a string")?;
+    if let Some(created_at) = take(&mut object, "created_at", "an RFC 3339 time")? {
+        message.created_at = created_at;
+        message.updated_at = created_at;
+    }
+    if let Some(updated_at) = take(&mut object, "updated_at", "an RFC 3339 time")? {
+        message.updated_at = updated_at;
+    }
+    message.processed_at = take(&mut object, "processed_at", "an RFC 3339 time")?;
+    Ok(message)
+}
+
+/// The message of a flat entry: every field a string of the payload.
+fn flat_message(
+    stream: &str,
+    topic: &str,
+    entry_id: &str,
+    fields: &Fields,
+) -> Result<Message, String> {
+    let mut payload = serde_json::Map::with_capacity(fields.len());
+    for (name, value) in fields {
+        let name = std::str::from_utf8(name)
+            .map_err(|_| format!("a field name is not UTF-8 ({})", hex(name)))?;
+        let value =
+            std::str::from_utf8(value).map_err(|_| format!("field `{name}` is not UTF-8 text"))?;
+        if payload
+            .insert(name.to_owned(), serde_json::Value::from(value))
+            .is_some()
+        {
+            return Err(format!("field `{name}` appears twice"));
+        }
+    }
+    if payload.is_empty() {
+        return Err(format!("no `{MESSAGE_FIELD}` field and no other field"));
+    }
+    foreign_message(
+        stream,
+        topic,
+        entry_id,
+        serde_json::Value::Object(payload),
+        "the payload (the entry's fields)",
+    )
+}
+
+/// A message of another producer with its defaults: the id derived from the
+/// entry ([`entry_message_id`]), created when the entry was added (its id's
+/// time), `max_retry` [`messaging_model::DEFAULT_MAX_RETRY`], no metadata, the
+/// topic of the stream. The payload is checked as [`Message::new`] checks it;
+/// `field` names it in the reason.
+fn foreign_message(
+    stream: &str,
+    topic: &str,
+    entry_id: &str,
+    payload: serde_json::Value,
+    field: &str,
+) -> Result<Message, String> {
+    let mut message = Message::new(topic, payload).map_err(|error| format!("{field}: {error}"))?;
+    message.id = entry_message_id(stream, entry_id);
+    let created_at = id_time(entry_id).unwrap_or(message.created_at);
+    message.created_at = created_at;
+    message.updated_at = created_at;
+    Ok(message)
+}
+
+/// The id of a message that came without one: a UUIDv7 whose time is the entry
+/// id's and whose other 74 bits are the 128-bit FNV-1a hash of the stream's key
+/// and the entry id. Deterministic, so a redelivered entry keeps its id (and
+/// handlers deduplicate on it); distinct per stream, as entry ids are.
+pub(crate) fn entry_message_id(stream: &str, entry_id: &str) -> uuid::Uuid {
+    const OFFSET: u128 = 0x6c62272e07bb014262b821756295c58d;
+    const PRIME: u128 = 0x0000000001000000000000000000013b;
+    let mut hash = OFFSET;
+    for byte in stream.bytes().chain([0xff]).chain(entry_id.bytes()) {
+        hash ^= u128::from(byte);
+        hash = hash.wrapping_mul(PRIME);
+    }
+    let mut bytes = [0u8; 10];
+    bytes.copy_from_slice(&hash.to_be_bytes()[..10]);
+    let millis = id_order(entry_id).0;
+    let millis = if millis == u64::MAX { 0 } else { millis };
+    uuid::Builder::from_unix_timestamp_millis(millis, &bytes).into_uuid()
 }
 
 /// What goes to the dead-letter queue for an entry that cannot be decoded: a
@@ -254,16 +410,139 @@ pub(crate) fn triples(values: Vec<Value>) -> Vec<RawEntry> {
 mod tests {
     use super::*;
 
+    const STREAM: &str = "{p:a.b}:stream";
+
+    fn entry(fields: &[(&str, &str)]) -> Fields {
+        fields
+            .iter()
+            .map(|(name, value)| (name.as_bytes().to_vec(), value.as_bytes().to_vec()))
+            .collect()
+    }
+
+    fn decode_entry(fields: &Fields) -> Result<Message, String> {
+        decode(STREAM, "a.b", "1712345678901-3", fields)
+    }
+
     #[test]
     fn messages_round_trip_through_an_entry() {
         let message = Message::new("a.b", json!({"x": [1, "ü"]}))
             .unwrap()
-            .with_metadata("k", "v");
+            .with_metadata("k", "v")
+            .with_max_retry(7)
+            .unwrap();
         let fields = vec![(b"m".to_vec(), encode(&message).unwrap())];
-        let decoded = decode(&fields).unwrap();
+        let decoded = decode_entry(&fields).unwrap();
         assert_eq!(decoded.status, MessageStatus::Processing);
+        assert_eq!(decoded.id, message.id, "the full form keeps its own id");
         assert_eq!(decoded.payload, message.payload);
         assert_eq!(decoded.metadata, message.metadata);
+        assert_eq!(decoded.max_retry, 7);
+        assert_eq!(decoded.created_at, message.created_at);
+    }
+
+    #[test]
+    fn a_minimal_entry_gets_its_defaults_from_the_entry() {
+        let fields = entry(&[(
+            "m",
+            r#"{"payload": {"user_id": "u1"}, "metadata": {"tenant": "acme"}}"#,
+        )]);
+        let decoded = decode_entry(&fields).unwrap();
+        assert_eq!(decoded.topic, "a.b");
+        assert_eq!(decoded.payload, json!({"user_id": "u1"}));
+        assert_eq!(decoded.metadata["tenant"], "acme");
+        assert_eq!(decoded.status, MessageStatus::Processing);
+        assert_eq!(
+            (decoded.retry, decoded.max_retry),
+            (0, messaging_model::DEFAULT_MAX_RETRY)
+        );
+        assert_eq!(decoded.created_at.timestamp_millis(), 1_712_345_678_901);
+        assert_eq!(decoded.updated_at, decoded.created_at);
+        assert_eq!(decoded.id.get_version_num(), 7);
+        // The same entry decodes to the same id; another entry, or the same
+        // entry id on another stream, to another.
+        assert_eq!(decode_entry(&fields).unwrap().id, decoded.id);
+        assert_eq!(decoded.id, entry_message_id(STREAM, "1712345678901-3"));
+        assert_ne!(decoded.id, entry_message_id(STREAM, "1712345678901-4"));
+        assert_ne!(
+            decoded.id,
+            entry_message_id("{p:c.d}:stream", "1712345678901-3")
+        );
+        let (seconds, _) = decoded.id.get_timestamp().unwrap().to_unix();
+        assert_eq!(seconds, 1_712_345_678);
+
+        // Fields the producer gives are taken (and checked).
+        let given = entry(&[(
+            "m",
+            r#"{"topic": "a.b", "id": "0190a0a0-0000-7000-8000-000000000001", "payload": {}, "max_retry": 9, "created_at": "2024-01-02T03:04:05Z"}"#,
+        )]);
+        let decoded = decode_entry(&given).unwrap();
+        assert_eq!(
+            decoded.id.to_string(),
+            "0190a0a0-0000-7000-8000-000000000001"
+        );
+        assert_eq!(decoded.max_retry, 9);
+        assert_eq!(decoded.created_at.to_rfc3339(), "2024-01-02T03:04:05+00:00");
+    }
+
+    #[test]
+    fn a_flat_entry_is_a_payload_of_strings() {
+        let fields = entry(&[("user_id", "u1"), ("username", "Ada"), ("email", "a@x")]);
+        let decoded = decode_entry(&fields).unwrap();
+        assert_eq!(
+            decoded.payload,
+            json!({"user_id": "u1", "username": "Ada", "email": "a@x"})
+        );
+        assert_eq!(decoded.topic, "a.b");
+        assert!(decoded.metadata.is_empty());
+        assert_eq!(decoded.id, entry_message_id(STREAM, "1712345678901-3"));
+        assert_eq!(decoded.status, MessageStatus::Processing);
+    }
+
+    #[test]
+    fn what_cannot_be_decoded_is_refused_naming_the_field() {
+        let big = format!(
+            r#"{{"payload": {{"x": "{}"}}}}"#,
+            "y".repeat(messaging_model::MAX_PAYLOAD_BYTES)
+        );
+        let cases: Vec<(Fields, &str)> = vec![
+            (entry(&[("m", "not json")]), "field `m` is not JSON"),
+            (entry(&[("m", "[1, 2]")]), "field `m` is not a JSON object"),
+            (
+                entry(&[("m", r#"{"topic": "a.b"}"#)]),
+                "`m.payload` is missing",
+            ),
+            (entry(&[("m", r#"{"payload": [1]}"#)]), "`m.payload`: "),
+            (entry(&[("m", &big)]), "`m.payload`: "),
+            (
+                entry(&[("m", r#"{"payload": {}, "id": "x"}"#)]),
+                "`m.id` is not a UUID",
+            ),
+            (
+                entry(&[("m", r#"{"payload": {}, "metadata": {"k": 1}}"#)]),
+                "`m.metadata` is not an object of strings",
+            ),
+            (
+                entry(&[("m", r#"{"payload": {}, "max_retry": 1000}"#)]),
+                "`m.max_retry`: ",
+            ),
+            (
+                entry(&[("m", r#"{"payload": {}, "created_at": "yesterday"}"#)]),
+                "`m.created_at` is not an RFC 3339 time",
+            ),
+            (
+                entry(&[("m", r#"{"payload": {}, "topic": "c.d"}"#)]),
+                "`m.topic` is \"c.d\", but the entry is on topic \"a.b\"",
+            ),
+            (
+                vec![(b"name".to_vec(), vec![0xff])],
+                "field `name` is not UTF-8 text",
+            ),
+            (entry(&[("a", "1"), ("a", "2")]), "field `a` appears twice"),
+        ];
+        for (fields, expected) in cases {
+            let reason = decode_entry(&fields).unwrap_err();
+            assert!(reason.starts_with(expected), "{expected:?} ≠ {reason:?}");
+        }
     }
 
     #[test]
@@ -272,15 +551,14 @@ mod tests {
             (b"m".to_vec(), vec![0xff, b'{']),
             (b"other".to_vec(), b"text".to_vec()),
         ];
-        let reason = decode(&fields).unwrap_err();
-        assert!(reason.starts_with("not a message"), "{reason}");
+        let reason = decode_entry(&fields).unwrap_err();
+        assert!(reason.starts_with("field `m` is not JSON"), "{reason}");
         let message = undecodable_message("a.b", "1-0", &fields, &reason);
         assert_eq!(
             message.payload,
             json!({ "undecodable_entry": { "id": "1-0", "fields": [["m", {"hex": "ff7b"}], ["other", "text"]] } })
         );
         assert_eq!(message.error.as_deref(), Some(reason.as_str()));
-        assert!(decode(&[].to_vec()).unwrap_err().contains("no `m` field"));
     }
 
     #[test]

@@ -178,6 +178,7 @@ impl Inner {
         entries: Vec<RawEntry>,
     ) -> Vec<Delivery> {
         let mut deliveries = Vec::with_capacity(entries.len());
+        let stream = self.keys.topic(topic).stream;
         for entry in entries {
             let receipt = Receipt {
                 topic: topic.to_owned(),
@@ -186,7 +187,7 @@ impl Inner {
                 entry_id: entry.id,
                 delivery_count: entry.delivery_count,
             };
-            match codec::decode(&entry.fields) {
+            match codec::decode(&stream, topic, &receipt.entry_id, &entry.fields) {
                 Ok(message) => deliveries.push(Delivery { message, receipt }),
                 Err(reason) => {
                     error!(%topic, %group, entry = %receipt.entry_id, %reason, "undecodable entry; moving it to the dead-letter queue");

@@ -87,7 +87,7 @@ async fn undecodable_entries_go_to_the_dead_letter_queue_not_to_the_consumer() {
         .await
         .expect("xadd");
     let _: String = redis
-        .xadd(&stream, "*", &[("other", "field")])
+        .xadd(&stream, "*", &[("other", b"\xff".as_slice())])
         .await
         .expect("xadd");
     let good = message(topic, 1);
@@ -114,7 +114,7 @@ async fn undecodable_entries_go_to_the_dead_letter_queue_not_to_the_consumer() {
     let dead = backend.dead_letters(topic, 10).await.expect("dead letters");
     assert_eq!(dead.len(), 2);
     assert!(
-        dead[0].error.starts_with("not a message"),
+        dead[0].error.starts_with("field `m` is not JSON"),
         "{}",
         dead[0].error
     );
@@ -122,10 +122,10 @@ async fn undecodable_entries_go_to_the_dead_letter_queue_not_to_the_consumer() {
         dead[0].message.payload["undecodable_entry"]["fields"],
         json!([["m", "not json"]])
     );
-    assert_eq!(dead[1].error, "no `m` field");
+    assert_eq!(dead[1].error, "field `other` is not UTF-8 text");
     assert_eq!(
         dead[1].message.payload["undecodable_entry"]["fields"],
-        json!([["other", "field"]])
+        json!([["other", {"hex": "ff"}]])
     );
     assert!(dead.iter().all(|d| d.group == "g" && d.attempts == 1));
 
