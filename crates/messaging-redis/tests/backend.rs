@@ -902,7 +902,7 @@ async fn concurrent_publishers_cannot_overshoot_the_cap() {
         .ensure_group(topic, "g", StartFrom::Earliest)
         .await
         .expect("group");
-    let got: BTreeSet<_> = read_all(&*backend, topic, "g", "c", length)
+    let got: BTreeSet<_> = read_all(&backend, topic, "g", "c", length)
         .await
         .iter()
         .map(|d| d.message.id)
