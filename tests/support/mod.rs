@@ -91,6 +91,7 @@ stats_interval = "200ms"
 
 [retry]
 max_retry = 2
+handler_max_retry = 2
 initial_delay = "50ms"
 max_delay = "200ms"
 
@@ -161,6 +162,14 @@ timeout = "5s"
                 outcome.stdout
             )
         })
+    }
+
+    /// Replaces the worker configuration with what `edit` makes of it (before
+    /// [`Env::worker`]).
+    pub fn edit_config(&self, edit: impl FnOnce(String) -> String) {
+        let text =
+            std::fs::read_to_string(&self.config_file).expect("the worker configuration is read");
+        std::fs::write(&self.config_file, edit(text)).expect("the worker configuration is written");
     }
 
     /// Starts `messaging worker` on this namespace and waits until it is ready.

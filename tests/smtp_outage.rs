@@ -1,0 +1,101 @@
+//! One retry layer: the SMTP server answers `451` for a while, the worker's
+//! subscriptions retry on their schedule, and every email arrives once, with no
+//! operator action (no `dlq replay`).
+//!
+//! The outage is 3 s and the schedule (configured in the worker's TOML) 250 ms
+//! doubling up to 1 s, 10 retries: the outage spans four to five retries, as a
+//! 20 s outage spans several retries of the default minutes-scale schedule.
+//! Before the fix, each message's own `max_retry` (2 here) and the channel's
+//! in-place retries dead-lettered every event within about a second.
+//!
+//! Run: `cargo test -p messaging-cli --test smtp_outage` with `REDIS_URL` and
+//! `DATABASE_URL` set.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::json;
+use smtp_sink::{Reply, SmtpCommand};
+use support::{DEADLINE, Env};
+
+const EVENTS: usize = 20;
+const OUTAGE: Duration = Duration::from_secs(3);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_email_arrives_once_after_the_smtp_server_answers_451_for_a_while() {
+    support::run(|env| Box::pin(outage_scenario(env))).await;
+}
+
+async fn outage_scenario(env: &Env) {
+    env.edit_config(|text| {
+        text.replace(
+            "handler_max_retry = 2\ninitial_delay = \"50ms\"\nmax_delay = \"200ms\"",
+            "handler_max_retry = 10\ninitial_delay = \"250ms\"\nmax_delay = \"1s\"",
+        )
+    });
+    let worker = env.worker(&[]).await;
+    env.sink.fail_for(
+        SmtpCommand::Rcpt,
+        OUTAGE,
+        Reply::new(451, "4.3.0 try again later"),
+    );
+
+    for n in 0..EVENTS {
+        env.messaging
+            .publish(
+                "user.registered",
+                json!({"user_id": format!("u-{n}"), "email": format!("user{n}@example.com"), "name": format!("User {n}")}),
+            )
+            .await
+            .expect("the event is published");
+    }
+
+    let mails = env
+        .sink
+        .wait_for_messages(EVENTS, DEADLINE)
+        .await
+        .expect("every email arrives once the server accepts again");
+    assert!(
+        env.sink.command_count(SmtpCommand::Rcpt) > EVENTS,
+        "the outage refused some attempts"
+    );
+    env.eventually("every notification recorded as sent", || async {
+        (env.sent_notifications().await == EVENTS as i64).then_some(())
+    })
+    .await;
+
+    let (code, log) = worker.terminate().await;
+    assert_eq!(code, Some(0), "{}", log.join("\n"));
+
+    // Once each: no duplicate sends, and nothing was dead-lettered.
+    let mut per_recipient = BTreeMap::new();
+    for mail in env.sink.messages() {
+        for recipient in &mail.recipients {
+            *per_recipient.entry(recipient.clone()).or_insert(0) += 1;
+        }
+    }
+    assert_eq!(mails.len(), EVENTS);
+    assert_eq!(per_recipient.len(), EVENTS, "{per_recipient:?}");
+    assert!(
+        per_recipient.values().all(|&count| count == 1),
+        "{per_recipient:?}"
+    );
+    assert!(
+        !log.iter().any(|line| line.contains("dead-lettering")),
+        "{}",
+        log.join("\n")
+    );
+
+    // One inbox row per event, whatever attempts it took.
+    for n in 0..EVENTS {
+        let inbox = env.inbox(&format!("u-{n}")).await;
+        let rows = inbox["notifications"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(rows.len(), 1, "u-{n}: {inbox:#}");
+        assert_eq!(rows[0]["status"], "sent", "u-{n}: {inbox:#}");
+    }
+}
