@@ -16,7 +16,7 @@
 //!
 //! | topic | payload | notifications |
 //! |---|---|---|
-//! | `user.registered` | [`UserRegistered`]: `{"user_id", "email", "name", "locale"?}` | email from the `welcome_email` template |
+//! | `user.registered` | [`UserRegistered`]: `{"user_id", "email", "name", "locale"?}` or `{"user_id", "email", "username", "locale"?}` (both: `name` is the one greeted) | email from the `welcome_email` template |
 //! | `wallet.recharged` | [`WalletRecharged`]: `{"user_id", "email", "amount", "currency", "balance", "locale"?}` | system notification + email from the `recharge_email` template |
 //! | `notification.email` | [`EmailNotificationEvent`]: `{"user_id", "to", "subject", "text"?, "html"?}` or `{"user_id", "to", "template", "variables"?, "locale"?}` | one email |
 //! | `notification.sms` | [`SmsNotificationEvent`]: `{"user_id", "to", "text"}` or `{"user_id", "to", "template", "variables"?, "locale"?}` | one SMS |
@@ -233,25 +233,67 @@ impl MessageHandler for RuleHandler {
 
 /// `user.registered`: a user finished registration.
 ///
+/// The name to greet is `name`, or `username` when there is no `name` (what
+/// services that publish `{"user_id", "username", "email"}` send).
+///
 /// ```
 /// let event: notification::events::UserRegistered = serde_json::from_value(serde_json::json!(
 ///     {"user_id": 42, "email": "ann@example.com", "name": "Ann"}
 /// )).unwrap();
 /// assert_eq!(event.user_id, "42");
+/// let event: notification::events::UserRegistered = serde_json::from_value(serde_json::json!(
+///     {"user_id": "u1", "username": "ada", "email": "ada@example.com"}
+/// )).unwrap();
+/// assert_eq!((event.name.as_str(), event.username.as_deref()), ("ada", Some("ada")));
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "UserRegisteredPayload")]
 #[non_exhaustive]
 pub struct UserRegistered {
     /// The user (a string or an integer in the payload).
-    #[serde(deserialize_with = "string_or_integer")]
     pub user_id: String,
     /// Where the welcome email goes.
     pub email: String,
-    /// The user's name.
+    /// The user's name: the payload's `name`, or its `username` without one.
     pub name: String,
+    /// The user's login name, when the payload has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
     /// The user's locale, for the template variant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub locale: Option<String>,
+}
+
+/// [`UserRegistered`] as it comes: `name` or `username`, or both.
+#[derive(Deserialize)]
+struct UserRegisteredPayload {
+    #[serde(deserialize_with = "string_or_integer")]
+    user_id: String,
+    email: String,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(default)]
+    locale: Option<String>,
+}
+
+impl TryFrom<UserRegisteredPayload> for UserRegistered {
+    type Error = String;
+
+    fn try_from(payload: UserRegisteredPayload) -> Result<Self, String> {
+        let name = payload
+            .name
+            .or_else(|| payload.username.clone())
+            .ok_or("missing field `name` (or `username`)")?;
+        Ok(Self {
+            user_id: payload.user_id,
+            email: payload.email,
+            name,
+            username: payload.username,
+            locale: payload.locale,
+        })
+    }
 }
 
 impl UserRegistered {
@@ -265,6 +307,7 @@ impl UserRegistered {
             user_id: user_id.into(),
             email: email.into(),
             name: name.into(),
+            username: None,
             locale: None,
         }
     }
@@ -603,6 +646,9 @@ pub fn user_registered(message: &Message) -> Result<Vec<NotificationAction>, Not
             .with_variable("user_id", event.user_id.as_str())
             .with_variable("email", event.email.as_str())
             .with_variable("name", event.name.as_str());
+    if let Some(username) = &event.username {
+        request = request.with_variable("username", username.as_str());
+    }
     request.locale = event.locale;
     Ok(vec![NotificationAction::TemplatedEmail(request)])
 }
@@ -735,6 +781,41 @@ mod tests {
         }
         assert!(
             wallet_recharged(&message(topics::WALLET_RECHARGED, json!({"user_id": "u"}))).is_err()
+        );
+    }
+
+    #[test]
+    fn user_registered_greets_the_name_or_else_the_username() {
+        let welcome =
+            |payload: Value| match &user_registered(&message(topics::USER_REGISTERED, payload))
+                .unwrap()[..]
+            {
+                [NotificationAction::TemplatedEmail(email)] => email.clone(),
+                other => panic!("{other:?}"),
+            };
+        // What the original service published (its flat stream fields).
+        let email = welcome(json!({"user_id": "u1", "username": "Ada", "email": "a@example.com"}));
+        assert_eq!(email.to, "a@example.com");
+        assert_eq!(email.to_name.as_deref(), Some("Ada"));
+        assert_eq!(email.variables["name"], "Ada");
+        assert_eq!(email.variables["username"], "Ada");
+        // Both: `name` is the display name.
+        let email = welcome(
+            json!({"user_id": 7, "name": "Ada Lovelace", "username": "ada", "email": "a@example.com"}),
+        );
+        assert_eq!(email.variables["name"], "Ada Lovelace");
+        assert_eq!(email.variables["username"], "ada");
+        assert_eq!(email.user_id, "7");
+
+        let error = user_registered(&message(
+            topics::USER_REGISTERED,
+            json!({"user_id": "u1", "email": "a@example.com"}),
+        ))
+        .unwrap_err();
+        assert!(error.is_permanent());
+        assert!(
+            error.to_string().contains("`name` (or `username`)"),
+            "{error}"
         );
     }
 
