@@ -150,6 +150,7 @@ impl RetryConfig {
 
     /// The shortest and longest time from the first failure to the last retry
     /// of a message that keeps failing (`handler_max_retry` backoffs).
+    #[cfg(test)]
     pub(crate) fn span(&self) -> (Duration, Duration) {
         let policy = self.policy();
         (1..=self.handler_max_retry)
