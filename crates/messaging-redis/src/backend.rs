@@ -471,11 +471,15 @@ impl MessageBackend for RedisBackend {
     }
 
     async fn create_topic(&self, topic: &str) -> Result<(), BackendError> {
+        // Checked here too: through the trait, a name with ':' reached
+        // another tenant's keys (prefix `shop` + topic `eu:orders`).
+        messaging_model::validate_topic(topic)?;
         messaging_model::validate_topic(topic)?;
         self.inner.register(topic).await
     }
 
     async fn delete_topic(&self, topic: &str) -> Result<bool, BackendError> {
+        messaging_model::validate_topic(topic)?;
         let inner = &self.inner;
         let keys = inner.keys.topic(topic);
         let (deleted, unregistered): (i64, i64) = redis::pipe()
@@ -513,11 +517,13 @@ impl MessageBackend for RedisBackend {
         start: StartFrom,
     ) -> Result<(), BackendError> {
         messaging_model::validate_topic(topic)?;
+        messaging_model::validate_topic(topic)?;
         self.inner.register(topic).await?;
         self.inner.create_group(topic, group, start).await
     }
 
     async fn delete_group(&self, topic: &str, group: &str) -> Result<bool, BackendError> {
+        messaging_model::validate_topic(topic)?;
         let inner = &self.inner;
         let keys = inner.keys.topic(topic);
         let destroyed: Result<i64, RedisError> = redis::cmd("XGROUP")
@@ -557,6 +563,7 @@ impl MessageBackend for RedisBackend {
         count: usize,
         block: Duration,
     ) -> Result<Vec<Delivery>, BackendError> {
+        messaging_model::validate_topic(topic)?;
         if count == 0 {
             return Ok(Vec::new());
         }
@@ -583,12 +590,14 @@ impl MessageBackend for RedisBackend {
         min_idle: Duration,
         count: usize,
     ) -> Result<Vec<Delivery>, BackendError> {
+        messaging_model::validate_topic(topic)?;
         self.inner
             .reclaim_idle(topic, group, consumer, min_idle, count)
             .await
     }
 
     async fn extend_lease(&self, receipt: &Receipt) -> Result<Settlement, BackendError> {
+        messaging_model::validate_topic(&receipt.topic)?;
         let keys = self.inner.keys.topic(&receipt.topic);
         let done: i64 = SCRIPTS
             .extend_lease
@@ -604,6 +613,7 @@ impl MessageBackend for RedisBackend {
     }
 
     async fn ack(&self, receipt: &Receipt) -> Result<Settlement, BackendError> {
+        messaging_model::validate_topic(&receipt.topic)?;
         let (done, settled) = tokio::sync::oneshot::channel();
         let request = AckRequest {
             receipt: receipt.clone(),
@@ -634,6 +644,7 @@ impl MessageBackend for RedisBackend {
         message: &Message,
         deliver_at: DateTime<Utc>,
     ) -> Result<Settlement, BackendError> {
+        messaging_model::validate_topic(&receipt.topic)?;
         message.validate()?;
         let inner = &self.inner;
         let keys = inner.keys.topic(&receipt.topic);
@@ -664,6 +675,7 @@ impl MessageBackend for RedisBackend {
         message: &Message,
         error: &str,
     ) -> Result<Settlement, BackendError> {
+        messaging_model::validate_topic(&receipt.topic)?;
         let mut message = message.clone();
         message.status = MessageStatus::Failed;
         let attempts = message.retry.saturating_add(1);
@@ -677,6 +689,7 @@ impl MessageBackend for RedisBackend {
         topic: &str,
         limit: usize,
     ) -> Result<Vec<DeadLetter>, BackendError> {
+        messaging_model::validate_topic(topic)?;
         if limit == 0 {
             return Ok(Vec::new());
         }
@@ -703,6 +716,7 @@ impl MessageBackend for RedisBackend {
     }
 
     async fn replay_dead_letter(&self, topic: &str, id: &str) -> Result<bool, BackendError> {
+        messaging_model::validate_topic(topic)?;
         if !codec::is_stream_id(id) {
             return Ok(false);
         }
@@ -739,6 +753,7 @@ impl MessageBackend for RedisBackend {
     }
 
     async fn purge_dead_letters(&self, topic: &str) -> Result<u64, BackendError> {
+        messaging_model::validate_topic(topic)?;
         let keys = self.inner.keys.topic(topic);
         let purged: u64 = SCRIPTS
             .purge
@@ -750,6 +765,7 @@ impl MessageBackend for RedisBackend {
     }
 
     async fn stats(&self, topic: &str) -> Result<TopicStats, BackendError> {
+        messaging_model::validate_topic(topic)?;
         let inner = &self.inner;
         inner.promote(topic).await?;
         let keys = inner.keys.topic(topic);

@@ -138,15 +138,19 @@ impl RedisBackendConfig {
 
     /// Checks what can be checked without a server.
     pub(crate) fn check(&self) -> Result<(), &'static str> {
-        if self.key_prefix.is_empty() {
-            return Err("the key prefix must not be empty");
-        }
-        if self
-            .key_prefix
-            .chars()
-            .any(|c| c == '{' || c == '}' || c.is_whitespace() || c.is_control())
+        // The alphabet of topic names, without ':': a prefix holding ':' would
+        // nest (`shop` + topic `eu:orders` = `shop:eu` + `orders`), and the ACL
+        // pattern `~{shop:*` would match another tenant's keys.
+        if self.key_prefix.is_empty()
+            || self.key_prefix.len() > 64
+            || !self
+                .key_prefix
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
         {
-            return Err("the key prefix must not contain '{', '}' or whitespace");
+            return Err(
+                "the key prefix must be 1 to 64 of [A-Za-z0-9._-] (no ':', braces or spaces, so tenants cannot nest)",
+            );
         }
         if self.topic_cap == 0 {
             return Err("topic_cap must be at least 1");
@@ -189,7 +193,7 @@ mod tests {
 
     #[test]
     fn rejects_prefixes_that_break_the_hash_tag() {
-        for bad in ["", "a{b", "a}b", "a b"] {
+        for bad in ["", "a{b", "a}b", "a b", "shop:eu", "a\nb", &"x".repeat(65)] {
             assert!(
                 RedisBackendConfig::default()
                     .with_key_prefix(bad)
@@ -199,7 +203,7 @@ mod tests {
         }
         assert!(
             RedisBackendConfig::default()
-                .with_key_prefix("shop:eu")
+                .with_key_prefix("shop.eu-1_a")
                 .check()
                 .is_ok()
         );

@@ -82,3 +82,89 @@ async fn a_malformed_delayed_member_is_moved_aside_and_promotion_goes_on() {
     );
     backend.delete_topic(topic).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenants_on_one_redis_cannot_reach_each_other() {
+    use messaging_core::{BackendError, ReadFrom, StartFrom};
+    let server = support::RedisServer::start();
+    // The ACL docs/redis.md documents for a tenant: its hash-tagged keys and
+    // its registry.
+    for user in ["shop", "shop.eu"] {
+        let created = server.command(&[
+            "ACL",
+            "SETUSER",
+            user,
+            "on",
+            ">pw",
+            &format!("~{{{user}:*"),
+            &format!("~{user}:topics"),
+            "+@all",
+            "-@dangerous",
+            "+config|get",
+        ]);
+        assert!(created.contains("OK"), "{created}");
+    }
+    let url = |user: &str| format!("redis://{user}:pw@127.0.0.1:{}", server.port);
+
+    // A prefix that would nest under another is refused.
+    let nested = messaging_redis::RedisBackend::connect(
+        RedisBackendConfig::new(url("shop")).with_key_prefix("shop:eu"),
+    )
+    .await;
+    assert!(nested.is_err(), "prefix shop:eu accepted");
+
+    let shop =
+        support::backend_with(RedisBackendConfig::new(url("shop")).with_key_prefix("shop")).await;
+    let eu =
+        support::backend_with(RedisBackendConfig::new(url("shop.eu")).with_key_prefix("shop.eu"))
+            .await;
+    eu.publish(&Message::new("orders", json!({"secret": "eu"})).unwrap())
+        .await
+        .expect("eu publishes under its own ACL");
+    shop.publish(&Message::new("orders", json!({"n": 1})).unwrap())
+        .await
+        .expect("shop publishes under its own ACL");
+
+    // Through the trait, names that once reached the other tenant are refused.
+    let read = shop
+        .read("eu:orders", "g", "c", ReadFrom::New, 10, Duration::ZERO)
+        .await;
+    assert!(matches!(read, Err(BackendError::Validation(_))), "{read:?}");
+    assert!(matches!(
+        shop.delete_topic("eu:orders").await,
+        Err(BackendError::Validation(_))
+    ));
+    assert!(matches!(
+        shop.ensure_group("eu:orders", "g", StartFrom::Earliest)
+            .await,
+        Err(BackendError::Validation(_))
+    ));
+    assert!(matches!(
+        shop.stats("eu:orders").await,
+        Err(BackendError::Validation(_))
+    ));
+    assert_eq!(shop.list_topics().await.unwrap(), vec!["orders".to_owned()]);
+    assert_eq!(
+        eu.stats("orders").await.unwrap().length,
+        1,
+        "eu's message is untouched"
+    );
+
+    // The documented ACL pattern of `shop` does not match `shop.eu`'s keys.
+    let mut as_shop = raw(&url("shop")).await;
+    let denied: redis::RedisResult<i64> = redis::cmd("XLEN")
+        .arg("{shop.eu:orders}:stream")
+        .query_async(&mut as_shop)
+        .await;
+    let error = denied.expect_err("shop read shop.eu's stream");
+    assert!(
+        error.to_string().to_lowercase().contains("noperm"),
+        "{error}"
+    );
+    let own: i64 = redis::cmd("XLEN")
+        .arg("{shop:orders}:stream")
+        .query_async(&mut as_shop)
+        .await
+        .unwrap();
+    assert_eq!(own, 1);
+}
