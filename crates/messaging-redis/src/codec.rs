@@ -194,8 +194,8 @@ fn foreign_message(
 }
 
 /// The id of a message that came without one: a UUIDv7 whose time is the entry
-/// id's and whose other 74 bits are the 128-bit FNV-1a hash of the stream's key
-/// and the entry id. Deterministic, so a redelivered entry keeps its id (and
+/// id's and whose other 74 bits come from the 128-bit FNV-1a hash of the
+/// stream's key and the entry id (finished with splitmix64's finaliser). Deterministic, so a redelivered entry keeps its id (and
 /// handlers deduplicate on it); distinct per stream, as entry ids are.
 pub(crate) fn entry_message_id(stream: &str, entry_id: &str) -> uuid::Uuid {
     const OFFSET: u128 = 0x6c62272e07bb014262b821756295c58d;
@@ -205,8 +205,19 @@ pub(crate) fn entry_message_id(stream: &str, entry_id: &str) -> uuid::Uuid {
         hash ^= u128::from(byte);
         hash = hash.wrapping_mul(PRIME);
     }
+    // FNV mixes the middle bits of a short input poorly: finish with
+    // splitmix64's finaliser over both halves.
+    let mix = |mut z: u64| {
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58476d1ce4e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d049bb133111eb);
+        z ^ (z >> 31)
+    };
+    let (high, low) = ((hash >> 64) as u64, hash as u64);
+    let first = mix(high ^ low);
+    let second = mix(first ^ low.rotate_left(32));
     let mut bytes = [0u8; 10];
-    bytes.copy_from_slice(&hash.to_be_bytes()[..10]);
+    bytes[..8].copy_from_slice(&first.to_be_bytes());
+    bytes[8..].copy_from_slice(&second.to_be_bytes()[..2]);
     let millis = id_order(entry_id).0;
     let millis = if millis == u64::MAX { 0 } else { millis };
     uuid::Builder::from_unix_timestamp_millis(millis, &bytes).into_uuid()
@@ -467,6 +478,14 @@ mod tests {
             decoded.id,
             entry_message_id("{p:c.d}:stream", "1712345678901-3")
         );
+        // Neighbouring entries differ in every part of the hash, tail included.
+        let tails: std::collections::HashSet<[u8; 5]> = (0..1000)
+            .map(|seq| {
+                let id = entry_message_id(STREAM, &format!("1712345678901-{seq}"));
+                id.as_bytes()[11..].try_into().unwrap()
+            })
+            .collect();
+        assert_eq!(tails.len(), 1000);
         let (seconds, _) = decoded.id.get_timestamp().unwrap().to_unix();
         assert_eq!(seconds, 1_712_345_678);
 
