@@ -519,37 +519,35 @@ impl NotificationService {
     }
 
     /// Runs an action at most once successfully per `key`, however often it is
-    /// asked: a notification already sent under `key` (or one of its retry keys
-    /// `key#2`, `key#3`…) is returned as is; after failed attempts, the next
-    /// free retry key is used, so a redelivered or replayed event retries what
-    /// failed and never repeats what was sent.
+    /// asked, on **one** inbox row: a notification already sent under `key` is
+    /// returned as is; one recorded under `key` but not sent (it failed, or a
+    /// crashed consumer left it `pending`) is sent again on that same row, which
+    /// then ends `sent` or `failed`. A redelivered, retried or replayed event
+    /// never adds a row.
+    ///
+    /// A row left `pending` by a process that died after handing the message to
+    /// the provider but before recording the outcome is sent again (the
+    /// provider sees the same reference, the notification id, both times), so
+    /// such a crash can duplicate a send; nothing else does.
     pub async fn execute_once(
         &self,
         action: NotificationAction,
         key: &str,
     ) -> Result<Notification, NotificationError> {
-        const MAX_ATTEMPT_KEYS: u32 = 1_000;
-        let user_id = action.user_id().to_owned();
-        for attempt in 1..=MAX_ATTEMPT_KEYS {
-            let attempt_key = if attempt == 1 {
-                key.to_owned()
-            } else {
-                format!("{key}#{attempt}")
-            };
-            match self
-                .notifications
-                .find_by_idempotency_key(&user_id, &attempt_key)
-                .await?
-            {
-                Some(done) if done.status == NotificationStatus::Sent => return Ok(done),
-                // Failed, or abandoned mid-send by a crashed consumer: try the next key.
-                Some(_) => continue,
-                None => return self.execute(action.with_idempotency_key(attempt_key)).await,
-            }
+        if let Some(done) = self
+            .notifications
+            .find_by_idempotency_key(action.user_id(), key)
+            .await?
+            && done.status == NotificationStatus::Sent
+        {
+            return Ok(done);
         }
-        Err(NotificationError::invalid_request(format!(
-            "idempotency key {key:?} was attempted {MAX_ATTEMPT_KEYS} times"
-        )))
+        RESUME_UNSENT
+            .scope(
+                (),
+                self.execute(action.with_idempotency_key(key.to_owned())),
+            )
+            .await
     }
 
     // ---- plumbing --------------------------------------------------------------
@@ -696,7 +694,13 @@ impl NotificationService {
                 .find_by_idempotency_key(&notification.user_id, &key)
                 .await?
             {
-                return replay(existing);
+                if existing.status == NotificationStatus::Sent
+                    || RESUME_UNSENT.try_with(|_| ()).is_err()
+                {
+                    return replay(existing);
+                }
+                // Within `execute_once`: send again on the row already recorded.
+                return self.resend(existing, send).await;
             }
             notification.idempotency_key = Some(key);
         }
@@ -714,10 +718,54 @@ impl NotificationService {
                 }
                 Err(error) => return Err(error.into()),
             }
+            self.send_recorded(notification, send).await
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Sends a notification recorded earlier and not sent, on its own row.
+    async fn resend<F, Fut>(
+        &self,
+        notification: Notification,
+        send: F,
+    ) -> Result<Notification, NotificationError>
+    where
+        F: FnOnce(String) -> Fut,
+        Fut: Future<Output = Result<SendReceipt, NotificationError>>,
+    {
+        let span = info_span!(
+            "notification_send",
+            notification_id = %notification.id,
+            kind = notification.kind.as_str(),
+            user_id = %notification.user_id,
+            resumed_from = notification.status.as_str(),
+        );
+        self.send_recorded(notification, send)
+            .instrument(span)
+            .await
+    }
+
+    /// Runs `send` with the recorded notification's id as the reference, and
+    /// records the outcome on its row.
+    async fn send_recorded<F, Fut>(
+        &self,
+        mut notification: Notification,
+        send: F,
+    ) -> Result<Notification, NotificationError>
+    where
+        F: FnOnce(String) -> Fut,
+        Fut: Future<Output = Result<SendReceipt, NotificationError>>,
+    {
+        {
             match send(notification.id.to_string()).await {
                 Ok(receipt) => {
                     let at = Utc::now();
-                    match self.notifications.update_status(notification.id, StatusUpdate::Sent { at }).await {
+                    match self
+                        .notifications
+                        .update_status(notification.id, StatusUpdate::Sent { at })
+                        .await
+                    {
                         Ok(updated) => Ok(updated),
                         Err(store_error) => {
                             // It went out: report success, and say loudly that the
@@ -734,15 +782,17 @@ impl NotificationService {
                     let update = StatusUpdate::Failed {
                         error: send_error.to_string(),
                     };
-                    if let Err(store_error) = self.notifications.update_status(notification.id, update).await {
+                    if let Err(store_error) = self
+                        .notifications
+                        .update_status(notification.id, update)
+                        .await
+                    {
                         error!(error = %store_error, "the failure could not be recorded");
                     }
                     Err(send_error)
                 }
             }
         }
-        .instrument(span)
-        .await
     }
 
     /// Another send with the same key won the race: return its result.
@@ -768,6 +818,13 @@ fn check_user(user_id: &str) -> Result<(), NotificationError> {
         return Err(NotificationError::invalid_request("the user id is empty"));
     }
     Ok(())
+}
+
+tokio::task_local! {
+    /// Set while [`NotificationService::execute_once`] runs its action: a row
+    /// already recorded under the key and not sent is sent again on that row
+    /// instead of being reported as a previous failure.
+    static RESUME_UNSENT: ();
 }
 
 /// The first result of an idempotent send.

@@ -492,3 +492,88 @@ async fn html_only_emails_and_empty_user_ids() {
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn execute_once_keeps_one_row_per_key_through_failures_and_redeliveries() {
+    use notification::store::InboxQuery;
+    use notification::{EmailRequest, NotificationAction};
+    let Setup {
+        service,
+        email,
+        store,
+        ..
+    } = setup();
+    let action = || {
+        NotificationAction::Email(EmailRequest::new(
+            "u1",
+            "ada@example.com",
+            "Welcome",
+            "Hello",
+        ))
+    };
+    let key = "user.registered:u1:0";
+    // Three failed deliveries (a provider outage), each a redelivery of the event.
+    email.fail_next(3, StubFailure::Transient);
+    for _ in 0..3 {
+        let error = service.execute_once(action(), key).await.unwrap_err();
+        assert!(error.is_transient(), "{error:?}");
+    }
+    let rows = store
+        .list_for_user("u1", &InboxQuery::default())
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(rows.len(), 1, "retries update one row: {rows:?}");
+    assert_eq!(rows[0].status, NotificationStatus::Failed);
+    // The provider is back: the same row ends sent.
+    let sent = service.execute_once(action(), key).await.unwrap();
+    assert_eq!(sent.status, NotificationStatus::Sent);
+    assert_eq!(sent.id, rows[0].id);
+    // Redelivered after success: nothing is sent again.
+    let again = service.execute_once(action(), key).await.unwrap();
+    assert_eq!(again.id, sent.id);
+    assert_eq!(email.sent().len(), 1, "one email reached the provider");
+    assert_eq!(email.attempts(), 4);
+    let rows = store
+        .list_for_user("u1", &InboxQuery::default())
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].status, NotificationStatus::Sent);
+    assert_eq!(rows[0].idempotency_key.as_deref(), Some(key));
+}
+
+#[tokio::test]
+async fn execute_once_sends_a_row_a_crashed_consumer_left_pending_on_that_row() {
+    use messaging_model::Notification;
+    use notification::store::InboxQuery;
+    use notification::{EmailRequest, NotificationAction};
+    let Setup {
+        service,
+        email,
+        store,
+        ..
+    } = setup();
+    let key = "user.registered:u2:0";
+    // What a consumer killed between recording and sending leaves behind.
+    let mut abandoned = Notification::new("u2", NotificationKind::Email, "Welcome", "Hello");
+    abandoned.idempotency_key = Some(key.to_owned());
+    store.record(&abandoned).await.unwrap();
+    let action = NotificationAction::Email(EmailRequest::new(
+        "u2",
+        "bo@example.com",
+        "Welcome",
+        "Hello",
+    ));
+    let sent = service.execute_once(action, key).await.unwrap();
+    assert_eq!(sent.id, abandoned.id, "sent on the abandoned row");
+    assert_eq!(sent.status, NotificationStatus::Sent);
+    let rows = store
+        .list_for_user("u2", &InboxQuery::default())
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(rows.len(), 1, "no second row: {rows:?}");
+    assert_eq!(email.sent().len(), 1);
+}
