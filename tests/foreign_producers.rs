@@ -77,7 +77,9 @@ async fn scenario(env: &Env) {
             let dead = env
                 .json(&["dlq", "list", "user.registered", "--json"])
                 .await;
-            dead.as_array().is_some_and(|d| !d.is_empty()).then_some(dead)
+            dead.as_array()
+                .is_some_and(|d| !d.is_empty())
+                .then_some(dead)
         })
         .await;
     assert_eq!(dead[0]["error"], "`m.payload` is missing", "{dead:#}");
