@@ -242,15 +242,13 @@ pub fn json_depth_exceeds(value: &serde_json::Value, limit: usize) -> bool {
     use serde_json::Value;
     let mut stack: Vec<(&Value, usize)> = vec![(value, 0)];
     while let Some((value, depth)) = stack.pop() {
-        let children: Box<dyn Iterator<Item = &Value>> = match value {
-            Value::Array(items) => Box::new(items.iter()),
-            Value::Object(map) => Box::new(map.values()),
-            _ => continue,
-        };
-        if depth + 1 > limit {
-            return true;
+        let inner = depth + 1;
+        match value {
+            Value::Array(_) | Value::Object(_) if inner > limit => return true,
+            Value::Array(items) => stack.extend(items.iter().map(|child| (child, inner))),
+            Value::Object(map) => stack.extend(map.values().map(|child| (child, inner))),
+            _ => {}
         }
-        stack.extend(children.map(|child| (child, depth + 1)));
     }
     false
 }
