@@ -15,15 +15,7 @@ use messaging_model::Message;
 use messaging_redis::{RedisBackend, RedisBackendConfig, Retention};
 use redis::AsyncCommands;
 use serde_json::json;
-use support::{RedisServer, wait_for};
-
-async fn raw(url: &str) -> redis::aio::MultiplexedConnection {
-    redis::Client::open(url)
-        .expect("redis url")
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connect")
-}
+use support::{RedisServer, raw, wait_for};
 
 async fn scan(redis: &mut redis::aio::MultiplexedConnection, prefix: &str) -> Vec<String> {
     use futures::StreamExt;

@@ -21,7 +21,7 @@ use messaging_model::Message;
 use messaging_redis::{RedisBackend, RedisBackendConfig};
 use redis::AsyncCommands;
 use serde_json::json;
-use support::{CHILD_ROLE, ChildProcess, RedisServer, wait_for};
+use support::{CHILD_ROLE, ChildProcess, RedisServer, raw, wait_for};
 use uuid::Uuid;
 
 /// The fault tests share the machine's two cores: one at a time.
@@ -32,14 +32,6 @@ const GROUP: &str = "workers";
 
 fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| panic!("{name} not set for the child"))
-}
-
-async fn raw(url: &str) -> redis::aio::MultiplexedConnection {
-    redis::Client::open(url)
-        .expect("redis url")
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connect")
 }
 
 fn stream_key(prefix: &str, topic: &str) -> String {

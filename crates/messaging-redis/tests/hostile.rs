@@ -12,14 +12,7 @@ use messaging_model::Message;
 use messaging_redis::RedisBackendConfig;
 use redis::AsyncCommands;
 use serde_json::json;
-
-async fn raw(url: &str) -> redis::aio::MultiplexedConnection {
-    redis::Client::open(url)
-        .expect("redis url")
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connect")
-}
+use support::raw;
 
 #[tokio::test]
 async fn a_malformed_delayed_member_is_moved_aside_and_promotion_goes_on() {

@@ -171,6 +171,16 @@ fn raw_command(port: u16, args: &[&str]) -> std::io::Result<String> {
     Ok(String::from_utf8_lossy(&reply[..read]).into_owned())
 }
 
+/// A plain `redis` connection, not this library: what another producer, an
+/// operator's `redis-cli` or a test's inspection uses.
+pub async fn raw(url: &str) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(url)
+        .expect("redis url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect")
+}
+
 /// A backend on `url` under a fresh key prefix.
 pub async fn backend(url: &str) -> RedisBackend {
     backend_with(RedisBackendConfig::new(url).with_key_prefix(unique_prefix())).await
