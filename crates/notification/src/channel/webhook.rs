@@ -125,17 +125,22 @@ mod tests {
     use super::WebhookConfig;
     use crate::channel::{WebhookPushProvider, WebhookSmsProvider};
 
+    /// The `Debug` output of `config` and of both providers built from it.
+    fn shown_by_config_and_providers(config: &WebhookConfig) -> [String; 3] {
+        let sms = WebhookSmsProvider::new(config.clone()).unwrap();
+        let push = WebhookPushProvider::new(config.clone()).unwrap();
+        [
+            format!("{config:?}"),
+            format!("{sms:?}"),
+            format!("{push:?}"),
+        ]
+    }
+
     #[test]
     fn debug_output_never_shows_secrets_of_the_url() {
         // URL userinfo and query tokens, as some SMS gateways take them.
         let config = WebhookConfig::new("https://hooks:pa55word@127.0.0.1:9/send?token=t0ken&to=x");
-        let sms = WebhookSmsProvider::new(config.clone()).unwrap();
-        let push = WebhookPushProvider::new(config.clone()).unwrap();
-        for shown in [
-            format!("{config:?}"),
-            format!("{sms:?}"),
-            format!("{push:?}"),
-        ] {
+        for shown in shown_by_config_and_providers(&config) {
             assert!(
                 !shown.contains("pa55word") && !shown.contains("t0ken"),
                 "{shown}"
@@ -148,13 +153,7 @@ mod tests {
     fn debug_output_never_shows_the_bearer_token() {
         let config =
             WebhookConfig::new("http://127.0.0.1:9/send").with_bearer_token("s3cret-token");
-        let sms = WebhookSmsProvider::new(config.clone()).unwrap();
-        let push = WebhookPushProvider::new(config.clone()).unwrap();
-        for shown in [
-            format!("{config:?}"),
-            format!("{sms:?}"),
-            format!("{push:?}"),
-        ] {
+        for shown in shown_by_config_and_providers(&config) {
             assert!(!shown.contains("s3cret-token"), "{shown}");
             assert!(shown.contains("<redacted>"), "{shown}");
         }
