@@ -353,23 +353,54 @@ impl Inner {
         error: &str,
         attempts: u32,
     ) -> Result<Settlement, BackendError> {
-        let keys = self.keys.topic(&receipt.topic);
         let json = codec::encode(message)?;
+        let done = self
+            .dead_letter_entry(
+                &receipt.topic,
+                &receipt.group,
+                &receipt.consumer,
+                &receipt.entry_id,
+                i64::from(receipt.delivery_count),
+                &json,
+                error,
+                attempts,
+            )
+            .await?;
+        Ok(settlement(receipt, "dead-letter", done))
+    }
+
+    /// Runs `lua/dead_letter.lua`: acknowledges the entry and appends `json` to
+    /// the dead-letter stream if `consumer` still holds it with exactly
+    /// `delivery_count` deliveries (as Redis counts them, which may be past a
+    /// [`Receipt`]'s range). True when done.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn dead_letter_entry(
+        &self,
+        topic: &str,
+        group: &str,
+        consumer: &str,
+        entry_id: &str,
+        delivery_count: i64,
+        json: &[u8],
+        error: &str,
+        attempts: u32,
+    ) -> Result<bool, BackendError> {
+        let keys = self.keys.topic(topic);
         let done: i64 = SCRIPTS
             .dead_letter
             .key(&keys.stream)
             .key(&keys.dead)
-            .arg(&receipt.group)
-            .arg(&receipt.consumer)
-            .arg(&receipt.entry_id)
-            .arg(receipt.delivery_count)
+            .arg(group)
+            .arg(consumer)
+            .arg(entry_id)
+            .arg(delivery_count)
             .arg(json)
             .arg(error)
             .arg(attempts)
             .invoke_async(&mut self.connection())
             .await
             .map_err(backend_error)?;
-        Ok(settlement(receipt, "dead-letter", done == 1))
+        Ok(done == 1)
     }
 }
 

@@ -16,7 +16,10 @@ pub(crate) type Fields = Vec<(Vec<u8>, Vec<u8>)>;
 #[derive(Debug)]
 pub(crate) struct RawEntry {
     pub(crate) id: String,
-    pub(crate) delivery_count: u32,
+    /// As Redis counts it: `XCLAIM … RETRYCOUNT` sets any count, so it may be
+    /// out of a [`messaging_core::Receipt`]'s range; the fence compares this
+    /// exact value.
+    pub(crate) delivery_count: i64,
     pub(crate) fields: Fields,
 }
 
@@ -110,7 +113,8 @@ fn minimal_message(
         && named != topic
     {
         return Err(format!(
-            "`{MESSAGE_FIELD}.topic` is {named:?}, but the entry is on topic {topic:?}"
+            "`{MESSAGE_FIELD}.topic` is {:?}, but the entry is on topic {topic:?}",
+            shown(&named)
         ));
     }
     let mut message = foreign_message(stream, topic, entry_id, payload, "`m.payload`")?;
@@ -150,15 +154,18 @@ fn flat_message(
 ) -> Result<Message, String> {
     let mut payload = serde_json::Map::with_capacity(fields.len());
     for (name, value) in fields {
-        let name = std::str::from_utf8(name)
-            .map_err(|_| format!("a field name is not UTF-8 ({})", hex(name)))?;
-        let value =
-            std::str::from_utf8(value).map_err(|_| format!("field `{name}` is not UTF-8 text"))?;
+        let name = std::str::from_utf8(name).map_err(|_| {
+            let cut = &name[..name.len().min(32)];
+            let more = if cut.len() < name.len() { "…" } else { "" };
+            format!("a field name is not UTF-8 ({}{more})", hex(cut))
+        })?;
+        let value = std::str::from_utf8(value)
+            .map_err(|_| format!("field `{}` is not UTF-8 text", shown(name)))?;
         if payload
             .insert(name.to_owned(), serde_json::Value::from(value))
             .is_some()
         {
-            return Err(format!("field `{name}` appears twice"));
+            return Err(format!("field `{}` appears twice", shown(name)));
         }
     }
     if payload.is_empty() {
@@ -223,36 +230,137 @@ pub(crate) fn entry_message_id(stream: &str, entry_id: &str) -> uuid::Uuid {
     uuid::Builder::from_unix_timestamp_millis(millis, &bytes).into_uuid()
 }
 
+/// Most bytes of an undecodable entry (names and values together) its dead
+/// letter keeps verbatim. The rest is kept as each part's size and hash, so a
+/// dead letter stays small however big the entry (a 90 MiB entry, escaped as
+/// JSON, once came to over Redis's 512 MB limit for one value).
+pub(crate) const KEPT_ENTRY_BYTES: usize = 64 * 1024;
+/// Most bytes of one field's name or value kept verbatim; a longer one is kept
+/// as its size, hash and head.
+pub(crate) const KEPT_PART_BYTES: usize = 16 * 1024;
+/// Bytes of the head kept of a part too long to keep whole.
+pub(crate) const HEAD_BYTES: usize = 128;
+/// Most fields an undecodable entry's dead letter lists; the others are counted.
+pub(crate) const KEPT_FIELDS: usize = 128;
+/// Most bytes of a reason (a dead letter's error): a reason may quote the
+/// entry (serde quotes a string it did not expect), so it is cut.
+pub(crate) const MAX_REASON_BYTES: usize = 1024;
+
+/// A reason of at most [`MAX_REASON_BYTES`], cut at a character boundary and
+/// marked with `…` when cut.
+pub(crate) fn bounded_reason(mut reason: String) -> String {
+    if reason.len() > MAX_REASON_BYTES {
+        let mut end = MAX_REASON_BYTES - '…'.len_utf8();
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
+        reason.truncate(end);
+        reason.push('…');
+    }
+    reason
+}
+
 /// What goes to the dead-letter queue for an entry that cannot be decoded: a
-/// message of the topic whose payload keeps every field of the entry (UTF-8 as
-/// text, anything else as hex), so nothing is lost.
+/// message of the topic whose payload keeps the entry's fields, bounded:
+///
+/// `{"undecodable_entry": {"id", "bytes", "fields": [[name, value], …],
+/// "omitted_fields"?}}`, `bytes` being the size of all names and values.
+/// A name or value is kept whole (UTF-8 as text, anything else as
+/// `{"hex": …}`) while it is at most [`KEPT_PART_BYTES`] and the entry's
+/// budget (`keep` bytes, [`KEPT_ENTRY_BYTES`] normally) lasts; otherwise as
+/// `{"bytes": n, "fnv1a64": "<16 hex digits>", "head": <its first bytes, as
+/// long as the budget lasts, up to [`HEAD_BYTES`]>}`. Fields past
+/// [`KEPT_FIELDS`] are only counted, in `omitted_fields`. So a small entry
+/// loses nothing, and a dead letter stays within a few hundred KiB however big
+/// the entry.
 pub(crate) fn undecodable_message(
     topic: &str,
     entry_id: &str,
     fields: &Fields,
     reason: &str,
+    keep: usize,
 ) -> Message {
-    let text = |bytes: &[u8]| match std::str::from_utf8(bytes) {
-        Ok(text) => json!(text),
-        Err(_) => json!({ "hex": hex(bytes) }),
+    let mut budget = keep;
+    let mut part = |bytes: &[u8]| -> serde_json::Value {
+        if bytes.len() <= KEPT_PART_BYTES && bytes.len() <= budget {
+            budget -= bytes.len();
+            return verbatim(bytes);
+        }
+        let head_len = bytes.len().min(HEAD_BYTES).min(budget);
+        budget -= head_len;
+        let mut summary = serde_json::Map::new();
+        summary.insert("bytes".to_owned(), json!(bytes.len()));
+        summary.insert(
+            "fnv1a64".to_owned(),
+            json!(format!("{:016x}", fnv1a64(bytes))),
+        );
+        if head_len > 0 {
+            summary.insert("head".to_owned(), head(&bytes[..head_len]));
+        }
+        serde_json::Value::Object(summary)
     };
     let kept: Vec<serde_json::Value> = fields
         .iter()
-        .map(|(name, value)| json!([text(name), text(value)]))
+        .take(KEPT_FIELDS)
+        .map(|(name, value)| json!([part(name), part(value)]))
         .collect();
+    let total: usize = fields
+        .iter()
+        .map(|(name, value)| name.len() + value.len())
+        .sum();
+    let mut entry = json!({ "id": entry_id, "bytes": total, "fields": kept });
+    if fields.len() > KEPT_FIELDS {
+        entry["omitted_fields"] = json!(fields.len() - KEPT_FIELDS);
+    }
     let now = Utc::now();
     // Built field by field: the topic came from a key and the payload may exceed
     // the publishing limit; neither must keep the entry out of the queue.
     let mut message = Message::new("undecodable", json!({}))
         .unwrap_or_else(|_| unreachable!("valid literal topic"));
     message.topic = topic.to_owned();
-    message.payload = json!({ "undecodable_entry": { "id": entry_id, "fields": kept } });
+    message.payload = json!({ "undecodable_entry": entry });
     message.status = MessageStatus::Failed;
     message.error = Some(reason.to_owned());
     message.max_retry = 0;
     message.updated_at = now;
     message.processed_at = Some(now);
     message
+}
+
+/// UTF-8 as text, anything else as `{"hex": …}`.
+fn verbatim(bytes: &[u8]) -> serde_json::Value {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => json!(text),
+        Err(_) => json!({ "hex": hex(bytes) }),
+    }
+}
+
+/// The head of a longer value: as text when it is UTF-8 but for a character
+/// the cut split, else as hex.
+fn head(bytes: &[u8]) -> serde_json::Value {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => json!(text),
+        Err(error) if error.error_len().is_none() && error.valid_up_to() > 0 => {
+            json!(String::from_utf8_lossy(&bytes[..error.valid_up_to()]))
+        }
+        Err(_) => json!({ "hex": hex(bytes) }),
+    }
+}
+
+/// 64-bit FNV-1a: identifies a value too big to keep (it is not a
+/// cryptographic hash).
+pub(crate) fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// A field name as a reason shows it: at most 64 characters.
+fn shown(name: &str) -> std::borrow::Cow<'_, str> {
+    match name.char_indices().nth(64) {
+        Some((end, _)) => format!("{}…", &name[..end]).into(),
+        None => name.into(),
+    }
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -408,7 +516,7 @@ pub(crate) fn triples(values: Vec<Value>) -> Vec<RawEntry> {
         let parsed = (|| {
             Some(RawEntry {
                 id: string(&id)?,
-                delivery_count: u32::try_from(int(&count)?).ok()?,
+                delivery_count: int(&count)?,
                 fields: fields(fields_value)?,
             })
         })();
@@ -572,12 +680,55 @@ mod tests {
         ];
         let reason = decode_entry(&fields).unwrap_err();
         assert!(reason.starts_with("field `m` is not JSON"), "{reason}");
-        let message = undecodable_message("a.b", "1-0", &fields, &reason);
+        let message = undecodable_message("a.b", "1-0", &fields, &reason, KEPT_ENTRY_BYTES);
         assert_eq!(
             message.payload,
-            json!({ "undecodable_entry": { "id": "1-0", "fields": [["m", {"hex": "ff7b"}], ["other", "text"]] } })
+            json!({ "undecodable_entry": { "id": "1-0", "bytes": 12, "fields": [["m", {"hex": "ff7b"}], ["other", "text"]] } })
         );
         assert_eq!(message.error.as_deref(), Some(reason.as_str()));
+    }
+
+    #[test]
+    fn undecodable_entries_of_any_size_are_kept_bounded() {
+        // One huge value that JSON escapes six times over (`\u0001`), a huge
+        // name, and more fields than are listed.
+        let mut fields = vec![
+            (b"m".to_vec(), vec![1u8; 4 * 1024 * 1024]),
+            (vec![b'n'; 100_000], b"v".to_vec()),
+        ];
+        fields.extend((0..1000).map(|i| (format!("f{i}").into_bytes(), vec![b'x'; 1000])));
+        let reason = decode_entry(&fields).unwrap_err();
+        let message = undecodable_message("a.b", "1-0", &fields, &reason, KEPT_ENTRY_BYTES);
+        let json = encode(&message).unwrap();
+        assert!(json.len() < 512 * 1024, "{} bytes", json.len());
+        let entry = &message.payload["undecodable_entry"];
+        assert_eq!(
+            entry["bytes"],
+            4 * 1024 * 1024 + 1 + 100_001 + 1000 * 1000 + 3890
+        );
+        assert_eq!(entry["omitted_fields"], 1002 - KEPT_FIELDS);
+        let first = &entry["fields"][0];
+        assert_eq!(first[0], "m");
+        assert_eq!(first[1]["bytes"], 4 * 1024 * 1024);
+        assert_eq!(
+            first[1]["fnv1a64"],
+            format!("{:016x}", fnv1a64(&fields[0].1))
+        );
+        assert_eq!(first[1]["head"], "\u{1}".repeat(HEAD_BYTES));
+        assert_eq!(entry["fields"][1][0]["bytes"], 100_000);
+        assert_eq!(entry["fields"][1][1], "v");
+
+        // With no budget (Redis refused the first copy) only sizes and hashes.
+        let summary = undecodable_message("a.b", "1-0", &fields, &reason, 0);
+        let first = &summary.payload["undecodable_entry"]["fields"][0];
+        assert_eq!(first[0]["bytes"], 1);
+        assert!(first[1].get("head").is_none());
+
+        // Reasons quoting the entry are cut.
+        let reason = bounded_reason("é".repeat(MAX_REASON_BYTES));
+        assert!(reason.len() <= MAX_REASON_BYTES && reason.ends_with('…'));
+        let huge_name = decode_entry(&vec![(vec![b'a'; 1_000_000], vec![0xff])]).unwrap_err();
+        assert!(huge_name.len() < 200, "{huge_name}");
     }
 
     #[test]

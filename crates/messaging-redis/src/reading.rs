@@ -5,9 +5,10 @@
 use std::time::Duration;
 
 use messaging_core::{BackendError, Delivery, Receipt};
+use messaging_model::{Message, MessageStatus};
 use redis::aio::MultiplexedConnection;
 use redis::{Cmd, RedisError, Value};
-use tracing::error;
+use tracing::{error, warn};
 
 use crate::backend::Inner;
 use crate::codec::{self, RawEntry};
@@ -167,9 +168,11 @@ impl Inner {
         Ok(self.deliveries(topic, group, consumer, entries).await)
     }
 
-    /// Decodes entries into deliveries; entries that cannot be decoded go to the
-    /// dead-letter queue instead (or stay pending if even that fails, to be
-    /// tried again when reclaimed).
+    /// Decodes entries into deliveries. An entry that cannot be handed to a
+    /// consumer goes to the dead-letter queue instead, with the reason: it
+    /// cannot be decoded, or Redis counts its deliveries past a receipt's range
+    /// (forged with `XCLAIM … RETRYCOUNT`). If even that fails it stays
+    /// pending, to be tried again when reclaimed.
     async fn deliveries(
         &self,
         topic: &str,
@@ -180,34 +183,109 @@ impl Inner {
         let mut deliveries = Vec::with_capacity(entries.len());
         let stream = self.keys.topic(topic).stream;
         for entry in entries {
-            let receipt = Receipt {
-                topic: topic.to_owned(),
-                group: group.to_owned(),
-                consumer: consumer.to_owned(),
-                entry_id: entry.id,
-                delivery_count: entry.delivery_count,
-            };
-            match codec::decode(&stream, topic, &receipt.entry_id, &entry.fields) {
-                Ok(message) => deliveries.push(Delivery { message, receipt }),
-                Err(reason) => {
-                    error!(%topic, %group, entry = %receipt.entry_id, %reason, "undecodable entry; moving it to the dead-letter queue");
-                    let message = codec::undecodable_message(
+            let decoded = codec::decode(&stream, topic, &entry.id, &entry.fields);
+            match (decoded, u32::try_from(entry.delivery_count)) {
+                (Ok(message), Ok(delivery_count)) => deliveries.push(Delivery {
+                    message,
+                    receipt: Receipt {
+                        topic: topic.to_owned(),
+                        group: group.to_owned(),
+                        consumer: consumer.to_owned(),
+                        entry_id: entry.id,
+                        delivery_count,
+                    },
+                }),
+                (decoded, count) => {
+                    let count_reason = count.is_err().then(|| {
+                        format!(
+                            "delivery count {} is out of range (0 to {}; forged with XCLAIM … RETRYCOUNT?)",
+                            entry.delivery_count,
+                            u32::MAX
+                        )
+                    });
+                    self.dead_letter_unreadable(
                         topic,
-                        &receipt.entry_id,
-                        &entry.fields,
-                        &reason,
-                    );
-                    let attempts = receipt.delivery_count;
-                    if let Err(error) = self
-                        .dead_letter_as(&receipt, &message, &reason, attempts)
-                        .await
-                    {
-                        error!(%topic, %group, entry = %receipt.entry_id, %error, "could not dead-letter an undecodable entry; it stays pending");
-                    }
+                        group,
+                        consumer,
+                        &entry,
+                        decoded,
+                        count_reason,
+                    )
+                    .await;
                 }
             }
         }
         deliveries
+    }
+
+    /// Dead-letters an entry no consumer may have. A decodable one keeps its
+    /// message; an undecodable one becomes [`codec::undecodable_message`], a
+    /// bounded copy of its fields, and, should Redis refuse even that, one
+    /// that keeps only each field's size and hash. Attempts are its delivery
+    /// count, saturated to a `u32`.
+    async fn dead_letter_unreadable(
+        &self,
+        topic: &str,
+        group: &str,
+        consumer: &str,
+        entry: &RawEntry,
+        decoded: Result<Message, String>,
+        count_reason: Option<String>,
+    ) {
+        let attempts = u32::try_from(entry.delivery_count.max(0)).unwrap_or(u32::MAX);
+        let (first, reason, undecodable) = match decoded {
+            Ok(mut message) => {
+                message.status = MessageStatus::Failed;
+                (message, count_reason.unwrap_or_default(), false)
+            }
+            Err(decode_reason) => {
+                let reason = codec::bounded_reason(match count_reason {
+                    Some(count_reason) => format!("{count_reason}; {decode_reason}"),
+                    None => decode_reason,
+                });
+                let message = codec::undecodable_message(
+                    topic,
+                    &entry.id,
+                    &entry.fields,
+                    &reason,
+                    codec::KEPT_ENTRY_BYTES,
+                );
+                (message, reason, true)
+            }
+        };
+        error!(%topic, %group, entry = %entry.id, %reason, "an entry no consumer can take; moving it to the dead-letter queue");
+        let attempt = |message: Message| {
+            let reason = &reason;
+            async move {
+                let json = codec::encode(&message)?;
+                self.dead_letter_entry(
+                    topic,
+                    group,
+                    consumer,
+                    &entry.id,
+                    entry.delivery_count,
+                    &json,
+                    reason,
+                    attempts,
+                )
+                .await
+            }
+        };
+        let mut outcome = attempt(first).await;
+        if undecodable && let Err(error) = &outcome {
+            error!(%topic, %group, entry = %entry.id, %error, "could not dead-letter an undecodable entry; trying again with only its fields' sizes and hashes");
+            let summary = codec::undecodable_message(topic, &entry.id, &entry.fields, &reason, 0);
+            outcome = attempt(summary).await;
+        }
+        match outcome {
+            Ok(true) => {}
+            Ok(false) => {
+                warn!(%topic, %group, entry = %entry.id, "fenced: another consumer took the entry over, so it dead-letters it")
+            }
+            Err(error) => {
+                error!(%topic, %group, entry = %entry.id, %error, "could not dead-letter an entry no consumer can take; it stays pending");
+            }
+        }
     }
 
     /// Takes over idle pending entries with XAUTOCLAIM, carrying the cursor

@@ -161,3 +161,179 @@ async fn tenants_on_one_redis_cannot_reach_each_other() {
         .unwrap();
     assert_eq!(own, 1);
 }
+
+/// The dead-letter stream's entries as field maps (text), oldest first.
+async fn dead_letter_entries(
+    redis: &mut redis::aio::MultiplexedConnection,
+    prefix: &str,
+    topic: &str,
+) -> Vec<(String, std::collections::HashMap<String, Vec<u8>>)> {
+    let reply: redis::streams::StreamRangeReply = redis
+        .xrange_all(format!("{{{prefix}:{topic}}}:dlq"))
+        .await
+        .unwrap();
+    reply
+        .ids
+        .into_iter()
+        .map(|entry| {
+            let fields = entry
+                .map
+                .into_iter()
+                .map(|(key, value)| (key, redis::from_redis_value(value).unwrap()))
+                .collect();
+            (entry.id, fields)
+        })
+        .collect()
+}
+
+/// How many entries of the group are pending (delivered, not settled).
+async fn pending_count(
+    redis: &mut redis::aio::MultiplexedConnection,
+    stream: &str,
+    group: &str,
+) -> i64 {
+    let reply: redis::streams::StreamPendingReply = redis.xpending(stream, group).await.unwrap();
+    reply.count() as i64
+}
+
+#[tokio::test]
+async fn a_forged_delivery_count_is_dead_lettered_not_dropped() {
+    use messaging_core::{ReadFrom, StartFrom};
+    let url = support::redis_url();
+    let prefix = support::unique_prefix();
+    let backend =
+        support::backend_with(RedisBackendConfig::new(url.as_str()).with_key_prefix(&prefix)).await;
+    let topic = "hostile.retrycount";
+    let stream = format!("{{{prefix}:{topic}}}:stream");
+    backend
+        .ensure_group(topic, "g", StartFrom::Earliest)
+        .await
+        .unwrap();
+    let message = Message::new(topic, json!({"n": 1})).unwrap();
+    backend.publish(&message).await.unwrap();
+    let first = backend
+        .read(topic, "g", "c1", ReadFrom::New, 10, Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 1);
+
+    // `XCLAIM … RETRYCOUNT 5000000000`: a delivery count past u32. Such an
+    // entry was once dropped from every read (handled 0, no dead letter, no
+    // log), and reclaimed again and again.
+    let mut redis = raw(&url).await;
+    let _: redis::Value = redis::cmd("XCLAIM")
+        .arg(&stream)
+        .arg("g")
+        .arg("c1")
+        .arg(0)
+        .arg(&first[0].receipt.entry_id)
+        .arg("RETRYCOUNT")
+        .arg(5_000_000_000u64)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+
+    let reclaimed = backend
+        .reclaim_idle(topic, "g", "c2", Duration::ZERO, 10)
+        .await
+        .unwrap();
+    assert!(
+        reclaimed.is_empty(),
+        "an out-of-range count reached a consumer"
+    );
+    let dead = backend.dead_letters(topic, 10).await.unwrap();
+    assert_eq!(
+        dead.len(),
+        1,
+        "the entry vanished instead of being dead-lettered"
+    );
+    assert_eq!(dead[0].message.id, message.id, "the message itself is kept");
+    assert!(
+        dead[0].error.contains("delivery count 5000000001"),
+        "{}",
+        dead[0].error
+    );
+    assert_eq!(dead[0].attempts, u32::MAX, "attempts saturate");
+    assert_eq!(
+        pending_count(&mut redis, &stream, "g").await,
+        0,
+        "settled: never reclaimed again"
+    );
+    backend.delete_topic(topic).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_undecodable_entry_is_dead_lettered_bounded_and_settled() {
+    use messaging_core::{ReadFrom, StartFrom};
+    // A server of its own whose limit for one value is 100 MB instead of
+    // Redis's 512 MB: scaled down so the entry can be 60 MiB (CI memory; the
+    // reported one was 90 MiB) and an escaped copy of it (6 × 60 MiB, as the
+    // dead letter once was) is still past the limit, refused, and resets the
+    // shared connection as it did.
+    let server = support::RedisServer::start_with(&["--proto-max-bulk-len", "100mb"]);
+    let url = server.url();
+    let backend =
+        support::backend_with(RedisBackendConfig::new(url.as_str()).with_key_prefix("huge")).await;
+    let topic = "hostile.huge";
+    let stream = format!("{{huge:{topic}}}:stream");
+    backend
+        .ensure_group(topic, "g", StartFrom::Earliest)
+        .await
+        .unwrap();
+    let good: Vec<Message> = (0..2)
+        .map(|n| Message::new(topic, json!({"n": n})).unwrap())
+        .collect();
+    backend.publish(&good[0]).await.unwrap();
+    // Not JSON, and every byte escaped as `\u0001` in JSON text.
+    const SIZE: usize = 60 * 1024 * 1024;
+    let mut redis = raw(&url).await;
+    let bad: String = redis
+        .xadd(&stream, "*", &[("m", vec![1u8; SIZE])])
+        .await
+        .unwrap();
+    backend.publish(&good[1]).await.unwrap();
+
+    let deliveries = backend
+        .read(topic, "g", "c", ReadFrom::New, 10, Duration::ZERO)
+        .await
+        .expect("the read succeeds");
+    let ids: Vec<_> = deliveries.iter().map(|d| d.message.id).collect();
+    assert_eq!(
+        ids,
+        vec![good[0].id, good[1].id],
+        "the good entries are delivered"
+    );
+    for delivery in &deliveries {
+        assert_eq!(
+            backend.ack(&delivery.receipt).await.unwrap(),
+            messaging_core::Settlement::Settled,
+            "the shared connection still works"
+        );
+    }
+
+    let dead = backend.dead_letters(topic, 10).await.unwrap();
+    assert_eq!(dead.len(), 1, "the huge entry is dead-lettered");
+    assert!(
+        dead[0].error.starts_with("field `m` is not JSON"),
+        "{}",
+        dead[0].error
+    );
+    assert_eq!(dead[0].attempts, 1);
+    let entry = &dead[0].message.payload["undecodable_entry"];
+    assert_eq!(entry["id"], bad.as_str());
+    assert_eq!(entry["bytes"], SIZE + 1);
+    assert_eq!(entry["fields"][0][1]["bytes"], SIZE);
+    assert!(entry["fields"][0][1]["fnv1a64"].is_string());
+    let stored = dead_letter_entries(&mut redis, "huge", topic).await;
+    let size = stored[0].1["m"].len();
+    assert!(size < 1024 * 1024, "the dead letter is {size} bytes");
+
+    // Settled: nothing pending, nothing to reclaim, nothing dead-lettered twice.
+    assert_eq!(pending_count(&mut redis, &stream, "g").await, 0);
+    let again = backend
+        .reclaim_idle(topic, "g", "c2", Duration::ZERO, 10)
+        .await
+        .unwrap();
+    assert!(again.is_empty());
+    assert_eq!(backend.stats(topic).await.unwrap().dead_lettered, 1);
+}
