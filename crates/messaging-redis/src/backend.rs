@@ -123,6 +123,53 @@ impl RedisBackend {
     }
 }
 
+/// One page of a topic's dead-letter stream ([`RedisBackend::dead_letter_page`]).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct DeadLetterPage {
+    /// The page's dead letters, oldest first.
+    pub dead_letters: Vec<DeadLetter>,
+    /// The page's entries that are no dead letter this backend can read
+    /// (written to the stream by something else): reported, never replayed,
+    /// removed only by a purge.
+    pub undecodable: Vec<UndecodableDeadLetter>,
+    /// Where the next page starts (the `after` of the next call), or `None`
+    /// when this page reached the end of the stream.
+    pub next: Option<String>,
+}
+
+/// An entry of a dead-letter stream that cannot be read as a dead letter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct UndecodableDeadLetter {
+    /// Its id in the dead-letter stream.
+    pub id: String,
+    /// Why it cannot be read (the field it lacks or cannot parse).
+    pub reason: String,
+}
+
+/// Most entries `dead_letters` reads in one round trip while it pages past
+/// entries it cannot read.
+const MAX_DEAD_LETTER_PAGE: usize = 1_000;
+
+impl RedisBackend {
+    /// Up to `limit` entries of a topic's dead-letter stream, oldest first,
+    /// after the entry `after` (from the start for `None`): the dead letters
+    /// among them and, reported apart, the entries that are none (so that junk
+    /// written to the stream cannot hide what follows it). Page on with
+    /// [`DeadLetterPage::next`]. An `after` that is no stream id is a
+    /// [`BackendError::Command`].
+    pub async fn dead_letter_page(
+        &self,
+        topic: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<DeadLetterPage, BackendError> {
+        messaging_model::validate_topic(topic)?;
+        self.inner.dead_letter_page(topic, after, limit).await
+    }
+}
+
 impl Inner {
     pub(crate) fn connection(&self) -> ConnectionManager {
         self.connection.clone()
@@ -344,6 +391,53 @@ impl Inner {
             owned[index] = done == 1;
         }
         Ok(owned)
+    }
+
+    pub(crate) async fn dead_letter_page(
+        &self,
+        topic: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<DeadLetterPage, BackendError> {
+        let start = match after {
+            None => "-".to_owned(),
+            Some(id) if codec::is_stream_id(id) => format!("({id}"),
+            Some(_) => {
+                return Err(BackendError::command(
+                    "`after` is no dead-letter id (<ms>-<seq>)",
+                ));
+            }
+        };
+        let mut page = DeadLetterPage {
+            dead_letters: Vec::new(),
+            undecodable: Vec::new(),
+            next: None,
+        };
+        if limit == 0 {
+            page.next = after.map(str::to_owned);
+            return Ok(page);
+        }
+        let keys = self.keys.topic(topic);
+        let reply: Value = redis::cmd("XRANGE")
+            .arg(&keys.dead)
+            .arg(start)
+            .arg("+")
+            .arg("COUNT")
+            .arg(limit)
+            .query_async(&mut self.connection())
+            .await
+            .map_err(backend_error)?;
+        let entries = codec::entries(reply);
+        if entries.len() >= limit {
+            page.next = entries.last().map(|(id, _)| id.clone());
+        }
+        for (id, fields) in entries {
+            match codec::decode_dead_letter(&id, &fields) {
+                Ok(dead) => page.dead_letters.push(dead),
+                Err(reason) => page.undecodable.push(UndecodableDeadLetter { id, reason }),
+            }
+        }
+        Ok(page)
     }
 
     pub(crate) async fn dead_letter_as(
@@ -721,29 +815,41 @@ impl MessageBackend for RedisBackend {
         limit: usize,
     ) -> Result<Vec<DeadLetter>, BackendError> {
         messaging_model::validate_topic(topic)?;
-        if limit == 0 {
-            return Ok(Vec::new());
+        // Pages on past entries that are no dead letter (written by something
+        // else): 600 of them first once hid every real one, and
+        // `replay_all_dead_letters` replayed none.
+        let mut found = Vec::new();
+        let mut skipped: Vec<UndecodableDeadLetter> = Vec::new();
+        let mut after: Option<String> = None;
+        while found.len() < limit {
+            let want = limit - found.len();
+            // Read what is still wanted, more when junk showed up.
+            let count = want.max(skipped.len().min(MAX_DEAD_LETTER_PAGE));
+            let page = self
+                .inner
+                .dead_letter_page(topic, after.as_deref(), count)
+                .await?;
+            found.extend(page.dead_letters.into_iter().take(want));
+            if skipped.len() < MAX_DEAD_LETTER_PAGE {
+                skipped.extend(page.undecodable);
+            } else {
+                skipped.truncate(MAX_DEAD_LETTER_PAGE);
+            }
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
         }
-        let keys = self.inner.keys.topic(topic);
-        let reply: Value = redis::cmd("XRANGE")
-            .arg(&keys.dead)
-            .arg("-")
-            .arg("+")
-            .arg("COUNT")
-            .arg(limit)
-            .query_async(&mut self.inner.connection())
-            .await
-            .map_err(backend_error)?;
-        Ok(codec::entries(reply)
-            .into_iter()
-            .filter_map(|(id, fields)| match codec::decode_dead_letter(&id, &fields) {
-                Ok(dead) => Some(dead),
-                Err(reason) => {
-                    warn!(%topic, dead_letter = %id, %reason, "skipping an undecodable dead letter");
-                    None
-                }
-            })
-            .collect())
+        if let Some(first) = skipped.first() {
+            warn!(
+                %topic,
+                skipped = skipped.len(),
+                first = %first.id,
+                reason = %first.reason,
+                "the dead-letter stream holds entries that are no dead letter; listed past them (see RedisBackend::dead_letter_page)"
+            );
+        }
+        Ok(found)
     }
 
     async fn replay_dead_letter(&self, topic: &str, id: &str) -> Result<bool, BackendError> {

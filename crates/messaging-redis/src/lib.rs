@@ -68,7 +68,7 @@ mod pool;
 mod reading;
 mod scripts;
 
-pub use backend::RedisBackend;
+pub use backend::{DeadLetterPage, RedisBackend, UndecodableDeadLetter};
 pub use config::RedisBackendConfig;
 pub use error::InvalidConfig;
 pub use messaging_core::{DEFAULT_TOPIC_CAP, Retention};

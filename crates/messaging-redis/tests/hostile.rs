@@ -337,3 +337,82 @@ async fn a_huge_undecodable_entry_is_dead_lettered_bounded_and_settled() {
     assert!(again.is_empty());
     assert_eq!(backend.stats(topic).await.unwrap().dead_lettered, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn junk_ahead_of_real_dead_letters_does_not_hide_them() {
+    use messaging_core::{MessagingService, ReadFrom, StartFrom};
+    let url = support::redis_url();
+    let prefix = support::unique_prefix();
+    let backend =
+        support::backend_with(RedisBackendConfig::new(url.as_str()).with_key_prefix(&prefix)).await;
+    let topic = "hostile.dlqjunk";
+    backend
+        .ensure_group(topic, "g", StartFrom::Earliest)
+        .await
+        .unwrap();
+    // 600 entries in the dead-letter stream that are no dead letter, first.
+    let mut redis = raw(&url).await;
+    let mut pipe = redis::pipe();
+    for n in 0..600 {
+        pipe.cmd("XADD")
+            .arg(format!("{{{prefix}:{topic}}}:dlq"))
+            .arg("*")
+            .arg("junk")
+            .arg(n)
+            .ignore();
+    }
+    let () = pipe.query_async(&mut redis).await.unwrap();
+    // Then three real ones.
+    let messages: Vec<Message> = (0..3)
+        .map(|n| Message::new(topic, json!({"n": n})).unwrap())
+        .collect();
+    for message in &messages {
+        backend.publish(message).await.unwrap();
+    }
+    let deliveries = backend
+        .read(topic, "g", "c", ReadFrom::New, 10, Duration::ZERO)
+        .await
+        .unwrap();
+    for delivery in &deliveries {
+        backend
+            .dead_letter(&delivery.receipt, &delivery.message, "boom")
+            .await
+            .unwrap();
+    }
+
+    // Listing pages past what it cannot decode.
+    let listed = backend.dead_letters(topic, 100).await.unwrap();
+    let listed_ids: Vec<_> = listed.iter().map(|dead| dead.message.id).collect();
+    let ids: Vec<_> = messages.iter().map(|message| message.id).collect();
+    assert_eq!(listed_ids, ids, "the real dead letters are listed");
+    assert_eq!(backend.dead_letters(topic, 2).await.unwrap().len(), 2);
+    // And reports it: page by page, every entry is either.
+    let (mut dead, mut junk, mut after) = (Vec::new(), Vec::new(), None);
+    loop {
+        let page = backend
+            .dead_letter_page(topic, after.as_deref(), 250)
+            .await
+            .unwrap();
+        dead.extend(page.dead_letters);
+        junk.extend(page.undecodable);
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(dead.len(), 3);
+    assert_eq!(junk.len(), 600);
+    assert_eq!(junk[0].reason, "no `m` field");
+
+    // Replaying all replays every real one and leaves the junk.
+    let service = MessagingService::new(std::sync::Arc::new(backend.clone()));
+    assert_eq!(service.replay_all_dead_letters(topic).await.unwrap(), 3);
+    let replayed = backend
+        .read(topic, "g", "c", ReadFrom::New, 10, Duration::ZERO)
+        .await
+        .unwrap();
+    let replayed_ids: Vec<_> = replayed.iter().map(|d| d.message.id).collect();
+    assert_eq!(replayed_ids, ids);
+    assert_eq!(backend.stats(topic).await.unwrap().dead_lettered, 600);
+    backend.delete_topic(topic).await.unwrap();
+}
