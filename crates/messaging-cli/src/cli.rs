@@ -257,6 +257,10 @@ pub(crate) struct InboxArgs {
     /// Show at most this many (1 to 100).
     #[arg(long, default_value_t = 20, value_name = "N")]
     pub(crate) limit: u32,
+    /// Also show every delivery attempt of each notification (time, provider,
+    /// outcome, duration, error).
+    #[arg(long)]
+    pub(crate) attempts: bool,
     /// JSON for scripts instead of a table.
     #[arg(long)]
     pub(crate) json: bool,

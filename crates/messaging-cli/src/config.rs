@@ -8,6 +8,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use messaging_core::RetryPolicy;
+use messaging_model::NotificationKind;
+use notification::{InterruptedSendPolicy, NotificationConfig};
 use serde::Deserialize;
 
 use crate::exit::CliError;
@@ -24,6 +26,8 @@ pub(crate) struct Config {
     pub(crate) worker: WorkerConfig,
     /// Retries of failing messages.
     pub(crate) retry: RetryConfig,
+    /// What a redelivered event does with a send that was interrupted.
+    pub(crate) delivery: DeliveryConfig,
     /// The email channel; none: emails are refused.
     pub(crate) smtp: Option<SmtpConfig>,
     /// The SMS channel; none: SMS are refused.
@@ -164,6 +168,30 @@ impl RetryConfig {
             .fold((Duration::ZERO, Duration::ZERO), |(low, high), (l, h)| {
                 (low.saturating_add(l), high.saturating_add(h))
             })
+    }
+}
+
+/// `[delivery]`: the [`InterruptedSendPolicy`] of each channel, applied when a
+/// redelivered event finds its notification `sending` (the worker that was
+/// sending it died after handing it over and before recording the outcome).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct DeliveryConfig {
+    /// Emails: `resend` (default) or `mark_unknown`.
+    pub(crate) interrupted_email: InterruptedSendPolicy,
+    /// Text messages.
+    pub(crate) interrupted_sms: InterruptedSendPolicy,
+    /// Push notifications.
+    pub(crate) interrupted_push: InterruptedSendPolicy,
+}
+
+impl DeliveryConfig {
+    /// The service configuration these policies make.
+    pub(crate) fn notification_config(&self) -> NotificationConfig {
+        NotificationConfig::default()
+            .with_interrupted_send(NotificationKind::Email, self.interrupted_email)
+            .with_interrupted_send(NotificationKind::Sms, self.interrupted_sms)
+            .with_interrupted_send(NotificationKind::Push, self.interrupted_push)
     }
 }
 
@@ -471,6 +499,22 @@ mod tests {
         assert_eq!(config.worker.group, "notification");
         assert_eq!(config.retry.initial_delay, Duration::from_secs(10));
         assert_eq!(config.smtp.unwrap().port, Some(2525));
+        assert_eq!(config.delivery, DeliveryConfig::default());
+    }
+
+    #[test]
+    fn interrupted_send_policies_are_read_per_channel() {
+        let config = Config::from_toml("[delivery]\ninterrupted_sms = \"mark_unknown\"\n").unwrap();
+        let service = config.delivery.notification_config();
+        assert_eq!(
+            service.interrupted_send(NotificationKind::Sms),
+            InterruptedSendPolicy::MarkUnknown
+        );
+        assert_eq!(
+            service.interrupted_send(NotificationKind::Email),
+            InterruptedSendPolicy::Resend
+        );
+        assert!(Config::from_toml("[delivery]\ninterrupted_email = \"maybe\"\n").is_err());
     }
 
     #[test]

@@ -62,6 +62,7 @@ impl Pipeline {
             }
             (None, None) => None,
         };
+        service = service.with_config(config.delivery.notification_config());
         if let Some(email) = email {
             service = service.with_email(email);
         }

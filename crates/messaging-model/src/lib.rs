@@ -30,7 +30,9 @@ pub mod topics;
 mod validation;
 
 pub use message::{Message, MessageStatus, Metadata};
-pub use notification::{Notification, NotificationKind, NotificationStatus};
+pub use notification::{
+    AttemptOutcome, DeliveryAttempt, Notification, NotificationKind, NotificationStatus,
+};
 pub use redact::redact_url;
 pub use template::{MessageTemplate, TemplateKind};
 pub use validation::{

@@ -29,25 +29,174 @@ impl NotificationKind {
 }
 
 /// Whether a notification reached its provider.
+///
+/// A send moves `pending` → `sending` (recorded before the provider is called)
+/// → `sent` or `failed`. A row found `sending` by a later delivery of the same
+/// event belongs to a send whose process died with the outcome unknown: the
+/// sender's policy either sends again or marks it `unknown`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum NotificationStatus {
     /// The provider accepted it.
     Sent,
-    /// Recorded, not yet sent.
+    /// Recorded, not yet handed to the provider.
     Pending,
+    /// Being handed to the provider: the outcome is not recorded yet.
+    Sending,
     /// The provider refused it or could not be reached.
     Failed,
+    /// A send was interrupted after it may have reached the provider, and the
+    /// policy was not to send again: whether it arrived is not known.
+    Unknown,
 }
 
 impl NotificationStatus {
+    /// Every status, in the order of the enum.
+    pub const ALL: [Self; 5] = [
+        Self::Sent,
+        Self::Pending,
+        Self::Sending,
+        Self::Failed,
+        Self::Unknown,
+    ];
+
     /// The lowercase name, as stored and serialised.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Sent => "sent",
             Self::Pending => "pending",
+            Self::Sending => "sending",
             Self::Failed => "failed",
+            Self::Unknown => "unknown",
         }
+    }
+
+    /// The status named `name` ([`as_str`](Self::as_str)'s output), if any.
+    ///
+    /// ```
+    /// use messaging_model::NotificationStatus;
+    /// assert_eq!(NotificationStatus::from_name("sending"), Some(NotificationStatus::Sending));
+    /// assert_eq!(NotificationStatus::from_name("lost"), None);
+    /// ```
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|status| status.as_str() == name)
+    }
+}
+
+/// How one attempt to hand a notification to its provider ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AttemptOutcome {
+    /// The provider accepted it.
+    Sent,
+    /// The provider refused it or could not be reached.
+    Failed,
+    /// The process died during the attempt: it may or may not have arrived.
+    Unknown,
+}
+
+impl AttemptOutcome {
+    /// Every outcome.
+    pub const ALL: [Self; 3] = [Self::Sent, Self::Failed, Self::Unknown];
+
+    /// The lowercase name, as stored and serialised.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sent => "sent",
+            Self::Failed => "failed",
+            Self::Unknown => "unknown",
+        }
+    }
+
+    /// The outcome named `name`, if any.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|outcome| outcome.as_str() == name)
+    }
+}
+
+/// One attempt to hand a notification to its provider, as kept in the attempt log.
+///
+/// ```
+/// use messaging_model::{AttemptOutcome, DeliveryAttempt, Notification, NotificationKind};
+/// let notification = Notification::new("user-1", NotificationKind::Email, "Hi", "Welcome");
+/// let attempt = DeliveryAttempt::new(&notification, 1, "smtp", AttemptOutcome::Sent);
+/// assert_eq!(attempt.notification_id, notification.id);
+/// assert_eq!(attempt.error, None);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct DeliveryAttempt {
+    /// The notification attempted.
+    pub notification_id: Uuid,
+    /// Its user.
+    pub user_id: String,
+    /// 1 for the first attempt, counting every attempt of the notification.
+    pub number: u32,
+    /// The channel.
+    pub kind: NotificationKind,
+    /// The provider (`"smtp"`, `"twilio"`, `"webhook"`, …).
+    pub provider: String,
+    /// How it ended.
+    pub outcome: AttemptOutcome,
+    /// The provider's error, or why the outcome is unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// When the attempt started.
+    pub started_at: DateTime<Utc>,
+    /// How long it took, in milliseconds; `None` when the process died during it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+}
+
+impl DeliveryAttempt {
+    /// Attempt `number` of `notification` through `provider`, started now, with
+    /// no error and no duration yet.
+    pub fn new(
+        notification: &Notification,
+        number: u32,
+        provider: impl Into<String>,
+        outcome: AttemptOutcome,
+    ) -> Self {
+        Self {
+            notification_id: notification.id,
+            user_id: notification.user_id.clone(),
+            number,
+            kind: notification.kind,
+            provider: provider.into(),
+            outcome,
+            error: None,
+            started_at: Utc::now(),
+            duration_ms: None,
+        }
+    }
+
+    /// Sets the error.
+    pub fn with_error(mut self, error: impl Into<String>) -> Self {
+        self.error = Some(error.into());
+        self
+    }
+
+    /// Sets the start time.
+    pub fn with_started_at(mut self, started_at: DateTime<Utc>) -> Self {
+        self.started_at = started_at;
+        self
+    }
+
+    /// When the attempt ended: its start plus its duration (its start when the
+    /// duration is unknown).
+    pub fn finished_at(&self) -> DateTime<Utc> {
+        let millis = i64::try_from(self.duration_ms.unwrap_or(0)).unwrap_or(i64::MAX);
+        chrono::TimeDelta::try_milliseconds(millis)
+            .and_then(|elapsed| self.started_at.checked_add_signed(elapsed))
+            .unwrap_or(self.started_at)
+    }
+
+    /// Sets the duration.
+    pub fn with_duration(mut self, duration: std::time::Duration) -> Self {
+        self.duration_ms = Some(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX));
+        self
     }
 }
 
@@ -93,6 +242,12 @@ pub struct Notification {
     /// When the provider accepted it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sent_at: Option<DateTime<Utc>>,
+    /// How many times it was handed (or about to be handed) to its provider.
+    #[serde(default)]
+    pub attempts: u32,
+    /// When the last attempt started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_attempt_at: Option<DateTime<Utc>>,
 }
 
 impl Notification {
@@ -117,6 +272,8 @@ impl Notification {
             created_at: Utc::now(),
             read_at: None,
             sent_at: None,
+            attempts: 0,
+            last_attempt_at: None,
         }
     }
 

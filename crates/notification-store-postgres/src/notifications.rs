@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use messaging_model::Notification;
+use messaging_model::{DeliveryAttempt, Notification};
 use notification::store::{
     InboxCursor, InboxPage, InboxQuery, NotificationStore, StatusUpdate, StoreError,
 };
@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::PostgresStore;
 use crate::error::store_error;
-use crate::rows::{NotificationColumns, NotificationRow};
+use crate::rows::{AttemptRow, NotificationColumns, NotificationRow, attempts_column};
 
 const INSERT: &str = include_str!("../queries/notification_insert.sql");
 const INSERT_BATCH: &str = include_str!("../queries/notification_insert_batch.sql");
@@ -26,6 +26,10 @@ const MARK_UNREAD: &str = include_str!("../queries/mark_unread.sql");
 const MARK_ALL_READ: &str = include_str!("../queries/mark_all_read.sql");
 const DELETE: &str = include_str!("../queries/delete.sql");
 const PURGE: &str = include_str!("../queries/purge.sql");
+const BEGIN_ATTEMPT: &str = include_str!("../queries/notification_begin_attempt.sql");
+const EXISTS: &str = include_str!("../queries/notification_exists.sql");
+const RECORD_ATTEMPT: &str = include_str!("../queries/attempt_record.sql");
+const LIST_ATTEMPTS: &str = include_str!("../queries/attempt_list.sql");
 
 /// `t` without its sub-microsecond part (PostgreSQL keeps microseconds; the driver
 /// would truncate towards 2000-01-01, this floors, as [`InboxCursor`] does).
@@ -65,6 +69,8 @@ impl NotificationStore for PostgresStore {
             .bind(floor_micros(n.created_at))
             .bind(n.read_at.map(floor_micros))
             .bind(n.sent_at.map(floor_micros))
+            .bind(attempts_column(n.attempts))
+            .bind(n.last_attempt_at.map(floor_micros))
             .execute(&self.pool)
             .await
             .map_err(store_error)?;
@@ -79,7 +85,13 @@ impl NotificationStore for PostgresStore {
         for t in &mut c.created_ats {
             *t = floor_micros(*t);
         }
-        for t in c.read_ats.iter_mut().chain(c.sent_ats.iter_mut()).flatten() {
+        for t in c
+            .read_ats
+            .iter_mut()
+            .chain(c.sent_ats.iter_mut())
+            .chain(c.last_attempt_ats.iter_mut())
+            .flatten()
+        {
             *t = floor_micros(*t);
         }
         // One statement: atomic, one round trip, whatever the batch size.
@@ -97,6 +109,8 @@ impl NotificationStore for PostgresStore {
             .bind(&c.created_ats)
             .bind(&c.read_ats)
             .bind(&c.sent_ats)
+            .bind(&c.attempts)
+            .bind(&c.last_attempt_ats)
             .execute(&self.pool)
             .await
             .map_err(store_error)?;
@@ -127,6 +141,80 @@ impl NotificationStore for PostgresStore {
         .map_err(store_error)?;
         row.map(into_model)
             .unwrap_or_else(|| Err(StoreError::notification_not_found(id)))
+    }
+
+    async fn begin_attempt(
+        &self,
+        id: Uuid,
+        seen_attempts: u32,
+        at: DateTime<Utc>,
+    ) -> Result<Notification, StoreError> {
+        let row = sqlx::query_as::<_, NotificationRow>(BEGIN_ATTEMPT)
+            .bind(id)
+            .bind(attempts_column(seen_attempts))
+            .bind(floor_micros(at))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(store_error)?;
+        if let Some(row) = row {
+            return into_model(row);
+        }
+        let exists: bool = sqlx::query_scalar(EXISTS)
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(store_error)?;
+        Err(if exists {
+            StoreError::Conflict {
+                what: format!("notification {id} is sent or moved past attempt {seen_attempts}"),
+            }
+        } else {
+            StoreError::notification_not_found(id)
+        })
+    }
+
+    async fn record_attempt(&self, attempt: &DeliveryAttempt) -> Result<Notification, StoreError> {
+        let duration_ms = attempt
+            .duration_ms
+            .map(|ms| i64::try_from(ms).unwrap_or(i64::MAX));
+        sqlx::query_as::<_, NotificationRow>(RECORD_ATTEMPT)
+            .bind(attempt.notification_id)
+            .bind(attempts_column(attempt.number))
+            .bind(attempt.kind.as_str())
+            .bind(&attempt.provider)
+            .bind(attempt.outcome.as_str())
+            .bind(attempt.error.as_deref())
+            .bind(floor_micros(attempt.started_at))
+            .bind(duration_ms)
+            .bind(floor_micros(attempt.finished_at()))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(store_error)?
+            .map(into_model)
+            .unwrap_or_else(|| Err(StoreError::notification_not_found(attempt.notification_id)))
+    }
+
+    async fn list_attempts(
+        &self,
+        user_id: &str,
+        notification_id: Uuid,
+    ) -> Result<Vec<DeliveryAttempt>, StoreError> {
+        let rows = sqlx::query_as::<_, AttemptRow>(LIST_ATTEMPTS)
+            .bind(user_id)
+            .bind(notification_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(store_error)?;
+        if rows.is_empty() {
+            return Err(StoreError::notification_not_found(notification_id));
+        }
+        let mut attempts = Vec::with_capacity(rows.len());
+        for row in rows {
+            if let Some(attempt) = row.into_attempt()? {
+                attempts.push(attempt);
+            }
+        }
+        Ok(attempts)
     }
 
     async fn get_notification(&self, user_id: &str, id: Uuid) -> Result<Notification, StoreError> {

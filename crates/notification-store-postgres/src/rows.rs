@@ -2,7 +2,8 @@
 
 use chrono::{DateTime, Utc};
 use messaging_model::{
-    MessageTemplate, Notification, NotificationKind, NotificationStatus, TemplateKind,
+    AttemptOutcome, DeliveryAttempt, MessageTemplate, Notification, NotificationKind,
+    NotificationStatus, TemplateKind,
 };
 use notification::store::StoreError;
 use uuid::Uuid;
@@ -25,6 +26,8 @@ pub(crate) struct NotificationRow {
     created_at: DateTime<Utc>,
     read_at: Option<DateTime<Utc>>,
     sent_at: Option<DateTime<Utc>>,
+    attempts: i32,
+    last_attempt_at: Option<DateTime<Utc>>,
 }
 
 impl TryFrom<NotificationRow> for Notification {
@@ -42,7 +45,52 @@ impl TryFrom<NotificationRow> for Notification {
         n.created_at = row.created_at;
         n.read_at = row.read_at;
         n.sent_at = row.sent_at;
+        n.attempts = u32::try_from(row.attempts)
+            .map_err(|_| unknown("notifications.attempts", &row.attempts.to_string()))?;
+        n.last_attempt_at = row.last_attempt_at;
         Ok(n)
+    }
+}
+
+/// A row of `attempt_list.sql`: a notification joined with one of its attempts
+/// (the attempt columns all NULL when it has none).
+#[derive(sqlx::FromRow)]
+pub(crate) struct AttemptRow {
+    notification_id: Uuid,
+    user_id: String,
+    number: Option<i32>,
+    kind: Option<String>,
+    provider: Option<String>,
+    outcome: Option<String>,
+    error: Option<String>,
+    started_at: Option<DateTime<Utc>>,
+    duration_ms: Option<i64>,
+}
+
+impl AttemptRow {
+    /// The attempt, or `None` for the row of a notification without attempts.
+    pub(crate) fn into_attempt(self) -> Result<Option<DeliveryAttempt>, StoreError> {
+        let (Some(number), Some(kind), Some(provider), Some(outcome), Some(started_at)) = (
+            self.number,
+            self.kind,
+            self.provider,
+            self.outcome,
+            self.started_at,
+        ) else {
+            return Ok(None);
+        };
+        let kind = notification_kind(&kind)?;
+        let outcome = AttemptOutcome::from_name(&outcome)
+            .ok_or_else(|| unknown("notification_attempts.outcome", &outcome))?;
+        let number = u32::try_from(number)
+            .map_err(|_| unknown("notification_attempts.number", &number.to_string()))?;
+        let mut shell = Notification::new(self.user_id, kind, "", "");
+        shell.id = self.notification_id;
+        let mut attempt =
+            DeliveryAttempt::new(&shell, number, provider, outcome).with_started_at(started_at);
+        attempt.error = self.error;
+        attempt.duration_ms = self.duration_ms.map(|ms| u64::try_from(ms).unwrap_or(0));
+        Ok(Some(attempt))
     }
 }
 
@@ -102,14 +150,7 @@ fn notification_kind(text: &str) -> Result<NotificationKind, StoreError> {
 }
 
 fn notification_status(text: &str) -> Result<NotificationStatus, StoreError> {
-    [
-        NotificationStatus::Pending,
-        NotificationStatus::Sent,
-        NotificationStatus::Failed,
-    ]
-    .into_iter()
-    .find(|status| status.as_str() == text)
-    .ok_or_else(|| unknown("notifications.status", text))
+    NotificationStatus::from_name(text).ok_or_else(|| unknown("notifications.status", text))
 }
 
 fn template_kind(text: &str) -> Result<TemplateKind, StoreError> {
@@ -117,6 +158,12 @@ fn template_kind(text: &str) -> Result<TemplateKind, StoreError> {
         .into_iter()
         .find(|kind| kind.as_str() == text)
         .ok_or_else(|| unknown("message_templates.kind", text))
+}
+
+/// `attempts` as the `integer` column holds it (saturating: no notification is
+/// attempted two billion times).
+pub(crate) fn attempts_column(attempts: u32) -> i32 {
+    i32::try_from(attempts).unwrap_or(i32::MAX)
 }
 
 /// A batch of notifications as one array per column, for `UNNEST`.
@@ -135,6 +182,8 @@ pub(crate) struct NotificationColumns<'a> {
     pub(crate) created_ats: Vec<DateTime<Utc>>,
     pub(crate) read_ats: Vec<Option<DateTime<Utc>>>,
     pub(crate) sent_ats: Vec<Option<DateTime<Utc>>>,
+    pub(crate) attempts: Vec<i32>,
+    pub(crate) last_attempt_ats: Vec<Option<DateTime<Utc>>>,
 }
 
 impl<'a> NotificationColumns<'a> {
@@ -154,6 +203,8 @@ impl<'a> NotificationColumns<'a> {
             c.created_ats.push(n.created_at);
             c.read_ats.push(n.read_at);
             c.sent_ats.push(n.sent_at);
+            c.attempts.push(attempts_column(n.attempts));
+            c.last_attempt_ats.push(n.last_attempt_at);
         }
         c
     }
@@ -173,11 +224,7 @@ mod tests {
         ] {
             assert_eq!(notification_kind(kind.as_str()).unwrap(), kind);
         }
-        for status in [
-            NotificationStatus::Pending,
-            NotificationStatus::Sent,
-            NotificationStatus::Failed,
-        ] {
+        for status in NotificationStatus::ALL {
             assert_eq!(notification_status(status.as_str()).unwrap(), status);
         }
         for kind in [TemplateKind::Email, TemplateKind::Sms, TemplateKind::Push] {

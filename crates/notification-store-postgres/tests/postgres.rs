@@ -46,7 +46,15 @@ async fn migrate_creates_the_schema_and_is_idempotent() {
         .fetch_all(store.pool())
         .await
         .unwrap();
-        assert_eq!(tables, ["_sqlx_migrations", "message_templates", "notifications"]);
+        assert_eq!(
+            tables,
+            [
+                "_sqlx_migrations",
+                "message_templates",
+                "notification_attempts",
+                "notifications"
+            ]
+        );
     })
     .await;
 }

@@ -178,6 +178,14 @@ pub enum NotificationError {
         /// The notification recorded by the first send.
         notification: Box<Notification>,
     },
+    /// Another process started an attempt of this notification first (a
+    /// redelivery raced the delivery it replaces); transient: try again once
+    /// that attempt has ended.
+    #[error("notification {} is being sent by another process ({})", notification.id, notification.status.as_str())]
+    InProgress {
+        /// The notification as stored when the race was lost.
+        notification: Box<Notification>,
+    },
     /// Subscribing to an event topic failed.
     #[error("subscribing to {topic} failed: {source}")]
     Subscribe {
@@ -218,12 +226,13 @@ fn variable_mismatch(undeclared: &[String], unused: &[String]) -> String {
 impl NotificationError {
     /// True when the same send may succeed later: SMTP 4xx replies, SMTP
     /// connection failures and timeouts, HTTP 408/429/5xx, unreachable HTTP
-    /// providers, and a store that is unavailable.
+    /// providers, a store that is unavailable, and a notification another
+    /// process is sending ([`NotificationError::InProgress`]).
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Smtp { transient, .. } => *transient,
             Self::HttpStatus { status, .. } => is_transient_status(*status),
-            Self::HttpTransport { .. } => true,
+            Self::HttpTransport { .. } | Self::InProgress { .. } => true,
             Self::Store(store) => store.is_transient(),
             Self::Subscribe {
                 source: messaging_core::MessagingError::Backend(backend),

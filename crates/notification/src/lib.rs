@@ -61,7 +61,7 @@ mod service;
 pub mod store;
 pub mod template;
 
-pub use config::NotificationConfig;
+pub use config::{InterruptedSendPolicy, NotificationConfig};
 pub use error::NotificationError;
 pub use requests::{
     BatchOutcome, EmailRequest, NotificationAction, PushRequest, SmsRequest,

@@ -4,7 +4,8 @@ use std::sync::Arc;
 use chrono::Utc;
 use futures::StreamExt;
 use messaging_model::{
-    MessageTemplate, Notification, NotificationKind, NotificationStatus, TemplateKind,
+    AttemptOutcome, DeliveryAttempt, MessageTemplate, Notification, NotificationKind,
+    NotificationStatus, TemplateKind,
 };
 use serde_json::{Value, json};
 use tracing::{Instrument, error, info_span, warn};
@@ -19,11 +20,10 @@ use crate::requests::{
     Variables,
 };
 use crate::store::{
-    InMemoryNotificationStore, InMemoryTemplateStore, NotificationStore, StatusUpdate,
-    TemplateStore,
+    InMemoryNotificationStore, InMemoryTemplateStore, NotificationStore, TemplateStore,
 };
 use crate::template::TemplateRenderer;
-use crate::{NotificationConfig, NotificationError};
+use crate::{InterruptedSendPolicy, NotificationConfig, NotificationError};
 
 /// Sends notifications through its channels, renders templates, and records
 /// every notification in the store.
@@ -278,6 +278,14 @@ impl NotificationService {
         &self,
         request: EmailRequest,
     ) -> Result<Notification, NotificationError> {
+        self.send_email_as(request, OnExisting::Replay).await
+    }
+
+    async fn send_email_as(
+        &self,
+        request: EmailRequest,
+        on_existing: OnExisting,
+    ) -> Result<Notification, NotificationError> {
         let channel = self.email_channel()?;
         let to = email_recipient(&request.to, request.to_name.as_deref())?;
         let mut email = EmailMessage::new(to, request.subject);
@@ -290,6 +298,7 @@ impl NotificationService {
             email,
             metadata,
             request.idempotency_key,
+            on_existing,
         )
         .await
     }
@@ -298,6 +307,15 @@ impl NotificationService {
     pub async fn send_email_with_template(
         &self,
         request: TemplatedEmailRequest,
+    ) -> Result<Notification, NotificationError> {
+        self.send_email_with_template_as(request, OnExisting::Replay)
+            .await
+    }
+
+    async fn send_email_with_template_as(
+        &self,
+        request: TemplatedEmailRequest,
+        on_existing: OnExisting,
     ) -> Result<Notification, NotificationError> {
         let channel = self.email_channel()?;
         let to = email_recipient(&request.to, request.to_name.as_deref())?;
@@ -320,6 +338,7 @@ impl NotificationService {
             email,
             metadata,
             request.idempotency_key,
+            on_existing,
         )
         .await
     }
@@ -353,6 +372,14 @@ impl NotificationService {
 
     /// Sends a text message.
     pub async fn send_sms(&self, request: SmsRequest) -> Result<Notification, NotificationError> {
+        self.send_sms_as(request, OnExisting::Replay).await
+    }
+
+    async fn send_sms_as(
+        &self,
+        request: SmsRequest,
+        on_existing: OnExisting,
+    ) -> Result<Notification, NotificationError> {
         let channel = self.sms_channel()?;
         let sms = SmsMessage::new(PhoneNumber::parse(&request.to)?, request.text);
         let metadata = json!({"to": sms.to.as_str()});
@@ -362,6 +389,7 @@ impl NotificationService {
             sms,
             metadata,
             request.idempotency_key,
+            on_existing,
         )
         .await
     }
@@ -370,6 +398,15 @@ impl NotificationService {
     pub async fn send_sms_with_template(
         &self,
         request: TemplatedSmsRequest,
+    ) -> Result<Notification, NotificationError> {
+        self.send_sms_with_template_as(request, OnExisting::Replay)
+            .await
+    }
+
+    async fn send_sms_with_template_as(
+        &self,
+        request: TemplatedSmsRequest,
+        on_existing: OnExisting,
     ) -> Result<Notification, NotificationError> {
         let channel = self.sms_channel()?;
         let to = PhoneNumber::parse(&request.to)?;
@@ -390,6 +427,7 @@ impl NotificationService {
             sms,
             metadata,
             request.idempotency_key,
+            on_existing,
         )
         .await
     }
@@ -409,6 +447,14 @@ impl NotificationService {
 
     /// Sends a push notification.
     pub async fn send_push(&self, request: PushRequest) -> Result<Notification, NotificationError> {
+        self.send_push_as(request, OnExisting::Replay).await
+    }
+
+    async fn send_push_as(
+        &self,
+        request: PushRequest,
+        on_existing: OnExisting,
+    ) -> Result<Notification, NotificationError> {
         let channel = self.push_channel()?;
         let mut push = PushMessage::new(request.device_token, request.title, request.body);
         push.data = request.data;
@@ -418,6 +464,7 @@ impl NotificationService {
             push,
             json!({}),
             request.idempotency_key,
+            on_existing,
         )
         .await
     }
@@ -427,6 +474,15 @@ impl NotificationService {
     pub async fn send_push_with_template(
         &self,
         request: TemplatedPushRequest,
+    ) -> Result<Notification, NotificationError> {
+        self.send_push_with_template_as(request, OnExisting::Replay)
+            .await
+    }
+
+    async fn send_push_with_template_as(
+        &self,
+        request: TemplatedPushRequest,
+        on_existing: OnExisting,
     ) -> Result<Notification, NotificationError> {
         let channel = self.push_channel()?;
         let (template, rendered) = self
@@ -449,6 +505,7 @@ impl NotificationService {
             push,
             json!({"template": template.name, "locale": template.locale}),
             request.idempotency_key,
+            on_existing,
         )
         .await
     }
@@ -503,32 +560,45 @@ impl NotificationService {
         &self,
         action: NotificationAction,
     ) -> Result<Notification, NotificationError> {
+        self.execute_as(action, OnExisting::Replay).await
+    }
+
+    async fn execute_as(
+        &self,
+        action: NotificationAction,
+        on_existing: OnExisting,
+    ) -> Result<Notification, NotificationError> {
         match action {
-            NotificationAction::Email(request) => self.send_email(request).await,
+            NotificationAction::Email(request) => self.send_email_as(request, on_existing).await,
             NotificationAction::TemplatedEmail(request) => {
-                self.send_email_with_template(request).await
+                self.send_email_with_template_as(request, on_existing).await
             }
-            NotificationAction::Sms(request) => self.send_sms(request).await,
-            NotificationAction::TemplatedSms(request) => self.send_sms_with_template(request).await,
-            NotificationAction::Push(request) => self.send_push(request).await,
+            NotificationAction::Sms(request) => self.send_sms_as(request, on_existing).await,
+            NotificationAction::TemplatedSms(request) => {
+                self.send_sms_with_template_as(request, on_existing).await
+            }
+            NotificationAction::Push(request) => self.send_push_as(request, on_existing).await,
             NotificationAction::TemplatedPush(request) => {
-                self.send_push_with_template(request).await
+                self.send_push_with_template_as(request, on_existing).await
             }
             NotificationAction::System(request) => self.send_system_notification(request).await,
         }
     }
 
     /// Runs an action at most once successfully per `key`, however often it is
-    /// asked, on **one** inbox row: a notification already sent under `key` is
-    /// returned as is; one recorded under `key` but not sent (it failed, or a
-    /// crashed consumer left it `pending`) is sent again on that same row, which
-    /// then ends `sent` or `failed`. A redelivered, retried or replayed event
-    /// never adds a row.
+    /// asked, on **one** inbox row, whose status says how far the send got:
     ///
-    /// A row left `pending` by a process that died after handing the message to
-    /// the provider but before recording the outcome is sent again (the
-    /// provider sees the same reference, the notification id, both times), so
-    /// such a crash can duplicate a send; nothing else does.
+    /// - `sent` (or `unknown`, see below): returned as is, nothing is sent;
+    /// - `pending` or `failed` (never handed to the provider, or refused by it):
+    ///   sent again on that row;
+    /// - `sending`: an earlier send was interrupted (its process died) after it
+    ///   may have reached the provider. An `unknown` attempt is logged and the
+    ///   channel's [`InterruptedSendPolicy`](crate::InterruptedSendPolicy) decides: `resend` sends
+    ///   again on that row (the one case that can duplicate a message), and
+    ///   `mark_unknown` leaves the row `unknown` and sends nothing.
+    ///
+    /// Every attempt is logged ([`NotificationStore::list_attempts`]). A
+    /// redelivered, retried or replayed event never adds a row.
     pub async fn execute_once(
         &self,
         action: NotificationAction,
@@ -538,16 +608,18 @@ impl NotificationService {
             .notifications
             .find_by_idempotency_key(action.user_id(), key)
             .await?
-            && done.status == NotificationStatus::Sent
+            && matches!(
+                done.status,
+                NotificationStatus::Sent | NotificationStatus::Unknown
+            )
         {
             return Ok(done);
         }
-        RESUME_UNSENT
-            .scope(
-                (),
-                self.execute(action.with_idempotency_key(key.to_owned())),
-            )
-            .await
+        self.execute_as(
+            action.with_idempotency_key(key.to_owned()),
+            OnExisting::Resume,
+        )
+        .await
     }
 
     // ---- plumbing --------------------------------------------------------------
@@ -585,6 +657,7 @@ impl NotificationService {
         email: EmailMessage,
         metadata: Value,
         idempotency_key: Option<String>,
+        on_existing: OnExisting,
     ) -> Result<Notification, NotificationError> {
         email.check()?;
         let content = email
@@ -595,9 +668,14 @@ impl NotificationService {
         let notification =
             Notification::new(user_id, NotificationKind::Email, &email.subject, content)
                 .with_metadata(metadata);
-        self.deliver(notification, idempotency_key, |reference| async move {
-            channel.send_email(&email.with_reference(reference)).await
-        })
+        let provider = channel.provider().to_owned();
+        self.deliver(
+            notification,
+            idempotency_key,
+            on_existing,
+            &provider,
+            |reference| async move { channel.send_email(&email.with_reference(reference)).await },
+        )
         .await
     }
 
@@ -610,13 +688,19 @@ impl NotificationService {
         sms: SmsMessage,
         metadata: Value,
         idempotency_key: Option<String>,
+        on_existing: OnExisting,
     ) -> Result<Notification, NotificationError> {
         sms.check()?;
         let notification = Notification::new(user_id, NotificationKind::Sms, "SMS", &sms.text)
             .with_metadata(metadata);
-        self.deliver(notification, idempotency_key, |reference| async move {
-            channel.send_sms(&sms.with_reference(reference)).await
-        })
+        let provider = channel.provider().to_owned();
+        self.deliver(
+            notification,
+            idempotency_key,
+            on_existing,
+            &provider,
+            |reference| async move { channel.send_sms(&sms.with_reference(reference)).await },
+        )
         .await
     }
 
@@ -629,6 +713,7 @@ impl NotificationService {
         push: PushMessage,
         mut metadata: Value,
         idempotency_key: Option<String>,
+        on_existing: OnExisting,
     ) -> Result<Notification, NotificationError> {
         push.check()?;
         if let Value::Object(map) = &mut metadata
@@ -639,9 +724,14 @@ impl NotificationService {
         let notification =
             Notification::new(user_id, NotificationKind::Push, &push.title, &push.body)
                 .with_metadata(metadata);
-        self.deliver(notification, idempotency_key, |reference| async move {
-            channel.send_push(&push.with_reference(reference)).await
-        })
+        let provider = channel.provider().to_owned();
+        self.deliver(
+            notification,
+            idempotency_key,
+            on_existing,
+            &provider,
+            |reference| async move { channel.send_push(&push.with_reference(reference)).await },
+        )
         .await
     }
 
@@ -675,12 +765,16 @@ impl NotificationService {
             .await
     }
 
-    /// Records `notification` as pending, runs `send` with its id as the
-    /// reference, and records the outcome.
+    /// Records `notification` as pending, then attempts it (see
+    /// [`attempt`](Self::attempt)). With an idempotency key already used by the
+    /// user, the row recorded under it is replayed, or with
+    /// [`OnExisting::Resume`] resumed.
     async fn deliver<F, Fut>(
         &self,
         mut notification: Notification,
         idempotency_key: Option<String>,
+        on_existing: OnExisting,
+        provider: &str,
         send: F,
     ) -> Result<Notification, NotificationError>
     where
@@ -694,13 +788,10 @@ impl NotificationService {
                 .find_by_idempotency_key(&notification.user_id, &key)
                 .await?
             {
-                if existing.status == NotificationStatus::Sent
-                    || RESUME_UNSENT.try_with(|_| ()).is_err()
-                {
-                    return replay(existing);
-                }
-                // Within `execute_once`: send again on the row already recorded.
-                return self.resend(existing, send).await;
+                return match on_existing {
+                    OnExisting::Replay => replay(existing),
+                    OnExisting::Resume => self.resume(existing, provider, send).await,
+                };
             }
             notification.idempotency_key = Some(key);
         }
@@ -718,16 +809,18 @@ impl NotificationService {
                 }
                 Err(error) => return Err(error.into()),
             }
-            self.send_recorded(notification, send).await
+            self.attempt(notification, provider, send).await
         }
         .instrument(span)
         .await
     }
 
-    /// Sends a notification recorded earlier and not sent, on its own row.
-    async fn resend<F, Fut>(
+    /// Carries on with a notification recorded earlier under the same key, as
+    /// [`execute_once`](Self::execute_once) describes.
+    async fn resume<F, Fut>(
         &self,
-        notification: Notification,
+        existing: Notification,
+        provider: &str,
         send: F,
     ) -> Result<Notification, NotificationError>
     where
@@ -736,61 +829,166 @@ impl NotificationService {
     {
         let span = info_span!(
             "notification_send",
-            notification_id = %notification.id,
-            kind = notification.kind.as_str(),
-            user_id = %notification.user_id,
-            resumed_from = notification.status.as_str(),
+            notification_id = %existing.id,
+            kind = existing.kind.as_str(),
+            user_id = %existing.user_id,
+            resumed_from = existing.status.as_str(),
         );
-        self.send_recorded(notification, send)
-            .instrument(span)
-            .await
+        async move {
+            match existing.status {
+                NotificationStatus::Sent | NotificationStatus::Unknown => Ok(existing),
+                NotificationStatus::Pending | NotificationStatus::Failed => {
+                    self.attempt(existing, provider, send).await
+                }
+                NotificationStatus::Sending => {
+                    let policy = self.config.interrupted_send(existing.kind);
+                    let interrupted = DeliveryAttempt::new(
+                        &existing,
+                        existing.attempts,
+                        provider,
+                        AttemptOutcome::Unknown,
+                    )
+                    .with_started_at(existing.last_attempt_at.unwrap_or(existing.created_at))
+                    .with_error(INTERRUPTED);
+                    match policy {
+                        InterruptedSendPolicy::MarkUnknown => {
+                            warn!(
+                                attempt = existing.attempts,
+                                "an interrupted send may or may not have arrived; marked unknown, not sent again"
+                            );
+                            Ok(self.notifications.record_attempt(&interrupted).await?)
+                        }
+                        InterruptedSendPolicy::Resend => {
+                            warn!(
+                                attempt = existing.attempts,
+                                "an interrupted send may or may not have arrived; sending again"
+                            );
+                            // Begin the new attempt first: only the process that
+                            // wins it logs the interrupted one, which then leaves
+                            // the row's (newer) status alone.
+                            let Some(sending) = self.begin(&existing).await? else {
+                                return self.current(&existing).await;
+                            };
+                            self.notifications.record_attempt(&interrupted).await?;
+                            self.finish(sending, provider, send).await
+                        }
+                    }
+                }
+            }
+        }
+        .instrument(span)
+        .await
     }
 
-    /// Runs `send` with the recorded notification's id as the reference, and
-    /// records the outcome on its row.
-    async fn send_recorded<F, Fut>(
+    /// One attempt of a recorded, unsent notification: marks it `sending`
+    /// (compare-and-set on its attempt count), runs `send` with its id as the
+    /// reference, and logs the attempt with its outcome. When another process
+    /// started an attempt first, that one's result is returned instead.
+    async fn attempt<F, Fut>(
         &self,
-        mut notification: Notification,
+        notification: Notification,
+        provider: &str,
         send: F,
     ) -> Result<Notification, NotificationError>
     where
         F: FnOnce(String) -> Fut,
         Fut: Future<Output = Result<SendReceipt, NotificationError>>,
     {
+        match self.begin(&notification).await? {
+            Some(sending) => self.finish(sending, provider, send).await,
+            None => self.current(&notification).await,
+        }
+    }
+
+    /// Marks `notification` `sending`; `None` when another process moved it on.
+    async fn begin(
+        &self,
+        notification: &Notification,
+    ) -> Result<Option<Notification>, NotificationError> {
+        match self
+            .notifications
+            .begin_attempt(notification.id, notification.attempts, Utc::now())
+            .await
         {
-            match send(notification.id.to_string()).await {
-                Ok(receipt) => {
-                    let at = Utc::now();
-                    match self
-                        .notifications
-                        .update_status(notification.id, StatusUpdate::Sent { at })
-                        .await
-                    {
-                        Ok(updated) => Ok(updated),
-                        Err(store_error) => {
-                            // It went out: report success, and say loudly that the
-                            // history could not be updated.
-                            error!(error = %store_error, provider = %receipt.provider, "sent, but the notification could not be marked sent");
-                            notification.status = NotificationStatus::Sent;
-                            notification.sent_at = Some(at);
-                            Ok(notification)
-                        }
+            Ok(sending) => Ok(Some(sending)),
+            Err(conflict) if conflict.is_conflict() => Ok(None),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// What to answer when another process started an attempt of
+    /// `notification` first: its outcome when it has one (`sent`, `unknown`),
+    /// else [`NotificationError::InProgress`] (transient: the event is retried
+    /// and finds the outcome then).
+    async fn current(
+        &self,
+        notification: &Notification,
+    ) -> Result<Notification, NotificationError> {
+        let current = self
+            .notifications
+            .get_notification(&notification.user_id, notification.id)
+            .await?;
+        match current.status {
+            NotificationStatus::Sent | NotificationStatus::Unknown => Ok(current),
+            _ => Err(NotificationError::InProgress {
+                notification: Box::new(current),
+            }),
+        }
+    }
+
+    /// Hands a `sending` notification to its provider and logs the attempt.
+    async fn finish<F, Fut>(
+        &self,
+        mut sending: Notification,
+        provider: &str,
+        send: F,
+    ) -> Result<Notification, NotificationError>
+    where
+        F: FnOnce(String) -> Fut,
+        Fut: Future<Output = Result<SendReceipt, NotificationError>>,
+    {
+        let started_at = sending.last_attempt_at.unwrap_or_else(Utc::now);
+        let clock = std::time::Instant::now();
+        let result = send(sending.id.to_string()).await;
+        let elapsed = clock.elapsed();
+        match result {
+            Ok(receipt) => {
+                let attempt = DeliveryAttempt::new(
+                    &sending,
+                    sending.attempts,
+                    &receipt.provider,
+                    AttemptOutcome::Sent,
+                )
+                .with_started_at(started_at)
+                .with_duration(elapsed);
+                match self.notifications.record_attempt(&attempt).await {
+                    Ok(updated) => Ok(updated),
+                    Err(store_error) => {
+                        // It went out: report success, and say loudly that the
+                        // history could not be updated (the row stays `sending`,
+                        // so a redelivery applies the interrupted-send policy).
+                        error!(error = %store_error, provider = %receipt.provider, "sent, but the notification could not be marked sent");
+                        sending.status = NotificationStatus::Sent;
+                        sending.sent_at = Some(attempt.finished_at());
+                        Ok(sending)
                     }
                 }
-                Err(send_error) => {
-                    warn!(error = %send_error, transient = send_error.is_transient(), "send failed");
-                    let update = StatusUpdate::Failed {
-                        error: send_error.to_string(),
-                    };
-                    if let Err(store_error) = self
-                        .notifications
-                        .update_status(notification.id, update)
-                        .await
-                    {
-                        error!(error = %store_error, "the failure could not be recorded");
-                    }
-                    Err(send_error)
+            }
+            Err(send_error) => {
+                warn!(error = %send_error, transient = send_error.is_transient(), "send failed");
+                let attempt = DeliveryAttempt::new(
+                    &sending,
+                    sending.attempts,
+                    provider,
+                    AttemptOutcome::Failed,
+                )
+                .with_started_at(started_at)
+                .with_duration(elapsed)
+                .with_error(send_error.to_string());
+                if let Err(store_error) = self.notifications.record_attempt(&attempt).await {
+                    error!(error = %store_error, "the failure could not be recorded");
                 }
+                Err(send_error)
             }
         }
     }
@@ -820,12 +1018,18 @@ fn check_user(user_id: &str) -> Result<(), NotificationError> {
     Ok(())
 }
 
-tokio::task_local! {
-    /// Set while [`NotificationService::execute_once`] runs its action: a row
-    /// already recorded under the key and not sent is sent again on that row
-    /// instead of being reported as a previous failure.
-    static RESUME_UNSENT: ();
+/// What a send does when its idempotency key is already used by the user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OnExisting {
+    /// Return the first result (the public `send_*` calls).
+    Replay,
+    /// Carry on with the recorded row ([`NotificationService::execute_once`]).
+    Resume,
 }
+
+/// The error of an attempt whose process died before recording its outcome.
+const INTERRUPTED: &str =
+    "the sending process stopped after handing it over and before recording the outcome";
 
 /// The first result of an idempotent send.
 fn replay(existing: Notification) -> Result<Notification, NotificationError> {

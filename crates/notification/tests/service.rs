@@ -577,3 +577,142 @@ async fn execute_once_sends_a_row_a_crashed_consumer_left_pending_on_that_row() 
     assert_eq!(rows.len(), 1, "no second row: {rows:?}");
     assert_eq!(email.sent().len(), 1);
 }
+
+#[tokio::test]
+async fn every_attempt_of_execute_once_is_in_the_attempt_log() {
+    use messaging_model::AttemptOutcome;
+    use notification::{EmailRequest, NotificationAction};
+    let Setup {
+        service,
+        email,
+        store,
+        ..
+    } = setup();
+    let action = || {
+        NotificationAction::Email(EmailRequest::new(
+            "u3",
+            "cy@example.com",
+            "Welcome",
+            "Hello",
+        ))
+    };
+    let key = "user.registered:u3:0";
+    email.fail_next(2, StubFailure::Transient);
+    for _ in 0..2 {
+        service.execute_once(action(), key).await.unwrap_err();
+    }
+    let sent = service.execute_once(action(), key).await.unwrap();
+    service.execute_once(action(), key).await.unwrap();
+    assert_eq!(sent.attempts, 3);
+    let log = store.list_attempts("u3", sent.id).await.unwrap();
+    let outcomes: Vec<(u32, AttemptOutcome)> = log.iter().map(|a| (a.number, a.outcome)).collect();
+    assert_eq!(
+        outcomes,
+        [
+            (1, AttemptOutcome::Failed),
+            (2, AttemptOutcome::Failed),
+            (3, AttemptOutcome::Sent)
+        ],
+        "one entry per attempt, none for the redelivery after success"
+    );
+    assert!(
+        log.iter()
+            .all(|a| a.provider == "recording" && a.duration_ms.is_some())
+    );
+    assert!(
+        log[0].error.as_deref().unwrap_or_default().contains("451"),
+        "{log:?}"
+    );
+    assert_eq!(log[2].error, None);
+}
+
+/// What a worker killed after handing the email over and before recording the
+/// outcome leaves: the row `sending`, attempt 1 begun.
+async fn interrupted_send(store: &InMemoryNotificationStore, user: &str, key: &str) -> uuid::Uuid {
+    use messaging_model::Notification;
+    let mut row = Notification::new(user, NotificationKind::Email, "Welcome", "Hello");
+    row.idempotency_key = Some(key.to_owned());
+    store.record(&row).await.unwrap();
+    store
+        .begin_attempt(row.id, 0, chrono::Utc::now())
+        .await
+        .unwrap();
+    row.id
+}
+
+#[tokio::test]
+async fn an_interrupted_send_is_sent_again_under_resend_and_logged_unknown() {
+    use messaging_model::AttemptOutcome;
+    use notification::{EmailRequest, NotificationAction};
+    let Setup {
+        service,
+        email,
+        store,
+        ..
+    } = setup();
+    let key = "user.registered:u4:0";
+    let id = interrupted_send(&store, "u4", key).await;
+    let action = NotificationAction::Email(EmailRequest::new(
+        "u4",
+        "di@example.com",
+        "Welcome",
+        "Hello",
+    ));
+    let sent = service.execute_once(action, key).await.unwrap();
+    assert_eq!(
+        (sent.id, sent.status, sent.attempts),
+        (id, NotificationStatus::Sent, 2)
+    );
+    assert_eq!(email.sent().len(), 1, "sent again (the default policy)");
+    let log = store.list_attempts("u4", id).await.unwrap();
+    let outcomes: Vec<(u32, AttemptOutcome)> = log.iter().map(|a| (a.number, a.outcome)).collect();
+    assert_eq!(
+        outcomes,
+        [(1, AttemptOutcome::Unknown), (2, AttemptOutcome::Sent)]
+    );
+    assert_eq!(log[0].duration_ms, None);
+    assert_eq!(store.for_user("u4").len(), 1, "still one row");
+}
+
+#[tokio::test]
+async fn an_interrupted_send_is_marked_unknown_under_mark_unknown_and_never_sent_again() {
+    use messaging_model::AttemptOutcome;
+    use notification::{
+        EmailRequest, InterruptedSendPolicy, NotificationAction, NotificationConfig,
+    };
+    let Setup {
+        service,
+        email,
+        store,
+        ..
+    } = setup();
+    let service = service.with_config(
+        NotificationConfig::default()
+            .with_interrupted_send(NotificationKind::Email, InterruptedSendPolicy::MarkUnknown),
+    );
+    let key = "user.registered:u5:0";
+    let id = interrupted_send(&store, "u5", key).await;
+    let action = || {
+        NotificationAction::Email(EmailRequest::new(
+            "u5",
+            "ed@example.com",
+            "Welcome",
+            "Hello",
+        ))
+    };
+    let marked = service.execute_once(action(), key).await.unwrap();
+    assert_eq!(
+        (marked.id, marked.status),
+        (id, NotificationStatus::Unknown)
+    );
+    // Redelivered again: still nothing sent, nothing more logged.
+    let again = service.execute_once(action(), key).await.unwrap();
+    assert_eq!(again.status, NotificationStatus::Unknown);
+    assert_eq!(email.attempts(), 0, "mark_unknown never sends again");
+    let log = store.list_attempts("u5", id).await.unwrap();
+    assert_eq!(log.len(), 1);
+    assert_eq!(
+        (log[0].number, log[0].outcome),
+        (1, AttemptOutcome::Unknown)
+    );
+}

@@ -361,6 +361,10 @@ pub(crate) fn classify(error: lettre::transport::smtp::Error) -> NotificationErr
 
 #[async_trait]
 impl EmailChannel for SmtpEmailChannel {
+    fn provider(&self) -> &str {
+        "smtp"
+    }
+
     async fn send_email(&self, email: &EmailMessage) -> Result<SendReceipt, NotificationError> {
         let message = self.build(email)?;
         let message_id = message

@@ -250,6 +250,12 @@ pub trait EmailChannel: Send + Sync + 'static {
     /// Sends one email. Transient errors (SMTP 4xx, timeouts, connection
     /// failures) may succeed later; permanent ones (SMTP 5xx) will not.
     async fn send_email(&self, email: &EmailMessage) -> Result<SendReceipt, NotificationError>;
+
+    /// The provider's name in the attempt log (`"smtp"`); `"email"` unless the
+    /// implementation says otherwise.
+    fn provider(&self) -> &str {
+        "email"
+    }
 }
 
 /// Sends text messages.
@@ -257,6 +263,12 @@ pub trait EmailChannel: Send + Sync + 'static {
 pub trait SmsChannel: Send + Sync + 'static {
     /// Sends one text message.
     async fn send_sms(&self, sms: &SmsMessage) -> Result<SendReceipt, NotificationError>;
+
+    /// The provider's name in the attempt log (`"twilio"`, `"webhook"`); `"sms"`
+    /// unless the implementation says otherwise.
+    fn provider(&self) -> &str {
+        "sms"
+    }
 }
 
 /// Sends push notifications.
@@ -264,4 +276,10 @@ pub trait SmsChannel: Send + Sync + 'static {
 pub trait PushChannel: Send + Sync + 'static {
     /// Sends one push notification.
     async fn send_push(&self, push: &PushMessage) -> Result<SendReceipt, NotificationError>;
+
+    /// The provider's name in the attempt log (`"fcm"`, `"webhook"`); `"push"`
+    /// unless the implementation says otherwise.
+    fn provider(&self) -> &str {
+        "push"
+    }
 }

@@ -149,6 +149,10 @@ impl FcmPushProvider {
 
 #[async_trait]
 impl PushChannel for FcmPushProvider {
+    fn provider(&self) -> &str {
+        "fcm"
+    }
+
     async fn send_push(&self, push: &PushMessage) -> Result<SendReceipt, NotificationError> {
         push.check()?;
         let token = self.tokens.access_token().await?;
@@ -198,6 +202,10 @@ impl WebhookPushProvider {
 
 #[async_trait]
 impl PushChannel for WebhookPushProvider {
+    fn provider(&self) -> &str {
+        "webhook"
+    }
+
     async fn send_push(&self, push: &PushMessage) -> Result<SendReceipt, NotificationError> {
         push.check()?;
         let body = json!({

@@ -163,6 +163,10 @@ impl<M: Clone + Send + Sync + 'static> RecordingChannel<M> {
 
 #[async_trait]
 impl EmailChannel for RecordingChannel<EmailMessage> {
+    fn provider(&self) -> &str {
+        "recording"
+    }
+
     async fn send_email(&self, email: &EmailMessage) -> Result<SendReceipt, NotificationError> {
         email.check()?;
         self.accept(email).map_err(|failure| {
@@ -195,6 +199,10 @@ fn http_failure(failure: StubFailure) -> NotificationError {
 
 #[async_trait]
 impl SmsChannel for RecordingChannel<SmsMessage> {
+    fn provider(&self) -> &str {
+        "recording"
+    }
+
     async fn send_sms(&self, sms: &SmsMessage) -> Result<SendReceipt, NotificationError> {
         sms.check()?;
         self.accept(sms).map_err(http_failure)?;
@@ -204,6 +212,10 @@ impl SmsChannel for RecordingChannel<SmsMessage> {
 
 #[async_trait]
 impl PushChannel for RecordingChannel<PushMessage> {
+    fn provider(&self) -> &str {
+        "recording"
+    }
+
     async fn send_push(&self, push: &PushMessage) -> Result<SendReceipt, NotificationError> {
         push.check()?;
         self.accept(push).map_err(http_failure)?;

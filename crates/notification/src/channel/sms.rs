@@ -37,6 +37,10 @@ impl WebhookSmsProvider {
 
 #[async_trait]
 impl SmsChannel for WebhookSmsProvider {
+    fn provider(&self) -> &str {
+        "webhook"
+    }
+
     async fn send_sms(&self, sms: &SmsMessage) -> Result<SendReceipt, NotificationError> {
         sms.check()?;
         let body = json!({"to": sms.to.as_str(), "text": sms.text, "reference": sms.reference});
@@ -156,6 +160,10 @@ impl TwilioSmsProvider {
 
 #[async_trait]
 impl SmsChannel for TwilioSmsProvider {
+    fn provider(&self) -> &str {
+        "twilio"
+    }
+
     async fn send_sms(&self, sms: &SmsMessage) -> Result<SendReceipt, NotificationError> {
         sms.check()?;
         let form = [

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use messaging_model::{MessageTemplate, Notification, NotificationStatus};
+use messaging_model::{
+    AttemptOutcome, DeliveryAttempt, MessageTemplate, Notification, NotificationStatus,
+};
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -26,6 +28,7 @@ fn unavailable() -> StoreError {
 struct NotificationState {
     by_id: BTreeMap<Uuid, Notification>,
     by_key: HashMap<(String, String), Uuid>,
+    attempts: HashMap<Uuid, Vec<DeliveryAttempt>>,
     unavailable: bool,
 }
 
@@ -204,6 +207,7 @@ fn insert(state: &mut NotificationState, notification: &Notification) {
     stored.created_at = micros(stored.created_at);
     stored.sent_at = stored.sent_at.map(micros);
     stored.read_at = stored.read_at.map(micros);
+    stored.last_attempt_at = stored.last_attempt_at.map(micros);
     state.by_id.insert(notification.id, stored);
 }
 
@@ -219,7 +223,14 @@ fn owned<'a>(
         .ok_or_else(|| StoreError::notification_not_found(id))
 }
 
+fn attempt_conflict(id: Uuid, seen_attempts: u32) -> StoreError {
+    StoreError::Conflict {
+        what: format!("notification {id} is sent or moved past attempt {seen_attempts}"),
+    }
+}
+
 fn remove(state: &mut NotificationState, id: Uuid) {
+    state.attempts.remove(&id);
     if let Some(removed) = state.by_id.remove(&id)
         && let Some(key) = removed.idempotency_key
     {
@@ -289,6 +300,83 @@ impl NotificationStore for InMemoryNotificationStore {
                 }
             }
             Ok(notification.clone())
+        })
+    }
+
+    async fn begin_attempt(
+        &self,
+        id: Uuid,
+        seen_attempts: u32,
+        at: DateTime<Utc>,
+    ) -> Result<Notification, StoreError> {
+        self.change(|state| {
+            let notification = state
+                .by_id
+                .get_mut(&id)
+                .ok_or_else(|| StoreError::notification_not_found(id))?;
+            if notification.status == NotificationStatus::Sent
+                || notification.attempts != seen_attempts
+            {
+                return Err(attempt_conflict(id, seen_attempts));
+            }
+            notification.status = NotificationStatus::Sending;
+            notification.attempts = seen_attempts.saturating_add(1);
+            notification.last_attempt_at = Some(micros(at));
+            Ok(notification.clone())
+        })
+    }
+
+    async fn record_attempt(&self, attempt: &DeliveryAttempt) -> Result<Notification, StoreError> {
+        self.change(|state| {
+            let id = attempt.notification_id;
+            let notification = state
+                .by_id
+                .get_mut(&id)
+                .ok_or_else(|| StoreError::notification_not_found(id))?;
+            let latest = attempt.number == notification.attempts;
+            match attempt.outcome {
+                _ if notification.status == NotificationStatus::Sent => {}
+                AttemptOutcome::Sent => {
+                    notification.status = NotificationStatus::Sent;
+                    notification.sent_at = Some(micros(attempt.finished_at()));
+                    notification.error = None;
+                }
+                AttemptOutcome::Failed if latest => {
+                    notification.status = NotificationStatus::Failed;
+                    notification.error.clone_from(&attempt.error);
+                }
+                AttemptOutcome::Unknown if latest => {
+                    notification.status = NotificationStatus::Unknown;
+                    notification.error.clone_from(&attempt.error);
+                }
+                AttemptOutcome::Failed | AttemptOutcome::Unknown => {}
+            }
+            let updated = notification.clone();
+            let mut logged = attempt.clone();
+            logged.started_at = micros(logged.started_at);
+            state.attempts.entry(id).or_default().push(logged);
+            Ok(updated)
+        })
+    }
+
+    async fn list_attempts(
+        &self,
+        user_id: &str,
+        notification_id: Uuid,
+    ) -> Result<Vec<DeliveryAttempt>, StoreError> {
+        self.read(|state| {
+            state
+                .by_id
+                .get(&notification_id)
+                .filter(|notification| notification.user_id == user_id)
+                .ok_or_else(|| StoreError::notification_not_found(notification_id))?;
+            let mut attempts = state
+                .attempts
+                .get(&notification_id)
+                .cloned()
+                .unwrap_or_default();
+            attempts.sort_by_key(|attempt| attempt.number);
+            Ok(attempts)
         })
     }
 

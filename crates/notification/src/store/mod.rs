@@ -11,7 +11,7 @@ pub use memory::{InMemoryNotificationStore, InMemoryTemplateStore};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use messaging_model::{MessageTemplate, Notification, NotificationKind};
+use messaging_model::{DeliveryAttempt, MessageTemplate, Notification, NotificationKind};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use uuid::Uuid;
@@ -248,8 +248,10 @@ pub struct InboxPage {
 ///
 /// Every call that reads or changes a user's notifications takes the user id and
 /// touches only that user's rows: another user's id is reported as
-/// [`StoreError::NotFound`] and nothing changes. The two calls without a user id,
-/// [`update_status`](Self::update_status) and
+/// [`StoreError::NotFound`] and nothing changes. The calls without a user id,
+/// [`update_status`](Self::update_status),
+/// [`begin_attempt`](Self::begin_attempt),
+/// [`record_attempt`](Self::record_attempt) and
 /// [`purge_older_than`](Self::purge_older_than), are for the sender and for
 /// retention jobs, never for requests made on a user's behalf.
 ///
@@ -274,6 +276,47 @@ pub trait NotificationStore: Send + Sync + 'static {
         id: Uuid,
         update: StatusUpdate,
     ) -> Result<Notification, StoreError>;
+
+    /// Starts attempt `seen_attempts + 1` of a notification not yet sent: status
+    /// `sending`, `attempts` one more, `last_attempt_at` = `at` (to the
+    /// microsecond). A compare-and-set: when the notification is `sent`, or its
+    /// attempt count is no longer `seen_attempts` (another process started an
+    /// attempt meanwhile), nothing changes and the answer is
+    /// [`StoreError::Conflict`]. Returns the updated notification.
+    ///
+    /// A sender calls this *before* handing the notification to its provider, so
+    /// that a later delivery of the same event can tell "never handed over"
+    /// (`pending`, `failed`) from "the outcome is unknown" (`sending`).
+    async fn begin_attempt(
+        &self,
+        id: Uuid,
+        seen_attempts: u32,
+        at: DateTime<Utc>,
+    ) -> Result<Notification, StoreError>;
+
+    /// Appends `attempt` to the attempt log and sets its notification's status
+    /// from the outcome, in one step:
+    ///
+    /// - `sent`: status `sent`, `sent_at` = the attempt's end, no error, whichever
+    ///   attempt it was (a notification that reached its provider is sent);
+    /// - `failed` / `unknown`: status `failed` / `unknown` with the attempt's
+    ///   error, only when the attempt is the notification's latest
+    ///   (`number == attempts`): a late report of an older attempt never
+    ///   overwrites a newer one's state.
+    ///
+    /// A notification already `sent` stays `sent`; the attempt is logged all the
+    /// same. Returns the updated notification; [`StoreError::NotFound`] when
+    /// there is no such notification (nothing is logged then).
+    async fn record_attempt(&self, attempt: &DeliveryAttempt) -> Result<Notification, StoreError>;
+
+    /// The attempt log of one of the user's notifications, in attempt order
+    /// (empty for a notification never attempted; [`StoreError::NotFound`] for
+    /// another user's). Deleting or purging a notification deletes its attempts.
+    async fn list_attempts(
+        &self,
+        user_id: &str,
+        notification_id: Uuid,
+    ) -> Result<Vec<DeliveryAttempt>, StoreError>;
 
     /// One of the user's notifications.
     async fn get_notification(&self, user_id: &str, id: Uuid) -> Result<Notification, StoreError>;
