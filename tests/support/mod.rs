@@ -247,6 +247,25 @@ timeout = "5s"
             .unwrap_or(0)
     }
 
+    /// The first column of the first row of `sql`, in which `{schema}` stands
+    /// for this test's schema (0 when the query fails: the schema is not there yet).
+    pub async fn count(&self, sql: &str) -> i64 {
+        let sql = sql.replace("{schema}", &self.schema);
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .fetch_one(&self.pool)
+            .await
+            .unwrap_or(0)
+    }
+
+    /// Rows of `sql` as (text, count) pairs, `{schema}` as in [`Env::count`].
+    pub async fn counts(&self, sql: &str) -> Vec<(String, i64)> {
+        let sql = sql.replace("{schema}", &self.schema);
+        sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&self.pool)
+            .await
+            .expect("the query runs")
+    }
+
     /// Removes the Redis keys and the schema of this test.
     pub async fn cleanup(self) {
         for topic in self.messaging.list_topics().await.unwrap_or_default() {
@@ -391,6 +410,19 @@ impl Worker {
                 ),
             }
         }
+    }
+
+    /// SIGKILLs the worker (no shutdown of any kind) and waits until it is gone.
+    pub async fn kill(mut self) -> Vec<String> {
+        self.child.start_kill().expect("SIGKILL is sent");
+        tokio::time::timeout(DEADLINE, self.child.wait())
+            .await
+            .expect("a killed worker is reaped")
+            .expect("the worker's status");
+        while let Ok(line) = self.lines.try_recv() {
+            self.log.push(line);
+        }
+        self.log
     }
 
     /// Sends SIGTERM and waits for the exit code.
