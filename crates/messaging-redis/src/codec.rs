@@ -27,12 +27,23 @@ pub(crate) fn encode(message: &Message) -> Result<Vec<u8>, BackendError> {
     serde_json::to_vec(message).map_err(BackendError::command)
 }
 
-/// Checks a message as [`Message::validate`] does, given the length of its JSON:
-/// a message whose whole JSON is within the payload limit has a payload within
-/// it too, so the payload is measured (serialised again) only when it may not be.
-fn check_limits(message: &Message, json_len: usize) -> Result<(), ValidationError> {
+/// Checks a message as [`Message::validate`] does, given its JSON: a message
+/// whose whole JSON is within the payload limit has a payload within it too,
+/// and one whose JSON opens at most [`messaging_model::MAX_JSON_DEPTH`] arrays
+/// and objects cannot nest deeper, so the payload is measured (serialised
+/// again, walked) only when it may break a limit.
+fn check_limits(message: &Message, json: &[u8]) -> Result<(), ValidationError> {
     messaging_model::validate_topic(&message.topic)?;
-    if !message.payload.is_object() || json_len > messaging_model::MAX_PAYLOAD_BYTES {
+    let may_be_too_deep = || {
+        json.iter()
+            .filter(|&&byte| byte == b'{' || byte == b'[')
+            .count()
+            > messaging_model::MAX_JSON_DEPTH
+    };
+    if !message.payload.is_object()
+        || json.len() > messaging_model::MAX_PAYLOAD_BYTES
+        || may_be_too_deep()
+    {
         messaging_model::validate_payload(&message.payload)?;
     }
     messaging_model::validate_max_retry(message.max_retry)
@@ -41,7 +52,7 @@ fn check_limits(message: &Message, json_len: usize) -> Result<(), ValidationErro
 /// The JSON of a message, after checking it.
 pub(crate) fn encode_valid(message: &Message) -> Result<Vec<u8>, BackendError> {
     let json = encode(message)?;
-    check_limits(message, json.len())?;
+    check_limits(message, &json)?;
     Ok(json)
 }
 
@@ -68,7 +79,7 @@ pub(crate) fn decode(
     {
         Some((_, json)) => match serde_json::from_slice::<Message>(json) {
             Ok(message) => {
-                check_limits(&message, json.len())
+                check_limits(&message, json)
                     .map_err(|error| format!("invalid message: {error}"))?;
                 message
             }
@@ -686,6 +697,32 @@ mod tests {
             json!({ "undecodable_entry": { "id": "1-0", "bytes": 12, "fields": [["m", {"hex": "ff7b"}], ["other", "text"]] } })
         );
         assert_eq!(message.error.as_deref(), Some(reason.as_str()));
+    }
+
+    #[test]
+    fn the_full_form_is_held_to_the_depth_limit_too() {
+        // Found by the property tests: the library's own form skipped the
+        // depth check whenever its JSON was small, so a payload nested 65 deep
+        // was delivered from Redis (and published through the backend).
+        let nest = |depth: usize| {
+            let mut message = Message::new("a.b", json!({})).unwrap();
+            message.payload = (1..depth).fold(json!({}), |inner, _| json!({ "k": inner }));
+            message
+        };
+        let deep = nest(messaging_model::MAX_JSON_DEPTH + 1);
+        let fields = vec![(b"m".to_vec(), encode(&deep).unwrap())];
+        let reason = decode_entry(&fields).unwrap_err();
+        assert!(reason.starts_with("invalid message: "), "{reason}");
+        assert!(matches!(
+            encode_valid(&deep),
+            Err(BackendError::Validation(
+                ValidationError::PayloadTooDeep { .. }
+            ))
+        ));
+        let at_limit = nest(messaging_model::MAX_JSON_DEPTH);
+        let fields = vec![(b"m".to_vec(), encode(&at_limit).unwrap())];
+        assert!(decode_entry(&fields).is_ok());
+        assert!(encode_valid(&at_limit).is_ok());
     }
 
     #[test]
