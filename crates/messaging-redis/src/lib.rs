@@ -65,6 +65,8 @@ mod error;
 mod keys;
 mod maintenance;
 mod pool;
+#[cfg(test)]
+mod properties;
 mod reading;
 mod scripts;
 
