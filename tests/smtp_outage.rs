@@ -6,7 +6,9 @@
 //! doubling up to 1 s, 10 retries: the outage spans four to five retries, as a
 //! 20 s outage spans several retries of the default minutes-scale schedule.
 //! Before the fix, each message's own `max_retry` (2 here) and the channel's
-//! in-place retries dead-lettered every event within about a second.
+//! in-place retries dead-lettered every event within about a second. Each
+//! user's attempt log (`messaging inbox USER --attempts --json`) shows the
+//! refused attempts and the one that was accepted.
 //!
 //! Run: `cargo test -p messaging-cli --test smtp_outage` with `REDIS_URL` and
 //! `DATABASE_URL` set.
@@ -82,20 +84,56 @@ async fn outage_scenario(env: &Env) {
         per_recipient.values().all(|&count| count == 1),
         "{per_recipient:?}"
     );
+    let dead = env
+        .messaging
+        .dead_letters("user.registered", 100)
+        .await
+        .expect("the dead-letter queue is read");
     assert!(
-        !log.iter().any(|line| line.contains("dead-lettering")),
-        "{}",
+        dead.is_empty(),
+        "nothing is dead-lettered: {dead:?}\n{}",
         log.join("\n")
     );
 
-    // One inbox row per event, whatever attempts it took.
+    // One inbox row per event, whatever attempts it took, and every attempt in
+    // its log: the refused ones `failed` with the server's reply, the last `sent`.
+    let mut refused = 0;
     for n in 0..EVENTS {
-        let inbox = env.inbox(&format!("u-{n}")).await;
+        let inbox = env
+            .json(&["inbox", &format!("u-{n}"), "--attempts", "--json"])
+            .await;
         let rows = inbox["notifications"]
             .as_array()
             .cloned()
             .unwrap_or_default();
         assert_eq!(rows.len(), 1, "u-{n}: {inbox:#}");
         assert_eq!(rows[0]["status"], "sent", "u-{n}: {inbox:#}");
+        let attempts = rows[0]["attempt_log"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(
+            rows[0]["attempts"].as_u64(),
+            Some(attempts.len() as u64),
+            "u-{n}: {inbox:#}"
+        );
+        let (last, earlier) = attempts.split_last().expect("at least one attempt");
+        assert_eq!(last["outcome"], "sent", "u-{n}: {inbox:#}");
+        for attempt in earlier {
+            assert_eq!(attempt["outcome"], "failed", "u-{n}: {inbox:#}");
+            assert!(
+                attempt["error"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("451"),
+                "u-{n}: {inbox:#}"
+            );
+            assert_eq!(attempt["provider"], "smtp");
+        }
+        refused += earlier.len();
     }
+    assert!(
+        refused >= EVENTS,
+        "the outage shows in the attempt logs ({refused} refusals)"
+    );
 }

@@ -22,15 +22,12 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use serde_json::json;
-use support::{DEADLINE, Env};
+use support::{Env, PostfixSink};
 
 const EVENTS: usize = 5_000;
 const KILLS: usize = 12;
-const SMTP_SINK: &str = "/usr/sbin/smtp-sink";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_workers_resend_only_what_may_have_reached_the_server() {
@@ -42,105 +39,17 @@ async fn killed_workers_never_duplicate_under_mark_unknown() {
     support::run(|env| Box::pin(kills_scenario(env, "mark_unknown"))).await;
 }
 
-/// Postfix's `smtp-sink` on a loopback port, dumping every message it accepts
-/// into its own file.
-struct PostfixSink {
-    child: tokio::process::Child,
-    port: u16,
-    dir: PathBuf,
-}
-
-impl PostfixSink {
-    async fn start() -> Self {
-        assert!(
-            Path::new(SMTP_SINK).exists(),
-            "{SMTP_SINK} is missing: install Debian's `postfix` package (scripts/ci-prepare.sh does)"
-        );
-        let dir = std::env::temp_dir().join(format!("smtp-sink-{}", uuid::Uuid::now_v7().simple()));
-        std::fs::create_dir_all(&dir).expect("the dump directory is made");
-        // A free loopback port: bind, read it, let go.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .expect("a free port")
-            .port();
-        // `%H%M%S.` + smtp-sink's random hex: one file per message.
-        let template = format!("{}/%H%M%S.", dir.display());
-        let child = tokio::process::Command::new(SMTP_SINK)
-            .args(["-u", &current_user(), "-d", &template])
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("1000")
-            .kill_on_drop(true)
-            .spawn()
-            .expect("smtp-sink starts");
-        let deadline = tokio::time::Instant::now() + DEADLINE;
-        while tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_err()
-        {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "smtp-sink does not listen"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        Self { child, port, dir }
-    }
-
-    /// How many messages each recipient received.
-    fn received(&self) -> BTreeMap<String, usize> {
-        let mut per_recipient = BTreeMap::new();
-        for entry in std::fs::read_dir(&self.dir).expect("the dump directory is read") {
-            let text = std::fs::read_to_string(entry.expect("a dump file").path())
-                .expect("a dump file is read");
-            for line in text.lines() {
-                if let Some(rcpt) = line.strip_prefix("X-Rcpt-Args: <") {
-                    let rcpt = rcpt.split('>').next().unwrap_or_default().to_owned();
-                    *per_recipient.entry(rcpt).or_insert(0) += 1;
-                }
-            }
-        }
-        per_recipient
-    }
-}
-
-impl Drop for PostfixSink {
-    fn drop(&mut self) {
-        let _ = self.child.start_kill();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// smtp-sink drops privileges to `-u USER`: the user running the test.
-fn current_user() -> String {
-    std::env::var("USER")
-        .ok()
-        .filter(|user| !user.is_empty())
-        .or_else(|| {
-            std::process::Command::new("id")
-                .arg("-un")
-                .output()
-                .ok()
-                .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_owned())
-        })
-        .unwrap_or_else(|| "root".to_owned())
-}
-
 const FINAL: &str =
     "SELECT count(*) FROM {schema}.notifications WHERE status IN ('sent', 'unknown')";
 
 async fn kills_scenario(env: &Env, policy: &str) {
     let sink = PostfixSink::start().await;
-    let port = sink.port;
+    env.send_mail_to(sink.port());
     env.edit_config(|text| {
-        let text = text
-            .replace(
-                &format!("port = {}", env.sink.port()),
-                &format!("port = {port}"),
-            )
-            .replace(
-                "concurrency = 4",
-                "concurrency = 8\nconsumer = \"killed-worker\"",
-            );
+        let text = text.replace(
+            "concurrency = 4",
+            "concurrency = 8\nconsumer = \"killed-worker\"",
+        );
         format!("{text}\n[delivery]\ninterrupted_email = \"{policy}\"\n")
     });
 

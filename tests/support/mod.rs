@@ -4,7 +4,8 @@
 
 #![allow(dead_code, unreachable_pub)]
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +16,9 @@ use serde_json::Value;
 use smtp_sink::SmtpSink;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
+
+/// Postfix's SMTP sink (Debian package `postfix`).
+const SMTP_SINK: &str = "/usr/sbin/smtp-sink";
 
 /// How long any wait of a test may last before it fails.
 pub const DEADLINE: Duration = Duration::from_secs(30);
@@ -172,6 +176,13 @@ timeout = "5s"
         std::fs::write(&self.config_file, edit(text)).expect("the worker configuration is written");
     }
 
+    /// Points the worker's `[smtp]` at another server on 127.0.0.1 (before
+    /// [`Env::worker`]), e.g. a [`PostfixSink`].
+    pub fn send_mail_to(&self, port: u16) {
+        let ours = format!("port = {}", self.sink.port());
+        self.edit_config(|text| text.replace(&ours, &format!("port = {port}")));
+    }
+
     /// Starts `messaging worker` on this namespace and waits until it is ready.
     pub async fn worker(&self, extra: &[&str]) -> Worker {
         self.worker_with_env(extra, &[]).await
@@ -296,6 +307,150 @@ where
     if let Err(panic) = outcome {
         std::panic::resume_unwind(panic);
     }
+}
+
+/// Postfix's `smtp-sink` on a loopback port, dumping every message it accepts
+/// into its own file.
+pub struct PostfixSink {
+    child: tokio::process::Child,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl PostfixSink {
+    /// Starts it on a free loopback port, failing loudly when it is not installed.
+    pub async fn start() -> Self {
+        assert!(
+            Path::new(SMTP_SINK).exists(),
+            "{SMTP_SINK} is missing: install Debian's `postfix` package (scripts/ci-prepare.sh does)"
+        );
+        let dir = std::env::temp_dir().join(format!("smtp-sink-{}", uuid::Uuid::now_v7().simple()));
+        std::fs::create_dir_all(&dir).expect("the dump directory is made");
+        // A free loopback port: bind, read it, let go.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
+        // `%H%M%S.` + smtp-sink's random hex: one file per message.
+        let template = format!("{}/%H%M%S.", dir.display());
+        let child = tokio::process::Command::new(SMTP_SINK)
+            .args(["-u", &current_user(), "-d", &template])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("1000")
+            .kill_on_drop(true)
+            .spawn()
+            .expect("smtp-sink starts");
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "smtp-sink does not listen"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Self { child, port, dir }
+    }
+
+    /// Its port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Every message it accepted, in no particular order.
+    ///
+    /// smtp-sink opens a message's file at `MAIL FROM` and writes it through a
+    /// 4 KiB buffer, all at once for a message under that size when the
+    /// transaction ends: an empty file is a transaction in progress or aborted
+    /// (a client killed mid-`DATA`), not a message. The messages of these tests
+    /// are smaller; a larger one would be read half-written, so it fails the test.
+    pub fn mails(&self) -> Vec<DumpedMail> {
+        let mut mails = Vec::new();
+        for entry in std::fs::read_dir(&self.dir).expect("the dump directory is read") {
+            let text = std::fs::read_to_string(entry.expect("a dump file").path())
+                .expect("a dump file is read");
+            if text.is_empty() {
+                continue;
+            }
+            assert!(
+                text.len() < 4096,
+                "a dumped message of {} bytes may be half-written when read",
+                text.len()
+            );
+            let mut mail = DumpedMail::default();
+            for line in text.lines() {
+                if let Some(rcpt) = line.strip_prefix("X-Rcpt-Args: <") {
+                    mail.recipients
+                        .push(rcpt.split('>').next().unwrap_or_default().to_owned());
+                } else if let Some(subject) = line.strip_prefix("Subject: ") {
+                    mail.subject.get_or_insert_with(|| subject.to_owned());
+                }
+            }
+            mails.push(mail);
+        }
+        mails
+    }
+
+    /// How many messages each recipient received.
+    pub fn received(&self) -> BTreeMap<String, usize> {
+        let mut per_recipient = BTreeMap::new();
+        for mail in self.mails() {
+            for rcpt in mail.recipients {
+                *per_recipient.entry(rcpt).or_insert(0) += 1;
+            }
+        }
+        per_recipient
+    }
+
+    /// Waits until it has accepted `count` messages, up to [`DEADLINE`].
+    pub async fn wait_for_mails(&self, count: usize) -> Vec<DumpedMail> {
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        loop {
+            let mails = self.mails();
+            if mails.len() >= count {
+                return mails;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "smtp-sink received {} of {count} messages",
+                mails.len()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for PostfixSink {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// smtp-sink drops privileges to `-u USER`: the user running the test.
+fn current_user() -> String {
+    std::env::var("USER")
+        .ok()
+        .filter(|user| !user.is_empty())
+        .or_else(|| {
+            std::process::Command::new("id")
+                .arg("-un")
+                .output()
+                .ok()
+                .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+        })
+        .unwrap_or_else(|| "root".to_owned())
+}
+
+/// One message as Postfix's `smtp-sink` dumped it.
+#[derive(Debug, Default, Clone)]
+pub struct DumpedMail {
+    /// The envelope recipients (`RCPT TO`).
+    pub recipients: Vec<String>,
+    /// The `Subject:` header, as sent.
+    pub subject: Option<String>,
 }
 
 /// A small HTTP provider on loopback: answers every request `200 {"id": …}` and
