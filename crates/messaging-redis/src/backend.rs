@@ -599,7 +599,6 @@ impl MessageBackend for RedisBackend {
         // Checked here too: through the trait, a name with ':' reached
         // another tenant's keys (prefix `shop` + topic `eu:orders`).
         messaging_model::validate_topic(topic)?;
-        messaging_model::validate_topic(topic)?;
         self.inner.register(topic).await
     }
 
@@ -641,7 +640,6 @@ impl MessageBackend for RedisBackend {
         group: &str,
         start: StartFrom,
     ) -> Result<(), BackendError> {
-        messaging_model::validate_topic(topic)?;
         messaging_model::validate_topic(topic)?;
         self.inner.register(topic).await?;
         self.inner.create_group(topic, group, start).await
