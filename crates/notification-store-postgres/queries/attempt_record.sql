@@ -29,4 +29,4 @@ SET status = CASE
     END
 FROM logged
 WHERE n.id = logged.notification_id
-RETURNING n.id, n.user_id, n.kind, n.title, n.content, n.status, n.is_read, n.metadata, n.error, n.idempotency_key, n.created_at, n.read_at, n.sent_at, n.attempts, n.last_attempt_at
+RETURNING n.id, n.user_id, n.kind, n.title, n.content, n.status, n.is_read, n.metadata::text AS metadata, n.error, n.idempotency_key, n.created_at, n.read_at, n.sent_at, n.attempts, n.last_attempt_at

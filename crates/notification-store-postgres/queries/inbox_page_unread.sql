@@ -9,7 +9,7 @@
 -- "$2 IS NULL OR" folds away in a custom plan, whereas "kind = COALESCE($2, kind)"
 -- makes the planner underestimate the rows and sort a bitmap scan instead of
 -- reading the index in order.
-SELECT id, user_id, kind, title, content, status, is_read, metadata, error, idempotency_key, created_at, read_at, sent_at, attempts, last_attempt_at
+SELECT id, user_id, kind, title, content, status, is_read, metadata::text AS metadata, error, idempotency_key, created_at, read_at, sent_at, attempts, last_attempt_at
 FROM notifications
 WHERE user_id = $1 AND NOT is_read
   AND created_at >= COALESCE($3, '-infinity'::timestamptz)

@@ -5,4 +5,4 @@
 UPDATE notifications
 SET status = 'sending', attempts = attempts + 1, last_attempt_at = $3
 WHERE id = $1 AND attempts = $2 AND status <> 'sent'
-RETURNING id, user_id, kind, title, content, status, is_read, metadata, error, idempotency_key, created_at, read_at, sent_at, attempts, last_attempt_at
+RETURNING id, user_id, kind, title, content, status, is_read, metadata::text AS metadata, error, idempotency_key, created_at, read_at, sent_at, attempts, last_attempt_at

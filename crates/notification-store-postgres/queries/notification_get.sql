@@ -1,4 +1,4 @@
 -- One of the user's notifications. $1 user_id, $2 id.
-SELECT id, user_id, kind, title, content, status, is_read, metadata, error, idempotency_key, created_at, read_at, sent_at, attempts, last_attempt_at
+SELECT id, user_id, kind, title, content, status, is_read, metadata::text AS metadata, error, idempotency_key, created_at, read_at, sent_at, attempts, last_attempt_at
 FROM notifications
 WHERE user_id = $1 AND id = $2

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use messaging_model::{DeliveryAttempt, Notification};
 use notification::store::{
     InboxCursor, InboxPage, InboxQuery, NotificationStore, StatusUpdate, StoreError,
+    check_notification,
 };
 use uuid::Uuid;
 
@@ -55,6 +56,7 @@ fn into_model(row: NotificationRow) -> Result<Notification, StoreError> {
 #[async_trait]
 impl NotificationStore for PostgresStore {
     async fn record(&self, n: &Notification) -> Result<(), StoreError> {
+        check_notification(n)?;
         sqlx::query(INSERT)
             .bind(n.id)
             .bind(&n.user_id)
@@ -80,6 +82,9 @@ impl NotificationStore for PostgresStore {
     async fn record_batch(&self, notifications: &[Notification]) -> Result<(), StoreError> {
         if notifications.is_empty() {
             return Ok(());
+        }
+        for n in notifications {
+            check_notification(n)?;
         }
         let mut c = NotificationColumns::new(notifications);
         for t in &mut c.created_ats {

@@ -20,7 +20,10 @@ pub(crate) struct NotificationRow {
     content: String,
     status: String,
     is_read: bool,
-    metadata: serde_json::Value,
+    /// `metadata::text`: parsed here, so one row the JSON reader refuses (nested
+    /// deeper than it allows, written before the store checked depth or by
+    /// hand) loses its metadata, not the whole page it is on.
+    metadata: String,
     error: Option<String>,
     idempotency_key: Option<String>,
     created_at: DateTime<Utc>,
@@ -39,7 +42,13 @@ impl TryFrom<NotificationRow> for Notification {
         n.id = row.id;
         n.status = notification_status(&row.status)?;
         n.is_read = row.is_read;
-        n.metadata = row.metadata;
+        n.metadata = match serde_json::from_str(&row.metadata) {
+            Ok(metadata) => metadata,
+            Err(error) => {
+                tracing::warn!(notification_id = %row.id, %error, "notification metadata unreadable; shown as null");
+                serde_json::Value::Null
+            }
+        };
         n.error = row.error;
         n.idempotency_key = row.idempotency_key;
         n.created_at = row.created_at;

@@ -293,3 +293,60 @@ async fn the_pool_keeps_the_schema_on_every_connection() {
     })
     .await;
 }
+
+/// JSON nested `depth` arrays deep.
+fn nested(depth: usize) -> serde_json::Value {
+    let mut value = serde_json::json!(1);
+    for _ in 0..depth {
+        value = serde_json::json!([value]);
+    }
+    value
+}
+
+#[tokio::test]
+async fn a_row_with_metadata_too_deep_to_read_does_not_break_the_inbox() {
+    with_store(|store| async move {
+        let user = format!("deep-{}", uuid::Uuid::now_v7().simple());
+        let fine = Notification::new(&user, NotificationKind::System, "Fine", "a");
+        store.record(&fine).await.unwrap();
+        // Written around the store's check (an older version, a hand-made fix):
+        // PostgreSQL keeps 200 levels; serde_json reads 128 at most.
+        let deep = Notification::new(&user, NotificationKind::System, "Deep", "b");
+        sqlx::query(
+            "INSERT INTO notifications (id, user_id, kind, title, content, metadata) \
+             VALUES ($1, $2, 'system', 'Deep', 'b', $3::text::jsonb)",
+        )
+        .bind(deep.id)
+        .bind(&user)
+        .bind(nested(200).to_string())
+        .execute(store.pool())
+        .await
+        .unwrap();
+
+        let page = store
+            .list_for_user(&user, &InboxQuery::default())
+            .await
+            .expect("the inbox is read despite the deep row");
+        let titles: Vec<&str> = page.items.iter().map(|n| n.title.as_str()).collect();
+        assert_eq!(titles.len(), 2, "{titles:?}");
+        let shown = page.items.iter().find(|n| n.id == deep.id).unwrap();
+        assert_eq!(shown.metadata, serde_json::Value::Null);
+        let got = store.get_notification(&user, deep.id).await.unwrap();
+        assert_eq!(got.title, "Deep");
+        assert_eq!(store.unread_count(&user).await.unwrap(), 2);
+
+        // Through the store, such metadata is refused before it is written.
+        let refused = Notification::new(&user, NotificationKind::System, "No", "c")
+            .with_metadata(serde_json::json!({"a": nested(200)}));
+        assert!(matches!(
+            store.record(&refused).await,
+            Err(StoreError::InvalidInput { .. })
+        ));
+        assert!(matches!(
+            store.record_batch(std::slice::from_ref(&refused)).await,
+            Err(StoreError::InvalidInput { .. })
+        ));
+        assert_eq!(store.unread_count(&user).await.unwrap(), 2);
+    })
+    .await;
+}

@@ -166,6 +166,7 @@ impl InMemoryNotificationStore {
 }
 
 fn check_insert(state: &NotificationState, notification: &Notification) -> Result<(), StoreError> {
+    super::check_notification(notification)?;
     if state.by_id.contains_key(&notification.id) {
         return Err(StoreError::Conflict {
             what: format!("notification {} exists", notification.id),

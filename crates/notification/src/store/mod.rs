@@ -97,6 +97,33 @@ impl StoreError {
     }
 }
 
+/// Checks what a store is asked to record: metadata nested no deeper than
+/// [`messaging_model::MAX_JSON_DEPTH`] (deeper JSON is refused by JSON readers,
+/// PostgreSQL's included on the way back, so one such row would make a whole
+/// inbox unreadable). Every store calls it on `record` and `record_batch`.
+///
+/// ```
+/// use messaging_model::{Notification, NotificationKind};
+/// use notification::store::check_notification;
+/// let mut deep = serde_json::json!(1);
+/// for _ in 0..100 { deep = serde_json::json!([deep]); }
+/// let n = Notification::new("u1", NotificationKind::System, "Hi", "x").with_metadata(deep);
+/// assert!(check_notification(&n).is_err());
+/// ```
+pub fn check_notification(notification: &Notification) -> Result<(), StoreError> {
+    if messaging_model::json_depth_exceeds(&notification.metadata, messaging_model::MAX_JSON_DEPTH)
+    {
+        return Err(StoreError::InvalidInput {
+            reason: format!(
+                "notification {} metadata nests deeper than {} levels",
+                notification.id,
+                messaging_model::MAX_JSON_DEPTH
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// A change of a notification's delivery status.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StatusUpdate {

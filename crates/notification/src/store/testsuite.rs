@@ -106,6 +106,7 @@ macro_rules! notification_store_conformance_tests {
                 record_then_get_returns_the_same_notification,
                 get_of_an_unknown_id_is_not_found,
                 recording_an_existing_id_is_a_conflict,
+                metadata_nested_past_the_limit_is_refused_and_nothing_stored,
                 idempotency_key_is_unique_per_user,
                 record_batch_stores_every_notification,
                 record_batch_with_a_conflict_stores_nothing,
@@ -353,6 +354,45 @@ where
     assert_eq!(stored.status, NotificationStatus::Pending);
     assert_eq!((stored.attempts, stored.last_attempt_at), (0, None));
     assert!(!stored.is_read);
+}
+
+/// Metadata nested deeper than `MAX_JSON_DEPTH` is `InvalidInput`, from
+/// `record` and `record_batch` (which then stores none of its rows); at the
+/// limit it is stored.
+pub async fn metadata_nested_past_the_limit_is_refused_and_nothing_stored<S>(store: &S)
+where
+    S: NotificationStore + ?Sized,
+{
+    let nested = |depth: usize| {
+        let mut value = json!(1);
+        for _ in 0..depth {
+            value = json!([value]);
+        }
+        value
+    };
+    let user = fresh_user("alice");
+    let at_limit = notification(&user, 0).with_metadata(nested(messaging_model::MAX_JSON_DEPTH));
+    store.record(&at_limit).await.expect("at the limit");
+    let deep = notification(&user, 1).with_metadata(nested(messaging_model::MAX_JSON_DEPTH + 1));
+    assert_invalid_input(store.record(&deep).await, "record of deep metadata");
+    let fine = notification(&user, 2);
+    assert_invalid_input(
+        store.record_batch(&[fine.clone(), deep.clone()]).await,
+        "record_batch holding deep metadata",
+    );
+    assert_not_found(
+        NotificationStore::get_notification(store, &user, fine.id).await,
+        "the batch's other row",
+    );
+    assert_not_found(
+        NotificationStore::get_notification(store, &user, deep.id).await,
+        "the deep row",
+    );
+    let page = store
+        .list_for_user(&user, &InboxQuery::default())
+        .await
+        .expect("list");
+    assert_eq!(ids(&page), vec![at_limit.id]);
 }
 
 /// `get` of an id never recorded is `NotFound`.
