@@ -604,22 +604,28 @@ impl NotificationService {
         action: NotificationAction,
         key: &str,
     ) -> Result<Notification, NotificationError> {
-        if let Some(done) = self
+        let found = self
             .notifications
             .find_by_idempotency_key(action.user_id(), key)
-            .await?
-            && matches!(
-                done.status,
-                NotificationStatus::Sent | NotificationStatus::Unknown
-            )
-        {
-            return Ok(done);
+            .await?;
+        match found {
+            Some(done)
+                if matches!(
+                    done.status,
+                    NotificationStatus::Sent | NotificationStatus::Unknown
+                ) =>
+            {
+                Ok(done)
+            }
+            // The row just read (or its absence) is handed down: one lookup per send.
+            found => {
+                self.execute_as(
+                    action.with_idempotency_key(key.to_owned()),
+                    OnExisting::Resume(found.map(Box::new)),
+                )
+                .await
+            }
         }
-        self.execute_as(
-            action.with_idempotency_key(key.to_owned()),
-            OnExisting::Resume,
-        )
-        .await
     }
 
     // ---- plumbing --------------------------------------------------------------
@@ -768,7 +774,7 @@ impl NotificationService {
     /// Records `notification` as pending, then attempts it (see
     /// [`attempt`](Self::attempt)). With an idempotency key already used by the
     /// user, the row recorded under it is replayed, or with
-    /// [`OnExisting::Resume`] resumed.
+    /// [`OnExisting::Resume`] resumed (without a second lookup).
     async fn deliver<F, Fut>(
         &self,
         mut notification: Notification,
@@ -782,15 +788,21 @@ impl NotificationService {
         Fut: Future<Output = Result<SendReceipt, NotificationError>>,
     {
         check_user(&notification.user_id)?;
+        let resuming = matches!(on_existing, OnExisting::Resume(_));
         if let Some(key) = idempotency_key {
-            if let Some(existing) = self
-                .notifications
-                .find_by_idempotency_key(&notification.user_id, &key)
-                .await?
-            {
-                return match on_existing {
-                    OnExisting::Replay => replay(existing),
-                    OnExisting::Resume => self.resume(existing, provider, send).await,
+            let existing = match on_existing {
+                OnExisting::Resume(found) => found.map(|found| *found),
+                OnExisting::Replay => {
+                    self.notifications
+                        .find_by_idempotency_key(&notification.user_id, &key)
+                        .await?
+                }
+            };
+            if let Some(existing) = existing {
+                return if resuming {
+                    self.resume(existing, provider, send).await
+                } else {
+                    replay(existing)
                 };
             }
             notification.idempotency_key = Some(key);
@@ -804,6 +816,17 @@ impl NotificationService {
         async move {
             match self.notifications.record(&notification).await {
                 Ok(()) => {}
+                Err(conflict) if conflict.is_conflict() && resuming => {
+                    // Another delivery of the event recorded it first: its
+                    // outcome, or InProgress while it is still sending.
+                    return self.current(&notification).await.or_else(|error| {
+                        if matches!(error, NotificationError::Store(ref e) if e.is_not_found()) {
+                            Err(conflict.into())
+                        } else {
+                            Err(error)
+                        }
+                    });
+                }
                 Err(conflict) if conflict.is_conflict() => {
                     return self.replay_conflict(&notification, conflict).await;
                 }
@@ -1019,12 +1042,13 @@ fn check_user(user_id: &str) -> Result<(), NotificationError> {
 }
 
 /// What a send does when its idempotency key is already used by the user.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 enum OnExisting {
     /// Return the first result (the public `send_*` calls).
     Replay,
-    /// Carry on with the recorded row ([`NotificationService::execute_once`]).
-    Resume,
+    /// Carry on with the recorded row ([`NotificationService::execute_once`]),
+    /// which the caller has already looked up (`None`: there was none).
+    Resume(Option<Box<Notification>>),
 }
 
 /// The error of an attempt whose process died before recording its outcome.
