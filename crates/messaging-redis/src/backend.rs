@@ -18,12 +18,10 @@ use crate::acks::{self, AckRequest, AckSender};
 use crate::codec;
 use crate::error::{InvalidConfig, backend_error, is_busy_group};
 use crate::keys::Keys;
-use crate::maintenance::{self, Schedule};
+use crate::maintenance::{self, PROMOTE_BATCH, Schedule};
 use crate::pool::BlockingPool;
 use crate::scripts::SCRIPTS;
 
-/// Most delayed messages one promotion moves; more are moved by the next one at once.
-const PROMOTE_BATCH: i64 = 1_000;
 /// Most entries one trim removes, which bounds how long the script runs.
 const TRIM_BATCH: i64 = 1_000;
 
@@ -121,6 +119,17 @@ impl RedisBackend {
             }
         }
     }
+
+    /// Rebuilds the due index from every registered topic's delayed set now:
+    /// adds the entries that are missing and lowers those that are late, and
+    /// returns how many it changed. The backend does this by itself every
+    /// [`RedisBackendConfig::sweep_interval`] (one process per prefix); this is
+    /// for tools, tests, and right after upgrading from a version without the
+    /// index while processes of that version scheduled messages. Costs one
+    /// `ZRANGE` per registered topic, pipelined 500 at a time.
+    pub async fn sweep_due_index(&self) -> Result<u64, BackendError> {
+        Ok(self.inner.sweep_due_index(false).await?.unwrap_or(0))
+    }
 }
 
 /// One page of a topic's dead-letter stream ([`RedisBackend::dead_letter_page`]).
@@ -179,35 +188,6 @@ impl Inner {
         self.reclaim_cursors
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    fn know(&self, topic: &str) {
-        self.schedule.know(topic, self.config.trim_interval);
-    }
-
-    /// Runs the promotion script once, records when the next one is due (by the
-    /// server's clock), and returns how many messages it moved.
-    pub(crate) async fn promote(&self, topic: &str) -> Result<u64, BackendError> {
-        let keys = self.keys.topic(topic);
-        let (moved, next_due, now): (i64, i64, i64) = SCRIPTS
-            .promote
-            .key(&keys.delayed)
-            .key(&keys.stream)
-            .key(&keys.dead)
-            .arg(PROMOTE_BATCH)
-            .invoke_async(&mut self.connection())
-            .await
-            .map_err(backend_error)?;
-        let until_next = (next_due >= 0).then(|| millis(next_due.saturating_sub(now)));
-        let wait = if moved >= PROMOTE_BATCH {
-            Duration::ZERO
-        } else {
-            until_next.map_or(self.config.promote_interval, |until| {
-                until.min(self.config.promote_interval)
-            })
-        };
-        self.schedule.promote_after(topic, wait);
-        Ok(u64::try_from(moved).unwrap_or(0))
     }
 
     /// Trims a topic's stream; true when there is more to trim right away.
@@ -304,7 +284,9 @@ impl Inner {
         let args: Vec<&[u8]> = jsons.iter().map(Vec::as_slice).collect();
         let value = self.capped(&SCRIPTS.publish, topic, &args, written).await?;
         let ids: Vec<String> = redis::from_redis_value(value).map_err(BackendError::command)?;
-        self.know(topic);
+        // The stream grew: settled entries past what the retention keeps (or,
+        // with DropUnreadAfter, any) may be trimmable now.
+        self.touched(topic);
         Ok(ids)
     }
 
@@ -315,8 +297,19 @@ impl Inner {
             .query_async(&mut self.connection())
             .await
             .map_err(backend_error)?;
-        self.know(topic);
         Ok(())
+    }
+
+    /// Right after a delayed message was added to `topic`'s delayed set with
+    /// `score`: lowers the topic's due-index entry to it, so every process's
+    /// next read of the index finds it. A command of its own after the
+    /// script's reply (the index is in another hash slot). A failure is logged,
+    /// not returned: the message is scheduled, this process's own timer still
+    /// promotes it, and the sweep restores the entry.
+    async fn indexed(&self, topic: &str, score: i64) {
+        if let Err(error) = self.index_due(topic, score).await {
+            warn!(%topic, %error, "adding a delayed message to the due index failed; this process promotes it at its time, and the next sweep indexes it");
+        }
     }
 
     async fn create_group(
@@ -386,6 +379,9 @@ impl Inner {
             }
         }
         let settled: Vec<i64> = invocation.invoke_async(&mut self.connection()).await?;
+        if settled.contains(&1) {
+            self.touched(&first.topic);
+        }
         let mut owned = vec![false; receipts.len()];
         for (&index, done) in order.iter().zip(settled) {
             owned[index] = done == 1;
@@ -494,6 +490,9 @@ impl Inner {
             .invoke_async(&mut self.connection())
             .await
             .map_err(backend_error)?;
+        if done == 1 {
+            self.touched(topic);
+        }
         Ok(done == 1)
     }
 }
@@ -514,10 +513,6 @@ fn settlement(receipt: &Receipt, action: &'static str, done: bool) -> Settlement
         "fenced: the delivery was reclaimed by another consumer, so this one changes nothing"
     );
     Settlement::LostOwnership
-}
-
-fn millis(ms: i64) -> Duration {
-    Duration::from_millis(u64::try_from(ms).unwrap_or(0))
 }
 
 /// The delayed-set score of a due time: milliseconds, rounded up so a message is
@@ -579,19 +574,18 @@ impl MessageBackend for RedisBackend {
         let inner = &self.inner;
         let mut pending = message.clone();
         pending.status = MessageStatus::Pending;
-        let score = due_score(deliver_at).to_string();
+        let score = due_score(deliver_at);
         let member = delayed_member(&pending)?;
         inner
             .capped(
                 &SCRIPTS.schedule,
                 &message.topic,
-                &[score.as_bytes(), &member],
+                &[score.to_string().as_bytes(), &member],
                 0,
             )
             .await?;
-        inner
-            .schedule
-            .due_at(&message.topic, deliver_at, inner.config.trim_interval);
+        inner.indexed(&message.topic, score).await;
+        inner.schedule.due_at(&message.topic, deliver_at);
         Ok(())
     }
 
@@ -614,6 +608,10 @@ impl MessageBackend for RedisBackend {
             .cmd("SREM")
             .arg(inner.keys.registry())
             .arg(topic)
+            .cmd("ZREM")
+            .arg(inner.keys.due_index())
+            .arg(topic)
+            .ignore()
             .query_async(&mut inner.connection())
             .await
             .map_err(backend_error)?;
@@ -659,7 +657,13 @@ impl MessageBackend for RedisBackend {
             .cursors()
             .remove(&(topic.to_owned(), group.to_owned()));
         match destroyed {
-            Ok(destroyed) => Ok(destroyed > 0),
+            Ok(destroyed) => {
+                if destroyed > 0 {
+                    // What only that group held back may be trimmable now.
+                    inner.touched(topic);
+                }
+                Ok(destroyed > 0)
+            }
             // "requires the key to exist": no stream, so no group either.
             Err(error) if error.code() == Some("ERR") && !error.is_io_error() => {
                 let exists: i64 = redis::cmd("EXISTS")
@@ -690,7 +694,6 @@ impl MessageBackend for RedisBackend {
         if count == 0 {
             return Ok(Vec::new());
         }
-        self.inner.know(topic);
         match from {
             ReadFrom::New => {
                 self.inner
@@ -771,6 +774,7 @@ impl MessageBackend for RedisBackend {
         message.validate()?;
         let inner = &self.inner;
         let keys = inner.keys.topic(&receipt.topic);
+        let score = due_score(deliver_at);
         let done: i64 = SCRIPTS
             .retry
             .key(&keys.stream)
@@ -779,15 +783,15 @@ impl MessageBackend for RedisBackend {
             .arg(&receipt.consumer)
             .arg(&receipt.entry_id)
             .arg(receipt.delivery_count)
-            .arg(due_score(deliver_at))
+            .arg(score)
             .arg(delayed_member(message)?)
             .invoke_async(&mut inner.connection())
             .await
             .map_err(backend_error)?;
         if done == 1 {
-            inner
-                .schedule
-                .due_at(&receipt.topic, deliver_at, inner.config.trim_interval);
+            inner.indexed(&receipt.topic, score).await;
+            inner.schedule.due_at(&receipt.topic, deliver_at);
+            inner.touched(&receipt.topic);
         }
         Ok(settlement(receipt, "retry", done == 1))
     }
@@ -883,7 +887,9 @@ impl MessageBackend for RedisBackend {
             .invoke_async(&mut inner.connection())
             .await
             .map_err(backend_error)?;
-        inner.know(topic);
+        if replayed == 1 {
+            inner.touched(topic);
+        }
         Ok(replayed == 1)
     }
 

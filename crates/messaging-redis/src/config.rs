@@ -42,12 +42,22 @@ pub struct RedisBackendConfig {
     /// How long a command (other than a blocking read) may take before it fails
     /// as unavailable.
     pub command_timeout: Duration,
-    /// How often each known topic's delayed messages are checked for ones that
-    /// became due, in case another process scheduled them. Messages this process
-    /// schedules are promoted at their due time regardless.
+    /// How often the due index (one sorted set per prefix, scored by each
+    /// topic's earliest delayed message) is read for topics with messages that
+    /// fell due, whoever scheduled them: one small script call per interval
+    /// whatever the number of topics (sooner when the index says the next one
+    /// is due sooner). Messages this process schedules or retries are promoted
+    /// at their due time regardless.
     pub promote_interval: Duration,
-    /// How often each known topic's stream is trimmed as `retention` allows.
+    /// How often the topics this process wrote to or settled on since their
+    /// last trim are trimmed as `retention` allows; idle topics cost nothing.
     pub trim_interval: Duration,
+    /// How often the due index is rebuilt from every topic's delayed set, the
+    /// safety net for an index entry a crash left unwritten (see
+    /// `docs/redis.md`). One process per prefix sweeps per interval (the
+    /// others find its `P:sweep` lock taken); a sweep reads one small `ZRANGE`
+    /// per registered topic, pipelined. Default 60 s.
+    pub sweep_interval: Duration,
 }
 
 impl std::fmt::Debug for RedisBackendConfig {
@@ -61,6 +71,7 @@ impl std::fmt::Debug for RedisBackendConfig {
             .field("command_timeout", &self.command_timeout)
             .field("promote_interval", &self.promote_interval)
             .field("trim_interval", &self.trim_interval)
+            .field("sweep_interval", &self.sweep_interval)
             .finish()
     }
 }
@@ -78,6 +89,7 @@ impl Default for RedisBackendConfig {
             command_timeout: Duration::from_secs(5),
             promote_interval: Duration::from_millis(250),
             trim_interval: Duration::from_secs(5),
+            sweep_interval: Duration::from_secs(60),
         }
     }
 }
@@ -124,15 +136,23 @@ impl RedisBackendConfig {
         self
     }
 
-    /// Sets how often known topics are checked for due delayed messages.
+    /// Sets how often the due index is read for delayed messages that fell due.
     pub fn with_promote_interval(mut self, promote_interval: Duration) -> Self {
         self.promote_interval = promote_interval;
         self
     }
 
-    /// Sets how often known topics are trimmed.
+    /// Sets how often topics with writes or settlements since their last trim
+    /// are trimmed.
     pub fn with_trim_interval(mut self, trim_interval: Duration) -> Self {
         self.trim_interval = trim_interval;
+        self
+    }
+
+    /// Sets how often the due index is rebuilt from every topic's delayed set
+    /// (by one process per prefix).
+    pub fn with_sweep_interval(mut self, sweep_interval: Duration) -> Self {
+        self.sweep_interval = sweep_interval;
         self
     }
 
@@ -155,8 +175,15 @@ impl RedisBackendConfig {
         if self.topic_cap == 0 {
             return Err("topic_cap must be at least 1");
         }
-        if self.promote_interval.is_zero() || self.trim_interval.is_zero() {
-            return Err("promote_interval and trim_interval must not be zero");
+        if self.promote_interval.is_zero()
+            || self.trim_interval.is_zero()
+            || self.sweep_interval.is_zero()
+        {
+            return Err("promote_interval, trim_interval and sweep_interval must not be zero");
+        }
+        // The sweep lock's expiry is a PX in milliseconds.
+        if self.sweep_interval > Duration::from_secs(365 * 24 * 3600) {
+            return Err("sweep_interval must be at most a year");
         }
         Ok(())
     }

@@ -3,13 +3,17 @@
 //! Every key of a topic carries the hash tag `{<prefix>:<topic>}`, so they share
 //! one Redis Cluster slot and each script touches a single slot. Topic names are
 //! restricted to `[A-Za-z0-9._-]` and prefixes may not hold braces, so the tag is
-//! unambiguous.
+//! unambiguous. The keys of a whole prefix (`P:topics`, `P:due`, `P:sweep`)
+//! carry no hash tag and are only written by plain commands, never inside a
+//! topic's script.
 
 /// Names of the keys under one prefix.
 #[derive(Debug, Clone)]
 pub(crate) struct Keys {
     prefix: String,
     registry: String,
+    due_index: String,
+    sweep_lock: String,
 }
 
 /// The keys of one topic.
@@ -28,7 +32,21 @@ impl Keys {
         Self {
             prefix: prefix.to_owned(),
             registry: format!("{prefix}:topics"),
+            due_index: format!("{prefix}:due"),
+            sweep_lock: format!("{prefix}:sweep"),
         }
+    }
+
+    /// The due index: a sorted set of topic names, each scored at most the
+    /// earliest due time (ms) in its delayed set (see `maintenance.rs`).
+    pub(crate) fn due_index(&self) -> &str {
+        &self.due_index
+    }
+
+    /// Taken (`SET NX PX`) by the process that sweeps the due index, so one
+    /// process per prefix sweeps per sweep interval.
+    pub(crate) fn sweep_lock(&self) -> &str {
+        &self.sweep_lock
     }
 
     /// The set of every topic's name.
@@ -58,5 +76,7 @@ mod tests {
         assert_eq!(topic.delayed, "{shop:orders.placed}:delayed");
         assert_eq!(topic.dead, "{shop:orders.placed}:dlq");
         assert_eq!(keys.registry(), "shop:topics");
+        assert_eq!(keys.due_index(), "shop:due");
+        assert_eq!(keys.sweep_lock(), "shop:sweep");
     }
 }

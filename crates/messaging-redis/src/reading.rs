@@ -81,19 +81,9 @@ impl Inner {
         let keys = self.keys.topic(topic);
         let deadline = tokio::time::Instant::now() + block;
         loop {
-            // Promote what is due first (unless this process did lately and
-            // knows nothing is due yet), and block no longer than until the next
-            // promotion: a delayed message falls due, or another process may
-            // have scheduled one.
-            let until_promote = match self.schedule.until_promote(topic) {
-                Some(wait) => wait,
-                None => {
-                    self.promote(topic).await?;
-                    self.schedule.until_promote(topic).unwrap_or(Duration::ZERO)
-                }
-            };
-            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let wait = remaining.min(until_promote);
+            // No promotion here: the background task promotes what falls due
+            // (see maintenance.rs), and its XADD wakes this read.
+            let wait = deadline.saturating_duration_since(tokio::time::Instant::now());
             // Whole milliseconds, rounded up; BLOCK 0 would wait forever, so a
             // read that must not wait leaves BLOCK out.
             let block_ms = u64::try_from(wait.as_micros().div_ceil(1000)).unwrap_or(u64::MAX);
