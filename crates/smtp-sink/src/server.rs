@@ -32,7 +32,6 @@ pub(crate) async fn accept_loop(
                     let mut stopped = connection_stop.clone();
                     tokio::spawn(async move {
                         let (read, write) = stream.into_split();
-                        let read = QuickAck(read);
                         tokio::select! {
                             result = converse(read, write, &shared, number) => {
                                 if let Err(error) = result {
@@ -51,31 +50,6 @@ pub(crate) async fn accept_loop(
             },
             _ = stopped.changed() => return,
         }
-    }
-}
-
-/// Acknowledges every segment at once (`TCP_QUICKACK`, Linux).
-///
-/// Clients that write the message body and the final `.` in two writes
-/// without `TCP_NODELAY` (lettre does) hold the `.` back until the body is
-/// acknowledged (Nagle), while a delayed-ACK receiver waits up to 40 ms for more
-/// data: every message would pay 40 ms. Quick ACKs keep the sink from adding
-/// that delay to benchmarks.
-struct QuickAck(tokio::net::tcp::OwnedReadHalf);
-
-impl AsyncRead for QuickAck {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        let polled = std::pin::Pin::new(&mut self.0).poll_read(cx, buf);
-        #[cfg(any(target_os = "linux", target_os = "android"))]
-        {
-            // Best effort: a failure only costs the delayed ACK back.
-            let _ = socket2::SockRef::from(self.0.as_ref()).set_tcp_quickack(true);
-        }
-        polled
     }
 }
 
