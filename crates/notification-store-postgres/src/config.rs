@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::PostgresStoreError;
+use crate::{GroupCommitConfig, PostgresStoreError};
 
 /// `application_name` of the store's connections when neither the config nor the
 /// URL sets one.
@@ -53,6 +53,9 @@ pub struct PostgresStoreConfig {
     /// Shown in `pg_stat_activity`; `None`: the URL's `application_name`, else
     /// `notification-store`.
     pub application_name: Option<String>,
+    /// Commit the writes of concurrent senders together (see
+    /// [`GroupCommitConfig`]); `None`: one commit per write.
+    pub group_commit: Option<GroupCommitConfig>,
 }
 
 impl Default for PostgresStoreConfig {
@@ -67,6 +70,7 @@ impl Default for PostgresStoreConfig {
             max_lifetime: Some(Duration::from_secs(1800)),
             statement_timeout: None,
             application_name: None,
+            group_commit: Some(GroupCommitConfig::default()),
         }
     }
 }
@@ -138,6 +142,12 @@ impl PostgresStoreConfig {
         self
     }
 
+    /// Sets (or, with `None`, turns off) the grouping of concurrent writes.
+    pub fn with_group_commit(mut self, group_commit: impl Into<Option<GroupCommitConfig>>) -> Self {
+        self.group_commit = group_commit.into();
+        self
+    }
+
     /// Sets the application name shown in `pg_stat_activity`.
     pub fn with_application_name(mut self, name: impl Into<String>) -> Self {
         self.application_name = Some(name.into());
@@ -158,6 +168,7 @@ impl fmt::Debug for PostgresStoreConfig {
             .field("max_lifetime", &self.max_lifetime)
             .field("statement_timeout", &self.statement_timeout)
             .field("application_name", &self.application_name)
+            .field("group_commit", &self.group_commit)
             .finish()
     }
 }

@@ -31,10 +31,16 @@
 //! `Query`. Setting up (URL, schema name, connecting, migrating) reports
 //! [`PostgresStoreError`].
 //!
+//! The writes of a send (`record`, `begin_attempt`, `record_attempt`) from
+//! concurrent senders are committed together ([`GroupCommitConfig`], on by
+//! default): one transaction and one WAL flush for many sends, each caller
+//! answered only once its write is committed.
+//!
 //! See `docs/postgres.md` for the schema, its indexes, TLS modes and per-schema use.
 
 mod config;
 mod error;
+mod group_commit;
 mod notifications;
 mod rows;
 mod store;
@@ -42,6 +48,7 @@ mod templates;
 
 pub use config::{DEFAULT_DATABASE_URL, PostgresStoreConfig};
 pub use error::PostgresStoreError;
+pub use group_commit::{GroupCommitConfig, GroupCommitStats};
 pub use store::{MIGRATOR, PostgresStore};
 
 #[cfg(test)]

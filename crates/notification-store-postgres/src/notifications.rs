@@ -7,6 +7,7 @@ use notification::store::{
     InboxCursor, InboxPage, InboxQuery, NotificationStore, StatusUpdate, StoreError,
     check_notification,
 };
+use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::PostgresStore;
@@ -34,7 +35,7 @@ const LIST_ATTEMPTS: &str = include_str!("../queries/attempt_list.sql");
 
 /// `t` without its sub-microsecond part (PostgreSQL keeps microseconds; the driver
 /// would truncate towards 2000-01-01, this floors, as [`InboxCursor`] does).
-fn floor_micros(t: DateTime<Utc>) -> DateTime<Utc> {
+pub(crate) fn floor_micros(t: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t)
 }
 
@@ -49,7 +50,7 @@ fn ceil_micros(t: DateTime<Utc>) -> DateTime<Utc> {
     }
 }
 
-fn into_model(row: NotificationRow) -> Result<Notification, StoreError> {
+pub(crate) fn into_model(row: NotificationRow) -> Result<Notification, StoreError> {
     Notification::try_from(row)
 }
 
@@ -57,26 +58,10 @@ fn into_model(row: NotificationRow) -> Result<Notification, StoreError> {
 impl NotificationStore for PostgresStore {
     async fn record(&self, n: &Notification) -> Result<(), StoreError> {
         check_notification(n)?;
-        sqlx::query(INSERT)
-            .bind(n.id)
-            .bind(&n.user_id)
-            .bind(n.kind.as_str())
-            .bind(&n.title)
-            .bind(&n.content)
-            .bind(n.status.as_str())
-            .bind(n.is_read)
-            .bind(&n.metadata)
-            .bind(n.error.as_deref())
-            .bind(n.idempotency_key.as_deref())
-            .bind(floor_micros(n.created_at))
-            .bind(n.read_at.map(floor_micros))
-            .bind(n.sent_at.map(floor_micros))
-            .bind(attempts_column(n.attempts))
-            .bind(n.last_attempt_at.map(floor_micros))
-            .execute(&self.pool)
-            .await
-            .map_err(store_error)?;
-        Ok(())
+        match &self.group {
+            Some(group) => group.record(n.clone()).await,
+            None => record_one(&self.pool, n).await,
+        }
     }
 
     async fn record_batch(&self, notifications: &[Notification]) -> Result<(), StoreError> {
@@ -154,49 +139,17 @@ impl NotificationStore for PostgresStore {
         seen_attempts: u32,
         at: DateTime<Utc>,
     ) -> Result<Notification, StoreError> {
-        let row = sqlx::query_as::<_, NotificationRow>(BEGIN_ATTEMPT)
-            .bind(id)
-            .bind(attempts_column(seen_attempts))
-            .bind(floor_micros(at))
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(store_error)?;
-        if let Some(row) = row {
-            return into_model(row);
+        match &self.group {
+            Some(group) => group.begin_attempt(id, seen_attempts, at).await,
+            None => begin_one(&self.pool, id, seen_attempts, at).await,
         }
-        let exists: bool = sqlx::query_scalar(EXISTS)
-            .bind(id)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(store_error)?;
-        Err(if exists {
-            StoreError::Conflict {
-                what: format!("notification {id} is sent or moved past attempt {seen_attempts}"),
-            }
-        } else {
-            StoreError::notification_not_found(id)
-        })
     }
 
     async fn record_attempt(&self, attempt: &DeliveryAttempt) -> Result<Notification, StoreError> {
-        let duration_ms = attempt
-            .duration_ms
-            .map(|ms| i64::try_from(ms).unwrap_or(i64::MAX));
-        sqlx::query_as::<_, NotificationRow>(RECORD_ATTEMPT)
-            .bind(attempt.notification_id)
-            .bind(attempts_column(attempt.number))
-            .bind(attempt.kind.as_str())
-            .bind(&attempt.provider)
-            .bind(attempt.outcome.as_str())
-            .bind(attempt.error.as_deref())
-            .bind(floor_micros(attempt.started_at))
-            .bind(duration_ms)
-            .bind(floor_micros(attempt.finished_at()))
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(store_error)?
-            .map(into_model)
-            .unwrap_or_else(|| Err(StoreError::notification_not_found(attempt.notification_id)))
+        match &self.group {
+            Some(group) => group.record_attempt(attempt.clone()).await,
+            None => record_attempt_one(&self.pool, attempt).await,
+        }
     }
 
     async fn list_attempts(
@@ -346,6 +299,86 @@ impl PostgresStore {
         }
         Ok(())
     }
+}
+
+/// `record` as one statement of its own.
+pub(crate) async fn record_one(pool: &PgPool, n: &Notification) -> Result<(), StoreError> {
+    sqlx::query(INSERT)
+        .bind(n.id)
+        .bind(&n.user_id)
+        .bind(n.kind.as_str())
+        .bind(&n.title)
+        .bind(&n.content)
+        .bind(n.status.as_str())
+        .bind(n.is_read)
+        .bind(&n.metadata)
+        .bind(n.error.as_deref())
+        .bind(n.idempotency_key.as_deref())
+        .bind(floor_micros(n.created_at))
+        .bind(n.read_at.map(floor_micros))
+        .bind(n.sent_at.map(floor_micros))
+        .bind(attempts_column(n.attempts))
+        .bind(n.last_attempt_at.map(floor_micros))
+        .execute(pool)
+        .await
+        .map_err(store_error)?;
+    Ok(())
+}
+
+/// `begin_attempt` as statements of its own.
+pub(crate) async fn begin_one(
+    pool: &PgPool,
+    id: Uuid,
+    seen_attempts: u32,
+    at: DateTime<Utc>,
+) -> Result<Notification, StoreError> {
+    let row = sqlx::query_as::<_, NotificationRow>(BEGIN_ATTEMPT)
+        .bind(id)
+        .bind(attempts_column(seen_attempts))
+        .bind(floor_micros(at))
+        .fetch_optional(pool)
+        .await
+        .map_err(store_error)?;
+    if let Some(row) = row {
+        return into_model(row);
+    }
+    let exists: bool = sqlx::query_scalar(EXISTS)
+        .bind(id)
+        .fetch_one(pool)
+        .await
+        .map_err(store_error)?;
+    Err(if exists {
+        StoreError::Conflict {
+            what: format!("notification {id} is sent or moved past attempt {seen_attempts}"),
+        }
+    } else {
+        StoreError::notification_not_found(id)
+    })
+}
+
+/// `record_attempt` as one statement of its own.
+pub(crate) async fn record_attempt_one(
+    pool: &PgPool,
+    attempt: &DeliveryAttempt,
+) -> Result<Notification, StoreError> {
+    let duration_ms = attempt
+        .duration_ms
+        .map(|ms| i64::try_from(ms).unwrap_or(i64::MAX));
+    sqlx::query_as::<_, NotificationRow>(RECORD_ATTEMPT)
+        .bind(attempt.notification_id)
+        .bind(attempts_column(attempt.number))
+        .bind(attempt.kind.as_str())
+        .bind(&attempt.provider)
+        .bind(attempt.outcome.as_str())
+        .bind(attempt.error.as_deref())
+        .bind(floor_micros(attempt.started_at))
+        .bind(duration_ms)
+        .bind(floor_micros(attempt.finished_at()))
+        .fetch_optional(pool)
+        .await
+        .map_err(store_error)?
+        .map(into_model)
+        .unwrap_or_else(|| Err(StoreError::notification_not_found(attempt.notification_id)))
 }
 
 #[cfg(test)]

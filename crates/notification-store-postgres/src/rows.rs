@@ -33,6 +33,13 @@ pub(crate) struct NotificationRow {
     last_attempt_at: Option<DateTime<Utc>>,
 }
 
+impl NotificationRow {
+    /// The notification's id.
+    pub(crate) fn id(&self) -> Uuid {
+        self.id
+    }
+}
+
 impl TryFrom<NotificationRow> for Notification {
     type Error = StoreError;
 

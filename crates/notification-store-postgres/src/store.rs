@@ -7,6 +7,7 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use crate::config::{DEFAULT_APPLICATION_NAME, check_schema_name};
+use crate::group_commit::GroupCommit;
 use crate::{PostgresStoreConfig, PostgresStoreError};
 
 /// The workspace's `migrations/` directory, embedded at build time with checksums.
@@ -37,6 +38,8 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations");
 pub struct PostgresStore {
     pub(crate) pool: PgPool,
     schema: Option<String>,
+    /// The writers of group commit, when on.
+    pub(crate) group: Option<GroupCommit>,
 }
 
 impl PostgresStore {
@@ -50,10 +53,7 @@ impl PostgresStore {
             .connect_with(options)
             .await
             .map_err(|source| PostgresStoreError::Connect { source })?;
-        Ok(Self {
-            pool,
-            schema: config.schema,
-        })
+        Ok(Self::assemble(pool, &config))
     }
 
     /// Like [`PostgresStore::connect`], but opens connections only when a query
@@ -66,21 +66,33 @@ impl PostgresStore {
             return Err(PostgresStoreError::NoRuntime);
         }
         let pool = pool_options(&config).connect_lazy_with(options);
-        Ok(Self {
-            pool,
-            schema: config.schema,
-        })
+        Ok(Self::assemble(pool, &config))
     }
 
     /// A store over a pool built elsewhere (its connections' `search_path` decides
-    /// where the tables are).
+    /// where the tables are), with group commit on and its defaults.
     pub fn from_pool(pool: PgPool) -> Self {
-        Self { pool, schema: None }
+        Self::assemble(pool, &PostgresStoreConfig::default())
+    }
+
+    fn assemble(pool: PgPool, config: &PostgresStoreConfig) -> Self {
+        Self {
+            group: config
+                .group_commit
+                .map(|group| GroupCommit::new(pool.clone(), group)),
+            pool,
+            schema: config.schema.clone(),
+        }
     }
 
     /// The pool, for queries of your own.
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// Counters of group commit (`None` when it is off).
+    pub fn group_commit_stats(&self) -> Option<crate::GroupCommitStats> {
+        self.group.as_ref().map(GroupCommit::stats)
     }
 
     /// The configured schema, if any.

@@ -1,5 +1,6 @@
 //! The store conformance suite of the `notification` crate, against PostgreSQL:
-//! every test in a schema of its own, dropped at the end.
+//! every test in a schema of its own, dropped at the end; the notification half
+//! twice, with group commit (the default) and with one commit per write.
 //!
 //! ```text
 //! DATABASE_URL=postgres://postgres@127.0.0.1:5432/test cargo test -p notification-store-postgres --test conformance
@@ -10,3 +11,12 @@ mod common;
 use common::{store, teardown};
 
 notification::store_conformance_tests!(store, teardown = teardown);
+
+mod one_commit_per_write {
+    use super::common::{store_without_group_commit, teardown};
+
+    notification::notification_store_conformance_tests!(
+        store_without_group_commit,
+        teardown = teardown
+    );
+}

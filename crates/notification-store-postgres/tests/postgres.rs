@@ -350,3 +350,100 @@ async fn a_row_with_metadata_too_deep_to_read_does_not_break_the_inbox() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_sends_are_committed_together_with_every_answer_exact() {
+    use messaging_model::{AttemptOutcome, DeliveryAttempt, NotificationStatus};
+    with_store(|store| async move {
+        let user = format!("gc-{}", uuid::Uuid::now_v7().simple());
+        let store = std::sync::Arc::new(store);
+        // 200 sends of their own, each: record, begin, sent.
+        let sends = (0..200).map(|i| {
+            let store = store.clone();
+            let user = user.clone();
+            tokio::spawn(async move {
+                let n = Notification::new(&user, NotificationKind::Email, format!("n{i}"), "x")
+                    .with_idempotency_key(format!("k{i}"));
+                store.record(&n).await.expect("record");
+                let sending = store
+                    .begin_attempt(n.id, 0, chrono::Utc::now())
+                    .await
+                    .expect("begin");
+                assert_eq!(
+                    (sending.status, sending.attempts),
+                    (NotificationStatus::Sending, 1)
+                );
+                let sent = store
+                    .record_attempt(&DeliveryAttempt::new(
+                        &sending,
+                        1,
+                        "smtp",
+                        AttemptOutcome::Sent,
+                    ))
+                    .await
+                    .expect("sent");
+                assert_eq!(sent.status, NotificationStatus::Sent);
+            })
+        });
+        // 20 keys recorded twice at once: one record wins each, the other is a Conflict.
+        let races = (0..20).map(|i| {
+            let store = store.clone();
+            let user = user.clone();
+            tokio::spawn(async move {
+                let a = Notification::new(&user, NotificationKind::Email, "a", "x")
+                    .with_idempotency_key(format!("race{i}"));
+                let b = Notification::new(&user, NotificationKind::Email, "b", "x")
+                    .with_idempotency_key(format!("race{i}"));
+                let (ra, rb) = tokio::join!(store.record(&a), store.record(&b));
+                assert!(ra.is_ok() != rb.is_ok(), "exactly one wins: {ra:?} {rb:?}");
+                let lost = ra.err().or(rb.err()).unwrap();
+                assert!(lost.is_conflict(), "{lost:?}");
+            })
+        });
+        // A value PostgreSQL refuses (a NUL byte) fails alone, with its own error.
+        let bad = {
+            let store = store.clone();
+            let user = user.clone();
+            tokio::spawn(async move {
+                let n = Notification::new(&user, NotificationKind::Email, "nul\0byte", "x");
+                assert!(matches!(
+                    store.record(&n).await,
+                    Err(StoreError::InvalidInput { .. })
+                ));
+            })
+        };
+        for task in sends.chain(races).chain(std::iter::once(bad)) {
+            task.await.expect("no assertion failed");
+        }
+        // One row has several begin_attempt racers at once: one moves it, the rest lose.
+        let n = Notification::new(&user, NotificationKind::Email, "cas", "x");
+        store.record(&n).await.unwrap();
+        let racers: Vec<_> = (0..10)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move { store.begin_attempt(n.id, 0, chrono::Utc::now()).await })
+            })
+            .collect();
+        let mut won = 0;
+        for racer in racers {
+            match racer.await.unwrap() {
+                Ok(row) => {
+                    won += 1;
+                    assert_eq!(row.attempts, 1);
+                }
+                Err(error) => assert!(error.is_conflict(), "{error:?}"),
+            }
+        }
+        assert_eq!(won, 1, "one compare-and-set wins");
+        assert_eq!(store.unread_count(&user).await.unwrap(), 200 + 20 + 1);
+
+        let stats = store
+            .group_commit_stats()
+            .expect("group commit is on by default");
+        assert!(
+            stats.batches < stats.writes,
+            "concurrent writes shared commits: {stats:?}"
+        );
+    })
+    .await;
+}

@@ -33,8 +33,20 @@ pub fn config(schema: &str) -> PostgresStoreConfig {
 
 /// A migrated, empty store in a fresh schema.
 pub async fn store() -> PostgresStore {
+    store_with(|config| config).await
+}
+
+/// [`store`] with one commit per write (no group commit).
+pub async fn store_without_group_commit() -> PostgresStore {
+    store_with(|config| config.with_group_commit(None)).await
+}
+
+/// [`store`] with `adjust` applied to its config.
+pub async fn store_with(
+    adjust: impl FnOnce(PostgresStoreConfig) -> PostgresStoreConfig,
+) -> PostgresStore {
     let schema = fresh_schema();
-    let store = PostgresStore::connect(config(&schema))
+    let store = PostgresStore::connect(adjust(config(&schema)))
         .await
         .unwrap_or_else(|error| panic!("cannot connect to DATABASE_URL: {error}"));
     store.migrate().await.expect("migrate");
