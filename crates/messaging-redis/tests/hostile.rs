@@ -81,7 +81,7 @@ async fn tenants_on_one_redis_cannot_reach_each_other() {
     use messaging_core::{BackendError, ReadFrom, StartFrom};
     let server = support::RedisServer::start();
     // The ACL docs/redis.md documents for a tenant: its hash-tagged keys and
-    // its registry.
+    // the keys of its whole prefix (registry, due index, sweep lock).
     for user in ["shop", "shop.eu"] {
         let created = server.command(&[
             "ACL",
@@ -90,7 +90,7 @@ async fn tenants_on_one_redis_cannot_reach_each_other() {
             "on",
             ">pw",
             &format!("~{{{user}:*"),
-            &format!("~{user}:topics"),
+            &format!("~{user}:*"),
             "+@all",
             "-@dangerous",
             "+config|get",
@@ -160,6 +160,34 @@ async fn tenants_on_one_redis_cannot_reach_each_other() {
         .await
         .unwrap();
     assert_eq!(own, 1);
+    // Nor the keys of shop.eu's whole prefix: its due index.
+    let denied: redis::RedisResult<i64> = redis::cmd("ZADD")
+        .arg("shop.eu:due")
+        .arg(0)
+        .arg("orders")
+        .query_async(&mut as_shop)
+        .await;
+    let error = denied.expect_err("shop wrote shop.eu's due index");
+    assert!(
+        error.to_string().to_lowercase().contains("noperm"),
+        "{error}"
+    );
+    // And each tenant schedules under its own: the index is written too.
+    for (backend, prefix) in [(&shop, "shop"), (&eu, "shop.eu")] {
+        backend
+            .schedule(
+                &Message::new("orders", json!({"later": true})).unwrap(),
+                Utc::now() + chrono::Duration::hours(1),
+            )
+            .await
+            .expect("schedule under the tenant's ACL");
+        let mut admin = raw(&format!("redis://127.0.0.1:{}", server.port)).await;
+        let score: Option<f64> = admin
+            .zscore(format!("{prefix}:due"), "orders")
+            .await
+            .unwrap();
+        assert!(score.is_some(), "{prefix}'s due index holds orders");
+    }
 }
 
 /// The dead-letter stream's entries as field maps (text), oldest first.
