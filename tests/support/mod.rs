@@ -604,3 +604,35 @@ impl Worker {
         (status.code(), self.log)
     }
 }
+
+impl Env {
+    /// Starts `messaging relay` on this namespace (its outbox in the test's
+    /// schema) and waits until it is ready; stop it as a [`Worker`].
+    pub async fn relay(&self, extra: &[&str]) -> Worker {
+        let mut args = vec!["relay"];
+        args.extend_from_slice(extra);
+        let mut child = self
+            .command(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the relay starts");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let (lines_tx, lines) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut reader = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = reader.next_line().await {
+                if lines_tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut relay = Worker {
+            child,
+            lines,
+            log: Vec::new(),
+        };
+        relay.wait_for_line("relay ready").await;
+        relay
+    }
+}

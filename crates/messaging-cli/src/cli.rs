@@ -48,6 +48,9 @@ pub(crate) enum Command {
     Inbox(InboxArgs),
     /// The whole pipeline on the embedded default, no server needed.
     Demo(DemoArgs),
+    /// Move committed transactional-outbox rows from PostgreSQL into Redis, in
+    /// order per ordering key; several may run at once. Stops on SIGTERM or Ctrl-C.
+    Relay(RelayArgs),
 }
 
 /// Where the shared messaging backend is.
@@ -280,6 +283,33 @@ pub(crate) struct DemoArgs {
     /// Also append the emails sent to this file (mbox-like, one after another).
     #[arg(long, value_name = "FILE")]
     pub(crate) mail_file: Option<PathBuf>,
+}
+
+/// `messaging relay`.
+#[derive(Debug, Args)]
+pub(crate) struct RelayArgs {
+    #[command(flatten)]
+    pub(crate) backend: BackendArgs,
+    #[command(flatten)]
+    pub(crate) database: DatabaseArgs,
+    /// Schema of the outbox table [default: --db-schema, else the search_path].
+    #[arg(long, env = "MESSAGING_OUTBOX_SCHEMA", value_name = "SCHEMA")]
+    pub(crate) outbox_schema: Option<String>,
+    /// Most rows published per round (1 to 10000).
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub(crate) batch_size: usize,
+    /// How often an idle relay looks again when no NOTIFY woke it.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub(crate) poll_interval: Duration,
+    /// How long published rows are kept; `0s` deletes them when published.
+    #[arg(long, default_value = "24h", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub(crate) retention: Duration,
+    /// Do not LISTEN for the writers' notifications: poll only.
+    #[arg(long)]
+    pub(crate) no_listen: bool,
+    /// Create the outbox table (apply the outbox migrations) before starting.
+    #[arg(long)]
+    pub(crate) migrate: bool,
 }
 
 fn parse_key_value(text: &str) -> Result<(String, String), String> {

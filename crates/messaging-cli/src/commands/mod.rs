@@ -4,6 +4,7 @@ pub(crate) mod demo;
 pub(crate) mod dlq;
 pub(crate) mod inbox;
 pub(crate) mod publish;
+pub(crate) mod relay;
 pub(crate) mod stats;
 pub(crate) mod tail;
 pub(crate) mod topics;
