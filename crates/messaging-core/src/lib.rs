@@ -56,6 +56,7 @@ mod handler;
 mod memory;
 mod retention;
 mod retry;
+pub mod schedule;
 mod service;
 mod subscription;
 #[cfg(feature = "testsuite")]

@@ -41,6 +41,14 @@ pub struct InMemoryBackend {
     state: Arc<Mutex<State>>,
     retention: Retention,
     cap: usize,
+    schedules: Arc<Mutex<Schedules>>,
+}
+
+/// Schedules and their marks (the last tick published or skipped), by name.
+#[derive(Default)]
+struct Schedules {
+    definitions: BTreeMap<String, crate::schedule::Schedule>,
+    marks: BTreeMap<String, DateTime<Utc>>,
 }
 
 impl Default for InMemoryBackend {
@@ -49,6 +57,7 @@ impl Default for InMemoryBackend {
             state: Arc::default(),
             retention: Retention::default(),
             cap: DEFAULT_TOPIC_CAP,
+            schedules: Arc::default(),
         }
     }
 }
@@ -661,5 +670,105 @@ impl MessageBackend for InMemoryBackend {
 
     async fn health(&self) -> Result<BackendHealth, BackendError> {
         Ok(BackendHealth::default())
+    }
+}
+
+impl InMemoryBackend {
+    fn schedules_lock(&self) -> MutexGuard<'_, Schedules> {
+        self.schedules
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[async_trait]
+impl crate::schedule::ScheduleBackend for InMemoryBackend {
+    async fn save_schedule(
+        &self,
+        schedule: &crate::schedule::Schedule,
+    ) -> Result<(), BackendError> {
+        self.schedules_lock()
+            .definitions
+            .insert(schedule.name.clone(), schedule.clone());
+        Ok(())
+    }
+
+    async fn remove_schedule(&self, name: &str) -> Result<bool, BackendError> {
+        let mut schedules = self.schedules_lock();
+        schedules.marks.remove(name);
+        Ok(schedules.definitions.remove(name).is_some())
+    }
+
+    async fn schedules(&self) -> Result<Vec<crate::schedule::ScheduleState>, BackendError> {
+        let schedules = self.schedules_lock();
+        Ok(schedules
+            .definitions
+            .values()
+            .map(|schedule| {
+                crate::schedule::ScheduleState::new(
+                    schedule.clone(),
+                    schedules.marks.get(&schedule.name).copied(),
+                )
+            })
+            .collect())
+    }
+
+    async fn set_schedule_paused(&self, name: &str, paused: bool) -> Result<bool, BackendError> {
+        Ok(match self.schedules_lock().definitions.get_mut(name) {
+            Some(schedule) => {
+                schedule.paused = paused;
+                true
+            }
+            None => false,
+        })
+    }
+
+    async fn fire_tick(
+        &self,
+        schedule: &crate::schedule::Schedule,
+        tick: DateTime<Utc>,
+        message: &Message,
+    ) -> Result<bool, BackendError> {
+        // Claim first (one process: the lock makes the claim atomic), then
+        // publish; a refused publish gives the claim back.
+        let previous = {
+            let mut schedules = self.schedules_lock();
+            let previous = schedules.marks.get(&schedule.name).copied();
+            if previous.is_some_and(|mark| mark >= tick) {
+                return Ok(false);
+            }
+            schedules.marks.insert(schedule.name.clone(), tick);
+            previous
+        };
+        match self.publish(message).await {
+            Ok(_) => Ok(true),
+            Err(error) => {
+                let mut schedules = self.schedules_lock();
+                if schedules.marks.get(&schedule.name) == Some(&tick) {
+                    match previous {
+                        Some(previous) => schedules.marks.insert(schedule.name.clone(), previous),
+                        None => schedules.marks.remove(&schedule.name),
+                    };
+                }
+                Err(error)
+            }
+        }
+    }
+
+    async fn skip_to_tick(
+        &self,
+        schedule: &crate::schedule::Schedule,
+        tick: DateTime<Utc>,
+    ) -> Result<bool, BackendError> {
+        let mut schedules = self.schedules_lock();
+        if schedules
+            .marks
+            .get(&schedule.name)
+            .is_some_and(|mark| *mark >= tick)
+        {
+            return Ok(false);
+        }
+        schedules.marks.insert(schedule.name.clone(), tick);
+        Ok(true)
     }
 }

@@ -1500,3 +1500,270 @@ pub async fn health_answers(factory: impl BackendFactory) {
     assert_eq!(report.backend, backend.name());
     assert_eq!(report.subscriptions, 0);
 }
+
+// ---------------------------------------------------------------------------
+// Schedules (periodic jobs)
+// ---------------------------------------------------------------------------
+
+/// What the schedule tests take: an async function returning one fresh backend
+/// as both its [`ScheduleBackend`](crate::schedule::ScheduleBackend) and its
+/// [`MessageBackend`] (the same object), e.g.
+/// `|| async { let b = Arc::new(MyBackend::new()); (b.clone() as _, b as _) }`.
+pub trait ScheduleBackendFactory {
+    /// A fresh backend, twice.
+    fn backends(
+        &self,
+    ) -> impl Future<
+        Output = (
+            Arc<dyn crate::schedule::ScheduleBackend>,
+            Arc<dyn MessageBackend>,
+        ),
+    >;
+}
+
+impl<F, Fut> ScheduleBackendFactory for F
+where
+    F: Fn() -> Fut,
+    Fut: Future<
+        Output = (
+            Arc<dyn crate::schedule::ScheduleBackend>,
+            Arc<dyn MessageBackend>,
+        ),
+    >,
+{
+    fn backends(
+        &self,
+    ) -> impl Future<
+        Output = (
+            Arc<dyn crate::schedule::ScheduleBackend>,
+            Arc<dyn MessageBackend>,
+        ),
+    > {
+        self()
+    }
+}
+
+/// Stamps out the schedule tests for a [`ScheduleBackendFactory`].
+#[macro_export]
+macro_rules! schedule_conformance_tests {
+    ($factory:path) => {
+        $crate::backend_conformance_tests!(@each $factory;
+            schedules_are_saved_listed_paused_and_removed,
+            a_tick_is_published_once_however_many_claim_it,
+            schedulers_over_one_backend_publish_each_tick_once
+        );
+    };
+}
+
+fn unique_schedule(name: &str) -> String {
+    let id = Uuid::now_v7().simple().to_string();
+    format!("conformance-{name}-{}", &id[id.len() - 12..])
+}
+
+/// Saving replaces by name; listing is by name with the marks; pausing and
+/// removing answer whether the schedule existed.
+pub async fn schedules_are_saved_listed_paused_and_removed(factory: impl ScheduleBackendFactory) {
+    use crate::schedule::Schedule;
+    let (schedules, _) = factory.backends().await;
+    let (a, b) = (unique_schedule("a"), unique_schedule("b"));
+    let topic = unique_topic("sched");
+    let first = Schedule::interval(&a, &topic, Duration::from_secs(60), json!({"v": 1})).unwrap();
+    schedules.save_schedule(&first).await.expect("save a");
+    let other = Schedule::cron(&b, &topic, "0 0 3 * * *", json!({}))
+        .unwrap()
+        .in_time_zone("Europe/Berlin")
+        .unwrap();
+    schedules.save_schedule(&other).await.expect("save b");
+    let replaced =
+        Schedule::interval(&a, &topic, Duration::from_secs(30), json!({"v": 2})).unwrap();
+    schedules.save_schedule(&replaced).await.expect("replace a");
+
+    let listed = schedules.schedules().await.expect("list");
+    let ours: Vec<_> = listed
+        .iter()
+        .filter(|state| state.schedule.name == a || state.schedule.name == b)
+        .collect();
+    assert_eq!(ours.len(), 2, "{listed:?}");
+    let found_a = ours.iter().find(|s| s.schedule.name == a).unwrap();
+    assert_eq!(
+        found_a.schedule, replaced,
+        "saving replaces, and reads back whole"
+    );
+    assert_eq!(found_a.last_tick, None);
+    assert_eq!(
+        ours.iter().find(|s| s.schedule.name == b).unwrap().schedule,
+        other
+    );
+
+    assert!(
+        schedules
+            .set_schedule_paused(&a, true)
+            .await
+            .expect("pause")
+    );
+    let paused = schedules.schedules().await.expect("list");
+    assert!(
+        paused
+            .iter()
+            .any(|s| s.schedule.name == a && s.schedule.paused)
+    );
+    assert!(
+        !schedules
+            .set_schedule_paused("conformance-none", true)
+            .await
+            .expect("pause unknown")
+    );
+    assert!(schedules.remove_schedule(&a).await.expect("remove"));
+    assert!(!schedules.remove_schedule(&a).await.expect("remove again"));
+    assert!(schedules.remove_schedule(&b).await.expect("remove b"));
+    let left = schedules.schedules().await.expect("list");
+    assert!(
+        !left
+            .iter()
+            .any(|s| s.schedule.name == a || s.schedule.name == b)
+    );
+}
+
+/// Twenty claims of one tick publish it once; an older tick is never published
+/// after a newer one; a skip moves the mark without publishing.
+pub async fn a_tick_is_published_once_however_many_claim_it(factory: impl ScheduleBackendFactory) {
+    use crate::schedule::Schedule;
+    let (schedules, backend) = factory.backends().await;
+    let topic = unique_topic("tick");
+    let name = unique_schedule("once");
+    let schedule =
+        Schedule::interval(&name, &topic, Duration::from_secs(1), json!({"job": 1})).unwrap();
+    schedules.save_schedule(&schedule).await.expect("save");
+    let tick: DateTime<Utc> = "2030-01-01T00:00:10Z".parse().unwrap();
+    let message = schedule.message_for(tick).unwrap();
+    let claims: Vec<_> = (0..20)
+        .map(|_| {
+            let schedules = schedules.clone();
+            let schedule = schedule.clone();
+            let message = message.clone();
+            tokio::spawn(async move { schedules.fire_tick(&schedule, tick, &message).await })
+        })
+        .collect();
+    let mut published = 0;
+    for claim in claims {
+        if claim.await.expect("claim task").expect("fire_tick") {
+            published += 1;
+        }
+    }
+    assert_eq!(published, 1, "one claim of twenty publishes");
+    assert_eq!(backend.stats(&topic).await.expect("stats").length, 1);
+
+    let older: DateTime<Utc> = "2030-01-01T00:00:09Z".parse().unwrap();
+    assert!(
+        !schedules
+            .fire_tick(&schedule, older, &schedule.message_for(older).unwrap())
+            .await
+            .expect("older tick")
+    );
+    let skipped: DateTime<Utc> = "2030-01-01T00:00:20Z".parse().unwrap();
+    assert!(
+        schedules
+            .skip_to_tick(&schedule, skipped)
+            .await
+            .expect("skip")
+    );
+    assert!(
+        !schedules
+            .skip_to_tick(&schedule, skipped)
+            .await
+            .expect("skip again")
+    );
+    assert!(
+        !schedules
+            .fire_tick(&schedule, skipped, &schedule.message_for(skipped).unwrap())
+            .await
+            .expect("a skipped tick")
+    );
+    let newer: DateTime<Utc> = "2030-01-01T00:00:21Z".parse().unwrap();
+    assert!(
+        schedules
+            .fire_tick(&schedule, newer, &schedule.message_for(newer).unwrap())
+            .await
+            .expect("newer tick")
+    );
+    assert_eq!(backend.stats(&topic).await.expect("stats").length, 2);
+    let marks = schedules.schedules().await.expect("list");
+    assert_eq!(
+        marks
+            .iter()
+            .find(|s| s.schedule.name == name)
+            .and_then(|s| s.last_tick),
+        Some(newer)
+    );
+    schedules.remove_schedule(&name).await.expect("remove");
+    cleanup(&backend, &[&topic]).await;
+}
+
+/// Three schedulers over one backend: every one-second tick arrives once, the
+/// ticks are consecutive, and the schedulers' counts add up.
+pub async fn schedulers_over_one_backend_publish_each_tick_once(
+    factory: impl ScheduleBackendFactory,
+) {
+    use crate::schedule::{SCHEDULE_TICK_KEY, Schedule, Scheduler, SchedulerOptions};
+    let (schedules, backend) = factory.backends().await;
+    let topic = unique_topic("ticks");
+    let name = unique_schedule("every-second");
+    let schedule = Schedule::interval(
+        &name,
+        &topic,
+        Duration::from_secs(1),
+        json!({"job": "tick"}),
+    )
+    .unwrap();
+    schedules.save_schedule(&schedule).await.expect("save");
+    let options = SchedulerOptions::default().with_refresh(Duration::from_millis(200));
+    let schedulers: Vec<Scheduler> = (0..3)
+        .map(|_| Scheduler::start(schedules.clone(), options))
+        .collect();
+    let recorder = Recorder::new();
+    let consumer = service(&backend);
+    consumer
+        .subscribe_with(
+            &topic,
+            quick("ticks").with_start_from(StartFrom::Earliest),
+            recorder.succeeding(),
+        )
+        .await
+        .expect("subscribe");
+    recorder
+        .wait_until("four ticks", |seen| seen.len() >= 4)
+        .await;
+    let mut fired = 0;
+    for scheduler in schedulers {
+        fired += scheduler.stop().await.fired;
+    }
+    let stats = backend.stats(&topic).await.expect("stats");
+    // Every published tick is delivered before the counts are compared.
+    recorder
+        .wait_until("every published tick", |seen| seen.len() as u64 >= fired)
+        .await;
+    let mut ticks: Vec<DateTime<Utc>> = recorder
+        .seen()
+        .iter()
+        .map(|(m, _)| {
+            m.metadata[SCHEDULE_TICK_KEY]
+                .parse()
+                .expect("an RFC 3339 tick")
+        })
+        .collect();
+    ticks.sort();
+    let distinct: BTreeSet<_> = ticks.iter().collect();
+    assert_eq!(distinct.len(), ticks.len(), "no tick twice: {ticks:?}");
+    for pair in ticks.windows(2) {
+        assert_eq!(
+            (pair[1] - pair[0]).num_milliseconds(),
+            1_000,
+            "no tick missing: {ticks:?}"
+        );
+    }
+    assert_eq!(stats.length, fired, "each published tick is one entry");
+    assert_eq!(ticks.len() as u64, fired);
+    consumer.shutdown().await;
+    schedules.remove_schedule(&name).await.expect("remove");
+    cleanup(&backend, &[&topic]).await;
+}

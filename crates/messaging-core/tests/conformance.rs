@@ -17,3 +17,13 @@ async fn capped(cap: usize) -> Arc<dyn MessageBackend> {
 }
 
 messaging_core::backend_conformance_tests!(backend, capped: capped);
+
+async fn schedules() -> (
+    Arc<dyn messaging_core::schedule::ScheduleBackend>,
+    Arc<dyn MessageBackend>,
+) {
+    let backend = Arc::new(InMemoryBackend::new());
+    (backend.clone(), backend)
+}
+
+messaging_core::schedule_conformance_tests!(schedules);
