@@ -24,6 +24,10 @@ use redis::aio::MultiplexedConnection;
 use serde_json::json;
 use tokio::sync::{Mutex, Notify};
 
+// The test harness's redis-server on a free loopback port, for the idle section.
+#[path = "../tests/support/mod.rs"]
+mod support;
+
 const ROUNDS: usize = 5;
 const SINGLE: usize = 5_000;
 const BATCHED: usize = 50_000;
@@ -33,6 +37,10 @@ const CONSUMERS: usize = 4;
 const RATE: u64 = 5_000;
 const LATENCY_RUN: Duration = Duration::from_secs(4);
 const DELAYED: usize = 2_000;
+/// How long the idle section watches each idle backend.
+const IDLE_WINDOW: Duration = Duration::from_secs(10);
+/// How long it watches the per-topic emulation of the design before the index.
+const PER_TOPIC_WINDOW: Duration = Duration::from_secs(2);
 
 fn main() {
     let url = std::env::var("REDIS_URL").unwrap_or_else(|_| {
@@ -173,7 +181,7 @@ async fn run(url: String) {
         bench.url
     );
     let mut report = Report::default();
-    // BENCH_ONLY=publish,e2e,latency,delayed picks sections (for profiling).
+    // BENCH_ONLY=publish,e2e,latency,delayed,idle picks sections.
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     let wanted = |section: &str| only.is_empty() || only.split(',').any(|s| s == section);
 
@@ -248,7 +256,17 @@ async fn run(url: String) {
     for topic in bench.topics.lock().await.iter() {
         let _ = bench.backend.delete_topic(topic).await;
     }
+    let idle = if wanted("idle") {
+        Some(idle_section().await)
+    } else {
+        None
+    };
     report.print();
+    if let Some(idle) = idle {
+        for line in idle {
+            println!("{line}");
+        }
+    }
     let cpu = bench.cpu.lock().expect("cpu");
     if !cpu.is_empty() {
         println!(
@@ -825,4 +843,262 @@ impl Report {
             println!("{} target(s) MISSED", self.missed);
         }
     }
+}
+
+// Idle topics -------------------------------------------------------------------
+
+/// What a redis-server did over a window: commands (scripts' inner ones
+/// included, `INFO` left out) and CPU (`used_cpu_sys` + `used_cpu_user`).
+#[derive(Clone, Copy, Default)]
+struct ServerWork {
+    commands: f64,
+    evalsha: f64,
+    cpu_seconds: f64,
+}
+
+async fn server_work(redis: &mut MultiplexedConnection) -> ServerWork {
+    let info: String = redis::cmd("INFO")
+        .arg("all")
+        .query_async(redis)
+        .await
+        .expect("info");
+    let mut work = ServerWork::default();
+    for line in info.lines() {
+        if let Some((name, rest)) = line
+            .strip_prefix("cmdstat_")
+            .and_then(|l| l.split_once(':'))
+        {
+            let calls: f64 = rest
+                .split(',')
+                .find_map(|kv| kv.strip_prefix("calls="))
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(0.0);
+            if name != "info" {
+                work.commands += calls;
+            }
+            if name == "evalsha" {
+                work.evalsha += calls;
+            }
+        } else if let Some(value) = line
+            .strip_prefix("used_cpu_sys:")
+            .or_else(|| line.strip_prefix("used_cpu_user:"))
+        {
+            work.cpu_seconds += value.trim().parse::<f64>().unwrap_or(0.0);
+        }
+    }
+    work
+}
+
+impl std::ops::Sub for ServerWork {
+    type Output = ServerWork;
+    fn sub(self, before: ServerWork) -> ServerWork {
+        ServerWork {
+            commands: self.commands - before.commands,
+            evalsha: self.evalsha - before.evalsha,
+            cpu_seconds: self.cpu_seconds - before.cpu_seconds,
+        }
+    }
+}
+
+/// Per second of `window`: commands, EVALSHA calls, server CPU ms, client CPU ms.
+struct IdleFigures {
+    commands: f64,
+    evalsha: f64,
+    server_cpu_ms: f64,
+    client_cpu_ms: f64,
+}
+
+impl IdleFigures {
+    fn of(work: ServerWork, client_cpu: f64, window: Duration) -> Self {
+        let seconds = window.as_secs_f64();
+        Self {
+            commands: work.commands / seconds,
+            evalsha: work.evalsha / seconds,
+            server_cpu_ms: work.cpu_seconds * 1e3 / seconds,
+            client_cpu_ms: client_cpu * 1e3 / seconds,
+        }
+    }
+}
+
+/// Sets up `topics` idle topics on a redis-server of their own (a group, two
+/// messages read, acknowledged and trimmed, one delayed message an hour
+/// ahead), then watches the backend (default settings but `keep: 0`) sit
+/// still; then times one sweep, and for the many-topic case the per-topic
+/// promotion of the design before the index, emulated with its script.
+async fn idle_topics(
+    topics: usize,
+    emulate: bool,
+) -> (IdleFigures, (ServerWork, Duration), Option<IdleFigures>) {
+    use futures::StreamExt;
+    let server = support::RedisServer::start();
+    let prefix = format!("bench-idle-{:016x}", fastrand::u64(..));
+    let mut redis = redis::Client::open(server.url())
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let backend = RedisBackend::connect(
+        RedisBackendConfig::new(server.url())
+            .with_key_prefix(&prefix)
+            .with_retention(messaging_core::Retention::Settled { keep: 0 }),
+    )
+    .await
+    .expect("connect");
+    let names: Vec<String> = (0..topics).map(|n| format!("idle.{n}")).collect();
+    let later = Utc::now() + chrono::Duration::hours(1);
+    futures::stream::iter(names.iter().enumerate())
+        .for_each_concurrent(64, |(n, topic)| {
+            let backend = &backend;
+            async move {
+                let message = |k: usize| Message::new(topic, payload(n * 10 + k)).expect("message");
+                backend
+                    .ensure_group(topic, "g", StartFrom::Earliest)
+                    .await
+                    .expect("group");
+                backend
+                    .publish_batch(&[message(0), message(1)])
+                    .await
+                    .expect("publish");
+                backend
+                    .schedule(&message(2), later)
+                    .await
+                    .expect("schedule");
+                let taken = backend
+                    .read(
+                        topic,
+                        "g",
+                        "c",
+                        messaging_core::ReadFrom::New,
+                        10,
+                        Duration::ZERO,
+                    )
+                    .await
+                    .expect("read");
+                for delivery in &taken {
+                    backend.ack(&delivery.receipt).await.expect("ack");
+                }
+            }
+        })
+        .await;
+    // Each topic is trimmed once (its first entry; the last delivered stays).
+    loop {
+        let mut pipe = redis::pipe();
+        for topic in &names {
+            pipe.xlen(format!("{{{prefix}:{topic}}}:stream"));
+        }
+        let lengths: Vec<u64> = pipe.query_async(&mut redis).await.expect("xlen");
+        if lengths.iter().all(|&length| length == 1) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // One promote interval more, so the last trim round is over.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let before = server_work(&mut redis).await;
+    let client_before = cpu_seconds("self").unwrap_or(0.0);
+    tokio::time::sleep(IDLE_WINDOW).await;
+    let client = cpu_seconds("self").unwrap_or(0.0) - client_before;
+    let idle = IdleFigures::of(server_work(&mut redis).await - before, client, IDLE_WINDOW);
+
+    let before = server_work(&mut redis).await;
+    let started = Instant::now();
+    let repaired = backend.sweep_due_index().await.expect("sweep");
+    let sweep = (server_work(&mut redis).await - before, started.elapsed());
+    assert_eq!(repaired, 0, "the index was complete");
+    drop(backend);
+
+    let emulated = if emulate {
+        // Before the index: every topic's promotion script, every 250 ms, 32
+        // topics at a time (what maintenance.rs did for each known topic).
+        let script = redis::Script::new(include_str!("../lua/promote.lua"));
+        let before = server_work(&mut redis).await;
+        let client_before = cpu_seconds("self").unwrap_or(0.0);
+        let started = Instant::now();
+        while started.elapsed() < PER_TOPIC_WINDOW {
+            let round = Instant::now();
+            futures::stream::iter(names.iter())
+                .for_each_concurrent(32, |topic| {
+                    let mut redis = redis.clone();
+                    let script = &script;
+                    let tag = format!("{{{prefix}:{topic}}}");
+                    async move {
+                        let _: (i64, i64, i64) = script
+                            .key(format!("{tag}:delayed"))
+                            .key(format!("{tag}:stream"))
+                            .key(format!("{tag}:dlq"))
+                            .arg(1_000)
+                            .invoke_async(&mut redis)
+                            .await
+                            .expect("promote");
+                    }
+                })
+                .await;
+            tokio::time::sleep(Duration::from_millis(250).saturating_sub(round.elapsed())).await;
+        }
+        let window = started.elapsed();
+        let client = cpu_seconds("self").unwrap_or(0.0) - client_before;
+        Some(IdleFigures::of(
+            server_work(&mut redis).await - before,
+            client,
+            window,
+        ))
+    } else {
+        None
+    };
+    (idle, sweep, emulated)
+}
+
+async fn idle_section() -> Vec<String> {
+    const FEW: usize = 10;
+    const MANY: usize = 10_000;
+    let (few, few_sweep, _) = idle_topics(FEW, false).await;
+    let (many, many_sweep, emulated) = idle_topics(MANY, true).await;
+    let mut lines = vec![
+        format!(
+            "idle topics (redis-server of its own, default intervals: promote 250 ms, trim 5 s, sweep 60 s; {} s each):",
+            IDLE_WINDOW.as_secs()
+        ),
+        format!(
+            "| {:<34} | {:>12} | {:>12} | {:>7} |",
+            "per second, one idle backend", "10 topics", "10,000 topics", "ratio"
+        ),
+        format!("|{:-<36}|{:->14}|{:->14}|{:->9}|", "", "", "", ""),
+    ];
+    let row = |name: &str, a: f64, b: f64| {
+        let ratio = if a > 0.0 {
+            format!("{:.2}", b / a)
+        } else {
+            "-".to_owned()
+        };
+        format!("| {name:<34} | {a:>12.1} | {b:>12.1} | {ratio:>7} |")
+    };
+    lines.push(row("Redis commands", few.commands, many.commands));
+    lines.push(row("EVALSHA calls", few.evalsha, many.evalsha));
+    lines.push(row("Redis CPU (ms)", few.server_cpu_ms, many.server_cpu_ms));
+    lines.push(row(
+        "client CPU (ms)",
+        few.client_cpu_ms,
+        many.client_cpu_ms,
+    ));
+    for (topics, (work, took)) in [(FEW, few_sweep), (MANY, many_sweep)] {
+        lines.push(format!(
+            "one sweep of {topics} topics: {:.0} commands, {:.1} ms Redis CPU, {:.1} ms; over the 60 s sweep interval {:.1} commands/s",
+            work.commands,
+            work.cpu_seconds * 1e3,
+            took.as_secs_f64() * 1e3,
+            work.commands / 60.0
+        ));
+    }
+    if let Some(emulated) = emulated {
+        lines.push(format!(
+            "before the index (emulated: promote.lua per topic every 250 ms, {MANY} topics, {} s): {:.0} commands/s, {:.0} EVALSHA/s, {:.1} ms/s Redis CPU, {:.1} ms/s client CPU",
+            PER_TOPIC_WINDOW.as_secs(),
+            emulated.commands,
+            emulated.evalsha,
+            emulated.server_cpu_ms,
+            emulated.client_cpu_ms
+        ));
+    }
+    lines
 }
