@@ -31,7 +31,7 @@ const TRIM_BATCH: i64 = 1_000;
 /// the key layout and guarantees.
 #[derive(Clone)]
 pub struct RedisBackend {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 impl std::fmt::Debug for RedisBackend {

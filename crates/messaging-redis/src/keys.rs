@@ -12,6 +12,7 @@
 pub(crate) struct Keys {
     prefix: String,
     registry: String,
+    schedules: String,
     due_index: String,
     sweep_lock: String,
 }
@@ -32,6 +33,7 @@ impl Keys {
         Self {
             prefix: prefix.to_owned(),
             registry: format!("{prefix}:topics"),
+            schedules: format!("{prefix}:schedules"),
             due_index: format!("{prefix}:due"),
             sweep_lock: format!("{prefix}:sweep"),
         }
@@ -47,6 +49,17 @@ impl Keys {
     /// process per prefix sweeps per sweep interval.
     pub(crate) fn sweep_lock(&self) -> &str {
         &self.sweep_lock
+    }
+
+    /// The hash of every schedule's definition (JSON), by name.
+    pub(crate) fn schedules(&self) -> &str {
+        &self.schedules
+    }
+
+    /// The mark of schedule `name` (the last tick published or skipped, in ms):
+    /// in its topic's slot, so a tick's publish and its mark are one script.
+    pub(crate) fn schedule_mark(&self, topic: &str, name: &str) -> String {
+        format!("{{{}:{topic}}}:tick:{name}", self.prefix)
     }
 
     /// The set of every topic's name.

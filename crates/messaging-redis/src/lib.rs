@@ -68,6 +68,7 @@ mod pool;
 #[cfg(test)]
 mod properties;
 mod reading;
+mod schedules;
 mod scripts;
 
 pub use backend::{DeadLetterPage, RedisBackend, UndecodableDeadLetter};

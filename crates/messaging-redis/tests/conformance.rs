@@ -26,6 +26,12 @@ async fn capped(cap: usize) -> Arc<dyn MessageBackend> {
 async fn connect(
     configure: impl FnOnce(RedisBackendConfig) -> RedisBackendConfig,
 ) -> Arc<dyn MessageBackend> {
+    connect_redis(configure).await
+}
+
+async fn connect_redis(
+    configure: impl FnOnce(RedisBackendConfig) -> RedisBackendConfig,
+) -> Arc<RedisBackend> {
     let url = std::env::var("REDIS_URL").unwrap_or_else(|_| {
         panic!(
             "REDIS_URL is not set: these tests need a Redis server. Start one (`redis-server`) \
@@ -49,3 +55,14 @@ fn uuid_like() -> String {
 }
 
 messaging_core::backend_conformance_tests!(backend, capped: capped);
+
+/// One backend as both its schedule and its message side.
+async fn schedules() -> (
+    Arc<dyn messaging_core::schedule::ScheduleBackend>,
+    Arc<dyn MessageBackend>,
+) {
+    let backend = connect_redis(|config| config).await;
+    (backend.clone(), backend)
+}
+
+messaging_core::schedule_conformance_tests!(schedules);
