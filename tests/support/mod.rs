@@ -196,13 +196,19 @@ timeout = "5s"
         if !extra.iter().any(|arg| arg.starts_with("--metrics-addr")) {
             args.push("--no-metrics");
         }
+        self.spawn_ready(&args, envs, "worker ready").await
+    }
+
+    /// Starts `messaging ARGS…` on this namespace with more environment
+    /// variables, and waits for a stderr line containing `ready`.
+    pub async fn spawn_ready(&self, args: &[&str], envs: &[(&str, &str)], ready: &str) -> Worker {
         let mut child = self
-            .command(&args)
+            .command(args)
             .envs(envs.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("the worker starts");
+            .unwrap_or_else(|error| panic!("`messaging {}` starts: {error}", args.join(" ")));
         let stderr = child.stderr.take().expect("stderr is piped");
         let (lines_tx, lines) = tokio::sync::mpsc::unbounded_channel();
         tokio::spawn(async move {
@@ -213,13 +219,13 @@ timeout = "5s"
                 }
             }
         });
-        let mut worker = Worker {
+        let mut process = Worker {
             child,
             lines,
             log: Vec::new(),
         };
-        worker.wait_for_line("worker ready").await;
-        worker
+        process.wait_for_line(ready).await;
+        process
     }
 
     /// Polls `check` until it returns a value, up to [`DEADLINE`].
@@ -611,28 +617,6 @@ impl Env {
     pub async fn relay(&self, extra: &[&str]) -> Worker {
         let mut args = vec!["relay"];
         args.extend_from_slice(extra);
-        let mut child = self
-            .command(&args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the relay starts");
-        let stderr = child.stderr.take().expect("stderr is piped");
-        let (lines_tx, lines) = tokio::sync::mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            let mut reader = BufReader::new(stderr).lines();
-            while let Ok(Some(line)) = reader.next_line().await {
-                if lines_tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut relay = Worker {
-            child,
-            lines,
-            log: Vec::new(),
-        };
-        relay.wait_for_line("relay ready").await;
-        relay
+        self.spawn_ready(&args, &[], "relay ready").await
     }
 }

@@ -28,6 +28,24 @@ pub(crate) async fn shared(
 /// A Redis backend, checked with a round trip so an unreachable server is
 /// reported now (exit code 3), not at the first command.
 pub(crate) async fn redis(url: &str, prefix: &str) -> anyhow::Result<Arc<dyn MessageBackend>> {
+    Ok(redis_backend(url, prefix).await?)
+}
+
+/// The shared Redis backend of a one-shot command, as its concrete type (for
+/// what is not on `MessageBackend`, such as schedules).
+pub(crate) async fn shared_redis(
+    args: &BackendArgs,
+    command: &'static str,
+) -> anyhow::Result<Arc<RedisBackend>> {
+    let Some(url) = args.redis_url.as_deref() else {
+        return Err(CliError::NoSharedBackend { command }.into());
+    };
+    let prefix = args.key_prefix.as_deref().unwrap_or(DEFAULT_KEY_PREFIX);
+    redis_backend(url, prefix).await
+}
+
+/// [`redis`], as the concrete type.
+pub(crate) async fn redis_backend(url: &str, prefix: &str) -> anyhow::Result<Arc<RedisBackend>> {
     crate::exit::check_userinfo("--redis-url", url)?;
     // The driver retries a refused connection for several seconds; a command
     // line should say at once that nothing listens there.

@@ -51,6 +51,11 @@ pub(crate) enum Command {
     /// Move committed transactional-outbox rows from PostgreSQL into Redis, in
     /// order per ordering key; several may run at once. Stops on SIGTERM or Ctrl-C.
     Relay(RelayArgs),
+    /// List, add, remove, pause or resume periodic jobs (schedules).
+    Schedules(SchedulesArgs),
+    /// Run the schedules: publish each tick once across every scheduler process,
+    /// until SIGTERM or Ctrl-C.
+    Scheduler(SchedulerArgs),
 }
 
 /// Where the shared messaging backend is.
@@ -310,6 +315,82 @@ pub(crate) struct RelayArgs {
     /// Create the outbox table (apply the outbox migrations) before starting.
     #[arg(long)]
     pub(crate) migrate: bool,
+}
+
+/// `messaging schedules`.
+#[derive(Debug, Args)]
+pub(crate) struct SchedulesArgs {
+    #[command(subcommand)]
+    pub(crate) action: SchedulesAction,
+    #[command(flatten)]
+    pub(crate) backend: BackendArgs,
+}
+
+/// What to do with schedules.
+#[derive(Debug, Subcommand)]
+pub(crate) enum SchedulesAction {
+    /// Every schedule with its next and last tick.
+    List {
+        /// A JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add a schedule, or replace the one with its name.
+    Add {
+        /// The schedule's name (1 to 128 of [A-Za-z0-9._-]).
+        name: String,
+        /// Where each tick's message goes.
+        #[arg(long)]
+        topic: String,
+        /// A cron expression: `sec min hour day month weekday` (seconds optional).
+        #[arg(long, conflicts_with = "every", required_unless_present = "every")]
+        cron: Option<String>,
+        /// A fixed interval instead (`30s`, `5m`), ticking at whole multiples of it.
+        #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+        every: Option<Duration>,
+        /// IANA time zone of the cron expression.
+        #[arg(long, default_value = "UTC", value_name = "ZONE")]
+        tz: String,
+        /// Each tick's payload, a JSON object.
+        #[arg(long, default_value = "{}", value_name = "JSON")]
+        payload: String,
+        /// Ticks missed while no scheduler ran: `skip` or `catch_up_one`.
+        #[arg(long, default_value = "skip", value_parser = parse_missed)]
+        missed: messaging_core::schedule::MissedTicks,
+    },
+    /// Remove a schedule.
+    Remove {
+        /// The schedule's name.
+        name: String,
+    },
+    /// Pause a schedule: its ticks are missed until it is resumed.
+    Pause {
+        /// The schedule's name.
+        name: String,
+    },
+    /// Resume a paused schedule.
+    Resume {
+        /// The schedule's name.
+        name: String,
+    },
+}
+
+fn parse_missed(text: &str) -> Result<messaging_core::schedule::MissedTicks, String> {
+    use messaging_core::schedule::MissedTicks;
+    [MissedTicks::Skip, MissedTicks::CatchUpOne]
+        .into_iter()
+        .find(|missed| missed.as_str() == text)
+        .ok_or_else(|| format!("expected skip or catch_up_one, got {text:?}"))
+}
+
+/// `messaging scheduler`.
+#[derive(Debug, Args)]
+pub(crate) struct SchedulerArgs {
+    #[command(flatten)]
+    pub(crate) backend: BackendArgs,
+    /// How often schedules are re-read (changes and pauses show within this).
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub(crate) refresh: Duration,
 }
 
 fn parse_key_value(text: &str) -> Result<(String, String), String> {

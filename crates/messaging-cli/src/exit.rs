@@ -90,6 +90,12 @@ pub(crate) enum CliError {
         /// The topic.
         topic: String,
     },
+    /// No such schedule.
+    #[error("schedule {name} not found")]
+    ScheduleNotFound {
+        /// The schedule's name.
+        name: String,
+    },
     /// `tail --timeout` ran out.
     #[error("timed out after {} with {received} of {expected} messages", humantime::format_duration(*waited))]
     TailTimedOut {
@@ -118,7 +124,7 @@ impl CliError {
             | Self::InvalidSetting { .. }
             | Self::ConfirmationRequired { .. } => USAGE,
             Self::Unreachable { .. } => UNREACHABLE,
-            Self::TopicNotFound { .. } => NOT_FOUND,
+            Self::TopicNotFound { .. } | Self::ScheduleNotFound { .. } => NOT_FOUND,
             Self::TailTimedOut { .. } => TIMED_OUT,
         }
     }
@@ -149,7 +155,11 @@ pub(crate) fn code(error: &anyhow::Error) -> u8 {
         if let Some(error) = cause.downcast_ref::<BackendError>() {
             return backend_code(error);
         }
-        if cause.downcast_ref::<ValidationError>().is_some() {
+        if cause.downcast_ref::<ValidationError>().is_some()
+            || cause
+                .downcast_ref::<messaging_core::schedule::ScheduleError>()
+                .is_some()
+        {
             return USAGE;
         }
         if let Some(code) = crate::commands::store_error_code(cause) {

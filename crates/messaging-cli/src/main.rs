@@ -22,7 +22,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = match (&cli.log, &cli.command) {
         (Some(filter), _) => filter.clone(),
-        (None, Command::Worker(_) | Command::Relay(_)) => "warn".to_owned(),
+        (None, Command::Worker(_) | Command::Relay(_) | Command::Scheduler(_)) => "warn".to_owned(),
         // A one-shot command ends while the Redis backend's background task may
         // be mid-command; what it reports then is not the user's concern.
         (None, _) => "warn,messaging_redis::maintenance=off".to_owned(),
@@ -61,6 +61,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Inbox(args) => commands::inbox::run(args).await,
         Command::Demo(args) => commands::demo::run(args).await,
         Command::Relay(args) => commands::relay::run(args).await,
+        Command::Schedules(args) => commands::schedules::run(args).await,
+        Command::Scheduler(args) => commands::schedules::run_scheduler(args).await,
     }
 }
 

@@ -5,6 +5,7 @@ pub(crate) mod dlq;
 pub(crate) mod inbox;
 pub(crate) mod publish;
 pub(crate) mod relay;
+pub(crate) mod schedules;
 pub(crate) mod stats;
 pub(crate) mod tail;
 pub(crate) mod topics;
