@@ -120,7 +120,7 @@ impl MissedTicks {
 pub enum Every {
     /// At each occurrence of a cron expression (5 fields, or 6 with seconds
     /// first), in the schedule's time zone.
-    Cron(CronExpression),
+    Cron(Box<CronExpression>),
     /// At each whole multiple of this interval since the Unix epoch.
     Interval(Duration),
 }
@@ -229,7 +229,7 @@ impl Schedule {
         Self::new(
             name,
             topic,
-            Every::Cron(CronExpression::parse(expression)?),
+            Every::Cron(Box::new(CronExpression::parse(expression)?)),
             payload,
         )
     }
@@ -361,7 +361,7 @@ fn interval_millis(interval: Duration) -> i64 {
 }
 
 fn check_interval(interval: Duration) -> Result<(), ScheduleError> {
-    if interval < MIN_INTERVAL || interval.subsec_nanos() % 1_000_000 != 0 {
+    if interval < MIN_INTERVAL || !interval.subsec_nanos().is_multiple_of(1_000_000) {
         return Err(ScheduleError::InvalidInterval { interval });
     }
     Ok(())
@@ -426,7 +426,7 @@ impl TryFrom<ScheduleRecord> for Schedule {
 
     fn try_from(record: ScheduleRecord) -> Result<Self, ScheduleError> {
         let every = match (record.cron, record.every_ms) {
-            (Some(cron), None) => Every::Cron(CronExpression::parse(&cron)?),
+            (Some(cron), None) => Every::Cron(Box::new(CronExpression::parse(&cron)?)),
             (None, Some(ms)) => {
                 let interval = Duration::from_millis(ms);
                 check_interval(interval)?;
