@@ -105,7 +105,9 @@ pub struct DeadLetter {
 
 impl DeadLetter {
     /// The message to publish again on replay: pending, retry count and error
-    /// cleared, aimed at the group that gave up (see [`TARGET_GROUP_KEY`]).
+    /// cleared, aimed at the group that gave up (see [`TARGET_GROUP_KEY`]). An
+    /// [`expires_at`](Message::expires_at) that has passed is cleared too (the
+    /// replay is the operator's decision to run it); one still ahead is kept.
     ///
     /// ```
     /// # use messaging_core::{DeadLetter, TARGET_GROUP_KEY};
@@ -127,6 +129,9 @@ impl DeadLetter {
         message.error = None;
         message.processed_at = None;
         message.updated_at = Utc::now();
+        if message.is_expired(message.updated_at) {
+            message.expires_at = None;
+        }
         message.metadata.remove(RETRY_AT_KEY);
         message.metadata.remove(RETRY_DELAY_MS_KEY);
         message

@@ -69,12 +69,15 @@ pub use backend::{
     TopicStats,
 };
 pub use error::{BackendError, BoxError, HandlerError, MessagingError};
-pub use handler::{MessageHandler, SharedHandler};
+pub use handler::{MessageHandler, SharedHandler, cancellation};
 pub use memory::InMemoryBackend;
 pub use retention::{DEFAULT_TOPIC_CAP, Retention};
 pub use retry::RetryPolicy;
 pub use service::{HealthReport, MessagingService};
-pub use subscription::SubscribeOptions;
+pub use subscription::{HANDLER_TIMEOUT_KEY, OnExpired, SubscribeOptions};
+/// The token type of [`cancellation`], re-exported so handlers need not name
+/// `tokio-util` themselves.
+pub use tokio_util::sync::CancellationToken;
 pub use trace_context::{TRACEPARENT_KEY, TraceContext};
 
 /// The README's examples, compiled as doc tests so they cannot rot.

@@ -196,6 +196,37 @@ impl MessagingService {
         self.send_batch(&stamped).await
     }
 
+    /// Publishes a payload that must be started within `ttl`: a delivery that
+    /// finds its [`expires_at`](Message::expires_at) (now + `ttl`) passed is
+    /// not handled but dead-lettered with the error `expired`, or dropped (see
+    /// [`SubscribeOptions::on_expired`]). `ttl` is at most
+    /// [`MAX_DELAY`](messaging_model::MAX_DELAY). For a delayed message with an
+    /// expiry, build it with [`Message::with_expires_at`] and use
+    /// [`publish_message_at`](Self::publish_message_at).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let service = messaging_core::MessagingService::in_memory();
+    /// // A one-time password is useless after five minutes.
+    /// service
+    ///     .publish_expiring("otp.send", serde_json::json!({"code": "1234"}), Duration::from_secs(300))
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn publish_expiring(
+        &self,
+        topic: &str,
+        payload: serde_json::Value,
+        ttl: Duration,
+    ) -> Result<Uuid, MessagingError> {
+        messaging_model::validate_delay(ttl)?;
+        let expires_at =
+            Utc::now() + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX);
+        let message = self.message(topic, payload)?.with_expires_at(expires_at);
+        self.send(&message).await
+    }
+
     /// Publishes a payload to be delivered after `delay`, never earlier. The
     /// message waits in the backend, so it survives a restart of this service.
     pub async fn publish_delayed(
@@ -454,6 +485,14 @@ fn check_caller_message(message: &Message) -> Result<usize, MessagingError> {
             key: (*key).to_owned(),
         }
         .into());
+    }
+    if let Some(value) = message.metadata.get(crate::HANDLER_TIMEOUT_KEY) {
+        crate::subscription::parse_handler_timeout(value).map_err(|reason| {
+            ValidationError::InvalidMetadata {
+                key: crate::HANDLER_TIMEOUT_KEY.to_owned(),
+                reason,
+            }
+        })?;
     }
     Ok(size)
 }

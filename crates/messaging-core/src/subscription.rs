@@ -10,6 +10,7 @@ use futures::FutureExt;
 use messaging_model::{Message, MessageStatus};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, error, info_span, warn};
 
 use crate::backend::{
@@ -71,6 +72,64 @@ pub struct SubscribeOptions {
     /// message's own `max_retry`. A consumer whose retry schedule must ride out
     /// an outage (the notification worker) sets it with its schedule.
     pub max_retries: Option<u32>,
+    /// How long one attempt may run: at the deadline the handler's
+    /// [`cancellation`](crate::cancellation) token is cancelled, its future is
+    /// dropped, and the attempt counts as a retryable failure with the error
+    /// `timed out` (retried with backoff, then dead-lettered, as any failure).
+    /// A message's [`HANDLER_TIMEOUT_KEY`] metadata overrides it for that
+    /// message. `None` (the default): no limit, the lease is extended for as
+    /// long as the handler runs.
+    pub handler_timeout: Option<Duration>,
+    /// What happens to a message whose [`expires_at`](messaging_model::Message::expires_at)
+    /// has passed when it is delivered (it is never run): dead-lettered with
+    /// the error `expired` (the default) or dropped. Either way
+    /// `messaging_expired_total` counts it.
+    pub on_expired: OnExpired,
+}
+
+/// What the runtime does with a delivery whose message has expired
+/// ([`Message::expires_at`](messaging_model::Message::expires_at) has passed
+/// before any attempt started): the handler is not run either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum OnExpired {
+    /// Into the dead-letter queue with the error `expired`, where it can be
+    /// inspected, replayed (which clears the passed expiry) or purged.
+    #[default]
+    DeadLetter,
+    /// Acknowledged and gone. Chosen by name: nothing but the metric and a
+    /// debug log keeps a trace of it.
+    Drop,
+}
+
+/// Metadata key of a message's own handler timeout, in milliseconds (a whole
+/// number from 1 to [`SubscribeOptions::MAX_HANDLER_TIMEOUT`] in ms): it
+/// replaces the subscription's [`handler_timeout`](SubscribeOptions::handler_timeout)
+/// for every attempt of that message.
+/// [`MessagingService`](crate::MessagingService) refuses a message whose value
+/// is not such a number ([`ValidationError::InvalidMetadata`](messaging_model::ValidationError::InvalidMetadata));
+/// a bad value written by another producer is ignored with a warning.
+///
+/// ```
+/// use messaging_core::HANDLER_TIMEOUT_KEY;
+/// let message = messaging_model::Message::new("reports.render", serde_json::json!({}))
+///     .unwrap()
+///     .with_metadata(HANDLER_TIMEOUT_KEY, "120000"); // this one may take 2 minutes
+/// assert_eq!(message.metadata["timeout_ms"], "120000");
+/// ```
+pub const HANDLER_TIMEOUT_KEY: &str = "timeout_ms";
+
+/// The timeout a message's [`HANDLER_TIMEOUT_KEY`] value asks for, or why it
+/// is refused.
+pub(crate) fn parse_handler_timeout(value: &str) -> Result<Duration, &'static str> {
+    let millis: u64 = value
+        .parse()
+        .map_err(|_| "must be a whole number of milliseconds")?;
+    let timeout = Duration::from_millis(millis);
+    if millis == 0 || timeout > SubscribeOptions::MAX_HANDLER_TIMEOUT {
+        return Err("must be between 1 and 86400000 milliseconds (1 day)");
+    }
+    Ok(timeout)
 }
 
 impl Default for SubscribeOptions {
@@ -96,6 +155,8 @@ impl SubscribeOptions {
             shutdown_timeout: Duration::from_secs(10),
             max_retry_delay: Self::DEFAULT_MAX_RETRY_DELAY,
             max_retries: None,
+            handler_timeout: None,
+            on_expired: OnExpired::DeadLetter,
         }
     }
 
@@ -109,6 +170,8 @@ impl SubscribeOptions {
     pub const MAX_BLOCK_TIMEOUT: Duration = Duration::from_secs(300);
     /// Longest shutdown wait (1 day).
     pub const MAX_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+    /// Longest handler timeout, of a subscription or a message (1 day).
+    pub const MAX_HANDLER_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
     /// The default of [`max_retry_delay`](Self::max_retry_delay): 1 day.
     pub const DEFAULT_MAX_RETRY_DELAY: Duration = Duration::from_secs(24 * 3600);
 
@@ -186,6 +249,26 @@ impl SubscribeOptions {
         self
     }
 
+    /// Sets how long one attempt may run ([`handler_timeout`](Self::handler_timeout),
+    /// from 1 ms to [`MAX_HANDLER_TIMEOUT`](Self::MAX_HANDLER_TIMEOUT)).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use messaging_core::SubscribeOptions;
+    /// let options = SubscribeOptions::new("thumbnails").with_handler_timeout(Duration::from_secs(20));
+    /// assert_eq!(options.handler_timeout, Some(Duration::from_secs(20)));
+    /// ```
+    pub fn with_handler_timeout(mut self, handler_timeout: Duration) -> Self {
+        self.handler_timeout = Some(handler_timeout);
+        self
+    }
+
+    /// Sets what happens to expired messages ([`on_expired`](Self::on_expired)).
+    pub fn with_on_expired(mut self, on_expired: OnExpired) -> Self {
+        self.on_expired = on_expired;
+        self
+    }
+
     pub(crate) fn check(&self) -> Result<(), crate::MessagingError> {
         use crate::MessagingError::InvalidOption;
         if self.concurrency == 0 || self.concurrency > Self::MAX_CONCURRENCY {
@@ -215,6 +298,13 @@ impl SubscribeOptions {
             .is_some_and(|max| max > messaging_model::MAX_RETRY_LIMIT)
         {
             return Err(InvalidOption("max_retries must be at most 100"));
+        }
+        if self.handler_timeout.is_some_and(|timeout| {
+            timeout < Duration::from_millis(1) || timeout > Self::MAX_HANDLER_TIMEOUT
+        }) {
+            return Err(InvalidOption(
+                "handler_timeout must be between 1 ms and 1 day",
+            ));
         }
         if self.max_deliveries == 0 {
             return Err(InvalidOption("max_deliveries must be at least 1"));
@@ -248,6 +338,7 @@ impl Subscription {
             topic: topic.clone(),
             options,
             handler,
+            closing: CancellationToken::new(),
         };
         let task = tokio::spawn(worker.run(stopped));
         Self {
@@ -274,7 +365,24 @@ struct Worker {
     topic: String,
     options: SubscribeOptions,
     handler: Arc<dyn MessageHandler>,
+    /// Cancelled when the subscription starts closing; every running handler's
+    /// [`crate::cancellation`] token is a child of it.
+    closing: CancellationToken,
 }
+
+/// How one attempt of the handler ended.
+enum Attempt {
+    /// The handler returned (a panic is a retryable error).
+    Returned(Result<(), HandlerError>),
+    /// The deadline passed first: the handler's future was dropped.
+    TimedOut(Duration),
+}
+
+/// The error of an attempt cut off at its deadline: its text, `timed out`, is
+/// the dead letter's error once the retries are used up.
+#[derive(Debug, thiserror::Error)]
+#[error("timed out")]
+struct TimedOut;
 
 impl Worker {
     async fn run(self, mut stopped: watch::Receiver<bool>) {
@@ -395,8 +503,10 @@ impl Worker {
             }
         }
 
-        // Closing: let running handlers finish up to the deadline; whatever is cut
-        // off stays pending in the backend and is redelivered.
+        // Closing: tell running handlers (their cancellation tokens), let them
+        // finish up to the deadline; whatever is cut off stays pending in the
+        // backend and is redelivered.
+        self.closing.cancel();
         let drained = tokio::time::timeout(options.shutdown_timeout, async {
             while running.join_next().await.is_some() {}
         })
@@ -431,6 +541,12 @@ impl Worker {
                 self.settle("ack", self.backend.ack(&receipt).await, &receipt);
                 return;
             }
+            if let Some(expires_at) = message.expires_at
+                && expires_at <= Utc::now()
+            {
+                self.expire(&receipt, message).await;
+                return;
+            }
             if receipt.delivery_count > self.options.max_deliveries {
                 let error = format!(
                     "delivered {} times without being settled (its consumers crashed or timed out)",
@@ -440,13 +556,32 @@ impl Worker {
                 return;
             }
             let started = std::time::Instant::now();
-            let outcome = self.run_handler(&receipt, message.clone()).await;
+            let token = self.closing.child_token();
+            let timeout = self.timeout_of(&message);
+            let attempt = self
+                .run_handler(&receipt, message.clone(), timeout, token)
+                .await;
             let labels = [
                 ("topic", self.topic.clone()),
                 ("group", receipt.group.clone()),
             ];
             metrics::histogram!("messaging_handler_duration_seconds", &labels)
                 .record(started.elapsed().as_secs_f64());
+            let outcome = match attempt {
+                Attempt::Returned(Err(failure)) if self.closing.is_cancelled() => {
+                    // Stopped by the shutdown (its token was cancelled): not the
+                    // message's fault, so no retry is used up; it stays pending
+                    // and is redelivered.
+                    debug!(error = %failure, "handler failed while the subscription closes; left pending for redelivery");
+                    return;
+                }
+                Attempt::Returned(outcome) => outcome,
+                Attempt::TimedOut(after) => {
+                    warn!(?after, "handler timed out; its future was dropped");
+                    metrics::counter!("messaging_timed_out_total", &labels).increment(1);
+                    Err(HandlerError::retry(TimedOut))
+                }
+            };
             match outcome {
                 Ok(()) => {
                     debug!("handled");
@@ -462,20 +597,55 @@ impl Worker {
         trace.scope(work.instrument(span)).await
     }
 
-    /// Runs the handler, catching panics, while extending the delivery's lease.
-    async fn run_handler(&self, receipt: &Receipt, message: Message) -> Result<(), HandlerError> {
-        let handled = AssertUnwindSafe(self.handler.handle(message)).catch_unwind();
+    /// The timeout of one attempt at `message`: its own [`HANDLER_TIMEOUT_KEY`]
+    /// when valid, else the subscription's.
+    fn timeout_of(&self, message: &Message) -> Option<Duration> {
+        if let Some(value) = message.metadata.get(HANDLER_TIMEOUT_KEY) {
+            match parse_handler_timeout(value) {
+                Ok(timeout) => return Some(timeout),
+                Err(reason) => warn!(
+                    key = HANDLER_TIMEOUT_KEY,
+                    value = %value.chars().take(64).collect::<String>(),
+                    reason,
+                    "ignoring the message's handler timeout; the subscription's applies"
+                ),
+            }
+        }
+        self.options.handler_timeout
+    }
+
+    /// Runs the handler under its cancellation token, catching panics, while
+    /// extending the delivery's lease; at `timeout` the token is cancelled and
+    /// the handler's future dropped.
+    async fn run_handler(
+        &self,
+        receipt: &Receipt,
+        message: Message,
+        timeout: Option<Duration>,
+        token: CancellationToken,
+    ) -> Attempt {
+        let handler = self.handler.clone();
+        let handled = AssertUnwindSafe(crate::handler::with_cancellation(
+            token.clone(),
+            async move { handler.handle(message).await },
+        ))
+        .catch_unwind();
         tokio::pin!(handled);
+        let deadline = timeout.map(|timeout| tokio::time::Instant::now() + timeout);
         let extend_every = (self.options.visibility_timeout / 3).max(Duration::from_millis(3));
         let mut owned = true;
         loop {
             tokio::select! {
                 biased;
                 result = &mut handled => {
-                    return match result {
+                    return Attempt::Returned(match result {
                         Ok(result) => result,
                         Err(panic) => Err(HandlerError::retry(format!("handler panicked: {}", panic_text(&*panic)))),
-                    };
+                    });
+                }
+                () = sleep_until(deadline) => {
+                    token.cancel();
+                    return Attempt::TimedOut(timeout.unwrap_or_default());
                 }
                 _ = tokio::time::sleep(extend_every), if owned => {
                     match self.backend.extend_lease(receipt).await {
@@ -529,6 +699,22 @@ impl Worker {
         self.settle("retry", result, receipt);
     }
 
+    /// A delivery whose message expired before any attempt: never run;
+    /// dead-lettered with `expired` or dropped, as the options say.
+    async fn expire(&self, receipt: &Receipt, message: Message) {
+        metrics::counter!("messaging_expired_total", "topic" => self.topic.clone(), "group" => receipt.group.clone())
+            .increment(1);
+        match self.options.on_expired {
+            OnExpired::DeadLetter => {
+                self.give_up(receipt, message, EXPIRED.to_owned()).await;
+            }
+            OnExpired::Drop => {
+                debug!(expires_at = ?message.expires_at, "dropping an expired message");
+                self.settle("ack", self.backend.ack(receipt).await, receipt);
+            }
+        }
+    }
+
     async fn give_up(&self, receipt: &Receipt, mut message: Message, error: String) {
         let now = Utc::now();
         message.status = MessageStatus::Failed;
@@ -562,6 +748,17 @@ impl Worker {
                 "settling failed; the message stays pending and will be redelivered"
             ),
         }
+    }
+}
+
+/// The dead letter's error of an expired message.
+const EXPIRED: &str = "expired";
+
+/// Resolves at `deadline`, or never without one.
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
     }
 }
 

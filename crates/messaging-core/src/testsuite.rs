@@ -109,7 +109,10 @@ macro_rules! backend_conformance_tests {
             publishing_before_any_group_loses_nothing,
             topics_are_created_listed_and_deleted,
             stats_count_pending_lag_scheduled_and_dead,
-            health_answers
+            health_answers,
+            a_handler_past_its_timeout_is_dropped_retried_then_dead_lettered,
+            a_message_timeout_overrides_the_subscription,
+            shutdown_cancels_the_token_and_the_message_is_redelivered_unretried
         );
     };
     (@each $factory:path; $($name:ident),* $(,)?) => {
@@ -1499,6 +1502,257 @@ pub async fn health_answers(factory: impl BackendFactory) {
     let report = service.health().await.expect("health");
     assert_eq!(report.backend, backend.name());
     assert_eq!(report.subscriptions, 0);
+}
+
+// ---------------------------------------------------------------------------
+// Timeouts, cancellation and expiry
+// ---------------------------------------------------------------------------
+
+/// Counts drops: a handler holds one while it runs, so a future the runtime
+/// dropped at its deadline shows up here.
+struct DropCounter(Arc<AtomicU32>);
+
+impl Drop for DropCounter {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// A handler that never finishes by itself is cut off at the subscription's
+/// timeout: its cancellation token is cancelled, its future dropped, and the
+/// attempt counts as a failure, retried with backoff and then dead-lettered
+/// with the error `timed out`.
+pub async fn a_handler_past_its_timeout_is_dropped_retried_then_dead_lettered(
+    factory: impl BackendFactory,
+) {
+    let backend = factory.backend().await;
+    let topic = unique_topic("timeout");
+    let service = service(&backend).with_max_retry(2).expect("max retry");
+    let (started, dropped, cancelled) = (
+        Arc::new(AtomicU32::new(0)),
+        Arc::new(AtomicU32::new(0)),
+        Arc::new(AtomicU32::new(0)),
+    );
+    let counters = (started.clone(), dropped.clone(), cancelled.clone());
+    let handler: Arc<dyn MessageHandler> = Arc::new(move |_message: Message| {
+        let (started, dropped, cancelled) = counters.clone();
+        async move {
+            started.fetch_add(1, Ordering::SeqCst);
+            let _guard = DropCounter(dropped);
+            // Work the handler spawned sees the token too.
+            let token = crate::cancellation();
+            tokio::spawn(async move {
+                token.cancelled().await;
+                cancelled.fetch_add(1, Ordering::SeqCst);
+            });
+            std::future::pending::<()>().await;
+            Ok::<(), HandlerError>(())
+        }
+    });
+    service
+        .subscribe_with(
+            &topic,
+            quick("g").with_handler_timeout(Duration::from_millis(100)),
+            handler,
+        )
+        .await
+        .expect("subscribe");
+    let id = service.publish(&topic, json!({})).await.expect("publish");
+    let dead = eventually("the dead letter", || async {
+        backend
+            .dead_letters(&topic, 10)
+            .await
+            .expect("dead letters")
+            .pop()
+    })
+    .await;
+    assert_eq!(dead.message.id, id);
+    assert_eq!(dead.error, "timed out");
+    assert_eq!(dead.attempts, 3, "the first attempt and two retries");
+    assert_eq!(started.load(Ordering::SeqCst), 3);
+    assert_eq!(
+        dropped.load(Ordering::SeqCst),
+        3,
+        "each attempt's future was dropped at its deadline"
+    );
+    eventually("every attempt's token cancelled", || async {
+        (cancelled.load(Ordering::SeqCst) == 3).then_some(())
+    })
+    .await;
+    service.shutdown().await;
+    assert_eq!(dead_letter_count(&backend, &topic).await, 1);
+    cleanup(&backend, &[&topic]).await;
+}
+
+/// A message's `timeout_ms` metadata replaces the subscription's timeout: a
+/// short one cuts off a handler the subscription would let run, a long one
+/// lets a handler run past the subscription's. A bad value is refused at
+/// publish.
+pub async fn a_message_timeout_overrides_the_subscription(factory: impl BackendFactory) {
+    let backend = factory.backend().await;
+    let (short, long) = (unique_topic("timeout-short"), unique_topic("timeout-long"));
+    let service = service(&backend).with_max_retry(0).expect("max retry");
+
+    // No timeout on the subscription, 50 ms on the message.
+    let never = Recorder::new();
+    let pending: Arc<dyn MessageHandler> = {
+        let never = never.clone();
+        Arc::new(move |message: Message| {
+            let never = never.clone();
+            async move {
+                never.record(&message);
+                std::future::pending::<()>().await;
+                Ok::<(), HandlerError>(())
+            }
+        })
+    };
+    service
+        .subscribe_with(&short, quick("g"), pending)
+        .await
+        .expect("subscribe");
+    let message = service
+        .message(&short, json!({}))
+        .unwrap()
+        .with_metadata(crate::HANDLER_TIMEOUT_KEY, "50");
+    service.publish_message(&message).await.expect("publish");
+    let dead = eventually("the dead letter", || async {
+        backend
+            .dead_letters(&short, 10)
+            .await
+            .expect("dead letters")
+            .pop()
+    })
+    .await;
+    assert_eq!(
+        (dead.message.id, dead.error.as_str()),
+        (message.id, "timed out")
+    );
+
+    // 50 ms on the subscription, 10 minutes on the message: the handler is
+    // released only once it has run well past 50 ms.
+    let release = Arc::new(tokio::sync::Notify::new());
+    let running_since = Arc::new(Mutex::new(None::<tokio::time::Instant>));
+    let done = Recorder::new();
+    let slow: Arc<dyn MessageHandler> = {
+        let (release, running_since, done) = (release.clone(), running_since.clone(), done.clone());
+        Arc::new(move |message: Message| {
+            let (release, running_since, done) =
+                (release.clone(), running_since.clone(), done.clone());
+            async move {
+                let released = release.notified();
+                tokio::pin!(released);
+                released.as_mut().enable();
+                *running_since.lock().unwrap() = Some(tokio::time::Instant::now());
+                released.await;
+                done.record(&message);
+                Ok::<(), HandlerError>(())
+            }
+        })
+    };
+    service
+        .subscribe_with(
+            &long,
+            quick("g").with_handler_timeout(Duration::from_millis(50)),
+            slow,
+        )
+        .await
+        .expect("subscribe");
+    let message = service
+        .message(&long, json!({}))
+        .unwrap()
+        .with_metadata(crate::HANDLER_TIMEOUT_KEY, "600000");
+    service.publish_message(&message).await.expect("publish");
+    eventually("the handler running for 500 ms", || async {
+        running_since
+            .lock()
+            .unwrap()
+            .is_some_and(|since| since.elapsed() >= Duration::from_millis(500))
+            .then_some(())
+    })
+    .await;
+    release.notify_waiters();
+    done.wait_until("the slow message handled", |seen| !seen.is_empty())
+        .await;
+    service.shutdown().await;
+    assert_eq!(done.ids(), BTreeSet::from([message.id]));
+    assert_eq!(dead_letter_count(&backend, &long).await, 0);
+
+    for bad in ["0", "soon", "-5", "86400001"] {
+        let message = service
+            .message(&long, json!({}))
+            .unwrap()
+            .with_metadata(crate::HANDLER_TIMEOUT_KEY, bad);
+        assert!(
+            matches!(
+                service.publish_message(&message).await,
+                Err(MessagingError::Validation(
+                    ValidationError::InvalidMetadata { .. }
+                ))
+            ),
+            "{bad:?} is refused"
+        );
+    }
+    cleanup(&backend, &[&short, &long]).await;
+}
+
+/// Shutting down cancels every running handler's token; a handler that stops
+/// with an error then leaves its message pending, with no retry used up, and
+/// the restarted consumer gets it again.
+pub async fn shutdown_cancels_the_token_and_the_message_is_redelivered_unretried(
+    factory: impl BackendFactory,
+) {
+    let backend = factory.backend().await;
+    let topic = unique_topic("shutdown-token");
+    let first = service(&backend);
+    let saw_cancel = Arc::new(AtomicBool::new(false));
+    let recorder = Recorder::new();
+    let handler: Arc<dyn MessageHandler> = {
+        let (saw_cancel, recorder) = (saw_cancel.clone(), recorder.clone());
+        Arc::new(move |message: Message| {
+            let (saw_cancel, recorder) = (saw_cancel.clone(), recorder.clone());
+            async move {
+                let token = crate::cancellation();
+                recorder.record(&message);
+                token.cancelled().await;
+                saw_cancel.store(true, Ordering::SeqCst);
+                Err::<(), _>(HandlerError::retry("stopped by shutdown"))
+            }
+        })
+    };
+    // A shutdown wait longer than any test: shutdown returns because the
+    // handler stopped on its token, not because the wait ran out.
+    let options = quick("g")
+        .with_consumer("c1")
+        .with_shutdown_timeout(DEADLINE * 2);
+    first
+        .subscribe_with(&topic, options.clone(), handler)
+        .await
+        .expect("subscribe");
+    let id = first.publish(&topic, json!({})).await.expect("publish");
+    recorder
+        .wait_until("the handler running", |seen| !seen.is_empty())
+        .await;
+    first.shutdown().await;
+    assert!(saw_cancel.load(Ordering::SeqCst), "the token was cancelled");
+    assert_eq!(dead_letter_count(&backend, &topic).await, 0);
+    let stats = backend.stats(&topic).await.expect("stats");
+    assert_eq!(stats.scheduled, 0, "not retried");
+    assert_eq!(stats.groups[0].pending, 1, "left pending");
+
+    let again = Recorder::new();
+    let second = service(&backend);
+    second
+        .subscribe_with(&topic, options, again.succeeding())
+        .await
+        .expect("subscribe again");
+    again
+        .wait_until("the redelivery", |seen| !seen.is_empty())
+        .await;
+    second.shutdown().await;
+    let (redelivered, _) = &again.seen()[0];
+    assert_eq!(redelivered.id, id);
+    assert_eq!(redelivered.retry, 0, "no retry was used up");
+    cleanup(&backend, &[&topic]).await;
 }
 
 // ---------------------------------------------------------------------------

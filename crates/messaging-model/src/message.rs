@@ -68,6 +68,13 @@ pub struct Message {
     /// When a handler finished with it (success or final failure).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub processed_at: Option<DateTime<Utc>>,
+    /// The time after which it must not be started: a delivery that finds it
+    /// passed before an attempt begins is not handled but dead-lettered with
+    /// the error `expired` (or dropped, as the subscription chooses). An
+    /// attempt already running when it passes runs to its end. `None` (the
+    /// default): it never expires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 impl Message {
@@ -107,6 +114,7 @@ impl Message {
                 created_at: now,
                 updated_at: now,
                 processed_at: None,
+                expires_at: None,
             },
             size,
         ))
@@ -123,6 +131,28 @@ impl Message {
         validate_max_retry(max_retry)?;
         self.max_retry = max_retry;
         Ok(self)
+    }
+
+    /// Sets the time after which the message is not started any more
+    /// ([`expires_at`](Self::expires_at)).
+    ///
+    /// ```
+    /// use chrono::{Duration, Utc};
+    /// let deadline = Utc::now() + Duration::minutes(5);
+    /// let message = messaging_model::Message::new("otp.send", serde_json::json!({"code": "1234"}))
+    ///     .unwrap()
+    ///     .with_expires_at(deadline);
+    /// assert!(!message.is_expired(Utc::now()));
+    /// assert!(message.is_expired(deadline));
+    /// ```
+    pub fn with_expires_at(mut self, expires_at: DateTime<Utc>) -> Self {
+        self.expires_at = Some(expires_at);
+        self
+    }
+
+    /// True when it has an expiry and `now` is at or past it.
+    pub fn is_expired(&self, now: DateTime<Utc>) -> bool {
+        self.expires_at.is_some_and(|expires_at| expires_at <= now)
     }
 
     /// Checks every limit again: for messages built by hand or decoded from storage.
@@ -180,6 +210,26 @@ mod tests {
         let decoded: Message =
             serde_json::from_str(&serde_json::to_string(&message).unwrap()).unwrap();
         assert_eq!(decoded, message);
+    }
+
+    #[test]
+    fn expiry_round_trips_and_defaults_to_none() {
+        let at: DateTime<Utc> = "2031-05-06T07:08:09.123456Z".parse().unwrap();
+        let message = Message::new("a.b", json!({})).unwrap().with_expires_at(at);
+        let text = serde_json::to_string(&message).unwrap();
+        assert!(
+            text.contains(r#""expires_at":"2031-05-06T07:08:09.123456Z""#),
+            "{text}"
+        );
+        let decoded: Message = serde_json::from_str(&text).unwrap();
+        assert_eq!(decoded.expires_at, Some(at));
+        // Written before the field existed: no expiry, and none written back.
+        let plain = Message::new("a.b", json!({})).unwrap();
+        let text = serde_json::to_string(&plain).unwrap();
+        assert!(!text.contains("expires_at"), "{text}");
+        let decoded: Message = serde_json::from_str(&text).unwrap();
+        assert_eq!(decoded.expires_at, None);
+        assert!(!decoded.is_expired(Utc::now()));
     }
 
     #[test]

@@ -83,6 +83,15 @@ pub enum ValidationError {
         /// [`MAX_BATCH_BYTES`].
         max_bytes: usize,
     },
+    /// A metadata entry the runtime reads (such as `timeout_ms`, a handler
+    /// timeout) holds a value it cannot use.
+    #[error("metadata key {key:?}: {reason}")]
+    InvalidMetadata {
+        /// The key.
+        key: String,
+        /// What the value must be.
+        reason: &'static str,
+    },
     /// A delivery time is further ahead than [`MAX_DELAY`].
     #[error("delay of {requested:?} exceeds the maximum of {limit:?}")]
     DelayTooLong {
