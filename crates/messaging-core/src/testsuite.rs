@@ -112,7 +112,9 @@ macro_rules! backend_conformance_tests {
             health_answers,
             a_handler_past_its_timeout_is_dropped_retried_then_dead_lettered,
             a_message_timeout_overrides_the_subscription,
-            shutdown_cancels_the_token_and_the_message_is_redelivered_unretried
+            shutdown_cancels_the_token_and_the_message_is_redelivered_unretried,
+            an_expired_message_is_dead_lettered_without_running_the_handler,
+            an_expired_message_is_dropped_when_the_subscription_says_so
         );
     };
     (@each $factory:path; $($name:ident),* $(,)?) => {
@@ -1752,6 +1754,129 @@ pub async fn shutdown_cancels_the_token_and_the_message_is_redelivered_unretried
     let (redelivered, _) = &again.seen()[0];
     assert_eq!(redelivered.id, id);
     assert_eq!(redelivered.retry, 0, "no retry was used up");
+    cleanup(&backend, &[&topic]).await;
+}
+
+/// A message whose `expires_at` passed before an attempt started is not run:
+/// it is dead-lettered with the error `expired`, whether it waited in the
+/// stream or in the delay queue; one still valid is handled and carries its
+/// expiry; replaying the expired dead letter runs it (the passed expiry is
+/// cleared).
+pub async fn an_expired_message_is_dead_lettered_without_running_the_handler(
+    factory: impl BackendFactory,
+) {
+    let backend = factory.backend().await;
+    let topic = unique_topic("expired");
+    let service = service(&backend);
+    let now = Utc::now();
+    let expired = service
+        .message(&topic, json!({"n": "expired"}))
+        .unwrap()
+        .with_expires_at(now - chrono::Duration::seconds(1));
+    service.publish_message(&expired).await.expect("publish");
+    // Due after its expiry, and never delivered early: expired on arrival.
+    let late = service
+        .message(&topic, json!({"n": "late"}))
+        .unwrap()
+        .with_expires_at(now + chrono::Duration::milliseconds(100));
+    service
+        .publish_message_at(&late, now + chrono::Duration::milliseconds(300))
+        .await
+        .expect("schedule");
+    let live = service
+        .publish_expiring(&topic, json!({"n": "live"}), Duration::from_secs(3600))
+        .await
+        .expect("publish");
+
+    let recorder = Recorder::new();
+    service
+        .subscribe_with(&topic, quick("g"), recorder.succeeding())
+        .await
+        .expect("subscribe");
+    let dead = eventually("two dead letters", || async {
+        let dead = backend
+            .dead_letters(&topic, 10)
+            .await
+            .expect("dead letters");
+        (dead.len() >= 2).then_some(dead)
+    })
+    .await;
+    recorder
+        .wait_until("the live message", |seen| {
+            seen.iter().any(|(m, _)| m.id == live)
+        })
+        .await;
+    assert_eq!(
+        dead.iter().map(|d| d.message.id).collect::<BTreeSet<_>>(),
+        BTreeSet::from([expired.id, late.id])
+    );
+    assert!(dead.iter().all(|d| d.error == "expired"), "{dead:?}");
+    assert_eq!(
+        recorder.ids(),
+        BTreeSet::from([live]),
+        "no expired message reached the handler"
+    );
+    let (handled, _) = &recorder.seen()[0];
+    let expires_at = handled
+        .expires_at
+        .expect("the expiry travels with the message");
+    assert!(expires_at > now + chrono::Duration::minutes(59));
+
+    let expired_dead = dead.iter().find(|d| d.message.id == expired.id).unwrap();
+    assert!(
+        backend
+            .replay_dead_letter(&topic, &expired_dead.id)
+            .await
+            .expect("replay")
+    );
+    recorder
+        .wait_until("the replayed message", |seen| {
+            seen.iter().any(|(m, _)| m.id == expired.id)
+        })
+        .await;
+    service.shutdown().await;
+    assert_eq!(dead_letter_count(&backend, &topic).await, 1);
+    cleanup(&backend, &[&topic]).await;
+}
+
+/// With `OnExpired::Drop` an expired message is acknowledged without running
+/// the handler and leaves no dead letter.
+pub async fn an_expired_message_is_dropped_when_the_subscription_says_so(
+    factory: impl BackendFactory,
+) {
+    let backend = factory.backend().await;
+    let topic = unique_topic("expired-drop");
+    let service = service(&backend);
+    let expired = service
+        .message(&topic, json!({}))
+        .unwrap()
+        .with_expires_at(Utc::now() - chrono::Duration::seconds(1));
+    service.publish_message(&expired).await.expect("publish");
+    let live = service.publish(&topic, json!({})).await.expect("publish");
+    let recorder = Recorder::new();
+    service
+        .subscribe_with(
+            &topic,
+            quick("g").with_on_expired(crate::OnExpired::Drop),
+            recorder.succeeding(),
+        )
+        .await
+        .expect("subscribe");
+    recorder
+        .wait_until("the live message", |seen| !seen.is_empty())
+        .await;
+    eventually("both settled", || async {
+        let stats = backend.stats(&topic).await.expect("stats");
+        stats
+            .groups
+            .iter()
+            .all(|g| g.pending == 0 && g.lag == 0)
+            .then_some(())
+    })
+    .await;
+    service.shutdown().await;
+    assert_eq!(recorder.ids(), BTreeSet::from([live]));
+    assert_eq!(dead_letter_count(&backend, &topic).await, 0);
     cleanup(&backend, &[&topic]).await;
 }
 

@@ -153,6 +153,7 @@ fn minimal_message(
         message.updated_at = updated_at;
     }
     message.processed_at = take(&mut object, "processed_at", "an RFC 3339 time")?;
+    message.expires_at = take(&mut object, "expires_at", "an RFC 3339 time")?;
     Ok(message)
 }
 
@@ -620,6 +621,26 @@ mod tests {
         );
         assert_eq!(decoded.max_retry, 9);
         assert_eq!(decoded.created_at.to_rfc3339(), "2024-01-02T03:04:05+00:00");
+    }
+
+    #[test]
+    fn the_expiry_is_carried_by_the_full_and_the_minimal_form() {
+        let at: DateTime<Utc> = "2031-05-06T07:08:09.123Z".parse().unwrap();
+        let message = Message::new("a.b", json!({})).unwrap().with_expires_at(at);
+        let fields = vec![(b"m".to_vec(), encode(&message).unwrap())];
+        assert_eq!(decode_entry(&fields).unwrap().expires_at, Some(at));
+        let minimal = entry(&[(
+            "m",
+            r#"{"payload": {}, "expires_at": "2031-05-06T07:08:09.123Z"}"#,
+        )]);
+        assert_eq!(decode_entry(&minimal).unwrap().expires_at, Some(at));
+        let none = entry(&[("m", r#"{"payload": {}}"#)]);
+        assert_eq!(decode_entry(&none).unwrap().expires_at, None);
+        let bad = entry(&[("m", r#"{"payload": {}, "expires_at": "tomorrow"}"#)]);
+        assert_eq!(
+            decode_entry(&bad).unwrap_err(),
+            "`m.expires_at` is not an RFC 3339 time"
+        );
     }
 
     #[test]
