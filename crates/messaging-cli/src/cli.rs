@@ -56,6 +56,24 @@ pub(crate) enum Command {
     /// Run the schedules: publish each tick once across every scheduler process,
     /// until SIGTERM or Ctrl-C.
     Scheduler(SchedulerArgs),
+    /// Cancel a message no consumer has received yet (delayed, waiting for a
+    /// retry, or unread in the topic): it is removed and never delivered. A
+    /// message already delivered is not cancellable (exit code 1).
+    Cancel(CancelArgs),
+}
+
+/// `messaging cancel`.
+#[derive(Debug, Args)]
+pub(crate) struct CancelArgs {
+    /// The topic.
+    pub(crate) topic: String,
+    /// The message id (the UUID `publish` printed).
+    pub(crate) id: String,
+    /// `{"topic", "id", "cancelled"}` on stdout, exit code 0 either way.
+    #[arg(long)]
+    pub(crate) json: bool,
+    #[command(flatten)]
+    pub(crate) backend: BackendArgs,
 }
 
 /// Where the shared messaging backend is.

@@ -63,6 +63,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Relay(args) => commands::relay::run(args).await,
         Command::Schedules(args) => commands::schedules::run(args).await,
         Command::Scheduler(args) => commands::schedules::run_scheduler(args).await,
+        Command::Cancel(args) => commands::cancel::run(args).await,
     }
 }
 

@@ -332,4 +332,35 @@ pub trait MessageBackend: Send + Sync + 'static {
 
     /// Checks the backend answers, and reports risky settings.
     async fn health(&self) -> Result<BackendHealth, BackendError>;
+
+    /// The backend's [`CancelBackend`], if it can cancel messages by id (what
+    /// [`MessagingService::cancel`](crate::MessagingService::cancel) uses).
+    /// The default is `None`; a backend that implements [`CancelBackend`]
+    /// returns `Some(self)`.
+    fn cancel_backend(&self) -> Option<&dyn CancelBackend> {
+        None
+    }
+}
+
+/// Cancelling a message that no consumer has received yet, by its id: an
+/// optional ability of a backend, apart from [`MessageBackend`] (reached
+/// through [`MessageBackend::cancel_backend`]).
+///
+/// The contract:
+/// * every copy of the message that waits **unreceived** is removed, in one
+///   atomic step per copy: delayed (scheduled, or waiting for a retry) and
+///   entries of the topic's stream that no consumer group has read yet. A copy
+///   is either removed or delivered, never both and never lost otherwise, even
+///   while it is being promoted from the delay queue into the stream;
+/// * the answer is whether anything was removed. `false` means no waiting
+///   copy was found: the message was already received by a group (it is being
+///   handled, or was handled, dead-lettered or cancelled), or never published
+///   to this topic. A delivered message is not cancellable;
+/// * a stream entry some group has read is left alone even if another group
+///   has not read it yet (so no group loses half a message's deliveries).
+#[async_trait]
+pub trait CancelBackend: Send + Sync + 'static {
+    /// Removes every unreceived copy of message `id` of `topic`; true when
+    /// something was removed.
+    async fn cancel(&self, topic: &str, id: uuid::Uuid) -> Result<bool, BackendError>;
 }

@@ -127,6 +127,15 @@ pub enum MessagingError {
     /// A subscription option is out of range.
     #[error("invalid subscription option: {0}")]
     InvalidOption(&'static str),
+    /// The backend cannot do this (it does not implement the optional trait
+    /// the operation needs, such as [`CancelBackend`](crate::CancelBackend)).
+    #[error("the {backend} backend does not support {operation}")]
+    Unsupported {
+        /// The backend's name.
+        backend: &'static str,
+        /// The operation.
+        operation: &'static str,
+    },
 }
 
 /// How a handler failed, which decides what happens to the message next.

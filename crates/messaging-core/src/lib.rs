@@ -64,9 +64,9 @@ pub mod testsuite;
 mod trace_context;
 
 pub use backend::{
-    BackendHealth, DeadLetter, Delivery, GroupStats, MessageBackend, RESERVED_METADATA_KEYS,
-    RETRY_AT_KEY, RETRY_DELAY_MS_KEY, ReadFrom, Receipt, Settlement, StartFrom, TARGET_GROUP_KEY,
-    TopicStats,
+    BackendHealth, CancelBackend, DeadLetter, Delivery, GroupStats, MessageBackend,
+    RESERVED_METADATA_KEYS, RETRY_AT_KEY, RETRY_DELAY_MS_KEY, ReadFrom, Receipt, Settlement,
+    StartFrom, TARGET_GROUP_KEY, TopicStats,
 };
 pub use error::{BackendError, BoxError, HandlerError, MessagingError};
 pub use handler::{MessageHandler, SharedHandler, cancellation};

@@ -671,6 +671,35 @@ impl MessageBackend for InMemoryBackend {
     async fn health(&self) -> Result<BackendHealth, BackendError> {
         Ok(BackendHealth::default())
     }
+
+    fn cancel_backend(&self) -> Option<&dyn crate::CancelBackend> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl crate::CancelBackend for InMemoryBackend {
+    async fn cancel(&self, topic_name: &str, id: uuid::Uuid) -> Result<bool, BackendError> {
+        messaging_model::validate_topic(topic_name)?;
+        // Under the lock, so no read promotes or delivers a copy meanwhile.
+        let mut state = self.lock();
+        let Some(topic) = state.topics.get_mut(topic_name) else {
+            return Ok(false);
+        };
+        let before = topic.held();
+        topic.scheduled.retain(|_, message| message.id != id);
+        // Entries no group has read: after every group's last delivered one.
+        let read_up_to = topic
+            .groups
+            .values()
+            .map(|group| group.last_delivered)
+            .max()
+            .unwrap_or(0);
+        topic
+            .entries
+            .retain(|seq, message| *seq <= read_up_to || message.id != id);
+        Ok(topic.held() < before)
+    }
 }
 
 impl InMemoryBackend {

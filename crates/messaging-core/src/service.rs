@@ -450,6 +450,46 @@ impl MessagingService {
         }
     }
 
+    /// Cancels a message that no consumer has received yet: every copy of
+    /// message `id` waiting in `topic` (scheduled, waiting for a retry, or in
+    /// the stream unread by every consumer group) is removed and will never be
+    /// delivered. Returns `true` when something was removed, `false` when no
+    /// waiting copy was found: the message was already received (it is being
+    /// handled, or was handled, dead-lettered or cancelled before) or is
+    /// unknown. A delivered message is not cancellable.
+    ///
+    /// Needs a backend with a [`CancelBackend`](crate::CancelBackend) (the
+    /// in-memory and Redis backends); others answer
+    /// [`MessagingError::Unsupported`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let service = messaging_core::MessagingService::in_memory();
+    /// let id = service
+    ///     .publish_delayed("reminders.send", serde_json::json!({"user": 7}), Duration::from_secs(3600))
+    ///     .await?;
+    /// assert!(service.cancel("reminders.send", id).await?);
+    /// assert!(!service.cancel("reminders.send", id).await?, "nothing left to cancel");
+    /// # Ok(()) }
+    /// ```
+    pub async fn cancel(&self, topic: &str, id: Uuid) -> Result<bool, MessagingError> {
+        messaging_model::validate_topic(topic)?;
+        let Some(cancel) = self.backend.cancel_backend() else {
+            return Err(MessagingError::Unsupported {
+                backend: self.backend.name(),
+                operation: "cancel",
+            });
+        };
+        let span = info_span!("cancel", message_id = %id, %topic);
+        let cancelled = cancel.cancel(topic, id).instrument(span).await?;
+        if cancelled {
+            metrics::counter!("messaging_cancelled_total", "topic" => topic.to_owned())
+                .increment(1);
+        }
+        Ok(cancelled)
+    }
+
     /// Removes every dead letter of a topic; returns how many there were.
     pub async fn purge_dead_letters(&self, topic: &str) -> Result<u64, MessagingError> {
         messaging_model::validate_topic(topic)?;

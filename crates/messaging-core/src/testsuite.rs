@@ -114,7 +114,9 @@ macro_rules! backend_conformance_tests {
             a_message_timeout_overrides_the_subscription,
             shutdown_cancels_the_token_and_the_message_is_redelivered_unretried,
             an_expired_message_is_dead_lettered_without_running_the_handler,
-            an_expired_message_is_dropped_when_the_subscription_says_so
+            an_expired_message_is_dropped_when_the_subscription_says_so,
+            cancel_removes_waiting_and_scheduled_messages_but_not_delivered_ones,
+            cancel_racing_delivery_removes_or_delivers_each_message_once
         );
     };
     (@each $factory:path; $($name:ident),* $(,)?) => {
@@ -1877,6 +1879,196 @@ pub async fn an_expired_message_is_dropped_when_the_subscription_says_so(
     service.shutdown().await;
     assert_eq!(recorder.ids(), BTreeSet::from([live]));
     assert_eq!(dead_letter_count(&backend, &topic).await, 0);
+    cleanup(&backend, &[&topic]).await;
+}
+
+/// Cancelling by id removes a delayed message, a message waiting for its
+/// retry, and a stream entry no group has read (with or without groups); the
+/// removed ones are never delivered. A delivered message, a handled one, a
+/// cancelled one and an unknown id answer `false`.
+pub async fn cancel_removes_waiting_and_scheduled_messages_but_not_delivered_ones(
+    factory: impl BackendFactory,
+) {
+    let backend = factory.backend().await;
+    let topic = unique_topic("cancel");
+    let lonely = unique_topic("cancel-nogroup");
+    let retried = unique_topic("cancel-retry");
+    let service = service(&backend);
+
+    // No group at all: every entry is waiting.
+    let alone = service.publish(&lonely, json!({})).await.expect("publish");
+    assert!(service.cancel(&lonely, alone).await.expect("cancel"));
+    assert_eq!(backend.stats(&lonely).await.expect("stats").length, 0);
+
+    backend
+        .ensure_group(&topic, "g", StartFrom::Earliest)
+        .await
+        .expect("group");
+    let delivered = service
+        .publish(&topic, json!({"n": "delivered"}))
+        .await
+        .expect("publish");
+    let waiting = service
+        .publish(&topic, json!({"n": "waiting"}))
+        .await
+        .expect("publish");
+    let kept = service
+        .publish(&topic, json!({"n": "kept"}))
+        .await
+        .expect("publish");
+    let taken = take_new(&backend, &topic, "manual", 1).await;
+    assert_eq!(taken[0].message.id, delivered);
+    assert!(
+        !service.cancel(&topic, delivered).await.expect("cancel"),
+        "a delivered message is not cancellable"
+    );
+    assert!(
+        service
+            .cancel(&topic, waiting)
+            .await
+            .expect("cancel waiting")
+    );
+    assert!(!service.cancel(&topic, waiting).await.expect("cancel again"));
+    assert!(
+        !service
+            .cancel(&topic, Uuid::now_v7())
+            .await
+            .expect("cancel unknown")
+    );
+    assert_eq!(
+        backend.ack(&taken[0].receipt).await.expect("ack"),
+        Settlement::Settled
+    );
+
+    // Delayed: cancelled before its time; a later marker shows the time passed.
+    let scheduled = service
+        .publish_delayed(
+            &topic,
+            json!({"n": "scheduled"}),
+            Duration::from_millis(300),
+        )
+        .await
+        .expect("schedule");
+    assert!(
+        service
+            .cancel(&topic, scheduled)
+            .await
+            .expect("cancel scheduled")
+    );
+    let marker = service
+        .publish_delayed(&topic, json!({"n": "marker"}), Duration::from_millis(600))
+        .await
+        .expect("schedule marker");
+
+    let recorder = Recorder::new();
+    service
+        .subscribe_with(&topic, quick("g"), recorder.succeeding())
+        .await
+        .expect("subscribe");
+    recorder.wait_for_ids(&BTreeSet::from([kept, marker])).await;
+    eventually("everything settled", || async {
+        let stats = backend.stats(&topic).await.expect("stats");
+        (stats.scheduled == 0 && stats.groups.iter().all(|g| g.pending == 0 && g.lag == 0))
+            .then_some(())
+    })
+    .await;
+    assert_eq!(
+        recorder.ids(),
+        BTreeSet::from([kept, marker]),
+        "cancelled messages are never delivered"
+    );
+    assert!(!service.cancel(&topic, kept).await.expect("cancel handled"));
+
+    // Waiting for a retry: the next attempt is cancelled.
+    let failing = Recorder::new();
+    service
+        .subscribe_with(
+            &retried,
+            quick("g"),
+            failing.handler(|_| {
+                Err(HandlerError::retry_after(
+                    Duration::from_secs(3600),
+                    "later",
+                ))
+            }),
+        )
+        .await
+        .expect("subscribe");
+    let retry = service.publish(&retried, json!({})).await.expect("publish");
+    eventually("the retry scheduled", || async {
+        (backend.stats(&retried).await.expect("stats").scheduled == 1).then_some(())
+    })
+    .await;
+    assert!(service.cancel(&retried, retry).await.expect("cancel retry"));
+    assert_eq!(backend.stats(&retried).await.expect("stats").scheduled, 0);
+    service.shutdown().await;
+    assert_eq!(failing.len(), 1);
+    assert_eq!(dead_letter_count(&backend, &retried).await, 0);
+    cleanup(&backend, &[&topic, &lonely, &retried]).await;
+}
+
+/// Cancels racing the promotion of due messages and a running consumer: each
+/// message is either cancelled (and never delivered) or delivered (and its
+/// cancel answered `false`), never both, never neither.
+pub async fn cancel_racing_delivery_removes_or_delivers_each_message_once(
+    factory: impl BackendFactory,
+) {
+    let backend = factory.backend().await;
+    let topic = unique_topic("cancel-race");
+    let service = Arc::new(service(&backend));
+    let recorder = Recorder::new();
+    service
+        .subscribe_with(&topic, quick("g"), recorder.succeeding())
+        .await
+        .expect("subscribe");
+    let mut ids = Vec::new();
+    for i in 0..60u64 {
+        let id = if i % 2 == 0 {
+            service
+                .publish(&topic, json!({"i": i}))
+                .await
+                .expect("publish")
+        } else {
+            service
+                .publish_delayed(&topic, json!({"i": i}), Duration::from_millis(i * 2))
+                .await
+                .expect("schedule")
+        };
+        ids.push(id);
+    }
+    let cancels: Vec<_> = ids
+        .iter()
+        .map(|&id| {
+            let (service, topic) = (service.clone(), topic.clone());
+            tokio::spawn(async move { (id, service.cancel(&topic, id).await.expect("cancel")) })
+        })
+        .collect();
+    let mut cancelled = BTreeSet::new();
+    let mut not_cancelled = BTreeSet::new();
+    for cancel in cancels {
+        let (id, done) = cancel.await.expect("cancel task");
+        if done {
+            cancelled.insert(id);
+        } else {
+            not_cancelled.insert(id);
+        }
+    }
+    recorder.wait_for_ids(&not_cancelled).await;
+    eventually("everything settled", || async {
+        let stats = backend.stats(&topic).await.expect("stats");
+        (stats.scheduled == 0 && stats.groups.iter().all(|g| g.pending == 0 && g.lag == 0))
+            .then_some(())
+    })
+    .await;
+    service.shutdown().await;
+    let delivered = recorder.ids();
+    assert_eq!(
+        delivered, not_cancelled,
+        "delivered exactly the ones not cancelled"
+    );
+    assert!(delivered.is_disjoint(&cancelled));
+    assert_eq!(recorder.len(), delivered.len(), "none delivered twice");
+    assert_eq!(cancelled.len() + delivered.len(), ids.len());
     cleanup(&backend, &[&topic]).await;
 }
 

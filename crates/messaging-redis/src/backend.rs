@@ -1000,6 +1000,10 @@ impl MessageBackend for RedisBackend {
         }
         Ok(BackendHealth { warnings })
     }
+
+    fn cancel_backend(&self) -> Option<&dyn messaging_core::CancelBackend> {
+        Some(self)
+    }
 }
 
 #[cfg(test)]

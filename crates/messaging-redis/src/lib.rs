@@ -59,6 +59,7 @@
 
 mod acks;
 mod backend;
+mod cancel;
 mod codec;
 mod config;
 mod error;

@@ -21,6 +21,8 @@ macro_rules! plain {
 
 pub(crate) struct Scripts {
     pub(crate) ack: Script,
+    pub(crate) cancel_delayed: Script,
+    pub(crate) cancel_waiting: Script,
     pub(crate) retry: Script,
     pub(crate) dead_letter: Script,
     pub(crate) due: Script,
@@ -40,6 +42,8 @@ pub(crate) struct Scripts {
 
 pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     ack: fenced!("ack.lua"),
+    cancel_delayed: plain!("cancel_delayed.lua"),
+    cancel_waiting: plain!("cancel_waiting.lua"),
     retry: fenced!("retry.lua"),
     dead_letter: fenced!("dead_letter.lua"),
     due: plain!("due.lua"),

@@ -1,5 +1,6 @@
 //! One module per command.
 
+pub(crate) mod cancel;
 pub(crate) mod demo;
 pub(crate) mod dlq;
 pub(crate) mod inbox;
