@@ -62,17 +62,23 @@ pub struct NotificationConfig {
     pub interrupted_sms: InterruptedSendPolicy,
     /// [`InterruptedSendPolicy`] of the push channel.
     pub interrupted_push: InterruptedSendPolicy,
+    /// How long a template read from the store is reused before it is read
+    /// again. Changes made through this service are seen at once; changes made
+    /// by another process, within this. `Duration::ZERO` reads the store on
+    /// every send.
+    pub template_cache_ttl: std::time::Duration,
 }
 
 impl Default for NotificationConfig {
     /// 10 sends at once (the default SMTP pool size); interrupted sends are
-    /// sent again on every channel.
+    /// sent again on every channel; templates reused for 5 s.
     fn default() -> Self {
         Self {
             batch_concurrency: 10,
             interrupted_email: InterruptedSendPolicy::Resend,
             interrupted_sms: InterruptedSendPolicy::Resend,
             interrupted_push: InterruptedSendPolicy::Resend,
+            template_cache_ttl: std::time::Duration::from_secs(5),
         }
     }
 }
@@ -81,6 +87,12 @@ impl NotificationConfig {
     /// Sets the batch concurrency (at least 1).
     pub fn with_batch_concurrency(mut self, concurrency: usize) -> Self {
         self.batch_concurrency = concurrency.max(1);
+        self
+    }
+
+    /// Sets how long templates read from the store are reused.
+    pub fn with_template_cache_ttl(mut self, ttl: std::time::Duration) -> Self {
+        self.template_cache_ttl = ttl;
         self
     }
 

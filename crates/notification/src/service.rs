@@ -54,6 +54,8 @@ use crate::{InterruptedSendPolicy, NotificationConfig, NotificationError};
 pub struct NotificationService {
     notifications: Arc<dyn NotificationStore>,
     templates: Arc<dyn TemplateStore>,
+    /// Templates read from the store, by (name, locale), with when.
+    template_cache: std::sync::Mutex<TemplateCache>,
     renderer: TemplateRenderer,
     email: Option<Arc<dyn EmailChannel>>,
     sms: Option<Arc<dyn SmsChannel>>,
@@ -81,6 +83,7 @@ impl NotificationService {
         Self {
             notifications,
             templates,
+            template_cache: std::sync::Mutex::default(),
             renderer: TemplateRenderer::new(),
             email: None,
             sms: None,
@@ -154,6 +157,7 @@ impl NotificationService {
         let stored = self.templates.save(&template).await?;
         self.renderer
             .invalidate(&stored.name, stored.locale.as_deref());
+        self.forget_template(&stored.name);
         Ok(stored)
     }
 
@@ -185,6 +189,7 @@ impl NotificationService {
                 }
             })?;
         self.renderer.invalidate(name, locale);
+        self.forget_template(name);
         Ok(())
     }
 
@@ -234,7 +239,7 @@ impl NotificationService {
         }
         candidates.push(None);
         for candidate in candidates {
-            if let Some(template) = self.templates.get_template(name, candidate).await? {
+            if let Some(template) = self.stored_template(name, candidate).await? {
                 if !template.is_active {
                     return Err(NotificationError::TemplateInactive {
                         name: name.to_owned(),
@@ -255,6 +260,43 @@ impl NotificationService {
             name: name.to_owned(),
             locale: locale.map(str::to_owned),
         })
+    }
+
+    /// The stored template of this name and locale, through the cache.
+    async fn stored_template(
+        &self,
+        name: &str,
+        locale: Option<&str>,
+    ) -> Result<Option<MessageTemplate>, NotificationError> {
+        let ttl = self.config.template_cache_ttl;
+        let key = (name.to_owned(), locale.map(str::to_owned));
+        if !ttl.is_zero()
+            && let Some((read_at, template)) = self.template_cache_lock().get(&key)
+            && read_at.elapsed() < ttl
+        {
+            return Ok(template.clone());
+        }
+        let template = self.templates.get_template(name, locale).await?;
+        if !ttl.is_zero() {
+            let mut cache = self.template_cache_lock();
+            if cache.len() >= TEMPLATE_CACHE_LIMIT {
+                cache.clear();
+            }
+            cache.insert(key, (std::time::Instant::now(), template.clone()));
+        }
+        Ok(template)
+    }
+
+    fn template_cache_lock(&self) -> std::sync::MutexGuard<'_, TemplateCache> {
+        self.template_cache
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Drops every cached variant of `name` (after this service changed it).
+    fn forget_template(&self, name: &str) {
+        self.template_cache_lock()
+            .retain(|(cached, _), _| cached != name);
     }
 
     async fn render(
@@ -604,28 +646,14 @@ impl NotificationService {
         action: NotificationAction,
         key: &str,
     ) -> Result<Notification, NotificationError> {
-        let found = self
-            .notifications
-            .find_by_idempotency_key(action.user_id(), key)
-            .await?;
-        match found {
-            Some(done)
-                if matches!(
-                    done.status,
-                    NotificationStatus::Sent | NotificationStatus::Unknown
-                ) =>
-            {
-                Ok(done)
-            }
-            // The row just read (or its absence) is handed down: one lookup per send.
-            found => {
-                self.execute_as(
-                    action.with_idempotency_key(key.to_owned()),
-                    OnExisting::Resume(found.map(Box::new)),
-                )
-                .await
-            }
-        }
+        // Insert first: a first delivery (the common case) records its row and
+        // sends with no lookup; a redelivery finds the key taken and carries on
+        // with the row recorded under it.
+        self.execute_as(
+            action.with_idempotency_key(key.to_owned()),
+            OnExisting::Resume,
+        )
+        .await
     }
 
     // ---- plumbing --------------------------------------------------------------
@@ -771,10 +799,12 @@ impl NotificationService {
             .await
     }
 
-    /// Records `notification` as pending, then attempts it (see
-    /// [`attempt`](Self::attempt)). With an idempotency key already used by the
+    /// Records `notification` as `sending` with its first attempt begun (one
+    /// write before the handover), then hands it over (see
+    /// [`finish`](Self::finish)). With an idempotency key already used by the
     /// user, the row recorded under it is replayed, or with
-    /// [`OnExisting::Resume`] resumed (without a second lookup).
+    /// [`OnExisting::Resume`] resumed (found by the insert's conflict, so a
+    /// first delivery makes no lookup).
     async fn deliver<F, Fut>(
         &self,
         mut notification: Notification,
@@ -788,25 +818,21 @@ impl NotificationService {
         Fut: Future<Output = Result<SendReceipt, NotificationError>>,
     {
         check_user(&notification.user_id)?;
-        let resuming = matches!(on_existing, OnExisting::Resume(_));
+        let resuming = on_existing == OnExisting::Resume;
         if let Some(key) = idempotency_key {
-            let existing = match on_existing {
-                OnExisting::Resume(found) => found.map(|found| *found),
-                OnExisting::Replay => {
-                    self.notifications
-                        .find_by_idempotency_key(&notification.user_id, &key)
-                        .await?
-                }
-            };
-            if let Some(existing) = existing {
-                return if resuming {
-                    self.resume(existing, provider, send).await
-                } else {
-                    replay(existing)
-                };
+            if !resuming
+                && let Some(existing) = self
+                    .notifications
+                    .find_by_idempotency_key(&notification.user_id, &key)
+                    .await?
+            {
+                return replay(existing);
             }
             notification.idempotency_key = Some(key);
         }
+        notification.status = NotificationStatus::Sending;
+        notification.attempts = 1;
+        notification.last_attempt_at = Some(Utc::now());
         let span = info_span!(
             "notification_send",
             notification_id = %notification.id,
@@ -815,24 +841,25 @@ impl NotificationService {
         );
         async move {
             match self.notifications.record(&notification).await {
-                Ok(()) => {}
+                Ok(()) => self.finish(notification, provider, send).await,
                 Err(conflict) if conflict.is_conflict() && resuming => {
-                    // Another delivery of the event recorded it first: its
-                    // outcome, or InProgress while it is still sending.
-                    return self.current(&notification).await.or_else(|error| {
-                        if matches!(error, NotificationError::Store(ref e) if e.is_not_found()) {
-                            Err(conflict.into())
-                        } else {
-                            Err(error)
-                        }
-                    });
+                    // A redelivery: carry on with the row an earlier delivery
+                    // recorded under the key.
+                    let key = notification.idempotency_key.as_deref().unwrap_or_default();
+                    match self
+                        .notifications
+                        .find_by_idempotency_key(&notification.user_id, key)
+                        .await?
+                    {
+                        Some(existing) => self.resume(existing, provider, send).await,
+                        None => Err(conflict.into()),
+                    }
                 }
                 Err(conflict) if conflict.is_conflict() => {
-                    return self.replay_conflict(&notification, conflict).await;
+                    self.replay_conflict(&notification, conflict).await
                 }
-                Err(error) => return Err(error.into()),
+                Err(error) => Err(error.into()),
             }
-            self.attempt(notification, provider, send).await
         }
         .instrument(span)
         .await
@@ -1041,14 +1068,22 @@ fn check_user(user_id: &str) -> Result<(), NotificationError> {
     Ok(())
 }
 
+/// Templates read from the store (or found missing), by name and locale.
+type TemplateCache = std::collections::HashMap<
+    (String, Option<String>),
+    (std::time::Instant, Option<MessageTemplate>),
+>;
+
+/// Most (name, locale) entries the template cache holds before it starts over.
+const TEMPLATE_CACHE_LIMIT: usize = 10_000;
+
 /// What a send does when its idempotency key is already used by the user.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum OnExisting {
     /// Return the first result (the public `send_*` calls).
     Replay,
-    /// Carry on with the recorded row ([`NotificationService::execute_once`]),
-    /// which the caller has already looked up (`None`: there was none).
-    Resume(Option<Box<Notification>>),
+    /// Carry on with the recorded row ([`NotificationService::execute_once`]).
+    Resume,
 }
 
 /// The error of an attempt whose process died before recording its outcome.

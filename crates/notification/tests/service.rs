@@ -257,12 +257,7 @@ async fn locale_variants_fall_back_to_the_language_then_the_default() {
 
 #[tokio::test]
 async fn an_updated_template_is_rendered_fresh_not_from_the_cache() {
-    let Setup {
-        service,
-        sms,
-        templates,
-        ..
-    } = setup();
+    let Setup { service, sms, .. } = setup();
     let first =
         MessageTemplate::new("code", TemplateKind::Sms, "Code {{code}}").with_variables(["code"]);
     service.create_template(first).await.unwrap();
@@ -281,13 +276,47 @@ async fn an_updated_template_is_rendered_fresh_not_from_the_cache() {
         .await
         .unwrap();
     send().await.unwrap();
+    let texts: Vec<String> = sms.sent().into_iter().map(|m| m.text).collect();
+    assert_eq!(
+        texts,
+        ["Code 1", "Your code: 1"],
+        "this service's update is seen at once"
+    );
+}
+
+#[tokio::test]
+async fn a_template_changed_by_another_process_is_read_again_once_the_cache_ttl_passes() {
+    let Setup {
+        service,
+        sms,
+        templates,
+        ..
+    } = setup();
+    // TTL zero: the store is read on every send (the default reuses a read for 5 s).
+    let service = service.with_config(
+        notification::NotificationConfig::default()
+            .with_template_cache_ttl(std::time::Duration::ZERO),
+    );
+    let first =
+        MessageTemplate::new("code", TemplateKind::Sms, "Code {{code}}").with_variables(["code"]);
+    service.create_template(first).await.unwrap();
+    let send = || {
+        service.send_sms_with_template(
+            TemplatedSmsRequest::new("u", "+14155550100", "code").with_variable("code", "1"),
+        )
+    };
+    send().await.unwrap();
     // Changed behind the service's back (another process, straight into the store).
     let mut changed = templates.get_template("code", None).await.unwrap().unwrap();
     changed.content = "CODE={{code}}".into();
     templates.save(&changed).await.unwrap();
     send().await.unwrap();
     let texts: Vec<String> = sms.sent().into_iter().map(|m| m.text).collect();
-    assert_eq!(texts, ["Code 1", "Your code: 1", "CODE=1"]);
+    assert_eq!(
+        texts,
+        ["Code 1", "CODE=1"],
+        "recompiled, never served stale"
+    );
 }
 
 #[tokio::test]
