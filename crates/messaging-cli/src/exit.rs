@@ -162,6 +162,12 @@ pub(crate) fn code(error: &anyhow::Error) -> u8 {
         {
             return USAGE;
         }
+        if cause
+            .downcast_ref::<crate::commands::cancel::NotCancelled>()
+            .is_some()
+        {
+            return NOT_FOUND;
+        }
         if let Some(code) = crate::commands::store_error_code(cause) {
             return code;
         }

@@ -279,20 +279,18 @@ async fn writer(start: Arc<Start>, receiver: Arc<Mutex<mpsc::Receiver<Write>>>) 
     }
 }
 
+/// Where a write's answer goes.
+type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
+
+/// A `begin_attempt` waiting in a batch: id, attempts seen, start.
+type BeginWrite = (Uuid, u32, DateTime<Utc>, Reply<Notification>);
+
 /// The writes of a batch, by kind.
 #[derive(Default)]
 struct Batch {
-    records: Vec<(Box<Notification>, oneshot::Sender<Result<(), StoreError>>)>,
-    begins: Vec<(
-        Uuid,
-        u32,
-        DateTime<Utc>,
-        oneshot::Sender<Result<Notification, StoreError>>,
-    )>,
-    attempts: Vec<(
-        Box<DeliveryAttempt>,
-        oneshot::Sender<Result<Notification, StoreError>>,
-    )>,
+    records: Vec<(Box<Notification>, Reply<()>)>,
+    begins: Vec<BeginWrite>,
+    attempts: Vec<(Box<DeliveryAttempt>, Reply<Notification>)>,
 }
 
 /// What one batch's transaction gave back.

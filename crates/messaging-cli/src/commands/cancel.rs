@@ -92,7 +92,7 @@ mod tests {
             .await
             .unwrap_err();
         assert!(again.downcast_ref::<NotCancelled>().is_some(), "{again}");
-        assert_eq!(crate::exit::code(&again), crate::exit::OTHER);
+        assert_eq!(crate::exit::code(&again), crate::exit::NOT_FOUND);
 
         let mut out = Vec::new();
         execute(&service, "reminders.send", id, true, &mut out)
