@@ -24,7 +24,11 @@ for _, member in ipairs(due) do
     redis.call('XADD', KEYS[3], '*', 'm', member, 'g', '', 'a', '0', 'src', 'delayed',
       'e', 'malformed member of the delayed set: no "<nonce>|" separator')
   end
-  redis.call('ZREM', KEYS[1], member)
+end
+-- The members read are the set's lowest ranks (score order), so one command
+-- removes exactly them instead of one ZREM each.
+if #due > 0 then
+  redis.call('ZREMRANGEBYRANK', KEYS[1], 0, #due - 1)
 end
 local next_due = -1
 local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')

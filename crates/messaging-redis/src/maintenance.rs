@@ -54,6 +54,9 @@ const CONCURRENT_TOPICS: usize = 32;
 const DUE_BATCH: usize = 256;
 /// Most delayed messages one promotion moves; more are moved by the next one at once.
 pub(crate) const PROMOTE_BATCH: i64 = 1_000;
+/// Most promotion calls made back to back for one topic before the others get
+/// their turn (the rest follows at once, from the local timer).
+const PROMOTE_CALLS: usize = 64;
 /// Pause before trying again after an error.
 const ERROR_PAUSE: Duration = Duration::from_millis(500);
 /// Topics one sweep step reads (one pipeline).
@@ -324,15 +327,27 @@ impl Inner {
     /// many messages it moved.
     pub(crate) async fn promote(&self, topic: &str) -> Result<u64, BackendError> {
         let keys = self.keys.topic(topic);
-        let (moved, next_due, now): (i64, i64, i64) = SCRIPTS
-            .promote
-            .key(&keys.delayed)
-            .key(&keys.stream)
-            .key(&keys.dead)
-            .arg(PROMOTE_BATCH)
-            .invoke_async(&mut self.connection())
-            .await
-            .map_err(backend_error)?;
+        let mut total = 0;
+        let mut calls = 0;
+        // A burst (thousands due at once) is moved by script calls back to
+        // back, the index brought up to date once at the end; each call moves
+        // at most PROMOTE_BATCH, so Redis is never blocked for long.
+        let (moved, next_due, now) = loop {
+            let (moved, next_due, now): (i64, i64, i64) = SCRIPTS
+                .promote
+                .key(&keys.delayed)
+                .key(&keys.stream)
+                .key(&keys.dead)
+                .arg(PROMOTE_BATCH)
+                .invoke_async(&mut self.connection())
+                .await
+                .map_err(backend_error)?;
+            total += moved.max(0);
+            calls += 1;
+            if moved < PROMOTE_BATCH || calls >= PROMOTE_CALLS {
+                break (moved, next_due, now);
+            }
+        };
         if moved >= PROMOTE_BATCH {
             self.schedule.due_in(topic, Duration::ZERO);
         } else if next_due >= 0 {
@@ -344,7 +359,7 @@ impl Inner {
             // is restored by the sweep.
             warn!(%topic, %error, "updating the due index after a promotion failed");
         }
-        Ok(u64::try_from(moved).unwrap_or(0))
+        Ok(u64::try_from(total).unwrap_or(0))
     }
 
     /// Sets `topic`'s index entry to `next_due` (what the promotion script saw
