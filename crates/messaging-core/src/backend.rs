@@ -340,6 +340,14 @@ pub trait MessageBackend: Send + Sync + 'static {
     fn cancel_backend(&self) -> Option<&dyn CancelBackend> {
         None
     }
+
+    /// The backend's [`UniqueBackend`](crate::unique::UniqueBackend), if it can
+    /// publish under a unique key (what
+    /// [`MessagingService::publish_unique`](crate::MessagingService::publish_unique)
+    /// uses, and what the runtime releases keys through). `None` by default.
+    fn unique_backend(&self) -> Option<&dyn crate::unique::UniqueBackend> {
+        None
+    }
 }
 
 /// Cancelling a message that no consumer has received yet, by its id: an

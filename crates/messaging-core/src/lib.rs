@@ -62,6 +62,7 @@ mod subscription;
 #[cfg(feature = "testsuite")]
 pub mod testsuite;
 mod trace_context;
+pub mod unique;
 
 pub use backend::{
     BackendHealth, CancelBackend, DeadLetter, Delivery, GroupStats, MessageBackend,

@@ -42,6 +42,8 @@ pub struct InMemoryBackend {
     retention: Retention,
     cap: usize,
     schedules: Arc<Mutex<Schedules>>,
+    /// Held unique keys, by (topic, key): the holder and until when.
+    unique: Arc<Mutex<BTreeMap<(String, String), (uuid::Uuid, Instant)>>>,
 }
 
 /// Schedules and their marks (the last tick published or skipped), by name.
@@ -58,6 +60,7 @@ impl Default for InMemoryBackend {
             retention: Retention::default(),
             cap: DEFAULT_TOPIC_CAP,
             schedules: Arc::default(),
+            unique: Arc::default(),
         }
     }
 }
@@ -675,6 +678,10 @@ impl MessageBackend for InMemoryBackend {
     fn cancel_backend(&self) -> Option<&dyn crate::CancelBackend> {
         Some(self)
     }
+
+    fn unique_backend(&self) -> Option<&dyn crate::unique::UniqueBackend> {
+        Some(self)
+    }
 }
 
 #[async_trait]
@@ -799,5 +806,87 @@ impl crate::schedule::ScheduleBackend for InMemoryBackend {
         }
         schedules.marks.insert(schedule.name.clone(), tick);
         Ok(true)
+    }
+}
+
+impl InMemoryBackend {
+    fn unique_lock(&self) -> MutexGuard<'_, BTreeMap<(String, String), (uuid::Uuid, Instant)>> {
+        self.unique
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[async_trait]
+impl crate::unique::UniqueBackend for InMemoryBackend {
+    async fn publish_unique(
+        &self,
+        message: &Message,
+        deliver_at: Option<DateTime<Utc>>,
+        key: &str,
+        hold: Duration,
+    ) -> Result<Option<uuid::Uuid>, BackendError> {
+        let slot = (message.topic.clone(), key.to_owned());
+        // Claim under the lock (one process: atomic), then publish; a refused
+        // publish gives the claim back.
+        {
+            let mut unique = self.unique_lock();
+            let now = Instant::now();
+            if let Some((holder, until)) = unique.get(&slot)
+                && *until > now
+            {
+                return Ok(Some(*holder));
+            }
+            unique.insert(slot.clone(), (message.id, now + hold));
+        }
+        let published = match deliver_at {
+            Some(at) => self.schedule(message, at).await,
+            None => self.publish(message).await.map(drop),
+        };
+        if let Err(error) = published {
+            let mut unique = self.unique_lock();
+            if unique
+                .get(&slot)
+                .is_some_and(|(holder, _)| *holder == message.id)
+            {
+                unique.remove(&slot);
+            }
+            return Err(error);
+        }
+        Ok(None)
+    }
+
+    async fn unique_holder(
+        &self,
+        topic: &str,
+        key: &str,
+    ) -> Result<Option<uuid::Uuid>, BackendError> {
+        Ok(self
+            .unique_lock()
+            .get(&(topic.to_owned(), key.to_owned()))
+            .filter(|(_, until)| *until > Instant::now())
+            .map(|(holder, _)| *holder))
+    }
+
+    async fn release_unique(
+        &self,
+        topic: &str,
+        key: &str,
+        id: uuid::Uuid,
+        after: Duration,
+    ) -> Result<bool, BackendError> {
+        let mut unique = self.unique_lock();
+        let slot = (topic.to_owned(), key.to_owned());
+        match unique.get_mut(&slot) {
+            Some((holder, until)) if *holder == id => {
+                if after.is_zero() {
+                    unique.remove(&slot);
+                } else {
+                    *until = Instant::now() + after;
+                }
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 }

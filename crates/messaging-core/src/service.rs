@@ -490,6 +490,125 @@ impl MessagingService {
         Ok(cancelled)
     }
 
+    /// Publishes `payload` unless a message under `key` is held (see
+    /// [`unique`](crate::unique) for when it is): the key is claimed and the
+    /// message published in one atomic step of the backend, so any number of
+    /// concurrent publishers of one key publish one message.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use messaging_core::MessagingService;
+    /// use messaging_core::unique::{UniqueOptions, UniquePublish};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), messaging_core::MessagingError> {
+    /// let service = MessagingService::in_memory();
+    /// let options = UniqueOptions::new(Duration::from_secs(3600));
+    /// let first = service.publish_unique("report.build", serde_json::json!({"day": "2026-12-01"}), "report:2026-12-01", options).await?;
+    /// let again = service.publish_unique("report.build", serde_json::json!({"day": "2026-12-01"}), "report:2026-12-01", options).await?;
+    /// assert!(matches!(first, UniquePublish::Published(_)));
+    /// assert_eq!(again, UniquePublish::Duplicate(first.id()));
+    /// # Ok(()) }
+    /// ```
+    pub async fn publish_unique(
+        &self,
+        topic: &str,
+        payload: serde_json::Value,
+        key: &str,
+        options: crate::unique::UniqueOptions,
+    ) -> Result<crate::unique::UniquePublish, MessagingError> {
+        self.unique(topic, payload, key, options, None).await
+    }
+
+    /// [`publish_unique`](Self::publish_unique), delivered after `delay`; the
+    /// key is held while the message waits.
+    pub async fn publish_unique_delayed(
+        &self,
+        topic: &str,
+        payload: serde_json::Value,
+        key: &str,
+        delay: Duration,
+        options: crate::unique::UniqueOptions,
+    ) -> Result<crate::unique::UniquePublish, MessagingError> {
+        messaging_model::validate_delay(delay)?;
+        let deliver_at =
+            Utc::now() + chrono::TimeDelta::from_std(delay).unwrap_or(chrono::TimeDelta::MAX);
+        self.unique(topic, payload, key, options, Some(deliver_at))
+            .await
+    }
+
+    async fn unique(
+        &self,
+        topic: &str,
+        payload: serde_json::Value,
+        key: &str,
+        options: crate::unique::UniqueOptions,
+        deliver_at: Option<DateTime<Utc>>,
+    ) -> Result<crate::unique::UniquePublish, MessagingError> {
+        use crate::unique::{
+            UNIQUE_KEY, UNIQUE_WHILE_DEAD_KEY, UNIQUE_WINDOW_MS_KEY, UniquePublish,
+        };
+        crate::unique::validate_unique_key(key).map_err(|error| {
+            MessagingError::Validation(ValidationError::InvalidMetadata {
+                key: UNIQUE_KEY.to_owned(),
+                reason: match error {
+                    crate::unique::InvalidUniqueKey { .. } => {
+                        "1 to 256 bytes, no whitespace or control characters"
+                    }
+                },
+            })
+        })?;
+        let Some(backend) = self.backend.unique_backend() else {
+            return Err(MessagingError::Unsupported {
+                backend: self.backend.name(),
+                operation: "publish_unique",
+            });
+        };
+        let mut message = self
+            .message(topic, payload)?
+            .with_metadata(UNIQUE_KEY, key)
+            .with_metadata(
+                UNIQUE_WINDOW_MS_KEY,
+                options
+                    .window
+                    .as_millis()
+                    .min(u128::from(u64::MAX))
+                    .to_string(),
+            );
+        if options.while_dead_lettered {
+            message = message.with_metadata(UNIQUE_WHILE_DEAD_KEY, "1");
+        }
+        let message = with_trace_context(&message).into_owned();
+        let span = info_span!("publish_unique", message_id = %message.id, topic, key);
+        match backend
+            .publish_unique(&message, deliver_at, key, options.hold)
+            .instrument(span)
+            .await?
+        {
+            Some(holder) => Ok(UniquePublish::Duplicate(holder)),
+            None => {
+                metrics::counter!("messaging_published_total", "topic" => message.topic.clone())
+                    .increment(1);
+                Ok(UniquePublish::Published(message.id))
+            }
+        }
+    }
+
+    /// The id of the message holding unique `key` of `topic`, if it is held.
+    pub async fn unique_holder(
+        &self,
+        topic: &str,
+        key: &str,
+    ) -> Result<Option<Uuid>, MessagingError> {
+        messaging_model::validate_topic(topic)?;
+        let Some(backend) = self.backend.unique_backend() else {
+            return Err(MessagingError::Unsupported {
+                backend: self.backend.name(),
+                operation: "unique_holder",
+            });
+        };
+        Ok(backend.unique_holder(topic, key).await?)
+    }
+
     /// Removes every dead letter of a topic; returns how many there were.
     pub async fn purge_dead_letters(&self, topic: &str) -> Result<u64, MessagingError> {
         messaging_model::validate_topic(topic)?;

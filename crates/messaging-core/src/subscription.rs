@@ -594,7 +594,12 @@ impl Worker {
                 Ok(()) => {
                     debug!("handled");
                     metrics::counter!("messaging_handled_total", &labels).increment(1);
-                    self.settle("ack", self.backend.ack(&receipt).await, &receipt);
+                    let acked = self.backend.ack(&receipt).await;
+                    let settled = matches!(acked, Ok(Settlement::Settled));
+                    self.settle("ack", acked, &receipt);
+                    if settled {
+                        self.release_unique(&message, false).await;
+                    }
                 }
                 Err(failure) => {
                     metrics::counter!("messaging_failed_total", &labels).increment(1);
@@ -733,7 +738,37 @@ impl Worker {
         metrics::counter!("messaging_dead_lettered_total", "topic" => self.topic.clone(), "group" => receipt.group.clone())
             .increment(1);
         let result = self.backend.dead_letter(receipt, &message, &error).await;
+        let settled = matches!(result, Ok(Settlement::Settled));
         self.settle("dead-letter", result, receipt);
+        if settled {
+            self.release_unique(&message, true).await;
+        }
+    }
+
+    /// A settled unique message starts its key's window (see
+    /// [`crate::unique`]); a dead letter keeps holding it when it says so.
+    async fn release_unique(&self, message: &Message, dead: bool) {
+        use crate::unique::{UNIQUE_KEY, UNIQUE_WHILE_DEAD_KEY, UNIQUE_WINDOW_MS_KEY};
+        let Some(key) = message.metadata.get(UNIQUE_KEY) else {
+            return;
+        };
+        if dead && message.metadata.contains_key(UNIQUE_WHILE_DEAD_KEY) {
+            return;
+        }
+        let Some(backend) = self.backend.unique_backend() else {
+            return;
+        };
+        let window = message
+            .metadata
+            .get(UNIQUE_WINDOW_MS_KEY)
+            .and_then(|ms| ms.parse::<u64>().ok())
+            .map_or(Duration::ZERO, Duration::from_millis);
+        if let Err(error) = backend
+            .release_unique(&message.topic, key, message.id, window)
+            .await
+        {
+            warn!(%error, key = %key, "the unique key was not released; it frees itself when its hold ends");
+        }
     }
 
     fn settle(

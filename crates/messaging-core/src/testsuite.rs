@@ -109,6 +109,10 @@ macro_rules! backend_conformance_tests {
             publishing_before_any_group_loses_nothing,
             topics_are_created_listed_and_deleted,
             stats_count_pending_lag_scheduled_and_dead,
+            fifty_concurrent_publishers_of_one_unique_key_publish_one_message,
+            a_unique_key_is_held_until_handled_and_for_its_window_after,
+            a_delayed_unique_message_holds_its_key_while_it_waits,
+            a_dead_lettered_unique_message_holds_its_key_unless_told_otherwise,
             health_answers,
             a_handler_past_its_timeout_is_dropped_retried_then_dead_lettered,
             a_message_timeout_overrides_the_subscription,
@@ -2336,5 +2340,217 @@ pub async fn schedulers_over_one_backend_publish_each_tick_once(
     assert_eq!(ticks.len() as u64, fired);
     consumer.shutdown().await;
     schedules.remove_schedule(&name).await.expect("remove");
+    cleanup(&backend, &[&topic]).await;
+}
+
+// ---------------------------------------------------------------------------
+// Unique jobs
+// ---------------------------------------------------------------------------
+
+/// 50 publishers of one key at once: one message, 49 answers naming it.
+pub async fn fifty_concurrent_publishers_of_one_unique_key_publish_one_message(
+    factory: impl BackendFactory,
+) {
+    use crate::unique::{UniqueOptions, UniquePublish};
+    let backend = factory.backend().await;
+    let service = Arc::new(service(&backend));
+    let topic = unique_topic("unique");
+    let options = UniqueOptions::new(Duration::from_secs(3600));
+    let publishers: Vec<_> = (0..50)
+        .map(|i| {
+            let service = service.clone();
+            let topic = topic.clone();
+            tokio::spawn(async move {
+                service
+                    .publish_unique(&topic, json!({"i": i}), "report:2026-12-01", options)
+                    .await
+            })
+        })
+        .collect();
+    let mut published = Vec::new();
+    let mut duplicates = Vec::new();
+    for publisher in publishers {
+        match publisher
+            .await
+            .expect("publisher task")
+            .expect("publish_unique")
+        {
+            UniquePublish::Published(id) => published.push(id),
+            UniquePublish::Duplicate(id) => duplicates.push(id),
+        }
+    }
+    assert_eq!(published.len(), 1, "one of fifty publishes");
+    assert!(
+        duplicates.iter().all(|id| *id == published[0]),
+        "the others name it"
+    );
+    assert_eq!(backend.stats(&topic).await.expect("stats").length, 1);
+    assert_eq!(
+        service
+            .unique_holder(&topic, "report:2026-12-01")
+            .await
+            .expect("holder"),
+        Some(published[0])
+    );
+    assert!(matches!(
+        service
+            .publish_unique(&topic, json!({}), "two words", options)
+            .await,
+        Err(MessagingError::Validation(_))
+    ));
+    cleanup(&backend, &[&topic]).await;
+}
+
+/// Held while waiting and being handled, and for the window after; a zero
+/// window frees the key once the message is handled.
+pub async fn a_unique_key_is_held_until_handled_and_for_its_window_after(
+    factory: impl BackendFactory,
+) {
+    use crate::unique::{UniqueOptions, UniquePublish};
+    let backend = factory.backend().await;
+    let service = service(&backend);
+    let topic = unique_topic("unique-window");
+    let hour = UniqueOptions::new(Duration::from_secs(3600));
+    let at_once = UniqueOptions::new(Duration::ZERO);
+    let kept = service
+        .publish_unique(&topic, json!({"k": "kept"}), "kept", hour)
+        .await
+        .expect("publish kept");
+    let freed = service
+        .publish_unique(&topic, json!({"k": "freed"}), "freed", at_once)
+        .await
+        .expect("publish freed");
+    assert_eq!(
+        service
+            .publish_unique(&topic, json!({}), "freed", at_once)
+            .await
+            .expect("again"),
+        UniquePublish::Duplicate(freed.id()),
+        "held while waiting"
+    );
+    let recorder = Recorder::new();
+    service
+        .subscribe_with(&topic, quick("unique"), recorder.succeeding())
+        .await
+        .expect("subscribe");
+    recorder
+        .wait_until("both handled", |seen| seen.len() >= 2)
+        .await;
+    eventually("the zero-window key freed", || async {
+        service
+            .unique_holder(&topic, "freed")
+            .await
+            .expect("holder")
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    assert!(matches!(
+        service
+            .publish_unique(&topic, json!({"k": "freed-2"}), "freed", at_once)
+            .await
+            .expect("after"),
+        UniquePublish::Published(_)
+    ));
+    assert_eq!(
+        service
+            .publish_unique(&topic, json!({}), "kept", hour)
+            .await
+            .expect("kept again"),
+        UniquePublish::Duplicate(kept.id()),
+        "handled, and still within its window"
+    );
+    service.shutdown().await;
+    cleanup(&backend, &[&topic]).await;
+}
+
+/// A delayed unique message holds its key while it waits.
+pub async fn a_delayed_unique_message_holds_its_key_while_it_waits(factory: impl BackendFactory) {
+    use crate::unique::{UniqueOptions, UniquePublish};
+    let backend = factory.backend().await;
+    let service = service(&backend);
+    let topic = unique_topic("unique-delayed");
+    let options = UniqueOptions::new(Duration::ZERO);
+    let first = service
+        .publish_unique_delayed(
+            &topic,
+            json!({}),
+            "later",
+            Duration::from_secs(3600),
+            options,
+        )
+        .await
+        .expect("publish delayed");
+    assert!(matches!(first, UniquePublish::Published(_)));
+    assert_eq!(backend.stats(&topic).await.expect("stats").scheduled, 1);
+    assert_eq!(
+        service
+            .publish_unique(&topic, json!({}), "later", options)
+            .await
+            .expect("again"),
+        UniquePublish::Duplicate(first.id())
+    );
+    assert_eq!(
+        backend.stats(&topic).await.expect("stats").length,
+        0,
+        "nothing published"
+    );
+    cleanup(&backend, &[&topic]).await;
+}
+
+/// A dead letter keeps its key held by default; released when asked.
+pub async fn a_dead_lettered_unique_message_holds_its_key_unless_told_otherwise(
+    factory: impl BackendFactory,
+) {
+    use crate::unique::UniqueOptions;
+    let backend = factory.backend().await;
+    let service = service(&backend);
+    let topic = unique_topic("unique-dead");
+    let holding = service
+        .publish_unique(
+            &topic,
+            json!({}),
+            "held",
+            UniqueOptions::new(Duration::ZERO),
+        )
+        .await
+        .expect("publish held");
+    service
+        .publish_unique(
+            &topic,
+            json!({}),
+            "released",
+            UniqueOptions::new(Duration::ZERO).releasing_dead_letters(),
+        )
+        .await
+        .expect("publish released");
+    let recorder = Recorder::new();
+    service
+        .subscribe_with(
+            &topic,
+            quick("unique-dead"),
+            recorder.handler(|_| Err(HandlerError::permanent("no"))),
+        )
+        .await
+        .expect("subscribe");
+    eventually("both dead-lettered", || async {
+        (backend.stats(&topic).await.ok()?.dead_lettered == 2).then_some(())
+    })
+    .await;
+    eventually("the releasing key freed", || async {
+        service
+            .unique_holder(&topic, "released")
+            .await
+            .expect("holder")
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    assert_eq!(
+        service.unique_holder(&topic, "held").await.expect("holder"),
+        Some(holding.id()),
+        "a dead letter keeps holding its key"
+    );
+    service.shutdown().await;
     cleanup(&backend, &[&topic]).await;
 }

@@ -306,7 +306,7 @@ impl Inner {
     /// script's reply (the index is in another hash slot). A failure is logged,
     /// not returned: the message is scheduled, this process's own timer still
     /// promotes it, and the sweep restores the entry.
-    async fn indexed(&self, topic: &str, score: i64) {
+    pub(crate) async fn indexed(&self, topic: &str, score: i64) {
         if let Err(error) = self.index_due(topic, score).await {
             warn!(%topic, %error, "adding a delayed message to the due index failed; this process promotes it at its time, and the next sweep indexes it");
         }
@@ -517,13 +517,13 @@ fn settlement(receipt: &Receipt, action: &'static str, done: bool) -> Settlement
 
 /// The delayed-set score of a due time: milliseconds, rounded up so a message is
 /// never promoted before its time.
-fn due_score(at: DateTime<Utc>) -> i64 {
+pub(crate) fn due_score(at: DateTime<Utc>) -> i64 {
     at.timestamp_micros().saturating_add(999).div_euclid(1000)
 }
 
 /// The delayed-set member of a message: a nonce keeps two schedules of the same
 /// message apart.
-fn delayed_member(message: &Message) -> Result<Vec<u8>, BackendError> {
+pub(crate) fn delayed_member(message: &Message) -> Result<Vec<u8>, BackendError> {
     let mut member = uuid::Uuid::now_v7().simple().to_string().into_bytes();
     member.push(b'|');
     member.extend(codec::encode(message)?);
@@ -615,6 +615,35 @@ impl MessageBackend for RedisBackend {
             .query_async(&mut inner.connection())
             .await
             .map_err(backend_error)?;
+        // The topic's unique-key locks and schedule marks go with it.
+        let tag = keys.stream.trim_end_matches(":stream");
+        let mut extras = Vec::new();
+        for pattern in [format!("{tag}:unique:*"), format!("{tag}:tick:*")] {
+            let mut cursor = 0u64;
+            loop {
+                let (next, found): (u64, Vec<String>) = redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(1000)
+                    .query_async(&mut inner.connection())
+                    .await
+                    .map_err(backend_error)?;
+                extras.extend(found);
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
+            }
+        }
+        for chunk in extras.chunks(500) {
+            let _: i64 = redis::cmd("DEL")
+                .arg(chunk)
+                .query_async(&mut inner.connection())
+                .await
+                .map_err(backend_error)?;
+        }
         inner.schedule.forget(topic);
         inner
             .cursors()
@@ -1002,6 +1031,10 @@ impl MessageBackend for RedisBackend {
     }
 
     fn cancel_backend(&self) -> Option<&dyn messaging_core::CancelBackend> {
+        Some(self)
+    }
+
+    fn unique_backend(&self) -> Option<&dyn messaging_core::unique::UniqueBackend> {
         Some(self)
     }
 }

@@ -62,6 +62,12 @@ impl Keys {
         format!("{{{}:{topic}}}:tick:{name}", self.prefix)
     }
 
+    /// The lock of unique key `key` of `topic` (value: the holder's id), in
+    /// the topic's slot so the claim and the publish are one script.
+    pub(crate) fn unique_lock(&self, topic: &str, key: &str) -> String {
+        format!("{{{}:{topic}}}:unique:{key}", self.prefix)
+    }
+
     /// The set of every topic's name.
     pub(crate) fn registry(&self) -> &str {
         &self.registry

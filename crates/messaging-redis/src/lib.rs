@@ -71,6 +71,7 @@ mod properties;
 mod reading;
 mod schedules;
 mod scripts;
+mod unique;
 
 pub use backend::{DeadLetterPage, RedisBackend, UndecodableDeadLetter};
 pub use config::RedisBackendConfig;

@@ -38,6 +38,8 @@ pub(crate) struct Scripts {
     pub(crate) purge: Script,
     pub(crate) stats: Script,
     pub(crate) trim: Script,
+    pub(crate) unique_publish: Script,
+    pub(crate) unique_release: Script,
 }
 
 pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
@@ -59,4 +61,6 @@ pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     purge: plain!("purge.lua"),
     stats: plain!("stats.lua"),
     trim: plain!("trim.lua"),
+    unique_publish: plain!("unique_publish.lua"),
+    unique_release: plain!("unique_release.lua"),
 });
