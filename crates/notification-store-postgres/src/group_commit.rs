@@ -7,7 +7,7 @@
 //! handed over, the outcome before the event is acknowledged). Committed one by
 //! one, they are bound by the server's commit rate (one WAL flush each). Here a
 //! few writer tasks take whatever writes are waiting, up to a batch, and commit
-//! them together: a lone write goes at once (no added wait), and under load the
+//! them together, in one statement (one round trip): a lone write goes at once (no added wait), and under load the
 //! batches grow by themselves while the previous commit is flushed.
 //!
 //! What each caller sees is what the statement-per-write path gives: its result
@@ -32,11 +32,9 @@ use uuid::Uuid;
 
 use crate::error::store_error;
 use crate::notifications::{begin_one, floor_micros, into_model, record_attempt_one, record_one};
-use crate::rows::{NotificationColumns, NotificationRow, attempts_column};
+use crate::rows::{GroupRow, NotificationColumns, NotificationRow, attempts_column};
 
-const INSERT: &str = include_str!("../queries/group_insert.sql");
-const BEGIN: &str = include_str!("../queries/group_begin_attempt.sql");
-const RECORD_ATTEMPT: &str = include_str!("../queries/group_record_attempt.sql");
+const GROUP: &str = include_str!("../queries/group_commit.sql");
 const EXISTING: &str = include_str!("../queries/notifications_existing.sql");
 
 /// How writes are grouped.
@@ -343,105 +341,99 @@ async fn run(pool: &PgPool, writes: Vec<Write>) {
 }
 
 async fn commit(pool: &PgPool, batch: &Batch) -> Result<Committed, StoreError> {
-    let mut tx = pool.begin().await.map_err(store_error)?;
-    let mut inserted = HashSet::new();
-    if !batch.records.is_empty() {
-        let notifications: Vec<Notification> =
-            batch.records.iter().map(|(n, _)| (**n).clone()).collect();
-        let mut c = NotificationColumns::new(&notifications);
-        for t in &mut c.created_ats {
-            *t = floor_micros(*t);
+    // Records.
+    let notifications: Vec<Notification> =
+        batch.records.iter().map(|(n, _)| (**n).clone()).collect();
+    let mut c = NotificationColumns::new(&notifications);
+    for t in &mut c.created_ats {
+        *t = floor_micros(*t);
+    }
+    for t in c
+        .read_ats
+        .iter_mut()
+        .chain(c.sent_ats.iter_mut())
+        .chain(c.last_attempt_ats.iter_mut())
+        .flatten()
+    {
+        *t = floor_micros(*t);
+    }
+    // Begins.
+    let begin_ids: Vec<Uuid> = batch.begins.iter().map(|(id, ..)| *id).collect();
+    let seen: Vec<i32> = batch
+        .begins
+        .iter()
+        .map(|(_, seen, ..)| attempts_column(*seen))
+        .collect();
+    let at: Vec<DateTime<Utc>> = batch
+        .begins
+        .iter()
+        .map(|(_, _, at, _)| floor_micros(*at))
+        .collect();
+    // Attempts.
+    let a: Vec<&DeliveryAttempt> = batch.attempts.iter().map(|(a, _)| &**a).collect();
+    let attempt_ids: Vec<Uuid> = a.iter().map(|a| a.notification_id).collect();
+    let numbers: Vec<i32> = a.iter().map(|a| attempts_column(a.number)).collect();
+    let kinds: Vec<&str> = a.iter().map(|a| a.kind.as_str()).collect();
+    let providers: Vec<&str> = a.iter().map(|a| a.provider.as_str()).collect();
+    let outcomes: Vec<&str> = a.iter().map(|a| a.outcome.as_str()).collect();
+    let errors: Vec<Option<&str>> = a.iter().map(|a| a.error.as_deref()).collect();
+    let started: Vec<DateTime<Utc>> = a.iter().map(|a| floor_micros(a.started_at)).collect();
+    let durations: Vec<Option<i64>> = a
+        .iter()
+        .map(|a| {
+            a.duration_ms
+                .map(|ms| i64::try_from(ms).unwrap_or(i64::MAX))
+        })
+        .collect();
+    let finished: Vec<DateTime<Utc>> = a.iter().map(|a| floor_micros(a.finished_at())).collect();
+
+    // One statement: one round trip, atomic, one commit.
+    let rows = sqlx::query_as::<_, GroupRow>(GROUP)
+        .bind(&c.ids)
+        .bind(&c.user_ids)
+        .bind(&c.kinds)
+        .bind(&c.titles)
+        .bind(&c.contents)
+        .bind(&c.statuses)
+        .bind(&c.is_reads)
+        .bind(&c.metadata)
+        .bind(&c.errors)
+        .bind(&c.idempotency_keys)
+        .bind(&c.created_ats)
+        .bind(&c.read_ats)
+        .bind(&c.sent_ats)
+        .bind(&c.attempts)
+        .bind(&c.last_attempt_ats)
+        .bind(&begin_ids)
+        .bind(&seen)
+        .bind(&at)
+        .bind(&attempt_ids)
+        .bind(&numbers)
+        .bind(&kinds)
+        .bind(&providers)
+        .bind(&outcomes)
+        .bind(&errors)
+        .bind(&started)
+        .bind(&durations)
+        .bind(&finished)
+        .fetch_all(pool)
+        .await
+        .map_err(store_error)?;
+    let mut committed = Committed {
+        inserted: HashSet::new(),
+        begun: Vec::new(),
+        recorded: Vec::new(),
+    };
+    for row in rows {
+        match row.write_kind.as_str() {
+            "record" => {
+                committed.inserted.insert(row.id);
+            }
+            "begin" => committed.begun.extend(row.into_notification_row()),
+            _ => committed.recorded.extend(row.into_notification_row()),
         }
-        for t in c
-            .read_ats
-            .iter_mut()
-            .chain(c.sent_ats.iter_mut())
-            .chain(c.last_attempt_ats.iter_mut())
-            .flatten()
-        {
-            *t = floor_micros(*t);
-        }
-        let ids: Vec<Uuid> = sqlx::query_scalar(INSERT)
-            .bind(&c.ids)
-            .bind(&c.user_ids)
-            .bind(&c.kinds)
-            .bind(&c.titles)
-            .bind(&c.contents)
-            .bind(&c.statuses)
-            .bind(&c.is_reads)
-            .bind(&c.metadata)
-            .bind(&c.errors)
-            .bind(&c.idempotency_keys)
-            .bind(&c.created_ats)
-            .bind(&c.read_ats)
-            .bind(&c.sent_ats)
-            .bind(&c.attempts)
-            .bind(&c.last_attempt_ats)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(store_error)?;
-        inserted.extend(ids);
     }
-    let mut begun = Vec::new();
-    if !batch.begins.is_empty() {
-        let ids: Vec<Uuid> = batch.begins.iter().map(|(id, ..)| *id).collect();
-        let seen: Vec<i32> = batch
-            .begins
-            .iter()
-            .map(|(_, seen, ..)| attempts_column(*seen))
-            .collect();
-        let at: Vec<DateTime<Utc>> = batch
-            .begins
-            .iter()
-            .map(|(_, _, at, _)| floor_micros(*at))
-            .collect();
-        begun = sqlx::query_as::<_, NotificationRow>(BEGIN)
-            .bind(&ids)
-            .bind(&seen)
-            .bind(&at)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(store_error)?;
-    }
-    let mut recorded = Vec::new();
-    if !batch.attempts.is_empty() {
-        let a: Vec<&DeliveryAttempt> = batch.attempts.iter().map(|(a, _)| &**a).collect();
-        let ids: Vec<Uuid> = a.iter().map(|a| a.notification_id).collect();
-        let numbers: Vec<i32> = a.iter().map(|a| attempts_column(a.number)).collect();
-        let kinds: Vec<&str> = a.iter().map(|a| a.kind.as_str()).collect();
-        let providers: Vec<&str> = a.iter().map(|a| a.provider.as_str()).collect();
-        let outcomes: Vec<&str> = a.iter().map(|a| a.outcome.as_str()).collect();
-        let errors: Vec<Option<&str>> = a.iter().map(|a| a.error.as_deref()).collect();
-        let started: Vec<DateTime<Utc>> = a.iter().map(|a| floor_micros(a.started_at)).collect();
-        let durations: Vec<Option<i64>> = a
-            .iter()
-            .map(|a| {
-                a.duration_ms
-                    .map(|ms| i64::try_from(ms).unwrap_or(i64::MAX))
-            })
-            .collect();
-        let finished: Vec<DateTime<Utc>> =
-            a.iter().map(|a| floor_micros(a.finished_at())).collect();
-        recorded = sqlx::query_as::<_, NotificationRow>(RECORD_ATTEMPT)
-            .bind(&ids)
-            .bind(&numbers)
-            .bind(&kinds)
-            .bind(&providers)
-            .bind(&outcomes)
-            .bind(&errors)
-            .bind(&started)
-            .bind(&durations)
-            .bind(&finished)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(store_error)?;
-    }
-    tx.commit().await.map_err(store_error)?;
-    Ok(Committed {
-        inserted,
-        begun,
-        recorded,
-    })
+    Ok(committed)
 }
 
 /// Answers each write of a committed batch.

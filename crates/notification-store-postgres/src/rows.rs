@@ -33,6 +33,51 @@ pub(crate) struct NotificationRow {
     last_attempt_at: Option<DateTime<Utc>>,
 }
 
+/// A row of `group_commit.sql`: which write it answers, the id, and (for
+/// `begin` and `attempt`) the notification after the write.
+#[derive(sqlx::FromRow)]
+pub(crate) struct GroupRow {
+    pub(crate) write_kind: String,
+    pub(crate) id: Uuid,
+    user_id: Option<String>,
+    kind: Option<String>,
+    title: Option<String>,
+    content: Option<String>,
+    status: Option<String>,
+    is_read: Option<bool>,
+    metadata: Option<String>,
+    error: Option<String>,
+    idempotency_key: Option<String>,
+    created_at: Option<DateTime<Utc>>,
+    read_at: Option<DateTime<Utc>>,
+    sent_at: Option<DateTime<Utc>>,
+    attempts: Option<i32>,
+    last_attempt_at: Option<DateTime<Utc>>,
+}
+
+impl GroupRow {
+    /// The notification of a `begin` or `attempt` row (`None` for `record`).
+    pub(crate) fn into_notification_row(self) -> Option<NotificationRow> {
+        Some(NotificationRow {
+            id: self.id,
+            user_id: self.user_id?,
+            kind: self.kind?,
+            title: self.title?,
+            content: self.content?,
+            status: self.status?,
+            is_read: self.is_read?,
+            metadata: self.metadata?,
+            error: self.error,
+            idempotency_key: self.idempotency_key,
+            created_at: self.created_at?,
+            read_at: self.read_at,
+            sent_at: self.sent_at,
+            attempts: self.attempts?,
+            last_attempt_at: self.last_attempt_at,
+        })
+    }
+}
+
 impl NotificationRow {
     /// The notification's id.
     pub(crate) fn id(&self) -> Uuid {
