@@ -43,8 +43,11 @@ pub struct InMemoryBackend {
     cap: usize,
     schedules: Arc<Mutex<Schedules>>,
     /// Held unique keys, by (topic, key): the holder and until when.
-    unique: Arc<Mutex<BTreeMap<(String, String), (uuid::Uuid, Instant)>>>,
+    unique: Arc<Mutex<UniqueLocks>>,
 }
+
+/// Held unique keys, by (topic, key): the holder and until when.
+type UniqueLocks = BTreeMap<(String, String), (uuid::Uuid, Instant)>;
 
 /// Schedules and their marks (the last tick published or skipped), by name.
 #[derive(Default)]
@@ -810,7 +813,7 @@ impl crate::schedule::ScheduleBackend for InMemoryBackend {
 }
 
 impl InMemoryBackend {
-    fn unique_lock(&self) -> MutexGuard<'_, BTreeMap<(String, String), (uuid::Uuid, Instant)>> {
+    fn unique_lock(&self) -> MutexGuard<'_, UniqueLocks> {
         self.unique
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())

@@ -547,14 +547,10 @@ impl MessagingService {
         use crate::unique::{
             UNIQUE_KEY, UNIQUE_WHILE_DEAD_KEY, UNIQUE_WINDOW_MS_KEY, UniquePublish,
         };
-        crate::unique::validate_unique_key(key).map_err(|error| {
+        crate::unique::validate_unique_key(key).map_err(|_| {
             MessagingError::Validation(ValidationError::InvalidMetadata {
                 key: UNIQUE_KEY.to_owned(),
-                reason: match error {
-                    crate::unique::InvalidUniqueKey { .. } => {
-                        "1 to 256 bytes, no whitespace or control characters"
-                    }
-                },
+                reason: "1 to 256 bytes, no whitespace or control characters",
             })
         })?;
         let Some(backend) = self.backend.unique_backend() else {
