@@ -12,7 +12,7 @@
 //! Run: `cargo bench -p messaging-redis --bench redis` (`make bench` runs it).
 //! It starts a redis-server of its own on a free loopback port (the binary of
 //! `REDIS_SERVER`, else `/usr/bin/redis-server`), so nothing else on the
-//! machine shares the server. `BENCH_ONLY=publish,consume,e2e,latency,burst,scale,idle`
+//! machine shares the server. `BENCH_ONLY=publish,consume,e2e,latency,burst,costs,scale,idle`
 //! picks sections; `BENCH_BACKEND_ONLY=1` skips the raw loops (for profiling).
 
 use std::sync::Arc;
@@ -305,6 +305,9 @@ async fn run() {
             );
         }
     }
+    if wanted("costs") {
+        costs(&bench).await;
+    }
     if wanted("scale") {
         scale(&bench).await;
         rss(&bench).await;
@@ -444,12 +447,30 @@ impl Counter {
     }
 }
 
+/// The service as it is, or, for exploring, with `BENCH_CONCURRENCY` and
+/// `BENCH_BATCH` overriding the default options' handlers and read size.
+fn tuned(service: MessagingService) -> MessagingService {
+    let number = |name: &str| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+    };
+    let mut options = service.subscribe_defaults().clone();
+    if let Some(concurrency) = number("BENCH_CONCURRENCY") {
+        options = options.with_concurrency(concurrency);
+    }
+    if let Some(batch) = number("BENCH_BATCH") {
+        options = options.with_batch_size(batch);
+    }
+    service.with_subscribe_defaults(options)
+}
+
 /// `CONSUMERS` services, each subscribed with the default options.
 async fn subscribers(bench: &Bench, topic: &str, counter: &Arc<Counter>) -> Vec<MessagingService> {
     let backend: Arc<dyn MessageBackend> = Arc::new(bench.backend.clone());
     let mut services = Vec::new();
     for _ in 0..CONSUMERS {
-        let service = MessagingService::new(backend.clone());
+        let service = tuned(MessagingService::new(backend.clone()));
         let counter = counter.clone();
         service
             .subscribe(topic, move |_message: Message| {
@@ -877,6 +898,7 @@ async fn scale(bench: &Bench) {
     let mut small_runs = Vec::new();
     let mut large_runs = Vec::new();
     let (mut small_ms, mut large_ms) = (Vec::new(), Vec::new());
+    let (mut raw_small, mut raw_large) = (Vec::new(), Vec::new());
     for round in 0..SCALE_ROUNDS {
         // Small: a fresh topic of SCALE_SMALL.
         let small = consume(bench, SCALE_SMALL).await;
@@ -929,7 +951,26 @@ async fn scale(bench: &Bench) {
             .expect("delete group");
         large_runs.push(run.rate);
         large_ms.push(run.cpu_us);
+        // The raw loop on both backlogs, for what Redis itself does with them.
+        raw_small.push(raw_consume(bench, SCALE_SMALL).await.rate);
+        create_group(bench, &large_key).await;
+        let counter = Counter::new(SCALE_TAKEN);
+        let clock = Clock::start();
+        let consumers = raw_consumers(bench, &large_key, &counter).await;
+        counter.done.notified().await;
+        raw_large.push(clock.stop(SCALE_TAKEN).rate);
+        for consumer in consumers {
+            consumer.await.expect("consumer");
+        }
+        let _: i64 = redis::cmd("XGROUP")
+            .arg("DESTROY")
+            .arg(&large_key)
+            .arg("bench")
+            .query_async(&mut redis)
+            .await
+            .expect("destroy");
     }
+    let (raw_small, raw_large) = (median(raw_small), median(raw_large));
     let (small, large) = (median(small_runs), median(large_runs));
     let verdict = if large / small >= 0.9 {
         "met"
@@ -941,6 +982,10 @@ async fn scale(bench: &Bench) {
         median(small_ms),
         median(large_ms),
         large / small
+    );
+    println!(
+        "scale, the raw loop on the same backlogs: {SCALE_SMALL} {raw_small:.0} msg/s; {SCALE_LARGE} (first {SCALE_TAKEN}) {raw_large:.0} msg/s; ratio {:.2}",
+        raw_large / raw_small
     );
 }
 
@@ -1068,6 +1113,243 @@ async fn child(mode: String) {
         peak_rss_kib() as f64 / 1024.0,
         start_rss as f64 / 1024.0,
         run.rate
+    );
+}
+
+// What each layer costs ----------------------------------------------------------
+
+/// A rung of the consume ladder, from the raw loop up to the backend without
+/// the runtime.
+#[derive(Clone, Copy, PartialEq)]
+enum ConsumeRung {
+    /// The raw loop, decoding every entry into a `Message` (serde).
+    RawDecode,
+    /// `RedisBackend::read` (blocking pool, decode, receipts), then a bare
+    /// `XACK` of the batch: no fence.
+    BackendReadBareAck,
+    /// `RedisBackend::read`, then `RedisBackend::ack` per delivery (batched,
+    /// fenced by `ack.lua`).
+    BackendReadFencedAck,
+}
+
+const LADDER: usize = 100_000;
+
+async fn consume_rung(bench: &Bench, rung: ConsumeRung) -> Run {
+    use futures::StreamExt;
+    let topic = bench.topic("rung");
+    let key = bench.used(&topic).await;
+    send_batched(&mut bench.plain.clone(), &key, &encoded(&topic, LADDER)).await;
+    create_group(bench, &key).await;
+    let counter = Counter::new(LADDER);
+    let clock = Clock::start();
+    let mut consumers = Vec::new();
+    for consumer in 0..CONSUMERS {
+        let mut connection = bench.plain_connection().await;
+        let backend = bench.backend.clone();
+        let (key, topic) = (key.clone(), topic.clone());
+        let counter = counter.clone();
+        consumers.push(tokio::spawn(async move {
+            let name = format!("c{consumer}");
+            while !counter.reached() {
+                if rung == ConsumeRung::RawDecode {
+                    let reply: Option<redis::streams::StreamReadReply> = redis::cmd("XREADGROUP")
+                        .arg("GROUP")
+                        .arg("bench")
+                        .arg(&name)
+                        .arg("COUNT")
+                        .arg(READ_COUNT)
+                        .arg("BLOCK")
+                        .arg(100)
+                        .arg("STREAMS")
+                        .arg(&key)
+                        .arg(">")
+                        .query_async(&mut connection)
+                        .await
+                        .expect("xreadgroup");
+                    let mut ids = Vec::new();
+                    for entry in reply.into_iter().flat_map(|r| r.keys).flat_map(|s| s.ids) {
+                        let body: Vec<u8> = entry.get("m").expect("field m");
+                        let message: Message = serde_json::from_slice(&body).expect("message");
+                        std::hint::black_box(message);
+                        ids.push(entry.id);
+                    }
+                    if ids.is_empty() {
+                        continue;
+                    }
+                    let _: i64 = redis::cmd("XACK")
+                        .arg(&key)
+                        .arg("bench")
+                        .arg(&ids)
+                        .query_async(&mut connection)
+                        .await
+                        .expect("xack");
+                    counter.add(ids.len());
+                    continue;
+                }
+                let deliveries = backend
+                    .read(
+                        &topic,
+                        "bench",
+                        &name,
+                        messaging_core::ReadFrom::New,
+                        READ_COUNT,
+                        Duration::from_millis(100),
+                    )
+                    .await
+                    .expect("read");
+                if deliveries.is_empty() {
+                    continue;
+                }
+                let n = deliveries.len();
+                if rung == ConsumeRung::BackendReadBareAck {
+                    let ids: Vec<&str> = deliveries
+                        .iter()
+                        .map(|d| d.receipt.entry_id.as_str())
+                        .collect();
+                    let _: i64 = redis::cmd("XACK")
+                        .arg(&key)
+                        .arg("bench")
+                        .arg(&ids)
+                        .query_async(&mut connection)
+                        .await
+                        .expect("xack");
+                } else {
+                    futures::stream::iter(deliveries)
+                        .for_each_concurrent(None, |delivery| {
+                            let backend = &backend;
+                            async move {
+                                backend.ack(&delivery.receipt).await.expect("ack");
+                            }
+                        })
+                        .await;
+                }
+                counter.add(n);
+            }
+        }));
+    }
+    counter.done.notified().await;
+    let run = clock.stop(LADDER);
+    for consumer in consumers {
+        consumer.await.expect("consumer");
+    }
+    run
+}
+
+/// A rung of the publish ladder (batches of 100).
+#[derive(Clone, Copy, PartialEq)]
+enum PublishRung {
+    /// The raw loop, serialising each `Message` in the loop.
+    RawEncode,
+    /// `lua/publish.lua` (the cap check, XLEN + ZCARD, then the XADDs) per
+    /// batch, bodies pre-encoded, as EVALSHA.
+    Script,
+    /// `RedisBackend::publish_batch` with the messages built before timing:
+    /// validation, encoding, the script and the registry's SADD.
+    Backend,
+}
+
+async fn publish_rung(bench: &Bench, rung: PublishRung) -> Run {
+    let topic = bench.topic("prung");
+    let key = bench.used(&topic).await;
+    let delayed = format!("{{{}:{topic}}}:delayed", bench.prefix);
+    let messages: Vec<Message> = (0..BATCHED)
+        .map(|n| Message::new(&topic, payload(n)).expect("message"))
+        .collect();
+    let bodies = encoded(&topic, BATCHED);
+    let script = redis::Script::new(include_str!("../lua/publish.lua"));
+    let mut redis = bench.plain.clone();
+    let clock = Clock::start();
+    match rung {
+        PublishRung::RawEncode => {
+            for chunk in messages.chunks(BATCH) {
+                let mut pipe = redis::pipe();
+                for message in chunk {
+                    let body = serde_json::to_vec(message).expect("json");
+                    pipe.cmd("XADD").arg(&key).arg("*").arg("m").arg(body);
+                }
+                let _: Vec<String> = pipe.query_async(&mut redis).await.expect("pipeline");
+            }
+        }
+        PublishRung::Script => {
+            for chunk in bodies.chunks(BATCH) {
+                let mut invocation = script.key(&key);
+                invocation.key(&delayed).arg(1_000_000);
+                for body in chunk {
+                    invocation.arg(body);
+                }
+                let _: Vec<String> = invocation.invoke_async(&mut redis).await.expect("script");
+            }
+        }
+        PublishRung::Backend => {
+            for chunk in messages.chunks(BATCH) {
+                bench.backend.publish_batch(chunk).await.expect("publish");
+            }
+        }
+    }
+    clock.stop(BATCHED)
+}
+
+/// The ladders: what each layer between the raw loop and the service costs.
+async fn costs(bench: &Bench) {
+    let publish = rounds(&[
+        &|| Box::pin(raw_publish_batched(bench)),
+        &|| Box::pin(publish_rung(bench, PublishRung::RawEncode)),
+        &|| Box::pin(publish_rung(bench, PublishRung::Script)),
+        &|| Box::pin(publish_rung(bench, PublishRung::Backend)),
+        &|| Box::pin(publish_batched(bench)),
+    ])
+    .await;
+    let consume = rounds(&[
+        &|| Box::pin(raw_consume(bench, LADDER)),
+        &|| Box::pin(consume_rung(bench, ConsumeRung::RawDecode)),
+        &|| Box::pin(consume_rung(bench, ConsumeRung::BackendReadBareAck)),
+        &|| Box::pin(consume_rung(bench, ConsumeRung::BackendReadFencedAck)),
+        &|| Box::pin(consume(bench, LADDER)),
+    ])
+    .await;
+    let print = |title: &str, names: &[&str], runs: &[Run]| {
+        println!("{title}");
+        println!(
+            "| {:<62} | {:>9} | {:>6} | {:>8} | {:>9} |",
+            "rung", "msg/s", "of raw", "CPU us", "+CPU us"
+        );
+        println!(
+            "|{:-<64}|{:->11}|{:->8}|{:->10}|{:->11}|",
+            "", "", "", "", ""
+        );
+        for (index, (name, run)) in names.iter().zip(runs).enumerate() {
+            let added = index.checked_sub(1).map_or("-".to_owned(), |previous| {
+                format!("{:+.2}", run.cpu_us - runs[previous].cpu_us)
+            });
+            println!(
+                "| {name:<62} | {:>9.0} | {:>6.2} | {:>8.2} | {added:>9} |",
+                run.rate,
+                run.rate / runs[0].rate,
+                run.cpu_us
+            );
+        }
+    };
+    print(
+        "publish ladder, batches of 100 (each rung adds one layer):",
+        &[
+            "raw: XADD x100 pipelined, pre-encoded",
+            "+ serde_json::to_vec(Message) in the loop",
+            "publish.lua (cap check XLEN+ZCARD, XADDs), pre-encoded",
+            "RedisBackend::publish_batch (validate, encode, script, SADD)",
+            "MessagingService::publish_batch (build Message, traceparent)",
+        ],
+        &publish,
+    );
+    print(
+        "consume ladder, 100,000 backlog, 4 consumers, reads of 100:",
+        &[
+            "raw: XREADGROUP COUNT 100 + XACK",
+            "+ serde_json::from_slice::<Message> per entry",
+            "RedisBackend::read + bare XACK (no fence)",
+            "RedisBackend::read + RedisBackend::ack (fenced, ack.lua)",
+            "MessagingService, default options (runtime: task, span, lease)",
+        ],
+        &consume,
     );
 }
 
