@@ -4,14 +4,15 @@
 //!
 //! Run: `DATABASE_URL=postgres://postgres@127.0.0.1:5432/test cargo bench -p
 //! notification-store-postgres --bench group_commit` (`BENCH_SENDS`, default
-//! 4,000 per round; `BENCH_SENDERS`, default 32).
+//! 4,000 per round; `BENCH_SENDERS`, default 32; `BENCH_WRITERS`, the group
+//! commit's writers, default that of `GroupCommitConfig`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use messaging_model::{AttemptOutcome, DeliveryAttempt, Notification, NotificationKind};
 use notification::store::NotificationStore;
-use notification_store_postgres::{PostgresStore, PostgresStoreConfig};
+use notification_store_postgres::{GroupCommitConfig, PostgresStore, PostgresStoreConfig};
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
 
 fn main() {
@@ -39,15 +40,20 @@ async fn run() {
     let config = PostgresStoreConfig::new(&url)
         .with_schema(&schema)
         .with_max_connections(10);
-    let grouped = PostgresStore::connect(config.clone())
-        .await
-        .expect("connect");
+    let writers = env("BENCH_WRITERS", GroupCommitConfig::default().writers);
+    let grouped = PostgresStore::connect(
+        config
+            .clone()
+            .with_group_commit(GroupCommitConfig::default().with_writers(writers)),
+    )
+    .await
+    .expect("connect");
     grouped.migrate().await.expect("migrate");
     let single = PostgresStore::connect(config.with_group_commit(None))
         .await
         .expect("connect");
     println!(
-        "group commit bench: {sends} sends per round, {senders} senders, load average {}",
+        "group commit bench: {sends} sends per round, {senders} senders, {writers} writers, load average {}",
         load_average()
     );
 
