@@ -312,6 +312,103 @@ async fn concurrent_promoters_move_each_delayed_message_once() {
     scheduler.delete_topic(topic).await.expect("delete");
 }
 
+/// A burst due at one instant, larger than one promotion call moves (1,000):
+/// the background task moves it whole, by calls back to back, none early,
+/// none twice, and leaves the due index at the next message still waiting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_past_one_promotion_call_is_promoted_whole_and_never_early() {
+    use futures::StreamExt;
+    const BURST: u64 = 2_500;
+    let url = support::redis_url();
+    let prefix = support::unique_prefix();
+    let backend =
+        support::backend_with(RedisBackendConfig::new(url.as_str()).with_key_prefix(&prefix)).await;
+    let topic = "promote.burst";
+    backend
+        .ensure_group(topic, "g", StartFrom::Earliest)
+        .await
+        .expect("group");
+    let due = Utc::now() + chrono::Duration::seconds(3);
+    futures::stream::iter(0..BURST)
+        .for_each_concurrent(32, |n| {
+            let backend = &backend;
+            async move {
+                backend
+                    .schedule(&message(topic, n), due)
+                    .await
+                    .expect("schedule");
+            }
+        })
+        .await;
+    let later = Utc::now() + chrono::Duration::hours(1);
+    backend
+        .schedule(&message(topic, BURST), later)
+        .await
+        .expect("schedule later");
+
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while (got.len() as u64) < BURST && Instant::now() < deadline {
+        got.extend(
+            backend
+                .read(
+                    topic,
+                    "g",
+                    "c",
+                    ReadFrom::New,
+                    1_000,
+                    Duration::from_millis(500),
+                )
+                .await
+                .expect("read"),
+        );
+    }
+    assert_eq!(got.len() as u64, BURST, "the whole burst is promoted");
+    let numbers: BTreeSet<u64> = got
+        .iter()
+        .map(|delivery| delivery.message.payload["n"].as_u64().expect("n"))
+        .collect();
+    assert_eq!(
+        numbers,
+        (0..BURST).collect(),
+        "each message once, none lost"
+    );
+    // The entry id's time is when Redis added it: never before the due time
+    // (rounded up to the millisecond, as the delayed set's score is).
+    let due_ms = (due.timestamp_micros() + 999).div_euclid(1000);
+    for delivery in &got {
+        let added_ms: i64 = delivery
+            .receipt
+            .entry_id
+            .split('-')
+            .next()
+            .and_then(|ms| ms.parse().ok())
+            .expect("entry id");
+        assert!(
+            added_ms >= due_ms,
+            "entry {} promoted early (due {due_ms})",
+            delivery.receipt.entry_id
+        );
+    }
+    let stats = backend.stats(topic).await.expect("stats");
+    assert_eq!(stats.scheduled, 1, "the later message still waits");
+    let mut redis = raw(&url).await;
+    let head: Vec<(String, f64)> = redis
+        .zrange_withscores(format!("{{{prefix}:{topic}}}:delayed"), 0, 0)
+        .await
+        .expect("head");
+    let indexed: Option<f64> = redis
+        .zscore(format!("{prefix}:due"), topic)
+        .await
+        .expect("index");
+    assert_eq!(
+        indexed,
+        Some(head[0].1),
+        "the index points at the message left"
+    );
+    backend.delete_topic(topic).await.expect("delete");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_blocked_reader_wakes_for_a_message_another_process_delayed() {
     let url = support::redis_url();
