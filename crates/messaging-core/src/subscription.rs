@@ -133,27 +133,24 @@ pub(crate) fn parse_handler_timeout(value: &str) -> Result<Duration, &'static st
 }
 
 /// What [`MessagingService::subscribe`](crate::MessagingService::subscribe)
-/// uses: group `default` and [`new`](SubscribeOptions::new)'s settings, but 64
-/// handlers at once instead of 8, so each read can fetch a full batch (the
-/// runtime reads only what it has room to run; with 8, reads of at most 8
-/// halved the Redis backend's throughput, issue 12).
+/// uses: [`new`](SubscribeOptions::new)'s settings for group `default`.
 impl Default for SubscribeOptions {
     fn default() -> Self {
-        Self {
-            concurrency: 64,
-            ..Self::new("default")
-        }
+        Self::new("default")
     }
 }
 
 impl SubscribeOptions {
-    /// Options for `group` with a fresh consumer name and the defaults: 8 handlers,
-    /// 30 s visibility timeout, the default retry policy, 10 deliveries at most.
+    /// Options for `group` with a fresh consumer name and the defaults: 64
+    /// handlers (the runtime reads only what it has room to run, so with 8 each
+    /// read fetched at most 8 and the Redis backend ran at half its rate, issue
+    /// 12), 30 s visibility timeout, the default retry policy, 10 deliveries at
+    /// most.
     pub fn new(group: impl Into<String>) -> Self {
         Self {
             group: group.into(),
             consumer: format!("consumer-{}", uuid::Uuid::now_v7().simple()),
-            concurrency: 8,
+            concurrency: 64,
             batch_size: 64,
             block_timeout: Duration::from_secs(1),
             visibility_timeout: Duration::from_secs(30),
