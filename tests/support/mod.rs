@@ -285,6 +285,9 @@ timeout = "5s"
 
     /// Removes the Redis keys and the schema of this test.
     pub async fn cleanup(self) {
+        // Subscriptions first: a running one would re-create a deleted topic's
+        // stream and group (its read recovers from NOGROUP) after the deletion.
+        self.messaging.shutdown().await;
         for topic in self.messaging.list_topics().await.unwrap_or_default() {
             let _ = self.messaging.delete_topic(&topic).await;
         }
