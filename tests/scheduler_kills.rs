@@ -141,3 +141,25 @@ async fn scenario(env: &Env) {
         "one stream entry per tick"
     );
 }
+
+/// SIGTERM right after `ready` is a clean stop, for each long-running command:
+/// the signal handlers are installed before the line is printed (once they were
+/// installed after, and a relay terminated at once died of the signal).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_right_after_ready_is_a_clean_stop() {
+    support::run(|env| {
+        Box::pin(async move {
+            for _ in 0..3 {
+                for (args, ready) in [
+                    (vec!["scheduler", "--refresh", "200ms"], "scheduler ready"),
+                    (vec!["worker", "--no-metrics"], "worker ready"),
+                ] {
+                    let process = env.spawn_ready(&args, &[], ready).await;
+                    let (code, log) = process.terminate().await;
+                    assert_eq!(code, Some(0), "{args:?}: {}", log.join("\n"));
+                }
+            }
+        })
+    })
+    .await;
+}

@@ -87,6 +87,7 @@ pub(crate) async fn run(args: RelayArgs) -> anyhow::Result<()> {
         name: "relay settings".into(),
         reason: error.to_string(),
     })?;
+    let shutdown = super::shutdown_signal();
     // Scripts and tests wait for this line.
     eprintln!(
         "relay ready: outbox {}, channel {}, batch {}, poll every {}, retention {}",
@@ -100,7 +101,7 @@ pub(crate) async fn run(args: RelayArgs) -> anyhow::Result<()> {
         humantime::format_duration(config.poll_interval),
         humantime::format_duration(config.retention),
     );
-    let stats = relay.run(super::shutdown_signal()).await;
+    let stats = relay.run(shutdown).await;
     pool.close().await;
     eprintln!(
         "relay stopped: published {}, failed {}, rounds {}, errors {}, swept {}",

@@ -170,12 +170,13 @@ pub(crate) async fn run_scheduler(args: SchedulerArgs) -> anyhow::Result<()> {
         backend as Arc<dyn ScheduleBackend>,
         SchedulerOptions::default().with_refresh(args.refresh),
     );
+    let shutdown = super::shutdown_signal();
     // Scripts and tests wait for this line.
     eprintln!(
         "scheduler ready: {count} schedules, re-read every {}",
         humantime::format_duration(args.refresh)
     );
-    super::shutdown_signal().await;
+    shutdown.await;
     let stats = scheduler.stop().await;
     eprintln!(
         "scheduler stopped: published {}, taken by others {}, skipped {}",

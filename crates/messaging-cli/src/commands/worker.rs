@@ -61,6 +61,7 @@ pub(crate) async fn run(args: WorkerArgs) -> anyhow::Result<()> {
         stopped,
     ));
     let subscriptions = service.subscriptions().await;
+    let shutdown = super::shutdown_signal();
     // Scripts and tests wait for this line.
     eprintln!(
         "worker ready: backend {}, group {}, {} subscriptions",
@@ -69,7 +70,7 @@ pub(crate) async fn run(args: WorkerArgs) -> anyhow::Result<()> {
         subscriptions.len()
     );
 
-    super::shutdown_signal().await;
+    shutdown.await;
     eprintln!(
         "stopping: finishing running handlers (at most {})",
         humantime::format_duration(config.worker.shutdown_timeout)
