@@ -244,30 +244,19 @@ async fn writer(start: Arc<Start>, receiver: Arc<Mutex<mpsc::Receiver<Write>>>) 
     let max_batch = start.config.max_batch.max(1);
     let mut carried: Option<Write> = None;
     loop {
-        let batch = {
-            let mut receiver = receiver.lock().await;
-            let first = match carried.take() {
-                Some(write) => write,
-                None => match receiver.recv().await {
-                    Some(write) => write,
-                    None => return,
-                },
-            };
-            let mut ids = HashSet::from([first.id()]);
-            let mut batch = vec![first];
-            while batch.len() < max_batch {
-                match receiver.try_recv() {
-                    // A second write of one notification waits for the next
-                    // batch: each statement sees each row once.
-                    Ok(write) if !ids.insert(write.id()) => {
-                        carried = Some(write);
-                        break;
-                    }
-                    Ok(write) => batch.push(write),
-                    Err(_) => break,
-                }
+        let batch = match carried.take() {
+            // A write carried over from the last batch goes now, with whatever
+            // else is waiting if the receiver is free. Never wait for the
+            // receiver here: another writer may hold it while it waits for new
+            // writes, and the sender of this one waits for its answer.
+            Some(first) => gather(first, receiver.try_lock().ok(), max_batch, &mut carried),
+            None => {
+                let mut guard = receiver.lock().await;
+                let Some(first) = guard.recv().await else {
+                    return;
+                };
+                gather(first, Some(guard), max_batch, &mut carried)
             }
-            batch
         };
         start.batches.fetch_add(1, Ordering::Relaxed);
         start
@@ -275,6 +264,35 @@ async fn writer(start: Arc<Start>, receiver: Arc<Mutex<mpsc::Receiver<Write>>>) 
             .fetch_add(batch.len() as u64, Ordering::Relaxed);
         run(&start.pool, batch).await;
     }
+}
+
+/// `first` and what is waiting in the receiver (when this writer holds it), up
+/// to `max_batch`, each notification once: the first second write of a
+/// notification is carried to the next batch.
+fn gather(
+    first: Write,
+    receiver: Option<tokio::sync::MutexGuard<'_, mpsc::Receiver<Write>>>,
+    max_batch: usize,
+    carried: &mut Option<Write>,
+) -> Vec<Write> {
+    let mut ids = HashSet::from([first.id()]);
+    let mut batch = vec![first];
+    let Some(mut receiver) = receiver else {
+        return batch;
+    };
+    while batch.len() < max_batch {
+        match receiver.try_recv() {
+            // A second write of one notification waits for the next batch:
+            // each statement sees each row once.
+            Ok(write) if !ids.insert(write.id()) => {
+                *carried = Some(write);
+                break;
+            }
+            Ok(write) => batch.push(write),
+            Err(_) => break,
+        }
+    }
+    batch
 }
 
 /// Where a write's answer goes.

@@ -447,3 +447,30 @@ async fn concurrent_sends_are_committed_together_with_every_answer_exact() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_writes_of_one_notification_at_once_are_both_answered() {
+    // The second write of a notification waits for the next batch; while the
+    // other writer waited for new writes holding the queue, that batch once
+    // never came (the two senders waited for ever).
+    with_store(|store| async move {
+        let user = format!("carry-{}", uuid::Uuid::now_v7().simple());
+        for round in 0..20 {
+            let n = Notification::new(&user, NotificationKind::Email, format!("r{round}"), "x");
+            store.record(&n).await.unwrap();
+            let racers = futures_join(
+                store.begin_attempt(n.id, 0, chrono::Utc::now()),
+                store.begin_attempt(n.id, 0, chrono::Utc::now()),
+            );
+            let (a, b) = tokio::time::timeout(Duration::from_secs(30), racers)
+                .await
+                .expect("both writes are answered");
+            assert!(a.is_ok() != b.is_ok(), "one wins: {a:?} {b:?}");
+        }
+    })
+    .await;
+}
+
+async fn futures_join<A: Future, B: Future>(a: A, b: B) -> (A::Output, B::Output) {
+    tokio::join!(a, b)
+}
