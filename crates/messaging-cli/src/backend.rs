@@ -17,11 +17,7 @@ pub(crate) async fn shared(
     args: &BackendArgs,
     command: &'static str,
 ) -> anyhow::Result<MessagingService> {
-    let Some(url) = args.redis_url.as_deref() else {
-        return Err(CliError::NoSharedBackend { command }.into());
-    };
-    let prefix = args.key_prefix.as_deref().unwrap_or(DEFAULT_KEY_PREFIX);
-    let backend = redis(url, prefix).await?;
+    let backend: Arc<dyn MessageBackend> = shared_redis(args, command).await?;
     Ok(MessagingService::new(backend))
 }
 

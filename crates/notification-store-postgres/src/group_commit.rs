@@ -362,19 +362,7 @@ async fn commit(pool: &PgPool, batch: &Batch) -> Result<Committed, StoreError> {
     // Records.
     let notifications: Vec<Notification> =
         batch.records.iter().map(|(n, _)| (**n).clone()).collect();
-    let mut c = NotificationColumns::new(&notifications);
-    for t in &mut c.created_ats {
-        *t = floor_micros(*t);
-    }
-    for t in c
-        .read_ats
-        .iter_mut()
-        .chain(c.sent_ats.iter_mut())
-        .chain(c.last_attempt_ats.iter_mut())
-        .flatten()
-    {
-        *t = floor_micros(*t);
-    }
+    let c = NotificationColumns::new(&notifications).floored_to_micros();
     // Begins.
     let begin_ids: Vec<Uuid> = batch.begins.iter().map(|(id, ..)| *id).collect();
     let seen: Vec<i32> = batch

@@ -71,19 +71,7 @@ impl NotificationStore for PostgresStore {
         for n in notifications {
             check_notification(n)?;
         }
-        let mut c = NotificationColumns::new(notifications);
-        for t in &mut c.created_ats {
-            *t = floor_micros(*t);
-        }
-        for t in c
-            .read_ats
-            .iter_mut()
-            .chain(c.sent_ats.iter_mut())
-            .chain(c.last_attempt_ats.iter_mut())
-            .flatten()
-        {
-            *t = floor_micros(*t);
-        }
+        let c = NotificationColumns::new(notifications).floored_to_micros();
         // One statement: atomic, one round trip, whatever the batch size.
         sqlx::query(INSERT_BATCH)
             .bind(&c.ids)

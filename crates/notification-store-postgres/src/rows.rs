@@ -248,6 +248,25 @@ pub(crate) struct NotificationColumns<'a> {
 }
 
 impl<'a> NotificationColumns<'a> {
+    /// Every timestamp column floored to the microsecond, as every insert path
+    /// writes them.
+    pub(crate) fn floored_to_micros(mut self) -> Self {
+        use crate::notifications::floor_micros as floor;
+        for t in &mut self.created_ats {
+            *t = floor(*t);
+        }
+        for t in self
+            .read_ats
+            .iter_mut()
+            .chain(self.sent_ats.iter_mut())
+            .chain(self.last_attempt_ats.iter_mut())
+            .flatten()
+        {
+            *t = floor(*t);
+        }
+        self
+    }
+
     pub(crate) fn new(notifications: &'a [Notification]) -> Self {
         let mut c = Self::default();
         for n in notifications {
