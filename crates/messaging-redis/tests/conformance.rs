@@ -32,12 +32,7 @@ async fn connect(
 async fn connect_redis(
     configure: impl FnOnce(RedisBackendConfig) -> RedisBackendConfig,
 ) -> Arc<RedisBackend> {
-    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| {
-        panic!(
-            "REDIS_URL is not set: these tests need a Redis server. Start one (`redis-server`) \
-             and run with REDIS_URL=redis://127.0.0.1:6379, as `make test` does"
-        )
-    });
+    let url = messaging_test_support::redis_url();
     let prefix = format!("conformance-{}", uuid_like());
     let config = configure(
         RedisBackendConfig::new(url.as_str())

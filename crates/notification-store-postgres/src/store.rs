@@ -13,7 +13,7 @@ use crate::{PostgresStoreConfig, PostgresStoreError};
 /// The workspace's `migrations/` directory, embedded at build time with checksums.
 ///
 /// The same files run with `sqlx migrate run --source migrations`.
-pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations");
+pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
 /// Notifications and templates in PostgreSQL: implements
 /// [`notification::store::NotificationStore`] and [`notification::store::TemplateStore`].

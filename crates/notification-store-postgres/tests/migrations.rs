@@ -1,5 +1,7 @@
-//! The embedded migrations are the files `sqlx migrate run` applies, and the two
-//! ways of migrating can be mixed.
+//! The embedded migrations (the crate's own `migrations/`, so the published
+//! crate carries them) are the files `sqlx migrate run --source migrations`
+//! applies from the workspace's top-level copy, and the two ways of migrating
+//! can be mixed.
 //!
 //! ```text
 //! DATABASE_URL=postgres://postgres@127.0.0.1:5432/test cargo test -p notification-store-postgres --test migrations
@@ -14,7 +16,9 @@ use sqlx::migrate::Migrator;
 
 use common::{config, drop_schema, fresh_schema};
 
-/// The workspace's `migrations/`, read at run time the way `sqlx-cli` reads it.
+/// The workspace's top-level `migrations/` (the copy a user runs with
+/// `sqlx migrate run`), read at run time the way `sqlx-cli` reads it. The test
+/// below fails when it drifts from the crate's own folder.
 async fn migrator_from_files() -> Migrator {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations");
     Migrator::new(dir).await.expect("read migrations/")

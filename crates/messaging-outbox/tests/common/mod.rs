@@ -17,29 +17,7 @@ use tokio::sync::mpsc;
 /// How long any wait of a test may last.
 pub const DEADLINE: Duration = Duration::from_secs(30);
 
-/// The PostgreSQL under test, from `DATABASE_URL`; fails with a hint otherwise.
-pub fn database_url() -> String {
-    match std::env::var("DATABASE_URL") {
-        Ok(url) if !url.trim().is_empty() => url,
-        _ => panic!(
-            "DATABASE_URL is not set. These tests need a real PostgreSQL, e.g.\n  \
-             export DATABASE_URL=postgres://postgres@127.0.0.1:5432/test\n\
-             (`make test` sets it; `docker compose up -d postgres` starts one)"
-        ),
-    }
-}
-
-/// The Redis under test, from `REDIS_URL`; fails with a hint otherwise.
-pub fn redis_url() -> String {
-    match std::env::var("REDIS_URL") {
-        Ok(url) if !url.trim().is_empty() => url,
-        _ => panic!(
-            "REDIS_URL is not set. These tests need a real Redis, e.g.\n  \
-             export REDIS_URL=redis://127.0.0.1:6379\n\
-             (`make test` sets it; `docker compose up -d redis` starts one)"
-        ),
-    }
-}
+pub use messaging_test_support::{database_url, redis_url};
 
 /// One test's outbox (migrated), pool and Redis-backed service.
 pub struct Fixture {

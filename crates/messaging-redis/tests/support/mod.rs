@@ -201,14 +201,10 @@ pub fn unique_prefix() -> String {
     format!("test-{:016x}", fastrand::u64(..))
 }
 
-/// `REDIS_URL`, or a failure that says how to provide one.
+/// The Redis under test: `REDIS_URL`, else a container when a Docker engine
+/// answers, else a failure that says how to provide one (`messaging-test-support`).
 pub fn redis_url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| {
-        panic!(
-            "REDIS_URL is not set: these tests need a Redis server. Start one (`redis-server`) \
-             and run with REDIS_URL=redis://127.0.0.1:6379, as `make test` does"
-        )
-    })
+    messaging_test_support::redis_url()
 }
 
 /// Env var telling a re-run test binary which child role to play.

@@ -5,18 +5,9 @@
 use notification_store_postgres::{PostgresStore, PostgresStoreConfig};
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
 
-/// The server under test, from `DATABASE_URL`; fails the test with a hint otherwise.
-pub fn database_url() -> String {
-    match std::env::var("DATABASE_URL") {
-        Ok(url) if !url.trim().is_empty() => url,
-        _ => panic!(
-            "DATABASE_URL is not set. These tests need a real PostgreSQL (any database the \
-             user may create schemas in), e.g.\n  \
-             export DATABASE_URL=postgres://postgres@127.0.0.1:5432/test\n\
-             (`make test` sets it to that local server; `docker compose up -d postgres` starts one)"
-        ),
-    }
-}
+/// The server under test: `DATABASE_URL`, else a container when a Docker
+/// engine answers, else a failure with a hint (`messaging-test-support`).
+pub use messaging_test_support::database_url;
 
 /// A schema name no other test uses.
 pub fn fresh_schema() -> String {

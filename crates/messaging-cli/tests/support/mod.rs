@@ -26,16 +26,9 @@ pub const DEADLINE: Duration = Duration::from_secs(30);
 /// The path of the built binary.
 pub const BIN: &str = env!("CARGO_BIN_EXE_messaging");
 
-/// `REDIS_URL`, or the local default.
-pub fn redis_url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
-
-/// `DATABASE_URL`, or the local default.
-pub fn database_url() -> String {
-    std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
+/// The servers under test: `REDIS_URL` / `DATABASE_URL`, else containers when a
+/// Docker engine answers, else a failure with a hint (`messaging-test-support`).
+pub use messaging_test_support::{database_url, redis_url};
 
 /// One test's servers and namespace.
 pub struct Env {
