@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use messaging_core::RetryPolicy;
 use messaging_model::NotificationKind;
+use notification::channel::SmtpSecurity;
 use notification::{InterruptedSendPolicy, NotificationConfig};
 use serde::Deserialize;
 
@@ -31,9 +32,11 @@ pub(crate) struct Config {
     /// The email channel; none: emails are refused.
     pub(crate) smtp: Option<SmtpConfig>,
     /// The SMS channel; none: SMS are refused.
-    pub(crate) sms: Option<HttpProviderConfig>,
+    #[serde(deserialize_with = "with_default_provider")]
+    pub(crate) sms: Option<SmsProvider>,
     /// The push channel; none: push notifications are refused.
-    pub(crate) push: Option<HttpProviderConfig>,
+    #[serde(deserialize_with = "with_default_provider")]
+    pub(crate) push: Option<PushProvider>,
 }
 
 /// `[backend]`.
@@ -195,17 +198,24 @@ impl DeliveryConfig {
     }
 }
 
-/// How the SMTP connection is secured.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub(crate) enum SmtpSecurity {
-    /// TLS from the first byte (port 465).
-    Tls,
-    /// Plain, upgraded with STARTTLS (port 587).
-    #[default]
-    Starttls,
-    /// No encryption at all: local relays and test sinks only.
-    None,
+/// The TOML words for [`SmtpSecurity`]: `tls`, `starttls`, `none` (the
+/// library's `DangerousUnencrypted`; also accepted under that name).
+pub(crate) fn parse_smtp_security(text: &str) -> Option<SmtpSecurity> {
+    match text {
+        "tls" => Some(SmtpSecurity::Tls),
+        "starttls" => Some(SmtpSecurity::StartTls),
+        "none" | "dangerous_unencrypted" => Some(SmtpSecurity::DangerousUnencrypted),
+        _ => None,
+    }
+}
+
+fn smtp_security<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<SmtpSecurity, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    parse_smtp_security(&text).ok_or_else(|| {
+        serde::de::Error::custom(format!("expected tls, starttls or none, got {text:?}"))
+    })
 }
 
 /// `[smtp]`.
@@ -216,8 +226,8 @@ pub(crate) struct SmtpConfig {
     pub(crate) host: String,
     /// Server port [default: 587, 465 with `tls`, 25 with `none`].
     pub(crate) port: Option<u16>,
-    /// Connection security.
-    #[serde(default)]
+    /// Connection security: `tls`, `starttls` (default) or `none`.
+    #[serde(default, deserialize_with = "smtp_security")]
     pub(crate) security: SmtpSecurity,
     /// Login, if the server wants one.
     pub(crate) username: Option<String>,
@@ -230,80 +240,148 @@ pub(crate) struct SmtpConfig {
     pub(crate) timeout: Duration,
 }
 
-/// Which HTTP provider a channel talks to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub(crate) enum ProviderKind {
-    /// A JSON POST to `url` with an optional bearer token (SMS and push).
-    #[default]
-    Webhook,
-    /// Twilio's Messages API (SMS only).
-    Twilio,
-    /// Firebase Cloud Messaging HTTP v1 (push only).
-    Fcm,
-}
-
-/// `[sms]` and `[push]`: an HTTP provider.
+/// A JSON POST to `url` with an optional bearer token (SMS and push).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct HttpProviderConfig {
-    /// `webhook` (default), `twilio` (SMS) or `fcm` (push).
-    #[serde(default)]
-    pub(crate) provider: ProviderKind,
-    /// The webhook's endpoint; for Twilio and FCM, their API base URL (optional).
+pub(crate) struct WebhookProvider {
+    /// The endpoint (or `SMS_URL` / `PUSH_URL`).
     pub(crate) url: Option<String>,
-    /// Webhook bearer token, or the FCM access token (prefer the `SMS_API_KEY` /
-    /// `PUSH_API_KEY` environment variables).
+    /// Bearer token (prefer `SMS_API_KEY` / `PUSH_API_KEY`).
     pub(crate) api_key: Option<String>,
-    /// Twilio account SID.
-    pub(crate) account_sid: Option<String>,
-    /// Twilio auth token (prefer `SMS_AUTH_TOKEN`).
-    pub(crate) auth_token: Option<String>,
-    /// Twilio sender number (E.164).
-    pub(crate) from: Option<String>,
-    /// FCM project id.
-    pub(crate) project_id: Option<String>,
     /// Timeout of one request.
     #[serde(default = "default_timeout", with = "duration_text")]
     pub(crate) timeout: Duration,
 }
 
-impl HttpProviderConfig {
-    fn webhook(url: String) -> Self {
+/// Twilio's Messages API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TwilioProvider {
+    /// Account SID.
+    pub(crate) account_sid: String,
+    /// Auth token (prefer `SMS_AUTH_TOKEN`).
+    pub(crate) auth_token: Option<String>,
+    /// Sender number (E.164).
+    pub(crate) from: String,
+    /// API base URL, when not Twilio's own.
+    pub(crate) url: Option<String>,
+    /// Timeout of one request.
+    #[serde(default = "default_timeout", with = "duration_text")]
+    pub(crate) timeout: Duration,
+}
+
+/// Firebase Cloud Messaging HTTP v1.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FcmProvider {
+    /// The Firebase project.
+    pub(crate) project_id: String,
+    /// The access token (prefer `PUSH_API_KEY`).
+    pub(crate) api_key: Option<String>,
+    /// API base URL, when not Google's own.
+    pub(crate) url: Option<String>,
+    /// Timeout of one request.
+    #[serde(default = "default_timeout", with = "duration_text")]
+    pub(crate) timeout: Duration,
+}
+
+/// `[sms]`: `provider = "webhook"` (the default) or `"twilio"`, with the
+/// fields that provider takes (and no others).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "provider", rename_all = "lowercase")]
+pub(crate) enum SmsProvider {
+    /// A webhook.
+    Webhook(WebhookProvider),
+    /// Twilio.
+    Twilio(TwilioProvider),
+}
+
+/// `[push]`: `provider = "webhook"` (the default) or `"fcm"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "provider", rename_all = "lowercase")]
+pub(crate) enum PushProvider {
+    /// A webhook.
+    Webhook(WebhookProvider),
+    /// Firebase Cloud Messaging.
+    Fcm(FcmProvider),
+}
+
+/// Deserializes a provider section whose `provider` may be left out (webhook).
+fn with_default_provider<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    let Some(mut table) = Option::<toml::Table>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    table
+        .entry("provider")
+        .or_insert_with(|| toml::Value::String("webhook".into()));
+    toml::Value::Table(table)
+        .try_into()
+        .map(Some)
+        .map_err(serde::de::Error::custom)
+}
+
+impl WebhookProvider {
+    fn at(url: String) -> Self {
         Self {
-            provider: ProviderKind::Webhook,
             url: Some(url),
             api_key: None,
-            account_sid: None,
-            auth_token: None,
-            from: None,
-            project_id: None,
             timeout: default_timeout(),
         }
     }
 
-    /// Checks that what the provider needs is there.
-    fn check(&self, section: &str, sms: bool) -> Result<(), CliError> {
-        let missing = |what: &str| CliError::InvalidSetting {
-            name: format!("{section}.{what}"),
-            reason: format!("required by provider {:?}", self.provider),
-        };
-        match self.provider {
-            ProviderKind::Webhook if self.url.is_none() => Err(missing("url")),
-            ProviderKind::Twilio if !sms => Err(CliError::InvalidSetting {
-                name: format!("{section}.provider"),
-                reason: "twilio sends SMS only".into(),
-            }),
-            ProviderKind::Fcm if sms => Err(CliError::InvalidSetting {
-                name: format!("{section}.provider"),
-                reason: "fcm sends push notifications only".into(),
-            }),
-            ProviderKind::Twilio if self.account_sid.is_none() => Err(missing("account_sid")),
-            ProviderKind::Twilio if self.auth_token.is_none() => Err(missing("auth_token")),
-            ProviderKind::Twilio if self.from.is_none() => Err(missing("from")),
-            ProviderKind::Fcm if self.project_id.is_none() => Err(missing("project_id")),
-            ProviderKind::Fcm if self.api_key.is_none() => Err(missing("api_key")),
-            _ => Ok(()),
+    fn check(&self, section: &str) -> Result<(), CliError> {
+        match self.url {
+            None => Err(missing(section, "url", "webhook")),
+            Some(_) => Ok(()),
+        }
+    }
+}
+
+fn missing(section: &str, what: &str, provider: &str) -> CliError {
+    CliError::InvalidSetting {
+        name: format!("{section}.{what}"),
+        reason: format!("required by provider {provider}"),
+    }
+}
+
+impl SmsProvider {
+    fn url_mut(&mut self) -> &mut Option<String> {
+        match self {
+            Self::Webhook(webhook) => &mut webhook.url,
+            Self::Twilio(twilio) => &mut twilio.url,
+        }
+    }
+
+    /// Checks what the environment may still have supplied.
+    fn check(&self) -> Result<(), CliError> {
+        match self {
+            Self::Webhook(webhook) => webhook.check("sms"),
+            Self::Twilio(twilio) if twilio.auth_token.is_none() => {
+                Err(missing("sms", "auth_token", "twilio"))
+            }
+            Self::Twilio(_) => Ok(()),
+        }
+    }
+}
+
+impl PushProvider {
+    fn url_mut(&mut self) -> &mut Option<String> {
+        match self {
+            Self::Webhook(webhook) => &mut webhook.url,
+            Self::Fcm(fcm) => &mut fcm.url,
+        }
+    }
+
+    /// Checks what the environment may still have supplied.
+    fn check(&self) -> Result<(), CliError> {
+        match self {
+            Self::Webhook(webhook) => webhook.check("push"),
+            Self::Fcm(fcm) if fcm.api_key.is_none() => Err(missing("push", "api_key", "fcm")),
+            Self::Fcm(_) => Ok(()),
         }
     }
 }
@@ -374,17 +452,11 @@ impl Config {
                 })?);
             }
             if let Some(security) = lookup("SMTP_SECURITY") {
-                smtp.security = match security.as_str() {
-                    "tls" => SmtpSecurity::Tls,
-                    "starttls" => SmtpSecurity::Starttls,
-                    "none" => SmtpSecurity::None,
-                    other => {
-                        return Err(CliError::InvalidSetting {
-                            name: "SMTP_SECURITY".into(),
-                            reason: format!("expected tls, starttls or none, got {other:?}"),
-                        });
-                    }
-                };
+                smtp.security =
+                    parse_smtp_security(&security).ok_or_else(|| CliError::InvalidSetting {
+                        name: "SMTP_SECURITY".into(),
+                        reason: format!("expected tls, starttls or none, got {security:?}"),
+                    })?;
             }
             if let Some(username) = lookup("SMTP_USERNAME") {
                 smtp.username = Some(username);
@@ -396,22 +468,36 @@ impl Config {
                 smtp.from = from;
             }
         }
-        for (prefix, provider) in [("SMS", &mut self.sms), ("PUSH", &mut self.push)] {
-            if let Some(url) = lookup(&format!("{prefix}_URL")) {
-                match provider.as_mut() {
-                    Some(provider) => provider.url = Some(url),
-                    None => *provider = Some(HttpProviderConfig::webhook(url)),
+        if let Some(url) = lookup("SMS_URL") {
+            match self.sms.as_mut() {
+                Some(provider) => *provider.url_mut() = Some(url),
+                None => self.sms = Some(SmsProvider::Webhook(WebhookProvider::at(url))),
+            }
+        }
+        match self.sms.as_mut() {
+            Some(SmsProvider::Webhook(webhook)) => {
+                if let Some(key) = lookup("SMS_API_KEY") {
+                    webhook.api_key = Some(key);
                 }
             }
-            if let (Some(provider), Some(token)) =
-                (provider.as_mut(), lookup(&format!("{prefix}_AUTH_TOKEN")))
-            {
-                provider.auth_token = Some(token);
+            Some(SmsProvider::Twilio(twilio)) => {
+                if let Some(token) = lookup("SMS_AUTH_TOKEN") {
+                    twilio.auth_token = Some(token);
+                }
             }
-            if let (Some(provider), Some(key)) =
-                (provider.as_mut(), lookup(&format!("{prefix}_API_KEY")))
-            {
-                provider.api_key = Some(key);
+            None => {}
+        }
+        if let Some(url) = lookup("PUSH_URL") {
+            match self.push.as_mut() {
+                Some(provider) => *provider.url_mut() = Some(url),
+                None => self.push = Some(PushProvider::Webhook(WebhookProvider::at(url))),
+            }
+        }
+        if let Some(key) = lookup("PUSH_API_KEY") {
+            match self.push.as_mut() {
+                Some(PushProvider::Webhook(WebhookProvider { api_key, .. }))
+                | Some(PushProvider::Fcm(FcmProvider { api_key, .. })) => *api_key = Some(key),
+                None => {}
             }
         }
         Ok(())
@@ -457,10 +543,10 @@ impl Config {
             return Err(invalid("retry.max_retry_delay", "must be at most 366 days"));
         }
         if let Some(sms) = &self.sms {
-            sms.check("sms", true)?;
+            sms.check()?;
         }
         if let Some(push) = &self.push {
-            push.check("push", false)?;
+            push.check()?;
         }
         self.metrics_addr()?;
         Ok(())
@@ -557,14 +643,18 @@ mod tests {
         .unwrap();
         let error = twilio.check().unwrap_err();
         assert!(error.to_string().contains("sms.auth_token"), "{error}");
-        let fcm_sms = Config::from_toml("[sms]\nprovider = \"fcm\"").unwrap();
+        // A provider of the other channel, or a field of another provider,
+        // is not a configuration at all.
+        let fcm_sms = Config::from_toml("[sms]\nprovider = \"fcm\"").unwrap_err();
         assert!(
-            fcm_sms
-                .check()
-                .unwrap_err()
-                .to_string()
-                .contains("push notifications only")
+            fcm_sms.to_string().contains("unknown variant `fcm`"),
+            "{fcm_sms}"
         );
+        let stray = Config::from_toml("[sms]\nurl = \"http://x\"\nproject_id = \"p\"").unwrap_err();
+        assert!(stray.to_string().contains("project_id"), "{stray}");
+        let no_sid =
+            Config::from_toml("[sms]\nprovider = \"twilio\"\nfrom = \"+14155550100\"").unwrap_err();
+        assert!(no_sid.to_string().contains("account_sid"), "{no_sid}");
         let webhook = Config::from_toml("[push]\ntimeout = \"3s\"").unwrap();
         assert!(
             webhook
@@ -596,14 +686,14 @@ mod tests {
         let smtp = config.smtp.as_ref().unwrap();
         assert_eq!(
             (smtp.host.as_str(), smtp.port, smtp.security),
-            ("mail", Some(2525), SmtpSecurity::None)
+            ("mail", Some(2525), SmtpSecurity::DangerousUnencrypted)
         );
         assert_eq!(smtp.password.as_deref(), Some("secret"));
         assert_eq!(config.worker.concurrency, 3);
-        assert_eq!(
-            config.sms.as_ref().unwrap().url.as_deref(),
-            Some("http://127.0.0.1:9/sms")
-        );
+        let Some(SmsProvider::Webhook(sms)) = config.sms.as_ref() else {
+            panic!("SMS_URL alone makes a webhook provider: {:?}", config.sms)
+        };
+        assert_eq!(sms.url.as_deref(), Some("http://127.0.0.1:9/sms"));
 
         let error = config
             .apply_env(|name| (name == "MESSAGING_CONCURRENCY").then(|| "many".into()))

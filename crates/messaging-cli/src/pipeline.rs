@@ -13,7 +13,7 @@ use notification::channel::{
 use notification::events::EventRules;
 use notification_store_postgres::{PostgresStore, PostgresStoreConfig, PostgresStoreError};
 
-use crate::config::{self, Config, HttpProviderConfig, ProviderKind};
+use crate::config::{self, Config, PushProvider, SmsProvider, WebhookProvider};
 use crate::exit::CliError;
 
 /// The notification side of the worker.
@@ -145,13 +145,10 @@ fn postgres_error(url: &str, error: PostgresStoreError) -> anyhow::Error {
 }
 
 fn smtp_config(smtp: &config::SmtpConfig) -> SmtpConfig {
-    let mut out = match smtp.security {
-        config::SmtpSecurity::Tls => SmtpConfig::tls(&smtp.host),
-        config::SmtpSecurity::Starttls => SmtpConfig::starttls(&smtp.host),
-        config::SmtpSecurity::None => SmtpConfig::dangerous_unencrypted(&smtp.host),
-    }
-    .with_from(&smtp.from, None)
-    .with_timeout(smtp.timeout);
+    let mut out = SmtpConfig::starttls(&smtp.host)
+        .with_security(smtp.security)
+        .with_from(&smtp.from, None)
+        .with_timeout(smtp.timeout);
     if let Some(port) = smtp.port {
         out = out.with_port(port);
     }
@@ -161,50 +158,51 @@ fn smtp_config(smtp: &config::SmtpConfig) -> SmtpConfig {
     out
 }
 
-fn http(provider: &HttpProviderConfig) -> HttpClientConfig {
-    HttpClientConfig::default().with_timeout(provider.timeout)
+fn http(timeout: std::time::Duration) -> HttpClientConfig {
+    HttpClientConfig::default().with_timeout(timeout)
 }
 
-fn webhook(provider: &HttpProviderConfig) -> WebhookConfig {
+fn webhook(provider: &WebhookProvider) -> WebhookConfig {
     // `Config::check` made sure a webhook has its URL.
-    let mut out =
-        WebhookConfig::new(provider.url.clone().unwrap_or_default()).with_http(http(provider));
+    let mut out = WebhookConfig::new(provider.url.clone().unwrap_or_default())
+        .with_http(http(provider.timeout));
     if let Some(key) = &provider.api_key {
         out = out.with_bearer_token(key);
     }
     out
 }
 
-fn sms_channel(provider: &HttpProviderConfig) -> anyhow::Result<Arc<dyn SmsChannel>> {
-    Ok(match provider.provider {
-        ProviderKind::Twilio => {
-            let from = PhoneNumber::parse(provider.from.as_deref().unwrap_or_default())?;
+fn sms_channel(provider: &SmsProvider) -> anyhow::Result<Arc<dyn SmsChannel>> {
+    Ok(match provider {
+        SmsProvider::Twilio(provider) => {
+            let from = PhoneNumber::parse(&provider.from)?;
             let mut twilio = TwilioConfig::new(
-                provider.account_sid.clone().unwrap_or_default(),
+                provider.account_sid.clone(),
+                // `Config::check` made sure the token is there.
                 provider.auth_token.clone().unwrap_or_default(),
                 from,
             )
-            .with_http(http(provider));
+            .with_http(http(provider.timeout));
             if let Some(url) = &provider.url {
                 twilio = twilio.with_base_url(url);
             }
             Arc::new(TwilioSmsProvider::new(twilio)?)
         }
-        _ => Arc::new(WebhookSmsProvider::new(webhook(provider))?),
+        SmsProvider::Webhook(provider) => Arc::new(WebhookSmsProvider::new(webhook(provider))?),
     })
 }
 
-fn push_channel(provider: &HttpProviderConfig) -> anyhow::Result<Arc<dyn PushChannel>> {
-    Ok(match provider.provider {
-        ProviderKind::Fcm => {
+fn push_channel(provider: &PushProvider) -> anyhow::Result<Arc<dyn PushChannel>> {
+    Ok(match provider {
+        PushProvider::Fcm(provider) => {
             let token = StaticAccessToken::new(provider.api_key.clone().unwrap_or_default());
-            let mut fcm = FcmConfig::new(provider.project_id.clone().unwrap_or_default(), token)
-                .with_http(http(provider));
+            let mut fcm = FcmConfig::new(provider.project_id.clone(), token)
+                .with_http(http(provider.timeout));
             if let Some(url) = &provider.url {
                 fcm = fcm.with_base_url(url);
             }
             Arc::new(FcmPushProvider::new(fcm)?)
         }
-        _ => Arc::new(WebhookPushProvider::new(webhook(provider))?),
+        PushProvider::Webhook(provider) => Arc::new(WebhookPushProvider::new(webhook(provider))?),
     })
 }

@@ -56,7 +56,7 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
     config.smtp = Some(config::SmtpConfig {
         host: sink.host(),
         port: Some(sink.port()),
-        security: config::SmtpSecurity::None,
+        security: notification::channel::SmtpSecurity::DangerousUnencrypted,
         username: None,
         password: None,
         from: "demo@messaging.invalid".into(),

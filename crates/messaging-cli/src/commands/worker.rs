@@ -87,9 +87,10 @@ pub(crate) async fn run(args: WorkerArgs) -> anyhow::Result<()> {
 /// retried with backoff, and the server may come back before they run out.
 async fn check_smtp(smtp: &crate::config::SmtpConfig) {
     let port = smtp.port.unwrap_or(match smtp.security {
-        crate::config::SmtpSecurity::Tls => 465,
-        crate::config::SmtpSecurity::Starttls => 587,
-        crate::config::SmtpSecurity::None => 25,
+        notification::channel::SmtpSecurity::Tls => 465,
+        notification::channel::SmtpSecurity::StartTls => 587,
+        // The enum is non-exhaustive: a mode added later gets SMTP's own port.
+        _ => 25,
     });
     let addr = format!("{}:{port}", smtp.host);
     let connect = tokio::net::TcpStream::connect(addr.as_str());
