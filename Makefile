@@ -6,7 +6,7 @@ CARGO ?= cargo
 export REDIS_URL ?= redis://127.0.0.1:6379
 export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 
-.PHONY: all demo demo-core test lint fmt bench doc
+.PHONY: all demo demo-core test examples lint package fmt bench doc
 
 all: lint test
 
@@ -18,14 +18,27 @@ demo:
 demo-core:
 	$(CARGO) run --quiet -p messaging-core --example demo
 
-## Every test of the workspace, against the local Redis and Postgres.
+## Every test of the workspace, against the local Redis and Postgres, then the examples.
 test:
 	$(CARGO) test --workspace --all-features
+	$(MAKE) examples
+
+## The runnable examples of examples/ (each asserts what it shows).
+examples:
+	$(CARGO) run --quiet -p messaging-examples --example redis_pubsub
+	$(CARGO) run --quiet -p messaging-examples --example worker_templates
+	$(CARGO) run --quiet -p messaging-examples --example inbox
 
 ## rustfmt check and clippy with warnings as errors.
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
+
+## `cargo package` (with its verifying build) of every crate meant for crates.io:
+## fails when a crate reaches outside its folder (include_str!, migrations, tests).
+PUBLISHED := messaging-model messaging-core messaging-redis messaging-outbox notification notification-store-postgres
+package:
+	$(CARGO) package --allow-dirty $(foreach p,$(PUBLISHED),-p $(p))
 
 fmt:
 	$(CARGO) fmt --all
