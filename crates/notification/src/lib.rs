@@ -58,7 +58,7 @@ pub mod channel;
 mod config;
 mod error;
 pub mod events;
-mod requests;
+pub mod requests;
 mod service;
 pub mod store;
 pub mod template;
@@ -67,6 +67,6 @@ pub use config::{InterruptedSendPolicy, NotificationConfig};
 pub use error::NotificationError;
 pub use requests::{
     BatchOutcome, Content, EmailBody, EmailRequest, NotificationAction, PushBody, PushRequest,
-    SmsRequest, SystemNotificationRequest, TemplateRef, Variables,
+    Request, SmsRequest, SystemNotificationRequest, TemplateRef, Variables,
 };
 pub use service::NotificationService;

@@ -1,7 +1,7 @@
 //! What callers ask the [`NotificationService`](crate::NotificationService) to
-//! send: one request per channel ([`EmailRequest`], [`SmsRequest`],
-//! [`PushRequest`], [`SystemNotificationRequest`]), whose [`Content`] is
-//! either given or a [`TemplateRef`] to render.
+//! send: one [`Request`] per channel ([`EmailRequest`], [`SmsRequest`],
+//! [`PushRequest`]), whose [`Content`] is either given or a [`TemplateRef`]
+//! to render, and the [`SystemNotificationRequest`] of in-app notifications.
 //!
 //! Recipients are parsed when the request is built ([`EmailAddress`],
 //! [`PhoneNumber`], [`DeviceToken`]): a constructor given a bad one returns
@@ -16,6 +16,7 @@
 use std::collections::BTreeMap;
 
 use messaging_model::Notification;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
@@ -115,10 +116,12 @@ pub struct PushBody {
     pub body: String,
 }
 
-/// An email: given, or rendered from a stored email template.
+/// One notification to send on the channel `K` ([`Email`], [`Sms`], [`Push`]):
+/// for a user, to a parsed recipient, with its content given or a template.
+/// Use it by its names [`EmailRequest`], [`SmsRequest`] and [`PushRequest`].
 ///
 /// ```
-/// use notification::{EmailRequest, TemplateRef};
+/// use notification::{EmailRequest, SmsRequest, TemplateRef};
 /// let request = EmailRequest::new("user-1", "ann@example.com", "Hello", "Hi Ann")?
 ///     .with_html("<p>Hi Ann</p>")
 ///     .with_idempotency_key("hello-ann");
@@ -130,36 +133,82 @@ pub struct PushBody {
 /// )?;
 /// assert_eq!(welcome.content.template().unwrap().variables["name"], "Ann");
 /// assert!(EmailRequest::new("user-1", "not an address", "Hello", "Hi").is_err());
+/// assert!(matches!(
+///     SmsRequest::new("user-1", "555", "hi"),
+///     Err(notification::NotificationError::InvalidPhoneNumber { .. })
+/// ));
 /// # Ok::<(), notification::NotificationError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
-pub struct EmailRequest {
+pub struct Request<K: RequestKind> {
     /// The user it is for.
     pub user_id: String,
-    /// The recipient, with its display name.
-    pub to: EmailAddress,
+    /// The recipient: an [`EmailAddress`] (with its display name), a
+    /// [`PhoneNumber`] or a [`DeviceToken`].
+    pub to: K::Recipient,
     /// What it says.
-    pub content: Content<EmailBody>,
-    /// See [`EmailRequest::with_idempotency_key`].
+    pub content: Content<K::Given>,
+    /// What the channel carries besides the content: a push notification's
+    /// key/value data for the app (nothing for email and SMS).
+    pub extra: K::Extra,
+    /// See [`Request::with_idempotency_key`].
     pub idempotency_key: Option<String>,
 }
 
-impl EmailRequest {
-    /// An email to an address parsed already.
-    pub fn to_address(
+/// An email: given ([`EmailBody`]) or rendered from a stored email template.
+pub type EmailRequest = Request<Email>;
+/// A text message: given (its text) or rendered from a stored SMS template.
+pub type SmsRequest = Request<Sms>;
+/// A push notification: given ([`PushBody`]) or rendered from a stored push
+/// template (subject: title, content: body).
+pub type PushRequest = Request<Push>;
+
+impl<K: RequestKind> Request<K> {
+    /// A request to a recipient parsed already.
+    pub fn from_parts(
         user_id: impl Into<String>,
-        to: EmailAddress,
-        content: Content<EmailBody>,
+        to: K::Recipient,
+        content: Content<K::Given>,
     ) -> Self {
         Self {
             user_id: user_id.into(),
             to,
             content,
+            extra: K::Extra::default(),
             idempotency_key: None,
         }
     }
 
+    /// A request rendered from `template`; refused when `to` does not parse
+    /// as the channel's recipient.
+    pub fn template(
+        user_id: impl Into<String>,
+        to: impl AsRef<str>,
+        template: TemplateRef,
+    ) -> Result<Self, NotificationError> {
+        let to = K::parse_recipient(to.as_ref())?;
+        Ok(Self::from_parts(user_id, to, Content::Template(template)))
+    }
+
+    fn given(
+        user_id: impl Into<String>,
+        to: impl AsRef<str>,
+        given: K::Given,
+    ) -> Result<Self, NotificationError> {
+        let to = K::parse_recipient(to.as_ref())?;
+        Ok(Self::from_parts(user_id, to, Content::Given(given)))
+    }
+
+    /// Makes a repeated send with the same key (for the same user) a no-op
+    /// that returns the first result.
+    pub fn with_idempotency_key(mut self, key: impl Into<String>) -> Self {
+        self.idempotency_key = Some(key.into());
+        self
+    }
+}
+
+impl Request<Email> {
     /// A plain-text email; refused when `to` is not an address.
     pub fn new(
         user_id: impl Into<String>,
@@ -167,7 +216,12 @@ impl EmailRequest {
         subject: impl Into<String>,
         text: impl Into<String>,
     ) -> Result<Self, NotificationError> {
-        Self::given(user_id, to, subject, Some(text.into()), None)
+        let body = EmailBody {
+            subject: subject.into(),
+            text: Some(text.into()),
+            html: None,
+        };
+        Self::given(user_id, to, body)
     }
 
     /// An HTML-only email; refused when `to` is not an address.
@@ -177,33 +231,12 @@ impl EmailRequest {
         subject: impl Into<String>,
         html: impl Into<String>,
     ) -> Result<Self, NotificationError> {
-        Self::given(user_id, to, subject, None, Some(html.into()))
-    }
-
-    /// An email rendered from `template`; refused when `to` is not an address.
-    pub fn template(
-        user_id: impl Into<String>,
-        to: impl AsRef<str>,
-        template: TemplateRef,
-    ) -> Result<Self, NotificationError> {
-        let to = EmailAddress::parse(to.as_ref())?;
-        Ok(Self::to_address(user_id, to, Content::Template(template)))
-    }
-
-    fn given(
-        user_id: impl Into<String>,
-        to: impl AsRef<str>,
-        subject: impl Into<String>,
-        text: Option<String>,
-        html: Option<String>,
-    ) -> Result<Self, NotificationError> {
-        let to = EmailAddress::parse(to.as_ref())?;
         let body = EmailBody {
             subject: subject.into(),
-            text,
-            html,
+            text: None,
+            html: Some(html.into()),
         };
-        Ok(Self::to_address(user_id, to, Content::Given(body)))
+        Self::given(user_id, to, body)
     }
 
     /// Adds an HTML body to given content (a template brings its own).
@@ -219,116 +252,20 @@ impl EmailRequest {
         self.to = self.to.with_name(name);
         self
     }
-
-    /// Makes a repeated send with the same key (for the same user) a no-op
-    /// that returns the first result.
-    pub fn with_idempotency_key(mut self, key: impl Into<String>) -> Self {
-        self.idempotency_key = Some(key.into());
-        self
-    }
 }
 
-/// A text message: given, or rendered from a stored SMS template.
-///
-/// ```
-/// use notification::{SmsRequest, NotificationError};
-/// let request = SmsRequest::new("user-1", "+14155550100", "Your code is 1234")?;
-/// assert_eq!(request.to.as_str(), "+14155550100");
-/// assert!(matches!(
-///     SmsRequest::new("user-1", "555", "hi"),
-///     Err(NotificationError::InvalidPhoneNumber { .. })
-/// ));
-/// # Ok::<(), NotificationError>(())
-/// ```
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub struct SmsRequest {
-    /// The user it is for.
-    pub user_id: String,
-    /// The recipient.
-    pub to: PhoneNumber,
-    /// What it says: the text, or a template.
-    pub content: Content<String>,
-    /// See [`SmsRequest::with_idempotency_key`].
-    pub idempotency_key: Option<String>,
-}
-
-impl SmsRequest {
-    /// A text message to a number parsed already.
-    pub fn to_number(
-        user_id: impl Into<String>,
-        to: PhoneNumber,
-        content: Content<String>,
-    ) -> Self {
-        Self {
-            user_id: user_id.into(),
-            to,
-            content,
-            idempotency_key: None,
-        }
-    }
-
+impl Request<Sms> {
     /// A text message; refused when `to` is not an E.164 number.
     pub fn new(
         user_id: impl Into<String>,
         to: impl AsRef<str>,
         text: impl Into<String>,
     ) -> Result<Self, NotificationError> {
-        let to = PhoneNumber::parse(to.as_ref())?;
-        Ok(Self::to_number(user_id, to, Content::Given(text.into())))
-    }
-
-    /// A text message rendered from `template`; refused when `to` is not an
-    /// E.164 number.
-    pub fn template(
-        user_id: impl Into<String>,
-        to: impl AsRef<str>,
-        template: TemplateRef,
-    ) -> Result<Self, NotificationError> {
-        let to = PhoneNumber::parse(to.as_ref())?;
-        Ok(Self::to_number(user_id, to, Content::Template(template)))
-    }
-
-    /// See [`EmailRequest::with_idempotency_key`].
-    pub fn with_idempotency_key(mut self, key: impl Into<String>) -> Self {
-        self.idempotency_key = Some(key.into());
-        self
+        Self::given(user_id, to, text.into())
     }
 }
 
-/// A push notification: given, or rendered from a stored push template
-/// (subject: title, content: body).
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub struct PushRequest {
-    /// The user it is for.
-    pub user_id: String,
-    /// The device registration token.
-    pub device_token: DeviceToken,
-    /// What it says: title and body, or a template.
-    pub content: Content<PushBody>,
-    /// Extra key/value data for the app.
-    pub data: BTreeMap<String, String>,
-    /// See [`PushRequest::with_idempotency_key`].
-    pub idempotency_key: Option<String>,
-}
-
-impl PushRequest {
-    /// A push notification to a token parsed already.
-    pub fn to_device(
-        user_id: impl Into<String>,
-        device_token: DeviceToken,
-        content: Content<PushBody>,
-    ) -> Self {
-        Self {
-            user_id: user_id.into(),
-            device_token,
-            content,
-            data: BTreeMap::new(),
-            idempotency_key: None,
-        }
-    }
-
+impl Request<Push> {
     /// A push notification; refused when the token is not one.
     pub fn new(
         user_id: impl Into<String>,
@@ -336,41 +273,77 @@ impl PushRequest {
         title: impl Into<String>,
         body: impl Into<String>,
     ) -> Result<Self, NotificationError> {
-        let device_token = DeviceToken::parse(device_token.as_ref())?;
         let body = PushBody {
             title: title.into(),
             body: body.into(),
         };
-        Ok(Self::to_device(user_id, device_token, Content::Given(body)))
-    }
-
-    /// A push notification rendered from `template`; refused when the token
-    /// is not one.
-    pub fn template(
-        user_id: impl Into<String>,
-        device_token: impl AsRef<str>,
-        template: TemplateRef,
-    ) -> Result<Self, NotificationError> {
-        let device_token = DeviceToken::parse(device_token.as_ref())?;
-        Ok(Self::to_device(
-            user_id,
-            device_token,
-            Content::Template(template),
-        ))
+        Self::given(user_id, device_token, body)
     }
 
     /// Adds one data entry.
     pub fn with_data(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.data.insert(key.into(), value.into());
-        self
-    }
-
-    /// See [`EmailRequest::with_idempotency_key`].
-    pub fn with_idempotency_key(mut self, key: impl Into<String>) -> Self {
-        self.idempotency_key = Some(key.into());
+        self.extra.insert(key.into(), value.into());
         self
     }
 }
+
+/// What tells the channels of a [`Request`] apart: the recipient's type, the
+/// given content's, what else the channel carries, and the request's JSON
+/// fields. Implemented by [`Email`], [`Sms`] and [`Push`] only.
+pub trait RequestKind: sealed::Sealed + std::fmt::Debug + Clone + PartialEq {
+    /// The parsed recipient.
+    type Recipient: std::fmt::Debug + Clone + PartialEq + Send + Sync;
+    /// The content when given.
+    type Given: std::fmt::Debug + Clone + PartialEq + Send + Sync;
+    /// What else the channel carries.
+    type Extra: std::fmt::Debug + Clone + PartialEq + Default + Send + Sync;
+    #[doc(hidden)]
+    type Fields: Serialize + DeserializeOwned;
+
+    /// Parses the recipient.
+    fn parse_recipient(text: &str) -> Result<Self::Recipient, NotificationError>;
+
+    /// The recipient as text (the [`BatchOutcome::recipient`]).
+    fn recipient_text(to: &Self::Recipient) -> &str;
+
+    #[doc(hidden)]
+    fn into_fields(
+        to: &Self::Recipient,
+        given: Option<&Self::Given>,
+        extra: &Self::Extra,
+    ) -> Self::Fields;
+
+    /// The recipient, the extra, and the given content when the fields hold
+    /// some (`Err` with why when they hold an incomplete one).
+    #[doc(hidden)]
+    fn from_fields(fields: Self::Fields) -> Result<FromFields<Self>, String>;
+}
+
+#[doc(hidden)]
+pub type FromFields<K> = (
+    <K as RequestKind>::Recipient,
+    <K as RequestKind>::Extra,
+    Option<Result<<K as RequestKind>::Given, String>>,
+);
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::Email {}
+    impl Sealed for super::Sms {}
+    impl Sealed for super::Push {}
+}
+
+/// The email channel of a [`Request`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Email {}
+
+/// The SMS channel of a [`Request`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Sms {}
+
+/// The push channel of a [`Request`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Push {}
 
 /// An in-app notification: only recorded in the store.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -462,9 +435,9 @@ impl NotificationAction {
     /// in-app notification.
     pub fn recipient(&self) -> &str {
         match self {
-            Self::Email(request) => request.to.address(),
-            Self::Sms(request) => request.to.as_str(),
-            Self::Push(request) => request.device_token.as_str(),
+            Self::Email(request) => Email::recipient_text(&request.to),
+            Self::Sms(request) => Sms::recipient_text(&request.to),
+            Self::Push(request) => Push::recipient_text(&request.to),
             Self::System(request) => &request.user_id,
         }
     }
@@ -553,52 +526,54 @@ struct Wire<F> {
     idempotency_key: Option<String>,
 }
 
-impl<F> Wire<F> {
-    fn new<C>(
-        user_id: String,
-        content: Content<C>,
-        idempotency_key: Option<String>,
-        fields: impl FnOnce(Option<C>) -> F,
-    ) -> Self {
-        let (given, template) = match content {
+impl<K: RequestKind> Serialize for Request<K> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let (given, template) = match &self.content {
             Content::Given(given) => (Some(given), None),
             Content::Template(template) => (None, Some(template)),
         };
-        Self {
-            user_id,
-            fields: fields(given),
-            template: template.as_ref().map(|template| template.name.clone()),
-            locale: template
-                .as_ref()
-                .and_then(|template| template.locale.clone()),
-            variables: template.map(|template| template.variables),
-            idempotency_key,
+        Wire {
+            user_id: self.user_id.clone(),
+            fields: K::into_fields(&self.to, given, &self.extra),
+            template: template.map(|template| template.name.clone()),
+            variables: template.map(|template| template.variables.clone()),
+            locale: template.and_then(|template| template.locale.clone()),
+            idempotency_key: self.idempotency_key.clone(),
         }
-    }
-
-    /// The content: the template when one is named (refused with given
-    /// fields as well), else what `given` makes of the fields.
-    fn content<C>(
-        &self,
-        given_fields: bool,
-        given: impl FnOnce() -> Result<C, String>,
-    ) -> Result<Content<C>, String> {
-        match &self.template {
-            Some(_) if given_fields => {
-                Err("give either a template or the content fields, not both".to_owned())
-            }
-            Some(name) => Ok(Content::Template(TemplateRef {
-                name: name.clone(),
-                variables: self.variables.clone().unwrap_or_default(),
-                locale: self.locale.clone(),
-            })),
-            None => given().map(Content::Given),
-        }
+        .serialize(serializer)
     }
 }
 
+impl<'de, K: RequestKind> Deserialize<'de> for Request<K> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let wire = Wire::<K::Fields>::deserialize(deserializer)?;
+        let (to, extra, given) = K::from_fields(wire.fields).map_err(serde::de::Error::custom)?;
+        let content = match (wire.template, given) {
+            (Some(_), Some(_)) => {
+                Err("give either a template or the content fields, not both".to_owned())
+            }
+            (Some(name), None) => Ok(Content::Template(TemplateRef {
+                name,
+                variables: wire.variables.unwrap_or_default(),
+                locale: wire.locale,
+            })),
+            (None, Some(given)) => given.map(Content::Given),
+            (None, None) => Err("either a template or the content fields are needed".to_owned()),
+        }
+        .map_err(serde::de::Error::custom)?;
+        Ok(Self {
+            user_id: wire.user_id,
+            to,
+            content,
+            extra,
+            idempotency_key: wire.idempotency_key,
+        })
+    }
+}
+
+#[doc(hidden)]
 #[derive(Serialize, Deserialize)]
-struct EmailFields {
+pub struct EmailFields {
     to: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     to_name: Option<String>,
@@ -610,96 +585,87 @@ struct EmailFields {
     html: Option<String>,
 }
 
-impl Serialize for EmailRequest {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let request = self.clone();
-        Wire::new(
-            request.user_id,
-            request.content,
-            request.idempotency_key,
-            |body: Option<EmailBody>| EmailFields {
-                to: request.to.address().to_owned(),
-                to_name: request.to.name().map(str::to_owned),
-                subject: body.as_ref().map(|body| body.subject.clone()),
-                text: body.as_ref().and_then(|body| body.text.clone()),
-                html: body.and_then(|body| body.html),
-            },
-        )
-        .serialize(serializer)
-    }
-}
+impl RequestKind for Email {
+    type Recipient = EmailAddress;
+    type Given = EmailBody;
+    type Extra = ();
+    type Fields = EmailFields;
 
-impl<'de> Deserialize<'de> for EmailRequest {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let wire = Wire::<EmailFields>::deserialize(deserializer)?;
-        let fields = &wire.fields;
-        let given_fields =
-            fields.subject.is_some() || fields.text.is_some() || fields.html.is_some();
-        let content = wire
-            .content(given_fields, || match &fields.subject {
-                None => Err("either a template or a subject is needed".to_owned()),
-                Some(_) if fields.text.is_none() && fields.html.is_none() => {
-                    Err("text or html is needed with a subject".to_owned())
-                }
-                Some(subject) => Ok(EmailBody {
-                    subject: subject.clone(),
-                    text: fields.text.clone(),
-                    html: fields.html.clone(),
-                }),
-            })
-            .map_err(serde::de::Error::custom)?;
-        let mut to = EmailAddress::parse(&fields.to).map_err(serde::de::Error::custom)?;
+    fn parse_recipient(text: &str) -> Result<EmailAddress, NotificationError> {
+        EmailAddress::parse(text)
+    }
+
+    fn recipient_text(to: &EmailAddress) -> &str {
+        to.address()
+    }
+
+    fn into_fields(to: &EmailAddress, given: Option<&EmailBody>, (): &()) -> EmailFields {
+        EmailFields {
+            to: to.address().to_owned(),
+            to_name: to.name().map(str::to_owned),
+            subject: given.map(|body| body.subject.clone()),
+            text: given.and_then(|body| body.text.clone()),
+            html: given.and_then(|body| body.html.clone()),
+        }
+    }
+
+    fn from_fields(fields: EmailFields) -> Result<FromFields<Self>, String> {
+        let mut to = EmailAddress::parse(&fields.to).map_err(|error| error.to_string())?;
         if let Some(name) = &fields.to_name {
             to = to.with_name(name);
         }
-        let mut request = Self::to_address(wire.user_id, to, content);
-        request.idempotency_key = wire.idempotency_key;
-        Ok(request)
+        let given = match (fields.subject, fields.text, fields.html) {
+            (None, None, None) => None,
+            (None, _, _) => Some(Err("a subject is needed with a text or html".to_owned())),
+            (Some(_), None, None) => Some(Err("text or html is needed with a subject".to_owned())),
+            (Some(subject), text, html) => Some(Ok(EmailBody {
+                subject,
+                text,
+                html,
+            })),
+        };
+        Ok((to, (), given))
     }
 }
 
+#[doc(hidden)]
 #[derive(Serialize, Deserialize)]
-struct SmsFields {
+pub struct SmsFields {
     to: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     text: Option<String>,
 }
 
-impl Serialize for SmsRequest {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let request = self.clone();
-        Wire::new(
-            request.user_id,
-            request.content,
-            request.idempotency_key,
-            |text| SmsFields {
-                to: request.to.as_str().to_owned(),
-                text,
-            },
-        )
-        .serialize(serializer)
+impl RequestKind for Sms {
+    type Recipient = PhoneNumber;
+    type Given = String;
+    type Extra = ();
+    type Fields = SmsFields;
+
+    fn parse_recipient(text: &str) -> Result<PhoneNumber, NotificationError> {
+        PhoneNumber::parse(text)
+    }
+
+    fn recipient_text(to: &PhoneNumber) -> &str {
+        to.as_str()
+    }
+
+    fn into_fields(to: &PhoneNumber, given: Option<&String>, (): &()) -> SmsFields {
+        SmsFields {
+            to: to.as_str().to_owned(),
+            text: given.cloned(),
+        }
+    }
+
+    fn from_fields(fields: SmsFields) -> Result<FromFields<Self>, String> {
+        let to = PhoneNumber::parse(&fields.to).map_err(|error| error.to_string())?;
+        Ok((to, (), fields.text.map(Ok)))
     }
 }
 
-impl<'de> Deserialize<'de> for SmsRequest {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let wire = Wire::<SmsFields>::deserialize(deserializer)?;
-        let text = &wire.fields.text;
-        let content = wire
-            .content(text.is_some(), || {
-                text.clone()
-                    .ok_or_else(|| "either a template or a text is needed".to_owned())
-            })
-            .map_err(serde::de::Error::custom)?;
-        let to = PhoneNumber::parse(&wire.fields.to).map_err(serde::de::Error::custom)?;
-        let mut request = Self::to_number(wire.user_id, to, content);
-        request.idempotency_key = wire.idempotency_key;
-        Ok(request)
-    }
-}
-
+#[doc(hidden)]
 #[derive(Serialize, Deserialize)]
-struct PushFields {
+pub struct PushFields {
     device_token: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     title: Option<String>,
@@ -709,47 +675,42 @@ struct PushFields {
     data: BTreeMap<String, String>,
 }
 
-impl Serialize for PushRequest {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let request = self.clone();
-        Wire::new(
-            request.user_id,
-            request.content,
-            request.idempotency_key,
-            |body: Option<PushBody>| PushFields {
-                device_token: request.device_token.as_str().to_owned(),
-                title: body.as_ref().map(|body| body.title.clone()),
-                body: body.map(|body| body.body),
-                data: request.data,
-            },
-        )
-        .serialize(serializer)
-    }
-}
+impl RequestKind for Push {
+    type Recipient = DeviceToken;
+    type Given = PushBody;
+    type Extra = BTreeMap<String, String>;
+    type Fields = PushFields;
 
-impl<'de> Deserialize<'de> for PushRequest {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let wire = Wire::<PushFields>::deserialize(deserializer)?;
-        let fields = &wire.fields;
-        let given_fields = fields.title.is_some() || fields.body.is_some();
-        let content = wire
-            .content(given_fields, || {
-                if given_fields {
-                    Ok(PushBody {
-                        title: fields.title.clone().unwrap_or_default(),
-                        body: fields.body.clone().unwrap_or_default(),
-                    })
-                } else {
-                    Err("either a template or a title and body is needed".to_owned())
-                }
+    fn parse_recipient(text: &str) -> Result<DeviceToken, NotificationError> {
+        DeviceToken::parse(text)
+    }
+
+    fn recipient_text(to: &DeviceToken) -> &str {
+        to.as_str()
+    }
+
+    fn into_fields(
+        to: &DeviceToken,
+        given: Option<&PushBody>,
+        data: &BTreeMap<String, String>,
+    ) -> PushFields {
+        PushFields {
+            device_token: to.as_str().to_owned(),
+            title: given.map(|body| body.title.clone()),
+            body: given.map(|body| body.body.clone()),
+            data: data.clone(),
+        }
+    }
+
+    fn from_fields(fields: PushFields) -> Result<FromFields<Self>, String> {
+        let to = DeviceToken::parse(&fields.device_token).map_err(|error| error.to_string())?;
+        let given = (fields.title.is_some() || fields.body.is_some()).then(|| {
+            Ok(PushBody {
+                title: fields.title.unwrap_or_default(),
+                body: fields.body.unwrap_or_default(),
             })
-            .map_err(serde::de::Error::custom)?;
-        let device_token =
-            DeviceToken::parse(&fields.device_token).map_err(serde::de::Error::custom)?;
-        let mut request = Self::to_device(wire.user_id, device_token, content);
-        request.data = wire.fields.data;
-        request.idempotency_key = wire.idempotency_key;
-        Ok(request)
+        });
+        Ok((to, fields.data, given))
     }
 }
 

@@ -509,11 +509,11 @@ impl NotificationService {
                     .compose(request.content, TemplateKind::Push, &mut metadata)
                     .await?;
                 let mut push = PushMessage::new(
-                    request.device_token,
+                    request.to,
                     parts.subject.unwrap_or_default(),
                     parts.text.unwrap_or_default(),
                 );
-                push.data = request.data;
+                push.data = request.extra;
                 push.check()?;
                 if let Value::Object(map) = &mut metadata
                     && !push.data.is_empty()
