@@ -748,3 +748,135 @@ async fn an_interrupted_send_is_marked_unknown_under_mark_unknown_and_never_sent
         (1, AttemptOutcome::Unknown)
     );
 }
+
+/// The in-memory store, counting idempotency-key lookups.
+#[derive(Clone, Default)]
+struct CountingStore {
+    inner: InMemoryNotificationStore,
+    lookups: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl CountingStore {
+    fn lookups(&self) -> usize {
+        self.lookups.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+mod counting {
+    use chrono::{DateTime, Utc};
+    use messaging_model::{DeliveryAttempt, Notification};
+    use notification::store::{InboxPage, InboxQuery, NotificationStore, StatusUpdate, StoreError};
+    use uuid::Uuid;
+
+    use super::CountingStore;
+
+    #[async_trait::async_trait]
+    impl NotificationStore for CountingStore {
+        async fn find_by_idempotency_key(
+            &self,
+            user_id: &str,
+            key: &str,
+        ) -> Result<Option<Notification>, StoreError> {
+            self.lookups
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.inner.find_by_idempotency_key(user_id, key).await
+        }
+        async fn record(&self, notification: &Notification) -> Result<(), StoreError> {
+            self.inner.record(notification).await
+        }
+        async fn record_batch(&self, notifications: &[Notification]) -> Result<(), StoreError> {
+            self.inner.record_batch(notifications).await
+        }
+        async fn update_status(
+            &self,
+            id: Uuid,
+            update: StatusUpdate,
+        ) -> Result<Notification, StoreError> {
+            self.inner.update_status(id, update).await
+        }
+        async fn begin_attempt(
+            &self,
+            id: Uuid,
+            seen_attempts: u32,
+            at: DateTime<Utc>,
+        ) -> Result<Notification, StoreError> {
+            self.inner.begin_attempt(id, seen_attempts, at).await
+        }
+        async fn record_attempt(
+            &self,
+            attempt: &DeliveryAttempt,
+        ) -> Result<Notification, StoreError> {
+            self.inner.record_attempt(attempt).await
+        }
+        async fn list_attempts(
+            &self,
+            user_id: &str,
+            id: Uuid,
+        ) -> Result<Vec<DeliveryAttempt>, StoreError> {
+            self.inner.list_attempts(user_id, id).await
+        }
+        async fn get_notification(
+            &self,
+            user_id: &str,
+            id: Uuid,
+        ) -> Result<Notification, StoreError> {
+            self.inner.get_notification(user_id, id).await
+        }
+        async fn list_for_user(
+            &self,
+            user_id: &str,
+            query: &InboxQuery,
+        ) -> Result<InboxPage, StoreError> {
+            self.inner.list_for_user(user_id, query).await
+        }
+        async fn unread_count(&self, user_id: &str) -> Result<u64, StoreError> {
+            self.inner.unread_count(user_id).await
+        }
+        async fn mark_read(&self, user_id: &str, id: Uuid) -> Result<(), StoreError> {
+            self.inner.mark_read(user_id, id).await
+        }
+        async fn mark_unread(&self, user_id: &str, id: Uuid) -> Result<(), StoreError> {
+            self.inner.mark_unread(user_id, id).await
+        }
+        async fn mark_all_read(&self, user_id: &str) -> Result<u64, StoreError> {
+            self.inner.mark_all_read(user_id).await
+        }
+        async fn delete(&self, user_id: &str, id: Uuid) -> Result<(), StoreError> {
+            self.inner.delete(user_id, id).await
+        }
+        async fn purge_older_than(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
+            self.inner.purge_older_than(cutoff).await
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_keyed_send_looks_its_key_up_only_when_it_is_a_repeat() {
+    let store = CountingStore::default();
+    let email = RecordingChannel::<EmailMessage>::new();
+    let service = NotificationService::new(
+        Arc::new(store.clone()),
+        Arc::new(InMemoryTemplateStore::new()),
+    )
+    .with_email(Arc::new(email.clone()));
+    let request = EmailRequest::new("u1", "ann@example.com", "Once", "body")
+        .unwrap()
+        .with_idempotency_key("k");
+    let first = service.send_email(request.clone()).await.unwrap();
+    assert_eq!(store.lookups(), 0, "a first send makes no lookup");
+    let again = service.send_email(request).await.unwrap();
+    assert_eq!(first.id, again.id);
+    assert_eq!(store.lookups(), 1, "a repeat makes exactly one");
+    assert_eq!(email.sent().len(), 1, "and sends nothing");
+
+    let notice =
+        SystemNotificationRequest::new("u1", "Once", "only once").with_idempotency_key("s");
+    service
+        .send_system_notification(notice.clone())
+        .await
+        .unwrap();
+    assert_eq!(store.lookups(), 1);
+    service.send_system_notification(notice).await.unwrap();
+    assert_eq!(store.lookups(), 2);
+    assert_eq!(store.inner.len(), 2);
+}
