@@ -27,7 +27,7 @@ use lettre::transport::smtp::client::AsyncSmtpConnection;
 use lettre::transport::smtp::extension::ClientId;
 use notification::channel::{SmtpConfig, SmtpEmailChannel};
 use notification::store::{InMemoryNotificationStore, InMemoryTemplateStore};
-use notification::{EmailRequest, NotificationConfig, NotificationService};
+use notification::{Content, EmailRequest, NotificationConfig, NotificationService};
 use tokio::io::AsyncReadExt;
 
 const POOL: u32 = 10;
@@ -171,6 +171,7 @@ fn requests(recipients: usize) -> Vec<EmailRequest> {
                 "Our spring newsletter",
                 format!("Hello user {i},\n\nHere is what is new this spring.\n"),
             )
+            .unwrap()
         })
         .collect()
 }
@@ -227,11 +228,14 @@ async fn baseline(recipients: usize) -> Duration {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(request) = batch.get(i) else { break };
+                    let Content::Given(body) = &request.content else {
+                        unreachable!("the bench sends given content")
+                    };
                     let message = Message::builder()
                         .from(from.clone())
-                        .to(request.to.parse().unwrap())
-                        .subject(request.subject.clone())
-                        .body(request.text.clone().unwrap_or_default())
+                        .to(request.to.address().parse().unwrap())
+                        .subject(body.subject.clone())
+                        .body(body.text.clone().unwrap_or_default())
                         .unwrap();
                     connection
                         .send(message.envelope(), &message.formatted())

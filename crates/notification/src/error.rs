@@ -39,7 +39,13 @@ pub enum NotificationError {
         /// Why.
         reason: &'static str,
     },
-    /// The request breaks a rule (empty subject, no body, empty device token…).
+    /// A push device token is empty, too long, or has spaces or control characters.
+    #[error("invalid device token: {reason}")]
+    InvalidDeviceToken {
+        /// Why.
+        reason: &'static str,
+    },
+    /// The request breaks a rule (empty subject, no body…).
     #[error("invalid request: {reason}")]
     InvalidRequest {
         /// What was wrong.

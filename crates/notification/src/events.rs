@@ -18,13 +18,14 @@
 //! |---|---|---|
 //! | `user.registered` | [`UserRegistered`]: `{"user_id", "email", "name", "locale"?}` or `{"user_id", "email", "username", "locale"?}` (both: `name` is the one greeted) | email from the `welcome_email` template |
 //! | `wallet.recharged` | [`WalletRecharged`]: `{"user_id", "email", "amount", "currency", "balance", "locale"?}` | system notification + email from the `recharge_email` template |
-//! | `notification.email` | [`EmailNotificationEvent`]: `{"user_id", "to", "subject", "text"?, "html"?}` or `{"user_id", "to", "template", "variables"?, "locale"?}` | one email |
-//! | `notification.sms` | [`SmsNotificationEvent`]: `{"user_id", "to", "text"}` or `{"user_id", "to", "template", "variables"?, "locale"?}` | one SMS |
-//! | `notification.push` | [`PushNotificationEvent`]: `{"user_id", "device_token", "title", "body", "data"?}` or `{"user_id", "device_token", "template", "variables"?, "locale"?, "data"?}` | one push notification |
+//! | `notification.email` | an [`EmailRequest`]: `{"user_id", "to", "to_name"?, "subject", "text"?, "html"?}` or `{"user_id", "to", "to_name"?, "template", "variables"?, "locale"?}` | one email |
+//! | `notification.sms` | an [`SmsRequest`]: `{"user_id", "to", "text"}` or `{"user_id", "to", "template", "variables"?, "locale"?}` | one SMS |
+//! | `notification.push` | a [`PushRequest`]: `{"user_id", "device_token", "title", "body", "data"?}` or `{"user_id", "device_token", "template", "variables"?, "locale"?, "data"?}` | one push notification |
 //!
 //! `user_id` may be a string or an integer; `amount` and `balance` a decimal
 //! string (`"10.50"`, preferred: exact) or a number. Every request payload may
-//! carry an `idempotency_key`.
+//! carry an `idempotency_key`. A payload whose recipient does not parse (an
+//! address, an E.164 number, a device token) is an invalid payload.
 //!
 //! ## Adding a rule
 //!
@@ -56,7 +57,7 @@ use tracing::{debug, warn};
 
 use crate::requests::{
     EmailRequest, NotificationAction, PushRequest, SmsRequest, SystemNotificationRequest,
-    TemplatedEmailRequest, TemplatedPushRequest, TemplatedSmsRequest, Variables,
+    TemplateRef, string_or_integer,
 };
 use crate::{NotificationError, NotificationService};
 
@@ -414,206 +415,6 @@ impl<'de> Deserialize<'de> for Amount {
     }
 }
 
-fn string_or_integer<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
-    match Value::deserialize(deserializer)? {
-        Value::String(text) if !text.is_empty() => Ok(text),
-        Value::Number(number) if number.is_i64() || number.is_u64() => Ok(number.to_string()),
-        other => Err(serde::de::Error::custom(format!(
-            "expected a non-empty string or an integer, got {other}"
-        ))),
-    }
-}
-
-/// `notification.email`: send one email, with its content or from a template.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub struct EmailNotificationEvent {
-    /// The user (a string or an integer in the payload).
-    #[serde(deserialize_with = "string_or_integer")]
-    pub user_id: String,
-    /// The recipient's address.
-    pub to: String,
-    /// The recipient's display name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub to_name: Option<String>,
-    /// The subject (content form).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub subject: Option<String>,
-    /// The text body (content form).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub text: Option<String>,
-    /// The HTML body (content form).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub html: Option<String>,
-    /// The template (template form).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub template: Option<String>,
-    /// The template's variables (template form).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub variables: Option<Variables>,
-    /// The locale wanted (template form).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub locale: Option<String>,
-    /// Overrides the listener's own key (`topic:message-id:0`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub idempotency_key: Option<String>,
-}
-
-impl EmailNotificationEvent {
-    /// The send this event asks for.
-    pub fn into_action(self) -> Result<NotificationAction, String> {
-        let action = match (self.template, self.subject) {
-            (Some(_), Some(_)) => {
-                return Err("give either template or subject, not both".to_owned());
-            }
-            (Some(template), None) => {
-                if self.text.is_some() || self.html.is_some() {
-                    return Err("text and html cannot go with a template".to_owned());
-                }
-                NotificationAction::TemplatedEmail(TemplatedEmailRequest {
-                    user_id: self.user_id,
-                    to: self.to,
-                    to_name: self.to_name,
-                    template,
-                    variables: self.variables.unwrap_or_default(),
-                    locale: self.locale,
-                    idempotency_key: self.idempotency_key,
-                })
-            }
-            (None, Some(subject)) => {
-                if self.text.is_none() && self.html.is_none() {
-                    return Err("text or html is needed with a subject".to_owned());
-                }
-                NotificationAction::Email(EmailRequest {
-                    user_id: self.user_id,
-                    to: self.to,
-                    to_name: self.to_name,
-                    subject,
-                    text: self.text,
-                    html: self.html,
-                    idempotency_key: self.idempotency_key,
-                })
-            }
-            (None, None) => return Err("either template or subject is needed".to_owned()),
-        };
-        Ok(action)
-    }
-}
-
-/// `notification.sms`: send one text message, with its text or from a template.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub struct SmsNotificationEvent {
-    /// The user (a string or an integer in the payload).
-    #[serde(deserialize_with = "string_or_integer")]
-    pub user_id: String,
-    /// The recipient, E.164.
-    pub to: String,
-    /// The text (content form).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub text: Option<String>,
-    /// The template (template form).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub template: Option<String>,
-    /// The template's variables.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub variables: Option<Variables>,
-    /// The locale wanted.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub locale: Option<String>,
-    /// Overrides the listener's own key.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub idempotency_key: Option<String>,
-}
-
-impl SmsNotificationEvent {
-    /// The send this event asks for.
-    pub fn into_action(self) -> Result<NotificationAction, String> {
-        match (self.template, self.text) {
-            (Some(_), Some(_)) => Err("give either template or text, not both".to_owned()),
-            (Some(template), None) => Ok(NotificationAction::TemplatedSms(TemplatedSmsRequest {
-                user_id: self.user_id,
-                to: self.to,
-                template,
-                variables: self.variables.unwrap_or_default(),
-                locale: self.locale,
-                idempotency_key: self.idempotency_key,
-            })),
-            (None, Some(text)) => Ok(NotificationAction::Sms(SmsRequest {
-                user_id: self.user_id,
-                to: self.to,
-                text,
-                idempotency_key: self.idempotency_key,
-            })),
-            (None, None) => Err("either template or text is needed".to_owned()),
-        }
-    }
-}
-
-/// `notification.push`: send one push notification, with its title and body or
-/// from a template.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub struct PushNotificationEvent {
-    /// The user (a string or an integer in the payload).
-    #[serde(deserialize_with = "string_or_integer")]
-    pub user_id: String,
-    /// The device registration token.
-    pub device_token: String,
-    /// The title (content form).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub title: Option<String>,
-    /// The body (content form).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub body: Option<String>,
-    /// Extra key/value data for the app.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub data: BTreeMap<String, String>,
-    /// The template (template form).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub template: Option<String>,
-    /// The template's variables.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub variables: Option<Variables>,
-    /// The locale wanted.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub locale: Option<String>,
-    /// Overrides the listener's own key.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub idempotency_key: Option<String>,
-}
-
-impl PushNotificationEvent {
-    /// The send this event asks for.
-    pub fn into_action(self) -> Result<NotificationAction, String> {
-        match self.template {
-            Some(_) if self.title.is_some() || self.body.is_some() => {
-                Err("give either template or title/body, not both".to_owned())
-            }
-            Some(template) => Ok(NotificationAction::TemplatedPush(TemplatedPushRequest {
-                user_id: self.user_id,
-                device_token: self.device_token,
-                template,
-                variables: self.variables.unwrap_or_default(),
-                locale: self.locale,
-                data: self.data,
-                idempotency_key: self.idempotency_key,
-            })),
-            None if self.title.is_none() && self.body.is_none() => {
-                Err("either template or title/body is needed".to_owned())
-            }
-            None => Ok(NotificationAction::Push(PushRequest {
-                user_id: self.user_id,
-                device_token: self.device_token,
-                title: self.title.unwrap_or_default(),
-                body: self.body.unwrap_or_default(),
-                data: self.data,
-                idempotency_key: self.idempotency_key,
-            })),
-        }
-    }
-}
-
 fn payload<T: DeserializeOwned>(message: &Message) -> Result<T, NotificationError> {
     serde_json::from_value(message.payload.clone()).map_err(|error| {
         NotificationError::InvalidPayload {
@@ -623,34 +424,29 @@ fn payload<T: DeserializeOwned>(message: &Message) -> Result<T, NotificationErro
     })
 }
 
-/// The one action a `notification.*` payload of type `E` asks for; a payload
-/// that does not parse, or `into_action`'s refusal, is an invalid payload.
-fn single_action<E: DeserializeOwned>(
-    message: &Message,
-    into_action: fn(E) -> Result<NotificationAction, String>,
-) -> Result<Vec<NotificationAction>, NotificationError> {
-    let action =
-        into_action(payload(message)?).map_err(|reason| NotificationError::InvalidPayload {
-            topic: message.topic.clone(),
-            reason,
-        })?;
-    Ok(vec![action])
+/// The one action a `notification.*` payload asks for: the payload is the
+/// request itself (see [`crate::requests`] for its JSON form).
+fn single_action<R>(message: &Message) -> Result<Vec<NotificationAction>, NotificationError>
+where
+    R: DeserializeOwned + Into<NotificationAction>,
+{
+    Ok(vec![payload::<R>(message)?.into()])
 }
 
 /// `user.registered` → the welcome email.
 pub fn user_registered(message: &Message) -> Result<Vec<NotificationAction>, NotificationError> {
     let event: UserRegistered = payload(message)?;
-    let mut request =
-        TemplatedEmailRequest::new(&event.user_id, &event.email, WELCOME_EMAIL_TEMPLATE)
-            .with_to_name(&event.name)
-            .with_variable("user_id", event.user_id.as_str())
-            .with_variable("email", event.email.as_str())
-            .with_variable("name", event.name.as_str());
+    let mut template = TemplateRef::new(WELCOME_EMAIL_TEMPLATE)
+        .with_variable("user_id", event.user_id.as_str())
+        .with_variable("email", event.email.as_str())
+        .with_variable("name", event.name.as_str());
     if let Some(username) = &event.username {
-        request = request.with_variable("username", username.as_str());
+        template = template.with_variable("username", username.as_str());
     }
-    request.locale = event.locale;
-    Ok(vec![NotificationAction::TemplatedEmail(request)])
+    template.locale = event.locale;
+    let request =
+        EmailRequest::template(&event.user_id, &event.email, template)?.with_to_name(&event.name);
+    Ok(vec![NotificationAction::Email(request)])
 }
 
 /// `wallet.recharged` → a system notification and the recharge email.
@@ -672,29 +468,28 @@ pub fn wallet_recharged(message: &Message) -> Result<Vec<NotificationAction>, No
         ),
     )
     .with_metadata(json!({"amount": event.amount.as_str(), "currency": event.currency, "balance": event.balance.as_str()}));
-    let mut email =
-        TemplatedEmailRequest::new(&event.user_id, &event.email, RECHARGE_EMAIL_TEMPLATE)
-            .with_variables(variables);
-    email.locale = event.locale;
+    let mut template = TemplateRef::new(RECHARGE_EMAIL_TEMPLATE).with_variables(variables);
+    template.locale = event.locale;
+    let email = EmailRequest::template(&event.user_id, &event.email, template)?;
     Ok(vec![
         NotificationAction::System(notice),
-        NotificationAction::TemplatedEmail(email),
+        NotificationAction::Email(email),
     ])
 }
 
 /// `notification.email` → one email.
 pub fn notification_email(message: &Message) -> Result<Vec<NotificationAction>, NotificationError> {
-    single_action(message, EmailNotificationEvent::into_action)
+    single_action::<EmailRequest>(message)
 }
 
 /// `notification.sms` → one SMS.
 pub fn notification_sms(message: &Message) -> Result<Vec<NotificationAction>, NotificationError> {
-    single_action(message, SmsNotificationEvent::into_action)
+    single_action::<SmsRequest>(message)
 }
 
 /// `notification.push` → one push notification.
 pub fn notification_push(message: &Message) -> Result<Vec<NotificationAction>, NotificationError> {
-    single_action(message, PushNotificationEvent::into_action)
+    single_action::<PushRequest>(message)
 }
 
 /// The templates the default rules use, for
@@ -736,15 +531,18 @@ mod tests {
             json!({"user_id": "u", "to": "a@example.com", "subject": "S", "text": "T"}),
         ))
         .unwrap();
-        assert!(matches!(direct[0], NotificationAction::Email(_)));
+        assert!(matches!(
+            &direct[0],
+            NotificationAction::Email(email) if email.content.template().is_none()
+        ));
         let templated = notification_email(&message(
             topics::NOTIFICATION_EMAIL,
             json!({"user_id": 1, "to": "a@example.com", "template": "t", "variables": {"x": 1}}),
         ))
         .unwrap();
         assert!(matches!(
-            templated[0],
-            NotificationAction::TemplatedEmail(_)
+            &templated[0],
+            NotificationAction::Email(email) if email.content.template().is_some()
         ));
         for bad in [
             json!({"user_id": "u", "to": "a@example.com"}),
@@ -772,10 +570,10 @@ mod tests {
         match &actions[..] {
             [
                 NotificationAction::System(notice),
-                NotificationAction::TemplatedEmail(email),
+                NotificationAction::Email(email),
             ] => {
                 assert!(notice.content.contains("10.50 EUR"));
-                assert_eq!(email.variables["balance"], "25");
+                assert_eq!(email.content.template().unwrap().variables["balance"], "25");
             }
             other => panic!("{other:?}"),
         }
@@ -790,21 +588,23 @@ mod tests {
             |payload: Value| match &user_registered(&message(topics::USER_REGISTERED, payload))
                 .unwrap()[..]
             {
-                [NotificationAction::TemplatedEmail(email)] => email.clone(),
+                [NotificationAction::Email(email)] => email.clone(),
                 other => panic!("{other:?}"),
             };
         // What the original service published (its flat stream fields).
         let email = welcome(json!({"user_id": "u1", "username": "Ada", "email": "a@example.com"}));
-        assert_eq!(email.to, "a@example.com");
-        assert_eq!(email.to_name.as_deref(), Some("Ada"));
-        assert_eq!(email.variables["name"], "Ada");
-        assert_eq!(email.variables["username"], "Ada");
+        assert_eq!(email.to.address(), "a@example.com");
+        assert_eq!(email.to.name(), Some("Ada"));
+        let variables = &email.content.template().unwrap().variables;
+        assert_eq!(variables["name"], "Ada");
+        assert_eq!(variables["username"], "Ada");
         // Both: `name` is the display name.
         let email = welcome(
             json!({"user_id": 7, "name": "Ada Lovelace", "username": "ada", "email": "a@example.com"}),
         );
-        assert_eq!(email.variables["name"], "Ada Lovelace");
-        assert_eq!(email.variables["username"], "ada");
+        let variables = &email.content.template().unwrap().variables;
+        assert_eq!(variables["name"], "Ada Lovelace");
+        assert_eq!(variables["username"], "ada");
         assert_eq!(email.user_id, "7");
 
         let error = user_registered(&message(

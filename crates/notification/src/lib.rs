@@ -3,10 +3,10 @@
 //! listeners that turn published events into notifications; and the stores
 //! that keep their history.
 //!
-//! * [`NotificationService`]: `send_email`, `send_email_with_template`,
+//! * [`NotificationService`]: `send` (any request), `send_email`, `send_email_with_template`,
 //!   `send_sms`, `send_sms_with_template`, `send_push`,
 //!   `send_push_with_template`, `send_system_notification`,
-//!   `send_batch_email`, `send_batch_sms`, `create_template`,
+//!   `send_batch`, `send_batch_email`, `send_batch_sms`, `create_template`,
 //!   `listen_to_events`.
 //! * [`channel`]: the [`EmailChannel`](channel::EmailChannel),
 //!   [`SmsChannel`](channel::SmsChannel) and [`PushChannel`](channel::PushChannel)
@@ -26,7 +26,7 @@
 //! use std::sync::Arc;
 //! use messaging_model::{MessageTemplate, TemplateKind};
 //! use notification::channel::{RecordingChannel, SmsMessage};
-//! use notification::{NotificationService, TemplatedSmsRequest};
+//! use notification::{NotificationService, SmsRequest, TemplateRef};
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), notification::NotificationError> {
 //! let sms = RecordingChannel::<SmsMessage>::new();
@@ -37,9 +37,11 @@
 //!     )
 //!     .await?;
 //! service
-//!     .send_sms_with_template(
-//!         TemplatedSmsRequest::new("user-1", "+14155550100", "login_code").with_variable("code", "493021"),
-//!     )
+//!     .send_sms_with_template(SmsRequest::template(
+//!         "user-1",
+//!         "+14155550100",
+//!         TemplateRef::new("login_code").with_variable("code", "493021"),
+//!     )?)
 //!     .await?;
 //! assert_eq!(sms.sent()[0].text, "Your code is 493021");
 //! # Ok(()) }
@@ -56,7 +58,7 @@ pub mod channel;
 mod config;
 mod error;
 pub mod events;
-mod requests;
+pub mod requests;
 mod service;
 pub mod store;
 pub mod template;
@@ -64,8 +66,7 @@ pub mod template;
 pub use config::{InterruptedSendPolicy, NotificationConfig};
 pub use error::NotificationError;
 pub use requests::{
-    BatchOutcome, EmailRequest, NotificationAction, PushRequest, SmsRequest,
-    SystemNotificationRequest, TemplatedEmailRequest, TemplatedPushRequest, TemplatedSmsRequest,
-    Variables,
+    BatchOutcome, Content, EmailBody, EmailRequest, NotificationAction, PushBody, PushRequest,
+    Request, SmsRequest, SystemNotificationRequest, TemplateRef, Variables,
 };
 pub use service::NotificationService;

@@ -1,4 +1,3 @@
-use std::future::Future;
 use std::sync::Arc;
 
 use chrono::Utc;
@@ -11,13 +10,11 @@ use serde_json::{Value, json};
 use tracing::{Instrument, error, info_span, warn};
 
 use crate::channel::{
-    EmailAddress, EmailChannel, EmailMessage, PhoneNumber, PushChannel, PushMessage, SendReceipt,
-    SmsChannel, SmsMessage,
+    EmailChannel, EmailMessage, PushChannel, PushMessage, SendReceipt, SmsChannel, SmsMessage,
 };
 use crate::requests::{
-    BatchOutcome, EmailRequest, NotificationAction, PushRequest, SmsRequest,
-    SystemNotificationRequest, TemplatedEmailRequest, TemplatedPushRequest, TemplatedSmsRequest,
-    Variables,
+    BatchOutcome, Content, EmailBody, EmailRequest, NotificationAction, PushBody, PushRequest,
+    SmsRequest, SystemNotificationRequest,
 };
 use crate::store::{
     InMemoryNotificationStore, InMemoryTemplateStore, NotificationStore, TemplateStore,
@@ -30,8 +27,9 @@ use crate::{InterruptedSendPolicy, NotificationConfig, NotificationError};
 ///
 /// Every send records a [`Notification`]: `pending` first, then `sent` (with
 /// `sent_at`) or `failed` (with the error). Requests refused before anything is
-/// sent (an invalid address, a missing template or variable) return the error
-/// and record nothing. A send with an idempotency key already used by the same
+/// sent (a missing template or variable, an empty subject) return the error
+/// and record nothing; a bad address never gets this far, as requests parse
+/// their recipient when they are built. A send with an idempotency key already used by the same
 /// user is a no-op returning the first result: the recorded notification, or
 /// [`NotificationError::PreviouslyFailed`] when the first send failed.
 ///
@@ -45,7 +43,7 @@ use crate::{InterruptedSendPolicy, NotificationConfig, NotificationError};
 /// let outbox = RecordingChannel::<EmailMessage>::new();
 /// let service = NotificationService::in_memory().with_email(Arc::new(outbox.clone()));
 /// let sent = service
-///     .send_email(EmailRequest::new("user-1", "ann@example.com", "Hello", "Hi Ann"))
+///     .send_email(EmailRequest::new("user-1", "ann@example.com", "Hello", "Hi Ann")?)
 ///     .await?;
 /// assert_eq!(sent.status, NotificationStatus::Sent);
 /// assert_eq!(outbox.sent()[0].subject, "Hello");
@@ -299,332 +297,127 @@ impl NotificationService {
             .retain(|(cached, _), _| cached != name);
     }
 
-    async fn render(
+    // ---- sending ---------------------------------------------------------------
+
+    /// Sends one notification of any channel: every `send_*` method and
+    /// [`execute`](Self::execute) is this one path.
+    pub async fn send(
         &self,
-        name: &str,
-        locale: Option<&str>,
-        kind: TemplateKind,
-        variables: &Variables,
-    ) -> Result<(MessageTemplate, crate::template::RenderedTemplate), NotificationError> {
-        let template = self.resolve_template(name, locale, kind).await?;
-        let rendered = self
-            .renderer
-            .render(&template, &Value::Object(variables.clone()))?;
-        Ok((template, rendered))
+        request: impl Into<NotificationAction>,
+    ) -> Result<Notification, NotificationError> {
+        self.execute_as(request.into(), OnExisting::Replay).await
     }
 
-    // ---- email ---------------------------------------------------------------
-
-    /// Sends an email with the subject and body given.
+    /// Sends an email: with the subject and body given, or rendered from a
+    /// stored email template, as its [`content`](EmailRequest::content) says.
     pub async fn send_email(
         &self,
         request: EmailRequest,
     ) -> Result<Notification, NotificationError> {
-        self.send_email_as(request, OnExisting::Replay).await
+        self.send(request).await
     }
 
-    async fn send_email_as(
-        &self,
-        request: EmailRequest,
-        on_existing: OnExisting,
-    ) -> Result<Notification, NotificationError> {
-        let channel = self.email_channel()?;
-        let to = email_recipient(&request.to, request.to_name.as_deref())?;
-        let mut email = EmailMessage::new(to, request.subject);
-        email.text = request.text;
-        email.html = request.html;
-        let metadata = json!({"to": email.to.address()});
-        self.deliver_email(
-            channel,
-            &request.user_id,
-            email,
-            metadata,
-            request.idempotency_key,
-            on_existing,
-        )
-        .await
-    }
-
-    /// Sends an email rendered from a stored email template.
+    /// The same as [`send_email`](Self::send_email), by the name of the
+    /// templated form ([`EmailRequest::template`]).
     pub async fn send_email_with_template(
         &self,
-        request: TemplatedEmailRequest,
+        request: EmailRequest,
     ) -> Result<Notification, NotificationError> {
-        self.send_email_with_template_as(request, OnExisting::Replay)
-            .await
+        self.send(request).await
     }
 
-    async fn send_email_with_template_as(
-        &self,
-        request: TemplatedEmailRequest,
-        on_existing: OnExisting,
-    ) -> Result<Notification, NotificationError> {
-        let channel = self.email_channel()?;
-        let to = email_recipient(&request.to, request.to_name.as_deref())?;
-        let (template, rendered) = self
-            .render(
-                &request.template,
-                request.locale.as_deref(),
-                TemplateKind::Email,
-                &request.variables,
-            )
-            .await?;
-        let mut email = EmailMessage::new(to, rendered.subject.unwrap_or_default());
-        email.text = rendered.text;
-        email.html = rendered.html;
-        let metadata =
-            json!({"to": email.to.address(), "template": template.name, "locale": template.locale});
-        self.deliver_email(
-            channel,
-            &request.user_id,
-            email,
-            metadata,
-            request.idempotency_key,
-            on_existing,
-        )
-        .await
-    }
-
-    /// Sends each email of the batch, at most
-    /// [`NotificationConfig::batch_concurrency`] at once; one outcome per
-    /// request, in order. A failure never stops the others.
-    pub async fn send_batch_email(&self, requests: Vec<EmailRequest>) -> Vec<BatchOutcome> {
-        self.batch(
-            requests,
-            |request| request.to.clone(),
-            |request| self.send_email(request),
-        )
-        .await
-    }
-
-    /// [`send_batch_email`](Self::send_batch_email) for templated emails.
-    pub async fn send_batch_email_with_template(
-        &self,
-        requests: Vec<TemplatedEmailRequest>,
-    ) -> Vec<BatchOutcome> {
-        self.batch(
-            requests,
-            |request| request.to.clone(),
-            |request| self.send_email_with_template(request),
-        )
-        .await
-    }
-
-    // ---- SMS -----------------------------------------------------------------
-
-    /// Sends a text message.
+    /// Sends a text message, given or rendered from a stored SMS template.
     pub async fn send_sms(&self, request: SmsRequest) -> Result<Notification, NotificationError> {
-        self.send_sms_as(request, OnExisting::Replay).await
+        self.send(request).await
     }
 
-    async fn send_sms_as(
-        &self,
-        request: SmsRequest,
-        on_existing: OnExisting,
-    ) -> Result<Notification, NotificationError> {
-        let channel = self.sms_channel()?;
-        let sms = SmsMessage::new(PhoneNumber::parse(&request.to)?, request.text);
-        let metadata = json!({"to": sms.to.as_str()});
-        self.deliver_sms(
-            channel,
-            &request.user_id,
-            sms,
-            metadata,
-            request.idempotency_key,
-            on_existing,
-        )
-        .await
-    }
-
-    /// Sends a text message rendered from a stored SMS template.
+    /// The same as [`send_sms`](Self::send_sms), by the name of the templated
+    /// form ([`SmsRequest::template`]).
     pub async fn send_sms_with_template(
         &self,
-        request: TemplatedSmsRequest,
+        request: SmsRequest,
     ) -> Result<Notification, NotificationError> {
-        self.send_sms_with_template_as(request, OnExisting::Replay)
-            .await
+        self.send(request).await
     }
 
-    async fn send_sms_with_template_as(
-        &self,
-        request: TemplatedSmsRequest,
-        on_existing: OnExisting,
-    ) -> Result<Notification, NotificationError> {
-        let channel = self.sms_channel()?;
-        let to = PhoneNumber::parse(&request.to)?;
-        let (template, rendered) = self
-            .render(
-                &request.template,
-                request.locale.as_deref(),
-                TemplateKind::Sms,
-                &request.variables,
-            )
-            .await?;
-        let sms = SmsMessage::new(to, rendered.text.unwrap_or_default());
-        let metadata =
-            json!({"to": sms.to.as_str(), "template": template.name, "locale": template.locale});
-        self.deliver_sms(
-            channel,
-            &request.user_id,
-            sms,
-            metadata,
-            request.idempotency_key,
-            on_existing,
-        )
-        .await
-    }
-
-    /// Sends each text message of the batch with bounded concurrency; one
-    /// outcome per request, in order.
-    pub async fn send_batch_sms(&self, requests: Vec<SmsRequest>) -> Vec<BatchOutcome> {
-        self.batch(
-            requests,
-            |request| request.to.clone(),
-            |request| self.send_sms(request),
-        )
-        .await
-    }
-
-    // ---- push ----------------------------------------------------------------
-
-    /// Sends a push notification.
+    /// Sends a push notification, given or rendered from a stored push
+    /// template (subject: title, content: body).
     pub async fn send_push(&self, request: PushRequest) -> Result<Notification, NotificationError> {
-        self.send_push_as(request, OnExisting::Replay).await
+        self.send(request).await
     }
 
-    async fn send_push_as(
-        &self,
-        request: PushRequest,
-        on_existing: OnExisting,
-    ) -> Result<Notification, NotificationError> {
-        let channel = self.push_channel()?;
-        let mut push = PushMessage::new(request.device_token, request.title, request.body);
-        push.data = request.data;
-        self.deliver_push(
-            channel,
-            &request.user_id,
-            push,
-            json!({}),
-            request.idempotency_key,
-            on_existing,
-        )
-        .await
-    }
-
-    /// Sends a push notification rendered from a stored push template (subject:
-    /// title, content: body).
+    /// The same as [`send_push`](Self::send_push), by the name of the
+    /// templated form ([`PushRequest::template`]).
     pub async fn send_push_with_template(
         &self,
-        request: TemplatedPushRequest,
+        request: PushRequest,
     ) -> Result<Notification, NotificationError> {
-        self.send_push_with_template_as(request, OnExisting::Replay)
-            .await
+        self.send(request).await
     }
-
-    async fn send_push_with_template_as(
-        &self,
-        request: TemplatedPushRequest,
-        on_existing: OnExisting,
-    ) -> Result<Notification, NotificationError> {
-        let channel = self.push_channel()?;
-        let (template, rendered) = self
-            .render(
-                &request.template,
-                request.locale.as_deref(),
-                TemplateKind::Push,
-                &request.variables,
-            )
-            .await?;
-        let mut push = PushMessage::new(
-            request.device_token,
-            rendered.subject.unwrap_or_default(),
-            rendered.text.unwrap_or_default(),
-        );
-        push.data = request.data;
-        self.deliver_push(
-            channel,
-            &request.user_id,
-            push,
-            json!({"template": template.name, "locale": template.locale}),
-            request.idempotency_key,
-            on_existing,
-        )
-        .await
-    }
-
-    // ---- system ----------------------------------------------------------------
 
     /// Records an in-app notification: it is `sent` as soon as it is stored.
     pub async fn send_system_notification(
         &self,
         request: SystemNotificationRequest,
     ) -> Result<Notification, NotificationError> {
-        check_user(&request.user_id)?;
-        if request.title.trim().is_empty() && request.content.trim().is_empty() {
-            return Err(NotificationError::invalid_request(
-                "a system notification needs a title or a content",
-            ));
-        }
-        let mut notification = Notification::new(
-            &request.user_id,
-            NotificationKind::System,
-            request.title,
-            request.content,
-        );
-        if !request.metadata.is_null() {
-            notification.metadata = request.metadata;
-        }
-        notification.status = NotificationStatus::Sent;
-        notification.sent_at = Some(notification.created_at);
-        if let Some(key) = request.idempotency_key {
-            if let Some(existing) = self
-                .notifications
-                .find_by_idempotency_key(&request.user_id, &key)
-                .await?
-            {
-                return replay(existing);
-            }
-            notification.idempotency_key = Some(key);
-        }
-        match self.notifications.record(&notification).await {
-            Ok(()) => Ok(notification),
-            Err(conflict) if conflict.is_conflict() => {
-                self.replay_conflict(&notification, conflict).await
-            }
-            Err(error) => Err(error.into()),
-        }
+        self.send(request).await
+    }
+
+    /// Sends each request of the batch, at most
+    /// [`NotificationConfig::batch_concurrency`] at once; one outcome per
+    /// request, in order. A failure never stops the others.
+    pub async fn send_batch<R: Into<NotificationAction>>(
+        &self,
+        requests: Vec<R>,
+    ) -> Vec<BatchOutcome> {
+        let concurrency = self.config.batch_concurrency.max(1);
+        let span = info_span!("notification_batch", count = requests.len(), concurrency);
+        futures::stream::iter(requests.into_iter().enumerate())
+            .map(|(index, request)| {
+                let action = request.into();
+                let recipient = action.recipient().to_owned();
+                let sending = self.send(action);
+                async move {
+                    BatchOutcome {
+                        index,
+                        recipient,
+                        result: sending.await,
+                    }
+                }
+            })
+            .buffered(concurrency)
+            .collect()
+            .instrument(span)
+            .await
+    }
+
+    /// [`send_batch`](Self::send_batch) of emails.
+    pub async fn send_batch_email(&self, requests: Vec<EmailRequest>) -> Vec<BatchOutcome> {
+        self.send_batch(requests).await
+    }
+
+    /// [`send_batch`](Self::send_batch) of emails, by the name of the
+    /// templated form.
+    pub async fn send_batch_email_with_template(
+        &self,
+        requests: Vec<EmailRequest>,
+    ) -> Vec<BatchOutcome> {
+        self.send_batch(requests).await
+    }
+
+    /// [`send_batch`](Self::send_batch) of text messages.
+    pub async fn send_batch_sms(&self, requests: Vec<SmsRequest>) -> Vec<BatchOutcome> {
+        self.send_batch(requests).await
     }
 
     // ---- actions (event rules) -------------------------------------------------------
 
-    /// Runs one action of an event rule.
+    /// Runs one action of an event rule: the same as [`send`](Self::send).
     pub async fn execute(
         &self,
         action: NotificationAction,
     ) -> Result<Notification, NotificationError> {
-        self.execute_as(action, OnExisting::Replay).await
-    }
-
-    async fn execute_as(
-        &self,
-        action: NotificationAction,
-        on_existing: OnExisting,
-    ) -> Result<Notification, NotificationError> {
-        match action {
-            NotificationAction::Email(request) => self.send_email_as(request, on_existing).await,
-            NotificationAction::TemplatedEmail(request) => {
-                self.send_email_with_template_as(request, on_existing).await
-            }
-            NotificationAction::Sms(request) => self.send_sms_as(request, on_existing).await,
-            NotificationAction::TemplatedSms(request) => {
-                self.send_sms_with_template_as(request, on_existing).await
-            }
-            NotificationAction::Push(request) => self.send_push_as(request, on_existing).await,
-            NotificationAction::TemplatedPush(request) => {
-                self.send_push_with_template_as(request, on_existing).await
-            }
-            NotificationAction::System(request) => self.send_system_notification(request).await,
-        }
+        self.send(action).await
     }
 
     /// Runs an action at most once successfully per `key`, however often it is
@@ -646,14 +439,147 @@ impl NotificationService {
         action: NotificationAction,
         key: &str,
     ) -> Result<Notification, NotificationError> {
-        // Insert first: a first delivery (the common case) records its row and
-        // sends with no lookup; a redelivery finds the key taken and carries on
-        // with the row recorded under it.
         self.execute_as(
             action.with_idempotency_key(key.to_owned()),
             OnExisting::Resume,
         )
         .await
+    }
+
+    async fn execute_as(
+        &self,
+        action: NotificationAction,
+        on_existing: OnExisting,
+    ) -> Result<Notification, NotificationError> {
+        let idempotency_key = action.idempotency_key().map(str::to_owned);
+        let (mut notification, outgoing) = self.prepare(action).await?;
+        notification.idempotency_key = idempotency_key;
+        self.deliver(notification, outgoing, on_existing).await
+    }
+
+    /// The notification to record for `action` and the message to hand to its
+    /// channel (none for an in-app notification), checked: the one check of a
+    /// message, as channels do not check again.
+    async fn prepare(
+        &self,
+        action: NotificationAction,
+    ) -> Result<(Notification, Option<Outgoing>), NotificationError> {
+        match action {
+            NotificationAction::Email(request) => {
+                let channel = self.email_channel()?;
+                let mut metadata = json!({"to": request.to.address()});
+                let parts = self
+                    .compose(request.content, TemplateKind::Email, &mut metadata)
+                    .await?;
+                let mut email = EmailMessage::new(request.to, parts.subject.unwrap_or_default());
+                email.text = parts.text;
+                email.html = parts.html;
+                email.check()?;
+                let content = email
+                    .text
+                    .as_deref()
+                    .or(email.html.as_deref())
+                    .unwrap_or_default();
+                let notification = Notification::new(
+                    &request.user_id,
+                    NotificationKind::Email,
+                    &email.subject,
+                    content,
+                )
+                .with_metadata(metadata);
+                Ok((notification, Some(Outgoing::Email(channel, email))))
+            }
+            NotificationAction::Sms(request) => {
+                let channel = self.sms_channel()?;
+                let mut metadata = json!({"to": request.to.as_str()});
+                let parts = self
+                    .compose(request.content, TemplateKind::Sms, &mut metadata)
+                    .await?;
+                let sms = SmsMessage::new(request.to, parts.text.unwrap_or_default());
+                sms.check()?;
+                let notification =
+                    Notification::new(&request.user_id, NotificationKind::Sms, "SMS", &sms.text)
+                        .with_metadata(metadata);
+                Ok((notification, Some(Outgoing::Sms(channel, sms))))
+            }
+            NotificationAction::Push(request) => {
+                let channel = self.push_channel()?;
+                let mut metadata = json!({});
+                let parts = self
+                    .compose(request.content, TemplateKind::Push, &mut metadata)
+                    .await?;
+                let mut push = PushMessage::new(
+                    request.to,
+                    parts.subject.unwrap_or_default(),
+                    parts.text.unwrap_or_default(),
+                );
+                push.data = request.extra;
+                push.check()?;
+                if let Value::Object(map) = &mut metadata
+                    && !push.data.is_empty()
+                {
+                    map.insert("data".to_owned(), json!(push.data));
+                }
+                let notification = Notification::new(
+                    &request.user_id,
+                    NotificationKind::Push,
+                    &push.title,
+                    &push.body,
+                )
+                .with_metadata(metadata);
+                Ok((notification, Some(Outgoing::Push(channel, push))))
+            }
+            NotificationAction::System(request) => {
+                check_user(&request.user_id)?;
+                if request.title.trim().is_empty() && request.content.trim().is_empty() {
+                    return Err(NotificationError::invalid_request(
+                        "a system notification needs a title or a content",
+                    ));
+                }
+                let mut notification = Notification::new(
+                    &request.user_id,
+                    NotificationKind::System,
+                    request.title,
+                    request.content,
+                );
+                if !request.metadata.is_null() {
+                    notification.metadata = request.metadata;
+                }
+                notification.status = NotificationStatus::Sent;
+                notification.sent_at = Some(notification.created_at);
+                Ok((notification, None))
+            }
+        }
+    }
+
+    /// The subject and bodies of `content`: as given, or rendered from its
+    /// template (whose name and locale then go into `metadata`).
+    async fn compose<C: Into<Parts>>(
+        &self,
+        content: Content<C>,
+        kind: TemplateKind,
+        metadata: &mut Value,
+    ) -> Result<Parts, NotificationError> {
+        match content {
+            Content::Given(given) => Ok(given.into()),
+            Content::Template(wanted) => {
+                let template = self
+                    .resolve_template(&wanted.name, wanted.locale.as_deref(), kind)
+                    .await?;
+                let rendered = self
+                    .renderer
+                    .render(&template, &Value::Object(wanted.variables))?;
+                if let Value::Object(map) = metadata {
+                    map.insert("template".to_owned(), json!(template.name));
+                    map.insert("locale".to_owned(), json!(template.locale));
+                }
+                Ok(Parts {
+                    subject: rendered.subject,
+                    text: rendered.text,
+                    html: rendered.html,
+                })
+            }
+        }
     }
 
     // ---- plumbing --------------------------------------------------------------
@@ -682,157 +608,24 @@ impl NotificationService {
             })
     }
 
-    /// Checks `email`, then records and sends it as a notification of
-    /// `user_id` with `metadata`.
-    async fn deliver_email(
-        &self,
-        channel: Arc<dyn EmailChannel>,
-        user_id: &str,
-        email: EmailMessage,
-        metadata: Value,
-        idempotency_key: Option<String>,
-        on_existing: OnExisting,
-    ) -> Result<Notification, NotificationError> {
-        email.check()?;
-        let content = email
-            .text
-            .as_deref()
-            .or(email.html.as_deref())
-            .unwrap_or_default();
-        let notification =
-            Notification::new(user_id, NotificationKind::Email, &email.subject, content)
-                .with_metadata(metadata);
-        let provider = channel.provider().to_owned();
-        self.deliver(
-            notification,
-            idempotency_key,
-            on_existing,
-            &provider,
-            |reference| async move { channel.send_email(&email.with_reference(reference)).await },
-        )
-        .await
-    }
-
-    /// Checks `sms`, then records and sends it as a notification of `user_id`
-    /// with `metadata`.
-    async fn deliver_sms(
-        &self,
-        channel: Arc<dyn SmsChannel>,
-        user_id: &str,
-        sms: SmsMessage,
-        metadata: Value,
-        idempotency_key: Option<String>,
-        on_existing: OnExisting,
-    ) -> Result<Notification, NotificationError> {
-        sms.check()?;
-        let notification = Notification::new(user_id, NotificationKind::Sms, "SMS", &sms.text)
-            .with_metadata(metadata);
-        let provider = channel.provider().to_owned();
-        self.deliver(
-            notification,
-            idempotency_key,
-            on_existing,
-            &provider,
-            |reference| async move { channel.send_sms(&sms.with_reference(reference)).await },
-        )
-        .await
-    }
-
-    /// Checks `push`, then records and sends it as a notification of
-    /// `user_id` with `metadata` (plus its data, when it has any).
-    async fn deliver_push(
-        &self,
-        channel: Arc<dyn PushChannel>,
-        user_id: &str,
-        push: PushMessage,
-        mut metadata: Value,
-        idempotency_key: Option<String>,
-        on_existing: OnExisting,
-    ) -> Result<Notification, NotificationError> {
-        push.check()?;
-        if let Value::Object(map) = &mut metadata
-            && !push.data.is_empty()
-        {
-            map.insert("data".to_owned(), json!(push.data));
-        }
-        let notification =
-            Notification::new(user_id, NotificationKind::Push, &push.title, &push.body)
-                .with_metadata(metadata);
-        let provider = channel.provider().to_owned();
-        self.deliver(
-            notification,
-            idempotency_key,
-            on_existing,
-            &provider,
-            |reference| async move { channel.send_push(&push.with_reference(reference)).await },
-        )
-        .await
-    }
-
-    async fn batch<R, F, Fut>(
-        &self,
-        requests: Vec<R>,
-        recipient: impl Fn(&R) -> String,
-        send: F,
-    ) -> Vec<BatchOutcome>
-    where
-        F: Fn(R) -> Fut,
-        Fut: Future<Output = Result<Notification, NotificationError>>,
-    {
-        let concurrency = self.config.batch_concurrency.max(1);
-        let span = info_span!("notification_batch", count = requests.len(), concurrency);
-        futures::stream::iter(requests.into_iter().enumerate())
-            .map(|(index, request)| {
-                let recipient = recipient(&request);
-                let sending = send(request);
-                async move {
-                    BatchOutcome {
-                        index,
-                        recipient,
-                        result: sending.await,
-                    }
-                }
-            })
-            .buffered(concurrency)
-            .collect()
-            .instrument(span)
-            .await
-    }
-
-    /// Records `notification` as `sending` with its first attempt begun (one
-    /// write before the handover), then hands it over (see
-    /// [`finish`](Self::finish)). With an idempotency key already used by the
-    /// user, the row recorded under it is replayed, or with
-    /// [`OnExisting::Resume`] resumed (found by the insert's conflict, so a
-    /// first delivery makes no lookup).
-    async fn deliver<F, Fut>(
+    /// Records `notification` (a channel's as `sending` with its first attempt
+    /// begun: one write before the handover), then hands it over (see
+    /// [`finish`](Self::finish)). The insert finds a used idempotency key by
+    /// its conflict, so a first send makes no lookup and a repeat one: the row
+    /// recorded under the key is then replayed, or with
+    /// [`OnExisting::Resume`] resumed.
+    async fn deliver(
         &self,
         mut notification: Notification,
-        idempotency_key: Option<String>,
+        outgoing: Option<Outgoing>,
         on_existing: OnExisting,
-        provider: &str,
-        send: F,
-    ) -> Result<Notification, NotificationError>
-    where
-        F: FnOnce(String) -> Fut,
-        Fut: Future<Output = Result<SendReceipt, NotificationError>>,
-    {
+    ) -> Result<Notification, NotificationError> {
         check_user(&notification.user_id)?;
-        let resuming = on_existing == OnExisting::Resume;
-        if let Some(key) = idempotency_key {
-            if !resuming
-                && let Some(existing) = self
-                    .notifications
-                    .find_by_idempotency_key(&notification.user_id, &key)
-                    .await?
-            {
-                return replay(existing);
-            }
-            notification.idempotency_key = Some(key);
+        if outgoing.is_some() {
+            notification.status = NotificationStatus::Sending;
+            notification.attempts = 1;
+            notification.last_attempt_at = Some(Utc::now());
         }
-        notification.status = NotificationStatus::Sending;
-        notification.attempts = 1;
-        notification.last_attempt_at = Some(Utc::now());
         let span = info_span!(
             "notification_send",
             notification_id = %notification.id,
@@ -840,25 +633,31 @@ impl NotificationService {
             user_id = %notification.user_id,
         );
         async move {
-            match self.notifications.record(&notification).await {
-                Ok(()) => self.finish(notification, provider, send).await,
-                Err(conflict) if conflict.is_conflict() && resuming => {
-                    // A redelivery: carry on with the row an earlier delivery
-                    // recorded under the key.
-                    let key = notification.idempotency_key.as_deref().unwrap_or_default();
-                    match self
-                        .notifications
-                        .find_by_idempotency_key(&notification.user_id, key)
-                        .await?
-                    {
-                        Some(existing) => self.resume(existing, provider, send).await,
-                        None => Err(conflict.into()),
-                    }
+            let conflict = match self.notifications.record(&notification).await {
+                Ok(()) => {
+                    return match outgoing {
+                        Some(outgoing) => self.finish(notification, outgoing).await,
+                        None => Ok(notification),
+                    };
                 }
-                Err(conflict) if conflict.is_conflict() => {
-                    self.replay_conflict(&notification, conflict).await
-                }
-                Err(error) => Err(error.into()),
+                Err(conflict) if conflict.is_conflict() => conflict,
+                Err(error) => return Err(error.into()),
+            };
+            let Some(key) = notification.idempotency_key.as_deref() else {
+                return Err(conflict.into());
+            };
+            let Some(existing) = self
+                .notifications
+                .find_by_idempotency_key(&notification.user_id, key)
+                .await?
+            else {
+                return Err(conflict.into());
+            };
+            match (on_existing, outgoing) {
+                // A redelivery: carry on with the row an earlier delivery
+                // recorded under the key.
+                (OnExisting::Resume, Some(outgoing)) => self.resume(existing, outgoing).await,
+                _ => replay(existing),
             }
         }
         .instrument(span)
@@ -867,16 +666,11 @@ impl NotificationService {
 
     /// Carries on with a notification recorded earlier under the same key, as
     /// [`execute_once`](Self::execute_once) describes.
-    async fn resume<F, Fut>(
+    async fn resume(
         &self,
         existing: Notification,
-        provider: &str,
-        send: F,
-    ) -> Result<Notification, NotificationError>
-    where
-        F: FnOnce(String) -> Fut,
-        Fut: Future<Output = Result<SendReceipt, NotificationError>>,
-    {
+        outgoing: Outgoing,
+    ) -> Result<Notification, NotificationError> {
         let span = info_span!(
             "notification_send",
             notification_id = %existing.id,
@@ -888,14 +682,14 @@ impl NotificationService {
             match existing.status {
                 NotificationStatus::Sent | NotificationStatus::Unknown => Ok(existing),
                 NotificationStatus::Pending | NotificationStatus::Failed => {
-                    self.attempt(existing, provider, send).await
+                    self.attempt(existing, outgoing).await
                 }
                 NotificationStatus::Sending => {
                     let policy = self.config.interrupted_send(existing.kind);
                     let interrupted = DeliveryAttempt::new(
                         &existing,
                         existing.attempts,
-                        provider,
+                        outgoing.provider(),
                         AttemptOutcome::Unknown,
                     )
                     .with_started_at(existing.last_attempt_at.unwrap_or(existing.created_at))
@@ -920,7 +714,7 @@ impl NotificationService {
                                 return self.current(&existing).await;
                             };
                             self.notifications.record_attempt(&interrupted).await?;
-                            self.finish(sending, provider, send).await
+                            self.finish(sending, outgoing).await
                         }
                     }
                 }
@@ -934,18 +728,13 @@ impl NotificationService {
     /// (compare-and-set on its attempt count), runs `send` with its id as the
     /// reference, and logs the attempt with its outcome. When another process
     /// started an attempt first, that one's result is returned instead.
-    async fn attempt<F, Fut>(
+    async fn attempt(
         &self,
         notification: Notification,
-        provider: &str,
-        send: F,
-    ) -> Result<Notification, NotificationError>
-    where
-        F: FnOnce(String) -> Fut,
-        Fut: Future<Output = Result<SendReceipt, NotificationError>>,
-    {
+        outgoing: Outgoing,
+    ) -> Result<Notification, NotificationError> {
         match self.begin(&notification).await? {
-            Some(sending) => self.finish(sending, provider, send).await,
+            Some(sending) => self.finish(sending, outgoing).await,
             None => self.current(&notification).await,
         }
     }
@@ -987,19 +776,15 @@ impl NotificationService {
     }
 
     /// Hands a `sending` notification to its provider and logs the attempt.
-    async fn finish<F, Fut>(
+    async fn finish(
         &self,
         mut sending: Notification,
-        provider: &str,
-        send: F,
-    ) -> Result<Notification, NotificationError>
-    where
-        F: FnOnce(String) -> Fut,
-        Fut: Future<Output = Result<SendReceipt, NotificationError>>,
-    {
+        outgoing: Outgoing,
+    ) -> Result<Notification, NotificationError> {
+        let provider = outgoing.provider().to_owned();
         let started_at = sending.last_attempt_at.unwrap_or_else(Utc::now);
         let clock = std::time::Instant::now();
-        let result = send(sending.id.to_string()).await;
+        let result = outgoing.send(sending.id.to_string()).await;
         let elapsed = clock.elapsed();
         match result {
             Ok(receipt) => {
@@ -1029,7 +814,7 @@ impl NotificationService {
                 let attempt = DeliveryAttempt::new(
                     &sending,
                     sending.attempts,
-                    provider,
+                    &provider,
                     AttemptOutcome::Failed,
                 )
                 .with_started_at(started_at)
@@ -1041,23 +826,6 @@ impl NotificationService {
                 Err(send_error)
             }
         }
-    }
-
-    /// Another send with the same key won the race: return its result.
-    async fn replay_conflict(
-        &self,
-        notification: &Notification,
-        conflict: crate::store::StoreError,
-    ) -> Result<Notification, NotificationError> {
-        if let Some(key) = &notification.idempotency_key
-            && let Some(existing) = self
-                .notifications
-                .find_by_idempotency_key(&notification.user_id, key)
-                .await?
-        {
-            return replay(existing);
-        }
-        Err(conflict.into())
     }
 }
 
@@ -1100,11 +868,68 @@ fn replay(existing: Notification) -> Result<Notification, NotificationError> {
     Ok(existing)
 }
 
-/// The recipient of an email request: its address, with the display name when given.
-fn email_recipient(to: &str, name: Option<&str>) -> Result<EmailAddress, NotificationError> {
-    let address = EmailAddress::parse(to)?;
-    Ok(match name {
-        Some(name) => address.with_name(name),
-        None => address,
-    })
+/// A checked message and the channel to hand it to.
+enum Outgoing {
+    Email(Arc<dyn EmailChannel>, EmailMessage),
+    Sms(Arc<dyn SmsChannel>, SmsMessage),
+    Push(Arc<dyn PushChannel>, PushMessage),
+}
+
+impl Outgoing {
+    /// The provider's name in the attempt log.
+    fn provider(&self) -> &str {
+        match self {
+            Self::Email(channel, _) => channel.provider(),
+            Self::Sms(channel, _) => channel.provider(),
+            Self::Push(channel, _) => channel.provider(),
+        }
+    }
+
+    /// Hands the message over, with `reference` (the notification's id).
+    async fn send(self, reference: String) -> Result<SendReceipt, NotificationError> {
+        match self {
+            Self::Email(channel, email) => {
+                channel.send_email(&email.with_reference(reference)).await
+            }
+            Self::Sms(channel, sms) => channel.send_sms(&sms.with_reference(reference)).await,
+            Self::Push(channel, push) => channel.send_push(&push.with_reference(reference)).await,
+        }
+    }
+}
+
+/// The subject (or title) and bodies of a message, given or rendered.
+struct Parts {
+    subject: Option<String>,
+    text: Option<String>,
+    html: Option<String>,
+}
+
+impl From<EmailBody> for Parts {
+    fn from(body: EmailBody) -> Self {
+        Self {
+            subject: Some(body.subject),
+            text: body.text,
+            html: body.html,
+        }
+    }
+}
+
+impl From<String> for Parts {
+    fn from(text: String) -> Self {
+        Self {
+            subject: None,
+            text: Some(text),
+            html: None,
+        }
+    }
+}
+
+impl From<PushBody> for Parts {
+    fn from(body: PushBody) -> Self {
+        Self {
+            subject: Some(body.title),
+            text: Some(body.body),
+            html: None,
+        }
+    }
 }

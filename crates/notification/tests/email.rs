@@ -9,7 +9,7 @@ use notification::channel::{ProviderRetryPolicy, SmtpConfig, SmtpEmailChannel};
 use notification::store::{InMemoryNotificationStore, InMemoryTemplateStore};
 use notification::template::MessageTemplateExt;
 use notification::{
-    EmailRequest, NotificationConfig, NotificationError, NotificationService, TemplatedEmailRequest,
+    EmailRequest, NotificationConfig, NotificationError, NotificationService, TemplateRef,
 };
 use smtp_sink::{Reply, SmtpCommand, SmtpSink};
 
@@ -69,6 +69,7 @@ async fn sends_text_and_html_email_over_smtp() {
                 "Your report",
                 "Plain body: café",
             )
+            .unwrap()
             .with_html("<p>HTML body</p>")
             .with_to_name("Ann Example"),
         )
@@ -113,9 +114,14 @@ async fn sends_a_templated_email_with_escaped_html() {
         .unwrap();
     service
         .send_email_with_template(
-            TemplatedEmailRequest::new("user-2", "bob@example.com", "order_shipped")
-                .with_variable("name", "Bob <script>alert(1)</script>")
-                .with_variable("order", "A-17"),
+            EmailRequest::template(
+                "user-2",
+                "bob@example.com",
+                TemplateRef::new("order_shipped")
+                    .with_variable("name", "Bob <script>alert(1)</script>")
+                    .with_variable("order", "A-17"),
+            )
+            .unwrap(),
         )
         .await
         .unwrap();
@@ -138,12 +144,7 @@ async fn a_4xx_reply_is_retried_and_then_delivered() {
     let Setup { sink, service, .. } = setup().await;
     sink.fail_next(SmtpCommand::Rcpt, 1, Reply::new(451, "4.3.0 mailbox busy"));
     let sent = service
-        .send_email(EmailRequest::new(
-            "user-1",
-            "ann@example.com",
-            "Retry me",
-            "body",
-        ))
+        .send_email(EmailRequest::new("user-1", "ann@example.com", "Retry me", "body").unwrap())
         .await
         .unwrap();
     assert_eq!(sent.status, NotificationStatus::Sent);
@@ -165,12 +166,7 @@ async fn a_persisting_4xx_reply_is_a_transient_failure() {
         Reply::new(452, "4.2.2 mailbox full"),
     );
     let error = service
-        .send_email(EmailRequest::new(
-            "user-1",
-            "ann@example.com",
-            "Full",
-            "body",
-        ))
+        .send_email(EmailRequest::new("user-1", "ann@example.com", "Full", "body").unwrap())
         .await
         .unwrap_err();
     assert!(error.is_transient(), "{error}");
@@ -207,12 +203,7 @@ async fn a_5xx_reply_fails_at_once_without_retry() {
         Reply::new(550, "5.1.1 no such user"),
     );
     let error = service
-        .send_email(EmailRequest::new(
-            "user-1",
-            "ghost@example.com",
-            "Hello",
-            "body",
-        ))
+        .send_email(EmailRequest::new("user-1", "ghost@example.com", "Hello", "body").unwrap())
         .await
         .unwrap_err();
     assert!(error.is_permanent(), "{error}");
@@ -248,12 +239,7 @@ async fn an_unreachable_server_is_a_transient_failure() {
     .unwrap();
     let service = NotificationService::in_memory().with_email(Arc::new(channel));
     let error = service
-        .send_email(EmailRequest::new(
-            "user-1",
-            "ann@example.com",
-            "Hello",
-            "body",
-        ))
+        .send_email(EmailRequest::new("user-1", "ann@example.com", "Hello", "body").unwrap())
         .await
         .unwrap_err();
     assert!(error.is_transient(), "{error:?}");
@@ -263,7 +249,7 @@ async fn an_unreachable_server_is_a_transient_failure() {
 async fn invalid_addresses_are_rejected_before_sending() {
     let Setup {
         sink,
-        service,
+        service: _,
         store,
     } = setup().await;
     for bad in [
@@ -273,10 +259,8 @@ async fn invalid_addresses_are_rejected_before_sending() {
         "ann@example.com\r\nBcc: eve@example.com",
         "",
     ] {
-        let error = service
-            .send_email(EmailRequest::new("user-1", bad, "Hello", "body"))
-            .await
-            .unwrap_err();
+        // Refused when the request is built: it cannot reach the service.
+        let error = EmailRequest::new("user-1", bad, "Hello", "body").unwrap_err();
         assert!(
             matches!(error, NotificationError::InvalidEmailAddress { .. }),
             "{bad:?}: {error}"
@@ -301,6 +285,7 @@ async fn cr_lf_in_subject_or_name_never_creates_a_header() {
                 "Hello\r\nBcc: eve@example.com\r\nX-Injected: yes",
                 "body\r\n.\r\nMAIL FROM:<eve@example.com>",
             )
+            .unwrap()
             .with_to_name("Ann\r\nX-Name-Injected: yes"),
         )
         .await
@@ -341,8 +326,12 @@ async fn template_values_with_cr_lf_stay_in_the_subject_line() {
         .unwrap();
     service
         .send_email_with_template(
-            TemplatedEmailRequest::new("u", "ann@example.com", "hello")
-                .with_variable("name", "Ann\r\nBcc: eve@example.com"),
+            EmailRequest::template(
+                "u",
+                "ann@example.com",
+                TemplateRef::new("hello").with_variable("name", "Ann\r\nBcc: eve@example.com"),
+            )
+            .unwrap(),
         )
         .await
         .unwrap();
@@ -360,28 +349,30 @@ async fn batch_email_reports_each_recipient_and_one_failure_stops_nothing() {
     } = setup_with(|config| config.with_retry(ProviderRetryPolicy::none())).await;
     let service = service.with_config(NotificationConfig::default().with_batch_concurrency(4));
     sink.fail_next(SmtpCommand::Rcpt, 1, Reply::new(550, "5.1.1 no such user"));
-    let mut requests: Vec<EmailRequest> = (0..20)
+    let built: Vec<Result<EmailRequest, NotificationError>> = (0..20)
         .map(|i| {
-            EmailRequest::new(
-                format!("user-{i}"),
-                format!("user{i}@example.com"),
-                "News",
-                "Hello",
-            )
+            let to = if i == 7 {
+                "broken-address".to_owned()
+            } else {
+                format!("user{i}@example.com")
+            };
+            EmailRequest::new(format!("user-{i}"), to, "News", "Hello")
         })
         .collect();
-    requests[7].to = "broken-address".into();
+    // The invalid address is refused when its request is built, so the batch
+    // holds the 19 others.
+    assert!(matches!(
+        built[7],
+        Err(NotificationError::InvalidEmailAddress { .. })
+    ));
+    let requests: Vec<EmailRequest> = built.into_iter().filter_map(Result::ok).collect();
     let outcomes = service.send_batch_email(requests).await;
-    assert_eq!(outcomes.len(), 20);
+    assert_eq!(outcomes.len(), 19);
     for (index, outcome) in outcomes.iter().enumerate() {
         assert_eq!(outcome.index, index);
     }
-    assert!(matches!(
-        outcomes[7].result,
-        Err(NotificationError::InvalidEmailAddress { .. })
-    ));
     let failed = outcomes.iter().filter(|outcome| !outcome.is_sent()).count();
-    assert_eq!(failed, 2, "the invalid address and the one 550");
+    assert_eq!(failed, 1, "the one 550 (the invalid address never got in)");
     let delivered = sink.wait_for_messages(18, WAIT).await.unwrap();
     assert_eq!(delivered.len(), 18);
     assert_eq!(store.len(), 19, "the refused address is not recorded");
@@ -401,6 +392,7 @@ async fn an_idempotency_key_makes_a_repeat_a_no_op() {
         store,
     } = setup().await;
     let request = EmailRequest::new("user-1", "ann@example.com", "Once", "body")
+        .unwrap()
         .with_idempotency_key("welcome-1");
     let first = service.send_email(request.clone()).await.unwrap();
     let second = service.send_email(request).await.unwrap();
@@ -411,8 +403,9 @@ async fn an_idempotency_key_makes_a_repeat_a_no_op() {
 
     // The first result of a failed send is returned too, without sending again.
     sink.fail_next(SmtpCommand::Rcpt, usize::MAX, Reply::permanent());
-    let failing =
-        EmailRequest::new("user-1", "ann@example.com", "Fails", "body").with_idempotency_key("k2");
+    let failing = EmailRequest::new("user-1", "ann@example.com", "Fails", "body")
+        .unwrap()
+        .with_idempotency_key("k2");
     assert!(service.send_email(failing.clone()).await.is_err());
     let again = service.send_email(failing).await.unwrap_err();
     assert!(
@@ -435,7 +428,7 @@ async fn starttls_is_required_never_skipped() {
     .unwrap();
     let service = NotificationService::in_memory().with_email(Arc::new(channel));
     let error = service
-        .send_email(EmailRequest::new("u", "ann@example.com", "Secret", "body"))
+        .send_email(EmailRequest::new("u", "ann@example.com", "Secret", "body").unwrap())
         .await
         .unwrap_err();
     assert!(error.is_permanent(), "{error:?}");
@@ -460,7 +453,7 @@ async fn implicit_tls_against_a_plaintext_server_fails_without_sending() {
     .unwrap();
     let error = NotificationService::in_memory()
         .with_email(Arc::new(channel))
-        .send_email(EmailRequest::new("u", "ann@example.com", "Secret", "body"))
+        .send_email(EmailRequest::new("u", "ann@example.com", "Secret", "body").unwrap())
         .await
         .unwrap_err();
     assert!(matches!(error, NotificationError::Smtp { .. }), "{error:?}");

@@ -14,8 +14,8 @@ use notification::store::{
 };
 use notification::template::MessageTemplateExt;
 use notification::{
-    NotificationError, NotificationService, SystemNotificationRequest, TemplatedEmailRequest,
-    TemplatedSmsRequest,
+    EmailRequest, NotificationError, NotificationService, SmsRequest, SystemNotificationRequest,
+    TemplateRef,
 };
 use serde_json::json;
 
@@ -134,8 +134,12 @@ async fn template_email_renders_and_missing_template_is_not_found() {
     service.create_template(welcome()).await.unwrap();
     let sent = service
         .send_email_with_template(
-            TemplatedEmailRequest::new("u1", "ann@example.com", "welcome_email")
-                .with_variable("name", "Ann"),
+            EmailRequest::template(
+                "u1",
+                "ann@example.com",
+                TemplateRef::new("welcome_email").with_variable("name", "Ann"),
+            )
+            .unwrap(),
         )
         .await
         .unwrap();
@@ -145,7 +149,9 @@ async fn template_email_renders_and_missing_template_is_not_found() {
     assert_eq!(store.all()[0].metadata["template"], "welcome_email");
 
     let error = service
-        .send_email_with_template(TemplatedEmailRequest::new("u1", "ann@example.com", "nope"))
+        .send_email_with_template(
+            EmailRequest::template("u1", "ann@example.com", TemplateRef::new("nope")).unwrap(),
+        )
         .await
         .unwrap_err();
     assert!(error.is_template_not_found(), "{error}");
@@ -164,8 +170,12 @@ async fn a_missing_variable_is_an_error_never_a_blank_send() {
     for variables in [json!({}), json!({"name": null}), json!({"other": "x"})] {
         let error = service
             .send_email_with_template(
-                TemplatedEmailRequest::new("u1", "ann@example.com", "welcome_email")
-                    .with_variables(variables),
+                EmailRequest::template(
+                    "u1",
+                    "ann@example.com",
+                    TemplateRef::new("welcome_email").with_variables(variables),
+                )
+                .unwrap(),
             )
             .await
             .unwrap_err();
@@ -188,8 +198,12 @@ async fn inactive_templates_are_refused() {
         .unwrap();
     let error = service
         .send_email_with_template(
-            TemplatedEmailRequest::new("u1", "ann@example.com", "welcome_email")
-                .with_variable("name", "Ann"),
+            EmailRequest::template(
+                "u1",
+                "ann@example.com",
+                TemplateRef::new("welcome_email").with_variable("name", "Ann"),
+            )
+            .unwrap(),
         )
         .await
         .unwrap_err();
@@ -206,8 +220,12 @@ async fn a_template_of_another_kind_is_refused() {
     service.create_template(welcome()).await.unwrap();
     let error = service
         .send_sms_with_template(
-            TemplatedSmsRequest::new("u1", "+14155550100", "welcome_email")
-                .with_variable("name", "A"),
+            SmsRequest::template(
+                "u1",
+                "+14155550100",
+                TemplateRef::new("welcome_email").with_variable("name", "A"),
+            )
+            .unwrap(),
         )
         .await
         .unwrap_err();
@@ -247,9 +265,9 @@ async fn locale_variants_fall_back_to_the_language_then_the_default() {
         (Some("de-DE"), "Welcome Ann"),
         (None, "Welcome Ann"),
     ] {
-        let mut request = TemplatedEmailRequest::new("u1", "ann@example.com", "welcome_email")
-            .with_variable("name", "Ann");
-        request.locale = locale.map(str::to_owned);
+        let mut template = TemplateRef::new("welcome_email").with_variable("name", "Ann");
+        template.locale = locale.map(str::to_owned);
+        let request = EmailRequest::template("u1", "ann@example.com", template).unwrap();
         service.send_email_with_template(request).await.unwrap();
         assert_eq!(email.sent().last().unwrap().subject, subject, "{locale:?}");
     }
@@ -263,7 +281,12 @@ async fn an_updated_template_is_rendered_fresh_not_from_the_cache() {
     service.create_template(first).await.unwrap();
     let send = || {
         service.send_sms_with_template(
-            TemplatedSmsRequest::new("u", "+14155550100", "code").with_variable("code", "1"),
+            SmsRequest::template(
+                "u",
+                "+14155550100",
+                TemplateRef::new("code").with_variable("code", "1"),
+            )
+            .unwrap(),
         )
     };
     send().await.unwrap();
@@ -302,7 +325,12 @@ async fn a_template_changed_by_another_process_is_read_again_once_the_cache_ttl_
     service.create_template(first).await.unwrap();
     let send = || {
         service.send_sms_with_template(
-            TemplatedSmsRequest::new("u", "+14155550100", "code").with_variable("code", "1"),
+            SmsRequest::template(
+                "u",
+                "+14155550100",
+                TemplateRef::new("code").with_variable("code", "1"),
+            )
+            .unwrap(),
         )
     };
     send().await.unwrap();
@@ -347,9 +375,14 @@ async fn values_never_become_template_code_markup_or_headers() {
     let hostile = "{{author}} {{#each x}}loop{{/each}} <script>alert('x')</script> & \"quoted\"";
     service
         .send_email_with_template(
-            TemplatedEmailRequest::new("u", "ann@example.com", "note")
-                .with_variable("comment", hostile)
-                .with_variable("author", "Eve\r\nBcc: all@example.com"),
+            EmailRequest::template(
+                "u",
+                "ann@example.com",
+                TemplateRef::new("note")
+                    .with_variable("comment", hostile)
+                    .with_variable("author", "Eve\r\nBcc: all@example.com"),
+            )
+            .unwrap(),
         )
         .await
         .unwrap();
@@ -377,8 +410,12 @@ async fn values_never_become_template_code_markup_or_headers() {
 
     service
         .send_sms_with_template(
-            TemplatedSmsRequest::new("u", "+14155550100", "note_sms")
-                .with_variable("comment", hostile),
+            SmsRequest::template(
+                "u",
+                "+14155550100",
+                TemplateRef::new("note_sms").with_variable("comment", hostile),
+            )
+            .unwrap(),
         )
         .await
         .unwrap();
@@ -433,12 +470,7 @@ async fn a_failing_channel_records_a_failed_notification() {
     } = setup();
     email.fail_next(1, StubFailure::Transient);
     let error = service
-        .send_email(notification::EmailRequest::new(
-            "u1",
-            "ann@example.com",
-            "Hi",
-            "x",
-        ))
+        .send_email(notification::EmailRequest::new("u1", "ann@example.com", "Hi", "x").unwrap())
         .await
         .unwrap_err();
     assert!(error.is_transient());
@@ -458,12 +490,7 @@ async fn a_store_outage_is_a_transient_error() {
     } = setup();
     store.set_unavailable(true);
     let error = service
-        .send_email(notification::EmailRequest::new(
-            "u1",
-            "ann@example.com",
-            "Hi",
-            "x",
-        ))
+        .send_email(notification::EmailRequest::new("u1", "ann@example.com", "Hi", "x").unwrap())
         .await
         .unwrap_err();
     assert!(matches!(error, NotificationError::Store(_)));
@@ -478,7 +505,7 @@ async fn a_store_outage_is_a_transient_error() {
 async fn a_missing_channel_is_a_permanent_error() {
     let service = NotificationService::in_memory();
     let error = service
-        .send_sms(notification::SmsRequest::new("u", "+14155550100", "x"))
+        .send_sms(notification::SmsRequest::new("u", "+14155550100", "x").unwrap())
         .await
         .unwrap_err();
     assert!(matches!(
@@ -494,12 +521,10 @@ async fn a_missing_channel_is_a_permanent_error() {
 async fn html_only_emails_and_empty_user_ids() {
     let Setup { service, email, .. } = setup();
     service
-        .send_email(notification::EmailRequest::new_html(
-            "u",
-            "ann@example.com",
-            "Hi",
-            "<p>Hi</p>",
-        ))
+        .send_email(
+            notification::EmailRequest::new_html("u", "ann@example.com", "Hi", "<p>Hi</p>")
+                .unwrap(),
+        )
         .await
         .unwrap();
     let sent = &email.sent()[0];
@@ -508,12 +533,7 @@ async fn html_only_emails_and_empty_user_ids() {
         (None, Some("<p>Hi</p>"))
     );
     let error = service
-        .send_email(notification::EmailRequest::new(
-            "",
-            "ann@example.com",
-            "Hi",
-            "x",
-        ))
+        .send_email(notification::EmailRequest::new("", "ann@example.com", "Hi", "x").unwrap())
         .await
         .unwrap_err();
     assert!(
@@ -524,8 +544,8 @@ async fn html_only_emails_and_empty_user_ids() {
 
 #[tokio::test]
 async fn execute_once_keeps_one_row_per_key_through_failures_and_redeliveries() {
+    use notification::NotificationAction;
     use notification::store::InboxQuery;
-    use notification::{EmailRequest, NotificationAction};
     let Setup {
         service,
         email,
@@ -533,12 +553,9 @@ async fn execute_once_keeps_one_row_per_key_through_failures_and_redeliveries() 
         ..
     } = setup();
     let action = || {
-        NotificationAction::Email(EmailRequest::new(
-            "u1",
-            "ada@example.com",
-            "Welcome",
-            "Hello",
-        ))
+        NotificationAction::Email(
+            EmailRequest::new("u1", "ada@example.com", "Welcome", "Hello").unwrap(),
+        )
     };
     let key = "user.registered:u1:0";
     // Three failed deliveries (a provider outage), each a redelivery of the event.
@@ -576,8 +593,8 @@ async fn execute_once_keeps_one_row_per_key_through_failures_and_redeliveries() 
 #[tokio::test]
 async fn execute_once_sends_a_row_a_crashed_consumer_left_pending_on_that_row() {
     use messaging_model::Notification;
+    use notification::NotificationAction;
     use notification::store::InboxQuery;
-    use notification::{EmailRequest, NotificationAction};
     let Setup {
         service,
         email,
@@ -589,12 +606,9 @@ async fn execute_once_sends_a_row_a_crashed_consumer_left_pending_on_that_row() 
     let mut abandoned = Notification::new("u2", NotificationKind::Email, "Welcome", "Hello");
     abandoned.idempotency_key = Some(key.to_owned());
     store.record(&abandoned).await.unwrap();
-    let action = NotificationAction::Email(EmailRequest::new(
-        "u2",
-        "bo@example.com",
-        "Welcome",
-        "Hello",
-    ));
+    let action = NotificationAction::Email(
+        EmailRequest::new("u2", "bo@example.com", "Welcome", "Hello").unwrap(),
+    );
     let sent = service.execute_once(action, key).await.unwrap();
     assert_eq!(sent.id, abandoned.id, "sent on the abandoned row");
     assert_eq!(sent.status, NotificationStatus::Sent);
@@ -610,7 +624,7 @@ async fn execute_once_sends_a_row_a_crashed_consumer_left_pending_on_that_row() 
 #[tokio::test]
 async fn every_attempt_of_execute_once_is_in_the_attempt_log() {
     use messaging_model::AttemptOutcome;
-    use notification::{EmailRequest, NotificationAction};
+    use notification::NotificationAction;
     let Setup {
         service,
         email,
@@ -618,12 +632,9 @@ async fn every_attempt_of_execute_once_is_in_the_attempt_log() {
         ..
     } = setup();
     let action = || {
-        NotificationAction::Email(EmailRequest::new(
-            "u3",
-            "cy@example.com",
-            "Welcome",
-            "Hello",
-        ))
+        NotificationAction::Email(
+            EmailRequest::new("u3", "cy@example.com", "Welcome", "Hello").unwrap(),
+        )
     };
     let key = "user.registered:u3:0";
     email.fail_next(2, StubFailure::Transient);
@@ -672,7 +683,7 @@ async fn interrupted_send(store: &InMemoryNotificationStore, user: &str, key: &s
 #[tokio::test]
 async fn an_interrupted_send_is_sent_again_under_resend_and_logged_unknown() {
     use messaging_model::AttemptOutcome;
-    use notification::{EmailRequest, NotificationAction};
+    use notification::NotificationAction;
     let Setup {
         service,
         email,
@@ -681,12 +692,9 @@ async fn an_interrupted_send_is_sent_again_under_resend_and_logged_unknown() {
     } = setup();
     let key = "user.registered:u4:0";
     let id = interrupted_send(&store, "u4", key).await;
-    let action = NotificationAction::Email(EmailRequest::new(
-        "u4",
-        "di@example.com",
-        "Welcome",
-        "Hello",
-    ));
+    let action = NotificationAction::Email(
+        EmailRequest::new("u4", "di@example.com", "Welcome", "Hello").unwrap(),
+    );
     let sent = service.execute_once(action, key).await.unwrap();
     assert_eq!(
         (sent.id, sent.status, sent.attempts),
@@ -706,9 +714,7 @@ async fn an_interrupted_send_is_sent_again_under_resend_and_logged_unknown() {
 #[tokio::test]
 async fn an_interrupted_send_is_marked_unknown_under_mark_unknown_and_never_sent_again() {
     use messaging_model::AttemptOutcome;
-    use notification::{
-        EmailRequest, InterruptedSendPolicy, NotificationAction, NotificationConfig,
-    };
+    use notification::{InterruptedSendPolicy, NotificationAction, NotificationConfig};
     let Setup {
         service,
         email,
@@ -722,12 +728,9 @@ async fn an_interrupted_send_is_marked_unknown_under_mark_unknown_and_never_sent
     let key = "user.registered:u5:0";
     let id = interrupted_send(&store, "u5", key).await;
     let action = || {
-        NotificationAction::Email(EmailRequest::new(
-            "u5",
-            "ed@example.com",
-            "Welcome",
-            "Hello",
-        ))
+        NotificationAction::Email(
+            EmailRequest::new("u5", "ed@example.com", "Welcome", "Hello").unwrap(),
+        )
     };
     let marked = service.execute_once(action(), key).await.unwrap();
     assert_eq!(
@@ -744,4 +747,136 @@ async fn an_interrupted_send_is_marked_unknown_under_mark_unknown_and_never_sent
         (log[0].number, log[0].outcome),
         (1, AttemptOutcome::Unknown)
     );
+}
+
+/// The in-memory store, counting idempotency-key lookups.
+#[derive(Clone, Default)]
+struct CountingStore {
+    inner: InMemoryNotificationStore,
+    lookups: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl CountingStore {
+    fn lookups(&self) -> usize {
+        self.lookups.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+mod counting {
+    use chrono::{DateTime, Utc};
+    use messaging_model::{DeliveryAttempt, Notification};
+    use notification::store::{InboxPage, InboxQuery, NotificationStore, StatusUpdate, StoreError};
+    use uuid::Uuid;
+
+    use super::CountingStore;
+
+    #[async_trait::async_trait]
+    impl NotificationStore for CountingStore {
+        async fn find_by_idempotency_key(
+            &self,
+            user_id: &str,
+            key: &str,
+        ) -> Result<Option<Notification>, StoreError> {
+            self.lookups
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.inner.find_by_idempotency_key(user_id, key).await
+        }
+        async fn record(&self, notification: &Notification) -> Result<(), StoreError> {
+            self.inner.record(notification).await
+        }
+        async fn record_batch(&self, notifications: &[Notification]) -> Result<(), StoreError> {
+            self.inner.record_batch(notifications).await
+        }
+        async fn update_status(
+            &self,
+            id: Uuid,
+            update: StatusUpdate,
+        ) -> Result<Notification, StoreError> {
+            self.inner.update_status(id, update).await
+        }
+        async fn begin_attempt(
+            &self,
+            id: Uuid,
+            seen_attempts: u32,
+            at: DateTime<Utc>,
+        ) -> Result<Notification, StoreError> {
+            self.inner.begin_attempt(id, seen_attempts, at).await
+        }
+        async fn record_attempt(
+            &self,
+            attempt: &DeliveryAttempt,
+        ) -> Result<Notification, StoreError> {
+            self.inner.record_attempt(attempt).await
+        }
+        async fn list_attempts(
+            &self,
+            user_id: &str,
+            id: Uuid,
+        ) -> Result<Vec<DeliveryAttempt>, StoreError> {
+            self.inner.list_attempts(user_id, id).await
+        }
+        async fn get_notification(
+            &self,
+            user_id: &str,
+            id: Uuid,
+        ) -> Result<Notification, StoreError> {
+            self.inner.get_notification(user_id, id).await
+        }
+        async fn list_for_user(
+            &self,
+            user_id: &str,
+            query: &InboxQuery,
+        ) -> Result<InboxPage, StoreError> {
+            self.inner.list_for_user(user_id, query).await
+        }
+        async fn unread_count(&self, user_id: &str) -> Result<u64, StoreError> {
+            self.inner.unread_count(user_id).await
+        }
+        async fn mark_read(&self, user_id: &str, id: Uuid) -> Result<(), StoreError> {
+            self.inner.mark_read(user_id, id).await
+        }
+        async fn mark_unread(&self, user_id: &str, id: Uuid) -> Result<(), StoreError> {
+            self.inner.mark_unread(user_id, id).await
+        }
+        async fn mark_all_read(&self, user_id: &str) -> Result<u64, StoreError> {
+            self.inner.mark_all_read(user_id).await
+        }
+        async fn delete(&self, user_id: &str, id: Uuid) -> Result<(), StoreError> {
+            self.inner.delete(user_id, id).await
+        }
+        async fn purge_older_than(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
+            self.inner.purge_older_than(cutoff).await
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_keyed_send_looks_its_key_up_only_when_it_is_a_repeat() {
+    let store = CountingStore::default();
+    let email = RecordingChannel::<EmailMessage>::new();
+    let service = NotificationService::new(
+        Arc::new(store.clone()),
+        Arc::new(InMemoryTemplateStore::new()),
+    )
+    .with_email(Arc::new(email.clone()));
+    let request = EmailRequest::new("u1", "ann@example.com", "Once", "body")
+        .unwrap()
+        .with_idempotency_key("k");
+    let first = service.send_email(request.clone()).await.unwrap();
+    assert_eq!(store.lookups(), 0, "a first send makes no lookup");
+    let again = service.send_email(request).await.unwrap();
+    assert_eq!(first.id, again.id);
+    assert_eq!(store.lookups(), 1, "a repeat makes exactly one");
+    assert_eq!(email.sent().len(), 1, "and sends nothing");
+
+    let notice =
+        SystemNotificationRequest::new("u1", "Once", "only once").with_idempotency_key("s");
+    service
+        .send_system_notification(notice.clone())
+        .await
+        .unwrap();
+    assert_eq!(store.lookups(), 1);
+    service.send_system_notification(notice).await.unwrap();
+    assert_eq!(store.lookups(), 2);
+    assert_eq!(store.inner.len(), 2);
 }

@@ -6,15 +6,12 @@ use std::time::{Duration, Instant};
 
 use messaging_model::{MessageTemplate, NotificationStatus, TemplateKind};
 use notification::channel::{
-    FcmConfig, FcmPushProvider, HttpClientConfig, PhoneNumber, ProviderRetryPolicy, PushChannel,
-    PushMessage, SmsChannel, SmsMessage, StaticAccessToken, TwilioConfig, TwilioSmsProvider,
-    WebhookConfig, WebhookPushProvider, WebhookSmsProvider,
+    DeviceToken, FcmConfig, FcmPushProvider, HttpClientConfig, PhoneNumber, ProviderRetryPolicy,
+    PushChannel, PushMessage, SmsChannel, SmsMessage, StaticAccessToken, TwilioConfig,
+    TwilioSmsProvider, WebhookConfig, WebhookPushProvider, WebhookSmsProvider,
 };
 use notification::store::InMemoryNotificationStore;
-use notification::{
-    NotificationError, NotificationService, PushRequest, SmsRequest, TemplatedPushRequest,
-    TemplatedSmsRequest,
-};
+use notification::{NotificationError, NotificationService, PushRequest, SmsRequest, TemplateRef};
 use serde_json::json;
 use wiremock::matchers::{
     basic_auth, bearer_token, body_json, body_string_contains, header, method, path,
@@ -244,7 +241,12 @@ async fn fcm_posts_a_v1_message_with_a_bearer_token() {
         .expect(1)
         .mount(&server)
         .await;
-    let push = PushMessage::new("device-token-1", "Hello", "World").with_data("order", "17");
+    let push = PushMessage::new(
+        DeviceToken::parse("device-token-1").unwrap(),
+        "Hello",
+        "World",
+    )
+    .with_data("order", "17");
     let receipt = fcm(&server).send_push(&push).await.unwrap();
     assert_eq!(
         receipt.provider_message_id.as_deref(),
@@ -274,7 +276,7 @@ async fn fcm_push_errors_are_classified() {
         .mount(&server)
         .await;
     let provider = fcm(&server);
-    let push = PushMessage::new("stale-token", "t", "b");
+    let push = PushMessage::new(DeviceToken::parse("stale-token").unwrap(), "t", "b");
     let error = provider.send_push(&push).await.unwrap_err();
     assert!(error.is_permanent());
     // 429 with Retry-After: 0 is retried at once and then succeeds.
@@ -299,7 +301,11 @@ async fn the_push_webhook_posts_json() {
     )
     .unwrap();
     let receipt = provider
-        .send_push(&PushMessage::new("tok", "T", "B"))
+        .send_push(&PushMessage::new(
+            DeviceToken::parse("tok").unwrap(),
+            "T",
+            "B",
+        ))
         .await
         .unwrap();
     assert_eq!(receipt.provider_message_id, None);
@@ -329,12 +335,12 @@ async fn the_service_records_sms_and_push_sends() {
     .with_push(Arc::new(fcm(&server)));
 
     let sms = service
-        .send_sms(SmsRequest::new("u1", "+14155550100", "Your code is 1"))
+        .send_sms(SmsRequest::new("u1", "+14155550100", "Your code is 1").unwrap())
         .await
         .unwrap();
     assert_eq!(sms.status, NotificationStatus::Sent);
     let push = service
-        .send_push(PushRequest::new("u1", "device-1", "Hi", "There"))
+        .send_push(PushRequest::new("u1", "device-1", "Hi", "There").unwrap())
         .await
         .unwrap();
     assert_eq!(push.status, NotificationStatus::Sent);
@@ -356,15 +362,25 @@ async fn the_service_records_sms_and_push_sends() {
         .unwrap();
     service
         .send_sms_with_template(
-            TemplatedSmsRequest::new("u1", "+14155550100", "code").with_variable("code", "77"),
+            SmsRequest::template(
+                "u1",
+                "+14155550100",
+                TemplateRef::new("code").with_variable("code", "77"),
+            )
+            .unwrap(),
         )
         .await
         .unwrap();
     service
         .send_push_with_template(
-            TemplatedPushRequest::new("u1", "device-1", "promo")
-                .with_variable("pct", 20)
-                .with_variable("name", "Ann"),
+            PushRequest::template(
+                "u1",
+                "device-1",
+                TemplateRef::new("promo")
+                    .with_variable("pct", 20)
+                    .with_variable("name", "Ann"),
+            )
+            .unwrap(),
         )
         .await
         .unwrap();
@@ -387,9 +403,6 @@ async fn the_service_records_sms_and_push_sends() {
 
 #[tokio::test]
 async fn phone_numbers_must_be_e164() {
-    let service = NotificationService::in_memory().with_sms(Arc::new(
-        notification::channel::RecordingChannel::<SmsMessage>::new(),
-    ));
     for bad in [
         "4155550100",
         "+1 415 555 0100",
@@ -398,13 +411,17 @@ async fn phone_numbers_must_be_e164() {
         "+12",
         "tel:+14155550100",
     ] {
-        let error = service
-            .send_sms(SmsRequest::new("u", bad, "hi"))
-            .await
-            .unwrap_err();
+        // Refused when the request is built: it cannot reach the service.
+        let error = SmsRequest::new("u", bad, "hi").unwrap_err();
         assert!(
             matches!(error, NotificationError::InvalidPhoneNumber { .. }),
             "{bad}: {error}"
+        );
+        // And as a payload (what a `notification.sms` event carries).
+        let payload = json!({"user_id": "u", "to": bad, "text": "hi"});
+        assert!(
+            serde_json::from_value::<SmsRequest>(payload).is_err(),
+            "{bad}"
         );
     }
 }
@@ -423,16 +440,16 @@ async fn batch_sms_reports_each_recipient() {
         .await;
     let service = NotificationService::in_memory().with_sms(Arc::new(twilio(&server)));
     let requests: Vec<SmsRequest> = (0..6)
-        .map(|i| SmsRequest::new(format!("u{i}"), format!("+1415555010{i}"), "Sale today"))
-        .chain([SmsRequest::new("u-bad", "555", "Sale today")])
+        .map(|i| SmsRequest::new(format!("u{i}"), format!("+1415555010{i}"), "Sale today").unwrap())
         .collect();
-    let outcomes = service.send_batch_sms(requests).await;
-    let sent: Vec<bool> = outcomes.iter().map(|outcome| outcome.is_sent()).collect();
-    assert_eq!(sent, [true, true, true, false, true, true, false]);
-    assert_eq!(outcomes[3].recipient, "+14155550103");
-    assert!(outcomes[3].result.as_ref().unwrap_err().is_permanent());
+    // A bad number is refused when its request is built, before any batch.
     assert!(matches!(
-        outcomes[6].result,
+        SmsRequest::new("u-bad", "555", "Sale today"),
         Err(NotificationError::InvalidPhoneNumber { .. })
     ));
+    let outcomes = service.send_batch_sms(requests).await;
+    let sent: Vec<bool> = outcomes.iter().map(|outcome| outcome.is_sent()).collect();
+    assert_eq!(sent, [true, true, true, false, true, true]);
+    assert_eq!(outcomes[3].recipient, "+14155550103");
+    assert!(outcomes[3].result.as_ref().unwrap_err().is_permanent());
 }

@@ -125,3 +125,45 @@ impl<'de> Deserialize<'de> for PhoneNumber {
         Self::parse(&text).map_err(serde::de::Error::custom)
     }
 }
+
+/// A push device registration token: 1 to 4096 bytes, no spaces or control
+/// characters.
+///
+/// ```
+/// use notification::channel::DeviceToken;
+/// assert_eq!(DeviceToken::parse("device-1").unwrap().as_str(), "device-1");
+/// for bad in ["", "two words", "line\nbreak"] {
+///     assert!(DeviceToken::parse(bad).is_err(), "{bad:?}");
+/// }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DeviceToken(String);
+
+impl DeviceToken {
+    /// Longest token accepted, in bytes.
+    pub const MAX_LEN: usize = 4096;
+
+    /// Parses a token.
+    pub fn parse(text: &str) -> Result<Self, NotificationError> {
+        if text.is_empty()
+            || text.len() > Self::MAX_LEN
+            || text.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(NotificationError::InvalidDeviceToken {
+                reason: "it must be 1 to 4096 characters without spaces",
+            });
+        }
+        Ok(Self(text.to_owned()))
+    }
+
+    /// The token.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for DeviceToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}

@@ -295,7 +295,6 @@ impl SmtpEmailChannel {
     }
 
     fn build(&self, email: &EmailMessage) -> Result<Message, NotificationError> {
-        email.check()?;
         let to = Mailbox::new(
             email.to.name().map(single_line),
             email

@@ -13,6 +13,13 @@
 //! In-app (system) notifications have no channel: they are only recorded in the
 //! [`NotificationStore`](crate::store::NotificationStore).
 //!
+//! Messages are checked once, by the service, before they are recorded
+//! ([`EmailMessage::check`], [`SmsMessage::check`], [`PushMessage::check`]); a
+//! channel sends what it is given and does not check again. Their recipients
+//! are parsed values ([`EmailAddress`], [`PhoneNumber`], [`DeviceToken`]), so a
+//! bad address cannot reach a channel at all. Call `check` yourself when you
+//! hand a message to a channel directly.
+//!
 //! To add a provider, implement the trait and hand it to
 //! [`NotificationService::with_sms`](crate::NotificationService::with_sms) (or
 //! `with_email`, `with_push`); return errors whose
@@ -33,7 +40,7 @@ use async_trait::async_trait;
 
 use crate::NotificationError;
 
-pub use address::{EmailAddress, PhoneNumber};
+pub use address::{DeviceToken, EmailAddress, PhoneNumber};
 pub use email::{SmtpConfig, SmtpCredentials, SmtpEmailChannel, SmtpSecurity};
 pub use http::{HttpClientConfig, ProviderRetryPolicy};
 pub use push::{
@@ -164,7 +171,7 @@ impl SmsMessage {
 #[non_exhaustive]
 pub struct PushMessage {
     /// The device registration token.
-    pub device_token: String,
+    pub device_token: DeviceToken,
     /// The title.
     pub title: String,
     /// The body.
@@ -178,12 +185,12 @@ pub struct PushMessage {
 impl PushMessage {
     /// A push notification without data.
     pub fn new(
-        device_token: impl Into<String>,
+        device_token: DeviceToken,
         title: impl Into<String>,
         body: impl Into<String>,
     ) -> Self {
         Self {
-            device_token: device_token.into(),
+            device_token,
             title: title.into(),
             body: body.into(),
             data: BTreeMap::new(),
@@ -203,18 +210,9 @@ impl PushMessage {
         self
     }
 
-    /// Checks the token (no spaces or control characters, at most 4096 bytes)
-    /// and that there is a title or a body.
+    /// Checks that there is a title or a body (the token is checked when it
+    /// is parsed).
     pub fn check(&self) -> Result<(), NotificationError> {
-        let token = &self.device_token;
-        if token.is_empty()
-            || token.len() > 4096
-            || token.chars().any(|c| c.is_whitespace() || c.is_control())
-        {
-            return Err(NotificationError::invalid_request(
-                "the device token must be 1 to 4096 characters without spaces",
-            ));
-        }
         if self.title.trim().is_empty() && self.body.trim().is_empty() {
             return Err(NotificationError::invalid_request(
                 "the push notification has neither title nor body",

@@ -154,11 +154,10 @@ impl PushChannel for FcmPushProvider {
     }
 
     async fn send_push(&self, push: &PushMessage) -> Result<SendReceipt, NotificationError> {
-        push.check()?;
         let token = self.tokens.access_token().await?;
         let body = json!({
             "message": {
-                "token": push.device_token,
+                "token": push.device_token.as_str(),
                 "notification": {"title": push.title, "body": push.body},
                 "data": push.data,
             }
@@ -207,9 +206,8 @@ impl PushChannel for WebhookPushProvider {
     }
 
     async fn send_push(&self, push: &PushMessage) -> Result<SendReceipt, NotificationError> {
-        push.check()?;
         let body = json!({
-            "token": push.device_token,
+            "token": push.device_token.as_str(),
             "title": push.title,
             "body": push.body,
             "data": push.data,

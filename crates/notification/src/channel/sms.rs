@@ -42,7 +42,6 @@ impl SmsChannel for WebhookSmsProvider {
     }
 
     async fn send_sms(&self, sms: &SmsMessage) -> Result<SendReceipt, NotificationError> {
-        sms.check()?;
         let body = json!({"to": sms.to.as_str(), "text": sms.text, "reference": sms.reference});
         self.webhook
             .post(&body, sms.reference.as_deref())
@@ -165,7 +164,6 @@ impl SmsChannel for TwilioSmsProvider {
     }
 
     async fn send_sms(&self, sms: &SmsMessage) -> Result<SendReceipt, NotificationError> {
-        sms.check()?;
         let form = [
             ("To", sms.to.as_str()),
             ("From", self.from.as_str()),
