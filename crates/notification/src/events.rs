@@ -580,6 +580,15 @@ mod tests {
         assert!(
             wallet_recharged(&message(topics::WALLET_RECHARGED, json!({"user_id": "u"}))).is_err()
         );
+        // A recipient that does not parse refuses the whole event before any
+        // action (no notice recorded for an event that goes to the dead
+        // letters), with an error that says no retry helps.
+        let bad = wallet_recharged(&message(
+            topics::WALLET_RECHARGED,
+            json!({"user_id": "u", "email": "not-an-address", "amount": "1", "currency": "EUR", "balance": "2"}),
+        ))
+        .unwrap_err();
+        assert!(!bad.is_transient(), "{bad:?}");
     }
 
     #[test]
