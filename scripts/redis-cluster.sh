@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# A real Redis Cluster on loopback: 3 masters + 3 replicas, plain redis-server
+# processes, created with `redis-cli --cluster create`.
+#
+#   scripts/redis-cluster.sh start [BASE_PORT]   # default 7101: ports BASE..BASE+5
+#   scripts/redis-cluster.sh stop  [BASE_PORT]   # stops what `start` started, removes its files
+#   scripts/redis-cluster.sh status [BASE_PORT]
+#
+# `start` prints the seed URL list (redis://127.0.0.1:BASE,…) on its last line and
+# returns once every slot is served and the cluster says `cluster_state:ok`.
+# The nodes keep their data under $CLUSTER_DIR (default /tmp/redis-cluster-BASE):
+# appendonly, cluster-node-timeout 2000 ms (fast failovers for the fault tests).
+# Only loopback ports; never touches the shared Redis on 6379.
+set -euo pipefail
+
+cmd="${1:-}"
+base="${2:-7101}"
+dir="${CLUSTER_DIR:-/tmp/redis-cluster-$base}"
+timeout_ms="${CLUSTER_NODE_TIMEOUT_MS:-2000}"
+ports=()
+for i in 0 1 2 3 4 5; do ports+=("$((base + i))"); done
+
+wait_ok() {
+    for _ in $(seq 1 100); do
+        if redis-cli -p "$base" cluster info 2>/dev/null | grep -q "cluster_state:ok" \
+            && redis-cli -p "$base" cluster info | grep -q "cluster_slots_ok:16384"; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    echo "cluster on $base did not reach cluster_state:ok" >&2
+    return 1
+}
+
+case "$cmd" in
+start)
+    mkdir -p "$dir"
+    for port in "${ports[@]}"; do
+        mkdir -p "$dir/$port"
+        redis-server --port "$port" --bind 127.0.0.1 --protected-mode yes \
+            --cluster-enabled yes --cluster-config-file "$dir/$port/nodes.conf" \
+            --cluster-node-timeout "$timeout_ms" --appendonly yes \
+            --maxmemory-policy noeviction --dir "$dir/$port" \
+            --daemonize yes --pidfile "$dir/$port/redis.pid" --logfile "$dir/$port/redis.log"
+    done
+    for port in "${ports[@]}"; do
+        for _ in $(seq 1 50); do
+            redis-cli -p "$port" ping >/dev/null 2>&1 && break
+            sleep 0.1
+        done
+    done
+    if ! redis-cli -p "$base" cluster info | grep -q "cluster_state:ok"; then
+        hosts=()
+        for port in "${ports[@]}"; do hosts+=("127.0.0.1:$port"); done
+        redis-cli --cluster create "${hosts[@]}" --cluster-replicas 1 --cluster-yes >"$dir/create.log"
+    fi
+    wait_ok
+    # every replica attached before anyone relies on failover
+    for _ in $(seq 1 100); do
+        replicas=$(redis-cli -p "$base" cluster nodes | grep -c slave || true)
+        [ "$replicas" -ge 3 ] && break
+        sleep 0.1
+    done
+    urls=()
+    for port in "${ports[@]:0:3}"; do urls+=("redis://127.0.0.1:$port"); done
+    (IFS=,; echo "${urls[*]}")
+    ;;
+stop)
+    for port in "${ports[@]}"; do
+        if [ -f "$dir/$port/redis.pid" ]; then
+            kill "$(cat "$dir/$port/redis.pid")" 2>/dev/null || true
+        fi
+    done
+    for port in "${ports[@]}"; do
+        for _ in $(seq 1 50); do
+            redis-cli -p "$port" ping >/dev/null 2>&1 || break
+            sleep 0.1
+        done
+    done
+    rm -rf "$dir"
+    ;;
+status)
+    redis-cli -p "$base" cluster info | head -7
+    redis-cli -p "$base" cluster nodes
+    ;;
+*)
+    echo "usage: $0 start|stop|status [BASE_PORT]" >&2
+    exit 2
+    ;;
+esac
