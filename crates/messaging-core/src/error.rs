@@ -3,8 +3,7 @@ use std::time::Duration;
 use messaging_model::ValidationError;
 use thiserror::Error;
 
-/// A boxed error from a backend driver or a handler.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+pub use messaging_model::BoxError;
 
 /// A backend could not do what was asked.
 #[derive(Debug, Error)]

@@ -42,6 +42,10 @@ pub use validation::{
     validate_topic,
 };
 
+/// A boxed error from a driver, a handler or a store: the one definition of
+/// the suite, re-exported by `messaging-core` and `notification-store`.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// A new time-ordered identifier (UUIDv7).
 ///
 /// ```

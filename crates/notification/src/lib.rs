@@ -10,13 +10,15 @@
 //!   `listen_to_events`.
 //! * [`channel`]: the [`EmailChannel`](channel::EmailChannel),
 //!   [`SmsChannel`](channel::SmsChannel) and [`PushChannel`](channel::PushChannel)
-//!   traits and their providers (SMTP with lettre; Twilio-style and webhook SMS;
-//!   FCM-style and webhook push; a recording stub for tests).
+//!   traits and their providers (SMTP with lettre, feature `smtp`; Twilio-style
+//!   and webhook SMS, FCM-style and webhook push, feature `http`; a recording
+//!   stub for tests, always).
 //! * [`template`]: strict handlebars rendering with a compiled-template cache.
 //! * [`events`]: topic → notification rules and their payload types.
 //! * [`store`]: the [`NotificationStore`](store::NotificationStore) and
 //!   [`TemplateStore`](store::TemplateStore) traits, with in-memory
-//!   implementations (PostgreSQL ones live in `notification-store-postgres`).
+//!   implementations: the `notification-store` crate, re-exported (PostgreSQL
+//!   ones live in `notification-store-postgres`, which needs only that crate).
 //!
 //! Every send records a [`messaging_model::Notification`]: `pending`, then
 //! `sent` or `failed`. Errors are one enum, [`NotificationError`], that says
@@ -50,7 +52,16 @@
 //! ## Features
 //! | feature | default | what it adds |
 //! |---|---|---|
+//! | `smtp` | yes | `channel::SmtpEmailChannel` and its connection pool (lettre) |
+//! | `http` | yes | the HTTP providers: `channel::TwilioSmsProvider`, `channel::WebhookSmsProvider`, `channel::FcmPushProvider`, `channel::WebhookPushProvider` (reqwest, rustls) |
 //! | `testsuite` | no | `store::testsuite`: the conformance suite every store must pass |
+//!
+//! With `default-features = false` the crate builds neither lettre nor reqwest:
+//! in-app (system) notifications, templates, event listeners, the stores and
+//! [`RecordingChannel`](channel::RecordingChannel) remain, and an application
+//! may plug in its own [`EmailChannel`](channel::EmailChannel),
+//! [`SmsChannel`](channel::SmsChannel) or [`PushChannel`](channel::PushChannel).
+//! Email addresses are checked the same way with or without `smtp`.
 //!
 //! TLS (SMTP and HTTPS) is rustls with the ring crypto provider; aws-lc is not built.
 
@@ -60,8 +71,15 @@ mod error;
 pub mod events;
 pub mod requests;
 mod service;
-pub mod store;
 pub mod template;
+
+/// Where notifications and templates are kept: the `notification-store` crate.
+pub use notification_store as store;
+/// The store conformance suite's macros, also at their old paths.
+#[cfg(feature = "testsuite")]
+pub use notification_store::{
+    notification_store_conformance_tests, store_conformance_tests, template_store_conformance_tests,
+};
 
 pub use config::{InterruptedSendPolicy, NotificationConfig};
 pub use error::NotificationError;

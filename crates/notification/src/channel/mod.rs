@@ -3,12 +3,12 @@
 //! Each channel is a small object-safe trait with one required method, used as
 //! `Arc<dyn …>` so the provider is chosen at run time:
 //!
-//! | trait | providers here |
-//! |---|---|
-//! | [`EmailChannel`] | [`SmtpEmailChannel`] (lettre, pooled, TLS / STARTTLS / unencrypted) |
-//! | [`SmsChannel`] | [`TwilioSmsProvider`], [`WebhookSmsProvider`] |
-//! | [`PushChannel`] | [`FcmPushProvider`], [`WebhookPushProvider`] |
-//! | every one | [`RecordingChannel`]: records what it is given and fails on demand, for tests |
+//! | trait | providers here | feature |
+//! |---|---|---|
+//! | [`EmailChannel`] | [`SmtpEmailChannel`] (lettre, pooled, TLS / STARTTLS / unencrypted) | `smtp` |
+//! | [`SmsChannel`] | [`TwilioSmsProvider`], [`WebhookSmsProvider`] (reqwest) | `http` |
+//! | [`PushChannel`] | [`FcmPushProvider`], [`WebhookPushProvider`] (reqwest) | `http` |
+//! | every one | [`RecordingChannel`]: records what it is given and fails on demand, for tests | always |
 //!
 //! In-app (system) notifications have no channel: they are only recorded in the
 //! [`NotificationStore`](crate::store::NotificationStore).
@@ -27,11 +27,17 @@
 //! retry may help.
 
 mod address;
+#[cfg(feature = "smtp")]
 mod email;
+#[cfg(feature = "http")]
 mod http;
+#[cfg(feature = "http")]
 mod push;
 mod recording;
+mod retry;
+#[cfg(feature = "http")]
 mod sms;
+#[cfg(feature = "http")]
 mod webhook;
 
 use std::collections::BTreeMap;
@@ -41,13 +47,19 @@ use async_trait::async_trait;
 use crate::NotificationError;
 
 pub use address::{DeviceToken, EmailAddress, PhoneNumber};
+#[cfg(feature = "smtp")]
 pub use email::{SmtpConfig, SmtpCredentials, SmtpEmailChannel, SmtpSecurity};
-pub use http::{HttpClientConfig, ProviderRetryPolicy};
+#[cfg(feature = "http")]
+pub use http::HttpClientConfig;
+#[cfg(feature = "http")]
 pub use push::{
     AccessTokenSource, FcmConfig, FcmPushProvider, StaticAccessToken, WebhookPushProvider,
 };
 pub use recording::{RecordingChannel, StubFailure};
+pub use retry::ProviderRetryPolicy;
+#[cfg(feature = "http")]
 pub use sms::{TwilioConfig, TwilioSmsProvider, WebhookSmsProvider};
+#[cfg(feature = "http")]
 pub use webhook::WebhookConfig;
 
 /// Longest SMS text accepted, in characters (ten concatenated segments).

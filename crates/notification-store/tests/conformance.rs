@@ -1,0 +1,19 @@
+//! The store conformance suite (`testsuite`) against the in-memory stores.
+//!
+//! Run with `cargo test -p notification-store --features testsuite --test conformance`
+//! (`make test` turns every feature on).
+
+use notification_store::{InMemoryNotificationStore, InMemoryTemplateStore};
+
+/// A fresh, empty store: in memory, nothing to tear down.
+async fn notification_store() -> InMemoryNotificationStore {
+    InMemoryNotificationStore::new()
+}
+
+/// A fresh, empty store.
+async fn template_store() -> InMemoryTemplateStore {
+    InMemoryTemplateStore::new()
+}
+
+notification_store::notification_store_conformance_tests!(notification_store);
+notification_store::template_store_conformance_tests!(template_store);
