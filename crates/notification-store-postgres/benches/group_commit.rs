@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use messaging_model::{AttemptOutcome, DeliveryAttempt, Notification, NotificationKind};
-use notification::store::NotificationStore;
+use notification_store::NotificationStore;
 use notification_store_postgres::{GroupCommitConfig, PostgresStore, PostgresStoreConfig};
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
 

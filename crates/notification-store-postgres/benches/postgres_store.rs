@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeZone, Utc};
 use messaging_model::{Notification, NotificationKind};
-use notification::store::{InboxCursor, InboxQuery, NotificationStore};
+use notification_store::{InboxCursor, InboxQuery, NotificationStore};
 use notification_store_postgres::{PostgresStore, PostgresStoreConfig};
 use sqlx::postgres::PgRow;
 use sqlx::{AssertSqlSafe, Connection, PgConnection, Row};

@@ -42,7 +42,7 @@ pub struct PostgresStoreConfig {
     /// Connections the pool keeps open when idle.
     pub min_connections: u32,
     /// How long a query waits for a free connection before
-    /// [`notification::store::StoreError::Unavailable`].
+    /// [`notification_store::StoreError::Unavailable`].
     pub acquire_timeout: Duration,
     /// Idle connections above `min_connections` are closed after this long.
     pub idle_timeout: Option<Duration>,

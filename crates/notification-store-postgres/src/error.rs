@@ -1,6 +1,6 @@
 //! Errors of setting the store up, and the mapping of driver errors to [`StoreError`].
 
-use notification::store::StoreError;
+use notification_store::StoreError;
 use sqlx::error::ErrorKind;
 use thiserror::Error;
 

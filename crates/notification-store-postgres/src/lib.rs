@@ -1,14 +1,14 @@
 //! Notification history and message templates in PostgreSQL, with `sqlx`.
 //!
-//! [`PostgresStore`] implements [`notification::store::NotificationStore`] and
-//! [`notification::store::TemplateStore`]. The schema is the workspace's
+//! [`PostgresStore`] implements [`notification_store::NotificationStore`] and
+//! [`notification_store::TemplateStore`]. The schema is the workspace's
 //! `migrations/` directory, embedded as [`MIGRATOR`] and applied by
 //! [`PostgresStore::migrate`] (or by `sqlx migrate run`); the queries are plain SQL
 //! files in `queries/`, checked at run time (no `DATABASE_URL` needed to build).
 //!
 //! ```no_run
 //! use notification_store_postgres::{PostgresStore, PostgresStoreConfig};
-//! use notification::store::{InboxQuery, NotificationStore};
+//! use notification_store::{InboxQuery, NotificationStore};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let config = PostgresStoreConfig::new("postgres://postgres@127.0.0.1:5432/test")
@@ -25,7 +25,7 @@
 //! # }
 //! ```
 //!
-//! Errors of the store's queries are [`notification::store::StoreError`]s: a
+//! Errors of the store's queries are [`notification_store::StoreError`]s: a
 //! unique violation is `Conflict`, a value the database refuses is `InvalidInput`,
 //! a connection or pool failure is `Unavailable` (retry later), anything else is
 //! `Query`. Setting up (URL, schema name, connecting, migrating) reports
@@ -55,7 +55,7 @@ pub use store::{MIGRATOR, PostgresStore};
 mod tests {
     use std::sync::Arc;
 
-    use notification::store::{NotificationStore, TemplateStore};
+    use notification_store::{NotificationStore, TemplateStore};
 
     use super::*;
 

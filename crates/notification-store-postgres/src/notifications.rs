@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use messaging_model::{DeliveryAttempt, Notification};
-use notification::store::{
+use notification_store::{
     InboxCursor, InboxPage, InboxQuery, NotificationStore, StatusUpdate, StoreError,
     check_notification,
 };

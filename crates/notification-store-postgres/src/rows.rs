@@ -5,7 +5,7 @@ use messaging_model::{
     AttemptOutcome, DeliveryAttempt, MessageTemplate, Notification, NotificationKind,
     NotificationStatus, TemplateKind,
 };
-use notification::store::StoreError;
+use notification_store::StoreError;
 use uuid::Uuid;
 
 use crate::PostgresStoreError;

@@ -16,13 +16,13 @@ use crate::{PostgresStoreConfig, PostgresStoreError};
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
 /// Notifications and templates in PostgreSQL: implements
-/// [`notification::store::NotificationStore`] and [`notification::store::TemplateStore`].
+/// [`notification_store::NotificationStore`] and [`notification_store::TemplateStore`].
 ///
 /// Cloning is cheap and shares the pool.
 ///
 /// ```no_run
 /// use notification_store_postgres::{PostgresStore, PostgresStoreConfig};
-/// use notification::store::NotificationStore;
+/// use notification_store::NotificationStore;
 /// use messaging_model::{Notification, NotificationKind};
 ///
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {

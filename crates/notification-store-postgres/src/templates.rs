@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use messaging_model::MessageTemplate;
-use notification::store::{StoreError, TemplateStore};
+use notification_store::{StoreError, TemplateStore};
 
 use crate::PostgresStore;
 use crate::error::store_error;

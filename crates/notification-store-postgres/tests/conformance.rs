@@ -1,4 +1,4 @@
-//! The store conformance suite of the `notification` crate, against PostgreSQL:
+//! The store conformance suite of `notification-store`, against PostgreSQL:
 //! every test in a schema of its own, dropped at the end; the notification half
 //! twice, with group commit (the default) and with one commit per write.
 //!
@@ -10,12 +10,12 @@ mod common;
 
 use common::{store, teardown};
 
-notification::store_conformance_tests!(store, teardown = teardown);
+notification_store::store_conformance_tests!(store, teardown = teardown);
 
 mod one_commit_per_write {
     use super::common::{store_without_group_commit, teardown};
 
-    notification::notification_store_conformance_tests!(
+    notification_store::notification_store_conformance_tests!(
         store_without_group_commit,
         teardown = teardown
     );

@@ -9,7 +9,7 @@ mod common;
 use std::time::Duration;
 
 use messaging_model::{MessageTemplate, Notification, NotificationKind, TemplateKind};
-use notification::store::{InboxQuery, NotificationStore, StoreError, TemplateStore};
+use notification_store::{InboxQuery, NotificationStore, StoreError, TemplateStore};
 use notification_store_postgres::{PostgresStore, PostgresStoreConfig, PostgresStoreError};
 use sqlx::AssertSqlSafe;
 
