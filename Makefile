@@ -29,10 +29,16 @@ examples:
 	$(CARGO) run --quiet -p messaging-examples --example worker_templates
 	$(CARGO) run --quiet -p messaging-examples --example inbox
 
-## rustfmt check and clippy with warnings as errors.
+## rustfmt check and clippy with warnings as errors; the store crates stay free of
+## the channels' weight, and notification builds without its channel features.
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
+	@heavy="$$($(CARGO) tree -p notification-store-postgres -e normal,build | grep -E 'lettre|reqwest|handlebars')"; \
+	if [ -n "$$heavy" ]; then echo "notification-store-postgres must not depend on lettre, reqwest or handlebars:"; echo "$$heavy"; exit 1; fi
+	$(CARGO) check -p notification --no-default-features
+	@heavy="$$($(CARGO) tree -p notification --no-default-features -e normal | grep -E 'lettre|reqwest')"; \
+	if [ -n "$$heavy" ]; then echo "notification without default features must not depend on lettre or reqwest:"; echo "$$heavy"; exit 1; fi
 
 ## `cargo package` (with its verifying build) of every crate meant for crates.io:
 ## fails when a crate reaches outside its folder (include_str!, migrations, tests).
