@@ -47,17 +47,17 @@ pub fn check_notification(notification: &Notification) -> Result<(), StoreError>
 /// retention jobs, never for requests made on a user's behalf.
 ///
 /// Timestamps are kept to the microsecond (what PostgreSQL stores and
-/// [`InboxCursor::encode`] carries), so a cursor taken from a stored row finds
+/// [`InboxCursor::encode`](crate::InboxCursor::encode) carries), so a cursor taken from a stored row finds
 /// that row again exactly. The store conformance suite (`testsuite` feature) pins
 /// down the rest of the contract.
 #[async_trait]
 pub trait NotificationStore: Send + Sync + 'static {
-    /// Records a new notification. [`StoreError::Conflict`] when its id, or its
+    /// Records a new notification. [`StoreError::Conflict`](crate::StoreError::Conflict) when its id, or its
     /// idempotency key for the same user, is taken.
     async fn record(&self, notification: &Notification) -> Result<(), StoreError>;
 
     /// Records several notifications at once (all or none: a repeated id or key is
-    /// a [`StoreError::Conflict`] and stores nothing).
+    /// a [`StoreError::Conflict`](crate::StoreError::Conflict) and stores nothing).
     async fn record_batch(&self, notifications: &[Notification]) -> Result<(), StoreError>;
 
     /// Changes a notification's status: `sent` with `sent_at` (clearing any earlier
@@ -73,7 +73,7 @@ pub trait NotificationStore: Send + Sync + 'static {
     /// microsecond). A compare-and-set: when the notification is `sent`, or its
     /// attempt count is no longer `seen_attempts` (another process started an
     /// attempt meanwhile), nothing changes and the answer is
-    /// [`StoreError::Conflict`]. Returns the updated notification.
+    /// [`StoreError::Conflict`](crate::StoreError::Conflict). Returns the updated notification.
     ///
     /// A sender calls this *before* handing the notification to its provider, so
     /// that a later delivery of the same event can tell "never handed over"

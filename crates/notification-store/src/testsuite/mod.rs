@@ -48,13 +48,13 @@
 //!
 //! What it pins down beyond the trait documentation:
 //! * timestamps are kept to the **microsecond** (the precision of PostgreSQL and of
-//!   [`InboxCursor::encode`]): a store truncates sub-microsecond parts on record, so
+//!   [`InboxCursor::encode`](crate::InboxCursor::encode)): a store truncates sub-microsecond parts on record, so
 //!   paging with an encoded cursor neither repeats nor skips a row;
 //! * an inbox page holding the last row has `next_cursor: None`, even when it is full;
 //! * a batch holding an id twice, or a key taken by a stored row, is a
-//!   [`StoreError::Conflict`] and stores none of its rows;
+//!   [`StoreError::Conflict`](crate::StoreError::Conflict) and stores none of its rows;
 //! * a well-formed cursor or `since` far outside the database's time range gives a
-//!   page or [`StoreError::InvalidInput`], nothing else;
+//!   page or [`StoreError::InvalidInput`](crate::StoreError::InvalidInput), nothing else;
 //! * `update_status` to `Sent` sets `sent_at`, to `Failed` sets `error`;
 //! * `begin_attempt` is a compare-and-set on the attempt count; `record_attempt`
 //!   applies `sent` from any attempt and `failed` / `unknown` only from the
@@ -63,7 +63,7 @@
 //!   and change nothing;
 //! * template names and locales sort by byte value in `list`;
 //! * a template id is unique: saving another (name, locale) under a taken id is a
-//!   [`StoreError::Conflict`];
+//!   [`StoreError::Conflict`](crate::StoreError::Conflict);
 //! * saving a new template keeps its `id` and `created_at`; the store sets
 //!   `updated_at` on every save and deactivation, never earlier than before.
 //!
