@@ -246,3 +246,5 @@ mod tests {
                 assert_eq!(ours, lettre, "{case:?}");
             }
         }
+    }
+}
