@@ -8,7 +8,7 @@
 //! The tables go into a schema of their own, dropped at the end.
 
 use messaging_model::{Notification, NotificationKind};
-use notification::store::{InboxQuery, NotificationStore};
+use notification_store::{InboxQuery, NotificationStore};
 use notification_store_postgres::{PostgresStore, PostgresStoreConfig};
 
 #[tokio::main]
