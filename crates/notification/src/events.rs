@@ -418,7 +418,7 @@ impl<'de> Deserialize<'de> for Amount {
 fn payload<T: DeserializeOwned>(message: &Message) -> Result<T, NotificationError> {
     serde_json::from_value(message.payload.clone()).map_err(|error| {
         NotificationError::InvalidPayload {
-            topic: message.topic.clone(),
+            topic: message.topic.to_string(),
             reason: error.to_string(),
         }
     })
