@@ -72,7 +72,7 @@ pub use backend::{
     ReadOptions, Receipt, Settlement, StartFrom, TARGET_GROUP_KEY, TopicStats,
 };
 pub use error::{BackendError, BoxError, HandlerError, MessagingError};
-pub use handler::{MessageHandler, SharedHandler, cancellation};
+pub use handler::{MessageHandler, cancellation};
 pub use memory::InMemoryBackend;
 pub use retention::{DEFAULT_TOPIC_CAP, Retention};
 pub use retry::RetryPolicy;

@@ -168,7 +168,10 @@ mod tests {
     #[test]
     fn compares_and_reads_as_a_string() {
         let topic = Topic::try_from("a.b").unwrap();
-        assert!(topic == "a.b" && "a.b" == topic && topic == String::from("a.b"));
+        let owned = String::from("a.b");
+        assert_eq!(topic, "a.b");
+        assert_eq!("a.b", topic);
+        assert_eq!(owned, topic);
         assert!(topic.starts_with("a."));
         let set: std::collections::BTreeSet<Topic> = [topic.clone()].into();
         assert!(set.contains("a.b"));
