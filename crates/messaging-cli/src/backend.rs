@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use messaging_core::{BackendError, MessageBackend, MessagingService};
+use messaging_core::{BackendAdmin, BackendError, MessagingService};
 use messaging_redis::{RedisBackend, RedisBackendConfig};
 
 use crate::cli::BackendArgs;
@@ -17,13 +17,16 @@ pub(crate) async fn shared(
     args: &BackendArgs,
     command: &'static str,
 ) -> anyhow::Result<MessagingService> {
-    let backend: Arc<dyn MessageBackend> = shared_redis(args, command).await?;
+    let backend: Arc<dyn messaging_core::Backend> = shared_redis(args, command).await?;
     Ok(MessagingService::new(backend))
 }
 
 /// A Redis backend, checked with a round trip so an unreachable server is
 /// reported now (exit code 3), not at the first command.
-pub(crate) async fn redis(url: &str, prefix: &str) -> anyhow::Result<Arc<dyn MessageBackend>> {
+pub(crate) async fn redis(
+    url: &str,
+    prefix: &str,
+) -> anyhow::Result<Arc<dyn messaging_core::Backend>> {
     Ok(redis_backend(url, prefix).await?)
 }
 

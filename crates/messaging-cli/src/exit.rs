@@ -133,7 +133,7 @@ impl CliError {
 fn backend_code(error: &BackendError) -> u8 {
     match error {
         BackendError::Unavailable { .. } => UNREACHABLE,
-        BackendError::Validation(_) => USAGE,
+        BackendError::InvalidConfig { .. } => USAGE,
         _ => OTHER,
     }
 }

@@ -25,7 +25,7 @@ async fn tail_scenario(env: &Env) {
     // A group doing the work, created before anything is published.
     env.messaging
         .backend()
-        .ensure_group(topic, "billing", StartFrom::Earliest)
+        .ensure_group(&topic.parse().unwrap(), "billing", StartFrom::Earliest)
         .await
         .unwrap();
     let mut tail = env

@@ -428,7 +428,7 @@ async fn the_demo_runs_on_the_real_servers_and_cleans_up() {
     )
     .await
     .unwrap();
-    let topics = messaging_core::MessageBackend::list_topics(&backend)
+    let topics = messaging_core::BackendAdmin::list_topics(&backend)
         .await
         .unwrap();
     assert!(topics.is_empty(), "{topics:?}");

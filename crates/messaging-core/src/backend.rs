@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use messaging_model::{Message, MessageStatus};
+use messaging_model::{Message, MessageStatus, Topic};
 use serde::{Deserialize, Serialize};
 
 use crate::BackendError;
@@ -48,6 +48,101 @@ pub enum StartFrom {
     Latest,
 }
 
+/// One consumer of a consumer group on a topic: who reads, reclaims and settles.
+///
+/// ```
+/// use messaging_core::ConsumerId;
+/// let consumer = ConsumerId::new("orders.placed".parse().unwrap(), "billing", "worker-1");
+/// assert_eq!(consumer.to_string(), "orders.placed/billing/worker-1");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ConsumerId {
+    /// The topic.
+    pub topic: Topic,
+    /// The consumer group.
+    pub group: String,
+    /// The consumer's name within the group.
+    pub consumer: String,
+}
+
+impl ConsumerId {
+    /// The consumer `consumer` of `group` on `topic`.
+    pub fn new(topic: Topic, group: impl Into<String>, consumer: impl Into<String>) -> Self {
+        Self {
+            topic,
+            group: group.into(),
+            consumer: consumer.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for ConsumerId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}/{}", self.topic, self.group, self.consumer)
+    }
+}
+
+/// How [`MessageBackend::read`] reads: where from, how many, how long to wait.
+///
+/// ```
+/// use std::time::Duration;
+/// use messaging_core::{ReadFrom, ReadOptions};
+/// let options = ReadOptions::default().with_count(10).with_block(Duration::from_millis(500));
+/// assert_eq!((options.from, options.count, options.block), (ReadFrom::New, 10, Duration::from_millis(500)));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ReadOptions {
+    /// Where to read from (default [`ReadFrom::New`]).
+    pub from: ReadFrom,
+    /// Most deliveries returned (default 1).
+    pub count: usize,
+    /// With [`ReadFrom::New`], how long to wait for the first one (default: no wait).
+    pub block: Duration,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        Self {
+            from: ReadFrom::New,
+            count: 1,
+            block: Duration::ZERO,
+        }
+    }
+}
+
+impl ReadOptions {
+    /// Reads new entries, up to `count`, waiting up to `block` for the first.
+    pub fn new_entries(count: usize, block: Duration) -> Self {
+        Self::default().with_count(count).with_block(block)
+    }
+
+    /// Rescans this consumer's own pending entries after `after`, up to `count`.
+    pub fn own_pending(after: Option<String>, count: usize) -> Self {
+        Self::default()
+            .with_from(ReadFrom::OwnPending { after })
+            .with_count(count)
+    }
+
+    /// Sets where to read from.
+    pub fn with_from(mut self, from: ReadFrom) -> Self {
+        self.from = from;
+        self
+    }
+
+    /// Sets the most deliveries returned.
+    pub fn with_count(mut self, count: usize) -> Self {
+        self.count = count;
+        self
+    }
+
+    /// Sets how long a read of new entries waits for the first one.
+    pub fn with_block(mut self, block: Duration) -> Self {
+        self.block = block;
+        self
+    }
+}
+
 /// The proof of one delivery, needed to settle it.
 ///
 /// Settling is fenced: it succeeds only while the consumer named here still owns
@@ -56,16 +151,24 @@ pub enum StartFrom {
 /// [`Settlement::LostOwnership`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Receipt {
-    /// The topic.
-    pub topic: String,
-    /// The consumer group.
-    pub group: String,
-    /// The consumer holding the delivery.
-    pub consumer: String,
+    /// The consumer holding the delivery (its topic and group).
+    pub consumer: ConsumerId,
     /// The backend's id of the stream entry.
     pub entry_id: String,
     /// How many times this entry was delivered to the group, this time included.
     pub delivery_count: u32,
+}
+
+impl Receipt {
+    /// The topic of the delivery.
+    pub fn topic(&self) -> &Topic {
+        &self.consumer.topic
+    }
+
+    /// The consumer group of the delivery.
+    pub fn group(&self) -> &str {
+        &self.consumer.group
+    }
 }
 
 /// A message handed to a consumer, with the receipt that settles it.
@@ -111,7 +214,7 @@ impl DeadLetter {
     ///
     /// ```
     /// # use messaging_core::{DeadLetter, TARGET_GROUP_KEY};
-    /// # use messaging_model::{Message, MessageStatus};
+    /// # use messaging_model::{Message, MessageStatus, Topic};
     /// let mut message = Message::new("a.b", serde_json::json!({})).unwrap();
     /// message.retry = 3;
     /// message.status = MessageStatus::Failed;
@@ -176,9 +279,11 @@ pub struct BackendHealth {
     pub warnings: Vec<String>,
 }
 
-/// Storage and delivery of messages: what a backend (in-memory, Redis Streams, …)
-/// implements. The [`crate::MessagingService`] and its subscription runtime are
-/// built on it, so every backend gets retries, dead letters and reclaiming.
+/// The hot path of a backend: storage and delivery of messages, what a
+/// consumer and a publisher need (publish, read, reclaim, settle). A backend
+/// (in-memory, Redis Streams, …) implements it with [`BackendAdmin`]; the
+/// [`crate::MessagingService`] and its subscription runtime are built on the
+/// pair ([`Backend`]), so every backend gets retries, dead letters and reclaiming.
 ///
 /// Every backend must pass the conformance suite (`testsuite` feature).
 ///
@@ -192,15 +297,20 @@ pub struct BackendHealth {
 /// * Settling is fenced by the [`Receipt`]: only the current owner settles.
 /// * Scheduled messages become readable at or after their time, never before,
 ///   and live in the backend, so they survive a restart of the service.
+/// * Messages handed to `publish`, `schedule`, `retry_at` and `dead_letter`
+///   were checked by the caller ([`crate::MessagingService`] checks each once,
+///   on the publish path); their [`Topic`] cannot be invalid. A backend does
+///   not check them again.
 /// * Entries the backend cannot decode are moved to the dead-letter queue by the
 ///   backend itself, never returned as a delivery and never dropped.
 ///
 /// ```
 /// use std::sync::Arc;
-/// use messaging_core::{InMemoryBackend, MessageBackend};
+/// use messaging_core::{Backend, BackendAdmin, InMemoryBackend, MessageBackend};
 ///
-/// fn assert_object_safe(_: Arc<dyn MessageBackend>) {}
-/// assert_object_safe(Arc::new(InMemoryBackend::new()));
+/// fn assert_object_safe(_: Arc<dyn MessageBackend>, _: Arc<dyn BackendAdmin>, _: Arc<dyn Backend>) {}
+/// let backend = Arc::new(InMemoryBackend::new());
+/// assert_object_safe(backend.clone(), backend.clone(), backend);
 /// ```
 #[async_trait]
 pub trait MessageBackend: Send + Sync + 'static {
@@ -243,47 +353,28 @@ pub trait MessageBackend: Send + Sync + 'static {
         deliver_at: DateTime<Utc>,
     ) -> Result<(), BackendError>;
 
-    /// Creates a topic; creating one that exists is not an error.
-    async fn create_topic(&self, topic: &str) -> Result<(), BackendError>;
-
-    /// Deletes a topic with its groups, scheduled and dead-lettered messages.
-    /// Returns whether it existed.
-    async fn delete_topic(&self, topic: &str) -> Result<bool, BackendError>;
-
-    /// Every topic, sorted by name.
-    async fn list_topics(&self) -> Result<Vec<String>, BackendError>;
-
     /// Creates a consumer group if it does not exist.
     async fn ensure_group(
         &self,
-        topic: &str,
+        topic: &Topic,
         group: &str,
         start: StartFrom,
     ) -> Result<(), BackendError>;
 
-    /// Deletes a consumer group with its pending list (a finished `tail`, a retired
-    /// service). Returns whether it existed.
-    async fn delete_group(&self, topic: &str, group: &str) -> Result<bool, BackendError>;
-
-    /// Up to `count` deliveries for `consumer` of `group`. With [`ReadFrom::New`]
-    /// it waits up to `block` for the first one; an empty result is not an error.
+    /// Up to `options.count` deliveries for `consumer`. With [`ReadFrom::New`]
+    /// it waits up to `options.block` for the first one; an empty result is not
+    /// an error.
     async fn read(
         &self,
-        topic: &str,
-        group: &str,
-        consumer: &str,
-        from: ReadFrom,
-        count: usize,
-        block: Duration,
+        consumer: &ConsumerId,
+        options: &ReadOptions,
     ) -> Result<Vec<Delivery>, BackendError>;
 
-    /// Takes over up to `count` entries of the group that have been pending for at
-    /// least `min_idle` (their consumer is presumed dead).
+    /// Takes over, for `consumer`, up to `count` entries of its group that have
+    /// been pending for at least `min_idle` (their consumer is presumed dead).
     async fn reclaim_idle(
         &self,
-        topic: &str,
-        group: &str,
-        consumer: &str,
+        consumer: &ConsumerId,
         min_idle: Duration,
         count: usize,
     ) -> Result<Vec<Delivery>, BackendError>;
@@ -313,26 +404,6 @@ pub trait MessageBackend: Send + Sync + 'static {
         error: &str,
     ) -> Result<Settlement, BackendError>;
 
-    /// Up to `limit` dead letters of a topic, oldest first.
-    async fn dead_letters(
-        &self,
-        topic: &str,
-        limit: usize,
-    ) -> Result<Vec<DeadLetter>, BackendError>;
-
-    /// Moves one dead letter back into its topic (see [`DeadLetter::replay_message`]).
-    /// Returns whether it was found; a dead letter is replayed at most once.
-    async fn replay_dead_letter(&self, topic: &str, id: &str) -> Result<bool, BackendError>;
-
-    /// Removes every dead letter of a topic and returns how many there were.
-    async fn purge_dead_letters(&self, topic: &str) -> Result<u64, BackendError>;
-
-    /// Figures of one topic.
-    async fn stats(&self, topic: &str) -> Result<TopicStats, BackendError>;
-
-    /// Checks the backend answers, and reports risky settings.
-    async fn health(&self) -> Result<BackendHealth, BackendError>;
-
     /// The backend's [`CancelBackend`], if it can cancel messages by id (what
     /// [`MessagingService::cancel`](crate::MessagingService::cancel) uses).
     /// The default is `None`; a backend that implements [`CancelBackend`]
@@ -349,6 +420,54 @@ pub trait MessageBackend: Send + Sync + 'static {
         None
     }
 }
+
+/// Administration of a backend, off the hot path: topics, groups, figures,
+/// health and the dead-letter queue (what operators and the CLI use).
+#[async_trait]
+pub trait BackendAdmin: Send + Sync + 'static {
+    /// Creates a topic; creating one that exists is not an error.
+    async fn create_topic(&self, topic: &Topic) -> Result<(), BackendError>;
+
+    /// Deletes a topic with its groups, scheduled and dead-lettered messages.
+    /// Returns whether it existed.
+    async fn delete_topic(&self, topic: &Topic) -> Result<bool, BackendError>;
+
+    /// Every topic, sorted by name.
+    async fn list_topics(&self) -> Result<Vec<Topic>, BackendError>;
+
+    /// Deletes a consumer group with its pending list (a finished `tail`, a retired
+    /// service). Returns whether it existed.
+    async fn delete_group(&self, topic: &Topic, group: &str) -> Result<bool, BackendError>;
+
+    /// Up to `limit` dead letters of a topic, oldest first.
+    async fn dead_letters(
+        &self,
+        topic: &Topic,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, BackendError>;
+
+    /// Moves one dead letter back into its topic (see [`DeadLetter::replay_message`]).
+    /// Returns whether it was found; a dead letter is replayed at most once.
+    async fn replay_dead_letter(&self, topic: &Topic, id: &str) -> Result<bool, BackendError>;
+
+    /// Removes every dead letter of a topic and returns how many there were.
+    async fn purge_dead_letters(&self, topic: &Topic) -> Result<u64, BackendError>;
+
+    /// Figures of one topic.
+    async fn stats(&self, topic: &Topic) -> Result<TopicStats, BackendError>;
+
+    /// Checks the backend answers, and reports risky settings.
+    async fn health(&self) -> Result<BackendHealth, BackendError>;
+}
+
+/// A whole backend: the hot path and its administration, what
+/// [`crate::MessagingService`] runs on as `Arc<dyn Backend>`. Implemented for
+/// every type that implements both [`MessageBackend`] and [`BackendAdmin`];
+/// an `Arc<dyn Backend>` coerces to `Arc<dyn MessageBackend>` or
+/// `Arc<dyn BackendAdmin>` where only one side is needed.
+pub trait Backend: MessageBackend + BackendAdmin {}
+
+impl<T: MessageBackend + BackendAdmin + ?Sized> Backend for T {}
 
 /// Cancelling a message that no consumer has received yet, by its id: an
 /// optional ability of a backend, apart from [`MessageBackend`] (reached
@@ -370,5 +489,5 @@ pub trait MessageBackend: Send + Sync + 'static {
 pub trait CancelBackend: Send + Sync + 'static {
     /// Removes every unreceived copy of message `id` of `topic`; true when
     /// something was removed.
-    async fn cancel(&self, topic: &str, id: uuid::Uuid) -> Result<bool, BackendError>;
+    async fn cancel(&self, topic: &Topic, id: uuid::Uuid) -> Result<bool, BackendError>;
 }

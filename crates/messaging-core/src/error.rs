@@ -33,9 +33,16 @@ pub enum BackendError {
         /// What was wrong with it.
         reason: String,
     },
-    /// The input was rejected by the backend's own limits.
-    #[error(transparent)]
-    Validation(#[from] ValidationError),
+    /// The backend's configuration was rejected before connecting (a key
+    /// prefix, a pool size, a URL out of range); fixing the settings, not
+    /// retrying, helps.
+    #[error("invalid {backend} backend configuration: {reason}")]
+    InvalidConfig {
+        /// The backend's name (`"redis"`).
+        backend: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
     /// The topic holds as many messages as its cap allows, so the publish was
     /// refused (backpressure: nothing is ever dropped to make room). A
     /// `publish` or `schedule` refused with it wrote nothing; a `publish_batch`
@@ -95,7 +102,9 @@ impl BackendError {
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum MessagingError {
-    /// The topic, payload or retry count was rejected before anything was stored.
+    /// The topic, payload or retry count was rejected before anything was
+    /// stored: the one variant for invalid input (a backend does not check a
+    /// message again).
     #[error(transparent)]
     Validation(#[from] ValidationError),
     /// The backend failed.

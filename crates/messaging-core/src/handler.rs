@@ -1,5 +1,4 @@
 use std::future::Future;
-use std::sync::Arc;
 
 use async_trait::async_trait;
 use messaging_model::Message;
@@ -56,9 +55,6 @@ where
         self(message).await
     }
 }
-
-/// A handler shared between subscriptions.
-pub type SharedHandler = Arc<dyn MessageHandler>;
 
 tokio::task_local! {
     static CANCELLATION: CancellationToken;

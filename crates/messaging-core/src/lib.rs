@@ -1,10 +1,12 @@
 //! The messaging service of the suite: publish (single, batch, delayed), subscribe
 //! with a handler under a consumer group, and reliable delivery on top of any
-//! [`MessageBackend`].
+//! [`Backend`].
 //!
 //! * [`MessagingService`]: the API applications use.
-//! * [`MessageBackend`]: what a backend implements; [`InMemoryBackend`] is the
-//!   embedded default, `messaging-redis` the production one.
+//! * [`MessageBackend`] (the hot path: publish, read, reclaim, settle) and
+//!   [`BackendAdmin`] (topics, figures, health, dead letters): what a backend
+//!   implements, together a [`Backend`]; [`InMemoryBackend`] is the embedded
+//!   default, `messaging-redis` the production one.
 //! * The subscription runtime behind [`MessagingService::subscribe`]: bounded
 //!   concurrency, ack only after success, panics caught, retries with
 //!   [`RetryPolicy`] backoff, then the dead-letter queue; crashed consumers'
@@ -65,12 +67,12 @@ mod trace_context;
 pub mod unique;
 
 pub use backend::{
-    BackendHealth, CancelBackend, DeadLetter, Delivery, GroupStats, MessageBackend,
-    RESERVED_METADATA_KEYS, RETRY_AT_KEY, RETRY_DELAY_MS_KEY, ReadFrom, Receipt, Settlement,
-    StartFrom, TARGET_GROUP_KEY, TopicStats,
+    Backend, BackendAdmin, BackendHealth, CancelBackend, ConsumerId, DeadLetter, Delivery,
+    GroupStats, MessageBackend, RESERVED_METADATA_KEYS, RETRY_AT_KEY, RETRY_DELAY_MS_KEY, ReadFrom,
+    ReadOptions, Receipt, Settlement, StartFrom, TARGET_GROUP_KEY, TopicStats,
 };
 pub use error::{BackendError, BoxError, HandlerError, MessagingError};
-pub use handler::{MessageHandler, SharedHandler, cancellation};
+pub use handler::{MessageHandler, cancellation};
 pub use memory::InMemoryBackend;
 pub use retention::{DEFAULT_TOPIC_CAP, Retention};
 pub use retry::RetryPolicy;

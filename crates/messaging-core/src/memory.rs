@@ -8,12 +8,12 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use messaging_model::{Message, MessageStatus};
+use messaging_model::{Message, MessageStatus, Topic};
 use tokio::sync::Notify;
 
 use crate::backend::{
-    BackendHealth, DeadLetter, Delivery, GroupStats, MessageBackend, ReadFrom, Receipt, Settlement,
-    StartFrom, TopicStats,
+    BackendAdmin, BackendHealth, ConsumerId, DeadLetter, Delivery, GroupStats, MessageBackend,
+    ReadFrom, ReadOptions, Receipt, Settlement, StartFrom, TopicStats,
 };
 use crate::{BackendError, DEFAULT_TOPIC_CAP, Retention};
 
@@ -76,7 +76,7 @@ impl std::fmt::Debug for InMemoryBackend {
 
 #[derive(Default)]
 struct State {
-    topics: BTreeMap<String, TopicState>,
+    topics: BTreeMap<Topic, TopicState>,
 }
 
 struct TopicState {
@@ -195,15 +195,16 @@ impl TopicState {
 
     fn owned_pending(&mut self, receipt: &Receipt) -> Option<(&mut GroupState, u64)> {
         let seq: u64 = receipt.entry_id.parse().ok()?;
-        let group = self.groups.get_mut(&receipt.group)?;
+        let group = self.groups.get_mut(&receipt.consumer.group)?;
         let entry = group.pending.get(&seq)?;
-        (entry.consumer == receipt.consumer && entry.delivery_count == receipt.delivery_count)
+        (entry.consumer == receipt.consumer.consumer
+            && entry.delivery_count == receipt.delivery_count)
             .then_some((group, seq))
     }
 
     fn delivery(
         &self,
-        topic: &str,
+        topic: &Topic,
         group: &str,
         seq: u64,
         pending: &PendingEntry,
@@ -213,9 +214,7 @@ impl TopicState {
         Some(Delivery {
             message,
             receipt: Receipt {
-                topic: topic.to_owned(),
-                group: group.to_owned(),
-                consumer: pending.consumer.clone(),
+                consumer: ConsumerId::new(topic.clone(), group, pending.consumer.clone()),
                 entry_id: seq.to_string(),
                 delivery_count: pending.delivery_count,
             },
@@ -258,7 +257,7 @@ impl InMemoryBackend {
         then: impl FnOnce(&mut TopicState, Message),
     ) -> Result<Settlement, BackendError> {
         let mut state = self.lock();
-        let Some(topic) = state.topics.get_mut(&receipt.topic) else {
+        let Some(topic) = state.topics.get_mut(receipt.topic().as_str()) else {
             return Ok(Settlement::LostOwnership);
         };
         let Some((group, seq)) = topic.owned_pending(receipt) else {
@@ -281,7 +280,6 @@ impl MessageBackend for InMemoryBackend {
     }
 
     async fn publish(&self, message: &Message) -> Result<String, BackendError> {
-        message.validate()?;
         let mut state = self.lock();
         let topic = state
             .topics
@@ -294,9 +292,6 @@ impl MessageBackend for InMemoryBackend {
     }
 
     async fn publish_batch(&self, messages: &[Message]) -> Result<Vec<String>, BackendError> {
-        for message in messages {
-            message.validate()?;
-        }
         let mut state = self.lock();
         let mut ids = Vec::with_capacity(messages.len());
         // Each run of consecutive messages of one topic is all or nothing against
@@ -321,7 +316,6 @@ impl MessageBackend for InMemoryBackend {
         message: &Message,
         deliver_at: DateTime<Utc>,
     ) -> Result<(), BackendError> {
-        message.validate()?;
         let mut state = self.lock();
         let topic = state
             .topics
@@ -336,38 +330,16 @@ impl MessageBackend for InMemoryBackend {
         Ok(())
     }
 
-    async fn create_topic(&self, topic: &str) -> Result<(), BackendError> {
-        messaging_model::validate_topic(topic)?;
-        self.lock()
-            .topics
-            .entry(topic.to_owned())
-            .or_insert_with(TopicState::new);
-        Ok(())
-    }
-
-    async fn delete_topic(&self, topic: &str) -> Result<bool, BackendError> {
-        let removed = self.lock().topics.remove(topic);
-        if let Some(removed) = &removed {
-            removed.arrived.notify_waiters();
-        }
-        Ok(removed.is_some())
-    }
-
-    async fn list_topics(&self) -> Result<Vec<String>, BackendError> {
-        Ok(self.lock().topics.keys().cloned().collect())
-    }
-
     async fn ensure_group(
         &self,
-        topic: &str,
+        topic: &Topic,
         group: &str,
         start: StartFrom,
     ) -> Result<(), BackendError> {
-        messaging_model::validate_topic(topic)?;
         let mut state = self.lock();
         let topic = state
             .topics
-            .entry(topic.to_owned())
+            .entry(topic.clone())
             .or_insert_with(TopicState::new);
         let last_delivered = match start {
             StartFrom::Earliest => 0,
@@ -380,30 +352,27 @@ impl MessageBackend for InMemoryBackend {
         Ok(())
     }
 
-    async fn delete_group(&self, topic: &str, group: &str) -> Result<bool, BackendError> {
-        let mut state = self.lock();
-        Ok(state
-            .topics
-            .get_mut(topic)
-            .is_some_and(|topic| topic.groups.remove(group).is_some()))
-    }
-
     async fn read(
         &self,
-        topic_name: &str,
-        group_name: &str,
-        consumer: &str,
-        from: ReadFrom,
-        count: usize,
-        block: Duration,
+        consumer_id: &ConsumerId,
+        options: &ReadOptions,
     ) -> Result<Vec<Delivery>, BackendError> {
+        let ConsumerId {
+            topic: topic_name,
+            group: group_name,
+            consumer,
+        } = consumer_id;
+        let ReadOptions {
+            from, count, block, ..
+        } = options;
+        let (count, block) = (*count, *block);
         let deadline = Instant::now() + block;
         loop {
             let notify = {
                 let mut state = self.lock();
                 let topic = state
                     .topics
-                    .entry(topic_name.to_owned())
+                    .entry(topic_name.clone())
                     .or_insert_with(TopicState::new);
                 topic.arrived.clone()
             };
@@ -416,27 +385,27 @@ impl MessageBackend for InMemoryBackend {
                 let mut state = self.lock();
                 let topic = state
                     .topics
-                    .entry(topic_name.to_owned())
+                    .entry(topic_name.clone())
                     .or_insert_with(TopicState::new);
                 let now = Utc::now();
                 topic.promote_due(now, self.retention);
                 // A group that vanished with its topic is recreated, as after NOGROUP.
                 let group = topic
                     .groups
-                    .entry(group_name.to_owned())
+                    .entry(group_name.clone())
                     .or_insert(GroupState {
                         last_delivered: 0,
                         pending: BTreeMap::new(),
                     });
                 let mut taken = Vec::new();
-                match &from {
+                match from {
                     ReadFrom::OwnPending { after } => {
                         let after: u64 = after.as_deref().and_then(|a| a.parse().ok()).unwrap_or(0);
                         for (seq, entry) in group.pending.range_mut(after + 1..) {
                             if taken.len() >= count {
                                 break;
                             }
-                            if entry.consumer == consumer {
+                            if entry.consumer == *consumer {
                                 entry.delivery_count += 1;
                                 entry.delivered_at = Instant::now();
                                 taken.push(*seq);
@@ -456,7 +425,7 @@ impl MessageBackend for InMemoryBackend {
                             group.pending.insert(
                                 seq,
                                 PendingEntry {
-                                    consumer: consumer.to_owned(),
+                                    consumer: consumer.clone(),
                                     delivered_at: Instant::now(),
                                     delivery_count: 1,
                                 },
@@ -465,7 +434,7 @@ impl MessageBackend for InMemoryBackend {
                         }
                     }
                 }
-                let group = &topic.groups[group_name];
+                let group = &topic.groups[group_name.as_str()];
                 let deliveries: Vec<Delivery> = taken
                     .iter()
                     .filter_map(|seq| {
@@ -492,17 +461,20 @@ impl MessageBackend for InMemoryBackend {
 
     async fn reclaim_idle(
         &self,
-        topic_name: &str,
-        group_name: &str,
-        consumer: &str,
+        consumer_id: &ConsumerId,
         min_idle: Duration,
         count: usize,
     ) -> Result<Vec<Delivery>, BackendError> {
+        let ConsumerId {
+            topic: topic_name,
+            group: group_name,
+            consumer,
+        } = consumer_id;
         let mut state = self.lock();
-        let Some(topic) = state.topics.get_mut(topic_name) else {
+        let Some(topic) = state.topics.get_mut(topic_name.as_str()) else {
             return Ok(Vec::new());
         };
-        let Some(group) = topic.groups.get_mut(group_name) else {
+        let Some(group) = topic.groups.get_mut(group_name.as_str()) else {
             return Ok(Vec::new());
         };
         let now = Instant::now();
@@ -519,7 +491,7 @@ impl MessageBackend for InMemoryBackend {
                 vanished.push(*seq);
                 continue;
             }
-            entry.consumer = consumer.to_owned();
+            entry.consumer = consumer.clone();
             entry.delivered_at = now;
             entry.delivery_count += 1;
             taken.push(*seq);
@@ -527,7 +499,7 @@ impl MessageBackend for InMemoryBackend {
         for seq in vanished {
             group.pending.remove(&seq);
         }
-        let group = &topic.groups[group_name];
+        let group = &topic.groups[group_name.as_str()];
         Ok(taken
             .iter()
             .filter_map(|seq| topic.delivery(topic_name, group_name, *seq, &group.pending[seq]))
@@ -536,7 +508,7 @@ impl MessageBackend for InMemoryBackend {
 
     async fn extend_lease(&self, receipt: &Receipt) -> Result<Settlement, BackendError> {
         let mut state = self.lock();
-        let Some(topic) = state.topics.get_mut(&receipt.topic) else {
+        let Some(topic) = state.topics.get_mut(receipt.topic().as_str()) else {
             return Ok(Settlement::LostOwnership);
         };
         let Some((group, seq)) = topic.owned_pending(receipt) else {
@@ -558,7 +530,6 @@ impl MessageBackend for InMemoryBackend {
         message: &Message,
         deliver_at: DateTime<Utc>,
     ) -> Result<Settlement, BackendError> {
-        message.validate()?;
         let message = message.clone();
         self.settle(receipt, move |topic, _| {
             let key = (deliver_at, topic.next_scheduled);
@@ -576,7 +547,7 @@ impl MessageBackend for InMemoryBackend {
     ) -> Result<Settlement, BackendError> {
         let mut message = message.clone();
         message.status = MessageStatus::Failed;
-        let group = receipt.group.clone();
+        let group = receipt.consumer.group.clone();
         let error = error.to_owned();
         self.settle(receipt, move |topic, _| {
             let id = topic.next_dead;
@@ -596,25 +567,64 @@ impl MessageBackend for InMemoryBackend {
         })
     }
 
+    fn cancel_backend(&self) -> Option<&dyn crate::CancelBackend> {
+        Some(self)
+    }
+
+    fn unique_backend(&self) -> Option<&dyn crate::unique::UniqueBackend> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl BackendAdmin for InMemoryBackend {
+    async fn create_topic(&self, topic: &Topic) -> Result<(), BackendError> {
+        self.lock()
+            .topics
+            .entry(topic.clone())
+            .or_insert_with(TopicState::new);
+        Ok(())
+    }
+
+    async fn delete_topic(&self, topic: &Topic) -> Result<bool, BackendError> {
+        let removed = self.lock().topics.remove(topic.as_str());
+        if let Some(removed) = &removed {
+            removed.arrived.notify_waiters();
+        }
+        Ok(removed.is_some())
+    }
+
+    async fn list_topics(&self) -> Result<Vec<Topic>, BackendError> {
+        Ok(self.lock().topics.keys().cloned().collect())
+    }
+
+    async fn delete_group(&self, topic: &Topic, group: &str) -> Result<bool, BackendError> {
+        let mut state = self.lock();
+        Ok(state
+            .topics
+            .get_mut(topic.as_str())
+            .is_some_and(|topic| topic.groups.remove(group).is_some()))
+    }
+
     async fn dead_letters(
         &self,
-        topic: &str,
+        topic: &Topic,
         limit: usize,
     ) -> Result<Vec<DeadLetter>, BackendError> {
         let state = self.lock();
         Ok(state
             .topics
-            .get(topic)
+            .get(topic.as_str())
             .map(|topic| topic.dead.values().take(limit).cloned().collect())
             .unwrap_or_default())
     }
 
-    async fn replay_dead_letter(&self, topic_name: &str, id: &str) -> Result<bool, BackendError> {
+    async fn replay_dead_letter(&self, topic_name: &Topic, id: &str) -> Result<bool, BackendError> {
         let Ok(id) = id.parse::<u64>() else {
             return Ok(false);
         };
         let mut state = self.lock();
-        let Some(topic) = state.topics.get_mut(topic_name) else {
+        let Some(topic) = state.topics.get_mut(topic_name.as_str()) else {
             return Ok(false);
         };
         let Some(dead) = topic.dead.remove(&id) else {
@@ -625,20 +635,20 @@ impl MessageBackend for InMemoryBackend {
         Ok(true)
     }
 
-    async fn purge_dead_letters(&self, topic: &str) -> Result<u64, BackendError> {
+    async fn purge_dead_letters(&self, topic: &Topic) -> Result<u64, BackendError> {
         let mut state = self.lock();
         Ok(state
             .topics
-            .get_mut(topic)
+            .get_mut(topic.as_str())
             .map(|topic| std::mem::take(&mut topic.dead).len() as u64)
             .unwrap_or(0))
     }
 
-    async fn stats(&self, topic_name: &str) -> Result<TopicStats, BackendError> {
+    async fn stats(&self, topic_name: &Topic) -> Result<TopicStats, BackendError> {
         let mut state = self.lock();
-        let Some(topic) = state.topics.get_mut(topic_name) else {
+        let Some(topic) = state.topics.get_mut(topic_name.as_str()) else {
             return Ok(TopicStats {
-                topic: topic_name.to_owned(),
+                topic: topic_name.to_string(),
                 length: 0,
                 scheduled: 0,
                 dead_lettered: 0,
@@ -666,7 +676,7 @@ impl MessageBackend for InMemoryBackend {
             })
             .collect();
         Ok(TopicStats {
-            topic: topic_name.to_owned(),
+            topic: topic_name.to_string(),
             length: topic.entries.len() as u64,
             scheduled: topic.scheduled.len() as u64,
             dead_lettered: topic.dead.len() as u64,
@@ -677,23 +687,14 @@ impl MessageBackend for InMemoryBackend {
     async fn health(&self) -> Result<BackendHealth, BackendError> {
         Ok(BackendHealth::default())
     }
-
-    fn cancel_backend(&self) -> Option<&dyn crate::CancelBackend> {
-        Some(self)
-    }
-
-    fn unique_backend(&self) -> Option<&dyn crate::unique::UniqueBackend> {
-        Some(self)
-    }
 }
 
 #[async_trait]
 impl crate::CancelBackend for InMemoryBackend {
-    async fn cancel(&self, topic_name: &str, id: uuid::Uuid) -> Result<bool, BackendError> {
-        messaging_model::validate_topic(topic_name)?;
+    async fn cancel(&self, topic_name: &Topic, id: uuid::Uuid) -> Result<bool, BackendError> {
         // Under the lock, so no read promotes or delivers a copy meanwhile.
         let mut state = self.lock();
-        let Some(topic) = state.topics.get_mut(topic_name) else {
+        let Some(topic) = state.topics.get_mut(topic_name.as_str()) else {
             return Ok(false);
         };
         let before = topic.held();
@@ -829,7 +830,7 @@ impl crate::unique::UniqueBackend for InMemoryBackend {
         key: &str,
         hold: Duration,
     ) -> Result<Option<uuid::Uuid>, BackendError> {
-        let slot = (message.topic.clone(), key.to_owned());
+        let slot = (message.topic.to_string(), key.to_owned());
         // Claim under the lock (one process: atomic), then publish; a refused
         // publish gives the claim back.
         {
@@ -861,25 +862,25 @@ impl crate::unique::UniqueBackend for InMemoryBackend {
 
     async fn unique_holder(
         &self,
-        topic: &str,
+        topic: &Topic,
         key: &str,
     ) -> Result<Option<uuid::Uuid>, BackendError> {
         Ok(self
             .unique_lock()
-            .get(&(topic.to_owned(), key.to_owned()))
+            .get(&(topic.to_string(), key.to_owned()))
             .filter(|(_, until)| *until > Instant::now())
             .map(|(holder, _)| *holder))
     }
 
     async fn release_unique(
         &self,
-        topic: &str,
+        topic: &Topic,
         key: &str,
         id: uuid::Uuid,
         after: Duration,
     ) -> Result<bool, BackendError> {
         let mut unique = self.unique_lock();
-        let slot = (topic.to_owned(), key.to_owned());
+        let slot = (topic.to_string(), key.to_owned());
         match unique.get_mut(&slot) {
             Some((holder, until)) if *holder == id => {
                 if after.is_zero() {

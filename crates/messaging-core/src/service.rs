@@ -2,13 +2,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use messaging_model::{Message, ValidationError};
+use messaging_model::{Message, Topic, ValidationError};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 use tracing::{Instrument, info_span};
 use uuid::Uuid;
 
-use crate::backend::{DeadLetter, MessageBackend, RESERVED_METADATA_KEYS, TopicStats};
+use crate::backend::{Backend, DeadLetter, MessageBackend, RESERVED_METADATA_KEYS, TopicStats};
 use crate::subscription::Subscription;
 use crate::trace_context::{TRACEPARENT_KEY, TraceContext};
 use crate::{InMemoryBackend, MessageHandler, MessagingError, SubscribeOptions};
@@ -24,7 +24,10 @@ pub struct HealthReport {
     pub warnings: Vec<String>,
 }
 
-/// Publishes and subscribes through a [`MessageBackend`].
+/// Publishes and subscribes through a [`Backend`].
+///
+/// Topics are given as strings and checked once, here, into a [`Topic`]; an
+/// invalid name is [`MessagingError::Validation`], before the backend is asked.
 ///
 /// ```
 /// use std::time::Duration;
@@ -49,7 +52,7 @@ pub struct HealthReport {
 /// # Ok(()) }
 /// ```
 pub struct MessagingService {
-    backend: Arc<dyn MessageBackend>,
+    backend: Arc<dyn Backend>,
     defaults: SubscribeOptions,
     max_retry: u32,
     subscriptions: Mutex<Vec<Subscription>>,
@@ -66,7 +69,7 @@ impl std::fmt::Debug for MessagingService {
 
 impl MessagingService {
     /// A service over `backend`, subscribing with [`SubscribeOptions::default`].
-    pub fn new(backend: Arc<dyn MessageBackend>) -> Self {
+    pub fn new(backend: Arc<dyn Backend>) -> Self {
         Self {
             backend,
             defaults: SubscribeOptions::default(),
@@ -94,7 +97,7 @@ impl MessagingService {
     }
 
     /// The backend.
-    pub fn backend(&self) -> &Arc<dyn MessageBackend> {
+    pub fn backend(&self) -> &Arc<dyn Backend> {
         &self.backend
     }
 
@@ -120,7 +123,16 @@ impl MessagingService {
         topic: &str,
         payload: serde_json::Value,
     ) -> Result<(Message, usize), MessagingError> {
-        let (message, size) = Message::new_sized(topic, payload)?;
+        self.message_in(Topic::new(topic)?, payload)
+    }
+
+    /// [`message_sized`](Self::message_sized) for a topic already checked.
+    fn message_in(
+        &self,
+        topic: Topic,
+        payload: serde_json::Value,
+    ) -> Result<(Message, usize), MessagingError> {
+        let (message, size) = Message::for_topic_sized(topic, payload)?;
         Ok((
             message
                 .with_max_retry(self.max_retry)?
@@ -157,10 +169,11 @@ impl MessagingService {
         payloads: Vec<serde_json::Value>,
     ) -> Result<Vec<Uuid>, MessagingError> {
         messaging_model::validate_batch(payloads.len(), 0)?;
+        let topic = Topic::new(topic)?;
         let mut bytes = 0usize;
         let mut messages = Vec::with_capacity(payloads.len());
         for payload in payloads {
-            let (message, size) = self.message_sized(topic, payload)?;
+            let (message, size) = self.message_in(topic.clone(), payload)?;
             bytes += size;
             messages.push(message);
         }
@@ -267,7 +280,7 @@ impl MessagingService {
     async fn send(&self, message: &Message) -> Result<Uuid, MessagingError> {
         let span = info_span!("publish", message_id = %message.id, topic = %message.topic);
         self.backend.publish(message).instrument(span).await?;
-        metrics::counter!("messaging_published_total", "topic" => message.topic.clone())
+        metrics::counter!("messaging_published_total", "topic" => message.topic.to_string())
             .increment(1);
         Ok(message.id)
     }
@@ -280,7 +293,7 @@ impl MessagingService {
             .instrument(span)
             .await?;
         for message in messages {
-            metrics::counter!("messaging_published_total", "topic" => message.topic.clone())
+            metrics::counter!("messaging_published_total", "topic" => message.topic.to_string())
                 .increment(1);
         }
         Ok(messages.iter().map(|message| message.id).collect())
@@ -293,7 +306,7 @@ impl MessagingService {
         }
         let span = info_span!("publish_at", message_id = %message.id, topic = %message.topic, %at);
         self.backend.schedule(message, at).instrument(span).await?;
-        metrics::counter!("messaging_scheduled_total", "topic" => message.topic.clone())
+        metrics::counter!("messaging_scheduled_total", "topic" => message.topic.to_string())
             .increment(1);
         Ok(message.id)
     }
@@ -317,7 +330,7 @@ impl MessagingService {
         options: SubscribeOptions,
         handler: Arc<dyn MessageHandler>,
     ) -> Result<(), MessagingError> {
-        messaging_model::validate_topic(topic)?;
+        let topic = Topic::new(topic)?;
         options.check()?;
         let mut subscriptions = self.subscriptions.lock().await;
         if subscriptions
@@ -325,19 +338,15 @@ impl MessagingService {
             .any(|s| s.topic == topic && s.group == options.group)
         {
             return Err(MessagingError::AlreadySubscribed {
-                topic: topic.to_owned(),
+                topic: topic.into_string(),
                 group: options.group,
             });
         }
         self.backend
-            .ensure_group(topic, &options.group, options.start_from)
+            .ensure_group(&topic, &options.group, options.start_from)
             .await?;
-        subscriptions.push(Subscription::start(
-            self.backend.clone(),
-            topic.to_owned(),
-            options,
-            handler,
-        ));
+        let backend: Arc<dyn MessageBackend> = self.backend.clone();
+        subscriptions.push(Subscription::start(backend, topic, options, handler));
         Ok(())
     }
 
@@ -373,24 +382,24 @@ impl MessagingService {
             .lock()
             .await
             .iter()
-            .map(|s| (s.topic.clone(), s.group.clone()))
+            .map(|s| (s.topic.to_string(), s.group.clone()))
             .collect()
     }
 
     /// Creates a topic.
     pub async fn create_topic(&self, topic: &str) -> Result<(), MessagingError> {
-        messaging_model::validate_topic(topic)?;
+        let topic = &Topic::new(topic)?;
         Ok(self.backend.create_topic(topic).await?)
     }
 
     /// Deletes a topic with everything in it; returns whether it existed.
     pub async fn delete_topic(&self, topic: &str) -> Result<bool, MessagingError> {
-        messaging_model::validate_topic(topic)?;
+        let topic = &Topic::new(topic)?;
         Ok(self.backend.delete_topic(topic).await?)
     }
 
     /// Every topic, sorted.
-    pub async fn list_topics(&self) -> Result<Vec<String>, MessagingError> {
+    pub async fn list_topics(&self) -> Result<Vec<Topic>, MessagingError> {
         Ok(self.backend.list_topics().await?)
     }
 
@@ -406,7 +415,7 @@ impl MessagingService {
 
     /// Figures of one topic.
     pub async fn stats(&self, topic: &str) -> Result<TopicStats, MessagingError> {
-        messaging_model::validate_topic(topic)?;
+        let topic = &Topic::new(topic)?;
         Ok(self.backend.stats(topic).await?)
     }
 
@@ -416,18 +425,18 @@ impl MessagingService {
         topic: &str,
         limit: usize,
     ) -> Result<Vec<DeadLetter>, MessagingError> {
-        messaging_model::validate_topic(topic)?;
+        let topic = &Topic::new(topic)?;
         Ok(self.backend.dead_letters(topic, limit).await?)
     }
 
     /// Puts one dead letter back into its topic for the group that gave up on it.
     pub async fn replay_dead_letter(&self, topic: &str, id: &str) -> Result<(), MessagingError> {
-        messaging_model::validate_topic(topic)?;
+        let topic = &Topic::new(topic)?;
         if self.backend.replay_dead_letter(topic, id).await? {
             Ok(())
         } else {
             Err(MessagingError::DeadLetterNotFound {
-                topic: topic.to_owned(),
+                topic: topic.to_string(),
                 id: id.to_owned(),
             })
         }
@@ -435,7 +444,7 @@ impl MessagingService {
 
     /// Replays every dead letter of a topic; returns how many were replayed.
     pub async fn replay_all_dead_letters(&self, topic: &str) -> Result<u64, MessagingError> {
-        messaging_model::validate_topic(topic)?;
+        let topic = &Topic::new(topic)?;
         let mut replayed = 0;
         loop {
             let batch = self.backend.dead_letters(topic, 500).await?;
@@ -474,7 +483,7 @@ impl MessagingService {
     /// # Ok(()) }
     /// ```
     pub async fn cancel(&self, topic: &str, id: Uuid) -> Result<bool, MessagingError> {
-        messaging_model::validate_topic(topic)?;
+        let topic = &Topic::new(topic)?;
         let Some(cancel) = self.backend.cancel_backend() else {
             return Err(MessagingError::Unsupported {
                 backend: self.backend.name(),
@@ -484,7 +493,7 @@ impl MessagingService {
         let span = info_span!("cancel", message_id = %id, %topic);
         let cancelled = cancel.cancel(topic, id).instrument(span).await?;
         if cancelled {
-            metrics::counter!("messaging_cancelled_total", "topic" => topic.to_owned())
+            metrics::counter!("messaging_cancelled_total", "topic" => topic.to_string())
                 .increment(1);
         }
         Ok(cancelled)
@@ -574,7 +583,7 @@ impl MessagingService {
             message = message.with_metadata(UNIQUE_WHILE_DEAD_KEY, "1");
         }
         let message = with_trace_context(&message).into_owned();
-        let span = info_span!("publish_unique", message_id = %message.id, topic, key);
+        let span = info_span!("publish_unique", message_id = %message.id, %topic, key);
         match backend
             .publish_unique(&message, deliver_at, key, options.hold)
             .instrument(span)
@@ -582,7 +591,7 @@ impl MessagingService {
         {
             Some(holder) => Ok(UniquePublish::Duplicate(holder)),
             None => {
-                metrics::counter!("messaging_published_total", "topic" => message.topic.clone())
+                metrics::counter!("messaging_published_total", "topic" => message.topic.to_string())
                     .increment(1);
                 Ok(UniquePublish::Published(message.id))
             }
@@ -595,7 +604,7 @@ impl MessagingService {
         topic: &str,
         key: &str,
     ) -> Result<Option<Uuid>, MessagingError> {
-        messaging_model::validate_topic(topic)?;
+        let topic = &Topic::new(topic)?;
         let Some(backend) = self.backend.unique_backend() else {
             return Err(MessagingError::Unsupported {
                 backend: self.backend.name(),
@@ -607,7 +616,7 @@ impl MessagingService {
 
     /// Removes every dead letter of a topic; returns how many there were.
     pub async fn purge_dead_letters(&self, topic: &str) -> Result<u64, MessagingError> {
-        messaging_model::validate_topic(topic)?;
+        let topic = &Topic::new(topic)?;
         Ok(self.backend.purge_dead_letters(topic).await?)
     }
 }
@@ -626,7 +635,8 @@ fn with_trace_context(message: &Message) -> std::borrow::Cow<'_, Message> {
     }
 }
 
-/// Checks a message built by the caller: the model's rules, and no metadata key
+/// Checks a message built by the caller, once, on the publish path (the backend
+/// does not check it again): the model's rules, and no metadata key
 /// the runtime reserves for itself ([`RESERVED_METADATA_KEYS`]). A forged
 /// `x-target-group` would otherwise hide the message from every other group.
 /// Returns the payload's encoded size.

@@ -7,15 +7,15 @@ use std::time::Duration;
 
 use chrono::Utc;
 use futures::FutureExt;
-use messaging_model::{Message, MessageStatus};
+use messaging_model::{Message, MessageStatus, Topic};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, error, info_span, warn};
 
 use crate::backend::{
-    Delivery, MessageBackend, RETRY_AT_KEY, RETRY_DELAY_MS_KEY, ReadFrom, Receipt, Settlement,
-    TARGET_GROUP_KEY,
+    ConsumerId, Delivery, MessageBackend, RETRY_AT_KEY, RETRY_DELAY_MS_KEY, ReadFrom, ReadOptions,
+    Receipt, Settlement, TARGET_GROUP_KEY,
 };
 use crate::trace_context::{TRACEPARENT_KEY, TraceContext};
 use crate::{HandlerError, MessageHandler, RetryPolicy, StartFrom};
@@ -323,7 +323,7 @@ impl SubscribeOptions {
 
 /// A running subscription: its task and the switch that stops it.
 pub(crate) struct Subscription {
-    pub(crate) topic: String,
+    pub(crate) topic: Topic,
     pub(crate) group: String,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
@@ -332,7 +332,7 @@ pub(crate) struct Subscription {
 impl Subscription {
     pub(crate) fn start(
         backend: Arc<dyn MessageBackend>,
-        topic: String,
+        topic: Topic,
         options: SubscribeOptions,
         handler: Arc<dyn MessageHandler>,
     ) -> Self {
@@ -340,6 +340,7 @@ impl Subscription {
         let group = options.group.clone();
         let worker = Worker {
             backend,
+            consumer: ConsumerId::new(topic.clone(), &options.group, &options.consumer),
             topic: topic.clone(),
             options,
             handler,
@@ -367,7 +368,9 @@ impl Subscription {
 #[derive(Clone)]
 struct Worker {
     backend: Arc<dyn MessageBackend>,
-    topic: String,
+    /// This worker as a consumer: the topic, the group and the consumer's name.
+    consumer: ConsumerId,
+    topic: Topic,
     options: SubscribeOptions,
     handler: Arc<dyn MessageHandler>,
     /// Cancelled when the subscription starts closing; every running handler's
@@ -430,24 +433,16 @@ impl Worker {
             } else if tokio::time::Instant::now() >= next_reclaim {
                 next_reclaim = tokio::time::Instant::now() + reclaim_every;
                 self.backend
-                    .reclaim_idle(
-                        &self.topic,
-                        &options.group,
-                        &options.consumer,
-                        options.visibility_timeout,
-                        room,
-                    )
+                    .reclaim_idle(&self.consumer, options.visibility_timeout, room)
                     .await
             } else if let ReadFrom::OwnPending { .. } = from {
                 let result = self
                     .backend
                     .read(
-                        &self.topic,
-                        &options.group,
-                        &options.consumer,
-                        from.clone(),
-                        room,
-                        Duration::ZERO,
+                        &self.consumer,
+                        &ReadOptions::default()
+                            .with_from(from.clone())
+                            .with_count(room),
                     )
                     .await;
                 if let Ok(deliveries) = &result {
@@ -463,11 +458,12 @@ impl Worker {
                 let until_reclaim =
                     next_reclaim.saturating_duration_since(tokio::time::Instant::now());
                 let block = options.block_timeout.min(until_reclaim);
+                let read = ReadOptions::new_entries(room, block);
                 // Biased to the read: deliveries that arrive as the stop signal does are
                 // still handled (and drained) rather than left for reclaiming.
                 tokio::select! {
                     biased;
-                    result = self.backend.read(&self.topic, &options.group, &options.consumer, ReadFrom::New, room, block) => result,
+                    result = self.backend.read(&self.consumer, &read) => result,
                     _ = stopped.changed() => break,
                 }
             };
@@ -534,13 +530,13 @@ impl Worker {
             "handle",
             message_id = %message.id,
             topic = %self.topic,
-            group = %receipt.group,
+            group = %receipt.consumer.group,
             delivery = receipt.delivery_count,
             trace_id = %trace.trace_id_hex(),
         );
         let work = async move {
             if let Some(target) = message.metadata.get(TARGET_GROUP_KEY)
-                && *target != receipt.group
+                && *target != receipt.consumer.group
             {
                 // A retry or replay meant for another group.
                 self.settle("ack", self.backend.ack(&receipt).await, &receipt);
@@ -567,8 +563,8 @@ impl Worker {
                 .run_handler(&receipt, message.clone(), timeout, token)
                 .await;
             let labels = [
-                ("topic", self.topic.clone()),
-                ("group", receipt.group.clone()),
+                ("topic", self.topic.to_string()),
+                ("group", receipt.consumer.group.clone()),
             ];
             metrics::histogram!("messaging_handler_duration_seconds", &labels)
                 .record(started.elapsed().as_secs_f64());
@@ -694,7 +690,7 @@ impl Worker {
         message.updated_at = now;
         message
             .metadata
-            .insert(TARGET_GROUP_KEY.to_owned(), receipt.group.clone());
+            .insert(TARGET_GROUP_KEY.to_owned(), receipt.consumer.group.clone());
         message.metadata.insert(
             RETRY_AT_KEY.to_owned(),
             deliver_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
@@ -703,7 +699,7 @@ impl Worker {
             .metadata
             .insert(RETRY_DELAY_MS_KEY.to_owned(), delay.as_millis().to_string());
         debug!(%error, attempt = message.retry, ?delay, "handler failed; retrying later");
-        metrics::counter!("messaging_retried_total", "topic" => self.topic.clone(), "group" => receipt.group.clone())
+        metrics::counter!("messaging_retried_total", "topic" => self.topic.to_string(), "group" => receipt.consumer.group.clone())
             .increment(1);
         let result = self.backend.retry_at(receipt, &message, deliver_at).await;
         self.settle("retry", result, receipt);
@@ -712,7 +708,7 @@ impl Worker {
     /// A delivery whose message expired before any attempt: never run;
     /// dead-lettered with `expired` or dropped, as the options say.
     async fn expire(&self, receipt: &Receipt, message: Message) {
-        metrics::counter!("messaging_expired_total", "topic" => self.topic.clone(), "group" => receipt.group.clone())
+        metrics::counter!("messaging_expired_total", "topic" => self.topic.to_string(), "group" => receipt.consumer.group.clone())
             .increment(1);
         match self.options.on_expired {
             OnExpired::DeadLetter => {
@@ -732,7 +728,7 @@ impl Worker {
         message.updated_at = now;
         message.processed_at = Some(now);
         warn!(%error, attempts = message.retry.saturating_add(1), "dead-lettering message");
-        metrics::counter!("messaging_dead_lettered_total", "topic" => self.topic.clone(), "group" => receipt.group.clone())
+        metrics::counter!("messaging_dead_lettered_total", "topic" => self.topic.to_string(), "group" => receipt.consumer.group.clone())
             .increment(1);
         let result = self.backend.dead_letter(receipt, &message, &error).await;
         let settled = matches!(result, Ok(Settlement::Settled));

@@ -20,6 +20,10 @@
 //! is fine. They wait on conditions with a deadline, never on fixed sleeps, and
 //! assert no timings except "never early", which holds however slow the machine.
 
+mod faulty;
+
+pub use faulty::{FaultyBackend, Operation, Outcome};
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
@@ -27,14 +31,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use messaging_model::{Message, ValidationError};
+use messaging_model::{Message, Topic, ValidationError};
 use serde_json::json;
 use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::{
-    BackendError, Delivery, HandlerError, MessageBackend, MessageHandler, MessagingError,
-    MessagingService, RETRY_AT_KEY, RETRY_DELAY_MS_KEY, ReadFrom, Retention, RetryPolicy,
+    Backend, BackendError, ConsumerId, Delivery, HandlerError, MessageHandler, MessagingError,
+    MessagingService, RETRY_AT_KEY, RETRY_DELAY_MS_KEY, ReadOptions, Retention, RetryPolicy,
     Settlement, StartFrom, SubscribeOptions,
 };
 
@@ -42,15 +46,15 @@ use crate::{
 /// returns a fresh backend.
 pub trait BackendFactory {
     /// A fresh backend.
-    fn backend(&self) -> impl Future<Output = Arc<dyn MessageBackend>>;
+    fn backend(&self) -> impl Future<Output = Arc<dyn Backend>>;
 }
 
 impl<F, Fut> BackendFactory for F
 where
     F: Fn() -> Fut,
-    Fut: Future<Output = Arc<dyn MessageBackend>>,
+    Fut: Future<Output = Arc<dyn Backend>>,
 {
-    fn backend(&self) -> impl Future<Output = Arc<dyn MessageBackend>> {
+    fn backend(&self) -> impl Future<Output = Arc<dyn Backend>> {
         self()
     }
 }
@@ -61,15 +65,15 @@ where
 /// `keep: 0`), so settled entries free their room.
 pub trait CappedBackendFactory {
     /// A fresh backend with that cap.
-    fn backend_with_cap(&self, cap: usize) -> impl Future<Output = Arc<dyn MessageBackend>>;
+    fn backend_with_cap(&self, cap: usize) -> impl Future<Output = Arc<dyn Backend>>;
 }
 
 impl<F, Fut> CappedBackendFactory for F
 where
     F: Fn(usize) -> Fut,
-    Fut: Future<Output = Arc<dyn MessageBackend>>,
+    Fut: Future<Output = Arc<dyn Backend>>,
 {
-    fn backend_with_cap(&self, cap: usize) -> impl Future<Output = Arc<dyn MessageBackend>> {
+    fn backend_with_cap(&self, cap: usize) -> impl Future<Output = Arc<dyn Backend>> {
         self(cap)
     }
 }
@@ -240,9 +244,14 @@ where
     }
 }
 
-fn unique_topic(name: &str) -> String {
+fn unique_topic(name: &str) -> Topic {
     let id = Uuid::now_v7().simple().to_string();
-    format!("conformance.{name}.{}", &id[id.len() - 12..])
+    Topic::new(format!("conformance.{name}.{}", &id[id.len() - 12..])).expect("a valid topic")
+}
+
+/// Consumer `name` of `group` on `topic`.
+fn consumer(topic: &Topic, group: &str, name: &str) -> ConsumerId {
+    ConsumerId::new(topic.clone(), group, name)
 }
 
 /// Options with short timeouts, so reclaiming and retrying happen quickly.
@@ -257,11 +266,11 @@ fn quick(group: &str) -> SubscribeOptions {
         .with_shutdown_timeout(Duration::from_secs(5))
 }
 
-fn service(backend: &Arc<dyn MessageBackend>) -> MessagingService {
+fn service(backend: &Arc<dyn Backend>) -> MessagingService {
     MessagingService::new(backend.clone())
 }
 
-async fn cleanup(backend: &Arc<dyn MessageBackend>, topics: &[&str]) {
+async fn cleanup(backend: &Arc<dyn Backend>, topics: &[&Topic]) {
     for topic in topics {
         let _ = backend.delete_topic(topic).await;
     }
@@ -283,9 +292,9 @@ async fn publish_n(service: &MessagingService, topic: &str, n: usize) -> BTreeSe
 /// Reads exactly `n` new deliveries of group `g` as `consumer` (and leaves them
 /// pending), or fails the test at the deadline.
 async fn take_new(
-    backend: &Arc<dyn MessageBackend>,
-    topic: &str,
-    consumer: &str,
+    backend: &Arc<dyn Backend>,
+    topic: &Topic,
+    name: &str,
     n: usize,
 ) -> Vec<Delivery> {
     let start = tokio::time::Instant::now();
@@ -298,12 +307,8 @@ async fn take_new(
         taken.extend(
             backend
                 .read(
-                    topic,
-                    "g",
-                    consumer,
-                    ReadFrom::New,
-                    n - taken.len(),
-                    Duration::from_millis(100),
+                    &consumer(topic, "g", name),
+                    &ReadOptions::new_entries(n - taken.len(), Duration::from_millis(100)),
                 )
                 .await
                 .expect("read"),
@@ -312,7 +317,7 @@ async fn take_new(
     taken
 }
 
-async fn dead_letter_count(backend: &Arc<dyn MessageBackend>, topic: &str) -> usize {
+async fn dead_letter_count(backend: &Arc<dyn Backend>, topic: &Topic) -> usize {
     backend
         .dead_letters(topic, 100_000)
         .await
@@ -435,7 +440,7 @@ pub async fn many_publishers_and_consumers_receive_everything(factory: impl Back
 pub async fn topics_do_not_cross_talk(factory: impl BackendFactory) {
     let backend = factory.backend().await;
     let service = service(&backend);
-    let topics: Vec<String> = (0..3).map(|i| unique_topic(&format!("talk{i}"))).collect();
+    let topics: Vec<Topic> = (0..3).map(|i| unique_topic(&format!("talk{i}"))).collect();
     let recorders: Vec<Recorder> = topics.iter().map(|_| Recorder::new()).collect();
     for (topic, recorder) in topics.iter().zip(&recorders) {
         service
@@ -453,7 +458,7 @@ pub async fn topics_do_not_cross_talk(factory: impl BackendFactory) {
         assert!(recorder.seen().iter().all(|(m, _)| &m.topic == topic));
     }
     service.shutdown().await;
-    let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+    let names: Vec<&Topic> = topics.iter().collect();
     cleanup(&backend, &names).await;
 }
 
@@ -735,14 +740,14 @@ pub async fn old_owner_cannot_settle_a_reclaimed_delivery(factory: impl BackendF
     assert_eq!(old.receipt.delivery_count, 1);
     let new = eventually("the reclaim", || async {
         backend
-            .reclaim_idle(&topic, "g", "new", Duration::ZERO, 10)
+            .reclaim_idle(&consumer(&topic, "g", "new"), Duration::ZERO, 10)
             .await
             .expect("reclaim")
             .pop()
     })
     .await;
     assert_eq!(new.message.id, id);
-    assert_eq!(new.receipt.consumer, "new");
+    assert_eq!(new.receipt.consumer.consumer, "new");
     assert_eq!(new.receipt.delivery_count, 2);
 
     let stale = &old.receipt;
@@ -797,7 +802,7 @@ pub async fn dead_letters_a_message_that_keeps_killing_its_consumers(factory: im
     take_new(&backend, &topic, "crashed-1", 1).await;
     eventually("a reclaim", || async {
         backend
-            .reclaim_idle(&topic, "g", "crashed-2", Duration::ZERO, 1)
+            .reclaim_idle(&consumer(&topic, "g", "crashed-2"), Duration::ZERO, 1)
             .await
             .expect("reclaim")
             .pop()
@@ -1196,13 +1201,24 @@ pub async fn rejects_invalid_topic_and_oversized_payload(factory: impl BackendFa
             ValidationError::PayloadNotObject { .. }
         ))
     ));
-    // The backend enforces the limits too, for messages built by hand.
-    let mut forged = Message::new(topic.as_str(), json!({})).expect("message");
-    forged.topic = "forged topic".into();
+    // A message built by hand cannot carry a forged topic: a `Topic` is checked
+    // when it is made, decoded ones included, so the backend never sees one.
     assert!(matches!(
-        backend.publish(&forged).await,
-        Err(BackendError::Validation(
-            ValidationError::InvalidTopic { .. }
+        Topic::try_from("forged topic"),
+        Err(ValidationError::InvalidTopic { .. })
+    ));
+    let mut forged =
+        serde_json::to_value(Message::new(topic.as_str(), json!({})).expect("message"))
+            .expect("encode");
+    forged["topic"] = json!("forged topic");
+    assert!(serde_json::from_value::<Message>(forged).is_err());
+    // A message changed by hand is checked once, on the publish path.
+    let mut changed = Message::new(topic.as_str(), json!({})).expect("message");
+    changed.payload = json!(["not", "an", "object"]);
+    assert!(matches!(
+        service.publish_message(&changed).await,
+        Err(MessagingError::Validation(
+            ValidationError::PayloadNotObject { .. }
         ))
     ));
     assert_eq!(
@@ -1233,12 +1249,8 @@ pub async fn batch_publish_keeps_order(factory: impl BackendFactory) {
     while read.len() < 100 && start.elapsed() < DEADLINE {
         for delivery in backend
             .read(
-                &topic,
-                "g",
-                "c",
-                ReadFrom::New,
-                100,
-                Duration::from_millis(100),
+                &consumer(&topic, "g", "c"),
+                &ReadOptions::new_entries(100, Duration::from_millis(100)),
             )
             .await
             .expect("read")
@@ -1283,12 +1295,8 @@ pub async fn publishing_before_any_group_loses_nothing(factory: impl BackendFact
     loop {
         let deliveries = backend
             .read(
-                &topic,
-                "g",
-                "c",
-                ReadFrom::New,
-                1_000,
-                Duration::from_millis(100),
+                &consumer(&topic, "g", "c"),
+                &ReadOptions::new_entries(1_000, Duration::from_millis(100)),
             )
             .await
             .expect("read");
@@ -1366,7 +1374,7 @@ pub async fn topic_cap_refuses_publishing_with_queue_full(factory: impl CappedBa
     assert!(!error.is_transient(), "QueueFull must not be transient");
     let text = error.to_string();
     assert!(
-        text.contains(&topic) && text.contains(&CAP.to_string()),
+        text.contains(topic.as_str()) && text.contains(&CAP.to_string()),
         "{text}"
     );
     assert_queue_full(error, &topic, CAP, 0);
@@ -1405,12 +1413,8 @@ pub async fn topic_cap_refuses_publishing_with_queue_full(factory: impl CappedBa
     assert!(
         backend
             .read(
-                &topic,
-                "g",
-                "c",
-                ReadFrom::New,
-                10,
-                Duration::from_millis(50)
+                &consumer(&topic, "g", "c"),
+                &ReadOptions::new_entries(10, Duration::from_millis(50))
             )
             .await
             .expect("read")
@@ -2088,32 +2092,17 @@ pub trait ScheduleBackendFactory {
     /// A fresh backend, twice.
     fn backends(
         &self,
-    ) -> impl Future<
-        Output = (
-            Arc<dyn crate::schedule::ScheduleBackend>,
-            Arc<dyn MessageBackend>,
-        ),
-    >;
+    ) -> impl Future<Output = (Arc<dyn crate::schedule::ScheduleBackend>, Arc<dyn Backend>)>;
 }
 
 impl<F, Fut> ScheduleBackendFactory for F
 where
     F: Fn() -> Fut,
-    Fut: Future<
-        Output = (
-            Arc<dyn crate::schedule::ScheduleBackend>,
-            Arc<dyn MessageBackend>,
-        ),
-    >,
+    Fut: Future<Output = (Arc<dyn crate::schedule::ScheduleBackend>, Arc<dyn Backend>)>,
 {
     fn backends(
         &self,
-    ) -> impl Future<
-        Output = (
-            Arc<dyn crate::schedule::ScheduleBackend>,
-            Arc<dyn MessageBackend>,
-        ),
-    > {
+    ) -> impl Future<Output = (Arc<dyn crate::schedule::ScheduleBackend>, Arc<dyn Backend>)> {
         self()
     }
 }

@@ -18,6 +18,8 @@
 
 use std::time::Duration;
 
+use messaging_model::Topic;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use messaging_model::Message;
@@ -144,13 +146,13 @@ pub trait UniqueBackend: Send + Sync {
     ) -> Result<Option<Uuid>, BackendError>;
 
     /// The id of the message holding `key` of `topic`, if it is held.
-    async fn unique_holder(&self, topic: &str, key: &str) -> Result<Option<Uuid>, BackendError>;
+    async fn unique_holder(&self, topic: &Topic, key: &str) -> Result<Option<Uuid>, BackendError>;
 
     /// If `key` of `topic` is held by message `id`, keeps it held for `after`
     /// more (zero: frees it now); true when it was held by `id`.
     async fn release_unique(
         &self,
-        topic: &str,
+        topic: &Topic,
         key: &str,
         id: Uuid,
         after: Duration,

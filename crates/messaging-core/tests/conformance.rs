@@ -2,13 +2,13 @@
 
 use std::sync::Arc;
 
-use messaging_core::{InMemoryBackend, MessageBackend, Retention};
+use messaging_core::{Backend, InMemoryBackend, Retention};
 
-async fn backend() -> Arc<dyn MessageBackend> {
+async fn backend() -> Arc<dyn Backend> {
     Arc::new(InMemoryBackend::new())
 }
 
-async fn capped(cap: usize) -> Arc<dyn MessageBackend> {
+async fn capped(cap: usize) -> Arc<dyn Backend> {
     Arc::new(
         InMemoryBackend::new()
             .with_topic_cap(cap)
@@ -20,7 +20,7 @@ messaging_core::backend_conformance_tests!(backend, capped: capped);
 
 async fn schedules() -> (
     Arc<dyn messaging_core::schedule::ScheduleBackend>,
-    Arc<dyn MessageBackend>,
+    Arc<dyn Backend>,
 ) {
     let backend = Arc::new(InMemoryBackend::new());
     (backend.clone(), backend)

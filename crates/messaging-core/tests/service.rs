@@ -3,172 +3,29 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use messaging_core::testsuite::FaultyBackend;
 use messaging_core::{
-    BackendError, BackendHealth, DeadLetter, Delivery, HandlerError, InMemoryBackend,
-    MessageBackend, MessagingError, MessagingService, ReadFrom, Receipt, Settlement, StartFrom,
-    SubscribeOptions, TRACEPARENT_KEY, TopicStats, TraceContext,
+    Backend, BackendAdmin, ConsumerId, HandlerError, InMemoryBackend, MessageBackend,
+    MessagingError, MessagingService, ReadOptions, StartFrom, SubscribeOptions, TRACEPARENT_KEY,
+    TraceContext,
 };
-use messaging_model::{Message, ValidationError, topics};
+use messaging_model::{Message, Topic, ValidationError, topics};
 use serde_json::json;
 use tokio::sync::mpsc;
 
-/// The in-memory backend behind a switch: while `down`, every call fails as an
-/// unreachable server would.
-#[derive(Default)]
-struct SwitchableBackend {
-    inner: InMemoryBackend,
-    down: AtomicBool,
-}
-
-impl SwitchableBackend {
-    fn check(&self) -> Result<(), BackendError> {
-        if self.down.load(Ordering::SeqCst) {
-            Err(BackendError::unavailable(std::io::Error::new(
-                std::io::ErrorKind::ConnectionRefused,
-                "connection refused",
-            )))
-        } else {
-            Ok(())
-        }
-    }
-    fn set_down(&self, down: bool) {
-        self.down.store(down, Ordering::SeqCst);
-    }
-}
-
-#[async_trait]
-impl MessageBackend for SwitchableBackend {
-    fn name(&self) -> &'static str {
-        "switchable"
-    }
-    async fn publish(&self, message: &Message) -> Result<String, BackendError> {
-        self.check()?;
-        self.inner.publish(message).await
-    }
-    async fn publish_batch(&self, messages: &[Message]) -> Result<Vec<String>, BackendError> {
-        self.check()?;
-        self.inner.publish_batch(messages).await
-    }
-    async fn schedule(&self, message: &Message, at: DateTime<Utc>) -> Result<(), BackendError> {
-        self.check()?;
-        self.inner.schedule(message, at).await
-    }
-    async fn create_topic(&self, topic: &str) -> Result<(), BackendError> {
-        self.check()?;
-        self.inner.create_topic(topic).await
-    }
-    async fn delete_topic(&self, topic: &str) -> Result<bool, BackendError> {
-        self.check()?;
-        self.inner.delete_topic(topic).await
-    }
-    async fn list_topics(&self) -> Result<Vec<String>, BackendError> {
-        self.check()?;
-        self.inner.list_topics().await
-    }
-    async fn ensure_group(
-        &self,
-        topic: &str,
-        group: &str,
-        start: StartFrom,
-    ) -> Result<(), BackendError> {
-        self.check()?;
-        self.inner.ensure_group(topic, group, start).await
-    }
-    async fn delete_group(&self, topic: &str, group: &str) -> Result<bool, BackendError> {
-        self.check()?;
-        self.inner.delete_group(topic, group).await
-    }
-    async fn read(
-        &self,
-        topic: &str,
-        group: &str,
-        consumer: &str,
-        from: ReadFrom,
-        count: usize,
-        block: Duration,
-    ) -> Result<Vec<Delivery>, BackendError> {
-        self.check()?;
-        self.inner
-            .read(topic, group, consumer, from, count, block)
-            .await
-    }
-    async fn reclaim_idle(
-        &self,
-        topic: &str,
-        group: &str,
-        consumer: &str,
-        min_idle: Duration,
-        count: usize,
-    ) -> Result<Vec<Delivery>, BackendError> {
-        self.check()?;
-        self.inner
-            .reclaim_idle(topic, group, consumer, min_idle, count)
-            .await
-    }
-    async fn extend_lease(&self, receipt: &Receipt) -> Result<Settlement, BackendError> {
-        self.check()?;
-        self.inner.extend_lease(receipt).await
-    }
-    async fn ack(&self, receipt: &Receipt) -> Result<Settlement, BackendError> {
-        self.check()?;
-        self.inner.ack(receipt).await
-    }
-    async fn retry_at(
-        &self,
-        receipt: &Receipt,
-        message: &Message,
-        at: DateTime<Utc>,
-    ) -> Result<Settlement, BackendError> {
-        self.check()?;
-        self.inner.retry_at(receipt, message, at).await
-    }
-    async fn dead_letter(
-        &self,
-        receipt: &Receipt,
-        message: &Message,
-        error: &str,
-    ) -> Result<Settlement, BackendError> {
-        self.check()?;
-        self.inner.dead_letter(receipt, message, error).await
-    }
-    async fn dead_letters(
-        &self,
-        topic: &str,
-        limit: usize,
-    ) -> Result<Vec<DeadLetter>, BackendError> {
-        self.check()?;
-        self.inner.dead_letters(topic, limit).await
-    }
-    async fn replay_dead_letter(&self, topic: &str, id: &str) -> Result<bool, BackendError> {
-        self.check()?;
-        self.inner.replay_dead_letter(topic, id).await
-    }
-    async fn purge_dead_letters(&self, topic: &str) -> Result<u64, BackendError> {
-        self.check()?;
-        self.inner.purge_dead_letters(topic).await
-    }
-    async fn stats(&self, topic: &str) -> Result<TopicStats, BackendError> {
-        self.check()?;
-        self.inner.stats(topic).await
-    }
-    async fn health(&self) -> Result<BackendHealth, BackendError> {
-        self.check()?;
-        self.inner.health().await
-    }
-}
-
-fn switchable() -> (Arc<SwitchableBackend>, MessagingService) {
-    let backend = Arc::new(SwitchableBackend::default());
+/// The in-memory backend behind a switch ([`FaultyBackend::set_down`]): while
+/// down, every call fails as an unreachable server would.
+fn switchable() -> (Arc<FaultyBackend>, MessagingService) {
+    let backend =
+        Arc::new(FaultyBackend::new(Arc::new(InMemoryBackend::new())).with_name("switchable"));
     let service = MessagingService::new(backend.clone());
     (backend, service)
 }
 
-fn down() -> (Arc<SwitchableBackend>, MessagingService) {
+fn down() -> (Arc<FaultyBackend>, MessagingService) {
     let (backend, service) = switchable();
     backend.set_down(true);
     (backend, service)
@@ -205,6 +62,8 @@ async fn next(receiver: &mut mpsc::UnboundedReceiver<Message>) -> Message {
 fn backends_handlers_and_the_service_are_send_and_sync() {
     fn assert_send_sync<T: Send + Sync + ?Sized>() {}
     assert_send_sync::<dyn MessageBackend>();
+    assert_send_sync::<dyn BackendAdmin>();
+    assert_send_sync::<dyn Backend>();
     assert_send_sync::<dyn messaging_core::MessageHandler>();
     assert_send_sync::<MessagingService>();
     assert_send_sync::<InMemoryBackend>();
@@ -219,18 +78,15 @@ async fn publish_returns_the_message_id_and_stores_the_message() {
         .unwrap();
     let stats = service.stats(topics::USER_REGISTERED).await.unwrap();
     assert_eq!(stats.length, 1);
+    let topic = Topic::try_from(topics::USER_REGISTERED).unwrap();
     backend
-        .ensure_group(topics::USER_REGISTERED, "g", StartFrom::Earliest)
+        .ensure_group(&topic, "g", StartFrom::Earliest)
         .await
         .unwrap();
     let delivered = backend
         .read(
-            topics::USER_REGISTERED,
-            "g",
-            "c",
-            ReadFrom::New,
-            10,
-            Duration::ZERO,
+            &ConsumerId::new(topic, "g", "c"),
+            &ReadOptions::new_entries(10, Duration::ZERO),
         )
         .await
         .unwrap();
@@ -554,12 +410,16 @@ async fn batch_and_delayed_messages_carry_a_traceparent() {
         )
         .await
         .unwrap();
+    let topic = Topic::try_from("traced.batch").unwrap();
     backend
-        .ensure_group("traced.batch", "g", StartFrom::Earliest)
+        .ensure_group(&topic, "g", StartFrom::Earliest)
         .await
         .unwrap();
     let delivered = backend
-        .read("traced.batch", "g", "c", ReadFrom::New, 10, Duration::ZERO)
+        .read(
+            &ConsumerId::new(topic, "g", "c"),
+            &ReadOptions::new_entries(10, Duration::ZERO),
+        )
         .await
         .unwrap();
     assert_eq!(delivered.len(), 4);
@@ -571,7 +431,7 @@ async fn batch_and_delayed_messages_carry_a_traceparent() {
 
 #[tokio::test]
 async fn two_services_in_one_group_share_the_work() {
-    let backend: Arc<dyn MessageBackend> = Arc::new(InMemoryBackend::new());
+    let backend: Arc<dyn Backend> = Arc::new(InMemoryBackend::new());
     let (first, second) = (
         MessagingService::new(backend.clone()),
         MessagingService::new(backend.clone()),

@@ -3,6 +3,7 @@
 //! * [`Message`]: what travels through a topic, with its retry bookkeeping.
 //! * [`MessageTemplate`]: a stored email/SMS/push template.
 //! * [`Notification`]: one notification sent (or attempted) to one user.
+//! * [`Topic`]: a topic name, checked when it is made.
 //! * [`topics`]: the predefined topic names.
 //! * [`validate_topic`], [`validate_payload`], [`validate_max_retry`]: the limits
 //!   every backend enforces, reported as [`ValidationError`].
@@ -26,6 +27,7 @@ mod message;
 mod notification;
 mod redact;
 mod template;
+mod topic;
 pub mod topics;
 mod validation;
 
@@ -35,6 +37,7 @@ pub use notification::{
 };
 pub use redact::redact_url;
 pub use template::{MessageTemplate, TemplateKind};
+pub use topic::Topic;
 pub use validation::{
     DEFAULT_MAX_RETRY, MAX_BATCH_BYTES, MAX_BATCH_MESSAGES, MAX_DELAY, MAX_JSON_DEPTH,
     MAX_PAYLOAD_BYTES, MAX_RETRY_LIMIT, MAX_TOPIC_LEN, ValidationError, json_depth_exceeds,

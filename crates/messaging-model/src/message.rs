@@ -4,7 +4,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::validation::{DEFAULT_MAX_RETRY, ValidationError, validate_max_retry, validate_topic};
+use crate::Topic;
+use crate::validation::{DEFAULT_MAX_RETRY, ValidationError, validate_max_retry};
 
 /// String key/value pairs carried beside the payload (trace context, routing hints).
 pub type Metadata = BTreeMap<String, String>;
@@ -45,7 +46,7 @@ pub struct Message {
     /// Time-ordered unique id (UUIDv7).
     pub id: Uuid,
     /// The topic it was published to.
-    pub topic: String,
+    pub topic: Topic,
     /// The body: always a JSON object.
     pub payload: serde_json::Value,
     /// String key/value pairs beside the payload.
@@ -80,7 +81,7 @@ pub struct Message {
 impl Message {
     /// A new pending message, after checking the topic name and payload.
     pub fn new(
-        topic: impl Into<String>,
+        topic: impl AsRef<str>,
         payload: serde_json::Value,
     ) -> Result<Self, ValidationError> {
         Self::new_sized(topic, payload).map(|(message, _)| message)
@@ -94,11 +95,25 @@ impl Message {
     /// assert_eq!((message.topic.as_str(), size), ("a.b", 7));
     /// ```
     pub fn new_sized(
-        topic: impl Into<String>,
+        topic: impl AsRef<str>,
         payload: serde_json::Value,
     ) -> Result<(Self, usize), ValidationError> {
-        let topic = topic.into();
-        validate_topic(&topic)?;
+        Self::for_topic_sized(Topic::new(topic.as_ref())?, payload)
+    }
+
+    /// A new pending message for a topic already checked, after checking the
+    /// payload; with the size of the payload's JSON encoding.
+    ///
+    /// ```
+    /// use messaging_model::{Message, Topic};
+    /// let topic: Topic = "a.b".parse().unwrap();
+    /// let (message, size) = Message::for_topic_sized(topic, serde_json::json!({})).unwrap();
+    /// assert_eq!((message.topic.as_str(), size), ("a.b", 2));
+    /// ```
+    pub fn for_topic_sized(
+        topic: Topic,
+        payload: serde_json::Value,
+    ) -> Result<(Self, usize), ValidationError> {
         let size = crate::validation::payload_size_checked(&payload)?;
         let now = Utc::now();
         Ok((
@@ -155,11 +170,13 @@ impl Message {
         self.expires_at.is_some_and(|expires_at| expires_at <= now)
     }
 
-    /// Checks every limit again: for messages built by hand or decoded from storage.
+    /// Checks the limits of the fields a caller can change after construction
+    /// (the payload and `max_retry`; the [`Topic`] was checked when it was
+    /// made): for messages changed by hand. The publish path runs it once.
     ///
     /// ```
     /// let mut message = messaging_model::Message::new("a.b", serde_json::json!({})).unwrap();
-    /// message.topic = "bad topic".into();
+    /// message.payload = serde_json::json!([1, 2]);
     /// assert!(message.validate().is_err());
     /// ```
     pub fn validate(&self) -> Result<(), ValidationError> {
@@ -169,7 +186,6 @@ impl Message {
     /// Checks every limit as [`validate`](Self::validate) does and returns the
     /// size of the payload's JSON encoding (for batch limits).
     pub fn validate_sized(&self) -> Result<usize, ValidationError> {
-        validate_topic(&self.topic)?;
         let size = crate::validation::payload_size_checked(&self.payload)?;
         validate_max_retry(self.max_retry)?;
         Ok(size)

@@ -45,7 +45,7 @@ pub struct OutboxMessage {
 impl OutboxMessage {
     /// A new message for `topic`, with a new id and a `traceparent` continuing
     /// the trace of the handler it is built in (a new trace otherwise).
-    pub fn new(topic: impl Into<String>, payload: serde_json::Value) -> Result<Self, OutboxError> {
+    pub fn new(topic: impl AsRef<str>, payload: serde_json::Value) -> Result<Self, OutboxError> {
         let (message, size) = Message::new_sized(topic, payload)?;
         let trace = TraceContext::current().map_or_else(TraceContext::new_root, |c| c.child());
         Ok(Self {

@@ -221,7 +221,7 @@ impl Outbox {
         let m = &message.message;
         sqlx::query(AssertSqlSafe(self.inner.insert_one.as_str()))
             .bind(m.id)
-            .bind(&m.topic)
+            .bind(m.topic.as_str())
             .bind(message.ordering_key.as_deref())
             .bind(&m.payload)
             .bind(metadata_json(m))

@@ -687,10 +687,9 @@ impl RelayHandle {
 
 /// A refusal that repeating the same publish cannot change.
 fn refused_for_content(error: &MessagingError) -> bool {
-    matches!(
-        error,
-        MessagingError::Validation(_) | MessagingError::Backend(BackendError::Validation(_))
-    )
+    // One variant for invalid input: the service checks a message once, and
+    // the backend does not check it again.
+    matches!(error, MessagingError::Validation(_))
 }
 
 /// The message of a taken row, checked as the service will check it; the

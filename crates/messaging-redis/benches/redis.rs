@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use messaging_core::BackendAdmin as _;
 use messaging_core::{HandlerError, MessageBackend, MessagingService, StartFrom};
 use messaging_model::Message;
 use messaging_redis::{RedisBackend, RedisBackendConfig};
@@ -314,7 +315,7 @@ async fn run() {
     }
 
     for topic in bench.topics.lock().await.iter() {
-        let _ = bench.backend.delete_topic(topic).await;
+        let _ = bench.backend.delete_topic(&topic_of(topic)).await;
     }
     drop(bench);
     drop(server);
@@ -467,7 +468,7 @@ fn tuned(service: MessagingService) -> MessagingService {
 
 /// `CONSUMERS` services, each subscribed with the default options.
 async fn subscribers(bench: &Bench, topic: &str, counter: &Arc<Counter>) -> Vec<MessagingService> {
-    let backend: Arc<dyn MessageBackend> = Arc::new(bench.backend.clone());
+    let backend: Arc<dyn messaging_core::Backend> = Arc::new(bench.backend.clone());
     let mut services = Vec::new();
     for _ in 0..CONSUMERS {
         let service = tuned(MessagingService::new(backend.clone()));
@@ -687,7 +688,7 @@ fn recorder(
 async fn latency(bench: &Bench) -> (f64, f64) {
     let topic = bench.topic("latency");
     bench.used(&topic).await;
-    let backend: Arc<dyn MessageBackend> = Arc::new(bench.backend.clone());
+    let backend: Arc<dyn messaging_core::Backend> = Arc::new(bench.backend.clone());
     let samples: Samples = Arc::default();
     let mut services = Vec::new();
     for _ in 0..CONSUMERS {
@@ -820,7 +821,7 @@ async fn delayed_burst(bench: &Bench, count: usize) -> Burst {
     let topic = bench.topic("burst");
     bench.used(&topic).await;
     let delayed_key = format!("{{{}:{topic}}}:delayed", bench.prefix);
-    let backend: Arc<dyn MessageBackend> = Arc::new(bench.backend.clone());
+    let backend: Arc<dyn messaging_core::Backend> = Arc::new(bench.backend.clone());
     let samples: Samples = Arc::default();
     let mut services = Vec::new();
     for _ in 0..CONSUMERS {
@@ -919,7 +920,7 @@ async fn scale(bench: &Bench) {
         }
         let group = format!("scale{round}");
         let counter = Counter::new(SCALE_TAKEN);
-        let backend: Arc<dyn MessageBackend> = Arc::new(bench.backend.clone());
+        let backend: Arc<dyn messaging_core::Backend> = Arc::new(bench.backend.clone());
         let clock = Clock::start();
         let mut services = Vec::new();
         for _ in 0..CONSUMERS {
@@ -946,7 +947,7 @@ async fn scale(bench: &Bench) {
         }
         bench
             .backend
-            .delete_group(&large, &group)
+            .delete_group(&topic_of(&large), &group)
             .await
             .expect("delete group");
         large_runs.push(run.rate);
@@ -1188,12 +1189,11 @@ async fn consume_rung(bench: &Bench, rung: ConsumeRung) -> Run {
                 }
                 let deliveries = backend
                     .read(
-                        &topic,
-                        "bench",
-                        &name,
-                        messaging_core::ReadFrom::New,
-                        READ_COUNT,
-                        Duration::from_millis(100),
+                        &consumer_of(&topic, "bench", &name),
+                        &messaging_core::ReadOptions::default()
+                            .with_from(messaging_core::ReadFrom::New)
+                            .with_count(READ_COUNT)
+                            .with_block(Duration::from_millis(100)),
                     )
                     .await
                     .expect("read");
@@ -1533,7 +1533,7 @@ async fn idle_topics(
             async move {
                 let message = |k: usize| Message::new(topic, payload(n * 10 + k)).expect("message");
                 backend
-                    .ensure_group(topic, "g", StartFrom::Earliest)
+                    .ensure_group(&topic_of(topic), "g", StartFrom::Earliest)
                     .await
                     .expect("group");
                 backend
@@ -1546,12 +1546,11 @@ async fn idle_topics(
                     .expect("schedule");
                 let taken = backend
                     .read(
-                        topic,
-                        "g",
-                        "c",
-                        messaging_core::ReadFrom::New,
-                        10,
-                        Duration::ZERO,
+                        &consumer_of(topic, "g", "c"),
+                        &messaging_core::ReadOptions::default()
+                            .with_from(messaging_core::ReadFrom::New)
+                            .with_count(10)
+                            .with_block(Duration::ZERO),
                     )
                     .await
                     .expect("read");
@@ -1682,4 +1681,14 @@ async fn idle_section() -> Vec<String> {
         ));
     }
     lines
+}
+
+/// A checked topic of a benchmark's name.
+fn topic_of(name: impl AsRef<str>) -> messaging_model::Topic {
+    messaging_model::Topic::new(name.as_ref()).expect("a valid topic")
+}
+
+/// Consumer `name` of `group` on `topic`.
+fn consumer_of(topic: impl AsRef<str>, group: &str, name: &str) -> messaging_core::ConsumerId {
+    messaging_core::ConsumerId::new(topic_of(topic), group, name)
 }

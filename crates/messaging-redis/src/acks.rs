@@ -59,14 +59,14 @@ pub(crate) async fn run(backend: Weak<Inner>, mut requests: mpsc::UnboundedRecei
 async fn settle(inner: &Inner, mut batch: Vec<AckRequest>) {
     // One script call per topic and group.
     batch.sort_by(|a, b| {
-        (&a.receipt.topic, &a.receipt.group).cmp(&(&b.receipt.topic, &b.receipt.group))
+        (a.receipt.topic(), a.receipt.group()).cmp(&(b.receipt.topic(), b.receipt.group()))
     });
     let mut by_group: Vec<Vec<AckRequest>> = Vec::new();
     for request in batch {
         match by_group.last_mut() {
             Some(run)
-                if run[0].receipt.topic == request.receipt.topic
-                    && run[0].receipt.group == request.receipt.group =>
+                if run[0].receipt.topic() == request.receipt.topic()
+                    && run[0].receipt.group() == request.receipt.group() =>
             {
                 run.push(request)
             }

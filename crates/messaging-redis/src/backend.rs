@@ -2,21 +2,17 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use messaging_core::{
-    BackendError, BackendHealth, DeadLetter, Delivery, GroupStats, MessageBackend, ReadFrom,
-    Receipt, Retention, Settlement, StartFrom, TopicStats,
-};
-use messaging_model::{Message, MessageStatus};
+use messaging_core::{BackendError, DeadLetter, Receipt, Retention, Settlement, StartFrom};
+use messaging_model::Message;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, ErrorKind, RedisError, Script, ServerErrorKind, Value};
 use tracing::warn;
 
 use crate::RedisBackendConfig;
-use crate::acks::{self, AckRequest, AckSender};
+use crate::acks::{self, AckSender};
 use crate::codec;
-use crate::error::{InvalidConfig, backend_error, is_busy_group};
+use crate::error::{backend_error, is_busy_group};
 use crate::keys::Keys;
 use crate::maintenance::{self, PROMOTE_BATCH, Schedule};
 use crate::pool::BlockingPool;
@@ -48,7 +44,7 @@ pub(crate) struct Inner {
     connection: ConnectionManager,
     pub(crate) blocking: BlockingPool,
     pub(crate) schedule: Arc<Schedule>,
-    acks: AckSender,
+    pub(crate) acks: AckSender,
     /// Where the next XAUTOCLAIM of each (topic, group) starts.
     reclaim_cursors: Mutex<HashMap<(String, String), String>>,
 }
@@ -71,7 +67,10 @@ impl RedisBackend {
     pub async fn connect(config: RedisBackendConfig) -> Result<Self, BackendError> {
         config
             .check()
-            .map_err(|reason| BackendError::command(InvalidConfig { reason }))?;
+            .map_err(|reason| BackendError::InvalidConfig {
+                backend: "redis",
+                reason: reason.to_owned(),
+            })?;
         let client = Client::open(config.url.as_str()).map_err(BackendError::command)?;
         // One plain attempt first, so an unreachable server or a wrong password
         // is reported now rather than after the connection manager's retries.
@@ -159,7 +158,7 @@ pub struct UndecodableDeadLetter {
 
 /// Most entries `dead_letters` reads in one round trip while it pages past
 /// entries it cannot read.
-const MAX_DEAD_LETTER_PAGE: usize = 1_000;
+pub(crate) const MAX_DEAD_LETTER_PAGE: usize = 1_000;
 
 impl RedisBackend {
     /// Up to `limit` entries of a topic's dead-letter stream, oldest first,
@@ -174,7 +173,6 @@ impl RedisBackend {
         after: Option<&str>,
         limit: usize,
     ) -> Result<DeadLetterPage, BackendError> {
-        messaging_model::validate_topic(topic)?;
         self.inner.dead_letter_page(topic, after, limit).await
     }
 }
@@ -196,7 +194,7 @@ impl Inner {
     }
 
     /// One trimming step as the retention allows; how many entries it removed.
-    async fn trim_once(&self, topic: &str) -> Result<i64, BackendError> {
+    pub(crate) async fn trim_once(&self, topic: &str) -> Result<i64, BackendError> {
         let (keep, mode) = match self.config.retention {
             Retention::Settled { keep } => (keep, "settled"),
             Retention::DropUnreadAfter { len } => (len, "unread"),
@@ -219,7 +217,7 @@ impl Inner {
     /// round trip. A refusal (an integer reply, what the topic holds) is first
     /// met with a trimming step, since settled entries may be waiting for the
     /// next round, and one more try; then it is `QueueFull`.
-    async fn capped(
+    pub(crate) async fn capped(
         &self,
         script: &Script,
         topic: &str,
@@ -275,7 +273,7 @@ impl Inner {
     }
 
     /// Appends messages of one topic, all or none against its cap.
-    async fn append(
+    pub(crate) async fn append(
         &self,
         topic: &str,
         jsons: &[Vec<u8>],
@@ -290,7 +288,7 @@ impl Inner {
         Ok(ids)
     }
 
-    async fn register(&self, topic: &str) -> Result<(), BackendError> {
+    pub(crate) async fn register(&self, topic: &str) -> Result<(), BackendError> {
         let _: i64 = redis::cmd("SADD")
             .arg(self.keys.registry())
             .arg(topic)
@@ -312,7 +310,7 @@ impl Inner {
         }
     }
 
-    async fn create_group(
+    pub(crate) async fn create_group(
         &self,
         topic: &str,
         group: &str,
@@ -357,18 +355,20 @@ impl Inner {
         order.sort_by_cached_key(|&index| {
             let receipt = receipts[index];
             (
-                receipt.consumer.as_str(),
+                receipt.consumer.consumer.as_str(),
                 codec::id_order(&receipt.entry_id),
             )
         });
-        let keys = self.keys.topic(&first.topic);
+        let keys = self.keys.topic(first.topic());
         let mut invocation = SCRIPTS.ack.key(&keys.stream);
-        invocation.arg(&first.group);
-        for block in order.chunk_by(|&a, &b| receipts[a].consumer == receipts[b].consumer) {
+        invocation.arg(first.group());
+        for block in
+            order.chunk_by(|&a, &b| receipts[a].consumer.consumer == receipts[b].consumer.consumer)
+        {
             let low = receipts[block[0]];
             let high = receipts[block[block.len() - 1]];
             invocation
-                .arg(&low.consumer)
+                .arg(&low.consumer.consumer)
                 .arg(block.len())
                 .arg(&low.entry_id)
                 .arg(&high.entry_id);
@@ -380,7 +380,7 @@ impl Inner {
         }
         let settled: Vec<i64> = invocation.invoke_async(&mut self.connection()).await?;
         if settled.contains(&1) {
-            self.touched(&first.topic);
+            self.touched(first.topic());
         }
         let mut owned = vec![false; receipts.len()];
         for (&index, done) in order.iter().zip(settled) {
@@ -446,9 +446,9 @@ impl Inner {
         let json = codec::encode(message)?;
         let done = self
             .dead_letter_entry(
-                &receipt.topic,
-                &receipt.group,
-                &receipt.consumer,
+                receipt.topic(),
+                receipt.group(),
+                &receipt.consumer.consumer,
                 &receipt.entry_id,
                 i64::from(receipt.delivery_count),
                 &json,
@@ -499,14 +499,14 @@ impl Inner {
 
 /// Settled, or lost ownership (logged: the caller was too slow and another
 /// consumer took the delivery over).
-fn settlement(receipt: &Receipt, action: &'static str, done: bool) -> Settlement {
+pub(crate) fn settlement(receipt: &Receipt, action: &'static str, done: bool) -> Settlement {
     if done {
         return Settlement::Settled;
     }
     warn!(
-        topic = %receipt.topic,
-        group = %receipt.group,
-        consumer = %receipt.consumer,
+        topic = %receipt.consumer.topic,
+        group = %receipt.consumer.group,
+        consumer = %receipt.consumer.consumer,
         entry = %receipt.entry_id,
         delivery = receipt.delivery_count,
         action,
@@ -530,515 +530,6 @@ pub(crate) fn delayed_member(message: &Message) -> Result<Vec<u8>, BackendError>
     Ok(member)
 }
 
-#[async_trait]
-impl MessageBackend for RedisBackend {
-    fn name(&self) -> &'static str {
-        "redis"
-    }
-
-    async fn publish(&self, message: &Message) -> Result<String, BackendError> {
-        let json = codec::encode_valid(message)?;
-        let ids = self.inner.append(&message.topic, &[json], 0).await?;
-        ids.into_iter()
-            .next()
-            .ok_or_else(|| BackendError::command("publish.lua returned no entry id"))
-    }
-
-    async fn publish_batch(&self, messages: &[Message]) -> Result<Vec<String>, BackendError> {
-        // Every message is checked before anything is sent.
-        let encoded = messages
-            .iter()
-            .map(codec::encode_valid)
-            .collect::<Result<Vec<_>, _>>()?;
-        if messages.is_empty() {
-            return Ok(Vec::new());
-        }
-        // One script call per run of consecutive messages of one topic: all or
-        // none of the run against the topic's cap; the first refusal ends it.
-        let mut ids = Vec::with_capacity(messages.len());
-        let mut encoded = encoded.into_iter();
-        for run in messages.chunk_by(|a, b| a.topic == b.topic) {
-            let jsons: Vec<Vec<u8>> = encoded.by_ref().take(run.len()).collect();
-            let written = ids.len();
-            ids.extend(self.inner.append(&run[0].topic, &jsons, written).await?);
-        }
-        Ok(ids)
-    }
-
-    async fn schedule(
-        &self,
-        message: &Message,
-        deliver_at: DateTime<Utc>,
-    ) -> Result<(), BackendError> {
-        message.validate()?;
-        let inner = &self.inner;
-        let mut pending = message.clone();
-        pending.status = MessageStatus::Pending;
-        let score = due_score(deliver_at);
-        let member = delayed_member(&pending)?;
-        inner
-            .capped(
-                &SCRIPTS.schedule,
-                &message.topic,
-                &[score.to_string().as_bytes(), &member],
-                0,
-            )
-            .await?;
-        inner.indexed(&message.topic, score).await;
-        inner.schedule.due_at(&message.topic, deliver_at);
-        Ok(())
-    }
-
-    async fn create_topic(&self, topic: &str) -> Result<(), BackendError> {
-        // Checked here too: through the trait, a name with ':' reached
-        // another tenant's keys (prefix `shop` + topic `eu:orders`).
-        messaging_model::validate_topic(topic)?;
-        self.inner.register(topic).await
-    }
-
-    async fn delete_topic(&self, topic: &str) -> Result<bool, BackendError> {
-        messaging_model::validate_topic(topic)?;
-        let inner = &self.inner;
-        let keys = inner.keys.topic(topic);
-        let (deleted, unregistered): (i64, i64) = redis::pipe()
-            .cmd("DEL")
-            .arg(&keys.stream)
-            .arg(&keys.delayed)
-            .arg(&keys.dead)
-            .cmd("SREM")
-            .arg(inner.keys.registry())
-            .arg(topic)
-            .cmd("ZREM")
-            .arg(inner.keys.due_index())
-            .arg(topic)
-            .ignore()
-            .query_async(&mut inner.connection())
-            .await
-            .map_err(backend_error)?;
-        // The topic's unique-key locks and schedule marks go with it.
-        let tag = keys.stream.trim_end_matches(":stream");
-        let mut extras = Vec::new();
-        for pattern in [format!("{tag}:unique:*"), format!("{tag}:tick:*")] {
-            let mut cursor = 0u64;
-            loop {
-                let (next, found): (u64, Vec<String>) = redis::cmd("SCAN")
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg(&pattern)
-                    .arg("COUNT")
-                    .arg(1000)
-                    .query_async(&mut inner.connection())
-                    .await
-                    .map_err(backend_error)?;
-                extras.extend(found);
-                if next == 0 {
-                    break;
-                }
-                cursor = next;
-            }
-        }
-        for chunk in extras.chunks(500) {
-            let _: i64 = redis::cmd("DEL")
-                .arg(chunk)
-                .query_async(&mut inner.connection())
-                .await
-                .map_err(backend_error)?;
-        }
-        inner.schedule.forget(topic);
-        inner
-            .cursors()
-            .retain(|(cursor_topic, _), _| cursor_topic != topic);
-        Ok(deleted > 0 || unregistered > 0)
-    }
-
-    async fn list_topics(&self) -> Result<Vec<String>, BackendError> {
-        let mut topics: Vec<String> = redis::cmd("SMEMBERS")
-            .arg(self.inner.keys.registry())
-            .query_async(&mut self.inner.connection())
-            .await
-            .map_err(backend_error)?;
-        topics.sort_unstable();
-        Ok(topics)
-    }
-
-    async fn ensure_group(
-        &self,
-        topic: &str,
-        group: &str,
-        start: StartFrom,
-    ) -> Result<(), BackendError> {
-        messaging_model::validate_topic(topic)?;
-        self.inner.register(topic).await?;
-        self.inner.create_group(topic, group, start).await
-    }
-
-    async fn delete_group(&self, topic: &str, group: &str) -> Result<bool, BackendError> {
-        messaging_model::validate_topic(topic)?;
-        let inner = &self.inner;
-        let keys = inner.keys.topic(topic);
-        let destroyed: Result<i64, RedisError> = redis::cmd("XGROUP")
-            .arg("DESTROY")
-            .arg(&keys.stream)
-            .arg(group)
-            .query_async(&mut inner.connection())
-            .await;
-        inner
-            .cursors()
-            .remove(&(topic.to_owned(), group.to_owned()));
-        match destroyed {
-            Ok(destroyed) => {
-                if destroyed > 0 {
-                    // What only that group held back may be trimmable now.
-                    inner.touched(topic);
-                }
-                Ok(destroyed > 0)
-            }
-            // "requires the key to exist": no stream, so no group either.
-            Err(error) if error.code() == Some("ERR") && !error.is_io_error() => {
-                let exists: i64 = redis::cmd("EXISTS")
-                    .arg(&keys.stream)
-                    .query_async(&mut inner.connection())
-                    .await
-                    .map_err(backend_error)?;
-                if exists == 0 {
-                    Ok(false)
-                } else {
-                    Err(backend_error(error))
-                }
-            }
-            Err(error) => Err(backend_error(error)),
-        }
-    }
-
-    async fn read(
-        &self,
-        topic: &str,
-        group: &str,
-        consumer: &str,
-        from: ReadFrom,
-        count: usize,
-        block: Duration,
-    ) -> Result<Vec<Delivery>, BackendError> {
-        messaging_model::validate_topic(topic)?;
-        if count == 0 {
-            return Ok(Vec::new());
-        }
-        match from {
-            ReadFrom::New => {
-                self.inner
-                    .read_new(topic, group, consumer, count, block)
-                    .await
-            }
-            ReadFrom::OwnPending { after } => {
-                self.inner
-                    .read_own_pending(topic, group, consumer, after.as_deref(), count)
-                    .await
-            }
-        }
-    }
-
-    async fn reclaim_idle(
-        &self,
-        topic: &str,
-        group: &str,
-        consumer: &str,
-        min_idle: Duration,
-        count: usize,
-    ) -> Result<Vec<Delivery>, BackendError> {
-        messaging_model::validate_topic(topic)?;
-        self.inner
-            .reclaim_idle(topic, group, consumer, min_idle, count)
-            .await
-    }
-
-    async fn extend_lease(&self, receipt: &Receipt) -> Result<Settlement, BackendError> {
-        messaging_model::validate_topic(&receipt.topic)?;
-        let keys = self.inner.keys.topic(&receipt.topic);
-        let done: i64 = SCRIPTS
-            .extend_lease
-            .key(&keys.stream)
-            .arg(&receipt.group)
-            .arg(&receipt.consumer)
-            .arg(&receipt.entry_id)
-            .arg(receipt.delivery_count)
-            .invoke_async(&mut self.inner.connection())
-            .await
-            .map_err(backend_error)?;
-        Ok(settlement(receipt, "extend lease", done == 1))
-    }
-
-    async fn ack(&self, receipt: &Receipt) -> Result<Settlement, BackendError> {
-        messaging_model::validate_topic(&receipt.topic)?;
-        let (done, settled) = tokio::sync::oneshot::channel();
-        let request = AckRequest {
-            receipt: receipt.clone(),
-            done,
-        };
-        let settled = match self.inner.acks.send(request) {
-            Ok(()) => settled.await.unwrap_or_else(|_| {
-                Err(BackendError::unavailable(std::io::Error::other(
-                    "the acknowledgement task stopped",
-                )))
-            })?,
-            // Only while the backend is being dropped.
-            Err(_) => {
-                let settled = self
-                    .inner
-                    .ack_many(&[receipt])
-                    .await
-                    .map_err(backend_error)?;
-                settled.first().copied().unwrap_or(false)
-            }
-        };
-        Ok(settlement(receipt, "ack", settled))
-    }
-
-    async fn retry_at(
-        &self,
-        receipt: &Receipt,
-        message: &Message,
-        deliver_at: DateTime<Utc>,
-    ) -> Result<Settlement, BackendError> {
-        messaging_model::validate_topic(&receipt.topic)?;
-        message.validate()?;
-        let inner = &self.inner;
-        let keys = inner.keys.topic(&receipt.topic);
-        let score = due_score(deliver_at);
-        let done: i64 = SCRIPTS
-            .retry
-            .key(&keys.stream)
-            .key(&keys.delayed)
-            .arg(&receipt.group)
-            .arg(&receipt.consumer)
-            .arg(&receipt.entry_id)
-            .arg(receipt.delivery_count)
-            .arg(score)
-            .arg(delayed_member(message)?)
-            .invoke_async(&mut inner.connection())
-            .await
-            .map_err(backend_error)?;
-        if done == 1 {
-            inner.indexed(&receipt.topic, score).await;
-            inner.schedule.due_at(&receipt.topic, deliver_at);
-            inner.touched(&receipt.topic);
-        }
-        Ok(settlement(receipt, "retry", done == 1))
-    }
-
-    async fn dead_letter(
-        &self,
-        receipt: &Receipt,
-        message: &Message,
-        error: &str,
-    ) -> Result<Settlement, BackendError> {
-        messaging_model::validate_topic(&receipt.topic)?;
-        let mut message = message.clone();
-        message.status = MessageStatus::Failed;
-        let attempts = message.retry.saturating_add(1);
-        self.inner
-            .dead_letter_as(receipt, &message, error, attempts)
-            .await
-    }
-
-    async fn dead_letters(
-        &self,
-        topic: &str,
-        limit: usize,
-    ) -> Result<Vec<DeadLetter>, BackendError> {
-        messaging_model::validate_topic(topic)?;
-        // Pages on past entries that are no dead letter (written by something
-        // else): 600 of them first once hid every real one, and
-        // `replay_all_dead_letters` replayed none.
-        let mut found = Vec::new();
-        let mut skipped: Vec<UndecodableDeadLetter> = Vec::new();
-        let mut after: Option<String> = None;
-        while found.len() < limit {
-            let want = limit - found.len();
-            // Read what is still wanted, more when junk showed up.
-            let count = want.max(skipped.len().min(MAX_DEAD_LETTER_PAGE));
-            let page = self
-                .inner
-                .dead_letter_page(topic, after.as_deref(), count)
-                .await?;
-            found.extend(page.dead_letters.into_iter().take(want));
-            if skipped.len() < MAX_DEAD_LETTER_PAGE {
-                skipped.extend(page.undecodable);
-            } else {
-                skipped.truncate(MAX_DEAD_LETTER_PAGE);
-            }
-            match page.next {
-                Some(next) => after = Some(next),
-                None => break,
-            }
-        }
-        if let Some(first) = skipped.first() {
-            warn!(
-                %topic,
-                skipped = skipped.len(),
-                first = %first.id,
-                reason = %first.reason,
-                "the dead-letter stream holds entries that are no dead letter; listed past them (see RedisBackend::dead_letter_page)"
-            );
-        }
-        Ok(found)
-    }
-
-    async fn replay_dead_letter(&self, topic: &str, id: &str) -> Result<bool, BackendError> {
-        messaging_model::validate_topic(topic)?;
-        if !codec::is_stream_id(id) {
-            return Ok(false);
-        }
-        let inner = &self.inner;
-        let keys = inner.keys.topic(topic);
-        let reply: Value = redis::cmd("XRANGE")
-            .arg(&keys.dead)
-            .arg(id)
-            .arg(id)
-            .query_async(&mut inner.connection())
-            .await
-            .map_err(backend_error)?;
-        let Some((id, fields)) = codec::entries(reply).into_iter().next() else {
-            return Ok(false);
-        };
-        let dead =
-            codec::decode_dead_letter(&id, &fields).map_err(|reason| BackendError::Corrupt {
-                topic: topic.to_owned(),
-                entry_id: id.clone(),
-                reason,
-            })?;
-        let json = codec::encode(&dead.replay_message())?;
-        let replayed: i64 = SCRIPTS
-            .replay
-            .key(&keys.dead)
-            .key(&keys.stream)
-            .arg(&id)
-            .arg(json)
-            .invoke_async(&mut inner.connection())
-            .await
-            .map_err(backend_error)?;
-        if replayed == 1 {
-            inner.touched(topic);
-        }
-        Ok(replayed == 1)
-    }
-
-    async fn purge_dead_letters(&self, topic: &str) -> Result<u64, BackendError> {
-        messaging_model::validate_topic(topic)?;
-        let keys = self.inner.keys.topic(topic);
-        let purged: u64 = SCRIPTS
-            .purge
-            .key(&keys.dead)
-            .invoke_async(&mut self.inner.connection())
-            .await
-            .map_err(backend_error)?;
-        Ok(purged)
-    }
-
-    async fn stats(&self, topic: &str) -> Result<TopicStats, BackendError> {
-        messaging_model::validate_topic(topic)?;
-        let inner = &self.inner;
-        inner.promote(topic).await?;
-        let keys = inner.keys.topic(topic);
-        let reply: Value = SCRIPTS
-            .stats
-            .key(&keys.stream)
-            .key(&keys.delayed)
-            .key(&keys.dead)
-            .invoke_async(&mut inner.connection())
-            .await
-            .map_err(backend_error)?;
-        let items = codec::items(reply);
-        let count = |index: usize| {
-            items
-                .get(index)
-                .and_then(codec::int)
-                .and_then(|n| u64::try_from(n).ok())
-                .unwrap_or(0)
-        };
-        let groups = items
-            .get(3..)
-            .unwrap_or_default()
-            .chunks_exact(4)
-            .map(|group| {
-                let number = |value: &Value| {
-                    codec::int(value)
-                        .and_then(|n| u64::try_from(n).ok())
-                        .unwrap_or(0)
-                };
-                GroupStats {
-                    name: codec::string(&group[0]).unwrap_or_default(),
-                    pending: number(&group[1]),
-                    lag: number(&group[2]),
-                    consumers: number(&group[3]),
-                }
-            })
-            .collect();
-        Ok(TopicStats {
-            topic: topic.to_owned(),
-            length: count(0),
-            scheduled: count(1),
-            dead_lettered: count(2),
-            groups,
-        })
-    }
-
-    async fn health(&self) -> Result<BackendHealth, BackendError> {
-        let mut connection = self.inner.connection();
-        let _: String = redis::cmd("PING")
-            .query_async(&mut connection)
-            .await
-            .map_err(backend_error)?;
-        let settings: Result<(Value, Value, Value), RedisError> = redis::pipe()
-            .cmd("CONFIG")
-            .arg("GET")
-            .arg("maxmemory-policy")
-            .cmd("CONFIG")
-            .arg("GET")
-            .arg("appendonly")
-            .cmd("CONFIG")
-            .arg("GET")
-            .arg("save")
-            .query_async(&mut connection)
-            .await;
-        let mut warnings = Vec::new();
-        match settings {
-            Ok((policy, appendonly, save)) => {
-                let value = |reply: &Value| {
-                    codec::fields(reply.clone())
-                        .and_then(|pairs| pairs.into_iter().next())
-                        .map(|(_, value)| String::from_utf8_lossy(&value).into_owned())
-                };
-                match value(&policy).as_deref() {
-                    Some("noeviction") => {}
-                    Some(policy) => warnings.push(format!(
-                        "maxmemory-policy is {policy}: Redis may evict message keys under memory pressure and lose messages silently; set it to noeviction"
-                    )),
-                    None => warnings.push("could not read maxmemory-policy; make sure it is noeviction".to_owned()),
-                }
-                let aof = value(&appendonly).as_deref() == Some("yes");
-                let snapshots = value(&save).is_some_and(|save| !save.trim().is_empty());
-                if !aof && !snapshots {
-                    warnings.push(
-                        "persistence is off (appendonly no, no save points): a Redis restart loses every message; enable appendonly".to_owned(),
-                    );
-                }
-            }
-            Err(error) => warnings.push(format!(
-                "could not read the server's settings ({error}); make sure maxmemory-policy is noeviction and appendonly is on"
-            )),
-        }
-        Ok(BackendHealth { warnings })
-    }
-
-    fn cancel_backend(&self) -> Option<&dyn messaging_core::CancelBackend> {
-        Some(self)
-    }
-
-    fn unique_backend(&self) -> Option<&dyn messaging_core::unique::UniqueBackend> {
-        Some(self)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1055,7 +546,9 @@ mod tests {
     fn backend_is_send_and_sync() {
         fn assert_send_sync<T: Send + Sync + 'static>() {}
         assert_send_sync::<RedisBackend>();
-        fn assert_object_safe(_: Option<Arc<dyn MessageBackend>>) {}
-        assert_object_safe(None::<Arc<RedisBackend>>.map(|b| b as Arc<dyn MessageBackend>));
+        fn assert_object_safe(_: Option<Arc<dyn messaging_core::Backend>>) {}
+        assert_object_safe(
+            None::<Arc<RedisBackend>>.map(|b| b as Arc<dyn messaging_core::Backend>),
+        );
     }
 }

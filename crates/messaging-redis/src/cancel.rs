@@ -21,6 +21,7 @@
 
 use async_trait::async_trait;
 use messaging_core::{BackendError, CancelBackend};
+use messaging_model::Topic;
 use redis::Value;
 
 use crate::RedisBackend;
@@ -33,8 +34,7 @@ const SCAN_STEP: usize = 500;
 
 #[async_trait]
 impl CancelBackend for RedisBackend {
-    async fn cancel(&self, topic: &str, id: uuid::Uuid) -> Result<bool, BackendError> {
-        messaging_model::validate_topic(topic)?;
+    async fn cancel(&self, topic: &Topic, id: uuid::Uuid) -> Result<bool, BackendError> {
         let inner = &self.inner;
         let keys = inner.keys.topic(topic);
         let id = id.hyphenated().to_string();

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use messaging_core::{BackendError, DeadLetter};
-use messaging_model::{Message, MessageStatus, ValidationError};
+use messaging_model::{Message, MessageStatus, Topic};
 use redis::Value;
 use serde_json::json;
 
@@ -27,13 +27,14 @@ pub(crate) fn encode(message: &Message) -> Result<Vec<u8>, BackendError> {
     serde_json::to_vec(message).map_err(BackendError::command)
 }
 
-/// Checks a message as [`Message::validate`] does, given its JSON: a message
-/// whose whole JSON is within the payload limit has a payload within it too,
-/// and one whose JSON opens at most [`messaging_model::MAX_JSON_DEPTH`] arrays
-/// and objects cannot nest deeper, so the payload is measured (serialised
-/// again, walked) only when it may break a limit.
-fn check_limits(message: &Message, json: &[u8]) -> Result<(), ValidationError> {
-    messaging_model::validate_topic(&message.topic)?;
+/// Checks a stored message's limits on the way out (hostile input from
+/// outside, not a second check of what was published: the topic was checked
+/// by decoding it into a `Topic`): a message whose whole JSON is within the
+/// payload limit has a payload within it too, and one whose JSON opens at most
+/// [`messaging_model::MAX_JSON_DEPTH`] arrays and objects cannot nest deeper,
+/// so the payload is measured (serialised again, walked) only when it may
+/// break a limit.
+fn check_limits(message: &Message, json: &[u8]) -> Result<(), messaging_model::ValidationError> {
     let may_be_too_deep = || {
         json.iter()
             .filter(|&&byte| byte == b'{' || byte == b'[')
@@ -47,13 +48,6 @@ fn check_limits(message: &Message, json: &[u8]) -> Result<(), ValidationError> {
         messaging_model::validate_payload(&message.payload)?;
     }
     messaging_model::validate_max_retry(message.max_retry)
-}
-
-/// The JSON of a message, after checking it.
-pub(crate) fn encode_valid(message: &Message) -> Result<Vec<u8>, BackendError> {
-    let json = encode(message)?;
-    check_limits(message, &json)?;
-    Ok(json)
 }
 
 /// The message of an entry, or why it cannot be decoded (the reason names the
@@ -329,7 +323,11 @@ pub(crate) fn undecodable_message(
     // the publishing limit; neither must keep the entry out of the queue.
     let mut message = Message::new("undecodable", json!({}))
         .unwrap_or_else(|_| unreachable!("valid literal topic"));
-    message.topic = topic.to_owned();
+    // The stream's key was made of a checked topic; were it not, the dead
+    // letter still lands in that stream's queue, under the placeholder name.
+    if let Ok(topic) = Topic::new(topic) {
+        message.topic = topic;
+    }
     message.payload = json!({ "undecodable_entry": entry });
     message.status = MessageStatus::Failed;
     message.error = Some(reason.to_owned());
@@ -734,16 +732,15 @@ mod tests {
         let fields = vec![(b"m".to_vec(), encode(&deep).unwrap())];
         let reason = decode_entry(&fields).unwrap_err();
         assert!(reason.starts_with("invalid message: "), "{reason}");
+        // Refused once, on the publish path (`MessagingService` runs `validate`).
         assert!(matches!(
-            encode_valid(&deep),
-            Err(BackendError::Validation(
-                ValidationError::PayloadTooDeep { .. }
-            ))
+            deep.validate(),
+            Err(messaging_model::ValidationError::PayloadTooDeep { .. })
         ));
         let at_limit = nest(messaging_model::MAX_JSON_DEPTH);
         let fields = vec![(b"m".to_vec(), encode(&at_limit).unwrap())];
         assert!(decode_entry(&fields).is_ok());
-        assert!(encode_valid(&at_limit).is_ok());
+        assert!(at_limit.validate().is_ok());
     }
 
     #[test]

@@ -3,16 +3,6 @@ use std::sync::Arc;
 use messaging_core::BackendError;
 use redis::{ErrorKind, RedisError, ServerErrorKind};
 
-/// The configuration was rejected before connecting (the source of the
-/// [`BackendError::Command`] that [`crate::RedisBackend::connect`] returns).
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-#[error("invalid Redis backend configuration: {reason}")]
-pub struct InvalidConfig {
-    /// What is wrong.
-    pub reason: &'static str,
-}
-
 /// Maps a driver error: connection trouble and a server that cannot serve right
 /// now (loading, failing over, out of memory) are transient, the rest is a
 /// command the server refused.

@@ -58,11 +58,13 @@
 //! ```
 
 mod acks;
+mod admin;
 mod backend;
 mod cancel;
 mod codec;
 mod config;
 mod error;
+mod hot_path;
 mod keys;
 mod maintenance;
 mod pool;
@@ -75,5 +77,4 @@ mod unique;
 
 pub use backend::{DeadLetterPage, RedisBackend, UndecodableDeadLetter};
 pub use config::RedisBackendConfig;
-pub use error::InvalidConfig;
 pub use messaging_core::{DEFAULT_TOPIC_CAP, Retention};

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use messaging_core::{BackendError, Delivery, Receipt};
+use messaging_core::{BackendError, ConsumerId, Delivery, Receipt};
 use messaging_model::{Message, MessageStatus};
 use redis::aio::MultiplexedConnection;
 use redis::{Cmd, RedisError, Value};
@@ -72,12 +72,11 @@ impl Inner {
 
     pub(crate) async fn read_new(
         &self,
-        topic: &str,
-        group: &str,
-        consumer: &str,
+        id: &ConsumerId,
         count: usize,
         block: Duration,
     ) -> Result<Vec<Delivery>, BackendError> {
+        let (topic, group, consumer) = (id.topic.as_str(), id.group.as_str(), id.consumer.as_str());
         let keys = self.keys.topic(topic);
         let deadline = tokio::time::Instant::now() + block;
         loop {
@@ -123,19 +122,18 @@ impl Inner {
                 })
                 .collect();
             if !entries.is_empty() || tokio::time::Instant::now() >= deadline {
-                return Ok(self.deliveries(topic, group, consumer, entries).await);
+                return Ok(self.deliveries(id, entries).await);
             }
         }
     }
 
     pub(crate) async fn read_own_pending(
         &self,
-        topic: &str,
-        group: &str,
-        consumer: &str,
+        id: &ConsumerId,
         after: Option<&str>,
         count: usize,
     ) -> Result<Vec<Delivery>, BackendError> {
+        let (topic, group, consumer) = (id.topic.as_str(), id.group.as_str(), id.consumer.as_str());
         let keys = self.keys.topic(topic);
         let reply: Result<Value, RedisError> = SCRIPTS
             .read_pending
@@ -155,7 +153,7 @@ impl Inner {
             Err(error) => return Err(backend_error(error)),
         };
         let entries = codec::triples(codec::items(reply));
-        Ok(self.deliveries(topic, group, consumer, entries).await)
+        Ok(self.deliveries(id, entries).await)
     }
 
     /// Decodes entries into deliveries. An entry that cannot be handed to a
@@ -163,13 +161,8 @@ impl Inner {
     /// cannot be decoded, or Redis counts its deliveries past a receipt's range
     /// (forged with `XCLAIM … RETRYCOUNT`). If even that fails it stays
     /// pending, to be tried again when reclaimed.
-    async fn deliveries(
-        &self,
-        topic: &str,
-        group: &str,
-        consumer: &str,
-        entries: Vec<RawEntry>,
-    ) -> Vec<Delivery> {
+    async fn deliveries(&self, id: &ConsumerId, entries: Vec<RawEntry>) -> Vec<Delivery> {
+        let (topic, group, consumer) = (id.topic.as_str(), id.group.as_str(), id.consumer.as_str());
         let mut deliveries = Vec::with_capacity(entries.len());
         let stream = self.keys.topic(topic).stream;
         for entry in entries {
@@ -178,9 +171,7 @@ impl Inner {
                 (Ok(message), Ok(delivery_count)) => deliveries.push(Delivery {
                     message,
                     receipt: Receipt {
-                        topic: topic.to_owned(),
-                        group: group.to_owned(),
-                        consumer: consumer.to_owned(),
+                        consumer: id.clone(),
                         entry_id: entry.id,
                         delivery_count,
                     },
@@ -283,12 +274,11 @@ impl Inner {
     /// list; when the scan wraps, the head is looked at once more.
     pub(crate) async fn reclaim_idle(
         &self,
-        topic: &str,
-        group: &str,
-        consumer: &str,
+        id: &ConsumerId,
         min_idle: Duration,
         count: usize,
     ) -> Result<Vec<Delivery>, BackendError> {
+        let (topic, group, consumer) = (id.topic.as_str(), id.group.as_str(), id.consumer.as_str());
         if count == 0 {
             return Ok(Vec::new());
         }
@@ -339,6 +329,6 @@ impl Inner {
             }
         }
         self.cursors().insert(cursor_key, cursor);
-        Ok(self.deliveries(topic, group, consumer, entries).await)
+        Ok(self.deliveries(id, entries).await)
     }
 }

@@ -21,7 +21,7 @@ use crate::scripts::SCRIPTS;
 
 fn check(schedule: &Schedule) -> Result<(), BackendError> {
     messaging_core::schedule::validate_schedule_name(&schedule.name).map_err(|error| {
-        BackendError::Validation(messaging_model::ValidationError::InvalidTopic {
+        BackendError::command(messaging_model::ValidationError::InvalidTopic {
             topic: schedule.name.clone(),
             reason: match error {
                 messaging_core::schedule::ScheduleError::InvalidName { .. } => {
@@ -31,7 +31,7 @@ fn check(schedule: &Schedule) -> Result<(), BackendError> {
             },
         })
     })?;
-    messaging_model::validate_topic(&schedule.topic)?;
+    messaging_model::validate_topic(&schedule.topic).map_err(BackendError::command)?;
     Ok(())
 }
 
@@ -150,7 +150,7 @@ impl ScheduleBackend for RedisBackend {
                 message.topic, schedule.topic
             )));
         }
-        let json = codec::encode_valid(message)?;
+        let json = codec::encode(message)?;
         let keys = self.inner.keys.topic(&schedule.topic);
         let mut pipe = redis::pipe();
         pipe.invoke_script(

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use messaging_core::BackendError;
 use messaging_core::unique::{UniqueBackend, validate_unique_key};
-use messaging_model::{Message, MessageStatus};
+use messaging_model::{Message, MessageStatus, Topic};
 use redis::Value;
 use uuid::Uuid;
 
@@ -38,7 +38,6 @@ impl UniqueBackend for RedisBackend {
         hold: Duration,
     ) -> Result<Option<Uuid>, BackendError> {
         check_key(key)?;
-        message.validate()?;
         let keys = self.inner.keys.topic(&message.topic);
         let lock = self.inner.keys.unique_lock(&message.topic, key);
         let (mode, body, score) = match deliver_at {
@@ -47,7 +46,7 @@ impl UniqueBackend for RedisBackend {
                 pending.status = MessageStatus::Pending;
                 ("at", delayed_member(&pending)?, Some(due_score(at)))
             }
-            None => ("now", codec::encode_valid(message)?, None),
+            None => ("now", codec::encode(message)?, None),
         };
         let mut invocation = SCRIPTS.unique_publish.key(&keys.stream);
         invocation
@@ -65,7 +64,7 @@ impl UniqueBackend for RedisBackend {
             .map_err(backend_error)?;
         match reply {
             Value::Int(_) => Err(BackendError::QueueFull {
-                topic: message.topic.clone(),
+                topic: message.topic.to_string(),
                 cap: self.inner.config.topic_cap as u64,
                 written: 0,
             }),
@@ -76,7 +75,7 @@ impl UniqueBackend for RedisBackend {
                     [published] if published == "published" => {
                         let _: Result<i64, _> = redis::cmd("SADD")
                             .arg(self.inner.keys.registry())
-                            .arg(&message.topic)
+                            .arg(message.topic.as_str())
                             .query_async(&mut self.inner.connection())
                             .await;
                         match (deliver_at, score) {
@@ -106,8 +105,7 @@ impl UniqueBackend for RedisBackend {
         }
     }
 
-    async fn unique_holder(&self, topic: &str, key: &str) -> Result<Option<Uuid>, BackendError> {
-        messaging_model::validate_topic(topic)?;
+    async fn unique_holder(&self, topic: &Topic, key: &str) -> Result<Option<Uuid>, BackendError> {
         check_key(key)?;
         let holder: Option<String> = redis::cmd("GET")
             .arg(self.inner.keys.unique_lock(topic, key))
@@ -119,12 +117,11 @@ impl UniqueBackend for RedisBackend {
 
     async fn release_unique(
         &self,
-        topic: &str,
+        topic: &Topic,
         key: &str,
         id: Uuid,
         after: Duration,
     ) -> Result<bool, BackendError> {
-        messaging_model::validate_topic(topic)?;
         check_key(key)?;
         let after = u64::try_from(after.as_millis()).unwrap_or(u64::MAX);
         let released: i64 = SCRIPTS

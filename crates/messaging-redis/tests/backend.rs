@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use messaging_core::BackendError;
+use messaging_core::{BackendAdmin as _, ReadOptions};
 use messaging_core::{MessageBackend, MessagingService, ReadFrom, Settlement, StartFrom};
 use messaging_model::Message;
 use messaging_redis::{RedisBackend, RedisBackendConfig, Retention};
@@ -47,12 +48,11 @@ async fn read_all(
         got.extend(
             backend
                 .read(
-                    topic,
-                    group,
-                    consumer,
-                    ReadFrom::New,
-                    want - got.len(),
-                    Duration::from_millis(100),
+                    &support::consumer(topic, group, consumer),
+                    &ReadOptions::default()
+                        .with_from(ReadFrom::New)
+                        .with_count(want - got.len())
+                        .with_block(Duration::from_millis(100)),
                 )
                 .await
                 .expect("read"),
@@ -69,7 +69,7 @@ async fn undecodable_entries_go_to_the_dead_letter_queue_not_to_the_consumer() {
         support::backend_with(RedisBackendConfig::new(url.as_str()).with_key_prefix(&prefix)).await;
     let topic = "corrupt.entries";
     backend
-        .ensure_group(topic, "g", StartFrom::Earliest)
+        .ensure_group(&support::topic(topic), "g", StartFrom::Earliest)
         .await
         .expect("group");
     let mut redis = raw(&url).await;
@@ -87,12 +87,11 @@ async fn undecodable_entries_go_to_the_dead_letter_queue_not_to_the_consumer() {
 
     let deliveries = backend
         .read(
-            topic,
-            "g",
-            "c",
-            ReadFrom::New,
-            10,
-            Duration::from_millis(100),
+            &support::consumer(topic, "g", "c"),
+            &ReadOptions::default()
+                .with_from(ReadFrom::New)
+                .with_count(10)
+                .with_block(Duration::from_millis(100)),
         )
         .await
         .expect("read");
@@ -103,7 +102,10 @@ async fn undecodable_entries_go_to_the_dead_letter_queue_not_to_the_consumer() {
     );
     assert_eq!(deliveries[0].message.id, good.id);
 
-    let dead = backend.dead_letters(topic, 10).await.expect("dead letters");
+    let dead = backend
+        .dead_letters(&support::topic(topic), 10)
+        .await
+        .expect("dead letters");
     assert_eq!(dead.len(), 2);
     assert!(
         dead[0].error.starts_with("field `m` is not JSON"),
@@ -122,9 +124,12 @@ async fn undecodable_entries_go_to_the_dead_letter_queue_not_to_the_consumer() {
     assert!(dead.iter().all(|d| d.group == "g" && d.attempts == 1));
 
     backend.ack(&deliveries[0].receipt).await.expect("ack");
-    let stats = backend.stats(topic).await.expect("stats");
+    let stats = backend.stats(&support::topic(topic)).await.expect("stats");
     assert_eq!((stats.groups[0].pending, stats.groups[0].lag), (0, 0));
-    backend.delete_topic(topic).await.expect("delete");
+    backend
+        .delete_topic(&support::topic(topic))
+        .await
+        .expect("delete");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -135,7 +140,7 @@ async fn a_reader_recreates_its_group_after_the_stream_was_deleted() {
         support::backend_with(RedisBackendConfig::new(url.as_str()).with_key_prefix(&prefix)).await;
     let topic = "nogroup.recovery";
     backend
-        .ensure_group(topic, "g", StartFrom::Earliest)
+        .ensure_group(&support::topic(topic), "g", StartFrom::Earliest)
         .await
         .expect("group");
     backend.publish(&message(topic, 1)).await.expect("publish");
@@ -148,12 +153,11 @@ async fn a_reader_recreates_its_group_after_the_stream_was_deleted() {
     // NOGROUP: recovered, nothing to read yet.
     let first = backend
         .read(
-            topic,
-            "g",
-            "c",
-            ReadFrom::New,
-            10,
-            Duration::from_millis(50),
+            &support::consumer(topic, "g", "c"),
+            &ReadOptions::default()
+                .with_from(ReadFrom::New)
+                .with_count(10)
+                .with_block(Duration::from_millis(50)),
         )
         .await
         .expect("read after NOGROUP");
@@ -162,7 +166,10 @@ async fn a_reader_recreates_its_group_after_the_stream_was_deleted() {
     backend.publish(&again).await.expect("publish");
     let got = read_all(&backend, topic, "g", "c", 1).await;
     assert_eq!(got[0].message.id, again.id);
-    backend.delete_topic(topic).await.expect("delete");
+    backend
+        .delete_topic(&support::topic(topic))
+        .await
+        .expect("delete");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -176,7 +183,7 @@ async fn trimming_keeps_every_entry_a_group_has_not_read_or_settled() {
     let backend = support::backend_with(config).await;
     let topic = "trim.safely";
     backend
-        .ensure_group(topic, "g", StartFrom::Earliest)
+        .ensure_group(&support::topic(topic), "g", StartFrom::Earliest)
         .await
         .expect("group");
     let messages: Vec<Message> = (0..20).map(|n| message(topic, n)).collect();
@@ -226,7 +233,10 @@ async fn trimming_keeps_every_entry_a_group_has_not_read_or_settled() {
         },
     )
     .await;
-    backend.delete_topic(topic).await.expect("delete");
+    backend
+        .delete_topic(&support::topic(topic))
+        .await
+        .expect("delete");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -237,7 +247,7 @@ async fn every_key_of_a_topic_carries_its_hash_tag() {
         support::backend_with(RedisBackendConfig::new(url.as_str()).with_key_prefix(&prefix)).await;
     let topic = "layout.check";
     backend
-        .ensure_group(topic, "g", StartFrom::Earliest)
+        .ensure_group(&support::topic(topic), "g", StartFrom::Earliest)
         .await
         .expect("group");
     backend.publish(&message(topic, 1)).await.expect("publish");
@@ -269,7 +279,12 @@ async fn every_key_of_a_topic_carries_its_hash_tag() {
     let lock = format!("{prefix}:sweep");
     let keys: BTreeSet<String> = keys.into_iter().filter(|key| *key != lock).collect();
     assert_eq!(keys, expected);
-    assert!(backend.delete_topic(topic).await.expect("delete"));
+    assert!(
+        backend
+            .delete_topic(&support::topic(topic))
+            .await
+            .expect("delete")
+    );
     let left = scan(&mut redis, &prefix).await;
     assert!(
         left.iter().all(|key| *key == lock),
@@ -306,10 +321,16 @@ async fn concurrent_promoters_move_each_delayed_message_once() {
         moved
     }))
     .await;
-    let stats = scheduler.stats(topic).await.expect("stats");
+    let stats = scheduler
+        .stats(&support::topic(topic))
+        .await
+        .expect("stats");
     assert_eq!(stats.scheduled, 0);
     assert_eq!(stats.length, 300, "moved {moved:?}");
-    scheduler.delete_topic(topic).await.expect("delete");
+    scheduler
+        .delete_topic(&support::topic(topic))
+        .await
+        .expect("delete");
 }
 
 /// A burst due at one instant, larger than one promotion call moves (1,000):
@@ -325,7 +346,7 @@ async fn a_burst_past_one_promotion_call_is_promoted_whole_and_never_early() {
         support::backend_with(RedisBackendConfig::new(url.as_str()).with_key_prefix(&prefix)).await;
     let topic = "promote.burst";
     backend
-        .ensure_group(topic, "g", StartFrom::Earliest)
+        .ensure_group(&support::topic(topic), "g", StartFrom::Earliest)
         .await
         .expect("group");
     let due = Utc::now() + chrono::Duration::seconds(3);
@@ -352,12 +373,11 @@ async fn a_burst_past_one_promotion_call_is_promoted_whole_and_never_early() {
         got.extend(
             backend
                 .read(
-                    topic,
-                    "g",
-                    "c",
-                    ReadFrom::New,
-                    1_000,
-                    Duration::from_millis(500),
+                    &support::consumer(topic, "g", "c"),
+                    &ReadOptions::default()
+                        .with_from(ReadFrom::New)
+                        .with_count(1_000)
+                        .with_block(Duration::from_millis(500)),
                 )
                 .await
                 .expect("read"),
@@ -390,7 +410,7 @@ async fn a_burst_past_one_promotion_call_is_promoted_whole_and_never_early() {
             delivery.receipt.entry_id
         );
     }
-    let stats = backend.stats(topic).await.expect("stats");
+    let stats = backend.stats(&support::topic(topic)).await.expect("stats");
     assert_eq!(stats.scheduled, 1, "the later message still waits");
     let mut redis = raw(&url).await;
     let head: Vec<(String, f64)> = redis
@@ -406,7 +426,10 @@ async fn a_burst_past_one_promotion_call_is_promoted_whole_and_never_early() {
         Some(head[0].1),
         "the index points at the message left"
     );
-    backend.delete_topic(topic).await.expect("delete");
+    backend
+        .delete_topic(&support::topic(topic))
+        .await
+        .expect("delete");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -419,7 +442,7 @@ async fn a_blocked_reader_wakes_for_a_message_another_process_delayed() {
     let reader = support::backend_with(config.clone()).await;
     let topic = "delayed.elsewhere";
     reader
-        .ensure_group(topic, "g", StartFrom::Earliest)
+        .ensure_group(&support::topic(topic), "g", StartFrom::Earliest)
         .await
         .expect("group");
     let read = tokio::spawn({
@@ -427,7 +450,13 @@ async fn a_blocked_reader_wakes_for_a_message_another_process_delayed() {
         async move {
             let started = Instant::now();
             let got = reader
-                .read(topic, "g", "c", ReadFrom::New, 1, Duration::from_secs(10))
+                .read(
+                    &support::consumer(topic, "g", "c"),
+                    &ReadOptions::default()
+                        .with_from(ReadFrom::New)
+                        .with_count(1)
+                        .with_block(Duration::from_secs(10)),
+                )
                 .await
                 .expect("read");
             (got, started.elapsed())
@@ -446,7 +475,10 @@ async fn a_blocked_reader_wakes_for_a_message_another_process_delayed() {
     let (got, waited) = read.await.expect("reader");
     assert_eq!(got.len(), 1);
     assert!(waited < Duration::from_secs(2), "woke after {waited:?}");
-    reader.delete_topic(topic).await.expect("delete");
+    reader
+        .delete_topic(&support::topic(topic))
+        .await
+        .expect("delete");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -455,7 +487,7 @@ async fn a_dead_letter_is_replayed_at_most_once_under_concurrent_replays() {
     let backend = support::backend(&url).await;
     let topic = "replay.race";
     backend
-        .ensure_group(topic, "g", StartFrom::Earliest)
+        .ensure_group(&support::topic(topic), "g", StartFrom::Earliest)
         .await
         .expect("group");
     backend.publish(&message(topic, 1)).await.expect("publish");
@@ -464,23 +496,38 @@ async fn a_dead_letter_is_replayed_at_most_once_under_concurrent_replays() {
         .dead_letter(&taken[0].receipt, &taken[0].message, "bad")
         .await
         .expect("dead letter");
-    let dead = backend.dead_letters(topic, 10).await.expect("dead letters");
-    let replays =
-        futures::future::join_all((0..8).map(|_| backend.replay_dead_letter(topic, &dead[0].id)))
-            .await;
+    let dead = backend
+        .dead_letters(&support::topic(topic), 10)
+        .await
+        .expect("dead letters");
+    let checked = support::topic(topic);
+    let replays = futures::future::join_all(
+        (0..8).map(|_| backend.replay_dead_letter(&checked, &dead[0].id)),
+    )
+    .await;
     let replayed = replays
         .into_iter()
         .filter(|r| *r.as_ref().expect("replay"))
         .count();
     assert_eq!(replayed, 1);
-    assert_eq!(backend.stats(topic).await.expect("stats").length, 2);
+    assert_eq!(
+        backend
+            .stats(&support::topic(topic))
+            .await
+            .expect("stats")
+            .length,
+        2
+    );
     assert!(
         !backend
-            .replay_dead_letter(topic, "not-an-id")
+            .replay_dead_letter(&support::topic(topic), "not-an-id")
             .await
             .expect("replay")
     );
-    backend.delete_topic(topic).await.expect("delete");
+    backend
+        .delete_topic(&support::topic(topic))
+        .await
+        .expect("delete");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -489,7 +536,7 @@ async fn reclaiming_reaches_every_idle_entry_of_a_long_pending_list() {
     let backend = support::backend(&url).await;
     let topic = "reclaim.cursor";
     backend
-        .ensure_group(topic, "g", StartFrom::Earliest)
+        .ensure_group(&support::topic(topic), "g", StartFrom::Earliest)
         .await
         .expect("group");
     let messages: Vec<Message> = (0..60).map(|n| message(topic, n)).collect();
@@ -498,7 +545,7 @@ async fn reclaiming_reaches_every_idle_entry_of_a_long_pending_list() {
     let mut reclaimed = BTreeSet::new();
     for _ in 0..20 {
         for delivery in backend
-            .reclaim_idle(topic, "g", "alive", Duration::ZERO, 7)
+            .reclaim_idle(&support::consumer(topic, "g", "alive"), Duration::ZERO, 7)
             .await
             .expect("reclaim")
         {
@@ -508,7 +555,10 @@ async fn reclaiming_reaches_every_idle_entry_of_a_long_pending_list() {
         }
     }
     assert_eq!(reclaimed, messages.iter().map(|m| m.id).collect());
-    backend.delete_topic(topic).await.expect("delete");
+    backend
+        .delete_topic(&support::topic(topic))
+        .await
+        .expect("delete");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -518,38 +568,46 @@ async fn deleting_a_group_drops_its_pending_list() {
     let topic = "group.delete";
     assert!(
         !backend
-            .delete_group(topic, "g")
+            .delete_group(&support::topic(topic), "g")
             .await
             .expect("no stream yet")
     );
     backend
-        .ensure_group(topic, "g", StartFrom::Earliest)
+        .ensure_group(&support::topic(topic), "g", StartFrom::Earliest)
         .await
         .expect("group");
     backend
-        .ensure_group(topic, "g", StartFrom::Earliest)
+        .ensure_group(&support::topic(topic), "g", StartFrom::Earliest)
         .await
         .expect("group twice");
     backend
-        .ensure_group(topic, "other", StartFrom::Latest)
+        .ensure_group(&support::topic(topic), "other", StartFrom::Latest)
         .await
         .expect("group");
     backend.publish(&message(topic, 1)).await.expect("publish");
     read_all(&backend, topic, "g", "c", 1).await;
-    assert!(backend.delete_group(topic, "g").await.expect("delete"));
+    assert!(
+        backend
+            .delete_group(&support::topic(topic), "g")
+            .await
+            .expect("delete")
+    );
     assert!(
         !backend
-            .delete_group(topic, "g")
+            .delete_group(&support::topic(topic), "g")
             .await
             .expect("delete again")
     );
-    let stats = backend.stats(topic).await.expect("stats");
+    let stats = backend.stats(&support::topic(topic)).await.expect("stats");
     assert_eq!(stats.groups.len(), 1);
     assert_eq!(
         (stats.groups[0].name.as_str(), stats.groups[0].lag),
         ("other", 1)
     );
-    backend.delete_topic(topic).await.expect("delete");
+    backend
+        .delete_topic(&support::topic(topic))
+        .await
+        .expect("delete");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -623,7 +681,7 @@ async fn a_backend_reconnects_after_redis_restarts() {
     )
     .await;
     backend
-        .ensure_group(topic, "g", StartFrom::Earliest)
+        .ensure_group(&support::topic(topic), "g", StartFrom::Earliest)
         .await
         .expect("group");
     assert_eq!(read_all(&backend, topic, "g", "c", 1).await.len(), 1);
@@ -636,7 +694,7 @@ async fn batched_acks_are_fenced_one_by_one_however_long_the_pending_list() {
     let backend = support::backend(&url).await;
     let topic = "ack.batches";
     backend
-        .ensure_group(topic, "g", StartFrom::Earliest)
+        .ensure_group(&support::topic(topic), "g", StartFrom::Earliest)
         .await
         .expect("group");
     let messages: Vec<Message> = (0..300).map(|n| message(topic, n)).collect();
@@ -645,7 +703,7 @@ async fn batched_acks_are_fenced_one_by_one_however_long_the_pending_list() {
     assert_eq!(taken.len(), 300);
     // Another consumer takes over the first ten.
     let stolen = backend
-        .reclaim_idle(topic, "g", "thief", Duration::ZERO, 10)
+        .reclaim_idle(&support::consumer(topic, "g", "thief"), Duration::ZERO, 10)
         .await
         .expect("reclaim");
     assert_eq!(stolen.len(), 10);
@@ -661,7 +719,7 @@ async fn batched_acks_are_fenced_one_by_one_however_long_the_pending_list() {
         };
         assert_eq!(settlement.expect("ack"), expected, "delivery {index}");
     }
-    let stats = backend.stats(topic).await.expect("stats");
+    let stats = backend.stats(&support::topic(topic)).await.expect("stats");
     assert_eq!(
         stats.groups[0].pending, 10,
         "only the thief's deliveries stay pending"
@@ -672,7 +730,10 @@ async fn batched_acks_are_fenced_one_by_one_however_long_the_pending_list() {
             Settlement::Settled
         );
     }
-    backend.delete_topic(topic).await.expect("delete");
+    backend
+        .delete_topic(&support::topic(topic))
+        .await
+        .expect("delete");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -700,7 +761,7 @@ async fn a_restricted_redis_user_from_the_url_can_do_everything() {
     let backend = support::backend_with(config).await;
     let topic = "orders.placed";
     backend
-        .ensure_group(topic, "g", StartFrom::Earliest)
+        .ensure_group(&support::topic(topic), "g", StartFrom::Earliest)
         .await
         .expect("group");
     let messages: Vec<Message> = (0..5).map(|n| message(topic, n)).collect();
@@ -724,10 +785,13 @@ async fn a_restricted_redis_user_from_the_url_can_do_everything() {
         .dead_letter(&taken[0].receipt, &taken[0].message, "bad")
         .await
         .expect("dead letter");
-    let dead = backend.dead_letters(topic, 10).await.expect("dead letters");
+    let dead = backend
+        .dead_letters(&support::topic(topic), 10)
+        .await
+        .expect("dead letters");
     assert!(
         backend
-            .replay_dead_letter(topic, &dead[0].id)
+            .replay_dead_letter(&support::topic(topic), &dead[0].id)
             .await
             .expect("replay")
     );
@@ -737,9 +801,14 @@ async fn a_restricted_redis_user_from_the_url_can_do_everything() {
         1,
         "only the missing persistence: {warnings:?}"
     );
-    let stats = backend.stats(topic).await.expect("stats");
+    let stats = backend.stats(&support::topic(topic)).await.expect("stats");
     assert_eq!(stats.groups[0].lag, 1, "the replay");
-    assert!(backend.delete_topic(topic).await.expect("delete"));
+    assert!(
+        backend
+            .delete_topic(&support::topic(topic))
+            .await
+            .expect("delete")
+    );
 
     let wrong = RedisBackendConfig::new(format!("redis://shop:wrong@127.0.0.1:{}", server.port))
         .with_key_prefix("shop");
@@ -767,7 +836,7 @@ fn tls_child() {
         let backend = support::backend(&url).await;
         let topic = "tls.roundtrip";
         backend
-            .ensure_group(topic, "g", StartFrom::Earliest)
+            .ensure_group(&support::topic(topic), "g", StartFrom::Earliest)
             .await
             .expect("group");
         let sent = message(topic, 1);
@@ -922,19 +991,18 @@ async fn publishing_before_any_group_loses_nothing_while_trims_run() {
         "trimming removed entries no group has read"
     );
     backend
-        .ensure_group(topic, "g", StartFrom::Earliest)
+        .ensure_group(&support::topic(topic), "g", StartFrom::Earliest)
         .await
         .expect("group");
     let mut received = BTreeSet::new();
     loop {
         let deliveries = backend
             .read(
-                topic,
-                "g",
-                "c",
-                ReadFrom::New,
-                1_000,
-                Duration::from_millis(200),
+                &support::consumer(topic, "g", "c"),
+                &ReadOptions::default()
+                    .with_from(ReadFrom::New)
+                    .with_count(1_000)
+                    .with_block(Duration::from_millis(200)),
             )
             .await
             .expect("read");
@@ -955,7 +1023,12 @@ async fn publishing_before_any_group_loses_nothing_while_trims_run() {
         async move { (redis.xlen::<_, u64>(&stream).await.expect("xlen") == 10_000).then_some(()) }
     })
     .await;
-    assert!(backend.delete_topic(topic).await.expect("delete"));
+    assert!(
+        backend
+            .delete_topic(&support::topic(topic))
+            .await
+            .expect("delete")
+    );
 }
 
 /// Concurrent publishers and batches cannot take a topic past its cap: exactly
@@ -1001,7 +1074,7 @@ async fn concurrent_publishers_cannot_overshoot_the_cap() {
     assert!(length <= CAP, "{length} entries, cap {CAP}");
     assert_eq!(length, accepted.len());
     backend
-        .ensure_group(topic, "g", StartFrom::Earliest)
+        .ensure_group(&support::topic(topic), "g", StartFrom::Earliest)
         .await
         .expect("group");
     let got: BTreeSet<_> = read_all(&backend, topic, "g", "c", length)
@@ -1010,7 +1083,12 @@ async fn concurrent_publishers_cannot_overshoot_the_cap() {
         .map(|d| d.message.id)
         .collect();
     assert_eq!(got, accepted);
-    assert!(backend.delete_topic(topic).await.expect("delete"));
+    assert!(
+        backend
+            .delete_topic(&support::topic(topic))
+            .await
+            .expect("delete")
+    );
 }
 
 /// The lossy retention, chosen by name, does drop unread entries.
@@ -1039,7 +1117,7 @@ async fn drop_unread_retention_trims_without_a_group() {
     )
     .await;
     backend
-        .ensure_group(topic, "g", StartFrom::Earliest)
+        .ensure_group(&support::topic(topic), "g", StartFrom::Earliest)
         .await
         .expect("group");
     let got: Vec<_> = read_all(&backend, topic, "g", "c", 5)
@@ -1048,5 +1126,10 @@ async fn drop_unread_retention_trims_without_a_group() {
         .map(|d| d.message.id)
         .collect();
     assert_eq!(got, messages[15..].iter().map(|m| m.id).collect::<Vec<_>>());
-    assert!(backend.delete_topic(topic).await.expect("delete"));
+    assert!(
+        backend
+            .delete_topic(&support::topic(topic))
+            .await
+            .expect("delete")
+    );
 }

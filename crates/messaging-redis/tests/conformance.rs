@@ -4,15 +4,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use messaging_core::MessageBackend;
+use messaging_core::Backend;
 use messaging_redis::{RedisBackend, RedisBackendConfig, Retention};
 
-async fn backend() -> Arc<dyn MessageBackend> {
+async fn backend() -> Arc<dyn Backend> {
     connect(|config| config).await
 }
 
 /// Topics capped at `cap` messages, no settled history kept.
-async fn capped(cap: usize) -> Arc<dyn MessageBackend> {
+async fn capped(cap: usize) -> Arc<dyn Backend> {
     connect(|config| {
         config
             .with_topic_cap(cap)
@@ -25,7 +25,7 @@ async fn capped(cap: usize) -> Arc<dyn MessageBackend> {
 /// with trims going on.
 async fn connect(
     configure: impl FnOnce(RedisBackendConfig) -> RedisBackendConfig,
-) -> Arc<dyn MessageBackend> {
+) -> Arc<dyn Backend> {
     connect_redis(configure).await
 }
 
@@ -54,7 +54,7 @@ messaging_core::backend_conformance_tests!(backend, capped: capped);
 /// One backend as both its schedule and its message side.
 async fn schedules() -> (
     Arc<dyn messaging_core::schedule::ScheduleBackend>,
-    Arc<dyn MessageBackend>,
+    Arc<dyn Backend>,
 ) {
     let backend = connect_redis(|config| config).await;
     (backend.clone(), backend)

@@ -10,12 +10,11 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use messaging_core::testsuite::{FaultyBackend, Outcome};
 use messaging_core::{
-    BackendError, BackendHealth, DeadLetter, Delivery, HandlerError, MessageBackend,
-    MessagingService, ReadFrom, Receipt, RetryPolicy, Settlement, StartFrom, SubscribeOptions,
-    TopicStats,
+    Backend, BackendAdmin, HandlerError, MessageBackend, MessagingService, RetryPolicy, Settlement,
+    StartFrom, SubscribeOptions,
 };
 use messaging_model::Message;
 use messaging_redis::{RedisBackend, RedisBackendConfig};
@@ -80,10 +79,18 @@ async fn consumer_child() {
     let config = RedisBackendConfig::new(url.as_str()).with_key_prefix(env("PREFIX"));
     let backend = RedisBackend::connect(config).await.expect("connect");
     let side_effects = raw(&url).await;
-    let counting = Arc::new(CountingBackend {
-        inner: backend,
-        lost: raw(&url).await,
-        lost_key: format!("{effects}:lost:{consumer}"),
+    // Counts settlements that lost ownership, in Redis.
+    let counting = Arc::new(FaultyBackend::new(Arc::new(backend)));
+    let lost = raw(&url).await;
+    let lost_key = format!("{effects}:lost:{consumer}");
+    counting.observe(move |_operation, outcome| {
+        let mut lost = lost.clone();
+        let lost_key = lost_key.clone();
+        Box::pin(async move {
+            if outcome == Outcome::Settled(Settlement::LostOwnership) {
+                let _: Result<i64, _> = lost.incr(&lost_key, 1).await;
+            }
+        })
     });
     let service = MessagingService::new(counting);
     let options = SubscribeOptions::new(GROUP)
@@ -125,128 +132,11 @@ async fn promoter_child() {
         .with_key_prefix(env("PREFIX"))
         .with_promote_interval(Duration::from_millis(100));
     let backend = RedisBackend::connect(config).await.expect("connect");
-    backend.create_topic(TOPIC).await.expect("create topic");
+    backend
+        .create_topic(&support::topic(TOPIC))
+        .await
+        .expect("create topic");
     futures::future::pending::<()>().await;
-}
-
-/// Delegates to a Redis backend and counts settlements that lost ownership.
-struct CountingBackend {
-    inner: RedisBackend,
-    lost: redis::aio::MultiplexedConnection,
-    lost_key: String,
-}
-
-impl CountingBackend {
-    async fn count(
-        &self,
-        result: Result<Settlement, BackendError>,
-    ) -> Result<Settlement, BackendError> {
-        if let Ok(Settlement::LostOwnership) = result {
-            let _: Result<i64, _> = self.lost.clone().incr(&self.lost_key, 1).await;
-        }
-        result
-    }
-}
-
-#[async_trait]
-impl MessageBackend for CountingBackend {
-    fn name(&self) -> &'static str {
-        self.inner.name()
-    }
-    async fn publish(&self, message: &Message) -> Result<String, BackendError> {
-        self.inner.publish(message).await
-    }
-    async fn schedule(&self, message: &Message, at: DateTime<Utc>) -> Result<(), BackendError> {
-        self.inner.schedule(message, at).await
-    }
-    async fn create_topic(&self, topic: &str) -> Result<(), BackendError> {
-        self.inner.create_topic(topic).await
-    }
-    async fn delete_topic(&self, topic: &str) -> Result<bool, BackendError> {
-        self.inner.delete_topic(topic).await
-    }
-    async fn list_topics(&self) -> Result<Vec<String>, BackendError> {
-        self.inner.list_topics().await
-    }
-    async fn ensure_group(
-        &self,
-        topic: &str,
-        group: &str,
-        start: StartFrom,
-    ) -> Result<(), BackendError> {
-        self.inner.ensure_group(topic, group, start).await
-    }
-    async fn delete_group(&self, topic: &str, group: &str) -> Result<bool, BackendError> {
-        self.inner.delete_group(topic, group).await
-    }
-    async fn read(
-        &self,
-        topic: &str,
-        group: &str,
-        consumer: &str,
-        from: ReadFrom,
-        count: usize,
-        block: Duration,
-    ) -> Result<Vec<Delivery>, BackendError> {
-        self.inner
-            .read(topic, group, consumer, from, count, block)
-            .await
-    }
-    async fn reclaim_idle(
-        &self,
-        topic: &str,
-        group: &str,
-        consumer: &str,
-        min_idle: Duration,
-        count: usize,
-    ) -> Result<Vec<Delivery>, BackendError> {
-        self.inner
-            .reclaim_idle(topic, group, consumer, min_idle, count)
-            .await
-    }
-    async fn extend_lease(&self, receipt: &Receipt) -> Result<Settlement, BackendError> {
-        self.count(self.inner.extend_lease(receipt).await).await
-    }
-    async fn ack(&self, receipt: &Receipt) -> Result<Settlement, BackendError> {
-        self.count(self.inner.ack(receipt).await).await
-    }
-    async fn retry_at(
-        &self,
-        receipt: &Receipt,
-        message: &Message,
-        at: DateTime<Utc>,
-    ) -> Result<Settlement, BackendError> {
-        self.count(self.inner.retry_at(receipt, message, at).await)
-            .await
-    }
-    async fn dead_letter(
-        &self,
-        receipt: &Receipt,
-        message: &Message,
-        error: &str,
-    ) -> Result<Settlement, BackendError> {
-        self.count(self.inner.dead_letter(receipt, message, error).await)
-            .await
-    }
-    async fn dead_letters(
-        &self,
-        topic: &str,
-        limit: usize,
-    ) -> Result<Vec<DeadLetter>, BackendError> {
-        self.inner.dead_letters(topic, limit).await
-    }
-    async fn replay_dead_letter(&self, topic: &str, id: &str) -> Result<bool, BackendError> {
-        self.inner.replay_dead_letter(topic, id).await
-    }
-    async fn purge_dead_letters(&self, topic: &str) -> Result<u64, BackendError> {
-        self.inner.purge_dead_letters(topic).await
-    }
-    async fn stats(&self, topic: &str) -> Result<TopicStats, BackendError> {
-        self.inner.stats(topic).await
-    }
-    async fn health(&self) -> Result<BackendHealth, BackendError> {
-        self.inner.health().await
-    }
 }
 
 fn consumer_env(
@@ -282,7 +172,7 @@ async fn publish_all(
 }
 
 async fn settled(backend: &RedisBackend) -> bool {
-    let stats = backend.stats(TOPIC).await.expect("stats");
+    let stats = backend.stats(&support::topic(TOPIC)).await.expect("stats");
     stats.groups.iter().all(|g| g.pending == 0 && g.lag == 0)
 }
 
@@ -297,7 +187,7 @@ async fn killed_consumers_lose_nothing_and_duplicate_only_what_was_in_flight() {
     let backend =
         support::backend_with(RedisBackendConfig::new(server.url()).with_key_prefix(&prefix)).await;
     backend
-        .ensure_group(TOPIC, GROUP, StartFrom::Earliest)
+        .ensure_group(&support::topic(TOPIC), GROUP, StartFrom::Earliest)
         .await
         .expect("group");
     const TOTAL: usize = 10_000;
@@ -362,7 +252,7 @@ async fn killed_consumers_lose_nothing_and_duplicate_only_what_was_in_flight() {
         duplicates <= (kills * CONCURRENCY) as u64,
         "{duplicates} duplicates from {kills} kills of consumers holding at most {CONCURRENCY} each"
     );
-    let stats = backend.stats(TOPIC).await.expect("stats");
+    let stats = backend.stats(&support::topic(TOPIC)).await.expect("stats");
     assert_eq!(stats.groups[0].pending, 0);
     assert_eq!(stats.dead_lettered, 0);
 }
@@ -379,7 +269,7 @@ async fn a_stopped_consumer_cannot_settle_what_was_reclaimed_from_it() {
     let backend =
         support::backend_with(RedisBackendConfig::new(server.url()).with_key_prefix(&prefix)).await;
     backend
-        .ensure_group(TOPIC, GROUP, StartFrom::Earliest)
+        .ensure_group(&support::topic(TOPIC), GROUP, StartFrom::Earliest)
         .await
         .expect("group");
     const TOTAL: usize = 300;
@@ -499,7 +389,7 @@ async fn a_stopped_consumer_cannot_settle_what_was_reclaimed_from_it() {
     assert!(counts.values().all(|n| *n <= 2));
 
     let dead = backend
-        .dead_letters(TOPIC, 10_000)
+        .dead_letters(&support::topic(TOPIC), 10_000)
         .await
         .expect("dead letters");
     let dead_ids: Vec<Uuid> = dead.iter().map(|d| d.message.id).collect();
@@ -510,7 +400,7 @@ async fn a_stopped_consumer_cannot_settle_what_was_reclaimed_from_it() {
     );
     assert_eq!(dead_ids.into_iter().collect::<BTreeSet<_>>(), poison);
     assert!(settled(&backend).await);
-    let stats = backend.stats(TOPIC).await.expect("stats");
+    let stats = backend.stats(&support::topic(TOPIC)).await.expect("stats");
     assert_eq!(stats.scheduled, 0, "a stale settlement scheduled a retry");
 }
 
@@ -623,7 +513,7 @@ async fn every_acknowledged_publish_survives_a_redis_crash() {
 async fn poison_messages_are_dead_lettered_once_while_the_rest_flows() {
     let _one = ONE_AT_A_TIME.lock().await;
     let server = RedisServer::start();
-    let backend: Arc<dyn MessageBackend> = Arc::new(support::backend(&server.url()).await);
+    let backend: Arc<dyn Backend> = Arc::new(support::backend(&server.url()).await);
     const TOTAL: usize = 2_000;
     let is_poison = |n: u64| n % 100 == 42;
     let handled = Arc::new(Mutex::new(HashMap::<Uuid, u32>::new()));
@@ -691,7 +581,7 @@ async fn poison_messages_are_dead_lettered_once_while_the_rest_flows() {
                     .iter()
                     .all(|id| handled.lock().expect("lock").contains_key(id));
                 let dead = backend
-                    .dead_letters(TOPIC, 10_000)
+                    .dead_letters(&support::topic(TOPIC), 10_000)
                     .await
                     .expect("dead letters");
                 (all_good && dead.len() >= poison.len()).then_some(dead)
@@ -705,7 +595,7 @@ async fn poison_messages_are_dead_lettered_once_while_the_rest_flows() {
         service.shutdown().await;
     }
     let dead_again = backend
-        .dead_letters(TOPIC, 10_000)
+        .dead_letters(&support::topic(TOPIC), 10_000)
         .await
         .expect("dead letters");
     assert_eq!(dead_again.len(), dead.len());
@@ -736,7 +626,7 @@ async fn poison_messages_are_dead_lettered_once_while_the_rest_flows() {
             handled[id]
         );
     }
-    let stats = backend.stats(TOPIC).await.expect("stats");
+    let stats = backend.stats(&support::topic(TOPIC)).await.expect("stats");
     assert_eq!((stats.groups[0].pending, stats.scheduled), (0, 0));
 }
 

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use messaging_core::MessageBackend;
+use messaging_core::{BackendAdmin as _, ReadOptions};
 use messaging_model::Message;
 use messaging_redis::RedisBackendConfig;
 use redis::AsyncCommands;
@@ -37,7 +38,10 @@ async fn a_malformed_delayed_member_is_moved_aside_and_promotion_goes_on() {
         .await
         .expect("promotion answers")
         .expect("promotion succeeds");
-    let stats = backend.stats(topic).await.expect("stats work");
+    let stats = backend
+        .stats(&support::topic(topic))
+        .await
+        .expect("stats work");
     assert_eq!(stats.length, 1, "the real message reached the stream");
     assert_eq!(stats.scheduled, 0);
     assert_eq!(
@@ -73,12 +77,11 @@ async fn a_malformed_delayed_member_is_moved_aside_and_promotion_goes_on() {
             .any(|(key, value)| key == "e" && value.contains("malformed")),
         "{fields:?}"
     );
-    backend.delete_topic(topic).await.unwrap();
+    backend.delete_topic(&support::topic(topic)).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tenants_on_one_redis_cannot_reach_each_other() {
-    use messaging_core::{BackendError, ReadFrom, StartFrom};
     let server = support::RedisServer::start();
     // The ACL docs/redis.md documents for a tenant: its hash-tagged keys and
     // the keys of its whole prefix (registry, due index, sweep lock).
@@ -118,27 +121,20 @@ async fn tenants_on_one_redis_cannot_reach_each_other() {
         .await
         .expect("shop publishes under its own ACL");
 
-    // Through the trait, names that once reached the other tenant are refused.
-    let read = shop
-        .read("eu:orders", "g", "c", ReadFrom::New, 10, Duration::ZERO)
-        .await;
-    assert!(matches!(read, Err(BackendError::Validation(_))), "{read:?}");
-    assert!(matches!(
-        shop.delete_topic("eu:orders").await,
-        Err(BackendError::Validation(_))
-    ));
-    assert!(matches!(
-        shop.ensure_group("eu:orders", "g", StartFrom::Earliest)
-            .await,
-        Err(BackendError::Validation(_))
-    ));
-    assert!(matches!(
-        shop.stats("eu:orders").await,
-        Err(BackendError::Validation(_))
-    ));
-    assert_eq!(shop.list_topics().await.unwrap(), vec!["orders".to_owned()]);
+    // Names that once reached the other tenant through the trait cannot be
+    // made: every trait method takes a `Topic`, checked when it is made.
+    for forged in ["eu:orders", "{shop}:eu", "orders}"] {
+        assert!(
+            matches!(
+                messaging_model::Topic::try_from(forged),
+                Err(messaging_model::ValidationError::InvalidTopic { .. })
+            ),
+            "{forged:?} accepted"
+        );
+    }
+    assert_eq!(shop.list_topics().await.unwrap(), vec!["orders"]);
     assert_eq!(
-        eu.stats("orders").await.unwrap().length,
+        eu.stats(&support::topic("orders")).await.unwrap().length,
         1,
         "eu's message is untouched"
     );
@@ -234,13 +230,19 @@ async fn a_forged_delivery_count_is_dead_lettered_not_dropped() {
     let topic = "hostile.retrycount";
     let stream = format!("{{{prefix}:{topic}}}:stream");
     backend
-        .ensure_group(topic, "g", StartFrom::Earliest)
+        .ensure_group(&support::topic(topic), "g", StartFrom::Earliest)
         .await
         .unwrap();
     let message = Message::new(topic, json!({"n": 1})).unwrap();
     backend.publish(&message).await.unwrap();
     let first = backend
-        .read(topic, "g", "c1", ReadFrom::New, 10, Duration::ZERO)
+        .read(
+            &support::consumer(topic, "g", "c1"),
+            &ReadOptions::default()
+                .with_from(ReadFrom::New)
+                .with_count(10)
+                .with_block(Duration::ZERO),
+        )
         .await
         .unwrap();
     assert_eq!(first.len(), 1);
@@ -262,14 +264,17 @@ async fn a_forged_delivery_count_is_dead_lettered_not_dropped() {
         .unwrap();
 
     let reclaimed = backend
-        .reclaim_idle(topic, "g", "c2", Duration::ZERO, 10)
+        .reclaim_idle(&support::consumer(topic, "g", "c2"), Duration::ZERO, 10)
         .await
         .unwrap();
     assert!(
         reclaimed.is_empty(),
         "an out-of-range count reached a consumer"
     );
-    let dead = backend.dead_letters(topic, 10).await.unwrap();
+    let dead = backend
+        .dead_letters(&support::topic(topic), 10)
+        .await
+        .unwrap();
     assert_eq!(
         dead.len(),
         1,
@@ -287,7 +292,7 @@ async fn a_forged_delivery_count_is_dead_lettered_not_dropped() {
         0,
         "settled: never reclaimed again"
     );
-    backend.delete_topic(topic).await.unwrap();
+    backend.delete_topic(&support::topic(topic)).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -305,7 +310,7 @@ async fn a_huge_undecodable_entry_is_dead_lettered_bounded_and_settled() {
     let topic = "hostile.huge";
     let stream = format!("{{huge:{topic}}}:stream");
     backend
-        .ensure_group(topic, "g", StartFrom::Earliest)
+        .ensure_group(&support::topic(topic), "g", StartFrom::Earliest)
         .await
         .unwrap();
     let good: Vec<Message> = (0..2)
@@ -322,7 +327,13 @@ async fn a_huge_undecodable_entry_is_dead_lettered_bounded_and_settled() {
     backend.publish(&good[1]).await.unwrap();
 
     let deliveries = backend
-        .read(topic, "g", "c", ReadFrom::New, 10, Duration::ZERO)
+        .read(
+            &support::consumer(topic, "g", "c"),
+            &ReadOptions::default()
+                .with_from(ReadFrom::New)
+                .with_count(10)
+                .with_block(Duration::ZERO),
+        )
         .await
         .expect("the read succeeds");
     let ids: Vec<_> = deliveries.iter().map(|d| d.message.id).collect();
@@ -339,7 +350,10 @@ async fn a_huge_undecodable_entry_is_dead_lettered_bounded_and_settled() {
         );
     }
 
-    let dead = backend.dead_letters(topic, 10).await.unwrap();
+    let dead = backend
+        .dead_letters(&support::topic(topic), 10)
+        .await
+        .unwrap();
     assert_eq!(dead.len(), 1, "the huge entry is dead-lettered");
     assert!(
         dead[0].error.starts_with("field `m` is not JSON"),
@@ -359,11 +373,18 @@ async fn a_huge_undecodable_entry_is_dead_lettered_bounded_and_settled() {
     // Settled: nothing pending, nothing to reclaim, nothing dead-lettered twice.
     assert_eq!(pending_count(&mut redis, &stream, "g").await, 0);
     let again = backend
-        .reclaim_idle(topic, "g", "c2", Duration::ZERO, 10)
+        .reclaim_idle(&support::consumer(topic, "g", "c2"), Duration::ZERO, 10)
         .await
         .unwrap();
     assert!(again.is_empty());
-    assert_eq!(backend.stats(topic).await.unwrap().dead_lettered, 1);
+    assert_eq!(
+        backend
+            .stats(&support::topic(topic))
+            .await
+            .unwrap()
+            .dead_lettered,
+        1
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -375,7 +396,7 @@ async fn junk_ahead_of_real_dead_letters_does_not_hide_them() {
         support::backend_with(RedisBackendConfig::new(url.as_str()).with_key_prefix(&prefix)).await;
     let topic = "hostile.dlqjunk";
     backend
-        .ensure_group(topic, "g", StartFrom::Earliest)
+        .ensure_group(&support::topic(topic), "g", StartFrom::Earliest)
         .await
         .unwrap();
     // 600 entries in the dead-letter stream that are no dead letter, first.
@@ -398,7 +419,13 @@ async fn junk_ahead_of_real_dead_letters_does_not_hide_them() {
         backend.publish(message).await.unwrap();
     }
     let deliveries = backend
-        .read(topic, "g", "c", ReadFrom::New, 10, Duration::ZERO)
+        .read(
+            &support::consumer(topic, "g", "c"),
+            &ReadOptions::default()
+                .with_from(ReadFrom::New)
+                .with_count(10)
+                .with_block(Duration::ZERO),
+        )
         .await
         .unwrap();
     for delivery in &deliveries {
@@ -409,11 +436,21 @@ async fn junk_ahead_of_real_dead_letters_does_not_hide_them() {
     }
 
     // Listing pages past what it cannot decode.
-    let listed = backend.dead_letters(topic, 100).await.unwrap();
+    let listed = backend
+        .dead_letters(&support::topic(topic), 100)
+        .await
+        .unwrap();
     let listed_ids: Vec<_> = listed.iter().map(|dead| dead.message.id).collect();
     let ids: Vec<_> = messages.iter().map(|message| message.id).collect();
     assert_eq!(listed_ids, ids, "the real dead letters are listed");
-    assert_eq!(backend.dead_letters(topic, 2).await.unwrap().len(), 2);
+    assert_eq!(
+        backend
+            .dead_letters(&support::topic(topic), 2)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
     // And reports it: page by page, every entry is either.
     let (mut dead, mut junk, mut after) = (Vec::new(), Vec::new(), None);
     loop {
@@ -436,11 +473,24 @@ async fn junk_ahead_of_real_dead_letters_does_not_hide_them() {
     let service = MessagingService::new(std::sync::Arc::new(backend.clone()));
     assert_eq!(service.replay_all_dead_letters(topic).await.unwrap(), 3);
     let replayed = backend
-        .read(topic, "g", "c", ReadFrom::New, 10, Duration::ZERO)
+        .read(
+            &support::consumer(topic, "g", "c"),
+            &ReadOptions::default()
+                .with_from(ReadFrom::New)
+                .with_count(10)
+                .with_block(Duration::ZERO),
+        )
         .await
         .unwrap();
     let replayed_ids: Vec<_> = replayed.iter().map(|d| d.message.id).collect();
     assert_eq!(replayed_ids, ids);
-    assert_eq!(backend.stats(topic).await.unwrap().dead_lettered, 600);
-    backend.delete_topic(topic).await.unwrap();
+    assert_eq!(
+        backend
+            .stats(&support::topic(topic))
+            .await
+            .unwrap()
+            .dead_lettered,
+        600
+    );
+    backend.delete_topic(&support::topic(topic)).await.unwrap();
 }

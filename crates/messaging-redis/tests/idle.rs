@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::Utc;
+use messaging_core::{BackendAdmin as _, ReadOptions};
 use messaging_core::{MessageBackend, ReadFrom, Retention, StartFrom};
 use messaging_model::Message;
 use messaging_redis::{RedisBackend, RedisBackendConfig};
@@ -82,7 +83,7 @@ async fn idle_commands(topics: usize, window: Duration) -> BTreeMap<String, u64>
     let later = Utc::now() + chrono::Duration::hours(1);
     for (n, topic) in names.iter().enumerate() {
         backend
-            .ensure_group(topic, "g", StartFrom::Earliest)
+            .ensure_group(&support::topic(topic), "g", StartFrom::Earliest)
             .await
             .expect("group");
         backend
@@ -94,7 +95,13 @@ async fn idle_commands(topics: usize, window: Duration) -> BTreeMap<String, u64>
             .await
             .expect("schedule");
         let taken = backend
-            .read(topic, "g", "c", ReadFrom::New, 10, Duration::ZERO)
+            .read(
+                &support::consumer(topic, "g", "c"),
+                &ReadOptions::default()
+                    .with_from(ReadFrom::New)
+                    .with_count(10)
+                    .with_block(Duration::ZERO),
+            )
             .await
             .expect("read");
         assert_eq!(taken.len(), 2);
@@ -197,7 +204,7 @@ async fn a_message_another_backend_delayed_or_retried_is_promoted_by_the_first()
         // anything is due, its own timers with it.
         let other = promoter(&server.url(), &prefix).await;
         other
-            .ensure_group(retried_topic, "g", StartFrom::Earliest)
+            .ensure_group(&support::topic(retried_topic), "g", StartFrom::Earliest)
             .await
             .expect("group");
         other
@@ -205,7 +212,13 @@ async fn a_message_another_backend_delayed_or_retried_is_promoted_by_the_first()
             .await
             .expect("publish");
         let taken = other
-            .read(retried_topic, "g", "c", ReadFrom::New, 1, Duration::ZERO)
+            .read(
+                &support::consumer(retried_topic, "g", "c"),
+                &ReadOptions::default()
+                    .with_from(ReadFrom::New)
+                    .with_count(1)
+                    .with_block(Duration::ZERO),
+            )
             .await
             .expect("read");
         due = Utc::now() + chrono::Duration::milliseconds(400);
@@ -251,8 +264,14 @@ async fn a_message_another_backend_delayed_or_retried_is_promoted_by_the_first()
         assert!(ms >= due.timestamp_millis(), "{stream} promoted early");
     }
     assert!(arrived - due < chrono::Duration::seconds(10));
-    first.delete_topic(delayed_topic).await.unwrap();
-    first.delete_topic(retried_topic).await.unwrap();
+    first
+        .delete_topic(&support::topic(delayed_topic))
+        .await
+        .unwrap();
+    first
+        .delete_topic(&support::topic(retried_topic))
+        .await
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -325,8 +344,11 @@ async fn stale_and_foreign_index_entries_do_no_harm() {
     assert_eq!(emptied_length, 0);
     let keys: Vec<String> = redis.keys("{eu:*").await.unwrap();
     assert!(keys.is_empty(), "{keys:?}");
-    backend.delete_topic(emptied).await.unwrap();
-    backend.delete_topic(early).await.unwrap();
+    backend
+        .delete_topic(&support::topic(emptied))
+        .await
+        .unwrap();
+    backend.delete_topic(&support::topic(early)).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -393,7 +415,7 @@ async fn the_sweep_indexes_delayed_messages_nobody_indexed() {
     let ttl: i64 = redis.pttl(&lock).await.unwrap();
     assert!(ttl > 0, "pttl {ttl}");
     for (topic, _) in topics {
-        backend.delete_topic(topic).await.unwrap();
+        backend.delete_topic(&support::topic(topic)).await.unwrap();
     }
 }
 
@@ -410,14 +432,20 @@ async fn a_consumer_in_another_process_trims_what_it_settled() {
     let publisher = support::backend_with(config.clone()).await;
     let consumer = support::backend_with(config).await;
     consumer
-        .ensure_group(topic, "g", StartFrom::Earliest)
+        .ensure_group(&support::topic(topic), "g", StartFrom::Earliest)
         .await
         .expect("group");
     let messages: Vec<Message> = (0..5).map(|n| message(topic, n)).collect();
     publisher.publish_batch(&messages).await.expect("publish");
     let stream = format!("{{{prefix}:{topic}}}:stream");
     let taken = consumer
-        .read(topic, "g", "c", ReadFrom::New, 10, Duration::ZERO)
+        .read(
+            &support::consumer(topic, "g", "c"),
+            &ReadOptions::default()
+                .with_from(ReadFrom::New)
+                .with_count(10)
+                .with_block(Duration::ZERO),
+        )
         .await
         .expect("read");
     for delivery in &taken {
@@ -434,6 +462,6 @@ async fn a_consumer_in_another_process_trims_what_it_settled() {
         },
     )
     .await;
-    consumer.delete_topic(topic).await.unwrap();
+    consumer.delete_topic(&support::topic(topic)).await.unwrap();
     drop(publisher);
 }

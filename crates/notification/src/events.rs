@@ -36,7 +36,7 @@
 //!
 //! let rules = EventRules::defaults().with_rule("order.shipped", |message: &Message| {
 //!     let user_id = message.payload["user_id"].as_str().ok_or_else(|| NotificationError::InvalidPayload {
-//!         topic: message.topic.clone(),
+//!         topic: message.topic.to_string(),
 //!         reason: "user_id missing".into(),
 //!     })?;
 //!     Ok(vec![NotificationAction::System(SystemNotificationRequest::new(user_id, "Shipped", "Your order is on its way"))])
@@ -418,7 +418,7 @@ impl<'de> Deserialize<'de> for Amount {
 fn payload<T: DeserializeOwned>(message: &Message) -> Result<T, NotificationError> {
     serde_json::from_value(message.payload.clone()).map_err(|error| {
         NotificationError::InvalidPayload {
-            topic: message.topic.clone(),
+            topic: message.topic.to_string(),
             reason: error.to_string(),
         }
     })

@@ -355,7 +355,7 @@ async fn an_application_adds_its_own_rule() {
     let rules = EventRules::new().with_rule("order.shipped", |message: &Message| {
         let user_id = message.payload["user_id"].as_str().ok_or_else(|| {
             NotificationError::InvalidPayload {
-                topic: message.topic.clone(),
+                topic: message.topic.to_string(),
                 reason: "user_id missing".into(),
             }
         })?;

@@ -7,9 +7,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use messaging_core::{
-    HandlerError, MessageBackend, MessagingService, RetryPolicy, SubscribeOptions,
-};
+use messaging_core::{HandlerError, MessagingService, RetryPolicy, SubscribeOptions};
 use messaging_model::Message;
 use serde_json::json;
 use tokio::sync::mpsc;
@@ -41,7 +39,7 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
             )
         }
         None => (
-            Arc::new(messaging_core::InMemoryBackend::new()) as Arc<dyn MessageBackend>,
+            Arc::new(messaging_core::InMemoryBackend::new()) as Arc<dyn messaging_core::Backend>,
             "the in-memory backend".to_owned(),
         ),
     };

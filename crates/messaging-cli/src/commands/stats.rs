@@ -27,7 +27,12 @@ pub(crate) async fn collect(
     service: &MessagingService,
     topics: &[String],
 ) -> anyhow::Result<Vec<TopicStats>> {
-    let existing = service.list_topics().await?;
+    let existing: Vec<String> = service
+        .list_topics()
+        .await?
+        .into_iter()
+        .map(messaging_model::Topic::into_string)
+        .collect();
     let wanted: Vec<String> = if topics.is_empty() {
         existing
     } else {
@@ -148,7 +153,11 @@ mod tests {
         let service = MessagingService::in_memory();
         service
             .backend()
-            .ensure_group("orders.placed", "billing", Default::default())
+            .ensure_group(
+                &"orders.placed".parse().unwrap(),
+                "billing",
+                Default::default(),
+            )
             .await
             .unwrap();
         service

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use messaging_core::{Delivery, MessageBackend, ReadFrom, StartFrom, TARGET_GROUP_KEY};
+use messaging_core::{ConsumerId, Delivery, ReadOptions, StartFrom, TARGET_GROUP_KEY};
 
 use crate::cli::TailArgs;
 use crate::exit::CliError;
@@ -19,12 +19,12 @@ const BLOCK: Duration = Duration::from_millis(500);
 
 /// Prints messages as they arrive until --count, --timeout or a signal.
 pub(crate) async fn run(args: TailArgs) -> anyhow::Result<()> {
-    messaging_model::validate_topic(&args.topic)?;
+    let topic = messaging_model::Topic::new(args.topic.as_str())?;
     let service = crate::backend::shared(&args.backend, "tail").await?;
     let backend = service.backend().clone();
     let group = format!("tail-{}", uuid::Uuid::now_v7().simple());
     backend
-        .ensure_group(&args.topic, &group, StartFrom::Latest)
+        .ensure_group(&topic, &group, StartFrom::Latest)
         .await?;
     // Scripts (and the tests) wait for this line before publishing.
     eprintln!("tailing {} as group {group}", args.topic);
@@ -32,8 +32,7 @@ pub(crate) async fn run(args: TailArgs) -> anyhow::Result<()> {
     let printed = AtomicU64::new(0);
     let follow = follow(
         &backend,
-        &args.topic,
-        &group,
+        ConsumerId::new(topic.clone(), group.as_str(), "tail"),
         args.count,
         args.json,
         &printed,
@@ -50,7 +49,7 @@ pub(crate) async fn run(args: TailArgs) -> anyhow::Result<()> {
         },
         () = super::shutdown_signal() => Ok(()),
     };
-    if let Err(error) = backend.delete_group(&args.topic, &group).await {
+    if let Err(error) = backend.delete_group(&topic, &group).await {
         tracing::warn!(%error, group, "could not delete the tail's consumer group");
     }
     outcome
@@ -69,9 +68,8 @@ async fn with_deadline(
 
 /// Reads and prints until `count` messages were printed (forever without one).
 async fn follow(
-    backend: &Arc<dyn MessageBackend>,
-    topic: &str,
-    group: &str,
+    backend: &Arc<dyn messaging_core::Backend>,
+    consumer: ConsumerId,
     count: Option<u64>,
     json: bool,
     printed: &AtomicU64,
@@ -82,7 +80,7 @@ async fn follow(
             return Ok(());
         }
         let deliveries = backend
-            .read(topic, group, "tail", ReadFrom::New, 64, BLOCK)
+            .read(&consumer, &ReadOptions::new_entries(64, BLOCK))
             .await?;
         for delivery in deliveries {
             let Delivery { message, receipt } = delivery;

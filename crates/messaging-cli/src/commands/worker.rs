@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use messaging_core::{InMemoryBackend, MessageBackend, MessagingService, SubscribeOptions};
+use messaging_core::{InMemoryBackend, MessagingService, SubscribeOptions};
 use tokio::sync::watch;
 
 use crate::cli::WorkerArgs;
@@ -17,7 +17,7 @@ pub(crate) async fn run(args: WorkerArgs) -> anyhow::Result<()> {
         crate::metrics::install_exporter(addr)?;
         eprintln!("metrics on http://{addr}/metrics");
     }
-    let backend: Arc<dyn MessageBackend> = match &config.backend.redis_url {
+    let backend: Arc<dyn messaging_core::Backend> = match &config.backend.redis_url {
         Some(url) => {
             let prefix = config
                 .backend

@@ -339,3 +339,15 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// A checked topic of a test's name (the backend traits take a `Topic`).
+#[allow(dead_code)]
+pub fn topic(name: impl AsRef<str>) -> messaging_model::Topic {
+    messaging_model::Topic::new(name.as_ref()).expect("a valid test topic")
+}
+
+/// Consumer `name` of `group` on `topic`.
+#[allow(dead_code)]
+pub fn consumer(topic: impl AsRef<str>, group: &str, name: &str) -> messaging_core::ConsumerId {
+    messaging_core::ConsumerId::new(self::topic(topic), group, name)
+}
