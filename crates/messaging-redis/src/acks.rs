@@ -7,27 +7,17 @@
 
 use std::sync::{Arc, Weak};
 
-use messaging_core::{BackendError, Receipt};
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use messaging_core::Receipt;
+use tokio::sync::{Semaphore, mpsc};
 
-use crate::backend::Inner;
+use crate::ack_queue::AckRequest;
 use crate::error::shared_backend_error;
+use crate::inner::Inner;
 
 /// Most receipts in one script call.
 const MAX_BATCH: usize = 256;
 /// Script calls on the wire at once; more acks wait and join the next batch.
 const IN_FLIGHT: usize = 2;
-
-pub(crate) struct AckRequest {
-    pub(crate) receipt: Receipt,
-    pub(crate) done: oneshot::Sender<Result<bool, BackendError>>,
-}
-
-pub(crate) type AckSender = mpsc::UnboundedSender<AckRequest>;
-
-pub(crate) fn channel() -> (AckSender, mpsc::UnboundedReceiver<AckRequest>) {
-    mpsc::unbounded_channel()
-}
 
 /// Runs until the backend is dropped (its sender with it).
 pub(crate) async fn run(backend: Weak<Inner>, mut requests: mpsc::UnboundedReceiver<AckRequest>) {

@@ -9,7 +9,7 @@ use messaging_model::Topic;
 use redis::{RedisError, Value};
 use tracing::warn;
 
-use crate::backend::MAX_DEAD_LETTER_PAGE;
+use crate::dead_letters::MAX_DEAD_LETTER_PAGE;
 use crate::error::backend_error;
 use crate::scripts::SCRIPTS;
 use crate::{RedisBackend, UndecodableDeadLetter, codec};

@@ -12,10 +12,10 @@ use messaging_core::{
 use messaging_model::{Message, MessageStatus, Topic};
 
 use crate::RedisBackend;
-use crate::acks::AckRequest;
-use crate::backend::{delayed_member, due_score, settlement};
+use crate::ack_queue::AckRequest;
 use crate::codec;
 use crate::error::backend_error;
+use crate::inner::{delayed_member, due_score, settlement};
 use crate::scripts::SCRIPTS;
 
 #[async_trait]

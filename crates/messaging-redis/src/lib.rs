@@ -57,14 +57,18 @@
 //! # Ok(()) }
 //! ```
 
+mod ack_queue;
 mod acks;
 mod admin;
 mod backend;
 mod cancel;
 mod codec;
 mod config;
+mod dead_letters;
+mod due_schedule;
 mod error;
 mod hot_path;
+mod inner;
 mod keys;
 mod maintenance;
 mod pool;
@@ -75,6 +79,7 @@ mod schedules;
 mod scripts;
 mod unique;
 
-pub use backend::{DeadLetterPage, RedisBackend, UndecodableDeadLetter};
+pub use backend::RedisBackend;
 pub use config::RedisBackendConfig;
+pub use dead_letters::{DeadLetterPage, UndecodableDeadLetter};
 pub use messaging_core::{DEFAULT_TOPIC_CAP, Retention};

@@ -31,21 +31,19 @@
 //! keeps, or when the last group settles it (or a group goes), and whoever does
 //! that marks the topic. Idle topics cost nothing.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::collections::HashSet;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use messaging_core::{BackendError, Retention};
 use redis::{RedisError, Value};
-use tokio::sync::Notify;
 use tokio::time::Instant;
 use tracing::warn;
 
-use crate::backend::Inner;
 use crate::codec;
+use crate::due_schedule::Schedule;
 use crate::error::backend_error;
+use crate::inner::Inner;
 use crate::scripts::SCRIPTS;
 
 /// Topics promoted or trimmed concurrently in one round.
@@ -61,104 +59,6 @@ const PROMOTE_CALLS: usize = 64;
 const ERROR_PAUSE: Duration = Duration::from_millis(500);
 /// Topics one sweep step reads (one pipeline).
 const SWEEP_BATCH: usize = 500;
-
-/// What the background task has to do besides reading the due index.
-#[derive(Default)]
-pub(crate) struct Schedule {
-    state: Mutex<State>,
-    wake: Notify,
-    closed: AtomicBool,
-}
-
-#[derive(Default)]
-struct State {
-    /// Local timers: topics with a delayed message this process knows of (it
-    /// scheduled, retried or saw it while promoting), and when the earliest
-    /// is due.
-    timers: HashMap<String, Instant>,
-    /// Topics with something to trim since their last trim.
-    dirty: HashSet<String>,
-}
-
-impl Schedule {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// A message of `topic` becomes due at `at`: promote it then.
-    pub(crate) fn due_at(&self, topic: &str, at: DateTime<Utc>) {
-        self.due_in(topic, (at - Utc::now()).to_std().unwrap_or(Duration::ZERO));
-    }
-
-    /// A message of `topic` becomes due after `wait`.
-    pub(crate) fn due_in(&self, topic: &str, wait: Duration) {
-        let when = Instant::now() + wait;
-        let mut state = self.lock();
-        let lowered = match state.timers.get_mut(topic) {
-            Some(timer) if *timer <= when => false,
-            Some(timer) => {
-                *timer = when;
-                true
-            }
-            None => {
-                state.timers.insert(topic.to_owned(), when);
-                true
-            }
-        };
-        drop(state);
-        if lowered {
-            self.wake.notify_one();
-        }
-    }
-
-    /// `topic` may have something to trim now (a write or a settlement).
-    pub(crate) fn touched(&self, topic: &str) {
-        let mut state = self.lock();
-        if !state.dirty.contains(topic) {
-            state.dirty.insert(topic.to_owned());
-        }
-    }
-
-    pub(crate) fn forget(&self, topic: &str) {
-        let mut state = self.lock();
-        state.timers.remove(topic);
-        state.dirty.remove(topic);
-    }
-
-    pub(crate) fn close(&self) {
-        self.closed.store(true, Ordering::SeqCst);
-        self.wake.notify_one();
-    }
-
-    /// Removes and returns the topics whose timer is due.
-    fn take_due(&self, now: Instant) -> Vec<String> {
-        let mut state = self.lock();
-        let due: Vec<String> = state
-            .timers
-            .iter()
-            .filter(|(_, at)| **at <= now)
-            .map(|(topic, _)| topic.clone())
-            .collect();
-        for topic in &due {
-            state.timers.remove(topic);
-        }
-        due
-    }
-
-    fn next_timer(&self) -> Option<Instant> {
-        self.lock().timers.values().min().copied()
-    }
-
-    fn has_dirty(&self) -> bool {
-        !self.lock().dirty.is_empty()
-    }
-
-    fn take_dirty(&self) -> Vec<String> {
-        self.lock().dirty.drain().collect()
-    }
-}
 
 /// One read of the due index.
 struct Due {
@@ -194,7 +94,7 @@ pub(crate) async fn run(backend: Weak<Inner>, schedule: Arc<Schedule>) {
     // what a crashed process, or a version before the index, left unindexed.
     let mut next_sweep = start;
     loop {
-        if schedule.closed.load(Ordering::SeqCst) {
+        if schedule.is_closed() {
             return;
         }
         let now = Instant::now();
@@ -212,7 +112,7 @@ pub(crate) async fn run(backend: Weak<Inner>, schedule: Arc<Schedule>) {
             }
             tokio::select! {
                 () = tokio::time::sleep_until(wake) => {}
-                () = schedule.wake.notified() => {}
+                () = schedule.woken() => {}
             }
             continue;
         }
@@ -398,19 +298,6 @@ impl Inner {
         Ok(())
     }
 
-    /// Lowers `topic`'s index entry to `score` (adds it when missing): what
-    /// every writer of a delayed set does right after its script.
-    pub(crate) async fn index_due(&self, topic: &str, score: i64) -> Result<(), RedisError> {
-        let _: i64 = redis::cmd("ZADD")
-            .arg(self.keys.due_index())
-            .arg("LT")
-            .arg(score)
-            .arg(topic)
-            .query_async(&mut self.connection())
-            .await?;
-        Ok(())
-    }
-
     async fn unindex(&self, member: &str) {
         let removed: Result<i64, RedisError> = redis::cmd("ZREM")
             .arg(self.keys.due_index())
@@ -535,13 +422,6 @@ impl Inner {
                 return Ok(Some(repaired));
             }
             cursor = next;
-        }
-    }
-
-    /// Marks `topic` for the next trimming round, when trimming is on.
-    pub(crate) fn touched(&self, topic: &str) {
-        if self.config.retention != Retention::KeepAll {
-            self.schedule.touched(topic);
         }
     }
 }

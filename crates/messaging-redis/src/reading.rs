@@ -10,9 +10,9 @@ use redis::aio::MultiplexedConnection;
 use redis::{Cmd, RedisError, Value};
 use tracing::{error, warn};
 
-use crate::backend::Inner;
 use crate::codec::{self, RawEntry};
 use crate::error::{backend_error, is_no_group, is_unblocked};
+use crate::inner::Inner;
 use crate::scripts::SCRIPTS;
 
 /// XAUTOCLAIM calls one `reclaim_idle` makes at most while it finds too few.

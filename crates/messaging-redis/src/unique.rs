@@ -13,9 +13,9 @@ use redis::Value;
 use uuid::Uuid;
 
 use crate::RedisBackend;
-use crate::backend::{delayed_member, due_score};
 use crate::codec;
 use crate::error::backend_error;
+use crate::inner::{delayed_member, due_score};
 use crate::scripts::SCRIPTS;
 
 fn check_key(key: &str) -> Result<(), BackendError> {
