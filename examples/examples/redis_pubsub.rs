@@ -40,24 +40,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Duration::from_secs(1),
     ));
     service
-        .subscribe_with(
-            TOPIC,
-            options,
-            Arc::new(move |message: Message| {
-                let handled = handled.clone();
-                let failed_once = failed_once.clone();
-                async move {
-                    let order = message.payload["order"].as_u64().unwrap_or_default();
-                    if order == 3 && !failed_once.swap(true, Ordering::SeqCst) {
-                        println!("order {order}: the payment provider is down, retrying");
-                        return Err(HandlerError::retry("payment provider unavailable"));
-                    }
-                    println!("order {order}: charged (attempt {})", message.retry + 1);
-                    let _ = handled.send(order);
-                    Ok(())
+        .subscribe_with(TOPIC, options, move |message: Message| {
+            let handled = handled.clone();
+            let failed_once = failed_once.clone();
+            async move {
+                let order = message.payload["order"].as_u64().unwrap_or_default();
+                if order == 3 && !failed_once.swap(true, Ordering::SeqCst) {
+                    println!("order {order}: the payment provider is down, retrying");
+                    return Err(HandlerError::retry("payment provider unavailable"));
                 }
-            }),
-        )
+                println!("order {order}: charged (attempt {})", message.retry + 1);
+                let _ = handled.send(order);
+                Ok(())
+            }
+        })
         .await?;
 
     let mut seen = Vec::new();

@@ -163,7 +163,11 @@ async fn dlq_scenario(env: &Env) {
         })
     };
     env.messaging
-        .subscribe_with(topic, SubscribeOptions::new("mailer"), fail())
+        .subscribe_with(
+            topic,
+            SubscribeOptions::new("mailer"),
+            messaging_core::Shared(fail()),
+        )
         .await
         .unwrap();
     for n in 0..3 {
@@ -208,7 +212,11 @@ async fn dlq_scenario(env: &Env) {
 
     // The replays fail again; purge clears them.
     env.messaging
-        .subscribe_with(topic, SubscribeOptions::new("mailer"), fail())
+        .subscribe_with(
+            topic,
+            SubscribeOptions::new("mailer"),
+            messaging_core::Shared(fail()),
+        )
         .await
         .unwrap();
     env.eventually("the replays dead again", || async {

@@ -26,7 +26,6 @@
 mod support;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 
 use messaging_core::{HandlerError, SubscribeOptions};
 use messaging_model::Message;
@@ -77,10 +76,10 @@ async fn scenario(env: &Env) {
         .subscribe_with(
             TOPIC,
             SubscribeOptions::new("outbox-check").with_concurrency(1),
-            Arc::new(move |message: Message| {
+            move |message: Message| {
                 let seen = seen.clone();
                 async move { seen.send(message).map_err(HandlerError::permanent) }
-            }),
+            },
         )
         .await
         .expect("subscribe");

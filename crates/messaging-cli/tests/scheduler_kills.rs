@@ -57,7 +57,7 @@ async fn scenario(env: &Env) {
         .subscribe_with(
             "ops.tick",
             SubscribeOptions::new("tick-check").with_start_from(StartFrom::Earliest),
-            Arc::new(ticks.clone()),
+            ticks.clone(),
         )
         .await
         .expect("the checker subscribes");

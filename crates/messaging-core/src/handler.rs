@@ -1,4 +1,5 @@
 use std::future::Future;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use messaging_model::Message;
@@ -56,6 +57,39 @@ where
     }
 }
 
+/// One handler shared by several subscriptions (or kept by the caller): wraps
+/// the `Arc` so it can be passed wherever a [`MessageHandler`] is taken.
+///
+/// ```
+/// use std::sync::Arc;
+/// use messaging_core::{HandlerError, MessageHandler, MessagingService, Shared, SubscribeOptions};
+/// use messaging_model::Message;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let service = MessagingService::in_memory();
+/// let audit: Arc<dyn MessageHandler> =
+///     Arc::new(|_: Message| async { Ok::<(), HandlerError>(()) });
+/// service.subscribe_with("orders.created", SubscribeOptions::new("audit"), Shared(audit.clone())).await?;
+/// service.subscribe_with("orders.paid", SubscribeOptions::new("audit"), Shared(audit)).await?;
+/// # service.shutdown().await;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Shared(pub Arc<dyn MessageHandler>);
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Shared").finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl MessageHandler for Shared {
+    async fn handle(&self, message: Message) -> Result<(), HandlerError> {
+        self.0.handle(message).await
+    }
+}
+
 tokio::task_local! {
     static CANCELLATION: CancellationToken;
 }
@@ -93,13 +127,13 @@ tokio::task_local! {
 /// let service = MessagingService::in_memory();
 /// let options = SubscribeOptions::new("mailer").with_handler_timeout(Duration::from_secs(30));
 /// service
-///     .subscribe_with("orders.placed", options, std::sync::Arc::new(|_message: Message| async {
+///     .subscribe_with("orders.placed", options, |_message: Message| async {
 ///         let token = cancellation();
 ///         tokio::select! {
 ///             result = call_provider() => result,
 ///             () = token.cancelled() => Err(HandlerError::retry("stopped: timed out or shutting down")),
 ///         }
-///     }))
+///     })
 ///     .await?;
 /// service.shutdown().await;
 /// # Ok(()) }

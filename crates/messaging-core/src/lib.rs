@@ -36,9 +36,9 @@
 //! let options = SubscribeOptions::new("mailer")
 //!     .with_retry(RetryPolicy::exponential(Duration::from_millis(10), Duration::from_millis(50)));
 //! service
-//!     .subscribe_with("orders.placed", options, std::sync::Arc::new(|_message: Message| async {
+//!     .subscribe_with("orders.placed", options, |_message: Message| async {
 //!         Err::<(), _>(HandlerError::permanent("no mail server"))
-//!     }))
+//!     })
 //!     .await?;
 //! service.publish("orders.placed", json!({"order": 1})).await?;
 //! // The failure lands in the dead-letter queue, where it can be inspected and replayed.
@@ -72,7 +72,7 @@ pub use backend::{
     ReadOptions, Receipt, Settlement, StartFrom, TARGET_GROUP_KEY, TopicStats,
 };
 pub use error::{BackendError, BoxError, HandlerError, MessagingError};
-pub use handler::{MessageHandler, cancellation};
+pub use handler::{MessageHandler, Shared, cancellation};
 pub use memory::InMemoryBackend;
 pub use retention::{DEFAULT_TOPIC_CAP, Retention};
 pub use retry::RetryPolicy;

@@ -318,18 +318,22 @@ impl MessagingService {
         topic: &str,
         handler: impl MessageHandler,
     ) -> Result<(), MessagingError> {
-        self.subscribe_with(topic, self.defaults.clone(), Arc::new(handler))
+        self.subscribe_with(topic, self.defaults.clone(), handler)
             .await
     }
 
     /// Runs `handler` for every message of `topic` under the given options.
     /// One service runs at most one subscription per topic and group.
+    /// The handler is any [`MessageHandler`], as for [`subscribe`](Self::subscribe);
+    /// wrap an `Arc<dyn MessageHandler>` in [`Shared`](crate::Shared) to give one
+    /// handler to several subscriptions.
     pub async fn subscribe_with(
         &self,
         topic: &str,
         options: SubscribeOptions,
-        handler: Arc<dyn MessageHandler>,
+        handler: impl MessageHandler,
     ) -> Result<(), MessagingError> {
+        let handler: Arc<dyn MessageHandler> = Arc::new(handler);
         let topic = Topic::new(topic)?;
         options.check()?;
         let mut subscriptions = self.subscriptions.lock().await;

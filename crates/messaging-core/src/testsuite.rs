@@ -332,7 +332,7 @@ pub async fn delivers_every_message_intact(factory: impl BackendFactory) {
     let service = service(&backend);
     let recorder = Recorder::new();
     service
-        .subscribe_with(&topic, quick("g"), recorder.succeeding())
+        .subscribe_with(&topic, quick("g"), crate::Shared(recorder.succeeding()))
         .await
         .expect("subscribe");
 
@@ -398,7 +398,7 @@ pub async fn many_publishers_and_consumers_receive_everything(factory: impl Back
             .subscribe_with(
                 &topic,
                 quick("workers").with_visibility_timeout(Duration::from_secs(10)),
-                recorder.succeeding(),
+                crate::Shared(recorder.succeeding()),
             )
             .await
             .expect("subscribe");
@@ -444,7 +444,7 @@ pub async fn topics_do_not_cross_talk(factory: impl BackendFactory) {
     let recorders: Vec<Recorder> = topics.iter().map(|_| Recorder::new()).collect();
     for (topic, recorder) in topics.iter().zip(&recorders) {
         service
-            .subscribe_with(topic, quick("g"), recorder.succeeding())
+            .subscribe_with(topic, quick("g"), crate::Shared(recorder.succeeding()))
             .await
             .expect("subscribe");
     }
@@ -469,11 +469,15 @@ pub async fn every_consumer_group_receives_every_message(factory: impl BackendFa
     let service = service(&backend);
     let (billing, mailer) = (Recorder::new(), Recorder::new());
     service
-        .subscribe_with(&topic, quick("billing"), billing.succeeding())
+        .subscribe_with(
+            &topic,
+            quick("billing"),
+            crate::Shared(billing.succeeding()),
+        )
         .await
         .expect("subscribe");
     service
-        .subscribe_with(&topic, quick("mailer"), mailer.succeeding())
+        .subscribe_with(&topic, quick("mailer"), crate::Shared(mailer.succeeding()))
         .await
         .expect("subscribe");
     let ids = publish_n(&service, &topic, 100).await;
@@ -495,13 +499,13 @@ pub async fn redelivers_after_handler_error(factory: impl BackendFactory) {
         .subscribe_with(
             &topic,
             quick("g"),
-            recorder.handler(|message| {
+            crate::Shared(recorder.handler(|message| {
                 if message.retry == 0 {
                     Err(HandlerError::retry("first attempt fails"))
                 } else {
                     Ok(())
                 }
-            }),
+            })),
         )
         .await
         .expect("subscribe");
@@ -542,13 +546,13 @@ pub async fn progresses_after_repeated_errors(factory: impl BackendFactory) {
         .subscribe_with(
             &topic,
             quick("g").with_concurrency(1),
-            recorder.handler(|message| {
+            crate::Shared(recorder.handler(|message| {
                 if message.payload.get("poison").is_some() {
                     Err(HandlerError::retry("always fails"))
                 } else {
                     Ok(())
                 }
-            }),
+            })),
         )
         .await
         .expect("subscribe");
@@ -608,7 +612,7 @@ pub async fn nothing_lost_when_subscriber_closes_and_another_opens(factory: impl
             quick("g")
                 .with_concurrency(4)
                 .with_shutdown_timeout(Duration::from_millis(100)),
-            first_handler,
+            crate::Shared(first_handler),
         )
         .await
         .expect("subscribe");
@@ -624,7 +628,7 @@ pub async fn nothing_lost_when_subscriber_closes_and_another_opens(factory: impl
 
     let second = service(&backend);
     second
-        .subscribe_with(&topic, quick("g"), recorder.succeeding())
+        .subscribe_with(&topic, quick("g"), crate::Shared(recorder.succeeding()))
         .await
         .expect("subscribe");
     recorder.wait_for_ids(&ids).await;
@@ -643,7 +647,7 @@ pub async fn concurrent_close_loses_nothing(factory: impl BackendFactory) {
             .subscribe_with(
                 &topic,
                 quick("g").with_shutdown_timeout(Duration::from_millis(50)),
-                recorder.succeeding(),
+                crate::Shared(recorder.succeeding()),
             )
             .await
             .expect("subscribe");
@@ -658,7 +662,7 @@ pub async fn concurrent_close_loses_nothing(factory: impl BackendFactory) {
     }
     let fresh = service(&backend);
     fresh
-        .subscribe_with(&topic, quick("g"), recorder.succeeding())
+        .subscribe_with(&topic, quick("g"), crate::Shared(recorder.succeeding()))
         .await
         .expect("subscribe");
     recorder.wait_for_ids(&ids).await;
@@ -682,7 +686,7 @@ pub async fn reclaims_messages_of_a_dead_consumer(factory: impl BackendFactory) 
         .subscribe_with(
             &topic,
             quick("g").with_visibility_timeout(Duration::from_millis(300)),
-            recorder.succeeding(),
+            crate::Shared(recorder.succeeding()),
         )
         .await
         .expect("subscribe");
@@ -715,7 +719,7 @@ pub async fn restarted_consumer_drains_its_own_pending_first(factory: impl Backe
             quick("g")
                 .with_consumer("replica-1")
                 .with_visibility_timeout(Duration::from_secs(3600)),
-            recorder.succeeding(),
+            crate::Shared(recorder.succeeding()),
         )
         .await
         .expect("subscribe");
@@ -815,7 +819,7 @@ pub async fn dead_letters_a_message_that_keeps_killing_its_consumers(factory: im
             quick("g")
                 .with_visibility_timeout(Duration::from_millis(100))
                 .with_max_deliveries(2),
-            recorder.succeeding(),
+            crate::Shared(recorder.succeeding()),
         )
         .await
         .expect("subscribe");
@@ -841,7 +845,7 @@ pub async fn delayed_messages_never_early_and_all_delivered(factory: impl Backen
     let service = service(&backend);
     let recorder = Recorder::new();
     service
-        .subscribe_with(&topic, quick("g"), recorder.succeeding())
+        .subscribe_with(&topic, quick("g"), crate::Shared(recorder.succeeding()))
         .await
         .expect("subscribe");
     let mut not_before = HashMap::new();
@@ -896,7 +900,7 @@ pub async fn delayed_message_survives_service_restart(factory: impl BackendFacto
     let after = service(&backend);
     let recorder = Recorder::new();
     after
-        .subscribe_with(&topic, quick("g"), recorder.succeeding())
+        .subscribe_with(&topic, quick("g"), crate::Shared(recorder.succeeding()))
         .await
         .expect("subscribe");
     recorder.wait_for_ids(&BTreeSet::from([id])).await;
@@ -917,7 +921,7 @@ pub async fn retry_timing_within_backoff_bounds(factory: impl BackendFactory) {
         .subscribe_with(
             &topic,
             quick("g").with_retry(policy.clone()),
-            recorder.handler(|_| Err(HandlerError::retry("always"))),
+            crate::Shared(recorder.handler(|_| Err(HandlerError::retry("always")))),
         )
         .await
         .expect("subscribe");
@@ -966,13 +970,13 @@ pub async fn exhausted_messages_dead_lettered_once_and_replay_redelivers(
         .subscribe_with(
             &topic,
             quick("mailer"),
-            failing.handler(move |_| {
+            crate::Shared(failing.handler(move |_| {
                 if down.load(Ordering::SeqCst) {
                     Err(HandlerError::retry("provider down"))
                 } else {
                     Ok(())
                 }
-            }),
+            })),
         )
         .await
         .expect("subscribe");
@@ -981,7 +985,7 @@ pub async fn exhausted_messages_dead_lettered_once_and_replay_redelivers(
         .subscribe_with(
             &topic,
             quick("audit").with_concurrency(1),
-            healthy.succeeding(),
+            crate::Shared(healthy.succeeding()),
         )
         .await
         .expect("subscribe");
@@ -1052,7 +1056,7 @@ pub async fn permanent_error_skips_retries(factory: impl BackendFactory) {
         .subscribe_with(
             &topic,
             quick("g"),
-            recorder.handler(|_| Err(HandlerError::permanent("no such user"))),
+            crate::Shared(recorder.handler(|_| Err(HandlerError::permanent("no such user")))),
         )
         .await
         .expect("subscribe");
@@ -1094,7 +1098,7 @@ pub async fn handler_panic_counts_as_failure(factory: impl BackendFactory) {
         }
     });
     service
-        .subscribe_with(&topic, quick("g"), handler)
+        .subscribe_with(&topic, quick("g"), crate::Shared(handler))
         .await
         .expect("subscribe");
     service.publish(&topic, json!({})).await.expect("publish");
@@ -1121,7 +1125,7 @@ pub async fn unsubscribe_stops_delivery(factory: impl BackendFactory) {
     let service = service(&backend);
     let old = Recorder::new();
     service
-        .subscribe_with(&topic, quick("g"), old.succeeding())
+        .subscribe_with(&topic, quick("g"), crate::Shared(old.succeeding()))
         .await
         .expect("subscribe");
     let first = publish_n(&service, &topic, 5).await;
@@ -1134,7 +1138,7 @@ pub async fn unsubscribe_stops_delivery(factory: impl BackendFactory) {
     let second = publish_n(&service, &topic, 5).await;
     let new = Recorder::new();
     service
-        .subscribe_with(&topic, quick("g"), new.succeeding())
+        .subscribe_with(&topic, quick("g"), crate::Shared(new.succeeding()))
         .await
         .expect("subscribe");
     new.wait_for_ids(&second).await;
@@ -1565,7 +1569,7 @@ pub async fn a_handler_past_its_timeout_is_dropped_retried_then_dead_lettered(
         .subscribe_with(
             &topic,
             quick("g").with_handler_timeout(Duration::from_millis(100)),
-            handler,
+            crate::Shared(handler),
         )
         .await
         .expect("subscribe");
@@ -1619,7 +1623,7 @@ pub async fn a_message_timeout_overrides_the_subscription(factory: impl BackendF
         })
     };
     service
-        .subscribe_with(&short, quick("g"), pending)
+        .subscribe_with(&short, quick("g"), crate::Shared(pending))
         .await
         .expect("subscribe");
     let message = service
@@ -1665,7 +1669,7 @@ pub async fn a_message_timeout_overrides_the_subscription(factory: impl BackendF
         .subscribe_with(
             &long,
             quick("g").with_handler_timeout(Duration::from_millis(50)),
-            slow,
+            crate::Shared(slow),
         )
         .await
         .expect("subscribe");
@@ -1737,7 +1741,7 @@ pub async fn shutdown_cancels_the_token_and_the_message_is_redelivered_unretried
         .with_consumer("c1")
         .with_shutdown_timeout(DEADLINE * 2);
     first
-        .subscribe_with(&topic, options.clone(), handler)
+        .subscribe_with(&topic, options.clone(), crate::Shared(handler))
         .await
         .expect("subscribe");
     let id = first.publish(&topic, json!({})).await.expect("publish");
@@ -1754,7 +1758,7 @@ pub async fn shutdown_cancels_the_token_and_the_message_is_redelivered_unretried
     let again = Recorder::new();
     let second = service(&backend);
     second
-        .subscribe_with(&topic, options, again.succeeding())
+        .subscribe_with(&topic, options, crate::Shared(again.succeeding()))
         .await
         .expect("subscribe again");
     again
@@ -1800,7 +1804,7 @@ pub async fn an_expired_message_is_dead_lettered_without_running_the_handler(
 
     let recorder = Recorder::new();
     service
-        .subscribe_with(&topic, quick("g"), recorder.succeeding())
+        .subscribe_with(&topic, quick("g"), crate::Shared(recorder.succeeding()))
         .await
         .expect("subscribe");
     let dead = eventually("two dead letters", || async {
@@ -1868,7 +1872,7 @@ pub async fn an_expired_message_is_dropped_when_the_subscription_says_so(
         .subscribe_with(
             &topic,
             quick("g").with_on_expired(crate::OnExpired::Drop),
-            recorder.succeeding(),
+            crate::Shared(recorder.succeeding()),
         )
         .await
         .expect("subscribe");
@@ -1970,7 +1974,7 @@ pub async fn cancel_removes_waiting_and_scheduled_messages_but_not_delivered_one
 
     let recorder = Recorder::new();
     service
-        .subscribe_with(&topic, quick("g"), recorder.succeeding())
+        .subscribe_with(&topic, quick("g"), crate::Shared(recorder.succeeding()))
         .await
         .expect("subscribe");
     recorder.wait_for_ids(&BTreeSet::from([kept, marker])).await;
@@ -1993,12 +1997,12 @@ pub async fn cancel_removes_waiting_and_scheduled_messages_but_not_delivered_one
         .subscribe_with(
             &retried,
             quick("g"),
-            failing.handler(|_| {
+            crate::Shared(failing.handler(|_| {
                 Err(HandlerError::retry_after(
                     Duration::from_secs(3600),
                     "later",
                 ))
-            }),
+            })),
         )
         .await
         .expect("subscribe");
@@ -2026,7 +2030,7 @@ pub async fn cancel_racing_delivery_removes_or_delivers_each_message_once(
     let service = Arc::new(service(&backend));
     let recorder = Recorder::new();
     service
-        .subscribe_with(&topic, quick("g"), recorder.succeeding())
+        .subscribe_with(&topic, quick("g"), crate::Shared(recorder.succeeding()))
         .await
         .expect("subscribe");
     let mut ids = Vec::new();
@@ -2290,7 +2294,7 @@ pub async fn schedulers_over_one_backend_publish_each_tick_once(
         .subscribe_with(
             &topic,
             quick("ticks").with_start_from(StartFrom::Earliest),
-            recorder.succeeding(),
+            crate::Shared(recorder.succeeding()),
         )
         .await
         .expect("subscribe");
@@ -2419,7 +2423,11 @@ pub async fn a_unique_key_is_held_until_handled_and_for_its_window_after(
     );
     let recorder = Recorder::new();
     service
-        .subscribe_with(&topic, quick("unique"), recorder.succeeding())
+        .subscribe_with(
+            &topic,
+            quick("unique"),
+            crate::Shared(recorder.succeeding()),
+        )
         .await
         .expect("subscribe");
     recorder
@@ -2518,7 +2526,7 @@ pub async fn a_dead_lettered_unique_message_holds_its_key_unless_told_otherwise(
         .subscribe_with(
             &topic,
             quick("unique-dead"),
-            recorder.handler(|_| Err(HandlerError::permanent("no"))),
+            crate::Shared(recorder.handler(|_| Err(HandlerError::permanent("no")))),
         )
         .await
         .expect("subscribe");

@@ -164,7 +164,7 @@ async fn subscribe_hands_published_messages_to_the_handler() {
         .subscribe_with(
             topics::WALLET_RECHARGED,
             SubscribeOptions::new("billing"),
-            handler,
+            messaging_core::Shared(handler),
         )
         .await
         .unwrap();
@@ -183,17 +183,29 @@ async fn subscribing_twice_with_one_group_is_rejected() {
     let (_, service) = switchable();
     let (handler, _received) = forwarding();
     service
-        .subscribe_with("a.b", SubscribeOptions::new("g"), handler.clone())
+        .subscribe_with(
+            "a.b",
+            SubscribeOptions::new("g"),
+            messaging_core::Shared(handler.clone()),
+        )
         .await
         .unwrap();
     assert!(matches!(
         service
-            .subscribe_with("a.b", SubscribeOptions::new("g"), handler.clone())
+            .subscribe_with(
+                "a.b",
+                SubscribeOptions::new("g"),
+                messaging_core::Shared(handler.clone())
+            )
             .await,
         Err(MessagingError::AlreadySubscribed { .. })
     ));
     service
-        .subscribe_with("a.b", SubscribeOptions::new("other"), handler)
+        .subscribe_with(
+            "a.b",
+            SubscribeOptions::new("other"),
+            messaging_core::Shared(handler),
+        )
         .await
         .unwrap();
     assert_eq!(service.subscriptions().await.len(), 2);
@@ -206,7 +218,11 @@ async fn subscribe_fails_when_the_backend_is_down() {
     let (handler, _received) = forwarding();
     assert_unavailable(
         service
-            .subscribe_with("a.b", SubscribeOptions::new("g"), handler)
+            .subscribe_with(
+                "a.b",
+                SubscribeOptions::new("g"),
+                messaging_core::Shared(handler),
+            )
             .await,
     );
     assert!(service.subscriptions().await.is_empty());
@@ -232,7 +248,7 @@ async fn subscribe_rejects_nonsense_options() {
     ] {
         assert!(matches!(
             service
-                .subscribe_with("a.b", options, handler.clone())
+                .subscribe_with("a.b", options, messaging_core::Shared(handler.clone()))
                 .await,
             Err(MessagingError::InvalidOption(_))
         ));
@@ -247,7 +263,7 @@ async fn a_subscription_rides_out_a_backend_outage() {
         .subscribe_with(
             "a.b",
             SubscribeOptions::new("g").with_block_timeout(Duration::from_millis(20)),
-            handler,
+            messaging_core::Shared(handler),
         )
         .await
         .unwrap();
@@ -264,7 +280,11 @@ async fn unsubscribe_stops_the_subscription() {
     let (_, service) = switchable();
     let (handler, _received) = forwarding();
     service
-        .subscribe_with("a.b", SubscribeOptions::new("g"), handler)
+        .subscribe_with(
+            "a.b",
+            SubscribeOptions::new("g"),
+            messaging_core::Shared(handler),
+        )
         .await
         .unwrap();
     service.unsubscribe("a.b").await.unwrap();
@@ -320,7 +340,11 @@ async fn health_reports_the_backend_and_subscriptions() {
     let (_, service) = switchable();
     let (handler, _received) = forwarding();
     service
-        .subscribe_with("a.b", SubscribeOptions::new("g"), handler)
+        .subscribe_with(
+            "a.b",
+            SubscribeOptions::new("g"),
+            messaging_core::Shared(handler),
+        )
         .await
         .unwrap();
     let report = service.health().await.unwrap();
@@ -360,7 +384,11 @@ async fn a_message_published_by_a_handler_continues_the_trace() {
     let service = Arc::new(MessagingService::in_memory());
     let (handler, mut received) = forwarding();
     service
-        .subscribe_with("second.hop", SubscribeOptions::new("g"), handler)
+        .subscribe_with(
+            "second.hop",
+            SubscribeOptions::new("g"),
+            messaging_core::Shared(handler),
+        )
         .await
         .unwrap();
     let relay = service.clone();
@@ -368,7 +396,7 @@ async fn a_message_published_by_a_handler_continues_the_trace() {
         .subscribe_with(
             "first.hop",
             SubscribeOptions::new("g"),
-            Arc::new(move |message: Message| {
+            move |message: Message| {
                 let relay = relay.clone();
                 async move {
                     relay
@@ -377,7 +405,7 @@ async fn a_message_published_by_a_handler_continues_the_trace() {
                         .map(|_| ())
                         .map_err(HandlerError::retry)
                 }
-            }),
+            },
         )
         .await
         .unwrap();
@@ -442,7 +470,7 @@ async fn two_services_in_one_group_share_the_work() {
             .subscribe_with(
                 "shared.work",
                 SubscribeOptions::new("workers"),
-                handler.clone(),
+                messaging_core::Shared(handler.clone()),
             )
             .await
             .unwrap();
@@ -533,7 +561,7 @@ async fn a_huge_retry_after_is_capped_instead_of_panicking() {
         .subscribe_with(
             "a.b",
             SubscribeOptions::new("g").with_max_retry_delay(Duration::from_millis(50)),
-            handler,
+            messaging_core::Shared(handler),
         )
         .await
         .unwrap();
@@ -556,7 +584,11 @@ async fn a_forged_retry_count_is_dead_lettered_not_overflowed() {
     let (_, service) = switchable();
     let handler = Arc::new(|_: Message| async { Err(HandlerError::retry("still failing")) });
     service
-        .subscribe_with("a.b", SubscribeOptions::new("g"), handler)
+        .subscribe_with(
+            "a.b",
+            SubscribeOptions::new("g"),
+            messaging_core::Shared(handler),
+        )
         .await
         .unwrap();
     let mut message = Message::new("a.b", json!({})).unwrap();
@@ -671,7 +703,7 @@ async fn the_subscribers_retry_budget_replaces_the_messages_max_retry() {
         ))
         .with_max_retries(5);
     service
-        .subscribe_with("a.b", options, handler)
+        .subscribe_with("a.b", options, messaging_core::Shared(handler))
         .await
         .unwrap();
     // Its publisher allows 1 retry; the subscriber's budget of 5 applies.

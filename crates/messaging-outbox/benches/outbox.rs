@@ -278,13 +278,13 @@ impl Bench {
             .subscribe_with(
                 "bench.latency",
                 SubscribeOptions::new("bench").with_concurrency(1),
-                Arc::new(move |message: Message| {
+                move |message: Message| {
                     let seen = seen.clone();
                     async move {
                         seen.send((message.id, Instant::now()))
                             .map_err(HandlerError::permanent)
                     }
-                }),
+                },
             )
             .await
             .expect("subscribe");

@@ -120,7 +120,7 @@ async fn consumer_child() {
         }
     };
     service
-        .subscribe_with(TOPIC, options, Arc::new(handler))
+        .subscribe_with(TOPIC, options, handler)
         .await
         .expect("subscribe");
     futures::future::pending::<()>().await;
@@ -424,13 +424,13 @@ async fn every_acknowledged_publish_survives_a_redis_crash() {
             SubscribeOptions::new(GROUP)
                 .with_visibility_timeout(Duration::from_millis(1_000))
                 .with_block_timeout(Duration::from_millis(200)),
-            Arc::new(move |message: Message| {
+            move |message: Message| {
                 let seen = seen.clone();
                 async move {
                     seen.lock().expect("lock").insert(message.id);
                     Ok::<(), HandlerError>(())
                 }
-            }),
+            },
         )
         .await
         .expect("subscribe");
@@ -535,20 +535,16 @@ async fn poison_messages_are_dead_lettered_once_while_the_rest_flows() {
                 Duration::from_millis(50),
             ));
         service
-            .subscribe_with(
-                TOPIC,
-                options,
-                Arc::new(move |message: Message| {
-                    let handled = handled.clone();
-                    async move {
-                        *handled.lock().expect("lock").entry(message.id).or_default() += 1;
-                        if is_poison(message.payload["n"].as_u64().unwrap_or_default()) {
-                            return Err(HandlerError::retry("always fails"));
-                        }
-                        Ok(())
+            .subscribe_with(TOPIC, options, move |message: Message| {
+                let handled = handled.clone();
+                async move {
+                    *handled.lock().expect("lock").entry(message.id).or_default() += 1;
+                    if is_poison(message.payload["n"].as_u64().unwrap_or_default()) {
+                        return Err(HandlerError::retry("always fails"));
                     }
-                }),
-            )
+                    Ok(())
+                }
+            })
             .await
             .expect("subscribe");
     }

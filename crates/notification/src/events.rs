@@ -175,7 +175,7 @@ impl NotificationService {
                 rule: rule.clone(),
             };
             messaging
-                .subscribe_with(topic, options.clone(), Arc::new(handler))
+                .subscribe_with(topic, options.clone(), handler)
                 .await
                 .map_err(|source| NotificationError::Subscribe {
                     topic: topic.clone(),

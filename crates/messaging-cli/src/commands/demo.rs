@@ -197,19 +197,15 @@ async fn dead_letter(service: &MessagingService) -> anyhow::Result<()> {
             .with_jitter(0.0),
     );
     service
-        .subscribe_with(
-            TOPIC,
-            options,
-            Arc::new(move |message: Message| {
-                let attempt = counter.fetch_add(1, Ordering::SeqCst) + 1;
-                let _ = attempts_tx.send((attempt, message.retry, Instant::now()));
-                async move {
-                    Err::<(), _>(HandlerError::retry(std::io::Error::other(
-                        "provider timed out",
-                    )))
-                }
-            }),
-        )
+        .subscribe_with(TOPIC, options, move |message: Message| {
+            let attempt = counter.fetch_add(1, Ordering::SeqCst) + 1;
+            let _ = attempts_tx.send((attempt, message.retry, Instant::now()));
+            async move {
+                Err::<(), _>(HandlerError::retry(std::io::Error::other(
+                    "provider timed out",
+                )))
+            }
+        })
         .await?;
     let message = service
         .message(TOPIC, json!({"order": 42}))?
@@ -259,10 +255,10 @@ async fn delayed(service: &MessagingService) -> anyhow::Result<()> {
         .subscribe_with(
             TOPIC,
             SubscribeOptions::new("reminders").with_block_timeout(Duration::from_millis(100)),
-            Arc::new(move |message: Message| {
+            move |message: Message| {
                 let _ = delivered_tx.send((message, Instant::now()));
                 async { Ok::<(), HandlerError>(()) }
-            }),
+            },
         )
         .await?;
     let sent = Instant::now();

@@ -158,7 +158,6 @@ fn write_table(dead: &[DeadLetter], out: &mut impl Write) -> std::io::Result<()>
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
     use std::time::Duration;
 
     use messaging_core::{HandlerError, SubscribeOptions};
@@ -183,13 +182,9 @@ mod tests {
         let service = MessagingService::in_memory();
         let options = SubscribeOptions::new("mailer");
         service
-            .subscribe_with(
-                "mail.send",
-                options,
-                Arc::new(|_message: Message| async {
-                    Err::<(), _>(HandlerError::permanent("no server"))
-                }),
-            )
+            .subscribe_with("mail.send", options, |_message: Message| async {
+                Err::<(), _>(HandlerError::permanent("no server"))
+            })
             .await
             .unwrap();
         for n in 0..3 {

@@ -81,10 +81,10 @@ impl Fixture {
             .subscribe_with(
                 topic,
                 SubscribeOptions::new("outbox-test").with_concurrency(1),
-                Arc::new(move |message: Message| {
+                move |message: Message| {
                     let seen = seen.clone();
                     async move { seen.send(message).map_err(HandlerError::permanent) }
-                }),
+                },
             )
             .await
             .expect("subscribe");
