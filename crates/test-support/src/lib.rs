@@ -140,6 +140,27 @@ pub fn database_url() -> String {
     URL.get_or_init(|| resolve(Service::Postgres)).clone()
 }
 
+/// Polls `check` every `every` until it returns a value, and fails the test
+/// naming `what` once `deadline` has passed: the one wait for an outcome that
+/// has no signal to wait on (a row in a database, a key in Redis).
+pub async fn eventually<T, F, Fut>(what: &str, deadline: Duration, every: Duration, check: F) -> T
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let until = tokio::time::Instant::now() + deadline;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < until,
+            "gave up waiting for {what} after {deadline:?}"
+        );
+        tokio::time::sleep(every).await;
+    }
+}
+
 fn resolve(service: Service) -> String {
     match select(
         service,

@@ -122,3 +122,26 @@ fn an_engine_answering_the_ping_is_detected() {
     server.join().unwrap();
     assert!(status.success());
 }
+
+#[tokio::test]
+async fn eventually_returns_the_first_value_and_gives_up_at_the_deadline() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::time::Duration;
+    let calls = AtomicU32::new(0);
+    let value = messaging_test_support::eventually(
+        "the third call",
+        Duration::from_secs(30),
+        Duration::from_millis(1),
+        || async { (calls.fetch_add(1, Ordering::SeqCst) == 2).then_some(7) },
+    )
+    .await;
+    assert_eq!((value, calls.load(Ordering::SeqCst)), (7, 3));
+    let never = tokio::spawn(messaging_test_support::eventually(
+        "nothing",
+        Duration::from_millis(20),
+        Duration::from_millis(1),
+        || async { None::<()> },
+    ));
+    let failure = never.await.unwrap_err();
+    assert!(failure.is_panic());
+}

@@ -221,23 +221,13 @@ timeout = "5s"
         process
     }
 
-    /// Polls `check` until it returns a value, up to [`DEADLINE`].
+    /// Polls `check` every 50 ms until it returns a value, up to [`DEADLINE`].
     pub async fn eventually<T, F, Fut>(&self, what: &str, check: F) -> T
     where
         F: Fn() -> Fut,
         Fut: Future<Output = Option<T>>,
     {
-        let deadline = tokio::time::Instant::now() + DEADLINE;
-        loop {
-            if let Some(value) = check().await {
-                return value;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "gave up waiting for {what}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        messaging_test_support::eventually(what, DEADLINE, Duration::from_millis(50), check).await
     }
 
     /// The user's inbox, read with `messaging inbox USER --json`.

@@ -91,23 +91,13 @@ impl Fixture {
         received
     }
 
-    /// Polls `check` until it returns a value, up to [`DEADLINE`].
+    /// Polls `check` every 20 ms until it returns a value, up to [`DEADLINE`].
     pub async fn eventually<T, F, Fut>(&self, what: &str, check: F) -> T
     where
         F: Fn() -> Fut,
         Fut: Future<Output = Option<T>>,
     {
-        let deadline = tokio::time::Instant::now() + DEADLINE;
-        loop {
-            if let Some(value) = check().await {
-                return value;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "gave up waiting for {what}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        messaging_test_support::eventually(what, DEADLINE, Duration::from_millis(20), check).await
     }
 
     /// Stops the subscriptions, deletes the Redis keys and drops the schema.
