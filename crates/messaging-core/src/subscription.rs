@@ -435,14 +435,12 @@ impl Worker {
                 self.backend
                     .reclaim_idle(&self.consumer, options.visibility_timeout, room)
                     .await
-            } else if let ReadFrom::OwnPending { .. } = from {
+            } else if let ReadFrom::OwnPending { after } = &from {
                 let result = self
                     .backend
                     .read(
                         &self.consumer,
-                        &ReadOptions::default()
-                            .with_from(from.clone())
-                            .with_count(room),
+                        &ReadOptions::own_pending(after.clone(), room),
                     )
                     .await;
                 if let Ok(deliveries) = &result {

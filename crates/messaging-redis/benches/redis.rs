@@ -1190,10 +1190,10 @@ async fn consume_rung(bench: &Bench, rung: ConsumeRung) -> Run {
                 let deliveries = backend
                     .read(
                         &consumer_of(&topic, "bench", &name),
-                        &messaging_core::ReadOptions::default()
-                            .with_from(messaging_core::ReadFrom::New)
-                            .with_count(READ_COUNT)
-                            .with_block(Duration::from_millis(100)),
+                        &messaging_core::ReadOptions::new_entries(
+                            READ_COUNT,
+                            Duration::from_millis(100),
+                        ),
                     )
                     .await
                     .expect("read");
@@ -1547,10 +1547,7 @@ async fn idle_topics(
                 let taken = backend
                     .read(
                         &consumer_of(topic, "g", "c"),
-                        &messaging_core::ReadOptions::default()
-                            .with_from(messaging_core::ReadFrom::New)
-                            .with_count(10)
-                            .with_block(Duration::ZERO),
+                        &messaging_core::ReadOptions::new_entries(10, Duration::ZERO),
                     )
                     .await
                     .expect("read");

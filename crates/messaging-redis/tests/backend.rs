@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use messaging_core::BackendError;
 use messaging_core::{BackendAdmin as _, ReadOptions};
-use messaging_core::{MessageBackend, MessagingService, ReadFrom, Settlement, StartFrom};
+use messaging_core::{MessageBackend, MessagingService, Settlement, StartFrom};
 use messaging_model::Message;
 use messaging_redis::{RedisBackend, RedisBackendConfig, Retention};
 use redis::AsyncCommands;
@@ -49,10 +49,7 @@ async fn read_all(
             backend
                 .read(
                     &support::consumer(topic, group, consumer),
-                    &ReadOptions::default()
-                        .with_from(ReadFrom::New)
-                        .with_count(want - got.len())
-                        .with_block(Duration::from_millis(100)),
+                    &ReadOptions::new_entries(want - got.len(), Duration::from_millis(100)),
                 )
                 .await
                 .expect("read"),
@@ -88,10 +85,7 @@ async fn undecodable_entries_go_to_the_dead_letter_queue_not_to_the_consumer() {
     let deliveries = backend
         .read(
             &support::consumer(topic, "g", "c"),
-            &ReadOptions::default()
-                .with_from(ReadFrom::New)
-                .with_count(10)
-                .with_block(Duration::from_millis(100)),
+            &ReadOptions::new_entries(10, Duration::from_millis(100)),
         )
         .await
         .expect("read");
@@ -154,10 +148,7 @@ async fn a_reader_recreates_its_group_after_the_stream_was_deleted() {
     let first = backend
         .read(
             &support::consumer(topic, "g", "c"),
-            &ReadOptions::default()
-                .with_from(ReadFrom::New)
-                .with_count(10)
-                .with_block(Duration::from_millis(50)),
+            &ReadOptions::new_entries(10, Duration::from_millis(50)),
         )
         .await
         .expect("read after NOGROUP");
@@ -374,10 +365,7 @@ async fn a_burst_past_one_promotion_call_is_promoted_whole_and_never_early() {
             backend
                 .read(
                     &support::consumer(topic, "g", "c"),
-                    &ReadOptions::default()
-                        .with_from(ReadFrom::New)
-                        .with_count(1_000)
-                        .with_block(Duration::from_millis(500)),
+                    &ReadOptions::new_entries(1_000, Duration::from_millis(500)),
                 )
                 .await
                 .expect("read"),
@@ -452,10 +440,7 @@ async fn a_blocked_reader_wakes_for_a_message_another_process_delayed() {
             let got = reader
                 .read(
                     &support::consumer(topic, "g", "c"),
-                    &ReadOptions::default()
-                        .with_from(ReadFrom::New)
-                        .with_count(1)
-                        .with_block(Duration::from_secs(10)),
+                    &ReadOptions::new_entries(1, Duration::from_secs(10)),
                 )
                 .await
                 .expect("read");
@@ -999,10 +984,7 @@ async fn publishing_before_any_group_loses_nothing_while_trims_run() {
         let deliveries = backend
             .read(
                 &support::consumer(topic, "g", "c"),
-                &ReadOptions::default()
-                    .with_from(ReadFrom::New)
-                    .with_count(1_000)
-                    .with_block(Duration::from_millis(200)),
+                &ReadOptions::new_entries(1_000, Duration::from_millis(200)),
             )
             .await
             .expect("read");

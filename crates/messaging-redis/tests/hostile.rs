@@ -222,7 +222,7 @@ async fn pending_count(
 
 #[tokio::test]
 async fn a_forged_delivery_count_is_dead_lettered_not_dropped() {
-    use messaging_core::{ReadFrom, StartFrom};
+    use messaging_core::StartFrom;
     let url = support::redis_url();
     let prefix = support::unique_prefix();
     let backend =
@@ -238,10 +238,7 @@ async fn a_forged_delivery_count_is_dead_lettered_not_dropped() {
     let first = backend
         .read(
             &support::consumer(topic, "g", "c1"),
-            &ReadOptions::default()
-                .with_from(ReadFrom::New)
-                .with_count(10)
-                .with_block(Duration::ZERO),
+            &ReadOptions::new_entries(10, Duration::ZERO),
         )
         .await
         .unwrap();
@@ -297,7 +294,7 @@ async fn a_forged_delivery_count_is_dead_lettered_not_dropped() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_huge_undecodable_entry_is_dead_lettered_bounded_and_settled() {
-    use messaging_core::{ReadFrom, StartFrom};
+    use messaging_core::StartFrom;
     // A server of its own whose limit for one value is 100 MB instead of
     // Redis's 512 MB: scaled down so the entry can be 60 MiB (CI memory; the
     // reported one was 90 MiB) and an escaped copy of it (6 × 60 MiB, as the
@@ -329,10 +326,7 @@ async fn a_huge_undecodable_entry_is_dead_lettered_bounded_and_settled() {
     let deliveries = backend
         .read(
             &support::consumer(topic, "g", "c"),
-            &ReadOptions::default()
-                .with_from(ReadFrom::New)
-                .with_count(10)
-                .with_block(Duration::ZERO),
+            &ReadOptions::new_entries(10, Duration::ZERO),
         )
         .await
         .expect("the read succeeds");
@@ -389,7 +383,7 @@ async fn a_huge_undecodable_entry_is_dead_lettered_bounded_and_settled() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn junk_ahead_of_real_dead_letters_does_not_hide_them() {
-    use messaging_core::{MessagingService, ReadFrom, StartFrom};
+    use messaging_core::{MessagingService, StartFrom};
     let url = support::redis_url();
     let prefix = support::unique_prefix();
     let backend =
@@ -421,10 +415,7 @@ async fn junk_ahead_of_real_dead_letters_does_not_hide_them() {
     let deliveries = backend
         .read(
             &support::consumer(topic, "g", "c"),
-            &ReadOptions::default()
-                .with_from(ReadFrom::New)
-                .with_count(10)
-                .with_block(Duration::ZERO),
+            &ReadOptions::new_entries(10, Duration::ZERO),
         )
         .await
         .unwrap();
@@ -475,10 +466,7 @@ async fn junk_ahead_of_real_dead_letters_does_not_hide_them() {
     let replayed = backend
         .read(
             &support::consumer(topic, "g", "c"),
-            &ReadOptions::default()
-                .with_from(ReadFrom::New)
-                .with_count(10)
-                .with_block(Duration::ZERO),
+            &ReadOptions::new_entries(10, Duration::ZERO),
         )
         .await
         .unwrap();

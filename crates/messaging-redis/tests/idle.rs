@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use messaging_core::{BackendAdmin as _, ReadOptions};
-use messaging_core::{MessageBackend, ReadFrom, Retention, StartFrom};
+use messaging_core::{MessageBackend, Retention, StartFrom};
 use messaging_model::Message;
 use messaging_redis::{RedisBackend, RedisBackendConfig};
 use redis::AsyncCommands;
@@ -97,10 +97,7 @@ async fn idle_commands(topics: usize, window: Duration) -> BTreeMap<String, u64>
         let taken = backend
             .read(
                 &support::consumer(topic, "g", "c"),
-                &ReadOptions::default()
-                    .with_from(ReadFrom::New)
-                    .with_count(10)
-                    .with_block(Duration::ZERO),
+                &ReadOptions::new_entries(10, Duration::ZERO),
             )
             .await
             .expect("read");
@@ -214,10 +211,7 @@ async fn a_message_another_backend_delayed_or_retried_is_promoted_by_the_first()
         let taken = other
             .read(
                 &support::consumer(retried_topic, "g", "c"),
-                &ReadOptions::default()
-                    .with_from(ReadFrom::New)
-                    .with_count(1)
-                    .with_block(Duration::ZERO),
+                &ReadOptions::new_entries(1, Duration::ZERO),
             )
             .await
             .expect("read");
@@ -441,10 +435,7 @@ async fn a_consumer_in_another_process_trims_what_it_settled() {
     let taken = consumer
         .read(
             &support::consumer(topic, "g", "c"),
-            &ReadOptions::default()
-                .with_from(ReadFrom::New)
-                .with_count(10)
-                .with_block(Duration::ZERO),
+            &ReadOptions::new_entries(10, Duration::ZERO),
         )
         .await
         .expect("read");
