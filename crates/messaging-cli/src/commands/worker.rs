@@ -86,12 +86,7 @@ pub(crate) async fn run(args: WorkerArgs) -> anyhow::Result<()> {
 /// Warns when the SMTP server does not answer now. Not fatal: emails are
 /// retried with backoff, and the server may come back before they run out.
 async fn check_smtp(smtp: &crate::config::SmtpConfig) {
-    let port = smtp.port.unwrap_or(match smtp.security {
-        notification::channel::SmtpSecurity::Tls => 465,
-        notification::channel::SmtpSecurity::StartTls => 587,
-        // The enum is non-exhaustive: a mode added later gets SMTP's own port.
-        _ => 25,
-    });
+    let port = smtp.port.unwrap_or(smtp.security.default_port());
     let addr = format!("{}:{port}", smtp.host);
     let connect = tokio::net::TcpStream::connect(addr.as_str());
     match tokio::time::timeout(std::time::Duration::from_secs(2), connect).await {

@@ -35,6 +35,24 @@ pub enum SmtpSecurity {
     DangerousUnencrypted,
 }
 
+impl SmtpSecurity {
+    /// The port used when none is set: 465, 587 or 25.
+    ///
+    /// ```
+    /// use notification::channel::SmtpSecurity;
+    /// assert_eq!(SmtpSecurity::Tls.default_port(), 465);
+    /// assert_eq!(SmtpSecurity::StartTls.default_port(), 587);
+    /// assert_eq!(SmtpSecurity::DangerousUnencrypted.default_port(), 25);
+    /// ```
+    pub fn default_port(self) -> u16 {
+        match self {
+            Self::Tls => 465,
+            Self::StartTls => 587,
+            Self::DangerousUnencrypted => 25,
+        }
+    }
+}
+
 /// SMTP user name and password.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SmtpCredentials {
@@ -266,14 +284,14 @@ impl SmtpEmailChannel {
         let from_name = config.from_name.as_deref().map(single_line);
         let from = Mailbox::new(from_name, from.address().parse().map_err(config_error)?);
         let tls = || TlsParameters::new(config.host.clone()).map_err(config_error);
-        let (protection, default_port) = match config.security {
-            SmtpSecurity::Tls => (Protection::Tls(tls()?), 465),
-            SmtpSecurity::StartTls => (Protection::StartTls(tls()?), 587),
-            SmtpSecurity::DangerousUnencrypted => (Protection::None, 25),
+        let protection = match config.security {
+            SmtpSecurity::Tls => Protection::Tls(tls()?),
+            SmtpSecurity::StartTls => Protection::StartTls(tls()?),
+            SmtpSecurity::DangerousUnencrypted => Protection::None,
         };
         let connector = Connector {
             host: config.host.clone(),
-            port: config.port.unwrap_or(default_port),
+            port: config.port.unwrap_or(config.security.default_port()),
             protection,
             hello: config.hello_name.map(ClientId::Domain).unwrap_or_default(),
             credentials: config
