@@ -6,7 +6,8 @@
 #   scripts/redis-cluster.sh stop  [BASE_PORT]   # stops what `start` started, removes its files
 #   scripts/redis-cluster.sh status [BASE_PORT]
 #
-# `start` prints the seed URL list (redis://127.0.0.1:BASE,…) on its last line and
+# `start` prints the cluster URL (redis+cluster://127.0.0.1:BASE,…, what
+# RedisBackendConfig and REDIS_CLUSTER_URL take) on its last line and
 # returns once every slot is served and the cluster says `cluster_state:ok`.
 # The nodes keep their data under $CLUSTER_DIR (default /tmp/redis-cluster-BASE):
 # appendonly, cluster-node-timeout 2000 ms (fast failovers for the fault tests).
@@ -61,9 +62,9 @@ start)
         [ "$replicas" -ge 3 ] && break
         sleep 0.1
     done
-    urls=()
-    for port in "${ports[@]:0:3}"; do urls+=("redis://127.0.0.1:$port"); done
-    (IFS=,; echo "${urls[*]}")
+    hosts=()
+    for port in "${ports[@]:0:3}"; do hosts+=("127.0.0.1:$port"); done
+    (IFS=,; echo "redis+cluster://${hosts[*]}")
     ;;
 stop)
     for port in "${ports[@]}"; do

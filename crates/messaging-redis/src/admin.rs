@@ -25,34 +25,27 @@ impl BackendAdmin for RedisBackend {
     async fn delete_topic(&self, topic: &Topic) -> Result<bool, BackendError> {
         let inner = &self.inner;
         let keys = inner.keys.topic(topic);
-        let (deleted, unregistered): (i64, i64) = redis::pipe()
-            .cmd("DEL")
-            .arg(&keys.stream)
-            .arg(&keys.delayed)
-            .arg(&keys.dead)
-            .cmd("SREM")
-            .arg(inner.keys.registry())
-            .arg(topic.as_str())
-            .cmd("ZREM")
-            .arg(inner.keys.due_index())
-            .arg(topic.as_str())
-            .ignore()
-            .query_async(&mut inner.connection())
+        let mut delete = redis::cmd("DEL");
+        delete.arg(&keys.stream).arg(&keys.delayed).arg(&keys.dead);
+        let mut unregister = redis::cmd("SREM");
+        unregister.arg(inner.keys.registry()).arg(topic.as_str());
+        let mut unindex = redis::cmd("ZREM");
+        unindex.arg(inner.keys.due_index()).arg(topic.as_str());
+        let replies: Vec<i64> = inner
+            .connection()
+            .query_each(&[delete, unregister, unindex])
             .await
             .map_err(backend_error)?;
+        let (deleted, unregistered) = (replies[0], replies[1]);
         // The topic's unique-key locks and schedule marks go with it.
         let tag = keys.stream.trim_end_matches(":stream");
         let mut extras = Vec::new();
         for pattern in [format!("{tag}:unique:*"), format!("{tag}:tick:*")] {
             let mut cursor = 0u64;
             loop {
-                let (next, found): (u64, Vec<String>) = redis::cmd("SCAN")
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg(&pattern)
-                    .arg("COUNT")
-                    .arg(1000)
-                    .query_async(&mut inner.connection())
+                let (next, found) = inner
+                    .connection()
+                    .scan_slot_of(&keys.stream, cursor, &pattern, 1000)
                     .await
                     .map_err(backend_error)?;
                 extras.extend(found);

@@ -6,6 +6,7 @@ use redis::Client;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use crate::RedisBackendConfig;
+use crate::connection::{Connection, Topology, connect_cluster};
 use crate::dead_letters::DeadLetterPage;
 use crate::due_schedule::Schedule;
 use crate::error::backend_error;
@@ -47,19 +48,40 @@ impl RedisBackend {
                 backend: "redis",
                 reason: reason.to_owned(),
             })?;
-        let client = Client::open(config.url.as_str()).map_err(BackendError::command)?;
-        // One plain attempt first, so an unreachable server or a wrong password
-        // is reported now rather than after the connection manager's retries.
-        let blocking = BlockingPool::new(client.clone(), config.connect_timeout);
-        let first = blocking.connect().await.map_err(backend_error)?;
-        blocking.give_back(first);
-        let manager_config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(config.connect_timeout))
-            .set_response_timeout(Some(config.command_timeout))
-            .set_max_delay(Duration::from_secs(2));
-        let connection = ConnectionManager::new_with_config(client.clone(), manager_config)
-            .await
-            .map_err(backend_error)?;
+        let topology =
+            Topology::parse(&config.url).map_err(|reason| BackendError::InvalidConfig {
+                backend: "redis",
+                reason,
+            })?;
+        let (connection, blocking) = match topology {
+            Topology::Single(url) => {
+                let client = Client::open(url.as_str()).map_err(BackendError::command)?;
+                // One plain attempt first, so an unreachable server or a wrong
+                // password is reported now rather than after the connection
+                // manager's retries.
+                let blocking = BlockingPool::new(client.clone(), config.connect_timeout);
+                let first = blocking.connect().await.map_err(backend_error)?;
+                blocking.give_back(first);
+                let manager_config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(config.connect_timeout))
+                    .set_response_timeout(Some(config.command_timeout))
+                    .set_max_delay(Duration::from_secs(2));
+                let connection = ConnectionManager::new_with_config(client, manager_config)
+                    .await
+                    .map_err(backend_error)?;
+                (Connection::Managed(connection), blocking)
+            }
+            Topology::Cluster(nodes) => {
+                // The cluster client reconnects, follows MOVED and ASK and
+                // refreshes its slot map by itself.
+                let connection =
+                    connect_cluster(&nodes, config.connect_timeout, Some(config.command_timeout))
+                        .await
+                        .map_err(backend_error)?;
+                let blocking = BlockingPool::cluster(nodes, config.connect_timeout);
+                (Connection::Cluster(connection), blocking)
+            }
+        };
         let schedule = Arc::new(Schedule::default());
         let (acks, ack_requests) = ack_queue::channel();
         let inner = Arc::new(Inner::new(

@@ -11,13 +11,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use chrono::{DateTime, Utc};
 use messaging_core::{BackendError, Receipt, Retention, Settlement, StartFrom};
 use messaging_model::Message;
-use redis::aio::ConnectionManager;
-use redis::{ErrorKind, RedisError, Script, ServerErrorKind, Value};
+use redis::{Cmd, ErrorKind, RedisError, Script, ServerErrorKind, Value};
 use tracing::warn;
 
 use crate::RedisBackendConfig;
 use crate::ack_queue::AckSender;
 use crate::codec;
+use crate::connection::Connection;
 use crate::due_schedule::Schedule;
 use crate::error::{backend_error, is_busy_group};
 use crate::keys::Keys;
@@ -31,7 +31,7 @@ const TRIM_BATCH: i64 = 1_000;
 pub(crate) struct Inner {
     pub(crate) config: RedisBackendConfig,
     pub(crate) keys: Keys,
-    connection: ConnectionManager,
+    connection: Connection,
     pub(crate) blocking: BlockingPool,
     pub(crate) schedule: Arc<Schedule>,
     pub(crate) acks: AckSender,
@@ -49,7 +49,7 @@ impl Inner {
     /// The state of a backend just connected.
     pub(crate) fn new(
         config: RedisBackendConfig,
-        connection: ConnectionManager,
+        connection: Connection,
         blocking: BlockingPool,
         schedule: Arc<Schedule>,
         acks: AckSender,
@@ -84,7 +84,7 @@ impl Inner {
             self.schedule.touched(topic);
         }
     }
-    pub(crate) fn connection(&self) -> ConnectionManager {
+    pub(crate) fn connection(&self) -> Connection {
         self.connection.clone()
     }
 
@@ -134,22 +134,16 @@ impl Inner {
         let mut trimmed = false;
         let mut loaded = false;
         loop {
-            let mut pipe = redis::pipe();
-            pipe.cmd("EVALSHA")
-                .arg(script.get_hash())
+            let mut call = redis::cmd("EVALSHA");
+            call.arg(script.get_hash())
                 .arg(2)
                 .arg(&keys.stream)
                 .arg(&keys.delayed)
                 .arg(self.config.topic_cap);
             for arg in args {
-                pipe.arg(*arg);
+                call.arg(*arg);
             }
-            pipe.cmd("SADD")
-                .arg(self.keys.registry())
-                .arg(topic)
-                .ignore();
-            let reply: Result<(Value,), RedisError> =
-                pipe.query_async(&mut self.connection()).await;
+            let reply = self.registering(topic, call).await.map(|value| (value,));
             match reply {
                 Ok((Value::Int(_),)) if !trimmed => {
                     trimmed = true;
@@ -192,6 +186,29 @@ impl Inner {
         // with DropUnreadAfter, any) may be trimmable now.
         self.touched(topic);
         Ok(ids)
+    }
+
+    /// Runs `command` (a script call on `topic`'s keys) and adds `topic` to the
+    /// registry in the same round trip: one pipeline on a single node; on a
+    /// cluster, where the registry is in another slot, both at once.
+    pub(crate) async fn registering(&self, topic: &str, command: Cmd) -> Result<Value, RedisError> {
+        let mut register = redis::cmd("SADD");
+        register.arg(self.keys.registry()).arg(topic);
+        if self.connection.is_cluster() {
+            let mut script_connection = self.connection();
+            let mut registry_connection = self.connection();
+            let (reply, registered) = tokio::join!(
+                command.query_async::<Value>(&mut script_connection),
+                register.query_async::<i64>(&mut registry_connection)
+            );
+            registered?;
+            reply
+        } else {
+            let mut pipe = redis::pipe();
+            pipe.add_command(command).add_command(register).ignore();
+            let (reply,): (Value,) = pipe.query_async(&mut self.connection()).await?;
+            Ok(reply)
+        }
     }
 
     pub(crate) async fn register(&self, topic: &str) -> Result<(), BackendError> {

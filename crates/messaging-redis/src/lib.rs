@@ -64,6 +64,7 @@ mod backend;
 mod cancel;
 mod codec;
 mod config;
+mod connection;
 mod dead_letters;
 mod due_schedule;
 mod error;

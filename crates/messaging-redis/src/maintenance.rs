@@ -389,16 +389,21 @@ impl Inner {
                 .filter(|topic| messaging_model::validate_topic(topic).is_ok())
                 .collect();
             if !topics.is_empty() {
-                let mut pipe = redis::pipe();
-                for topic in &topics {
-                    pipe.cmd("ZRANGE")
-                        .arg(&self.keys.topic(topic).delayed)
-                        .arg(0)
-                        .arg(0)
-                        .arg("WITHSCORES");
-                }
-                let heads: Vec<Value> = pipe
-                    .query_async(&mut self.connection())
+                let ranges: Vec<redis::Cmd> = topics
+                    .iter()
+                    .map(|topic| {
+                        let mut range = redis::cmd("ZRANGE");
+                        range
+                            .arg(&self.keys.topic(topic).delayed)
+                            .arg(0)
+                            .arg(0)
+                            .arg("WITHSCORES");
+                        range
+                    })
+                    .collect();
+                let heads: Vec<Value> = self
+                    .connection()
+                    .query_each(&ranges)
                     .await
                     .map_err(backend_error)?;
                 let mut add = redis::cmd("ZADD");

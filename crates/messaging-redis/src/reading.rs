@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use messaging_core::{BackendError, ConsumerId, Delivery, Receipt};
 use messaging_model::{Message, MessageStatus};
-use redis::aio::MultiplexedConnection;
 use redis::{Cmd, RedisError, Value};
 use tracing::{error, warn};
 
 use crate::codec::{self, RawEntry};
+use crate::connection::Connection;
 use crate::error::{backend_error, is_no_group, is_unblocked};
 use crate::inner::Inner;
 use crate::scripts::SCRIPTS;
@@ -41,7 +41,7 @@ impl Inner {
 
     async fn blocking_query_on(
         &self,
-        mut connection: MultiplexedConnection,
+        mut connection: Connection,
         command: &Cmd,
         block: Duration,
     ) -> Result<Value, RedisError> {

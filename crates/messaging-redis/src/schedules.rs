@@ -107,17 +107,23 @@ impl ScheduleBackend for RedisBackend {
         if schedules.is_empty() {
             return Ok(Vec::new());
         }
-        // The marks live in their topics' slots: one pipelined GET each.
-        let mut pipe = redis::pipe();
-        for schedule in &schedules {
-            pipe.cmd("GET").arg(
-                self.inner
-                    .keys
-                    .schedule_mark(&schedule.topic, &schedule.name),
-            );
-        }
-        let marks: Vec<Option<i64>> = pipe
-            .query_async(&mut self.inner.connection())
+        // The marks live in their topics' slots: one GET each, pipelined.
+        let gets: Vec<redis::Cmd> = schedules
+            .iter()
+            .map(|schedule| {
+                let mut get = redis::cmd("GET");
+                get.arg(
+                    self.inner
+                        .keys
+                        .schedule_mark(&schedule.topic, &schedule.name),
+                );
+                get
+            })
+            .collect();
+        let marks: Vec<Option<i64>> = self
+            .inner
+            .connection()
+            .query_each(&gets)
             .await
             .map_err(backend_error)?;
         Ok(schedules
@@ -152,28 +158,23 @@ impl ScheduleBackend for RedisBackend {
         }
         let json = codec::encode(message)?;
         let keys = self.inner.keys.topic(&schedule.topic);
-        let mut pipe = redis::pipe();
-        pipe.invoke_script(
-            SCRIPTS
-                .fire_tick
-                .key(&keys.stream)
-                .key(&keys.delayed)
-                .key(
-                    self.inner
-                        .keys
-                        .schedule_mark(&schedule.topic, &schedule.name),
-                )
+        let mark = self
+            .inner
+            .keys
+            .schedule_mark(&schedule.topic, &schedule.name);
+        let call = || {
+            let mut call = redis::cmd("EVALSHA");
+            call.arg(SCRIPTS.fire_tick.get_hash())
+                .arg(3)
+                .arg(&keys.stream)
+                .arg(&keys.delayed)
+                .arg(&mark)
                 .arg(self.inner.config.topic_cap)
                 .arg(tick.timestamp_millis())
-                .arg(json),
-        );
-        pipe.cmd("SADD")
-            .arg(self.inner.keys.registry())
-            .arg(&schedule.topic)
-            .ignore();
-        let reply: Result<(Value,), redis::RedisError> =
-            pipe.query_async(&mut self.inner.connection()).await;
-        let reply = match reply {
+                .arg(&json);
+            call
+        };
+        let reply = match self.inner.registering(&schedule.topic, call()).await {
             Err(error)
                 if error.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
             {
@@ -184,10 +185,11 @@ impl ScheduleBackend for RedisBackend {
                     .load_async(&mut self.inner.connection())
                     .await
                     .map_err(backend_error)?;
-                pipe.query_async(&mut self.inner.connection()).await
+                self.inner.registering(&schedule.topic, call()).await
             }
             other => other,
-        };
+        }
+        .map(|value| (value,));
         match reply.map_err(backend_error)? {
             (Value::Int(1),) => {
                 self.inner.touched(&schedule.topic);

@@ -140,6 +140,20 @@ pub fn database_url() -> String {
     URL.get_or_init(|| resolve(Service::Postgres)).clone()
 }
 
+/// The Redis Cluster under test: `REDIS_CLUSTER_URL`
+/// (`redis+cluster://host:port,…`), which `make test` and CI set after starting
+/// one with `scripts/redis-cluster.sh start`. Panics saying so when it is unset.
+pub fn redis_cluster_url() -> String {
+    std::env::var("REDIS_CLUSTER_URL").unwrap_or_else(|_| {
+        panic!(
+            "REDIS_CLUSTER_URL is not set: start a cluster on loopback with \
+             `scripts/redis-cluster.sh start` and export the URL it prints \
+             (REDIS_CLUSTER_URL=redis+cluster://127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103), \
+             or run `make test`, which does both"
+        )
+    })
+}
+
 /// Polls `check` every `every` until it returns a value, and fails the test
 /// naming `what` once `deadline` has passed: the one wait for an outcome that
 /// has no signal to wait on (a row in a database, a key in Redis).
