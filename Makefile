@@ -18,9 +18,11 @@ demo:
 demo-core:
 	$(CARGO) run --quiet -p messaging-core --example demo
 
-## Every test of the workspace, against the local Redis and Postgres, then the examples.
+## Every test of the workspace, against the local Redis and Postgres and a Redis
+## Cluster on loopback (started and stopped by scripts/with-redis-cluster.sh unless
+## REDIS_CLUSTER_URL names one), then the examples.
 test:
-	$(CARGO) test --workspace --all-features
+	bash scripts/with-redis-cluster.sh $(CARGO) test --workspace --all-features
 	$(MAKE) examples
 
 ## The runnable examples of examples/ (each asserts what it shows).

@@ -79,7 +79,8 @@ pub(crate) struct CancelArgs {
 /// Where the shared messaging backend is.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct BackendArgs {
-    /// Redis URL of the shared backend (`redis://host:6379/0`). Its value is never
+    /// Redis URL of the shared backend (`redis://host:6379/0`; a Redis Cluster as
+    /// `redis+cluster://host1:port,host2:port`). Its value is never
     /// shown in the help, as it may hold a password.
     #[arg(
         long,

@@ -43,7 +43,8 @@ pub(crate) struct Config {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub(crate) struct BackendConfig {
-    /// Redis URL; none: the in-memory backend (one process only).
+    /// Redis URL (`redis+cluster://host1:port,host2:port` for a Redis Cluster);
+    /// none: the in-memory backend (one process only).
     pub(crate) redis_url: Option<String>,
     /// Prefix of every Redis key.
     pub(crate) key_prefix: Option<String>,

@@ -102,6 +102,11 @@ async fn topics_and_stats_report_in_json_with_documented_exit_codes() {
     support::run(|env| Box::pin(topics_scenario(env))).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_cluster_topics_and_stats_report_the_same() {
+    support::run_on_cluster(|env| Box::pin(topics_scenario(env))).await;
+}
+
 async fn topics_scenario(env: &Env) {
     assert_eq!(env.run(&["topics", "create", "a.one"]).await.code, Some(0));
     let published = env.run(&["publish", "b.two", "--json", r#"{"n":1}"#]).await;

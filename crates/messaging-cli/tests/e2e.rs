@@ -520,3 +520,65 @@ async fn requests_scenario(env: &Env) {
     let (code, _) = worker.terminate().await;
     assert_eq!(code, Some(0));
 }
+
+// ---------------------------------------------------------------------------
+// The same on a Redis Cluster (`REDIS_CLUSTER_URL`, 3 masters + 3 replicas on
+// loopback): the worker and every command get the `redis+cluster://` URL.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_cluster_a_registered_user_gets_the_welcome_email() {
+    support::run_on_cluster(|env| {
+        Box::pin(a_registered_user_gets_the_welcome_email_and_a_sent_notification_scenario(env))
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_cluster_dead_letters_are_listed_shown_and_replayed() {
+    support::run_on_cluster(|env| {
+        Box::pin(a_failing_provider_dead_letters_the_event_and_dlq_replay_recovers_it_scenario(env))
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_cluster_topics_are_created_listed_counted_and_deleted() {
+    support::run_on_cluster(|env| {
+        Box::pin(async move {
+            // The command of the issue that failed with `Moved: 14372`.
+            let names = ["a.one", "b.two", "c.three", "d.four", "e.five", "f.six"];
+            for name in names {
+                let created = env.run(&["topics", "create", name]).await;
+                assert_eq!(created.code, Some(0), "{}", created.stderr);
+                let published = env.run(&["publish", name, "--json", r#"{"n":1}"#]).await;
+                assert_eq!(published.code, Some(0), "{}", published.stderr);
+            }
+            let listed = env.run(&["topics", "list"]).await;
+            assert_eq!(listed.code, Some(0), "{}", listed.stderr);
+            for name in names {
+                assert!(
+                    listed.stdout.contains(name),
+                    "{name} not in {}",
+                    listed.stdout
+                );
+            }
+            let stats = env.json(&["stats", "--json"]).await;
+            let stats = stats.as_array().expect("stats of every topic");
+            assert_eq!(stats.len(), names.len(), "{stats:#?}");
+            assert!(stats.iter().all(|topic| topic["length"] == 1), "{stats:#?}");
+            for name in names {
+                let deleted = env.run(&["topics", "delete", name, "--yes"]).await;
+                assert_eq!(deleted.code, Some(0), "{}", deleted.stderr);
+            }
+            let listed = env.run(&["topics", "list"]).await;
+            for name in names {
+                assert!(
+                    !listed.stdout.contains(name),
+                    "{name} still in {}",
+                    listed.stdout
+                );
+            }
+        })
+    })
+    .await;
+}

@@ -20,8 +20,12 @@ use messaging_core::{DEFAULT_TOPIC_CAP, Retention};
 #[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RedisBackendConfig {
-    /// `redis://[user[:password]@]host[:port][/db]`, or `rediss://` for TLS
-    /// (feature `tls`, on by default).
+    /// One server: `redis://[user[:password]@]host[:port][/db]`, or `rediss://`
+    /// for TLS (feature `tls`, on by default). A Redis Cluster:
+    /// `redis+cluster://[user[:password]@]host:port[,host:port…]` (or
+    /// `rediss+cluster://`), listing some of its nodes (the client finds the
+    /// rest, follows `MOVED`/`ASK` and the slot map after failovers); the
+    /// credentials and TLS apply to every node. See [`Self::cluster`].
     pub url: String,
     /// Put before every key, so several applications share one Redis. Must not
     /// contain `{`, `}` or whitespace. Two backends with the same prefix share
@@ -98,6 +102,28 @@ impl RedisBackendConfig {
     /// The defaults with `url`.
     pub fn new(url: impl Into<String>) -> Self {
         Self::default().with_url(url)
+    }
+
+    /// The defaults on the Redis Cluster of these seed nodes (`host:port`
+    /// each): the URL `redis+cluster://host:port,…`. Add credentials or TLS by
+    /// writing the URL yourself (`rediss+cluster://user:password@host:port,…`).
+    ///
+    /// ```
+    /// use messaging_redis::RedisBackendConfig;
+    ///
+    /// let config = RedisBackendConfig::cluster(["10.0.0.1:7000", "10.0.0.2:7000"]);
+    /// assert_eq!(config.url, "redis+cluster://10.0.0.1:7000,10.0.0.2:7000");
+    /// ```
+    pub fn cluster<I, S>(nodes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let nodes: Vec<String> = nodes
+            .into_iter()
+            .map(|node| node.as_ref().to_owned())
+            .collect();
+        Self::new(format!("redis+cluster://{}", nodes.join(",")))
     }
 
     /// Sets the server URL.
@@ -212,6 +238,10 @@ mod tests {
             (
                 "redis+unix:///run/r.sock?pass=pw",
                 "redis+unix:///run/r.sock?pass=***",
+            ),
+            (
+                "redis+cluster://app:pw@a:7001,b:7002",
+                "redis+cluster://app:***@a:7001,b:7002",
             ),
         ] {
             assert_eq!(redact_password(url), shown);

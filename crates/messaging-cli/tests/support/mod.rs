@@ -42,6 +42,8 @@ pub struct Env {
     pub sink: SmtpSink,
     pool: sqlx::PgPool,
     config_file: PathBuf,
+    /// The Redis (one node, or a cluster URL) every command is pointed at.
+    redis: String,
 }
 
 impl Env {
@@ -49,10 +51,14 @@ impl Env {
     /// them), starts an SMTP sink, and writes a worker configuration with short
     /// retry delays.
     pub async fn start() -> Self {
+        Self::start_on(redis_url()).await
+    }
+
+    /// The same on the Redis at `redis` (a `redis+cluster://` URL for the cluster).
+    pub async fn start_on(redis: String) -> Self {
         let id = uuid::Uuid::now_v7().simple().to_string();
         let prefix = format!("e2e-{id}");
         let schema = format!("e2e_{id}");
-        let redis = redis_url();
         let backend = RedisBackend::connect(RedisBackendConfig::new(&redis).with_key_prefix(&prefix))
             .await
             .unwrap_or_else(|error| {
@@ -111,6 +117,7 @@ timeout = "5s"
             sink,
             pool,
             config_file,
+            redis,
         }
     }
 
@@ -119,7 +126,7 @@ timeout = "5s"
         let mut command = Command::new(BIN);
         command
             .args(args)
-            .env("REDIS_URL", redis_url())
+            .env("REDIS_URL", &self.redis)
             .env("MESSAGING_KEY_PREFIX", &self.prefix)
             .env("DATABASE_URL", database_url())
             .env("MESSAGING_DB_SCHEMA", &self.schema)
@@ -290,8 +297,27 @@ pub async fn run<F>(test: F)
 where
     F: for<'a> FnOnce(&'a Env) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send + 'a>>,
 {
+    run_in(Env::start().await, test).await;
+}
+
+/// [`run`] on the Redis Cluster of `REDIS_CLUSTER_URL`: the worker and every
+/// command get the cluster URL.
+pub async fn run_on_cluster<F>(test: F)
+where
+    F: for<'a> FnOnce(&'a Env) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send + 'a>>,
+{
+    run_in(
+        Env::start_on(messaging_test_support::redis_cluster_url()).await,
+        test,
+    )
+    .await;
+}
+
+async fn run_in<F>(env: Env, test: F)
+where
+    F: for<'a> FnOnce(&'a Env) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send + 'a>>,
+{
     use futures::FutureExt;
-    let env = Env::start().await;
     let outcome = std::panic::AssertUnwindSafe(test(&env))
         .catch_unwind()
         .await;
