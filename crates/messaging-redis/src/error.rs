@@ -41,6 +41,9 @@ impl std::error::Error for SharedError {
 }
 
 fn is_transient(error: &RedisError) -> bool {
+    if refused_credentials(error) {
+        return false;
+    }
     if error.is_io_error()
         || error.is_connection_dropped()
         || error.is_connection_refusal()
@@ -61,6 +64,20 @@ fn is_transient(error: &RedisError) -> bool {
         error.code(),
         Some("OOM" | "LOADING" | "MASTERDOWN" | "NOREPLICAS" | "BUSY" | "READONLY")
     )
+}
+
+/// The server refused the user or password. The cluster client reports a
+/// refusal by every seed node as an I/O error ("Failed to create initial
+/// connections") naming the refusal only in its text, which is read here so a
+/// wrong password is not retried as if the cluster were down.
+fn refused_credentials(error: &RedisError) -> bool {
+    if error.kind() == ErrorKind::AuthenticationFailed {
+        return true;
+    }
+    let text = error.to_string();
+    text.contains("AuthenticationFailed")
+        || text.contains("WRONGPASS")
+        || text.contains("invalid username-password")
 }
 
 /// The group (or its stream) does not exist: the topic was deleted meanwhile.
@@ -97,5 +114,30 @@ mod tests {
     fn refused_commands_are_not_transient() {
         let wrong: RedisError = (ErrorKind::UnexpectedReturnType, "wrong type").into();
         assert!(!backend_error(wrong).is_transient());
+    }
+
+    #[test]
+    fn refused_credentials_are_not_transient_even_wrapped_as_io() {
+        let refused: RedisError = (
+            ErrorKind::AuthenticationFailed,
+            "Password authentication failed",
+        )
+            .into();
+        assert!(!backend_error(refused).is_transient());
+        // How the cluster client reports it when every seed node refused.
+        let wrapped: RedisError = (
+            ErrorKind::Io,
+            "Failed to create initial connections",
+            "Io: Password authentication failed - AuthenticationFailed".to_owned(),
+        )
+            .into();
+        assert!(!backend_error(wrapped).is_transient());
+        let down: RedisError = (
+            ErrorKind::Io,
+            "Failed to create initial connections",
+            "Io: Connection refused (os error 111)".to_owned(),
+        )
+            .into();
+        assert!(backend_error(down).is_transient());
     }
 }
