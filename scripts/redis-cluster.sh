@@ -12,6 +12,10 @@
 # The nodes keep their data under $CLUSTER_DIR (default /tmp/redis-cluster-BASE):
 # appendonly, cluster-node-timeout 2000 ms (fast failovers for the fault tests).
 # Only loopback ports; never touches the shared Redis on 6379.
+#
+# With CLUSTER_TLS_DIR naming a folder holding server.crt, server.key and ca.crt,
+# the nodes speak only TLS (plain port off, TLS between nodes too) and the URL is
+# rediss+cluster://.
 set -euo pipefail
 
 cmd="${1:-}"
@@ -20,11 +24,32 @@ dir="${CLUSTER_DIR:-/tmp/redis-cluster-$base}"
 timeout_ms="${CLUSTER_NODE_TIMEOUT_MS:-2000}"
 ports=()
 for i in 0 1 2 3 4 5; do ports+=("$((base + i))"); done
+tls_dir="${CLUSTER_TLS_DIR:-}"
+tls_cli=()
+tls_server=()
+scheme="redis+cluster"
+if [ -n "$tls_dir" ]; then
+    tls_cli=(--tls --cacert "$tls_dir/ca.crt")
+    tls_server=(--tls-cluster yes --tls-replication yes --tls-auth-clients no
+        --tls-cert-file "$tls_dir/server.crt" --tls-key-file "$tls_dir/server.key"
+        --tls-ca-cert-file "$tls_dir/ca.crt")
+    scheme="rediss+cluster"
+fi
+# redis-cli on the nodes, over TLS when they speak it.
+cli() { redis-cli "${tls_cli[@]}" "$@"; }
+# The port arguments of a node: plain, or TLS only.
+port_args() {
+    if [ -n "$tls_dir" ]; then
+        echo "--port 0 --tls-port $1"
+    else
+        echo "--port $1"
+    fi
+}
 
 wait_ok() {
     for _ in $(seq 1 100); do
-        if redis-cli -p "$base" cluster info 2>/dev/null | grep -q "cluster_state:ok" \
-            && redis-cli -p "$base" cluster info | grep -q "cluster_slots_ok:16384"; then
+        if cli -p "$base" cluster info 2>/dev/null | grep -q "cluster_state:ok" \
+            && cli -p "$base" cluster info | grep -q "cluster_slots_ok:16384"; then
             return 0
         fi
         sleep 0.1
@@ -38,7 +63,8 @@ start)
     mkdir -p "$dir"
     for port in "${ports[@]}"; do
         mkdir -p "$dir/$port"
-        redis-server --port "$port" --bind 127.0.0.1 --protected-mode yes \
+        # shellcheck disable=SC2046
+        redis-server $(port_args "$port") "${tls_server[@]}" --bind 127.0.0.1 --protected-mode yes \
             --cluster-enabled yes --cluster-config-file "$dir/$port/nodes.conf" \
             --cluster-node-timeout "$timeout_ms" --appendonly yes \
             --maxmemory-policy noeviction --dir "$dir/$port" \
@@ -46,25 +72,25 @@ start)
     done
     for port in "${ports[@]}"; do
         for _ in $(seq 1 50); do
-            redis-cli -p "$port" ping >/dev/null 2>&1 && break
+            cli -p "$port" ping >/dev/null 2>&1 && break
             sleep 0.1
         done
     done
-    if ! redis-cli -p "$base" cluster info | grep -q "cluster_state:ok"; then
+    if ! cli -p "$base" cluster info | grep -q "cluster_state:ok"; then
         hosts=()
         for port in "${ports[@]}"; do hosts+=("127.0.0.1:$port"); done
-        redis-cli --cluster create "${hosts[@]}" --cluster-replicas 1 --cluster-yes >"$dir/create.log"
+        cli --cluster create "${hosts[@]}" --cluster-replicas 1 --cluster-yes >"$dir/create.log"
     fi
     wait_ok
     # every replica attached before anyone relies on failover
     for _ in $(seq 1 100); do
-        replicas=$(redis-cli -p "$base" cluster nodes | grep -c slave || true)
+        replicas=$(cli -p "$base" cluster nodes | grep -c slave || true)
         [ "$replicas" -ge 3 ] && break
         sleep 0.1
     done
     hosts=()
     for port in "${ports[@]:0:3}"; do hosts+=("127.0.0.1:$port"); done
-    (IFS=,; echo "redis+cluster://${hosts[*]}")
+    (IFS=,; echo "$scheme://${hosts[*]}")
     ;;
 stop)
     for port in "${ports[@]}"; do
@@ -74,15 +100,15 @@ stop)
     done
     for port in "${ports[@]}"; do
         for _ in $(seq 1 50); do
-            redis-cli -p "$port" ping >/dev/null 2>&1 || break
+            cli -p "$port" ping >/dev/null 2>&1 || break
             sleep 0.1
         done
     done
     rm -rf "$dir"
     ;;
 status)
-    redis-cli -p "$base" cluster info | head -7
-    redis-cli -p "$base" cluster nodes
+    cli -p "$base" cluster info | head -7
+    cli -p "$base" cluster nodes
     ;;
 *)
     echo "usage: $0 start|stop|status [BASE_PORT]" >&2

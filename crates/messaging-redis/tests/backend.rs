@@ -839,66 +839,7 @@ fn tls_child() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rediss_urls_connect_over_tls() {
     let dir = support::temp_dir("tls");
-    let openssl = |args: &[&str]| {
-        let status = std::process::Command::new("openssl")
-            .args(args)
-            .current_dir(&dir)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .expect("run openssl (needed to make the test certificates)");
-        assert!(status.success(), "openssl {args:?} failed");
-    };
-    openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.crt",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=messaging-redis test CA",
-    ]);
-    openssl(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-        "-subj",
-        "/CN=127.0.0.1",
-    ]);
-    std::fs::write(
-        dir.join("san.ext"),
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
-    )
-    .expect("write san.ext");
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.crt",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "server.crt",
-        "-days",
-        "2",
-        "-extfile",
-        "san.ext",
-    ]);
-
+    support::make_test_certificates(&dir);
     let tls_port = support::free_port().to_string();
     let path = |name: &str| dir.join(name).to_string_lossy().into_owned();
     let (cert, key, ca) = (path("server.crt"), path("server.key"), path("ca.crt"));

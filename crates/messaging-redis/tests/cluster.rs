@@ -3,7 +3,10 @@
 //! conformance suite, then what only a cluster can get wrong (commands across
 //! slots, topics spread over the masters, keys found by `SCAN` on the right node).
 
+mod support;
+
 use std::collections::HashSet;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -273,4 +276,156 @@ async fn a_restricted_redis_user_in_the_cluster_url_can_do_everything() {
         .expect_err("wrong password");
     assert!(!error.is_transient(), "{error}");
     on_every_node(&["ACL", "DELUSER", &user]);
+}
+
+/// A cluster of its own, started with `scripts/redis-cluster.sh` on six free
+/// ports (and their bus ports) and stopped, its files removed, on drop.
+struct OwnCluster {
+    base: u16,
+    dir: PathBuf,
+    tls: Option<PathBuf>,
+}
+
+impl OwnCluster {
+    fn script() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/redis-cluster.sh")
+    }
+
+    fn free(port: u16) -> bool {
+        std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+    }
+
+    /// Starts one (speaking only TLS with the certificates of `tls`, when
+    /// given) and returns it with its URL.
+    fn start(tls: Option<&Path>) -> (Self, String) {
+        let base = (7301..7900)
+            .step_by(6)
+            .find(|base| (0..6).all(|i| Self::free(base + i) && Self::free(base + i + 10_000)))
+            .expect("six free ports between 7301 and 7900");
+        let dir = support::temp_dir("cluster");
+        let cluster = Self {
+            base,
+            dir,
+            tls: tls.map(Path::to_path_buf),
+        };
+        let output = cluster
+            .command("start")
+            .output()
+            .expect("run scripts/redis-cluster.sh");
+        assert!(
+            output.status.success(),
+            "redis-cluster.sh start failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let url = String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .last()
+            .expect("the script prints the URL")
+            .to_owned();
+        (cluster, url)
+    }
+
+    fn command(&self, action: &str) -> std::process::Command {
+        let mut command = std::process::Command::new("bash");
+        command
+            .arg(Self::script())
+            .arg(action)
+            .arg(self.base.to_string())
+            .env("CLUSTER_DIR", self.dir.join("nodes"));
+        if let Some(tls) = &self.tls {
+            command.env("CLUSTER_TLS_DIR", tls);
+        }
+        command
+    }
+}
+
+impl Drop for OwnCluster {
+    fn drop(&mut self) {
+        let _ = self.command("stop").output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Plays the TLS client for `rediss_cluster_urls_connect_over_tls` when this
+/// binary is run again with the child role `tls-cluster-client` (and
+/// `SSL_CERT_FILE` naming the roots to trust); does nothing in a normal run.
+#[test]
+fn tls_cluster_child() {
+    if std::env::var(support::CHILD_ROLE).as_deref() != Ok("tls-cluster-client") {
+        return;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let url = std::env::var("REDIS_TLS_CLUSTER_URL").expect("REDIS_TLS_CLUSTER_URL");
+        let backend = support::backend(&url).await;
+        // Topics on every master, each a full round trip.
+        for i in 0..6 {
+            let topic = Topic::new(format!("tls.t{i}")).unwrap();
+            backend
+                .ensure_group(&topic, "g", messaging_core::StartFrom::Earliest)
+                .await
+                .expect("group");
+            let sent = Message::new(topic.as_str(), json!({"n": i})).unwrap();
+            backend.publish(&sent).await.expect("publish");
+            let consumer = messaging_core::ConsumerId::new(topic.clone(), "g", "c");
+            let got = backend
+                .read(
+                    &consumer,
+                    &messaging_core::ReadOptions::new_entries(1, Duration::from_secs(5)),
+                )
+                .await
+                .expect("read");
+            assert_eq!(got[0].message.id, sent.id);
+            assert_eq!(
+                backend.ack(&got[0].receipt).await.expect("ack"),
+                messaging_core::Settlement::Settled
+            );
+            assert!(backend.delete_topic(&topic).await.expect("delete"));
+        }
+        backend.health().await.expect("health");
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rediss_cluster_urls_connect_over_tls() {
+    let certificates = support::temp_dir("cluster-tls");
+    support::make_test_certificates(&certificates);
+    let (cluster, url) = tokio::task::spawn_blocking({
+        let certificates = certificates.clone();
+        move || OwnCluster::start(Some(&certificates))
+    })
+    .await
+    .expect("start");
+    assert!(url.starts_with("rediss+cluster://"), "{url}");
+    let ca = certificates.join("ca.crt").to_string_lossy().into_owned();
+    let run = |roots: String| {
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || {
+            support::ChildProcess::spawn(
+                "tls_cluster_child",
+                "tls-cluster-client",
+                &[("REDIS_TLS_CLUSTER_URL", url), ("SSL_CERT_FILE", roots)],
+            )
+            .wait_success(Duration::from_secs(60))
+        })
+    };
+    assert!(
+        run(ca).await.expect("wait"),
+        "the client trusting the test CA works on every master over TLS"
+    );
+    // Without the test CA the certificates must be refused: TLS is really checked.
+    let empty = certificates.join("no-roots.pem");
+    std::fs::write(&empty, "").expect("write an empty root store");
+    assert!(
+        !run(empty.to_string_lossy().into_owned())
+            .await
+            .expect("wait"),
+        "a client that does not trust the CA must fail"
+    );
+    drop(cluster);
+    let _ = std::fs::remove_dir_all(&certificates);
 }
