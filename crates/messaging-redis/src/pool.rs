@@ -19,7 +19,7 @@ const MAX_IDLE: usize = 64;
 
 /// Where blocking connections are opened.
 enum Source {
-    Single(Client, AsyncConnectionConfig),
+    Single(Box<(Client, AsyncConnectionConfig)>),
     Cluster {
         nodes: Vec<String>,
         connect_timeout: Duration,
@@ -38,7 +38,7 @@ impl BlockingPool {
             .set_connection_timeout(Some(connect_timeout))
             // The caller bounds each read by its BLOCK time plus the command timeout.
             .set_response_timeout(None);
-        Self::with_source(Source::Single(client, config))
+        Self::with_source(Source::Single(Box::new((client, config))))
     }
 
     /// Cluster connections to the cluster of these seed nodes.
@@ -73,8 +73,9 @@ impl BlockingPool {
 
     pub(crate) async fn connect(&self) -> Result<Connection, RedisError> {
         match &self.source {
-            Source::Single(client, config) => client
-                .get_multiplexed_async_connection_with_config(config)
+            Source::Single(single) => single
+                .0
+                .get_multiplexed_async_connection_with_config(&single.1)
                 .await
                 .map(Connection::Plain),
             Source::Cluster {

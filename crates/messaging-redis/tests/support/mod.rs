@@ -358,7 +358,7 @@ pub fn make_test_certificates(dir: &Path) {
     let openssl = |args: &[&str]| {
         let status = std::process::Command::new("openssl")
             .args(args)
-            .current_dir(&dir)
+            .current_dir(dir)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .status()
