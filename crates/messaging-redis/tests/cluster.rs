@@ -6,7 +6,6 @@
 mod support;
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -278,74 +277,6 @@ async fn a_restricted_redis_user_in_the_cluster_url_can_do_everything() {
     on_every_node(&["ACL", "DELUSER", &user]);
 }
 
-/// A cluster of its own, started with `scripts/redis-cluster.sh` on six free
-/// ports (and their bus ports) and stopped, its files removed, on drop.
-struct OwnCluster {
-    base: u16,
-    dir: PathBuf,
-    tls: Option<PathBuf>,
-}
-
-impl OwnCluster {
-    fn script() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/redis-cluster.sh")
-    }
-
-    fn free(port: u16) -> bool {
-        std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
-    }
-
-    /// Starts one (speaking only TLS with the certificates of `tls`, when
-    /// given) and returns it with its URL.
-    fn start(tls: Option<&Path>) -> (Self, String) {
-        let base = (7301..7900)
-            .step_by(6)
-            .find(|base| (0..6).all(|i| Self::free(base + i) && Self::free(base + i + 10_000)))
-            .expect("six free ports between 7301 and 7900");
-        let dir = support::temp_dir("cluster");
-        let cluster = Self {
-            base,
-            dir,
-            tls: tls.map(Path::to_path_buf),
-        };
-        let output = cluster
-            .command("start")
-            .output()
-            .expect("run scripts/redis-cluster.sh");
-        assert!(
-            output.status.success(),
-            "redis-cluster.sh start failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let url = String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .last()
-            .expect("the script prints the URL")
-            .to_owned();
-        (cluster, url)
-    }
-
-    fn command(&self, action: &str) -> std::process::Command {
-        let mut command = std::process::Command::new("bash");
-        command
-            .arg(Self::script())
-            .arg(action)
-            .arg(self.base.to_string())
-            .env("CLUSTER_DIR", self.dir.join("nodes"));
-        if let Some(tls) = &self.tls {
-            command.env("CLUSTER_TLS_DIR", tls);
-        }
-        command
-    }
-}
-
-impl Drop for OwnCluster {
-    fn drop(&mut self) {
-        let _ = self.command("stop").output();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 /// Plays the TLS client for `rediss_cluster_urls_connect_over_tls` when this
 /// binary is run again with the child role `tls-cluster-client` (and
 /// `SSL_CERT_FILE` naming the roots to trust); does nothing in a normal run.
@@ -396,7 +327,7 @@ async fn rediss_cluster_urls_connect_over_tls() {
     support::make_test_certificates(&certificates);
     let (cluster, url) = tokio::task::spawn_blocking({
         let certificates = certificates.clone();
-        move || OwnCluster::start(Some(&certificates))
+        move || support::OwnCluster::start(Some(&certificates))
     })
     .await
     .expect("start");

@@ -415,3 +415,71 @@ pub fn make_test_certificates(dir: &Path) {
         "san.ext",
     ]);
 }
+
+/// A cluster of its own, started with `scripts/redis-cluster.sh` on six free
+/// ports (and their bus ports) and stopped, its files removed, on drop.
+pub struct OwnCluster {
+    base: u16,
+    dir: PathBuf,
+    tls: Option<PathBuf>,
+}
+
+impl OwnCluster {
+    fn script() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/redis-cluster.sh")
+    }
+
+    fn free(port: u16) -> bool {
+        std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+    }
+
+    /// Starts one (speaking only TLS with the certificates of `tls`, when
+    /// given) and returns it with its URL.
+    pub fn start(tls: Option<&Path>) -> (Self, String) {
+        let base = (7301..7900)
+            .step_by(6)
+            .find(|base| (0..6).all(|i| Self::free(base + i) && Self::free(base + i + 10_000)))
+            .expect("six free ports between 7301 and 7900");
+        let dir = temp_dir("cluster");
+        let cluster = Self {
+            base,
+            dir,
+            tls: tls.map(Path::to_path_buf),
+        };
+        let output = cluster
+            .command("start")
+            .output()
+            .expect("run scripts/redis-cluster.sh");
+        assert!(
+            output.status.success(),
+            "redis-cluster.sh start failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let url = String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .last()
+            .expect("the script prints the URL")
+            .to_owned();
+        (cluster, url)
+    }
+
+    fn command(&self, action: &str) -> std::process::Command {
+        let mut command = std::process::Command::new("bash");
+        command
+            .arg(Self::script())
+            .arg(action)
+            .arg(self.base.to_string())
+            .env("CLUSTER_DIR", self.dir.join("nodes"));
+        if let Some(tls) = &self.tls {
+            command.env("CLUSTER_TLS_DIR", tls);
+        }
+        command
+    }
+}
+
+impl Drop for OwnCluster {
+    fn drop(&mut self) {
+        let _ = self.command("stop").output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -1,0 +1,255 @@
+//! Redis Cluster against one node, side by side in one run: the same work
+//! through `MessagingService` (default `SubscribeOptions`) on a 3-master +
+//! 3-replica cluster on loopback (`scripts/redis-cluster.sh`, appendonly) and on
+//! one redis-server with the same persistence (appendonly, everysec).
+//!
+//! Until topics have partitions (issue 14), one busy topic lives on one master;
+//! what spreads is several topics: the load is `TOPICS` topics, which land on
+//! all three masters (the bench checks that), each with its own producer and
+//! one subscriber.
+//!
+//! Run: `cargo bench -p messaging-redis --bench cluster` (`make bench` runs it).
+//! `BENCH_ROUNDS` changes the rounds (default 3, median shown).
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use messaging_core::{HandlerError, MessagingService};
+use messaging_model::{Message, Topic};
+use messaging_redis::{RedisBackend, RedisBackendConfig};
+use serde_json::json;
+use tokio::sync::Notify;
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+const TOPICS: usize = 6;
+/// Messages per topic in each section.
+const PER_TOPIC: usize = 20_000;
+const BATCH: usize = 100;
+const PREFIX: &str = "bench";
+
+fn rounds_wanted() -> usize {
+    std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|rounds| rounds.parse().ok())
+        .filter(|rounds: &usize| *rounds > 0)
+        .unwrap_or(3)
+}
+
+fn payload(n: usize) -> serde_json::Value {
+    json!({"order": n, "customer": "c-00042", "note": "x".repeat(120)})
+}
+
+struct Target {
+    name: &'static str,
+    url: String,
+}
+
+async fn service(url: &str) -> MessagingService {
+    // The servers are the bench's own; rounds use topics of their own.
+    let backend = RedisBackend::connect(RedisBackendConfig::new(url).with_key_prefix(PREFIX))
+        .await
+        .unwrap_or_else(|error| panic!("cannot reach {url}: {error}"));
+    MessagingService::new(Arc::new(backend))
+}
+
+fn topics(round: usize) -> Vec<Topic> {
+    (0..TOPICS)
+        .map(|i| Topic::new(format!("bench.r{round}.t{i}")).unwrap())
+        .collect()
+}
+
+/// Every topic's producer publishing its batches at once; messages/s.
+async fn publish(url: &str, round: usize) -> f64 {
+    let service = service(url).await;
+    let topics = topics(round);
+    let started = Instant::now();
+    let producers = topics.iter().map(|topic| {
+        let service = &service;
+        let topic = topic.clone();
+        async move {
+            for chunk in (0..PER_TOPIC).collect::<Vec<_>>().chunks(BATCH) {
+                let batch: Vec<_> = chunk.iter().copied().map(payload).collect();
+                service.publish_batch(&topic, batch).await.expect("publish");
+            }
+        }
+    });
+    futures::future::join_all(producers).await;
+    let rate = (TOPICS * PER_TOPIC) as f64 / started.elapsed().as_secs_f64();
+    for topic in &topics {
+        service.delete_topic(topic).await.expect("delete");
+    }
+    service.shutdown().await;
+    rate
+}
+
+/// A subscriber per topic (default options) and a producer per topic; messages/s
+/// from the first publish to the last handled.
+async fn end_to_end(url: &str, round: usize) -> f64 {
+    let service = service(url).await;
+    let topics = topics(round);
+    let total = TOPICS * PER_TOPIC;
+    let handled = Arc::new(AtomicUsize::new(0));
+    let done = Arc::new(Notify::new());
+    for topic in &topics {
+        let (handled, done) = (handled.clone(), done.clone());
+        service
+            .subscribe(topic.as_str(), move |_message: Message| {
+                let (handled, done) = (handled.clone(), done.clone());
+                async move {
+                    if handled.fetch_add(1, Ordering::Relaxed) + 1 == total {
+                        done.notify_one();
+                    }
+                    Ok::<(), HandlerError>(())
+                }
+            })
+            .await
+            .expect("subscribe");
+    }
+    let started = Instant::now();
+    let producers = topics.iter().map(|topic| {
+        let service = &service;
+        let topic = topic.clone();
+        async move {
+            for chunk in (0..PER_TOPIC).collect::<Vec<_>>().chunks(BATCH) {
+                let batch: Vec<_> = chunk.iter().copied().map(payload).collect();
+                service.publish_batch(&topic, batch).await.expect("publish");
+            }
+        }
+    });
+    futures::future::join_all(producers).await;
+    done.notified().await;
+    let rate = total as f64 / started.elapsed().as_secs_f64();
+    service.shutdown().await;
+    for topic in &topics {
+        service.delete_topic(topic).await.expect("delete");
+    }
+    rate
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// How many masters the topics of each round live on (slot of each stream
+/// key), at least.
+fn masters_of_topics(seed_port: u16) -> usize {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{seed_port}")).unwrap();
+    let mut connection = client.get_connection().unwrap();
+    let nodes: String = redis::cmd("CLUSTER")
+        .arg("NODES")
+        .query(&mut connection)
+        .unwrap();
+    let ranges: Vec<(u16, u16, String)> = nodes
+        .lines()
+        .filter(|line| line.contains("master"))
+        .flat_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let id = fields[0].to_owned();
+            fields[8..]
+                .iter()
+                .filter_map(|range| {
+                    let (start, end) = range.split_once('-').unwrap_or((range, range));
+                    Some((start.parse().ok()?, end.parse().ok()?, id.clone()))
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let mut master_of = |topic: &Topic| -> String {
+        let slot: u16 = redis::cmd("CLUSTER")
+            .arg("KEYSLOT")
+            .arg(format!("{{{PREFIX}:{topic}}}:stream"))
+            .query(&mut connection)
+            .unwrap();
+        ranges
+            .iter()
+            .find(|(start, end, _)| (*start..=*end).contains(&slot))
+            .map(|(_, _, id)| id.clone())
+            .unwrap()
+    };
+    (0..rounds_wanted())
+        .map(|round| {
+            topics(round)
+                .iter()
+                .map(&mut master_of)
+                .collect::<HashSet<_>>()
+                .len()
+        })
+        .min()
+        .unwrap_or(0)
+}
+
+async fn run() {
+    let (cluster, cluster_url) = tokio::task::spawn_blocking(|| support::OwnCluster::start(None))
+        .await
+        .expect("start the cluster");
+    let single = support::RedisServer::start_with(&["--appendonly", "yes"]);
+    let seed_port: u16 = cluster_url
+        .trim_start_matches("redis+cluster://")
+        .split(',')
+        .next()
+        .and_then(|seed| seed.rsplit(':').next())
+        .and_then(|port| port.parse().ok())
+        .expect("the cluster URL names its seed");
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!(
+        "messaging-redis cluster bench: {TOPICS} topics x {PER_TOPIC} messages, batches of {BATCH}; cluster {cluster_url} (3 masters + 3 replicas, appendonly) vs one redis-server {} (appendonly); {} rounds, median; load average {}",
+        single.url(),
+        rounds_wanted(),
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    println!(
+        "each round's {TOPICS} topics: their streams spread over at least {} of 3 masters",
+        masters_of_topics(seed_port)
+    );
+    let targets = [
+        Target {
+            name: "one node",
+            url: single.url(),
+        },
+        Target {
+            name: "cluster",
+            url: cluster_url.clone(),
+        },
+    ];
+    for (section, which) in [("publish", 0), ("end to end", 1)] {
+        let mut rates = vec![Vec::new(); targets.len()];
+        for round in 0..rounds_wanted() {
+            for (target, rates) in targets.iter().zip(&mut rates) {
+                let rate = if which == 0 {
+                    publish(&target.url, round).await
+                } else {
+                    end_to_end(&target.url, round).await
+                };
+                rates.push(rate);
+            }
+        }
+        let medians: Vec<f64> = rates.into_iter().map(median).collect();
+        println!(
+            "{section}: {} {:.0} msg/s, {} {:.0} msg/s, ratio cluster / one node {:.2}",
+            targets[0].name,
+            medians[0],
+            targets[1].name,
+            medians[1],
+            medians[1] / medians[0]
+        );
+    }
+    drop(single);
+    drop(cluster);
+}
+
+fn main() {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(run());
+}
