@@ -360,3 +360,130 @@ async fn rediss_cluster_urls_connect_over_tls() {
     drop(cluster);
     let _ = std::fs::remove_dir_all(&certificates);
 }
+
+/// What `docs/scaling.md` ("Moving from one node to a cluster") tells operators
+/// to do, done: a topic with a consumer group, unsettled deliveries, delayed
+/// messages and a dead letter on one server, copied into a fresh cluster with
+/// `redis-cli --cluster import … --cluster-copy`, then served from the cluster
+/// by a backend given the cluster URL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topic_moved_from_one_node_into_a_cluster_keeps_everything() {
+    let single = support::RedisServer::start();
+    let prefix = support::unique_prefix();
+    let topic = Topic::new("moving.orders").unwrap();
+    let old =
+        support::backend_with(RedisBackendConfig::new(single.url()).with_key_prefix(&prefix)).await;
+    old.ensure_group(&topic, "billing", messaging_core::StartFrom::Earliest)
+        .await
+        .unwrap();
+    let published: Vec<Message> = (0..10)
+        .map(|n| Message::new(topic.as_str(), json!({"n": n})).unwrap())
+        .collect();
+    old.publish_batch(&published).await.unwrap();
+    let consumer = messaging_core::ConsumerId::new(topic.clone(), "billing", "old-worker");
+    // Three delivered and left unsettled (the worker was stopped mid-flight),
+    // one dead-lettered; six still waiting.
+    let taken = old
+        .read(
+            &consumer,
+            &messaging_core::ReadOptions::new_entries(4, Duration::ZERO),
+        )
+        .await
+        .unwrap();
+    assert_eq!(taken.len(), 4);
+    old.dead_letter(&taken[3].receipt, &taken[3].message, "bad")
+        .await
+        .unwrap();
+    let later = Message::new(topic.as_str(), json!({"later": true})).unwrap();
+    // Due long after the move: still waiting on the cluster (the promoter on a
+    // cluster is the conformance suite's).
+    let due = chrono::Utc::now() + chrono::Duration::hours(1);
+    old.schedule(&later, due).await.unwrap();
+    drop(old);
+
+    let (cluster, url) = tokio::task::spawn_blocking(|| support::OwnCluster::start(None))
+        .await
+        .unwrap();
+    let seed = url
+        .trim_start_matches("redis+cluster://")
+        .split(',')
+        .next()
+        .unwrap()
+        .to_owned();
+    let imported = tokio::task::spawn_blocking({
+        let source = format!("127.0.0.1:{}", single.port);
+        move || {
+            std::process::Command::new("redis-cli")
+                .args([
+                    "--cluster",
+                    "import",
+                    &seed,
+                    "--cluster-from",
+                    &source,
+                    "--cluster-copy",
+                ])
+                .output()
+                .expect("run redis-cli --cluster import")
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        imported.status.success(),
+        "import failed: {}{}",
+        String::from_utf8_lossy(&imported.stdout),
+        String::from_utf8_lossy(&imported.stderr)
+    );
+
+    let new =
+        support::backend_with(RedisBackendConfig::new(url.as_str()).with_key_prefix(&prefix)).await;
+    assert_eq!(new.list_topics().await.unwrap(), vec![topic.clone()]);
+    let stats = new.stats(&topic).await.unwrap();
+    assert_eq!(stats.length, 10, "{stats:?}");
+    assert_eq!(stats.scheduled, 1, "{stats:?}");
+    assert_eq!(stats.dead_lettered, 1, "{stats:?}");
+    assert_eq!(stats.groups[0].pending, 3, "{stats:?}");
+    assert_eq!(stats.groups[0].lag, 6, "{stats:?}");
+    // The stopped worker's deliveries are reclaimed on the cluster and the
+    // waiting ones read, each once.
+    let fresh = messaging_core::ConsumerId::new(topic.clone(), "billing", "new-worker");
+    let reclaimed = new.reclaim_idle(&fresh, Duration::ZERO, 10).await.unwrap();
+    assert_eq!(reclaimed.len(), 3);
+    for delivery in &reclaimed {
+        new.ack(&delivery.receipt).await.unwrap();
+    }
+    let mut seen: HashSet<uuid::Uuid> = reclaimed.iter().map(|d| d.message.id).collect();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while seen.len() < 9 && tokio::time::Instant::now() < deadline {
+        for delivery in new
+            .read(
+                &fresh,
+                &messaging_core::ReadOptions::new_entries(10, Duration::from_millis(500)),
+            )
+            .await
+            .unwrap()
+        {
+            seen.insert(delivery.message.id);
+            new.ack(&delivery.receipt).await.unwrap();
+        }
+    }
+    let expected: HashSet<uuid::Uuid> = published[..3]
+        .iter()
+        .chain(&published[4..])
+        .map(|m| m.id)
+        .collect();
+    assert_eq!(seen, expected, "every waiting and unsettled message");
+    let after = new.stats(&topic).await.unwrap();
+    assert_eq!(
+        (after.groups[0].pending, after.groups[0].lag),
+        (0, 0),
+        "{after:?}"
+    );
+    assert_eq!(
+        after.scheduled, 1,
+        "the delayed message still waits for its time"
+    );
+    let dead = new.dead_letters(&topic, 10).await.unwrap();
+    assert_eq!(dead[0].message.id, published[3].id);
+    drop(cluster);
+}
