@@ -62,22 +62,24 @@ fn topics(round: usize) -> Vec<Topic> {
         .collect()
 }
 
+/// A producer per topic, all at once, each publishing `PER_TOPIC` messages in
+/// batches of `BATCH`.
+async fn produce(service: &MessagingService, topics: &[Topic]) {
+    futures::future::join_all(topics.iter().map(|topic| async move {
+        for chunk in (0..PER_TOPIC).collect::<Vec<_>>().chunks(BATCH) {
+            let batch: Vec<_> = chunk.iter().copied().map(payload).collect();
+            service.publish_batch(topic, batch).await.expect("publish");
+        }
+    }))
+    .await;
+}
+
 /// Every topic's producer publishing its batches at once; messages/s.
 async fn publish(url: &str, round: usize) -> f64 {
     let service = service(url).await;
     let topics = topics(round);
     let started = Instant::now();
-    let producers = topics.iter().map(|topic| {
-        let service = &service;
-        let topic = topic.clone();
-        async move {
-            for chunk in (0..PER_TOPIC).collect::<Vec<_>>().chunks(BATCH) {
-                let batch: Vec<_> = chunk.iter().copied().map(payload).collect();
-                service.publish_batch(&topic, batch).await.expect("publish");
-            }
-        }
-    });
-    futures::future::join_all(producers).await;
+    produce(&service, &topics).await;
     let rate = (TOPICS * PER_TOPIC) as f64 / started.elapsed().as_secs_f64();
     for topic in &topics {
         service.delete_topic(topic).await.expect("delete");
@@ -110,17 +112,7 @@ async fn end_to_end(url: &str, round: usize) -> f64 {
             .expect("subscribe");
     }
     let started = Instant::now();
-    let producers = topics.iter().map(|topic| {
-        let service = &service;
-        let topic = topic.clone();
-        async move {
-            for chunk in (0..PER_TOPIC).collect::<Vec<_>>().chunks(BATCH) {
-                let batch: Vec<_> = chunk.iter().copied().map(payload).collect();
-                service.publish_batch(&topic, batch).await.expect("publish");
-            }
-        }
-    });
-    futures::future::join_all(producers).await;
+    produce(&service, &topics).await;
     done.notified().await;
     let rate = total as f64 / started.elapsed().as_secs_f64();
     service.shutdown().await;
@@ -188,22 +180,16 @@ async fn run() {
         .await
         .expect("start the cluster");
     let single = support::RedisServer::start_with(&["--appendonly", "yes"]);
-    let seed_port: u16 = cluster_url
-        .trim_start_matches("redis+cluster://")
-        .split(',')
+    let seed_port: u16 = support::first_seed(&cluster_url)
+        .rsplit(':')
         .next()
-        .and_then(|seed| seed.rsplit(':').next())
         .and_then(|port| port.parse().ok())
         .expect("the cluster URL names its seed");
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
         "messaging-redis cluster bench: {TOPICS} topics x {PER_TOPIC} messages, batches of {BATCH}; cluster {cluster_url} (3 masters + 3 replicas, appendonly) vs one redis-server {} (appendonly); {} rounds, median; load average {}",
         single.url(),
         rounds_wanted(),
-        load.split_whitespace()
-            .take(3)
-            .collect::<Vec<_>>()
-            .join(" ")
+        support::load_average()
     );
     println!(
         "each round's {TOPICS} topics: their streams spread over at least {} of 3 masters",

@@ -220,15 +220,11 @@ async fn run() {
         topics: Mutex::new(Vec::new()),
         round: AtomicUsize::new(0),
     };
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
         "messaging-redis bench: a redis-server of its own at {}; {} rounds each, median shown; load average at start: {}",
         bench.url,
         rounds_wanted(),
-        load.split_whitespace()
-            .take(3)
-            .collect::<Vec<_>>()
-            .join(" ")
+        support::load_average()
     );
     println!(
         "backend = MessagingService over RedisBackend, default SubscribeOptions; raw = redis crate loop (XADD x{BATCH} pipelined, pre-encoded; {CONSUMERS} consumers XREADGROUP COUNT {READ_COUNT} + one XACK per batch)"

@@ -811,12 +811,7 @@ fn tls_child() {
     if std::env::var(support::CHILD_ROLE).as_deref() != Ok("tls-client") {
         return;
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
+    support::run_child(async {
         let url = std::env::var("REDIS_TLS_URL").expect("REDIS_TLS_URL");
         let backend = support::backend(&url).await;
         let topic = "tls.roundtrip";

@@ -40,20 +40,7 @@ async fn connect_cluster(
     configure: impl FnOnce(RedisBackendConfig) -> RedisBackendConfig,
 ) -> Arc<RedisBackend> {
     let url = messaging_test_support::redis_cluster_url();
-    let prefix = format!(
-        "cluster-{:016x}{:08x}",
-        fastrand::u64(..),
-        std::process::id()
-    );
-    let config = configure(
-        RedisBackendConfig::new(url.as_str())
-            .with_key_prefix(prefix)
-            .with_trim_interval(Duration::from_millis(50)),
-    );
-    let backend = RedisBackend::connect(config).await.unwrap_or_else(|error| {
-        panic!("cannot reach the cluster at REDIS_CLUSTER_URL={url}: {error}")
-    });
-    Arc::new(backend)
+    support::suite_backend("REDIS_CLUSTER_URL", &url, "cluster", configure).await
 }
 
 messaging_core::backend_conformance_tests!(backend, capped: capped);
@@ -70,13 +57,7 @@ messaging_core::schedule_conformance_tests!(schedules);
 
 /// A plain connection to the first seed node.
 fn seed() -> redis::Connection {
-    let url = messaging_test_support::redis_cluster_url();
-    let seed = url
-        .trim_start_matches("redis+cluster://")
-        .split(',')
-        .next()
-        .unwrap()
-        .to_owned();
+    let seed = support::first_seed(&messaging_test_support::redis_cluster_url());
     let client = redis::Client::open(format!("redis://{seed}")).unwrap();
     client.get_connection().unwrap()
 }
@@ -285,12 +266,7 @@ fn tls_cluster_child() {
     if std::env::var(support::CHILD_ROLE).as_deref() != Ok("tls-cluster-client") {
         return;
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
+    support::run_child(async {
         let url = std::env::var("REDIS_TLS_CLUSTER_URL").expect("REDIS_TLS_CLUSTER_URL");
         let backend = support::backend(&url).await;
         // Topics on every master, each a full round trip.
@@ -404,12 +380,7 @@ async fn a_topic_moved_from_one_node_into_a_cluster_keeps_everything() {
     let (cluster, url) = tokio::task::spawn_blocking(|| support::OwnCluster::start(None))
         .await
         .unwrap();
-    let seed = url
-        .trim_start_matches("redis+cluster://")
-        .split(',')
-        .next()
-        .unwrap()
-        .to_owned();
+    let seed = support::first_seed(&url);
     let imported = tokio::task::spawn_blocking({
         let source = format!("127.0.0.1:{}", single.port);
         move || {

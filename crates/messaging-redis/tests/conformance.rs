@@ -1,8 +1,9 @@
 //! The core conformance suite against a real Redis: `REDIS_URL`, each backend
 //! under a key prefix of its own.
 
+mod support;
+
 use std::sync::Arc;
-use std::time::Duration;
 
 use messaging_core::Backend;
 use messaging_redis::{RedisBackend, RedisBackendConfig, Retention};
@@ -33,20 +34,7 @@ async fn connect_redis(
     configure: impl FnOnce(RedisBackendConfig) -> RedisBackendConfig,
 ) -> Arc<RedisBackend> {
     let url = messaging_test_support::redis_url();
-    let prefix = format!("conformance-{}", uuid_like());
-    let config = configure(
-        RedisBackendConfig::new(url.as_str())
-            .with_key_prefix(prefix)
-            .with_trim_interval(Duration::from_millis(50)),
-    );
-    let backend = RedisBackend::connect(config)
-        .await
-        .unwrap_or_else(|error| panic!("cannot reach Redis at REDIS_URL={url}: {error}"));
-    Arc::new(backend)
-}
-
-fn uuid_like() -> String {
-    format!("{:016x}{:08x}", fastrand::u64(..), std::process::id())
+    support::suite_backend("REDIS_URL", &url, "conformance", configure).await
 }
 
 messaging_core::backend_conformance_tests!(backend, capped: capped);

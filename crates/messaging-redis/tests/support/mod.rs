@@ -483,3 +483,62 @@ impl Drop for OwnCluster {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// The first seed node (`host:port`) of a `redis+cluster://` or
+/// `rediss+cluster://` URL without credentials.
+pub fn first_seed(cluster_url: &str) -> String {
+    cluster_url
+        .split_once("://")
+        .map_or(cluster_url, |(_, nodes)| nodes)
+        .split(',')
+        .next()
+        .expect("a cluster URL names a node")
+        .to_owned()
+}
+
+/// Runs `work` on a two-thread runtime of its own: the body of a child role
+/// (a test entry this binary is run again as).
+pub fn run_child<F: std::future::Future>(work: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(work)
+}
+
+/// `/proc/loadavg`'s three load averages, for a bench's first line.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A backend on `url` (named by the environment variable `env_var`) under a
+/// fresh prefix starting with `label`, trimming every 50 ms so a suite runs
+/// with trims going on, configured further by `configure` (what the
+/// conformance suites' factories share).
+pub async fn suite_backend(
+    env_var: &str,
+    url: &str,
+    label: &str,
+    configure: impl FnOnce(RedisBackendConfig) -> RedisBackendConfig,
+) -> std::sync::Arc<RedisBackend> {
+    let prefix = format!(
+        "{label}-{:016x}{:08x}",
+        fastrand::u64(..),
+        std::process::id()
+    );
+    let config = configure(
+        RedisBackendConfig::new(url)
+            .with_key_prefix(prefix)
+            .with_trim_interval(Duration::from_millis(50)),
+    );
+    let backend = RedisBackend::connect(config)
+        .await
+        .unwrap_or_else(|error| panic!("cannot reach Redis at {env_var}={url}: {error}"));
+    std::sync::Arc::new(backend)
+}
