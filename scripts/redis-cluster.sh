@@ -5,6 +5,7 @@
 #   scripts/redis-cluster.sh start [BASE_PORT]   # default 7101: ports BASE..BASE+5
 #   scripts/redis-cluster.sh stop  [BASE_PORT]   # stops what `start` started, removes its files
 #   scripts/redis-cluster.sh status [BASE_PORT]
+#   scripts/redis-cluster.sh free [BASE_PORT]    # exit 0 when BASE..BASE+5 are all unused
 #
 # `start` prints the cluster URL (redis+cluster://127.0.0.1:BASE,…, what
 # RedisBackendConfig and REDIS_CLUSTER_URL take) on its last line and
@@ -46,6 +47,19 @@ port_args() {
     fi
 }
 
+# Whether something already listens on a loopback port.
+listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# What a failed start leaves to read: the create log and each node's log tail.
+explain_failure() {
+    echo "redis-cluster.sh: the cluster on $base did not start; what its nodes said:" >&2
+    [ -f "$dir/create.log" ] && sed 's/^/  create: /' "$dir/create.log" >&2
+    for port in "${ports[@]}"; do
+        [ -f "$dir/$port/redis.log" ] && tail -n 5 "$dir/$port/redis.log" | sed "s/^/  $port: /" >&2
+    done
+    return 0
+}
+
 wait_ok() {
     for _ in $(seq 1 100); do
         if cli -p "$base" cluster info 2>/dev/null | grep -q "cluster_state:ok" \
@@ -60,7 +74,16 @@ wait_ok() {
 
 case "$cmd" in
 start)
+    # A port someone else holds (a cluster another run left, any server) would
+    # make this start talk to that server instead: refuse, naming the port.
+    for port in "${ports[@]}"; do
+        if listening "$port" && ! [ -f "$dir/$port/redis.pid" ]; then
+            echo "redis-cluster.sh: 127.0.0.1:$port is already in use (not by a cluster started here from $dir); choose another base port" >&2
+            exit 1
+        fi
+    done
     mkdir -p "$dir"
+    trap 'explain_failure' ERR
     for port in "${ports[@]}"; do
         mkdir -p "$dir/$port"
         # shellcheck disable=SC2046
@@ -79,7 +102,7 @@ start)
     if ! cli -p "$base" cluster info | grep -q "cluster_state:ok"; then
         hosts=()
         for port in "${ports[@]}"; do hosts+=("127.0.0.1:$port"); done
-        cli --cluster create "${hosts[@]}" --cluster-replicas 1 --cluster-yes >"$dir/create.log"
+        cli --cluster create "${hosts[@]}" --cluster-replicas 1 --cluster-yes >"$dir/create.log" 2>&1
     fi
     wait_ok
     # every replica attached before anyone relies on failover
@@ -90,7 +113,14 @@ start)
     done
     hosts=()
     for port in "${ports[@]:0:3}"; do hosts+=("127.0.0.1:$port"); done
+    trap - ERR
     (IFS=,; echo "$scheme://${hosts[*]}")
+    ;;
+free)
+    # Exit 0 when none of the six ports is in use.
+    for port in "${ports[@]}"; do
+        if listening "$port"; then exit 1; fi
+    done
     ;;
 stop)
     for port in "${ports[@]}"; do
@@ -111,7 +141,7 @@ status)
     cli -p "$base" cluster nodes
     ;;
 *)
-    echo "usage: $0 start|stop|status [BASE_PORT]" >&2
+    echo "usage: $0 start|stop|status|free [BASE_PORT]" >&2
     exit 2
     ;;
 esac
