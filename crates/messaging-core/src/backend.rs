@@ -428,6 +428,32 @@ pub trait BackendAdmin: Send + Sync + 'static {
     /// Creates a topic; creating one that exists is not an error.
     async fn create_topic(&self, topic: &Topic) -> Result<(), BackendError>;
 
+    /// Creates `topic` with `partitions` partitions (see
+    /// [`Partitioned`](crate::Partitioned), the backend wrapper that has them);
+    /// a backend without partitions answers [`BackendError::InvalidPartitions`]
+    /// for any count above 1.
+    async fn create_partitioned_topic(
+        &self,
+        topic: &Topic,
+        partitions: u16,
+    ) -> Result<(), BackendError> {
+        if partitions == 1 {
+            return self.create_topic(topic).await;
+        }
+        Err(BackendError::InvalidPartitions {
+            requested: partitions,
+            reason:
+                "this backend has no partitioned topics: wrap it in messaging_core::Partitioned"
+                    .to_owned(),
+        })
+    }
+
+    /// How many partitions `topic` has (1 unless the backend partitions).
+    async fn partitions(&self, topic: &Topic) -> Result<u16, BackendError> {
+        let _ = topic;
+        Ok(1)
+    }
+
     /// Deletes a topic with its groups, scheduled and dead-lettered messages.
     /// Returns whether it existed.
     async fn delete_topic(&self, topic: &Topic) -> Result<bool, BackendError>;

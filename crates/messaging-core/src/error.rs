@@ -69,6 +69,34 @@ pub enum BackendError {
         /// refusal (0 for `publish` and `schedule`).
         written: usize,
     },
+    /// A partition count outside 1 to 1023, or a partitioned topic asked of a
+    /// backend (or a topic) that cannot have one.
+    #[error("invalid partition count {requested}: {reason}")]
+    InvalidPartitions {
+        /// The count asked for.
+        requested: u16,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// The topic exists with another partition count (1: a plain topic that
+    /// exists already); counts never change.
+    ///
+    /// ```
+    /// use messaging_core::BackendError;
+    /// let error = BackendError::PartitionsConflict { topic: "orders".into(), recorded: 4, requested: 6 };
+    /// assert_eq!(error.to_string(), "topic orders has 4 partitions, not 6 (a partition count never changes)");
+    /// ```
+    #[error(
+        "topic {topic} has {recorded} partitions, not {requested} (a partition count never changes)"
+    )]
+    PartitionsConflict {
+        /// The topic.
+        topic: String,
+        /// The count it has.
+        recorded: u16,
+        /// The count asked for.
+        requested: u16,
+    },
 }
 
 impl BackendError {

@@ -56,6 +56,7 @@ mod backend;
 mod error;
 mod handler;
 mod memory;
+pub mod partition;
 mod retention;
 mod retry;
 pub mod schedule;
@@ -74,6 +75,7 @@ pub use backend::{
 pub use error::{BackendError, BoxError, HandlerError, MessagingError};
 pub use handler::{MessageHandler, Shared, cancellation};
 pub use memory::InMemoryBackend;
+pub use partition::{PartitionRegistry, Partitioned};
 pub use retention::{DEFAULT_TOPIC_CAP, Retention};
 pub use retry::RetryPolicy;
 pub use service::{HealthReport, MessagingService};

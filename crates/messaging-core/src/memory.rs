@@ -44,6 +44,8 @@ pub struct InMemoryBackend {
     schedules: Arc<Mutex<Schedules>>,
     /// Held unique keys, by (topic, key): the holder and until when.
     unique: Arc<Mutex<UniqueLocks>>,
+    /// Partition counts recorded, by topic (see [`crate::Partitioned`]).
+    partitions: Arc<Mutex<BTreeMap<Topic, u16>>>,
 }
 
 /// Held unique keys, by (topic, key): the holder and until when.
@@ -64,6 +66,7 @@ impl Default for InMemoryBackend {
             cap: DEFAULT_TOPIC_CAP,
             schedules: Arc::default(),
             unique: Arc::default(),
+            partitions: Arc::default(),
         }
     }
 }
@@ -892,5 +895,29 @@ impl crate::unique::UniqueBackend for InMemoryBackend {
             }
             _ => Ok(false),
         }
+    }
+}
+
+#[async_trait]
+impl crate::PartitionRegistry for InMemoryBackend {
+    async fn recorded_partitions(&self, topic: &Topic) -> Result<Option<u16>, BackendError> {
+        Ok(self.partitions_lock().get(topic).copied())
+    }
+
+    async fn record_partitions(&self, topic: &Topic, count: u16) -> Result<u16, BackendError> {
+        Ok(*self.partitions_lock().entry(topic.clone()).or_insert(count))
+    }
+
+    async fn forget_partitions(&self, topic: &Topic) -> Result<(), BackendError> {
+        self.partitions_lock().remove(topic);
+        Ok(())
+    }
+}
+
+impl InMemoryBackend {
+    fn partitions_lock(&self) -> MutexGuard<'_, BTreeMap<Topic, u16>> {
+        self.partitions
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }

@@ -291,6 +291,22 @@ async fn publish_n(service: &MessagingService, topic: &str, n: usize) -> BTreeSe
 
 /// Reads exactly `n` new deliveries of group `g` as `consumer` (and leaves them
 /// pending), or fails the test at the deadline.
+/// Publishes under a partition key: on a partitioned topic, messages of one key
+/// keep the order they were published in (plain topics ignore the key).
+async fn publish_keyed(
+    service: &MessagingService,
+    topic: &str,
+    payload: serde_json::Value,
+    key: &str,
+) -> Uuid {
+    let message = service
+        .message(topic, payload)
+        .expect("message")
+        .with_partition_key(key)
+        .expect("a valid partition key");
+    service.publish_message(&message).await.expect("publish")
+}
+
 async fn take_new(
     backend: &Arc<dyn Backend>,
     topic: &Topic,
@@ -1348,7 +1364,12 @@ pub async fn topic_cap_refuses_publishing_with_queue_full(factory: impl CappedBa
     let backend = factory.backend_with_cap(CAP).await;
     let topic = unique_topic("cap");
     let other = unique_topic("capother");
-    let message = |topic: &str, n: usize| Message::new(topic, json!({ "n": n })).expect("message");
+    // One partition key: on a partitioned topic the cap holds for each partition.
+    let message = |topic: &str, n: usize| {
+        Message::new(topic, json!({ "n": n }))
+            .and_then(|m| m.with_partition_key("cap"))
+            .expect("message")
+    };
 
     let mut accepted = Vec::new();
     let first: Vec<Message> = (0..CAP - 5).map(|n| message(&topic, n)).collect();
@@ -1916,18 +1937,10 @@ pub async fn cancel_removes_waiting_and_scheduled_messages_but_not_delivered_one
         .ensure_group(&topic, "g", StartFrom::Earliest)
         .await
         .expect("group");
-    let delivered = service
-        .publish(&topic, json!({"n": "delivered"}))
-        .await
-        .expect("publish");
-    let waiting = service
-        .publish(&topic, json!({"n": "waiting"}))
-        .await
-        .expect("publish");
-    let kept = service
-        .publish(&topic, json!({"n": "kept"}))
-        .await
-        .expect("publish");
+    // One partition key: on a partitioned topic the three keep their order.
+    let delivered = publish_keyed(&service, &topic, json!({"n": "delivered"}), "cancel").await;
+    let waiting = publish_keyed(&service, &topic, json!({"n": "waiting"}), "cancel").await;
+    let kept = publish_keyed(&service, &topic, json!({"n": "kept"}), "cancel").await;
     let taken = take_new(&backend, &topic, "manual", 1).await;
     assert_eq!(taken[0].message.id, delivered);
     assert!(

@@ -40,9 +40,9 @@ pub use template::{MessageTemplate, TemplateKind};
 pub use topic::Topic;
 pub use validation::{
     DEFAULT_MAX_RETRY, MAX_BATCH_BYTES, MAX_BATCH_MESSAGES, MAX_DELAY, MAX_JSON_DEPTH,
-    MAX_PAYLOAD_BYTES, MAX_RETRY_LIMIT, MAX_TOPIC_LEN, ValidationError, json_depth_exceeds,
-    payload_size_checked, validate_batch, validate_delay, validate_max_retry, validate_payload,
-    validate_topic,
+    MAX_PARTITION_KEY_LEN, MAX_PARTITIONS, MAX_PAYLOAD_BYTES, MAX_RETRY_LIMIT, MAX_TOPIC_LEN,
+    ValidationError, json_depth_exceeds, payload_size_checked, validate_batch, validate_delay,
+    validate_max_retry, validate_partition_key, validate_payload, validate_topic,
 };
 
 /// A boxed error from a driver, a handler or a store: the one definition of

@@ -76,6 +76,12 @@ pub struct Message {
     /// default): it never expires.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<DateTime<Utc>>,
+    /// The key choosing the partition of a partitioned topic (messages with one
+    /// key go to one partition, in the order published); `None` (the default)
+    /// spreads messages over the partitions. Plain topics ignore it. Set it
+    /// with [`Message::with_partition_key`], which checks it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition_key: Option<String>,
 }
 
 impl Message {
@@ -130,6 +136,7 @@ impl Message {
                 updated_at: now,
                 processed_at: None,
                 expires_at: None,
+                partition_key: None,
             },
             size,
         ))
@@ -165,6 +172,24 @@ impl Message {
         self
     }
 
+    /// Sets the key choosing this message's partition of a partitioned topic,
+    /// checked by [`validate_partition_key`](crate::validate_partition_key).
+    ///
+    /// ```
+    /// let message = messaging_model::Message::new("orders.placed", serde_json::json!({"order": 7}))
+    ///     .unwrap()
+    ///     .with_partition_key("customer-42")
+    ///     .unwrap();
+    /// assert_eq!(message.partition_key.as_deref(), Some("customer-42"));
+    /// assert!(message.clone().with_partition_key("two words").is_err());
+    /// ```
+    pub fn with_partition_key(mut self, key: impl Into<String>) -> Result<Self, ValidationError> {
+        let key = key.into();
+        crate::validation::validate_partition_key(&key)?;
+        self.partition_key = Some(key);
+        Ok(self)
+    }
+
     /// True when it has an expiry and `now` is at or past it.
     pub fn is_expired(&self, now: DateTime<Utc>) -> bool {
         self.expires_at.is_some_and(|expires_at| expires_at <= now)
@@ -188,6 +213,9 @@ impl Message {
     pub fn validate_sized(&self) -> Result<usize, ValidationError> {
         let size = crate::validation::payload_size_checked(&self.payload)?;
         validate_max_retry(self.max_retry)?;
+        if let Some(key) = &self.partition_key {
+            crate::validation::validate_partition_key(key)?;
+        }
         Ok(size)
     }
 

@@ -45,6 +45,38 @@ impl Topic {
     pub fn into_string(self) -> String {
         self.0
     }
+
+    /// The topic of partition `index` of this topic: `orders` → `orders#3`.
+    /// `None` when this topic is a partition already or `index` is not below
+    /// [`MAX_PARTITIONS`](crate::MAX_PARTITIONS).
+    ///
+    /// ```
+    /// use messaging_model::Topic;
+    /// let orders = Topic::new("orders").unwrap();
+    /// let third = orders.partition(3).unwrap();
+    /// assert_eq!(third, "orders#3");
+    /// assert_eq!(third.partition_of(), Some(("orders", 3)));
+    /// assert_eq!(third.base(), "orders");
+    /// assert!(third.partition(1).is_none());
+    /// ```
+    pub fn partition(&self, index: u16) -> Option<Topic> {
+        (self.partition_of().is_none() && index < crate::MAX_PARTITIONS)
+            .then(|| Self(format!("{}#{index}", self.0)))
+    }
+
+    /// The base topic and the index when this topic names a partition.
+    pub fn partition_of(&self) -> Option<(&str, u16)> {
+        let (base, index) = self.0.split_once('#')?;
+        Some((base, crate::validation::parse_partition_index(index)?))
+    }
+
+    /// The topic this one is a partition of, or this topic.
+    pub fn base(&self) -> Topic {
+        match self.partition_of() {
+            Some((base, _)) => Self(base.to_owned()),
+            None => self.clone(),
+        }
+    }
 }
 
 impl TryFrom<&str> for Topic {

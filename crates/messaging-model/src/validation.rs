@@ -92,6 +92,13 @@ pub enum ValidationError {
         /// What the value must be.
         reason: &'static str,
     },
+    /// A partition key is empty, longer than [`MAX_PARTITION_KEY_LEN`] bytes or
+    /// holds whitespace or control characters.
+    #[error("invalid partition key {key:?}: 1 to 256 bytes, no whitespace or control characters")]
+    InvalidPartitionKey {
+        /// The key (at most its first 256 characters).
+        key: String,
+    },
     /// A delivery time is further ahead than [`MAX_DELAY`].
     #[error("delay of {requested:?} exceeds the maximum of {limit:?}")]
     DelayTooLong {
@@ -103,7 +110,9 @@ pub enum ValidationError {
 }
 
 /// Checks a topic name: 1 to [`MAX_TOPIC_LEN`] bytes of `[A-Za-z0-9._-]`, starting
-/// with a letter or digit.
+/// with a letter or digit, optionally followed by a partition suffix `#N` (`N`
+/// below [`MAX_PARTITIONS`], no leading zeros): `orders#3` names partition 3 of
+/// the partitioned topic `orders` (see `messaging_core::Partitioned`).
 ///
 /// The restricted alphabet keeps topic names safe inside Redis keys (no `{`, `}`,
 /// `:` or spaces) and SQL identifiers.
@@ -112,24 +121,85 @@ pub enum ValidationError {
 /// use messaging_model::{validate_topic, ValidationError};
 /// assert!(validate_topic("wallet.recharged").is_ok());
 /// assert!(matches!(validate_topic("a b"), Err(ValidationError::InvalidTopic { .. })));
+/// assert!(validate_topic("orders#3").is_ok());
+/// assert!(validate_topic("orders#03").is_err());
+/// assert!(validate_topic("orders#1024").is_err());
 /// ```
 pub fn validate_topic(topic: &str) -> Result<(), ValidationError> {
+    match topic.split_once('#') {
+        None => validate_topic_name(topic, topic),
+        Some((base, index)) => {
+            validate_topic_name(topic, base)?;
+            if parse_partition_index(index).is_none() {
+                return Err(ValidationError::InvalidTopic {
+                    topic: topic.chars().take(MAX_TOPIC_LEN + 8).collect(),
+                    reason: "a partition suffix is '#' and an index below 1024 without leading zeros",
+                });
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The most partitions a topic may have.
+pub const MAX_PARTITIONS: u16 = 1024;
+
+/// The index of a partition suffix (`"3"` of `orders#3`): decimal, no leading
+/// zeros, below [`MAX_PARTITIONS`].
+pub(crate) fn parse_partition_index(index: &str) -> Option<u16> {
+    let canonical = !index.is_empty()
+        && index.len() <= 4
+        && index.bytes().all(|b| b.is_ascii_digit())
+        && (index == "0" || !index.starts_with('0'));
+    let value: u16 = if canonical {
+        index.parse().ok()?
+    } else {
+        return None;
+    };
+    (value < MAX_PARTITIONS).then_some(value)
+}
+
+/// Checks a key naming the partition a message goes to: 1 to 256 bytes,
+/// no whitespace or control characters.
+///
+/// ```
+/// use messaging_model::{validate_partition_key, ValidationError};
+/// assert!(validate_partition_key("user-42").is_ok());
+/// assert!(matches!(validate_partition_key(""), Err(ValidationError::InvalidPartitionKey { .. })));
+/// ```
+pub fn validate_partition_key(key: &str) -> Result<(), ValidationError> {
+    let valid = !key.is_empty()
+        && key.len() <= MAX_PARTITION_KEY_LEN
+        && !key.chars().any(|c| c.is_whitespace() || c.is_control());
+    if valid {
+        Ok(())
+    } else {
+        Err(ValidationError::InvalidPartitionKey {
+            key: key.chars().take(MAX_PARTITION_KEY_LEN).collect(),
+        })
+    }
+}
+
+/// The longest partition key, in bytes.
+pub const MAX_PARTITION_KEY_LEN: usize = 256;
+
+fn validate_topic_name(topic: &str, name: &str) -> Result<(), ValidationError> {
     let invalid = |reason| {
         Err(ValidationError::InvalidTopic {
             topic: topic.chars().take(MAX_TOPIC_LEN + 8).collect(),
             reason,
         })
     };
-    if topic.is_empty() {
+    if name.is_empty() {
         return invalid("empty");
     }
-    if topic.len() > MAX_TOPIC_LEN {
+    if name.len() > MAX_TOPIC_LEN {
         return invalid("longer than 128 bytes");
     }
-    if !topic.as_bytes()[0].is_ascii_alphanumeric() {
+    if !name.as_bytes()[0].is_ascii_alphanumeric() {
         return invalid("must start with a letter or digit");
     }
-    if !topic
+    if !name
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
     {

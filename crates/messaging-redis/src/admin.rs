@@ -308,3 +308,58 @@ impl BackendAdmin for RedisBackend {
         Ok(BackendHealth { warnings })
     }
 }
+
+/// Partition counts live in one hash, `{prefix}:partitions` (topic → count),
+/// written once per topic with `HSETNX`.
+#[async_trait]
+impl messaging_core::PartitionRegistry for RedisBackend {
+    async fn recorded_partitions(&self, topic: &Topic) -> Result<Option<u16>, BackendError> {
+        let count: Option<String> = redis::cmd("HGET")
+            .arg(self.inner.keys.partitions())
+            .arg(topic.as_str())
+            .query_async(&mut self.inner.connection())
+            .await
+            .map_err(backend_error)?;
+        count.map(|text| parse_count(topic, &text)).transpose()
+    }
+
+    async fn record_partitions(&self, topic: &Topic, count: u16) -> Result<u16, BackendError> {
+        let mut connection = self.inner.connection();
+        let _: i64 = redis::cmd("HSETNX")
+            .arg(self.inner.keys.partitions())
+            .arg(topic.as_str())
+            .arg(count)
+            .query_async(&mut connection)
+            .await
+            .map_err(backend_error)?;
+        let recorded: String = redis::cmd("HGET")
+            .arg(self.inner.keys.partitions())
+            .arg(topic.as_str())
+            .query_async(&mut connection)
+            .await
+            .map_err(backend_error)?;
+        parse_count(topic, &recorded)
+    }
+
+    async fn forget_partitions(&self, topic: &Topic) -> Result<(), BackendError> {
+        let _: i64 = redis::cmd("HDEL")
+            .arg(self.inner.keys.partitions())
+            .arg(topic.as_str())
+            .query_async(&mut self.inner.connection())
+            .await
+            .map_err(backend_error)?;
+        Ok(())
+    }
+}
+
+/// A recorded count that is not one (written by something else) is corrupt.
+fn parse_count(topic: &Topic, text: &str) -> Result<u16, BackendError> {
+    text.parse::<u16>()
+        .ok()
+        .filter(|count| (1..messaging_model::MAX_PARTITIONS).contains(count))
+        .ok_or_else(|| BackendError::Corrupt {
+            topic: topic.to_string(),
+            entry_id: "partitions".to_owned(),
+            reason: format!("partition count {text:?} is not 1 to 1023"),
+        })
+}

@@ -12,6 +12,8 @@
 pub(crate) struct Keys {
     prefix: String,
     registry: String,
+    /// Hash of partitioned topics: topic name → partition count.
+    partitions: String,
     schedules: String,
     due_index: String,
     sweep_lock: String,
@@ -33,6 +35,7 @@ impl Keys {
         Self {
             prefix: prefix.to_owned(),
             registry: format!("{prefix}:topics"),
+            partitions: format!("{prefix}:partitions"),
             schedules: format!("{prefix}:schedules"),
             due_index: format!("{prefix}:due"),
             sweep_lock: format!("{prefix}:sweep"),
@@ -69,6 +72,11 @@ impl Keys {
     }
 
     /// The set of every topic's name.
+    /// The partition counts of partitioned topics (a hash, topic → count).
+    pub(crate) fn partitions(&self) -> &str {
+        &self.partitions
+    }
+
     pub(crate) fn registry(&self) -> &str {
         &self.registry
     }

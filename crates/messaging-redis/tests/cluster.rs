@@ -55,6 +55,51 @@ async fn schedules() -> (
 
 messaging_core::schedule_conformance_tests!(schedules);
 
+/// The same suites with every topic in 6 partitions (recorded at a topic's
+/// first use): a topic's streams `{P:T#0}` … `{P:T#5}` hash to slots spread
+/// over the masters.
+mod partitioned {
+    use std::sync::Arc;
+
+    use messaging_core::{Backend, Partitioned};
+    use messaging_redis::{RedisBackend, Retention};
+
+    fn partitioned(backend: Arc<RedisBackend>) -> Arc<Partitioned<RedisBackend>> {
+        Arc::new(
+            Partitioned::from_arc(backend)
+                .partitioning_new_topics(6)
+                .expect("6 partitions"),
+        )
+    }
+
+    async fn backend() -> Arc<dyn Backend> {
+        partitioned(super::connect_cluster(|config| config).await)
+    }
+
+    async fn capped(cap: usize) -> Arc<dyn Backend> {
+        partitioned(
+            super::connect_cluster(|config| {
+                config
+                    .with_topic_cap(cap)
+                    .with_retention(Retention::Settled { keep: 0 })
+            })
+            .await,
+        )
+    }
+
+    messaging_core::backend_conformance_tests!(backend, capped: capped);
+
+    async fn schedules() -> (
+        Arc<dyn messaging_core::schedule::ScheduleBackend>,
+        Arc<dyn Backend>,
+    ) {
+        let backend = partitioned(super::connect_cluster(|config| config).await);
+        (backend.clone(), backend)
+    }
+
+    messaging_core::schedule_conformance_tests!(schedules);
+}
+
 /// A plain connection to the first seed node.
 fn seed() -> redis::Connection {
     let seed = support::first_seed(&messaging_test_support::redis_cluster_url());

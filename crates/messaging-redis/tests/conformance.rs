@@ -49,3 +49,47 @@ async fn schedules() -> (
 }
 
 messaging_core::schedule_conformance_tests!(schedules);
+
+/// The same suites with every topic partitioned (3 partitions, recorded at a
+/// topic's first use): each partition its own stream `{P:T#i}`.
+mod partitioned {
+    use std::sync::Arc;
+
+    use messaging_core::{Backend, Partitioned};
+    use messaging_redis::{RedisBackend, Retention};
+
+    fn partitioned(backend: Arc<RedisBackend>) -> Arc<Partitioned<RedisBackend>> {
+        Arc::new(
+            Partitioned::from_arc(backend)
+                .partitioning_new_topics(3)
+                .expect("3 partitions"),
+        )
+    }
+
+    async fn backend() -> Arc<dyn Backend> {
+        partitioned(super::connect_redis(|config| config).await)
+    }
+
+    async fn capped(cap: usize) -> Arc<dyn Backend> {
+        partitioned(
+            super::connect_redis(|config| {
+                config
+                    .with_topic_cap(cap)
+                    .with_retention(Retention::Settled { keep: 0 })
+            })
+            .await,
+        )
+    }
+
+    messaging_core::backend_conformance_tests!(backend, capped: capped);
+
+    async fn schedules() -> (
+        Arc<dyn messaging_core::schedule::ScheduleBackend>,
+        Arc<dyn Backend>,
+    ) {
+        let backend = partitioned(super::connect_redis(|config| config).await);
+        (backend.clone(), backend)
+    }
+
+    messaging_core::schedule_conformance_tests!(schedules);
+}

@@ -1,0 +1,1109 @@
+//! Partitioned topics: one topic spread over several streams of any backend.
+//!
+//! [`Partitioned`] wraps a backend and makes a topic created with N partitions
+//! (`create_partitioned_topic("orders", 6)`) live in N topics of that backend,
+//! `orders#0` … `orders#5`. On Redis each partition is a stream with its own
+//! hash tag, so on a Redis Cluster one busy topic spreads over the masters.
+//!
+//! - **Publish** routes a message by its
+//!   [`partition_key`](messaging_model::Message::partition_key): one key, one
+//!   partition, the order of publishing kept. Messages without a key spread
+//!   round-robin; a batch without keys goes to one partition, so its order holds.
+//!   A unique message goes to the partition of its unique key (one lock per key).
+//! - **Consume**: a consumer of the topic reads every partition, in turn, so a
+//!   busy partition cannot starve the others; the consumers of a group share
+//!   every partition's messages as they share a plain topic's.
+//! - **Per partition**, untouched: delays, retries (a retry stays in its
+//!   partition), dead letters, leases, fencing and reclaim are the wrapped
+//!   backend's own. Receipts and dead-letter ids name their partition
+//!   (`3:1700000000000-0`); handlers see the topic's own name.
+//! - **Admin** answers for the whole topic: stats summed over the partitions,
+//!   dead letters of every partition (oldest first), `list_topics` names the
+//!   topic once, `delete_topic` deletes every partition.
+//!
+//! Topics without a partition count recorded are plain and pass through
+//! unchanged. The count is recorded in the backend ([`PartitionRegistry`]), so
+//! every process agrees on it; it cannot change once recorded.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use messaging_core::{InMemoryBackend, MessagingService, Partitioned};
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let backend = Arc::new(Partitioned::new(InMemoryBackend::new()));
+//! backend.create_partitioned_topic(&"orders.placed".parse()?, 4).await?;
+//! let service = MessagingService::new(backend.clone());
+//! let message = service
+//!     .message("orders.placed", serde_json::json!({"order": 7}))?
+//!     .with_partition_key("customer-42")?;
+//! service.publish_message(&message).await?;
+//! assert_eq!(service.stats("orders.placed").await?.length, 1);
+//! assert_eq!(service.list_topics().await?, vec!["orders.placed".parse()?]);
+//! # Ok(()) }
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use messaging_model::{MAX_PARTITIONS, Message, Topic};
+use uuid::Uuid;
+
+use crate::BackendError;
+use crate::backend::{
+    Backend, BackendAdmin, BackendHealth, CancelBackend, ConsumerId, DeadLetter, Delivery,
+    GroupStats, MessageBackend, ReadFrom, ReadOptions, Receipt, Settlement, StartFrom, TopicStats,
+};
+use crate::schedule::{Schedule, ScheduleBackend, ScheduleState};
+use crate::unique::UniqueBackend;
+
+/// Where a backend records how many partitions a topic has.
+///
+/// A record is written once and never changes (until the topic is deleted), so
+/// every process routing to the topic agrees on its partitions.
+#[async_trait]
+pub trait PartitionRegistry: Send + Sync + 'static {
+    /// The partition count recorded for `topic`; `None` for a plain topic.
+    async fn recorded_partitions(&self, topic: &Topic) -> Result<Option<u16>, BackendError>;
+
+    /// Records `count` partitions for `topic` unless a count is recorded
+    /// already; answers the count recorded (this one or the earlier one).
+    async fn record_partitions(&self, topic: &Topic, count: u16) -> Result<u16, BackendError>;
+
+    /// Removes the record of `topic` (when the topic is deleted).
+    async fn forget_partitions(&self, topic: &Topic) -> Result<(), BackendError>;
+}
+
+/// How long a process trusts that a topic without a record is plain before
+/// asking the backend again (a topic another process made partitioned later is
+/// routed to its partitions after at most this).
+const PLAIN_RECHECK: Duration = Duration::from_secs(5);
+
+/// A backend whose topics may be partitioned; see the [module](self) docs.
+pub struct Partitioned<B> {
+    inner: Arc<B>,
+    /// Partitions recorded for a topic used without a record (`None`: such a
+    /// topic stays plain).
+    new_topics: Option<u16>,
+    /// Known counts: partitioned topics for ever, plain ones until the instant.
+    counts: Mutex<HashMap<Topic, (u16, Option<Instant>)>>,
+    /// The next partition of a message without a key.
+    spread: AtomicUsize,
+    /// Each consumer's reads still running on its partitions.
+    readers: Mutex<HashMap<ConsumerId, Arc<tokio::sync::Mutex<Reader>>>>,
+}
+
+impl<B> std::fmt::Debug for Partitioned<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Partitioned")
+            .field("new_topics", &self.new_topics)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One consumer's state across calls to `read`: blocking reads still running
+/// on some partitions, and deliveries they returned beyond what was asked.
+struct Reader {
+    /// Partitions with a blocking read running.
+    running: BTreeSet<u16>,
+    /// Where running reads send what they return.
+    finished_tx: tokio::sync::mpsc::UnboundedSender<Finished>,
+    finished: tokio::sync::mpsc::UnboundedReceiver<Finished>,
+    carried: VecDeque<Delivery>,
+    /// The partition the next sweep starts at.
+    next: usize,
+}
+
+/// What a blocking read of one partition returned.
+type Finished = (u16, Result<Vec<Delivery>, BackendError>);
+
+impl Default for Reader {
+    fn default() -> Self {
+        let (finished_tx, finished) = tokio::sync::mpsc::unbounded_channel();
+        Self {
+            running: BTreeSet::new(),
+            finished_tx,
+            finished,
+            carried: VecDeque::new(),
+            next: 0,
+        }
+    }
+}
+
+impl<B: Backend + PartitionRegistry> Partitioned<B> {
+    /// Wraps `backend`; topics stay plain unless created partitioned.
+    pub fn new(backend: B) -> Self {
+        Self::from_arc(Arc::new(backend))
+    }
+
+    /// [`new`](Self::new) for a backend already shared.
+    pub fn from_arc(backend: Arc<B>) -> Self {
+        Self {
+            inner: backend,
+            new_topics: None,
+            counts: Mutex::default(),
+            spread: AtomicUsize::new(0),
+            readers: Mutex::default(),
+        }
+    }
+
+    /// Every topic used without a record (published to, read, created) is
+    /// recorded with `count` partitions at its first use. For a deployment where
+    /// every topic is partitioned (and for the conformance suite); a plain topic
+    /// already holding messages would be left behind, so use it on new topics.
+    pub fn partitioning_new_topics(mut self, count: u16) -> Result<Self, BackendError> {
+        check_count(count)?;
+        self.new_topics = Some(count);
+        Ok(self)
+    }
+
+    /// The wrapped backend.
+    pub fn inner(&self) -> &Arc<B> {
+        &self.inner
+    }
+
+    /// Creates `topic` with `count` partitions (1 to 1023) and creates each
+    /// partition in the backend. Creating it again with the same count is fine;
+    /// a topic recorded with another count, or a plain topic that exists already,
+    /// is [`BackendError::PartitionsConflict`].
+    pub async fn create_partitioned_topic(
+        &self,
+        topic: &Topic,
+        count: u16,
+    ) -> Result<(), BackendError> {
+        check_count(count)?;
+        if topic.partition_of().is_some() {
+            return Err(BackendError::InvalidPartitions {
+                requested: count,
+                reason: format!("{topic} is a partition already"),
+            });
+        }
+        if self.inner.recorded_partitions(topic).await?.is_none()
+            && self.inner.list_topics().await?.contains(topic)
+        {
+            return Err(BackendError::PartitionsConflict {
+                topic: topic.to_string(),
+                recorded: 1,
+                requested: count,
+            });
+        }
+        let recorded = self.inner.record_partitions(topic, count).await?;
+        if recorded != count {
+            return Err(BackendError::PartitionsConflict {
+                topic: topic.to_string(),
+                recorded,
+                requested: count,
+            });
+        }
+        self.remember(topic, count);
+        for partition in partitions(topic, count) {
+            self.inner.create_topic(&partition).await?;
+        }
+        Ok(())
+    }
+
+    /// How many partitions `topic` has (1 for a plain topic or a partition).
+    pub async fn partition_count(&self, topic: &Topic) -> Result<u16, BackendError> {
+        if topic.partition_of().is_some() {
+            return Ok(1);
+        }
+        if let Some(count) = self.cached(topic) {
+            return Ok(count);
+        }
+        let count = match self.inner.recorded_partitions(topic).await? {
+            Some(count) => count,
+            None => match self.new_topics {
+                Some(count) => self.inner.record_partitions(topic, count).await?,
+                None => 1,
+            },
+        };
+        self.remember(topic, count);
+        Ok(count)
+    }
+
+    fn cached(&self, topic: &Topic) -> Option<u16> {
+        let counts = self.counts.lock().expect("partition counts lock");
+        match counts.get(topic) {
+            Some((count, None)) => Some(*count),
+            Some((count, Some(until))) if Instant::now() < *until => Some(*count),
+            _ => None,
+        }
+    }
+
+    fn remember(&self, topic: &Topic, count: u16) {
+        let until = (count == 1).then(|| Instant::now() + PLAIN_RECHECK);
+        self.counts
+            .lock()
+            .expect("partition counts lock")
+            .insert(topic.clone(), (count, until));
+    }
+
+    fn forget(&self, topic: &Topic) {
+        self.counts
+            .lock()
+            .expect("partition counts lock")
+            .remove(topic);
+    }
+
+    /// The partition a message without a unique key goes to.
+    fn route(&self, message: &Message, count: u16) -> u16 {
+        match &message.partition_key {
+            Some(key) => index_of(key, count),
+            None => self.next_spread(count),
+        }
+    }
+
+    fn next_spread(&self, count: u16) -> u16 {
+        (self.spread.fetch_add(1, Ordering::Relaxed) % usize::from(count)) as u16
+    }
+
+    fn reader(&self, consumer: &ConsumerId) -> Arc<tokio::sync::Mutex<Reader>> {
+        self.readers
+            .lock()
+            .expect("readers lock")
+            .entry(consumer.clone())
+            .or_default()
+            .clone()
+    }
+
+    /// Drops a consumer's state once nothing runs or waits in it.
+    fn release_reader(&self, consumer: &ConsumerId, reader: &Reader) {
+        if reader.running.is_empty() && reader.carried.is_empty() {
+            self.readers.lock().expect("readers lock").remove(consumer);
+        }
+    }
+
+    async fn read_new(
+        &self,
+        consumer: &ConsumerId,
+        options: &ReadOptions,
+        count: u16,
+    ) -> Result<Vec<Delivery>, BackendError> {
+        let shared = self.reader(consumer);
+        let mut reader = shared.lock().await;
+        let result = self
+            .read_new_locked(consumer, options, count, &mut reader)
+            .await;
+        self.release_reader(consumer, &reader);
+        result
+    }
+
+    async fn read_new_locked(
+        &self,
+        consumer: &ConsumerId,
+        options: &ReadOptions,
+        count: u16,
+        reader: &mut Reader,
+    ) -> Result<Vec<Delivery>, BackendError> {
+        let wanted = options.count.max(1);
+        harvest(reader, consumer)?;
+        if !reader.carried.is_empty() {
+            return Ok(take(reader, wanted));
+        }
+        // A sweep without blocking over the partitions not being read, from a
+        // rotating start, so every partition is served in turn.
+        let start = reader.next % usize::from(count);
+        reader.next = reader.next.wrapping_add(1);
+        let mut taken = Vec::new();
+        for step in 0..count {
+            let index = ((start + usize::from(step)) % usize::from(count)) as u16;
+            if reader.running.contains(&index) || taken.len() >= wanted {
+                continue;
+            }
+            let part = partition_consumer(consumer, index);
+            let read = ReadOptions::new_entries(wanted - taken.len(), Duration::ZERO);
+            let deliveries = self.inner.read(&part, &read).await?;
+            taken.extend(deliveries.into_iter().map(|d| outward(d, consumer, index)));
+        }
+        if !taken.is_empty() || options.block.is_zero() {
+            return Ok(taken);
+        }
+        // Nothing waiting: block on every partition at once and answer with the
+        // first to return. Reads still blocking keep running; what they return
+        // is answered by the next call (never dropped: a dropped read could
+        // leave entries delivered to nobody until their lease ran out).
+        for index in 0..count {
+            if !reader.running.insert(index) {
+                continue;
+            }
+            let inner = self.inner.clone();
+            let part = partition_consumer(consumer, index);
+            let read = ReadOptions::new_entries(wanted, options.block);
+            let finished = reader.finished_tx.clone();
+            tokio::spawn(async move {
+                let _ = finished.send((index, inner.read(&part, &read).await));
+            });
+        }
+        if let Ok(Some(first)) = tokio::time::timeout(options.block, reader.finished.recv()).await {
+            settle_read(reader, consumer, first)?;
+        }
+        harvest(reader, consumer)?;
+        Ok(take(reader, wanted))
+    }
+
+    async fn read_own_pending(
+        &self,
+        consumer: &ConsumerId,
+        after: Option<&str>,
+        options: &ReadOptions,
+        count: u16,
+    ) -> Result<Vec<Delivery>, BackendError> {
+        // Partition by partition in index order; `after` names where the last
+        // page ended.
+        let (first, mut cursor) = match after {
+            Some(id) => {
+                let (index, inner_id) = split_id(id, &consumer.topic)?;
+                (index, Some(inner_id.to_owned()))
+            }
+            None => (0, None),
+        };
+        let mut taken = Vec::new();
+        for index in first..count {
+            let wanted = options.count.max(1) - taken.len();
+            if wanted == 0 {
+                break;
+            }
+            let part = partition_consumer(consumer, index);
+            let read = ReadOptions::own_pending(cursor.take(), wanted);
+            let deliveries = self.inner.read(&part, &read).await?;
+            taken.extend(deliveries.into_iter().map(|d| outward(d, consumer, index)));
+        }
+        Ok(taken)
+    }
+
+    /// The partition of a receipt, the receipt the backend gave, and the
+    /// message as the backend stores it.
+    fn inward(&self, receipt: &Receipt, message: Option<&Message>) -> Result<Inward, BackendError> {
+        let (index, inner_id) = split_id(&receipt.entry_id, receipt.topic())?;
+        let topic = receipt
+            .topic()
+            .partition(index)
+            .ok_or_else(|| corrupt_id(receipt.topic(), &receipt.entry_id))?;
+        let message = message.map(|message| {
+            let mut message = message.clone();
+            message.topic = topic.clone();
+            message
+        });
+        Ok(Inward {
+            receipt: Receipt {
+                consumer: ConsumerId::new(
+                    topic,
+                    receipt.consumer.group.clone(),
+                    receipt.consumer.consumer.clone(),
+                ),
+                entry_id: inner_id.to_owned(),
+                delivery_count: receipt.delivery_count,
+            },
+            message,
+        })
+    }
+
+    /// Whether a receipt came from a partition (its id names one).
+    fn is_partitioned_receipt(receipt: &Receipt) -> bool {
+        receipt.topic().partition_of().is_none() && receipt.entry_id.contains(':')
+    }
+}
+
+struct Inward {
+    receipt: Receipt,
+    message: Option<Message>,
+}
+
+fn check_count(count: u16) -> Result<(), BackendError> {
+    if count == 0 || count >= MAX_PARTITIONS {
+        return Err(BackendError::InvalidPartitions {
+            requested: count,
+            reason: format!("a topic has 1 to {} partitions", MAX_PARTITIONS - 1),
+        });
+    }
+    Ok(())
+}
+
+fn partitions(topic: &Topic, count: u16) -> impl Iterator<Item = Topic> + '_ {
+    (0..count).filter_map(move |index| topic.partition(index))
+}
+
+fn partition_topic(topic: &Topic, index: u16) -> Topic {
+    topic
+        .partition(index)
+        .expect("a base topic and an index below its count")
+}
+
+fn partition_consumer(consumer: &ConsumerId, index: u16) -> ConsumerId {
+    ConsumerId::new(
+        partition_topic(&consumer.topic, index),
+        consumer.group.clone(),
+        consumer.consumer.clone(),
+    )
+}
+
+fn with_topic(message: &Message, topic: Topic) -> Message {
+    let mut message = message.clone();
+    message.topic = topic;
+    message
+}
+
+/// A delivery of partition `index` as the consumer of the whole topic sees it.
+fn outward(mut delivery: Delivery, consumer: &ConsumerId, index: u16) -> Delivery {
+    delivery.message.topic = consumer.topic.clone();
+    delivery.receipt = Receipt {
+        consumer: consumer.clone(),
+        entry_id: join_id(index, &delivery.receipt.entry_id),
+        delivery_count: delivery.receipt.delivery_count,
+    };
+    delivery
+}
+
+/// A partition's refusal, named after its topic (the cap holds per partition).
+fn named_after(error: BackendError, topic: &Topic) -> BackendError {
+    match error {
+        BackendError::QueueFull { cap, written, .. } => BackendError::QueueFull {
+            topic: topic.to_string(),
+            cap,
+            written,
+        },
+        error => error,
+    }
+}
+
+fn join_id(index: u16, inner: &str) -> String {
+    format!("{index}:{inner}")
+}
+
+fn split_id<'a>(id: &'a str, topic: &Topic) -> Result<(u16, &'a str), BackendError> {
+    id.split_once(':')
+        .and_then(|(index, inner)| Some((index.parse().ok()?, inner)))
+        .ok_or_else(|| corrupt_id(topic, id))
+}
+
+fn corrupt_id(topic: &Topic, id: &str) -> BackendError {
+    BackendError::Corrupt {
+        topic: topic.to_string(),
+        entry_id: id.to_owned(),
+        reason: "not the id of a partition's entry (PARTITION:ID)".to_owned(),
+    }
+}
+
+/// Moves what finished reads returned into the carried deliveries.
+fn harvest(reader: &mut Reader, consumer: &ConsumerId) -> Result<(), BackendError> {
+    let mut failure = None;
+    while let Ok(finished) = reader.finished.try_recv() {
+        if let Err(error) = settle_read(reader, consumer, finished) {
+            failure = Some(error);
+        }
+    }
+    match failure {
+        Some(error) if reader.carried.is_empty() => Err(error),
+        _ => Ok(()),
+    }
+}
+
+/// Takes in what one partition's blocking read returned.
+fn settle_read(
+    reader: &mut Reader,
+    consumer: &ConsumerId,
+    (index, result): Finished,
+) -> Result<(), BackendError> {
+    reader.running.remove(&index);
+    let deliveries = result?;
+    reader
+        .carried
+        .extend(deliveries.into_iter().map(|d| outward(d, consumer, index)));
+    Ok(())
+}
+
+fn take(reader: &mut Reader, wanted: usize) -> Vec<Delivery> {
+    let n = wanted.min(reader.carried.len());
+    reader.carried.drain(..n).collect()
+}
+
+/// The partition of `key` among `count`: FNV-1a, stable across processes and
+/// releases (changing it would move keys between partitions).
+pub fn index_of(key: &str, count: u16) -> u16 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in key.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    (hash % u64::from(count.max(1))) as u16
+}
+
+#[async_trait]
+impl<B: Backend + PartitionRegistry> MessageBackend for Partitioned<B> {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+
+    async fn publish(&self, message: &Message) -> Result<String, BackendError> {
+        let count = self.partition_count(&message.topic).await?;
+        if count == 1 {
+            return self.inner.publish(message).await;
+        }
+        let index = self.route(message, count);
+        let id = self
+            .inner
+            .publish(&with_topic(message, partition_topic(&message.topic, index)))
+            .await
+            .map_err(|error| named_after(error, &message.topic))?;
+        Ok(join_id(index, &id))
+    }
+
+    async fn publish_batch(&self, messages: &[Message]) -> Result<Vec<String>, BackendError> {
+        let Some(first) = messages.first() else {
+            return Ok(Vec::new());
+        };
+        // A batch may name several topics; route each message, then publish the
+        // runs of consecutive messages bound for one stream in order, so the
+        // first `written` of a refused batch are exactly what was written.
+        let mut counts = HashMap::new();
+        counts.insert(
+            first.topic.clone(),
+            self.partition_count(&first.topic).await?,
+        );
+        let mut sticky = HashMap::new();
+        let mut routed: Vec<(Option<u16>, Message)> = Vec::with_capacity(messages.len());
+        for message in messages {
+            let count = match counts.get(&message.topic) {
+                Some(count) => *count,
+                None => {
+                    let count = self.partition_count(&message.topic).await?;
+                    counts.insert(message.topic.clone(), count);
+                    count
+                }
+            };
+            if count == 1 {
+                routed.push((None, message.clone()));
+                continue;
+            }
+            let index = match &message.partition_key {
+                Some(key) => index_of(key, count),
+                None => *sticky
+                    .entry(message.topic.clone())
+                    .or_insert_with(|| self.next_spread(count)),
+            };
+            routed.push((
+                Some(index),
+                with_topic(message, partition_topic(&message.topic, index)),
+            ));
+        }
+        let mut ids = Vec::with_capacity(messages.len());
+        let mut start = 0;
+        while start < routed.len() {
+            let mut end = start + 1;
+            while end < routed.len() && routed[end].1.topic == routed[start].1.topic {
+                end += 1;
+            }
+            let run: Vec<Message> = routed[start..end].iter().map(|(_, m)| m.clone()).collect();
+            let index = routed[start].0;
+            match self.inner.publish_batch(&run).await {
+                Ok(run_ids) => ids.extend(run_ids.into_iter().map(|id| match index {
+                    Some(index) => join_id(index, &id),
+                    None => id,
+                })),
+                Err(BackendError::QueueFull {
+                    topic,
+                    cap,
+                    written,
+                }) => {
+                    return Err(BackendError::QueueFull {
+                        topic: Topic::new(topic.as_str()).map_or(topic, |t| t.base().to_string()),
+                        cap,
+                        written: ids.len() + written,
+                    });
+                }
+                Err(error) => return Err(error),
+            }
+            start = end;
+        }
+        Ok(ids)
+    }
+
+    async fn schedule(
+        &self,
+        message: &Message,
+        deliver_at: DateTime<Utc>,
+    ) -> Result<(), BackendError> {
+        let count = self.partition_count(&message.topic).await?;
+        if count == 1 {
+            return self.inner.schedule(message, deliver_at).await;
+        }
+        let index = self.route(message, count);
+        self.inner
+            .schedule(
+                &with_topic(message, partition_topic(&message.topic, index)),
+                deliver_at,
+            )
+            .await
+            .map_err(|error| named_after(error, &message.topic))
+    }
+
+    async fn ensure_group(
+        &self,
+        topic: &Topic,
+        group: &str,
+        start: StartFrom,
+    ) -> Result<(), BackendError> {
+        let count = self.partition_count(topic).await?;
+        if count == 1 {
+            return self.inner.ensure_group(topic, group, start).await;
+        }
+        for partition in partitions(topic, count) {
+            self.inner.ensure_group(&partition, group, start).await?;
+        }
+        Ok(())
+    }
+
+    async fn read(
+        &self,
+        consumer: &ConsumerId,
+        options: &ReadOptions,
+    ) -> Result<Vec<Delivery>, BackendError> {
+        let count = self.partition_count(&consumer.topic).await?;
+        if count == 1 {
+            return self.inner.read(consumer, options).await;
+        }
+        match &options.from {
+            ReadFrom::New => self.read_new(consumer, options, count).await,
+            ReadFrom::OwnPending { after } => {
+                self.read_own_pending(consumer, after.as_deref(), options, count)
+                    .await
+            }
+        }
+    }
+
+    async fn reclaim_idle(
+        &self,
+        consumer: &ConsumerId,
+        min_idle: Duration,
+        count: usize,
+    ) -> Result<Vec<Delivery>, BackendError> {
+        let partitions = self.partition_count(&consumer.topic).await?;
+        if partitions == 1 {
+            return self.inner.reclaim_idle(consumer, min_idle, count).await;
+        }
+        let start = self.next_spread(partitions);
+        let mut taken = Vec::new();
+        for step in 0..partitions {
+            let wanted = count.max(1) - taken.len();
+            if wanted == 0 {
+                break;
+            }
+            let index = (start + step) % partitions;
+            let part = partition_consumer(consumer, index);
+            let reclaimed = self.inner.reclaim_idle(&part, min_idle, wanted).await?;
+            taken.extend(reclaimed.into_iter().map(|d| outward(d, consumer, index)));
+        }
+        Ok(taken)
+    }
+
+    async fn extend_lease(&self, receipt: &Receipt) -> Result<Settlement, BackendError> {
+        if !Self::is_partitioned_receipt(receipt) {
+            return self.inner.extend_lease(receipt).await;
+        }
+        let inward = self.inward(receipt, None)?;
+        self.inner.extend_lease(&inward.receipt).await
+    }
+
+    async fn ack(&self, receipt: &Receipt) -> Result<Settlement, BackendError> {
+        if !Self::is_partitioned_receipt(receipt) {
+            return self.inner.ack(receipt).await;
+        }
+        let inward = self.inward(receipt, None)?;
+        self.inner.ack(&inward.receipt).await
+    }
+
+    async fn retry_at(
+        &self,
+        receipt: &Receipt,
+        message: &Message,
+        deliver_at: DateTime<Utc>,
+    ) -> Result<Settlement, BackendError> {
+        if !Self::is_partitioned_receipt(receipt) {
+            return self.inner.retry_at(receipt, message, deliver_at).await;
+        }
+        let inward = self.inward(receipt, Some(message))?;
+        let message = inward.message.expect("a message given");
+        self.inner
+            .retry_at(&inward.receipt, &message, deliver_at)
+            .await
+    }
+
+    async fn dead_letter(
+        &self,
+        receipt: &Receipt,
+        message: &Message,
+        error: &str,
+    ) -> Result<Settlement, BackendError> {
+        if !Self::is_partitioned_receipt(receipt) {
+            return self.inner.dead_letter(receipt, message, error).await;
+        }
+        let inward = self.inward(receipt, Some(message))?;
+        let message = inward.message.expect("a message given");
+        self.inner
+            .dead_letter(&inward.receipt, &message, error)
+            .await
+    }
+
+    fn cancel_backend(&self) -> Option<&dyn CancelBackend> {
+        self.inner
+            .cancel_backend()
+            .map(|_| self as &dyn CancelBackend)
+    }
+
+    fn unique_backend(&self) -> Option<&dyn UniqueBackend> {
+        self.inner
+            .unique_backend()
+            .map(|_| self as &dyn UniqueBackend)
+    }
+}
+
+#[async_trait]
+impl<B: Backend + PartitionRegistry> BackendAdmin for Partitioned<B> {
+    async fn create_topic(&self, topic: &Topic) -> Result<(), BackendError> {
+        let count = self.partition_count(topic).await?;
+        if count == 1 {
+            return self.inner.create_topic(topic).await;
+        }
+        for partition in partitions(topic, count) {
+            self.inner.create_topic(&partition).await?;
+        }
+        Ok(())
+    }
+
+    async fn create_partitioned_topic(
+        &self,
+        topic: &Topic,
+        partitions: u16,
+    ) -> Result<(), BackendError> {
+        Partitioned::create_partitioned_topic(self, topic, partitions).await
+    }
+
+    async fn partitions(&self, topic: &Topic) -> Result<u16, BackendError> {
+        self.partition_count(topic).await
+    }
+
+    async fn delete_topic(&self, topic: &Topic) -> Result<bool, BackendError> {
+        let count = self.partition_count(topic).await?;
+        if count == 1 {
+            return self.inner.delete_topic(topic).await;
+        }
+        let mut deleted = false;
+        for partition in partitions(topic, count) {
+            deleted |= self.inner.delete_topic(&partition).await?;
+        }
+        self.inner.forget_partitions(topic).await?;
+        self.forget(topic);
+        Ok(deleted)
+    }
+
+    async fn list_topics(&self) -> Result<Vec<Topic>, BackendError> {
+        let topics: BTreeSet<Topic> = self
+            .inner
+            .list_topics()
+            .await?
+            .iter()
+            .map(Topic::base)
+            .collect();
+        Ok(topics.into_iter().collect())
+    }
+
+    async fn delete_group(&self, topic: &Topic, group: &str) -> Result<bool, BackendError> {
+        let count = self.partition_count(topic).await?;
+        if count == 1 {
+            return self.inner.delete_group(topic, group).await;
+        }
+        let mut deleted = false;
+        for partition in partitions(topic, count) {
+            deleted |= self.inner.delete_group(&partition, group).await?;
+        }
+        Ok(deleted)
+    }
+
+    async fn dead_letters(
+        &self,
+        topic: &Topic,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, BackendError> {
+        let count = self.partition_count(topic).await?;
+        if count == 1 {
+            return self.inner.dead_letters(topic, limit).await;
+        }
+        let mut all = Vec::new();
+        for index in 0..count {
+            let partition = partition_topic(topic, index);
+            for mut dead in self.inner.dead_letters(&partition, limit).await? {
+                dead.id = join_id(index, &dead.id);
+                dead.message.topic = topic.clone();
+                all.push(dead);
+            }
+        }
+        all.sort_by(|a, b| a.dead_at.cmp(&b.dead_at).then_with(|| a.id.cmp(&b.id)));
+        all.truncate(limit);
+        Ok(all)
+    }
+
+    async fn replay_dead_letter(&self, topic: &Topic, id: &str) -> Result<bool, BackendError> {
+        let count = self.partition_count(topic).await?;
+        if count == 1 {
+            return self.inner.replay_dead_letter(topic, id).await;
+        }
+        let Ok((index, inner_id)) = split_id(id, topic) else {
+            return Ok(false);
+        };
+        if index >= count {
+            return Ok(false);
+        }
+        self.inner
+            .replay_dead_letter(&partition_topic(topic, index), inner_id)
+            .await
+    }
+
+    async fn purge_dead_letters(&self, topic: &Topic) -> Result<u64, BackendError> {
+        let count = self.partition_count(topic).await?;
+        if count == 1 {
+            return self.inner.purge_dead_letters(topic).await;
+        }
+        let mut purged = 0;
+        for partition in partitions(topic, count) {
+            purged += self.inner.purge_dead_letters(&partition).await?;
+        }
+        Ok(purged)
+    }
+
+    async fn stats(&self, topic: &Topic) -> Result<TopicStats, BackendError> {
+        let count = self.partition_count(topic).await?;
+        if count == 1 {
+            return self.inner.stats(topic).await;
+        }
+        let mut total = TopicStats {
+            topic: topic.to_string(),
+            length: 0,
+            scheduled: 0,
+            dead_lettered: 0,
+            groups: Vec::new(),
+        };
+        let mut groups: BTreeMap<String, GroupStats> = BTreeMap::new();
+        for partition in partitions(topic, count) {
+            let stats = self.inner.stats(&partition).await?;
+            total.length += stats.length;
+            total.scheduled += stats.scheduled;
+            total.dead_lettered += stats.dead_lettered;
+            for group in stats.groups {
+                let sum = groups.entry(group.name.clone()).or_insert(GroupStats {
+                    name: group.name.clone(),
+                    pending: 0,
+                    lag: 0,
+                    consumers: 0,
+                });
+                sum.pending += group.pending;
+                sum.lag += group.lag;
+                // The same consumers read every partition.
+                sum.consumers = sum.consumers.max(group.consumers);
+            }
+        }
+        total.groups = groups.into_values().collect();
+        Ok(total)
+    }
+
+    async fn health(&self) -> Result<BackendHealth, BackendError> {
+        self.inner.health().await
+    }
+}
+
+#[async_trait]
+impl<B: Backend + PartitionRegistry> CancelBackend for Partitioned<B> {
+    async fn cancel(&self, topic: &Topic, id: Uuid) -> Result<bool, BackendError> {
+        let Some(cancel) = self.inner.cancel_backend() else {
+            return Ok(false);
+        };
+        let count = self.partition_count(topic).await?;
+        if count == 1 {
+            return cancel.cancel(topic, id).await;
+        }
+        // The message went to one partition; which one is not recorded.
+        let mut cancelled = false;
+        for partition in partitions(topic, count) {
+            cancelled |= cancel.cancel(&partition, id).await?;
+        }
+        Ok(cancelled)
+    }
+}
+
+#[async_trait]
+impl<B: Backend + PartitionRegistry> UniqueBackend for Partitioned<B> {
+    async fn publish_unique(
+        &self,
+        message: &Message,
+        deliver_at: Option<DateTime<Utc>>,
+        key: &str,
+        hold: Duration,
+    ) -> Result<Option<Uuid>, BackendError> {
+        let unique = self
+            .inner
+            .unique_backend()
+            .expect("offered only over a backend with unique jobs");
+        let count = self.partition_count(&message.topic).await?;
+        if count == 1 {
+            return unique.publish_unique(message, deliver_at, key, hold).await;
+        }
+        // The unique key chooses the partition: its lock lives beside it.
+        let partition = partition_topic(&message.topic, index_of(key, count));
+        unique
+            .publish_unique(&with_topic(message, partition), deliver_at, key, hold)
+            .await
+    }
+
+    async fn unique_holder(&self, topic: &Topic, key: &str) -> Result<Option<Uuid>, BackendError> {
+        let unique = self
+            .inner
+            .unique_backend()
+            .expect("offered only over a backend with unique jobs");
+        let count = self.partition_count(topic).await?;
+        if count == 1 {
+            return unique.unique_holder(topic, key).await;
+        }
+        unique
+            .unique_holder(&partition_topic(topic, index_of(key, count)), key)
+            .await
+    }
+
+    async fn release_unique(
+        &self,
+        topic: &Topic,
+        key: &str,
+        id: Uuid,
+        after: Duration,
+    ) -> Result<bool, BackendError> {
+        let unique = self
+            .inner
+            .unique_backend()
+            .expect("offered only over a backend with unique jobs");
+        let count = self.partition_count(topic).await?;
+        if count == 1 {
+            return unique.release_unique(topic, key, id, after).await;
+        }
+        unique
+            .release_unique(
+                &partition_topic(topic, index_of(key, count)),
+                key,
+                id,
+                after,
+            )
+            .await
+    }
+}
+
+/// A schedule of a partitioned topic ticks into one partition, chosen by its
+/// name: the backend keeps the schedule, its mark and the ticks' stream
+/// together (one slot on a Redis Cluster), and listing names the topic.
+#[async_trait]
+impl<B: Backend + PartitionRegistry + ScheduleBackend> ScheduleBackend for Partitioned<B> {
+    async fn save_schedule(&self, schedule: &Schedule) -> Result<(), BackendError> {
+        let schedule = self.schedule_inward(schedule).await?;
+        self.inner.save_schedule(&schedule).await
+    }
+
+    async fn remove_schedule(&self, name: &str) -> Result<bool, BackendError> {
+        self.inner.remove_schedule(name).await
+    }
+
+    async fn schedules(&self) -> Result<Vec<ScheduleState>, BackendError> {
+        let mut states = self.inner.schedules().await?;
+        for state in &mut states {
+            if let Some((base, _)) = state.schedule.topic.split_once('#') {
+                state.schedule.topic = base.to_owned();
+            }
+        }
+        Ok(states)
+    }
+
+    async fn set_schedule_paused(&self, name: &str, paused: bool) -> Result<bool, BackendError> {
+        self.inner.set_schedule_paused(name, paused).await
+    }
+
+    async fn fire_tick(
+        &self,
+        schedule: &Schedule,
+        tick: DateTime<Utc>,
+        message: &Message,
+    ) -> Result<bool, BackendError> {
+        let schedule = self.schedule_inward(schedule).await?;
+        let message = match Topic::new(schedule.topic.as_str()) {
+            Ok(topic) if topic != message.topic => with_topic(message, topic),
+            _ => message.clone(),
+        };
+        self.inner
+            .fire_tick(&schedule, tick, &message)
+            .await
+            .map_err(|error| named_after(error, &message.topic.base()))
+    }
+
+    async fn skip_to_tick(
+        &self,
+        schedule: &Schedule,
+        tick: DateTime<Utc>,
+    ) -> Result<bool, BackendError> {
+        let schedule = self.schedule_inward(schedule).await?;
+        self.inner.skip_to_tick(&schedule, tick).await
+    }
+}
+
+impl<B: Backend + PartitionRegistry> Partitioned<B> {
+    /// The schedule as the backend keeps it: its topic's partition of its name.
+    async fn schedule_inward(&self, schedule: &Schedule) -> Result<Schedule, BackendError> {
+        let Ok(topic) = Topic::new(schedule.topic.as_str()) else {
+            return Ok(schedule.clone());
+        };
+        let count = self.partition_count(&topic).await?;
+        let mut schedule = schedule.clone();
+        if count > 1 {
+            schedule.topic = partition_topic(&topic, index_of(&schedule.name, count)).into_string();
+        }
+        Ok(schedule)
+    }
+}
+
+#[async_trait]
+impl<B: Backend + PartitionRegistry> PartitionRegistry for Partitioned<B> {
+    async fn recorded_partitions(&self, topic: &Topic) -> Result<Option<u16>, BackendError> {
+        self.inner.recorded_partitions(topic).await
+    }
+
+    async fn record_partitions(&self, topic: &Topic, count: u16) -> Result<u16, BackendError> {
+        self.inner.record_partitions(topic, count).await
+    }
+
+    async fn forget_partitions(&self, topic: &Topic) -> Result<(), BackendError> {
+        self.forget(topic);
+        self.inner.forget_partitions(topic).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_always_lands_in_the_same_partition_and_keys_spread() {
+        assert_eq!(index_of("customer-42", 6), index_of("customer-42", 6));
+        let used: BTreeSet<u16> = (0..600).map(|i| index_of(&format!("k{i}"), 6)).collect();
+        assert_eq!(used.len(), 6, "600 keys cover 6 partitions");
+        // Stable across releases: moving keys would break per-key order.
+        assert_eq!(index_of("", 7), (0xcbf2_9ce4_8422_2325u64 % 7) as u16);
+    }
+
+    #[test]
+    fn partition_ids_round_trip_and_bad_ones_are_corrupt() {
+        let topic = Topic::new("orders").unwrap();
+        assert_eq!(split_id(&join_id(3, "17-0"), &topic).unwrap(), (3, "17-0"));
+        assert!(matches!(
+            split_id("17-0", &topic),
+            Err(BackendError::Corrupt { .. })
+        ));
+        assert!(check_count(0).is_err());
+        assert!(check_count(MAX_PARTITIONS).is_err());
+        assert!(check_count(6).is_ok());
+    }
+}
