@@ -64,7 +64,9 @@ pub(crate) fn from_unix_f64(secs: f64) -> Option<DateTime<Utc>> {
         return None;
     }
     let whole = secs.floor();
-    let nanos = ((secs - whole) * 1e9).round().clamp(0.0, 999_999_999.0) as u32;
+    // Microsecond precision (what Mailgun sends; f64 holds no more at this magnitude).
+    let micros = ((secs - whole) * 1e6).round().clamp(0.0, 999_999.0) as u32;
+    let nanos = micros * 1000;
     Utc.timestamp_opt(whole as i64, nanos).single()
 }
 
