@@ -227,3 +227,8 @@ pub(crate) fn required_header<'h, H: Headers + ?Sized>(
         .header(name)
         .ok_or(DeliveryEventError::MissingHeader(name))
 }
+
+/// docs/delivery.md's examples, compiled as doc tests so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/delivery.md")]
+struct DeliveryDocDoctests;
