@@ -232,3 +232,29 @@ pub(crate) fn required_header<'h, H: Headers + ?Sized>(
 #[cfg(doctest)]
 #[doc = include_str!("../../../docs/delivery.md")]
 struct DeliveryDocDoctests;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_are_looked_up_case_insensitively_in_every_container() {
+        let pairs = vec![("Content-Type".to_owned(), "a".to_owned())];
+        let hash: HashMap<&str, &str> = [("X-Twilio-Signature", "b")].into();
+        let tree: BTreeMap<String, String> = [("authorization".into(), "c".into())].into();
+        assert_eq!(pairs.header("content-type"), Some("a"));
+        assert_eq!(hash.header("x-twilio-SIGNATURE"), Some("b"));
+        assert_eq!(tree.header("Authorization"), Some("c"));
+        assert_eq!(required_header(&&tree, "missing").ok(), None);
+        assert_eq!(
+            required_header(&pairs, "X-Missing"),
+            Err(DeliveryEventError::MissingHeader("X-Missing"))
+        );
+    }
+
+    #[test]
+    fn providers_display_as_short_names() {
+        assert_eq!(Provider::AmazonSes.to_string(), "amazon-ses");
+        assert_eq!(Provider::SendGrid.to_string(), "sendgrid");
+    }
+}

@@ -259,6 +259,21 @@ proptest! {
     }
 
     #[test]
+    fn random_signature_bytes_are_refused(sig in prop::collection::vec(any::<u8>(), 0..96)) {
+        let now = at(NOW);
+        let body = b"[]";
+        let headers = [(SIGNATURE_HEADER, b64(&sig)), (TIMESTAMP_HEADER, NOW.to_string())];
+        let headers: Vec<(&str, String)> = headers.into_iter().collect();
+        prop_assert!(sendgrid_key().1.parse_at(body, &headers, now).is_err());
+        let twilio = [("X-Twilio-Signature", b64(&sig))];
+        prop_assert!(TwilioVerifier::new(TWILIO_TOKEN).parse_at(TWILIO_URL, b"MessageStatus=delivered&MessageSid=SM1", &twilio[..], now).is_err());
+        let hex: String = sig.iter().map(|b| format!("{b:02x}")).collect();
+        let mailgun = json!({"signature": {"timestamp": NOW.to_string(), "token": "tok", "signature": hex},
+            "event-data": {"event": "delivered"}});
+        prop_assert!(MailgunVerifier::new(MAILGUN_KEY).parse_at(mailgun.to_string().as_bytes(), &[] as &[(&str, &str)], now).is_err());
+    }
+
+    #[test]
     fn random_certificate_urls_never_panic(url in "(https?://)?[a-z0-9.:@/?#%_-]{0,60}") {
         let _ = notification_delivery_events::ses::validate_certificate_url(&url);
     }

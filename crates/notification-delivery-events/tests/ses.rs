@@ -520,3 +520,19 @@ fn ses_messages_without_delivery_outcomes_yield_nothing() {
         Err(DeliveryEventError::Malformed(_))
     ));
 }
+
+#[test]
+fn arbitrary_signature_bytes_are_refused() {
+    let body = signed_notification("ses_delivery.json", "2");
+    for len in [0usize, 1, 128, 255, 256, 257, 512] {
+        for fill in [0x00u8, 0x01, 0x7f, 0xff] {
+            let mut m: Value = serde_json::from_str(&body).unwrap();
+            m["Signature"] = json!(b64(&vec![fill; len]));
+            assert_eq!(
+                SesVerifier::new().parse_at(m.to_string().as_bytes(), &source(), now()),
+                Err(DeliveryEventError::BadSignature),
+                "{len} bytes of {fill:#x}"
+            );
+        }
+    }
+}
