@@ -182,3 +182,13 @@ fn verify_at_returns_the_token_for_replay_checks() {
         .unwrap();
     assert_eq!(token, "a8ce0edb2dd8301dee6c2405235584e45aa91d1e9f979f3de0");
 }
+
+#[test]
+fn signature_is_hmac_sha256_of_timestamp_then_token() {
+    // Mailgun publishes no signing key for its samples, so the scheme is pinned to
+    // RFC 4231's HMAC-SHA256 test case 2 (key "Jefe"), split into timestamp + token.
+    assert_eq!(
+        MailgunVerifier::sign("Jefe", "what do ya want ", "for nothing?"),
+        "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+    );
+}
