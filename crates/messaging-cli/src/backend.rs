@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use messaging_core::{BackendAdmin, BackendError, MessagingService};
+use messaging_core::{BackendAdmin, BackendError, MessagingService, Partitioned};
 use messaging_redis::{RedisBackend, RedisBackendConfig};
 
 use crate::cli::BackendArgs;
@@ -22,25 +22,31 @@ pub(crate) async fn shared(
 }
 
 /// A Redis backend, checked with a round trip so an unreachable server is
-/// reported now (exit code 3), not at the first command.
+/// reported now (exit code 3), not at the first command; its partitioned
+/// topics routed by [`Partitioned`].
 pub(crate) async fn redis(
     url: &str,
     prefix: &str,
 ) -> anyhow::Result<Arc<dyn messaging_core::Backend>> {
-    Ok(redis_backend(url, prefix).await?)
+    Ok(Arc::new(Partitioned::from_arc(
+        redis_backend(url, prefix).await?,
+    )))
 }
 
 /// The shared Redis backend of a one-shot command, as its concrete type (for
-/// what is not on `MessageBackend`, such as schedules).
+/// what is not on `MessageBackend`, such as schedules), partitioned topics
+/// routed.
 pub(crate) async fn shared_redis(
     args: &BackendArgs,
     command: &'static str,
-) -> anyhow::Result<Arc<RedisBackend>> {
+) -> anyhow::Result<Arc<Partitioned<RedisBackend>>> {
     let Some(url) = args.redis_url.as_deref() else {
         return Err(CliError::NoSharedBackend { command }.into());
     };
     let prefix = args.key_prefix.as_deref().unwrap_or(DEFAULT_KEY_PREFIX);
-    redis_backend(url, prefix).await
+    Ok(Arc::new(Partitioned::from_arc(
+        redis_backend(url, prefix).await?,
+    )))
 }
 
 /// [`redis`], as the concrete type.

@@ -199,6 +199,11 @@ pub(crate) enum TopicsAction {
     Create {
         /// The topic.
         topic: String,
+        /// Spread the topic over this many partitions (streams `TOPIC#0` …, on a
+        /// Redis Cluster spread over the masters); messages with one partition
+        /// key keep their order. Fixed once created.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..1024))]
+        partitions: u16,
     },
     /// Delete a topic with its groups, scheduled and dead-lettered messages.
     Delete {

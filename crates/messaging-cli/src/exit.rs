@@ -133,7 +133,9 @@ impl CliError {
 fn backend_code(error: &BackendError) -> u8 {
     match error {
         BackendError::Unavailable { .. } => UNREACHABLE,
-        BackendError::InvalidConfig { .. } => USAGE,
+        BackendError::InvalidConfig { .. }
+        | BackendError::InvalidPartitions { .. }
+        | BackendError::PartitionsConflict { .. } => USAGE,
         _ => OTHER,
     }
 }

@@ -582,3 +582,96 @@ async fn on_a_cluster_topics_are_created_listed_counted_and_deleted() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_cluster_a_partitioned_topic_feeds_the_worker_and_its_dead_letters_replay() {
+    support::run_on_cluster(|env| {
+        Box::pin(async move {
+            // The worker's topic in 6 partitions, spread over the masters.
+            let created = env
+                .run(&["topics", "create", "user.registered", "--partitions", "6"])
+                .await;
+            assert_eq!(created.code, Some(0), "{}", created.stderr);
+            assert_eq!(
+                created.stdout.trim(),
+                "created user.registered with 6 partitions"
+            );
+            a_failing_provider_dead_letters_the_event_and_dlq_replay_recovers_it_scenario(env)
+                .await;
+            let listed = env.json(&["topics", "list", "--json"]).await;
+            let names: Vec<&str> = listed
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|name| name.as_str().unwrap())
+                .collect();
+            assert_eq!(
+                names
+                    .iter()
+                    .filter(|name| **name == "user.registered")
+                    .count(),
+                1,
+                "the topic is listed once: {names:?}"
+            );
+            assert!(
+                names.iter().all(|name| !name.contains('#')),
+                "partitions are not listed: {names:?}"
+            );
+        })
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_cluster_a_partition_count_is_fixed_once_created() {
+    support::run_on_cluster(|env| {
+        Box::pin(async move {
+            let create = |n: &'static str| async move {
+                env.run(&["topics", "create", "orders", "--partitions", n])
+                    .await
+            };
+            assert_eq!(create("6").await.code, Some(0));
+            assert_eq!(
+                create("6").await.code,
+                Some(0),
+                "the same count again is fine"
+            );
+            let changed = create("3").await;
+            assert_eq!(changed.code, Some(2), "{}", changed.stderr);
+            assert!(
+                changed.stderr.contains("has 6 partitions, not 3"),
+                "{}",
+                changed.stderr
+            );
+            assert_eq!(create("0").await.code, Some(2));
+            for n in 0..12 {
+                let payload = format!(r#"{{"n":{n}}}"#);
+                let published = env.run(&["publish", "orders", "--json", &payload]).await;
+                assert_eq!(published.code, Some(0), "{}", published.stderr);
+            }
+            let stats = env.json(&["stats", "orders", "--json"]).await;
+            assert_eq!(stats[0]["topic"], "orders", "{stats:#}");
+            assert_eq!(stats[0]["length"], 12, "{stats:#}");
+            // A plain topic that exists cannot become partitioned.
+            assert_eq!(
+                env.run(&["topics", "create", "plain.one"]).await.code,
+                Some(0)
+            );
+            let late = env
+                .run(&["topics", "create", "plain.one", "--partitions", "4"])
+                .await;
+            assert_eq!(late.code, Some(2), "{}", late.stderr);
+            assert_eq!(
+                env.json(&["topics", "list", "--json"]).await,
+                json!(["orders", "plain.one"])
+            );
+            let deleted = env.run(&["topics", "delete", "orders", "--yes"]).await;
+            assert_eq!(deleted.code, Some(0), "{}", deleted.stderr);
+            assert_eq!(
+                env.json(&["topics", "list", "--json"]).await,
+                json!(["plain.one"])
+            );
+        })
+    })
+    .await;
+}

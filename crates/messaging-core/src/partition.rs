@@ -93,7 +93,13 @@ pub struct Partitioned<B> {
     spread: AtomicUsize,
     /// Each consumer's reads still running on its partitions.
     readers: Mutex<HashMap<ConsumerId, Arc<tokio::sync::Mutex<Reader>>>>,
+    /// Where each consumer's next sweep starts (kept apart from `readers`,
+    /// which forgets idle consumers; cleared past [`MAX_SWEEP_CURSORS`]).
+    sweeps: Mutex<HashMap<ConsumerId, usize>>,
 }
+
+/// Consumers whose sweep position is remembered; past it all restart at 0.
+const MAX_SWEEP_CURSORS: usize = 4096;
 
 impl<B> std::fmt::Debug for Partitioned<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -112,8 +118,6 @@ struct Reader {
     finished_tx: tokio::sync::mpsc::UnboundedSender<Finished>,
     finished: tokio::sync::mpsc::UnboundedReceiver<Finished>,
     carried: VecDeque<Delivery>,
-    /// The partition the next sweep starts at.
-    next: usize,
 }
 
 /// What a blocking read of one partition returned.
@@ -127,7 +131,6 @@ impl Default for Reader {
             finished_tx,
             finished,
             carried: VecDeque::new(),
-            next: 0,
         }
     }
 }
@@ -146,6 +149,7 @@ impl<B: Backend + PartitionRegistry> Partitioned<B> {
             counts: Mutex::default(),
             spread: AtomicUsize::new(0),
             readers: Mutex::default(),
+            sweeps: Mutex::default(),
         }
     }
 
@@ -259,6 +263,18 @@ impl<B: Backend + PartitionRegistry> Partitioned<B> {
         (self.spread.fetch_add(1, Ordering::Relaxed) % usize::from(count)) as u16
     }
 
+    /// The start of `consumer`'s next sweep: each call one partition further.
+    fn next_sweep(&self, consumer: &ConsumerId) -> usize {
+        let mut sweeps = self.sweeps.lock().expect("sweeps lock");
+        if sweeps.len() >= MAX_SWEEP_CURSORS && !sweeps.contains_key(consumer) {
+            sweeps.clear();
+        }
+        let next = sweeps.entry(consumer.clone()).or_insert(0);
+        let start = *next;
+        *next = next.wrapping_add(1);
+        start
+    }
+
     fn reader(&self, consumer: &ConsumerId) -> Arc<tokio::sync::Mutex<Reader>> {
         self.readers
             .lock()
@@ -304,8 +320,7 @@ impl<B: Backend + PartitionRegistry> Partitioned<B> {
         }
         // A sweep without blocking over the partitions not being read, from a
         // rotating start, so every partition is served in turn.
-        let start = reader.next % usize::from(count);
-        reader.next = reader.next.wrapping_add(1);
+        let start = self.next_sweep(consumer) % usize::from(count);
         let mut taken = Vec::new();
         for step in 0..count {
             let index = ((start + usize::from(step)) % usize::from(count)) as u16;

@@ -396,6 +396,33 @@ impl MessagingService {
         Ok(self.backend.create_topic(topic).await?)
     }
 
+    /// Creates `topic` with `partitions` partitions (1 to 1023; see
+    /// [`Partitioned`](crate::Partitioned), which the backend must be wrapped
+    /// in). Creating it again with the same count is fine; another count is
+    /// [`BackendError::PartitionsConflict`](crate::BackendError::PartitionsConflict).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use messaging_core::{InMemoryBackend, MessagingService, Partitioned};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let service = MessagingService::new(Arc::new(Partitioned::new(InMemoryBackend::new())));
+    /// service.create_partitioned_topic("orders.placed", 6).await?;
+    /// assert_eq!(service.backend().partitions(&"orders.placed".parse()?).await?, 6);
+    /// assert!(service.create_partitioned_topic("orders.placed", 3).await.is_err());
+    /// # Ok(()) }
+    /// ```
+    pub async fn create_partitioned_topic(
+        &self,
+        topic: &str,
+        partitions: u16,
+    ) -> Result<(), MessagingError> {
+        let topic = &Topic::new(topic)?;
+        Ok(self
+            .backend
+            .create_partitioned_topic(topic, partitions)
+            .await?)
+    }
+
     /// Deletes a topic with everything in it; returns whether it existed.
     pub async fn delete_topic(&self, topic: &str) -> Result<bool, MessagingError> {
         let topic = &Topic::new(topic)?;

@@ -503,3 +503,75 @@ async fn a_topic_moved_from_one_node_into_a_cluster_keeps_everything() {
     assert_eq!(dead[0].message.id, published[3].id);
     drop(cluster);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_partitioned_topic_spreads_over_every_master() {
+    let redis = connect_cluster(|config| config).await;
+    let prefix = redis.config().key_prefix.clone();
+    let backend = Arc::new(messaging_core::Partitioned::from_arc(redis));
+    let ranges = masters_by_slot();
+    let master_of = |key: &str| {
+        let slot = key_slot(key);
+        ranges
+            .iter()
+            .find(|(start, end, _)| (*start..=*end).contains(&slot))
+            .map(|(_, _, master)| master.clone())
+            .unwrap()
+    };
+    let topic = Topic::new("spread.partitioned").unwrap();
+    // 24 partitions land on all three masters (the odds of missing one: 3 × (2/3)^24).
+    backend.create_partitioned_topic(&topic, 24).await.unwrap();
+    let service = messaging_core::MessagingService::new(backend.clone());
+    for n in 0..240 {
+        service
+            .publish(topic.as_str(), json!({ "n": n }))
+            .await
+            .unwrap();
+    }
+    // Each partition's stream holds its share, on the master of its slot.
+    let mut masters = HashSet::new();
+    for index in 0..24 {
+        let stream = format!("{{{prefix}:{}}}:stream", topic.partition(index).unwrap());
+        let master = master_of(&stream);
+        let mut node = redis::Client::open(format!("redis://{master}"))
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        let length: u64 = redis::cmd("XLEN").arg(&stream).query(&mut node).unwrap();
+        assert_eq!(length, 10, "{stream} on {master}");
+        masters.insert(master);
+    }
+    assert_eq!(masters.len(), 3, "the partitions landed on {masters:?}");
+    assert_eq!(backend.stats(&topic).await.unwrap().length, 240);
+    assert_eq!(backend.list_topics().await.unwrap(), vec![topic.clone()]);
+
+    // One consumer group drains every partition.
+    let (count_tx, mut count) = tokio::sync::watch::channel(0usize);
+    let seen = Arc::new(std::sync::Mutex::new(HashSet::new()));
+    let record = seen.clone();
+    service
+        .subscribe_with(
+            topic.as_str(),
+            messaging_core::SubscribeOptions::new("g")
+                .with_block_timeout(Duration::from_millis(200)),
+            move |message: Message| {
+                let record = record.clone();
+                let count_tx = count_tx.clone();
+                async move {
+                    let mut seen = record.lock().unwrap();
+                    seen.insert(message.payload["n"].as_u64().unwrap());
+                    count_tx.send_replace(seen.len());
+                    Ok::<(), messaging_core::HandlerError>(())
+                }
+            },
+        )
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(60), count.wait_for(|n| *n >= 240))
+        .await
+        .expect("every message consumed")
+        .unwrap();
+    service.shutdown().await;
+    assert!(backend.delete_topic(&topic).await.unwrap());
+    assert!(backend.list_topics().await.unwrap().is_empty());
+}

@@ -31,9 +31,14 @@ pub(crate) async fn execute(
                 }
             }
         }
-        TopicsAction::Create { topic } => {
-            service.create_topic(&topic).await?;
-            writeln!(out, "created {topic}")?;
+        TopicsAction::Create { topic, partitions } => {
+            if partitions > 1 {
+                service.create_partitioned_topic(&topic, partitions).await?;
+                writeln!(out, "created {topic} with {partitions} partitions")?;
+            } else {
+                service.create_topic(&topic).await?;
+                writeln!(out, "created {topic}")?;
+            }
         }
         TopicsAction::Delete { topic, yes } => {
             messaging_model::validate_topic(&topic)?;
@@ -67,6 +72,7 @@ mod tests {
             &service,
             TopicsAction::Create {
                 topic: "b.two".into(),
+                partitions: 1,
             },
             &mut out,
         )
@@ -76,6 +82,7 @@ mod tests {
             &service,
             TopicsAction::Create {
                 topic: "a.one".into(),
+                partitions: 1,
             },
             &mut out,
         )

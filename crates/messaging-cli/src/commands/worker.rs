@@ -30,7 +30,7 @@ pub(crate) async fn run(args: WorkerArgs) -> anyhow::Result<()> {
             tracing::warn!(
                 "no Redis URL: using the in-memory backend, lost on exit and private to this process"
             );
-            Arc::new(InMemoryBackend::new())
+            Arc::new(messaging_core::Partitioned::new(InMemoryBackend::new()))
         }
     };
     let service = Arc::new(
