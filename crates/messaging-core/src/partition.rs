@@ -415,6 +415,34 @@ impl<B: Backend + PartitionRegistry> Partitioned<B> {
         })
     }
 
+    /// Publishes one run of a batch (one stream), appending its ids; a refusal
+    /// counts what the batch wrote before it.
+    async fn publish_run(
+        &self,
+        run: &[Message],
+        index: Option<u16>,
+        ids: &mut Vec<String>,
+    ) -> Result<(), BackendError> {
+        let Some(first) = run.first() else {
+            return Ok(());
+        };
+        match self.inner.publish_batch(run).await {
+            Ok(run_ids) => {
+                ids.extend(run_ids.into_iter().map(|id| match index {
+                    Some(index) => join_id(index, &id),
+                    None => id,
+                }));
+                Ok(())
+            }
+            Err(BackendError::QueueFull { cap, written, .. }) => Err(BackendError::QueueFull {
+                topic: first.topic.base().to_string(),
+                cap,
+                written: ids.len() + written,
+            }),
+            Err(error) => Err(error),
+        }
+    }
+
     /// Whether a receipt came from a partition (its id names one).
     fn is_partitioned_receipt(receipt: &Receipt) -> bool {
         receipt.topic().partition_of().is_none() && receipt.entry_id.contains(':')
@@ -566,72 +594,58 @@ impl<B: Backend + PartitionRegistry> MessageBackend for Partitioned<B> {
     }
 
     async fn publish_batch(&self, messages: &[Message]) -> Result<Vec<String>, BackendError> {
-        let Some(first) = messages.first() else {
-            return Ok(Vec::new());
-        };
-        // A batch may name several topics; route each message, then publish the
-        // runs of consecutive messages bound for one stream in order, so the
-        // first `written` of a refused batch are exactly what was written.
-        let mut counts = HashMap::new();
-        counts.insert(
-            first.topic.clone(),
-            self.partition_count(&first.topic).await?,
-        );
-        let mut sticky = HashMap::new();
-        let mut routed: Vec<(Option<u16>, Message)> = Vec::with_capacity(messages.len());
+        // A batch may name several topics. Plain ones pass through untouched;
+        // otherwise each message is routed, and the runs of consecutive messages
+        // bound for one stream are published in order, so the first `written` of
+        // a refused batch are exactly what was written.
+        let mut counts: Vec<(Topic, u16)> = Vec::new();
         for message in messages {
-            let count = match counts.get(&message.topic) {
-                Some(count) => *count,
-                None => {
-                    let count = self.partition_count(&message.topic).await?;
-                    counts.insert(message.topic.clone(), count);
-                    count
-                }
-            };
-            if count == 1 {
-                routed.push((None, message.clone()));
-                continue;
+            if !counts.iter().any(|(topic, _)| *topic == message.topic) {
+                let count = self.partition_count(&message.topic).await?;
+                counts.push((message.topic.clone(), count));
             }
-            let index = match &message.partition_key {
-                Some(key) => index_of(key, count),
-                None => *sticky
-                    .entry(message.topic.clone())
-                    .or_insert_with(|| self.next_spread(count)),
-            };
-            routed.push((
-                Some(index),
-                with_topic(message, partition_topic(&message.topic, index)),
-            ));
         }
+        if counts.iter().all(|(_, count)| *count == 1) {
+            return self.inner.publish_batch(messages).await;
+        }
+        let count_of = |topic: &Topic| {
+            counts
+                .iter()
+                .find(|(known, _)| known == topic)
+                .map_or(1, |(_, count)| *count)
+        };
+        // Keyless messages of a topic all go to one partition: the batch's order holds.
+        let mut sticky: Vec<(Topic, u16)> = Vec::new();
         let mut ids = Vec::with_capacity(messages.len());
-        let mut start = 0;
-        while start < routed.len() {
-            let mut end = start + 1;
-            while end < routed.len() && routed[end].1.topic == routed[start].1.topic {
-                end += 1;
+        let mut run: Vec<Message> = Vec::new();
+        let mut run_index: Option<u16> = None;
+        for message in messages {
+            let count = count_of(&message.topic);
+            let (index, routed) = if count == 1 {
+                (None, message.clone())
+            } else {
+                let index = match &message.partition_key {
+                    Some(key) => index_of(key, count),
+                    None => match sticky.iter().find(|(topic, _)| *topic == message.topic) {
+                        Some((_, index)) => *index,
+                        None => {
+                            let index = self.next_spread(count);
+                            sticky.push((message.topic.clone(), index));
+                            index
+                        }
+                    },
+                };
+                let partition = partition_topic(&message.topic, index);
+                (Some(index), with_topic(message, partition))
+            };
+            if run.last().is_some_and(|last| last.topic != routed.topic) {
+                self.publish_run(&run, run_index, &mut ids).await?;
+                run.clear();
             }
-            let run: Vec<Message> = routed[start..end].iter().map(|(_, m)| m.clone()).collect();
-            let index = routed[start].0;
-            match self.inner.publish_batch(&run).await {
-                Ok(run_ids) => ids.extend(run_ids.into_iter().map(|id| match index {
-                    Some(index) => join_id(index, &id),
-                    None => id,
-                })),
-                Err(BackendError::QueueFull {
-                    topic,
-                    cap,
-                    written,
-                }) => {
-                    return Err(BackendError::QueueFull {
-                        topic: Topic::new(topic.as_str()).map_or(topic, |t| t.base().to_string()),
-                        cap,
-                        written: ids.len() + written,
-                    });
-                }
-                Err(error) => return Err(error),
-            }
-            start = end;
+            run_index = index;
+            run.push(routed);
         }
+        self.publish_run(&run, run_index, &mut ids).await?;
         Ok(ids)
     }
 

@@ -3,10 +3,13 @@
 //! 3-replica cluster on loopback (`scripts/redis-cluster.sh`, appendonly) and on
 //! one redis-server with the same persistence (appendonly, everysec).
 //!
-//! Until topics have partitions (issue 14), one busy topic lives on one master;
-//! what spreads is several topics: the load is `TOPICS` topics, which land on
-//! all three masters (the bench checks that), each with its own producer and
-//! one subscriber.
+//! Two loads:
+//! - **several topics**: `TOPICS` topics, which land on all three masters (the
+//!   bench checks that), each with its own producer and one subscriber;
+//! - **one topic**: one topic with `TOPICS` producers and one subscriber, plain
+//!   on one node (the baseline) against the same topic in `TOPICS` partitions
+//!   (`messaging_core::Partitioned`) on the cluster and on one node (what the
+//!   partitioning itself costs).
 //!
 //! Run: `cargo bench -p messaging-redis --bench cluster` (`make bench` runs it).
 //! `BENCH_ROUNDS` changes the rounds (default 3, median shown).
@@ -46,14 +49,56 @@ fn payload(n: usize) -> serde_json::Value {
 struct Target {
     name: &'static str,
     url: String,
+    load: Load,
 }
 
-async fn service(url: &str) -> MessagingService {
+/// Each section's rounds over every target, then the medians and each
+/// target's ratio to the first.
+async fn compare(targets: &[Target]) {
+    for (section, which) in [("publish", 0), ("end to end", 1)] {
+        let mut rates = vec![Vec::new(); targets.len()];
+        for round in 0..rounds_wanted() {
+            for (target, rates) in targets.iter().zip(&mut rates) {
+                let rate = if which == 0 {
+                    publish(&target.url, target.load, round).await
+                } else {
+                    end_to_end(&target.url, target.load, round).await
+                };
+                rates.push(rate);
+            }
+        }
+        let medians: Vec<f64> = rates.into_iter().map(median).collect();
+        let shown: Vec<String> = targets
+            .iter()
+            .zip(&medians)
+            .map(|(target, rate)| {
+                format!("{} {rate:.0} msg/s ({:.2})", target.name, rate / medians[0])
+            })
+            .collect();
+        println!("  {section}: {}", shown.join(", "));
+    }
+}
+
+/// What a round loads.
+#[derive(Clone, Copy)]
+enum Load {
+    /// `TOPICS` plain topics.
+    Topics,
+    /// One topic: plain (`None`) or in this many partitions.
+    OneTopic(Option<u16>),
+}
+
+async fn service(url: &str, load: Load) -> MessagingService {
     // The servers are the bench's own; rounds use topics of their own.
     let backend = RedisBackend::connect(RedisBackendConfig::new(url).with_key_prefix(PREFIX))
         .await
         .unwrap_or_else(|error| panic!("cannot reach {url}: {error}"));
-    MessagingService::new(Arc::new(backend))
+    match load {
+        Load::OneTopic(Some(_)) => {
+            MessagingService::new(Arc::new(messaging_core::Partitioned::new(backend)))
+        }
+        _ => MessagingService::new(Arc::new(backend)),
+    }
 }
 
 fn topics(round: usize) -> Vec<Topic> {
@@ -62,10 +107,31 @@ fn topics(round: usize) -> Vec<Topic> {
         .collect()
 }
 
-/// A producer per topic, all at once, each publishing `PER_TOPIC` messages in
-/// batches of `BATCH`.
-async fn produce(service: &MessagingService, topics: &[Topic]) {
-    futures::future::join_all(topics.iter().map(|topic| async move {
+/// The topics of a round (created partitioned where the load says so) and, per
+/// producer, the topic it publishes to.
+async fn prepare(service: &MessagingService, load: Load, round: usize) -> (Vec<Topic>, Vec<Topic>) {
+    match load {
+        Load::Topics => {
+            let topics = topics(round);
+            (topics.clone(), topics)
+        }
+        Load::OneTopic(partitions) => {
+            let topic = Topic::new(format!("bench.r{round}.one")).unwrap();
+            if let Some(partitions) = partitions {
+                service
+                    .create_partitioned_topic(topic.as_str(), partitions)
+                    .await
+                    .expect("create the partitioned topic");
+            }
+            (vec![topic.clone()], vec![topic; TOPICS])
+        }
+    }
+}
+
+/// A producer per entry of `producers`, all at once, each publishing
+/// `PER_TOPIC` messages in batches of `BATCH` (without partition keys).
+async fn produce(service: &MessagingService, producers: &[Topic]) {
+    futures::future::join_all(producers.iter().map(|topic| async move {
         for chunk in (0..PER_TOPIC).collect::<Vec<_>>().chunks(BATCH) {
             let batch: Vec<_> = chunk.iter().copied().map(payload).collect();
             service.publish_batch(topic, batch).await.expect("publish");
@@ -74,12 +140,12 @@ async fn produce(service: &MessagingService, topics: &[Topic]) {
     .await;
 }
 
-/// Every topic's producer publishing its batches at once; messages/s.
-async fn publish(url: &str, round: usize) -> f64 {
-    let service = service(url).await;
-    let topics = topics(round);
+/// Every producer publishing its batches at once; messages/s.
+async fn publish(url: &str, load: Load, round: usize) -> f64 {
+    let service = service(url, load).await;
+    let (topics, producers) = prepare(&service, load, round).await;
     let started = Instant::now();
-    produce(&service, &topics).await;
+    produce(&service, &producers).await;
     let rate = (TOPICS * PER_TOPIC) as f64 / started.elapsed().as_secs_f64();
     for topic in &topics {
         service.delete_topic(topic).await.expect("delete");
@@ -88,11 +154,11 @@ async fn publish(url: &str, round: usize) -> f64 {
     rate
 }
 
-/// A subscriber per topic (default options) and a producer per topic; messages/s
-/// from the first publish to the last handled.
-async fn end_to_end(url: &str, round: usize) -> f64 {
-    let service = service(url).await;
-    let topics = topics(round);
+/// A subscriber per topic (default options) and the load's producers;
+/// messages/s from the first publish to the last handled.
+async fn end_to_end(url: &str, load: Load, round: usize) -> f64 {
+    let service = service(url, load).await;
+    let (topics, producers) = prepare(&service, load, round).await;
     let total = TOPICS * PER_TOPIC;
     let handled = Arc::new(AtomicUsize::new(0));
     let done = Arc::new(Notify::new());
@@ -112,7 +178,7 @@ async fn end_to_end(url: &str, round: usize) -> f64 {
             .expect("subscribe");
     }
     let started = Instant::now();
-    produce(&service, &topics).await;
+    produce(&service, &producers).await;
     done.notified().await;
     let rate = total as f64 / started.elapsed().as_secs_f64();
     service.shutdown().await;
@@ -199,34 +265,36 @@ async fn run() {
         Target {
             name: "one node",
             url: single.url(),
+            load: Load::Topics,
         },
         Target {
             name: "cluster",
             url: cluster_url.clone(),
+            load: Load::Topics,
         },
     ];
-    for (section, which) in [("publish", 0), ("end to end", 1)] {
-        let mut rates = vec![Vec::new(); targets.len()];
-        for round in 0..rounds_wanted() {
-            for (target, rates) in targets.iter().zip(&mut rates) {
-                let rate = if which == 0 {
-                    publish(&target.url, round).await
-                } else {
-                    end_to_end(&target.url, round).await
-                };
-                rates.push(rate);
-            }
-        }
-        let medians: Vec<f64> = rates.into_iter().map(median).collect();
-        println!(
-            "{section}: {} {:.0} msg/s, {} {:.0} msg/s, ratio cluster / one node {:.2}",
-            targets[0].name,
-            medians[0],
-            targets[1].name,
-            medians[1],
-            medians[1] / medians[0]
-        );
-    }
+    println!("several topics ({TOPICS}, a producer and a subscriber each):");
+    compare(&targets).await;
+    let partitions = TOPICS as u16;
+    let targets = [
+        Target {
+            name: "one node, plain topic",
+            url: single.url(),
+            load: Load::OneTopic(None),
+        },
+        Target {
+            name: "cluster, 6 partitions",
+            url: cluster_url.clone(),
+            load: Load::OneTopic(Some(partitions)),
+        },
+        Target {
+            name: "one node, 6 partitions",
+            url: single.url(),
+            load: Load::OneTopic(Some(partitions)),
+        },
+    ];
+    println!("one topic ({TOPICS} producers, one subscriber):");
+    compare(&targets).await;
     drop(single);
     drop(cluster);
 }
