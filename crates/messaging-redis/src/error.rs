@@ -1,7 +1,35 @@
 use std::sync::Arc;
+use std::time::Duration;
 
 use messaging_core::BackendError;
 use redis::{ErrorKind, RedisError, ServerErrorKind};
+
+/// A publish (or schedule) that the primary wrote but fewer replicas than
+/// [`crate::RedisBackendConfig::with_replica_acks`] asks for acknowledged
+/// within its timeout: `BackendError::Unavailable` with this as its source
+/// (find it with `std::error::Error::source` and `downcast_ref`).
+///
+/// The message is on the primary: it is delivered unless the primary fails
+/// over before a replica has it, so retrying may publish it twice (what
+/// at-least-once delivery allows) but never loses what the first call wrote.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "topic {topic}: {acknowledged} of {required} replicas acknowledged the write within {timeout:?}; it is on the primary only and a failover may lose it"
+)]
+#[non_exhaustive]
+pub struct NotReplicated {
+    /// The topic written to.
+    pub topic: String,
+    /// The replicas asked for.
+    pub required: usize,
+    /// The replicas that acknowledged in time.
+    pub acknowledged: usize,
+    /// How long the primary waited for them.
+    pub timeout: Duration,
+    /// For `publish_batch`: how many messages of the call, from the first,
+    /// were written (and replicated) before this run of one topic.
+    pub written: usize,
+}
 
 /// Maps a driver error: connection trouble and a server that cannot serve right
 /// now (loading, failing over, out of memory) are transient, the rest is a
