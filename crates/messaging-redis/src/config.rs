@@ -208,7 +208,8 @@ impl RedisBackendConfig {
     /// wrote it, in the same round trip), failing with
     /// [`crate::NotReplicated`] (as `BackendError::Unavailable`) when fewer did
     /// within `timeout`. A failover then loses no publish that returned `Ok`,
-    /// as long as the promoted replica is one that acknowledged.
+    /// as long as the promoted replica is one that acknowledged. (Publishes
+    /// with a unique key and schedule ticks do not wait.)
     ///
     /// `replicas` must be at least 1 and `timeout` more than zero and less
     /// than the command timeout ([`RedisBackend::connect`](crate::RedisBackend::connect)

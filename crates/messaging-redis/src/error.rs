@@ -31,6 +31,11 @@ pub struct NotReplicated {
     pub written: usize,
 }
 
+/// Whether `error` is a write the primary made but too few replicas acknowledged.
+pub(crate) fn is_not_replicated(error: &BackendError) -> bool {
+    std::error::Error::source(error).is_some_and(|source| source.is::<NotReplicated>())
+}
+
 /// Maps a driver error: connection trouble and a server that cannot serve right
 /// now (loading, failing over, out of memory) are transient, the rest is a
 /// command the server refused.

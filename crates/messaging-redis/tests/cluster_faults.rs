@@ -606,4 +606,30 @@ async fn with_replica_acks_a_primary_without_replicas_refuses_as_not_replicated(
     // Written on the primary all the same (what a retry would duplicate).
     let ids = stream_ids(&backend, "lonely.orders").await;
     assert!(ids.contains(&message.id));
+
+    // A schedule the same: refused, yet on the primary and promoted at its time.
+    let later = Message::new("lonely.orders", json!({ "n": 2 })).expect("message");
+    let error = backend
+        .schedule(
+            &later,
+            chrono::Utc::now() + chrono::Duration::milliseconds(200),
+        )
+        .await
+        .expect_err("no replica can acknowledge");
+    assert!(
+        std::error::Error::source(&error).is_some_and(|source| source.is::<NotReplicated>()),
+        "{error:?}"
+    );
+    let backend = &backend;
+    wait_for(
+        "the refused schedule promoted all the same",
+        Duration::from_secs(10),
+        || async move {
+            stream_ids(backend, "lonely.orders")
+                .await
+                .contains(&later.id)
+                .then_some(())
+        },
+    )
+    .await;
 }
