@@ -19,13 +19,18 @@ use crate::ack_queue::AckSender;
 use crate::codec;
 use crate::connection::Connection;
 use crate::due_schedule::Schedule;
-use crate::error::{NotReplicated, backend_error, is_busy_group};
+use crate::error::{NotReplicated, backend_error, is_busy_group, is_redirection};
 use crate::keys::Keys;
 use crate::pool::BlockingPool;
 use crate::scripts::SCRIPTS;
 
 /// Most entries one trim removes, which bounds how long the script runs.
 const TRIM_BATCH: i64 = 1_000;
+
+/// The first and the longest wait before a publish that met a cluster
+/// redirection runs again.
+const REDIRECTION_BACKOFF: std::time::Duration = std::time::Duration::from_millis(10);
+const REDIRECTION_BACKOFF_MAX: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// What one backend's clones share.
 pub(crate) struct Inner {
@@ -135,6 +140,10 @@ impl Inner {
         let keys = self.keys.topic(topic);
         let mut trimmed = false;
         let mut loaded = false;
+        // Redirections that reach here (a slot migrating: see
+        // `is_redirection`) are tried again until the command timeout.
+        let redirected_until = tokio::time::Instant::now() + self.config.command_timeout;
+        let mut backoff = REDIRECTION_BACKOFF;
         loop {
             let mut call = redis::cmd("EVALSHA");
             call.arg(script.get_hash())
@@ -172,6 +181,13 @@ impl Inner {
                     }
                     _ => return Ok(value),
                 },
+                Err(error)
+                    if is_redirection(&error)
+                        && tokio::time::Instant::now() + backoff < redirected_until =>
+                {
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(REDIRECTION_BACKOFF_MAX);
+                }
                 Err(error)
                     if !loaded && error.kind() == ErrorKind::Server(ServerErrorKind::NoScript) =>
                 {
