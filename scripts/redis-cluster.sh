@@ -14,7 +14,9 @@
 # RedisBackendConfig and REDIS_CLUSTER_URL take) on its last line and
 # returns once every slot is served and the cluster says `cluster_state:ok`.
 # The nodes keep their data under $CLUSTER_DIR (default /tmp/redis-cluster-BASE):
-# appendonly, cluster-node-timeout 2000 ms (fast failovers for the fault tests).
+# appendonly, cluster-node-timeout 2000 ms (fast failovers for the fault tests),
+# repl-diskless-sync-delay 0 (a replica syncs at once, not after Redis' 5 s
+# wait for others to join the transfer).
 # Only loopback ports; never touches the shared Redis on 6379.
 #
 # With CLUSTER_TLS_DIR naming a folder holding server.crt, server.key and ca.crt,
@@ -72,7 +74,7 @@ start_node() {
     redis-server $(port_args "$port") "${tls_server[@]}" --bind 127.0.0.1 --protected-mode yes \
         --cluster-enabled yes --cluster-config-file "$dir/$port/nodes.conf" \
         --cluster-node-timeout "$timeout_ms" --appendonly yes \
-        --maxmemory-policy noeviction --dir "$dir/$port" \
+        --maxmemory-policy noeviction --repl-diskless-sync-delay 0 --dir "$dir/$port" \
         --daemonize yes --pidfile "$dir/$port/redis.pid" --logfile "$dir/$port/redis.log"
 }
 
@@ -130,6 +132,18 @@ start)
         replicas=$(cli -p "$base" cluster nodes | grep -c slave || true)
         [ "$replicas" -ge 3 ] && break
         sleep 0.1
+    done
+    # ... and in sync: a master counts its replica, a replica's link is up
+    # (a publish waiting for a replica, WAIT, would time out before).
+    for port in "${ports[@]}"; do
+        for _ in $(seq 1 100); do
+            info=$(cli -p "$port" info replication 2>/dev/null | tr -d '\r')
+            if grep -q "^master_link_status:up" <<<"$info" \
+                || grep -q "^connected_slaves:[1-9]" <<<"$info"; then
+                break
+            fi
+            sleep 0.1
+        done
     done
     hosts=()
     for port in "${ports[@]:0:3}"; do hosts+=("127.0.0.1:$port"); done
