@@ -62,6 +62,25 @@ pub struct RedisBackendConfig {
     /// others find its `P:sweep` lock taken); a sweep reads one small `ZRANGE`
     /// per registered topic, pipelined. Default 60 s.
     pub sweep_interval: Duration,
+    /// Replicas that must have each publish (and schedule) before it returns
+    /// `Ok`: after the script the backend sends `WAIT replicas timeout` to the
+    /// same node, and fewer acknowledgements within the timeout fail the call
+    /// with [`crate::NotReplicated`]. `None` (the default): a publish returns
+    /// once the primary wrote it, and a failover can lose the last writes the
+    /// replica had not received (see `docs/redis.md`, "Redis Cluster"). Set with
+    /// [`Self::with_replica_acks`].
+    pub replica_acks: Option<ReplicaAcks>,
+}
+
+/// How many replicas must acknowledge a publish, and how long the primary
+/// waits for them (see [`RedisBackendConfig::with_replica_acks`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ReplicaAcks {
+    /// Replicas that must have the write.
+    pub replicas: usize,
+    /// The longest the primary waits for them (`WAIT`'s timeout).
+    pub timeout: Duration,
 }
 
 impl std::fmt::Debug for RedisBackendConfig {
@@ -76,6 +95,7 @@ impl std::fmt::Debug for RedisBackendConfig {
             .field("promote_interval", &self.promote_interval)
             .field("trim_interval", &self.trim_interval)
             .field("sweep_interval", &self.sweep_interval)
+            .field("replica_acks", &self.replica_acks)
             .finish()
     }
 }
@@ -94,6 +114,7 @@ impl Default for RedisBackendConfig {
             promote_interval: Duration::from_millis(250),
             trim_interval: Duration::from_secs(5),
             sweep_interval: Duration::from_secs(60),
+            replica_acks: None,
         }
     }
 }
@@ -182,6 +203,34 @@ impl RedisBackendConfig {
         self
     }
 
+    /// Makes every publish, publish batch and schedule wait until `replicas`
+    /// replicas acknowledged it (`WAIT replicas timeout` on the node that
+    /// wrote it, in the same round trip), failing with
+    /// [`crate::NotReplicated`] (as `BackendError::Unavailable`) when fewer did
+    /// within `timeout`. A failover then loses no publish that returned `Ok`,
+    /// as long as the promoted replica is one that acknowledged. (Publishes
+    /// with a unique key and schedule ticks do not wait.)
+    ///
+    /// `replicas` must be at least 1 and `timeout` more than zero and less
+    /// than the command timeout ([`RedisBackend::connect`](crate::RedisBackend::connect)
+    /// refuses the configuration with `BackendError::InvalidConfig`
+    /// otherwise). A `WAIT` holds its connection: while the replicas lag or
+    /// are down, the commands to that node queue behind each publish for up
+    /// to `timeout`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use messaging_redis::RedisBackendConfig;
+    ///
+    /// let config = RedisBackendConfig::cluster(["10.0.0.1:7000"])
+    ///     .with_replica_acks(1, Duration::from_millis(500));
+    /// assert_eq!(config.replica_acks.map(|acks| acks.replicas), Some(1));
+    /// ```
+    pub fn with_replica_acks(mut self, replicas: usize, timeout: Duration) -> Self {
+        self.replica_acks = Some(ReplicaAcks { replicas, timeout });
+        self
+    }
+
     /// Checks what can be checked without a server.
     pub(crate) fn check(&self) -> Result<(), &'static str> {
         // The alphabet of topic names, without ':': a prefix holding ':' would
@@ -206,6 +255,17 @@ impl RedisBackendConfig {
             || self.sweep_interval.is_zero()
         {
             return Err("promote_interval, trim_interval and sweep_interval must not be zero");
+        }
+        if let Some(acks) = self.replica_acks {
+            if acks.replicas == 0 {
+                return Err("replica_acks: replicas must be at least 1");
+            }
+            // WAIT with timeout 0 blocks for ever.
+            if acks.timeout.is_zero() || acks.timeout >= self.command_timeout {
+                return Err(
+                    "replica_acks: the timeout must be more than zero and less than command_timeout (the WAIT would outlast the command)",
+                );
+            }
         }
         // The sweep lock's expiry is a PX in milliseconds.
         if self.sweep_interval > Duration::from_secs(365 * 24 * 3600) {
@@ -245,6 +305,33 @@ mod tests {
             ),
         ] {
             assert_eq!(redact_password(url), shown);
+        }
+    }
+
+    #[test]
+    fn replica_acks_must_ask_for_a_replica_and_wait_less_than_a_command() {
+        let config = RedisBackendConfig::default().with_command_timeout(Duration::from_secs(2));
+        assert!(
+            config
+                .clone()
+                .with_replica_acks(1, Duration::from_millis(500))
+                .check()
+                .is_ok()
+        );
+        for (replicas, timeout) in [
+            (0, Duration::from_millis(500)),
+            (1, Duration::ZERO),
+            (1, Duration::from_secs(2)),
+            (1, Duration::from_secs(3)),
+        ] {
+            assert!(
+                config
+                    .clone()
+                    .with_replica_acks(replicas, timeout)
+                    .check()
+                    .is_err(),
+                "{replicas} replicas, {timeout:?}"
+            );
         }
     }
 

@@ -1,7 +1,54 @@
 use std::sync::Arc;
+use std::time::Duration;
 
 use messaging_core::BackendError;
 use redis::{ErrorKind, RedisError, ServerErrorKind};
+
+/// A publish (or schedule) that the primary wrote but fewer replicas than
+/// [`crate::RedisBackendConfig::with_replica_acks`] asks for acknowledged
+/// within its timeout: `BackendError::Unavailable` with this as its source
+/// (find it with `std::error::Error::source` and `downcast_ref`).
+///
+/// The message is on the primary: it is delivered unless the primary fails
+/// over before a replica has it, so retrying may publish it twice (what
+/// at-least-once delivery allows) but never loses what the first call wrote.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "topic {topic}: {acknowledged} of {required} replicas acknowledged the write within {timeout:?}; it is on the primary only and a failover may lose it"
+)]
+#[non_exhaustive]
+pub struct NotReplicated {
+    /// The topic written to.
+    pub topic: String,
+    /// The replicas asked for.
+    pub required: usize,
+    /// The replicas that acknowledged in time.
+    pub acknowledged: usize,
+    /// How long the primary waited for them.
+    pub timeout: Duration,
+    /// For `publish_batch`: how many messages of the call, from the first,
+    /// were written (and replicated) before this run of one topic.
+    pub written: usize,
+}
+
+/// Whether `error` is a write the primary made but too few replicas acknowledged.
+pub(crate) fn is_not_replicated(error: &BackendError) -> bool {
+    std::error::Error::source(error).is_some_and(|source| source.is::<NotReplicated>())
+}
+
+/// A cluster redirection or `TRYAGAIN` that reached the caller: the command
+/// was not run (its slot is moving or just moved). The cluster client follows
+/// `MOVED` and `ASK` itself, but `ASK`'s one-shot `ASKING` can be taken by
+/// another command on the same multiplexed connection, and its retries run
+/// out; running the command again is safe and soon works.
+pub(crate) fn is_redirection(error: &RedisError) -> bool {
+    matches!(
+        error.kind(),
+        ErrorKind::Server(
+            ServerErrorKind::Ask | ServerErrorKind::Moved | ServerErrorKind::TryAgain
+        )
+    ) || matches!(error.code(), Some("ASK" | "MOVED" | "TRYAGAIN"))
+}
 
 /// Maps a driver error: connection trouble and a server that cannot serve right
 /// now (loading, failing over, out of memory) are transient, the rest is a
@@ -43,6 +90,9 @@ impl std::error::Error for SharedError {
 fn is_transient(error: &RedisError) -> bool {
     if refused_credentials(error) {
         return false;
+    }
+    if is_redirection(error) {
+        return true;
     }
     if error.is_io_error()
         || error.is_connection_dropped()
@@ -108,6 +158,21 @@ mod tests {
         assert!(backend_error(reset).is_transient());
         let timeout: RedisError = std::io::Error::from(std::io::ErrorKind::TimedOut).into();
         assert!(backend_error(timeout).is_transient());
+    }
+
+    #[test]
+    fn redirections_that_reach_the_caller_are_transient() {
+        for kind in [
+            ServerErrorKind::Ask,
+            ServerErrorKind::Moved,
+            ServerErrorKind::TryAgain,
+        ] {
+            let error: RedisError = (ErrorKind::Server(kind), "redirected").into();
+            assert!(is_redirection(&error), "{error:?}");
+            assert!(backend_error(error).is_transient());
+        }
+        let refused: RedisError = (ErrorKind::UnexpectedReturnType, "wrong type").into();
+        assert!(!is_redirection(&refused));
     }
 
     #[test]

@@ -14,7 +14,7 @@ use messaging_model::{Message, MessageStatus, Topic};
 use crate::RedisBackend;
 use crate::ack_queue::AckRequest;
 use crate::codec;
-use crate::error::backend_error;
+use crate::error::{backend_error, is_not_replicated};
 use crate::inner::{delayed_member, due_score, settlement};
 use crate::scripts::SCRIPTS;
 
@@ -63,17 +63,25 @@ impl MessageBackend for RedisBackend {
         pending.status = MessageStatus::Pending;
         let score = due_score(deliver_at);
         let member = delayed_member(&pending)?;
-        inner
+        let scheduled = inner
             .capped(
                 &SCRIPTS.schedule,
                 &message.topic,
                 &[score.to_string().as_bytes(), &member],
                 0,
             )
-            .await?;
+            .await;
+        // Not replicated in time is still scheduled on the primary: indexed
+        // like any other, so it is promoted at its time unless a failover
+        // loses it.
+        if let Err(error) = &scheduled
+            && !is_not_replicated(error)
+        {
+            return scheduled.map(|_| ());
+        }
         inner.indexed(&message.topic, score).await;
         inner.schedule.due_at(&message.topic, deliver_at);
-        Ok(())
+        scheduled.map(|_| ())
     }
 
     async fn ensure_group(

@@ -19,13 +19,18 @@ use crate::ack_queue::AckSender;
 use crate::codec;
 use crate::connection::Connection;
 use crate::due_schedule::Schedule;
-use crate::error::{backend_error, is_busy_group};
+use crate::error::{NotReplicated, backend_error, is_busy_group, is_redirection};
 use crate::keys::Keys;
 use crate::pool::BlockingPool;
 use crate::scripts::SCRIPTS;
 
 /// Most entries one trim removes, which bounds how long the script runs.
 const TRIM_BATCH: i64 = 1_000;
+
+/// The first and the longest wait before a publish that met a cluster
+/// redirection runs again.
+const REDIRECTION_BACKOFF: std::time::Duration = std::time::Duration::from_millis(10);
+const REDIRECTION_BACKOFF_MAX: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// What one backend's clones share.
 pub(crate) struct Inner {
@@ -122,7 +127,9 @@ impl Inner {
     /// ARGV the cap then `args`) with the topic's registration in the same
     /// round trip. A refusal (an integer reply, what the topic holds) is first
     /// met with a trimming step, since settled entries may be waiting for the
-    /// next round, and one more try; then it is `QueueFull`.
+    /// next round, and one more try; then it is `QueueFull`. With replica acks
+    /// configured, a `WAIT` follows the script on the same node, and fewer
+    /// replicas than asked make it `NotReplicated`.
     pub(crate) async fn capped(
         &self,
         script: &Script,
@@ -133,6 +140,10 @@ impl Inner {
         let keys = self.keys.topic(topic);
         let mut trimmed = false;
         let mut loaded = false;
+        // Redirections that reach here (a slot migrating: see
+        // `is_redirection`) are tried again until the command timeout.
+        let redirected_until = tokio::time::Instant::now() + self.config.command_timeout;
+        let mut backoff = REDIRECTION_BACKOFF;
         loop {
             let mut call = redis::cmd("EVALSHA");
             call.arg(script.get_hash())
@@ -143,16 +154,40 @@ impl Inner {
             for arg in args {
                 call.arg(*arg);
             }
-            let reply = self.registering(topic, call).await.map(|value| (value,));
+            let wait = self.config.replica_acks.map(|acks| {
+                let mut wait = redis::cmd("WAIT");
+                let millis = u64::try_from(acks.timeout.as_millis()).unwrap_or(u64::MAX);
+                wait.arg(acks.replicas).arg(millis.max(1));
+                wait
+            });
+            let reply = self.registering_waiting(topic, call, wait).await;
             match reply {
-                Ok((Value::Int(_),)) if !trimmed => {
+                Ok((Value::Int(_), _)) if !trimmed => {
                     trimmed = true;
                     if self.trim_once(topic).await? == 0 {
                         break;
                     }
                 }
-                Ok((Value::Int(_),)) => break,
-                Ok((value,)) => return Ok(value),
+                Ok((Value::Int(_), _)) => break,
+                Ok((value, acknowledged)) => match (self.config.replica_acks, acknowledged) {
+                    (Some(acks), Some(acknowledged)) if acknowledged < acks.replicas => {
+                        return Err(BackendError::unavailable(NotReplicated {
+                            topic: topic.to_owned(),
+                            required: acks.replicas,
+                            acknowledged,
+                            timeout: acks.timeout,
+                            written,
+                        }));
+                    }
+                    _ => return Ok(value),
+                },
+                Err(error)
+                    if is_redirection(&error)
+                        && tokio::time::Instant::now() + backoff < redirected_until =>
+                {
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(REDIRECTION_BACKOFF_MAX);
+                }
                 Err(error)
                     if !loaded && error.kind() == ErrorKind::Server(ServerErrorKind::NoScript) =>
                 {
@@ -192,13 +227,43 @@ impl Inner {
     /// registry in the same round trip: one pipeline on a single node; on a
     /// cluster, where the registry is in another slot, both at once.
     pub(crate) async fn registering(&self, topic: &str, command: Cmd) -> Result<Value, RedisError> {
+        Ok(self.registering_waiting(topic, command, None).await?.0)
+    }
+
+    /// [`Self::registering`], then `wait` (a `WAIT`) right after `command` on
+    /// the same connection to the same node, in one pipeline, so it counts the
+    /// replicas that have what `command` wrote (on a cluster the pipeline goes
+    /// to the master of `command`'s slot, whatever the topology is by then);
+    /// returns `WAIT`'s reply too.
+    async fn registering_waiting(
+        &self,
+        topic: &str,
+        command: Cmd,
+        wait: Option<Cmd>,
+    ) -> Result<(Value, Option<usize>), RedisError> {
         let mut register = redis::cmd("SADD");
         register.arg(self.keys.registry()).arg(topic);
+        let waited = |replies: Vec<Value>| -> Result<(Value, Option<usize>), RedisError> {
+            let mut replies = replies.into_iter();
+            let reply = replies.next().unwrap_or(Value::Nil);
+            let acknowledged = replies.next().map(redis::from_redis_value).transpose()?;
+            Ok((reply, acknowledged))
+        };
         if self.connection.is_cluster() {
             let mut script_connection = self.connection();
             let mut registry_connection = self.connection();
+            let script = async {
+                match wait {
+                    Some(wait) => {
+                        let mut pipe = redis::pipe();
+                        pipe.add_command(command).add_command(wait);
+                        waited(pipe.query_async(&mut script_connection).await?)
+                    }
+                    None => Ok((command.query_async(&mut script_connection).await?, None)),
+                }
+            };
             let (reply, registered) = tokio::join!(
-                command.query_async::<Value>(&mut script_connection),
+                script,
                 register.query_async::<i64>(&mut registry_connection)
             );
             registered?;
@@ -206,8 +271,10 @@ impl Inner {
         } else {
             let mut pipe = redis::pipe();
             pipe.add_command(command).add_command(register).ignore();
-            let (reply,): (Value,) = pipe.query_async(&mut self.connection()).await?;
-            Ok(reply)
+            if let Some(wait) = wait {
+                pipe.add_command(wait);
+            }
+            waited(pipe.query_async(&mut self.connection()).await?)
         }
     }
 

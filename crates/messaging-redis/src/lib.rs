@@ -82,5 +82,7 @@ mod unique;
 
 pub use backend::RedisBackend;
 pub use config::RedisBackendConfig;
+pub use config::ReplicaAcks;
 pub use dead_letters::{DeadLetterPage, UndecodableDeadLetter};
+pub use error::NotReplicated;
 pub use messaging_core::{DEFAULT_TOPIC_CAP, Retention};

@@ -100,6 +100,31 @@ mod partitioned {
     messaging_core::schedule_conformance_tests!(schedules);
 }
 
+/// The conformance suite again with every publish and schedule waiting for a
+/// replica (`WAIT 1 …` after the script, on the master of the topic's slot).
+mod with_replica_acks {
+    use super::*;
+
+    fn acks(config: RedisBackendConfig) -> RedisBackendConfig {
+        config.with_replica_acks(1, Duration::from_millis(1_000))
+    }
+
+    async fn backend() -> Arc<dyn Backend> {
+        connect_cluster(acks).await
+    }
+
+    async fn capped(cap: usize) -> Arc<dyn Backend> {
+        connect_cluster(move |config| {
+            acks(config)
+                .with_topic_cap(cap)
+                .with_retention(Retention::Settled { keep: 0 })
+        })
+        .await
+    }
+
+    messaging_core::backend_conformance_tests!(backend, capped: capped);
+}
+
 /// A plain connection to the first seed node.
 fn seed() -> redis::Connection {
     let seed = support::first_seed(&messaging_test_support::redis_cluster_url());

@@ -11,10 +11,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use messaging_core::testsuite::{FaultyBackend, Outcome};
 use messaging_core::{
-    Backend, BackendAdmin, HandlerError, MessageBackend, MessagingService, RetryPolicy, Settlement,
-    StartFrom, SubscribeOptions,
+    Backend, BackendAdmin, HandlerError, MessageBackend, MessagingService, RetryPolicy, StartFrom,
+    SubscribeOptions,
 };
 use messaging_model::Message;
 use messaging_redis::{RedisBackend, RedisBackendConfig};
@@ -59,71 +58,11 @@ fn fault_child() {
         .expect("runtime");
     runtime.block_on(async {
         match role.as_str() {
-            "consumer" => consumer_child().await,
+            "consumer" => support::churn::consumer_child().await,
             "promoter" => promoter_child().await,
             other => panic!("unknown child role {other}"),
         }
     });
-}
-
-/// A consumer of `TOPIC` under a stable name: each handling records its side
-/// effect in Redis (`<effects>` hash: per message, and per message and consumer)
-/// after `HANDLE_MS`; payloads with `poison` fail permanently. Settlements that
-/// lost ownership are counted in `<effects>:lost:<consumer>`.
-async fn consumer_child() {
-    let url = env("REDIS_URL");
-    let consumer = env("CONSUMER");
-    let effects = env("EFFECTS");
-    let handle = Duration::from_millis(env("HANDLE_MS").parse().expect("HANDLE_MS"));
-    let visibility = Duration::from_millis(env("VISIBILITY_MS").parse().expect("VISIBILITY_MS"));
-    let config = RedisBackendConfig::new(url.as_str()).with_key_prefix(env("PREFIX"));
-    let backend = RedisBackend::connect(config).await.expect("connect");
-    let side_effects = raw(&url).await;
-    // Counts settlements that lost ownership, in Redis.
-    let counting = Arc::new(FaultyBackend::new(Arc::new(backend)));
-    let lost = raw(&url).await;
-    let lost_key = format!("{effects}:lost:{consumer}");
-    counting.observe(move |_operation, outcome| {
-        let mut lost = lost.clone();
-        let lost_key = lost_key.clone();
-        Box::pin(async move {
-            if outcome == Outcome::Settled(Settlement::LostOwnership) {
-                let _: Result<i64, _> = lost.incr(&lost_key, 1).await;
-            }
-        })
-    });
-    let service = MessagingService::new(counting);
-    let options = SubscribeOptions::new(GROUP)
-        .with_consumer(consumer.clone())
-        .with_concurrency(8)
-        .with_visibility_timeout(visibility)
-        .with_block_timeout(Duration::from_millis(200));
-    let handler = move |message: Message| {
-        let mut redis = side_effects.clone();
-        let effects = effects.clone();
-        let consumer = consumer.clone();
-        async move {
-            tokio::time::sleep(handle).await;
-            let id = message.id.to_string();
-            let _: () = redis::pipe()
-                .hincr(&effects, &id, 1)
-                .ignore()
-                .hincr(format!("{effects}:by"), format!("{id}:{consumer}"), 1)
-                .ignore()
-                .query_async(&mut redis)
-                .await
-                .map_err(HandlerError::retry)?;
-            if message.payload.get("poison").is_some() {
-                return Err(HandlerError::permanent("poison"));
-            }
-            Ok(())
-        }
-    };
-    service
-        .subscribe_with(TOPIC, options, handler)
-        .await
-        .expect("subscribe");
-    futures::future::pending::<()>().await;
 }
 
 /// A backend that knows `TOPIC` (so its background task promotes it) and idles.
@@ -147,14 +86,17 @@ fn consumer_env(
     handle_ms: u64,
     visibility_ms: u64,
 ) -> Vec<(&'static str, String)> {
-    vec![
-        ("REDIS_URL", server.url()),
-        ("PREFIX", prefix.to_owned()),
-        ("CONSUMER", consumer.to_owned()),
-        ("EFFECTS", effects.to_owned()),
-        ("HANDLE_MS", handle_ms.to_string()),
-        ("VISIBILITY_MS", visibility_ms.to_string()),
-    ]
+    support::churn::ConsumerEnv {
+        url: &server.url(),
+        prefix,
+        topic: TOPIC,
+        group: GROUP,
+        consumer,
+        effects,
+        handle_ms,
+        visibility_ms,
+    }
+    .vars()
 }
 
 async fn publish_all(
@@ -183,78 +125,7 @@ async fn settled(backend: &RedisBackend) -> bool {
 async fn killed_consumers_lose_nothing_and_duplicate_only_what_was_in_flight() {
     let _one = ONE_AT_A_TIME.lock().await;
     let server = RedisServer::start();
-    let prefix = support::unique_prefix();
-    let backend =
-        support::backend_with(RedisBackendConfig::new(server.url()).with_key_prefix(&prefix)).await;
-    backend
-        .ensure_group(&support::topic(TOPIC), GROUP, StartFrom::Earliest)
-        .await
-        .expect("group");
-    const TOTAL: usize = 10_000;
-    const CONCURRENCY: usize = 8;
-    let ids = publish_all(&backend, (0..TOTAL).map(|i| json!({ "n": i }))).await;
-    assert_eq!(ids.len(), TOTAL);
-
-    let effects = "effects";
-    let mut consumers: Vec<ChildProcess> = (0..3)
-        .map(|c| {
-            let env = consumer_env(&server, &prefix, &format!("c{c}"), effects, 4, 2_000);
-            ChildProcess::spawn("fault_child", "consumer", &env)
-        })
-        .collect();
-    let mut redis = raw(&server.url()).await;
-    let mut kills = 0usize;
-    let started = Instant::now();
-    // Kill a random consumer every 100-250 ms while work remains, restart it at once.
-    loop {
-        tokio::time::sleep(Duration::from_millis(100 + fastrand::u64(..150))).await;
-        let handled: usize = redis.hlen(effects).await.expect("hlen");
-        if handled >= TOTAL * 95 / 100 || kills >= 40 {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "no progress: {handled} handled"
-        );
-        let victim = fastrand::usize(..consumers.len());
-        consumers[victim].restart();
-        kills += 1;
-    }
-    wait_for(
-        "every message handled and the pending list empty",
-        Duration::from_secs(60),
-        || {
-            let mut redis = redis.clone();
-            let backend = backend.clone();
-            async move {
-                let handled: usize = redis.hlen(effects).await.expect("hlen");
-                (handled == TOTAL && settled(&backend).await).then_some(())
-            }
-        },
-    )
-    .await;
-    drop(consumers);
-
-    let counts: HashMap<String, u64> = redis.hgetall(effects).await.expect("hgetall");
-    let handled: BTreeSet<Uuid> = counts.keys().map(|id| id.parse().expect("uuid")).collect();
-    assert_eq!(
-        handled,
-        ids.iter().copied().collect(),
-        "a message was never handled"
-    );
-    let duplicates: u64 = counts.values().map(|n| n - 1).sum();
-    eprintln!("{kills} kills, {duplicates} duplicate handlings of {TOTAL} messages");
-    assert!(
-        kills >= 3,
-        "the consumers finished before they could be killed ({kills} kills)"
-    );
-    assert!(
-        duplicates <= (kills * CONCURRENCY) as u64,
-        "{duplicates} duplicates from {kills} kills of consumers holding at most {CONCURRENCY} each"
-    );
-    let stats = backend.stats(&support::topic(TOPIC)).await.expect("stats");
-    assert_eq!(stats.groups[0].pending, 0);
-    assert_eq!(stats.dead_lettered, 0);
+    support::churn::killed_consumers(&server.url(), "fault_child", TOPIC, 10_000, 40).await;
 }
 
 // ---------------------------------------------------------------------------
@@ -291,6 +162,7 @@ async fn a_stopped_consumer_cannot_settle_what_was_reclaimed_from_it() {
         .collect();
 
     let effects = "effects";
+    let handled_key = support::churn::handled_key(effects);
     let visibility_ms = 1_000;
     let a = ChildProcess::spawn(
         "fault_child",
@@ -301,7 +173,10 @@ async fn a_stopped_consumer_cannot_settle_what_was_reclaimed_from_it() {
     wait_for("A to handle some messages", Duration::from_secs(30), || {
         let mut redis = redis.clone();
         async move {
-            let handled: usize = redis.hlen(effects).await.expect("hlen");
+            let handled: usize = redis
+                .hlen(support::churn::handled_key(effects))
+                .await
+                .expect("hlen");
             (handled >= 24).then_some(())
         }
     })
@@ -341,7 +216,11 @@ async fn a_stopped_consumer_cannot_settle_what_was_reclaimed_from_it() {
             let key = key.clone();
             let backend = backend.clone();
             async move {
-                let handled: usize = redis.clone().hlen(effects).await.expect("hlen");
+                let handled: usize = redis
+                    .clone()
+                    .hlen(support::churn::handled_key(effects))
+                    .await
+                    .expect("hlen");
                 (handled == TOTAL && held_by_a(redis, key).await == 0 && settled(&backend).await)
                     .then_some(())
             }
@@ -354,7 +233,7 @@ async fn a_stopped_consumer_cannot_settle_what_was_reclaimed_from_it() {
     );
 
     a.signal("CONT");
-    let lost_key = format!("{effects}:lost:A");
+    let lost_key = support::churn::lost_key(effects, "A");
     let lost: u64 = wait_for(
         "A to try settling what it held",
         Duration::from_secs(30),
@@ -374,13 +253,13 @@ async fn a_stopped_consumer_cannot_settle_what_was_reclaimed_from_it() {
     drop(a);
 
     let by_consumer: HashMap<String, u64> = redis
-        .hgetall(format!("{effects}:by"))
+        .hgetall(support::churn::by_consumer_key(effects))
         .await
         .expect("hgetall");
     for (key, count) in &by_consumer {
         assert_eq!(*count, 1, "{key} handled {count} times by one consumer");
     }
-    let counts: HashMap<String, u64> = redis.hgetall(effects).await.expect("hgetall");
+    let counts: HashMap<String, u64> = redis.hgetall(&handled_key).await.expect("hgetall");
     assert_eq!(counts.len(), TOTAL);
     let twice = counts.values().filter(|n| **n > 1).count();
     eprintln!(

@@ -10,6 +10,9 @@ use std::time::{Duration, Instant};
 
 use messaging_redis::{RedisBackend, RedisBackendConfig};
 
+pub mod churn;
+pub mod cluster;
+
 /// The redis-server binary: `REDIS_SERVER` or `/usr/bin/redis-server`.
 pub fn redis_server_binary() -> PathBuf {
     std::env::var_os("REDIS_SERVER")
@@ -440,6 +443,18 @@ impl OwnCluster {
             .step_by(6)
             .find(|base| (0..6).all(|i| Self::free(base + i) && Self::free(base + i + 10_000)))
             .expect("six free ports between 7301 and 7900");
+        Self::start_on(base, tls)
+    }
+
+    /// Starts one on `base`..`base + 5` (and their bus ports), which must be free.
+    pub fn start_on(base: u16, tls: Option<&Path>) -> (Self, String) {
+        for port in base..base + 6 {
+            assert!(
+                Self::free(port) && Self::free(port + 10_000),
+                "port {port} or {} is in use: the cluster on {base} cannot start",
+                port + 10_000
+            );
+        }
         let dir = temp_dir("cluster");
         let cluster = Self {
             base,
@@ -461,6 +476,11 @@ impl OwnCluster {
             .expect("the script prints the URL")
             .to_owned();
         (cluster, url)
+    }
+
+    /// The first of its six ports.
+    pub fn base(&self) -> u16 {
+        self.base
     }
 
     fn command(&self, action: &str) -> std::process::Command {
