@@ -51,12 +51,7 @@ fn fault_child() {
             .with_writer(std::io::stderr)
             .init();
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
+    support::run_child(async {
         match role.as_str() {
             "consumer" => support::churn::consumer_child().await,
             "promoter" => promoter_child().await,
