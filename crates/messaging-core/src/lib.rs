@@ -69,8 +69,9 @@ pub mod unique;
 
 pub use backend::{
     Backend, BackendAdmin, BackendHealth, CancelBackend, ConsumerId, DeadLetter, Delivery,
-    GroupStats, MessageBackend, RESERVED_METADATA_KEYS, RETRY_AT_KEY, RETRY_DELAY_MS_KEY, ReadFrom,
-    ReadOptions, Receipt, Settlement, StartFrom, TARGET_GROUP_KEY, TopicStats,
+    GroupStats, MessageBackend, PauseBackend, PauseState, RESERVED_METADATA_KEYS, RETRY_AT_KEY,
+    RETRY_DELAY_MS_KEY, ReadFrom, ReadOptions, Receipt, Settlement, StartFrom, TARGET_GROUP_KEY,
+    TopicStats,
 };
 pub use error::{BackendError, BoxError, HandlerError, MessagingError};
 pub use handler::{MessageHandler, Shared, cancellation};
