@@ -37,7 +37,7 @@
 //!     .with_partition_key("customer-42")?;
 //! service.publish_message(&message).await?;
 //! assert_eq!(service.stats("orders.placed").await?.length, 1);
-//! assert_eq!(service.list_topics().await?, vec!["orders.placed".parse()?]);
+//! assert_eq!(service.list_topics().await?, vec!["orders.placed".parse::<messaging_model::Topic>()?]);
 //! # Ok(()) }
 //! ```
 
