@@ -90,3 +90,8 @@ pub use trace_context::{TRACEPARENT_KEY, TraceContext};
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]
 struct ReadmeDoctests;
+
+/// The examples of `docs/flow-control.md`, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/flow-control.md")]
+struct FlowControlDoctests;
