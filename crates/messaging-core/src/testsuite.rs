@@ -127,7 +127,8 @@ macro_rules! backend_conformance_tests {
             cancel_racing_delivery_removes_or_delivers_each_message_once,
             a_paused_group_takes_nothing_until_resumed_then_everything_once,
             a_handler_running_when_paused_finishes_and_is_acked,
-            a_pause_by_one_service_holds_the_subscriptions_of_another
+            a_pause_by_one_service_holds_the_subscriptions_of_another,
+            a_running_subscription_takes_nothing_once_it_has_seen_the_pause
         );
     };
     (@each $factory:path; $($name:ident),* $(,)?) => {
@@ -2251,6 +2252,66 @@ pub async fn a_handler_running_when_paused_finishes_and_is_acked(factory: impl B
         "the message handled during the pause was not redelivered"
     );
     cleanup(&backend, &[&topic]).await;
+}
+
+/// A subscription already running when its group is paused takes nothing
+/// more once it has looked at the pause state (the signal: its backend,
+/// observed, answered it paused), while messages keep arriving; resuming
+/// delivers them once.
+pub async fn a_running_subscription_takes_nothing_once_it_has_seen_the_pause(
+    factory: impl BackendFactory,
+) {
+    let faulty = Arc::new(FaultyBackend::new(factory.backend().await));
+    let backend: Arc<dyn Backend> = faulty.clone();
+    let (topic, marker_topic) = (unique_topic("pause-live"), unique_topic("pause-live-mark"));
+    let (saw_pause, mut seen) = watch::channel(false);
+    faulty.observe(move |operation, outcome| {
+        if operation == Operation::PauseState
+            && matches!(&outcome, Outcome::Paused(state) if state.is_paused("g"))
+        {
+            saw_pause.send_replace(true);
+        }
+        Box::pin(async {})
+    });
+    let service = service(&backend);
+    let (held, marker) = (Recorder::new(), Recorder::new());
+    service
+        .subscribe_with(&topic, quick("g"), crate::Shared(held.succeeding()))
+        .await
+        .expect("subscribe");
+    service
+        .subscribe_with(
+            &marker_topic,
+            quick("g"),
+            crate::Shared(marker.succeeding()),
+        )
+        .await
+        .expect("subscribe marker");
+    let before = service.publish(&topic, json!({})).await.expect("publish");
+    held.wait_for_ids(&BTreeSet::from([before])).await;
+
+    assert!(service.pause(&topic, Some("g")).await.expect("pause"));
+    // Only the subscription of `topic` reads a state pausing `g`.
+    tokio::time::timeout(DEADLINE, seen.wait_for(|seen| *seen))
+        .await
+        .expect("the subscription looked at the pause state")
+        .expect("observer alive");
+    let ids = publish_n(&service, &topic, 3).await;
+    let mark = service
+        .publish(&marker_topic, json!({}))
+        .await
+        .expect("publish marker");
+    marker.wait_for_ids(&BTreeSet::from([mark])).await;
+    assert_eq!(held.len(), 1, "nothing taken once the pause was seen");
+    let stats = group_stats(&backend, &topic, "g").await;
+    assert!(stats.paused);
+    assert_eq!((stats.lag, stats.pending), (3, 0));
+
+    assert!(service.resume(&topic, Some("g")).await.expect("resume"));
+    held.wait_for_ids(&ids).await;
+    service.shutdown().await;
+    assert_eq!(held.len(), 4, "each once");
+    cleanup(&backend, &[&topic, &marker_topic]).await;
 }
 
 /// The pause lives in the backend: a topic paused (for every group) through
