@@ -445,6 +445,16 @@ impl Worker {
                                 debug!(topic = %self.topic, group = %options.group, paused = now_paused, "pause state changed");
                                 metrics::gauge!("messaging_subscription_paused", "topic" => self.topic.to_string(), "group" => options.group.clone())
                                     .set(if now_paused { 1.0 } else { 0.0 });
+                                if !now_paused {
+                                    // Resumed: read before reclaiming. A read in
+                                    // flight at the pause (a partitioned topic's
+                                    // blocking reads of its other partitions) may
+                                    // have left entries delivered to this consumer
+                                    // and idle since; the next read hands them
+                                    // over, and a reclaim first would deliver
+                                    // them twice.
+                                    next_reclaim = tokio::time::Instant::now() + reclaim_every;
+                                }
                             }
                             paused = now_paused;
                         }

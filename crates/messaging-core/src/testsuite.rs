@@ -2189,6 +2189,7 @@ pub async fn a_paused_group_takes_nothing_until_resumed_then_everything_once(
         .await
         .expect("publish");
     held.wait_for_ids(&BTreeSet::from([last])).await;
+    other.wait_for_ids(&BTreeSet::from([last])).await;
     service.shutdown().await;
     assert_eq!(held.len(), 6, "every message exactly once");
     assert_eq!(other.len(), 6);
@@ -2303,9 +2304,12 @@ pub async fn a_running_subscription_takes_nothing_once_it_has_seen_the_pause(
         .expect("publish marker");
     marker.wait_for_ids(&BTreeSet::from([mark])).await;
     assert_eq!(held.len(), 1, "nothing taken once the pause was seen");
-    let stats = group_stats(&backend, &topic, "g").await;
-    assert!(stats.paused);
-    assert_eq!((stats.lag, stats.pending), (3, 0));
+    // No lag or pending figure here: once the first entry is settled and
+    // trimmed a Redis stream's group lag is an estimate, and on a partitioned
+    // topic a blocking read of another partition started before the pause may
+    // have fetched (made pending) an entry that is handed to the handler only
+    // after the resume.
+    assert!(group_stats(&backend, &topic, "g").await.paused);
 
     assert!(service.resume(&topic, Some("g")).await.expect("resume"));
     held.wait_for_ids(&ids).await;
