@@ -40,7 +40,8 @@ pub(crate) enum Command {
     Tail(TailArgs),
     /// List, create or delete topics.
     Topics(TopicsArgs),
-    /// Per topic: length, scheduled and dead-lettered messages, pending and lag per group.
+    /// Per topic: length, scheduled and dead-lettered messages, pending, lag and
+    /// whether paused per group.
     Stats(StatsArgs),
     /// Inspect, replay or purge a topic's dead-letter queue.
     Dlq(DlqArgs),
@@ -212,6 +213,31 @@ pub(crate) enum TopicsAction {
         /// Confirm: this cannot be undone.
         #[arg(long)]
         yes: bool,
+    },
+    /// Pause a topic for one consumer group, or for every group: within about
+    /// a second its consumers, in every process, take nothing new; running
+    /// handlers finish; messages wait in the topic (nothing is lost).
+    Pause {
+        /// The topic.
+        topic: String,
+        /// Only this consumer group [default: every group of the topic].
+        #[arg(long)]
+        group: Option<String>,
+        /// `{"topic", "group", "changed", "paused"}` on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Resume a paused topic: one group's own pause, or (without `--group`)
+    /// every pause of the topic. Consumers take the waiting messages again.
+    Resume {
+        /// The topic.
+        topic: String,
+        /// Only this consumer group's own pause [default: every pause of the topic].
+        #[arg(long)]
+        group: Option<String>,
+        /// `{"topic", "group", "changed", "paused"}` on stdout.
+        #[arg(long)]
+        json: bool,
     },
 }
 

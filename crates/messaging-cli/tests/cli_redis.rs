@@ -308,3 +308,108 @@ async fn tail_interrupt_scenario(env: &Env) {
         "the tail's group is deleted: {stats:#}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topics_pause_holds_a_group_in_another_process_until_resumed() {
+    support::run(|env| Box::pin(pause_scenario(env))).await;
+}
+
+/// What a handler saw, by payload `n`.
+fn recording(seen: Arc<std::sync::Mutex<Vec<i64>>>) -> Arc<dyn messaging_core::MessageHandler> {
+    Arc::new(move |message: Message| {
+        let seen = seen.clone();
+        async move {
+            seen.lock()
+                .unwrap()
+                .push(message.payload["n"].as_i64().unwrap_or(-1));
+            Ok::<(), HandlerError>(())
+        }
+    })
+}
+
+async fn pause_scenario(env: &Env) {
+    let topic = "jobs.run";
+    assert_eq!(env.run(&["topics", "create", topic]).await.code, Some(0));
+    // Paused by the binary (its own process and connection) before this
+    // process's subscriptions start: they learn it from Redis.
+    let paused = env
+        .json(&["topics", "pause", topic, "--group", "workers", "--json"])
+        .await;
+    assert_eq!(
+        paused,
+        json!({"topic": topic, "group": "workers", "changed": true, "paused": true})
+    );
+    let again = env
+        .run(&["topics", "pause", topic, "--group", "workers"])
+        .await;
+    assert_eq!(again.code, Some(0));
+    assert_eq!(
+        again.stdout.trim(),
+        "jobs.run for group workers was already paused"
+    );
+    assert_eq!(env.run(&["topics", "pause", "no.such"]).await.code, Some(4));
+
+    let workers = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let audit = Arc::new(std::sync::Mutex::new(Vec::new()));
+    for (group, seen) in [("workers", &workers), ("audit", &audit)] {
+        env.messaging
+            .subscribe_with(
+                topic,
+                SubscribeOptions::new(group),
+                messaging_core::Shared(recording(seen.clone())),
+            )
+            .await
+            .unwrap();
+    }
+    for n in [1, 2] {
+        let published = env
+            .run(&["publish", topic, "--json", &json!({"n": n}).to_string()])
+            .await;
+        assert_eq!(published.code, Some(0), "{}", published.stderr);
+    }
+    // The unpaused group is the marker: once it has both, the paused one
+    // could have had them too.
+    env.eventually("the audit group to get both", || async {
+        (audit.lock().unwrap().len() == 2).then_some(())
+    })
+    .await;
+    assert!(
+        workers.lock().unwrap().is_empty(),
+        "the paused group took nothing"
+    );
+    let stats = env.json(&["stats", topic, "--json"]).await;
+    let groups = stats[0]["groups"].as_array().unwrap();
+    let of = |name: &str| groups.iter().find(|g| g["name"] == name).unwrap().clone();
+    assert_eq!(of("workers")["paused"], true, "{stats:#}");
+    assert_eq!(of("workers")["lag"], 2);
+    assert_eq!(of("audit")["paused"], false);
+    assert_eq!(stats[0]["paused"], false);
+    let table = env.run(&["stats", topic]).await;
+    assert!(
+        table.stdout.lines().next().unwrap().ends_with("PAUSED"),
+        "{}",
+        table.stdout
+    );
+    let workers_row = table
+        .stdout
+        .lines()
+        .find(|line| line.contains("workers"))
+        .unwrap();
+    assert!(workers_row.ends_with("yes"), "{}", table.stdout);
+
+    let resumed = env
+        .run(&["topics", "resume", topic, "--group", "workers"])
+        .await;
+    assert_eq!(resumed.code, Some(0), "{}", resumed.stderr);
+    assert_eq!(resumed.stdout.trim(), "resumed jobs.run for group workers");
+    env.eventually("the resumed group to get both", || async {
+        (workers.lock().unwrap().len() == 2).then_some(())
+    })
+    .await;
+    env.messaging.shutdown().await;
+    let mut got = workers.lock().unwrap().clone();
+    got.sort_unstable();
+    assert_eq!(got, [1, 2], "each once");
+    let stats = env.json(&["stats", topic, "--json"]).await;
+    assert_eq!(stats[0]["groups"][0]["paused"], false);
+}

@@ -255,6 +255,10 @@ pub struct GroupStats {
     pub lag: u64,
     /// Consumers the backend knows in the group.
     pub consumers: u64,
+    /// Whether the group is paused on this topic, by itself or with the whole
+    /// topic (see [`PauseBackend`]): its subscriptions take nothing new.
+    #[serde(default)]
+    pub paused: bool,
 }
 
 /// Figures of one topic.
@@ -270,6 +274,9 @@ pub struct TopicStats {
     pub dead_lettered: u64,
     /// Each consumer group.
     pub groups: Vec<GroupStats>,
+    /// Whether the topic is paused for every group (see [`PauseBackend`]).
+    #[serde(default)]
+    pub paused: bool,
 }
 
 /// What a backend reports about its own health.
@@ -419,6 +426,14 @@ pub trait MessageBackend: Send + Sync + 'static {
     fn unique_backend(&self) -> Option<&dyn crate::unique::UniqueBackend> {
         None
     }
+
+    /// The backend's [`PauseBackend`], if it can pause a topic for a consumer
+    /// group (what [`MessagingService::pause`](crate::MessagingService::pause)
+    /// uses and what the subscription runtime checks). `None` by default: the
+    /// runtime then never pauses.
+    fn pause_backend(&self) -> Option<&dyn PauseBackend> {
+        None
+    }
 }
 
 /// Administration of a backend, off the hot path: topics, groups, figures,
@@ -516,4 +531,65 @@ pub trait CancelBackend: Send + Sync + 'static {
     /// Removes every unreceived copy of message `id` of `topic`; true when
     /// something was removed.
     async fn cancel(&self, topic: &Topic, id: uuid::Uuid) -> Result<bool, BackendError>;
+}
+
+/// Which consumer groups of one topic are paused (see [`PauseBackend`]).
+///
+/// ```
+/// use messaging_core::PauseState;
+/// let mut state = PauseState::default();
+/// assert!(!state.is_paused("billing"));
+/// state.groups.insert("billing".to_owned());
+/// assert!(state.is_paused("billing") && !state.is_paused("emails"));
+/// state.all = true;
+/// assert!(state.is_paused("emails"));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PauseState {
+    /// The whole topic is paused: every group, present and future.
+    pub all: bool,
+    /// Groups paused by name.
+    pub groups: std::collections::BTreeSet<String>,
+}
+
+impl PauseState {
+    /// Whether `group` is paused, by name or with the whole topic.
+    pub fn is_paused(&self, group: &str) -> bool {
+        self.all || self.groups.contains(group)
+    }
+
+    /// Whether nothing is paused.
+    pub fn is_empty(&self) -> bool {
+        !self.all && self.groups.is_empty()
+    }
+}
+
+/// Pausing a topic for consumer groups, kept in the backend so every process
+/// over it sees it: an optional ability of a backend, apart from
+/// [`MessageBackend`] (reached through [`MessageBackend::pause_backend`]).
+///
+/// The contract:
+/// * a pause names a topic and either one group or every group of the topic
+///   (`None`, the topic-wide pause, which holds for groups created later too);
+///   a topic need not exist to be paused, and deleting the topic forgets its
+///   pauses;
+/// * resuming one group removes that group's own pause only; a topic-wide
+///   pause still holds it. Resuming with `None` removes every pause of the
+///   topic;
+/// * the backend only stores the state: the subscription runtime reads it with
+///   [`pause_state`](Self::pause_state) and stops taking messages itself, so no
+///   message is lost or held by a pause.
+#[async_trait]
+pub trait PauseBackend: Send + Sync + 'static {
+    /// Pauses (`paused`) or resumes `group` of `topic` (`None`: the whole
+    /// topic). Returns whether the stored state changed.
+    async fn set_paused(
+        &self,
+        topic: &Topic,
+        group: Option<&str>,
+        paused: bool,
+    ) -> Result<bool, BackendError>;
+
+    /// What is paused on `topic`.
+    async fn pause_state(&self, topic: &Topic) -> Result<PauseState, BackendError>;
 }

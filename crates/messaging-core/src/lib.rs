@@ -69,8 +69,9 @@ pub mod unique;
 
 pub use backend::{
     Backend, BackendAdmin, BackendHealth, CancelBackend, ConsumerId, DeadLetter, Delivery,
-    GroupStats, MessageBackend, RESERVED_METADATA_KEYS, RETRY_AT_KEY, RETRY_DELAY_MS_KEY, ReadFrom,
-    ReadOptions, Receipt, Settlement, StartFrom, TARGET_GROUP_KEY, TopicStats,
+    GroupStats, MessageBackend, PauseBackend, PauseState, RESERVED_METADATA_KEYS, RETRY_AT_KEY,
+    RETRY_DELAY_MS_KEY, ReadFrom, ReadOptions, Receipt, Settlement, StartFrom, TARGET_GROUP_KEY,
+    TopicStats,
 };
 pub use error::{BackendError, BoxError, HandlerError, MessagingError};
 pub use handler::{MessageHandler, Shared, cancellation};
@@ -89,3 +90,8 @@ pub use trace_context::{TRACEPARENT_KEY, TraceContext};
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]
 struct ReadmeDoctests;
+
+/// The examples of `docs/flow-control.md`, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/flow-control.md")]
+struct FlowControlDoctests;

@@ -46,6 +46,8 @@ pub struct InMemoryBackend {
     unique: Arc<Mutex<UniqueLocks>>,
     /// Partition counts recorded, by topic (see [`crate::Partitioned`]).
     partitions: Arc<Mutex<BTreeMap<Topic, u16>>>,
+    /// Paused groups, by topic (see [`crate::PauseBackend`]).
+    paused: Arc<Mutex<BTreeMap<Topic, crate::PauseState>>>,
 }
 
 /// Held unique keys, by (topic, key): the holder and until when.
@@ -67,6 +69,7 @@ impl Default for InMemoryBackend {
             schedules: Arc::default(),
             unique: Arc::default(),
             partitions: Arc::default(),
+            paused: Arc::default(),
         }
     }
 }
@@ -244,6 +247,12 @@ impl InMemoryBackend {
     pub fn with_topic_cap(mut self, cap: usize) -> Self {
         self.cap = cap.max(1);
         self
+    }
+
+    fn paused_lock(&self) -> MutexGuard<'_, BTreeMap<Topic, crate::PauseState>> {
+        self.paused
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -577,6 +586,10 @@ impl MessageBackend for InMemoryBackend {
     fn unique_backend(&self) -> Option<&dyn crate::unique::UniqueBackend> {
         Some(self)
     }
+
+    fn pause_backend(&self) -> Option<&dyn crate::PauseBackend> {
+        Some(self)
+    }
 }
 
 #[async_trait]
@@ -591,6 +604,7 @@ impl BackendAdmin for InMemoryBackend {
 
     async fn delete_topic(&self, topic: &Topic) -> Result<bool, BackendError> {
         let removed = self.lock().topics.remove(topic.as_str());
+        self.paused_lock().remove(topic.as_str());
         if let Some(removed) = &removed {
             removed.arrived.notify_waiters();
         }
@@ -648,6 +662,11 @@ impl BackendAdmin for InMemoryBackend {
     }
 
     async fn stats(&self, topic_name: &Topic) -> Result<TopicStats, BackendError> {
+        let paused = self
+            .paused_lock()
+            .get(topic_name.as_str())
+            .cloned()
+            .unwrap_or_default();
         let mut state = self.lock();
         let Some(topic) = state.topics.get_mut(topic_name.as_str()) else {
             return Ok(TopicStats {
@@ -656,6 +675,7 @@ impl BackendAdmin for InMemoryBackend {
                 scheduled: 0,
                 dead_lettered: 0,
                 groups: Vec::new(),
+                paused: paused.all,
             });
         };
         topic.promote_due(Utc::now(), self.retention);
@@ -675,6 +695,7 @@ impl BackendAdmin for InMemoryBackend {
                     pending: group.pending.len() as u64,
                     lag: topic.entries.range(group.last_delivered + 1..).count() as u64,
                     consumers: consumers.len() as u64,
+                    paused: paused.is_paused(name),
                 }
             })
             .collect();
@@ -684,11 +705,43 @@ impl BackendAdmin for InMemoryBackend {
             scheduled: topic.scheduled.len() as u64,
             dead_lettered: topic.dead.len() as u64,
             groups,
+            paused: paused.all,
         })
     }
 
     async fn health(&self) -> Result<BackendHealth, BackendError> {
         Ok(BackendHealth::default())
+    }
+}
+
+#[async_trait]
+impl crate::PauseBackend for InMemoryBackend {
+    async fn set_paused(
+        &self,
+        topic: &Topic,
+        group: Option<&str>,
+        paused: bool,
+    ) -> Result<bool, BackendError> {
+        let mut all = self.paused_lock();
+        let state = all.entry(topic.clone()).or_default();
+        let changed = match (group, paused) {
+            (None, true) => !std::mem::replace(&mut state.all, true),
+            (None, false) => !std::mem::take(state).is_empty(),
+            (Some(group), true) => state.groups.insert(group.to_owned()),
+            (Some(group), false) => state.groups.remove(group),
+        };
+        if state.is_empty() {
+            all.remove(topic.as_str());
+        }
+        Ok(changed)
+    }
+
+    async fn pause_state(&self, topic: &Topic) -> Result<crate::PauseState, BackendError> {
+        Ok(self
+            .paused_lock()
+            .get(topic.as_str())
+            .cloned()
+            .unwrap_or_default())
     }
 }
 

@@ -37,7 +37,7 @@
 //!     .with_partition_key("customer-42")?;
 //! service.publish_message(&message).await?;
 //! assert_eq!(service.stats("orders.placed").await?.length, 1);
-//! assert_eq!(service.list_topics().await?, vec!["orders.placed".parse()?]);
+//! assert_eq!(service.list_topics().await?, vec!["orders.placed".parse::<messaging_model::Topic>()?]);
 //! # Ok(()) }
 //! ```
 
@@ -786,6 +786,13 @@ impl<B: Backend + PartitionRegistry> MessageBackend for Partitioned<B> {
             .unique_backend()
             .map(|_| self as &dyn UniqueBackend)
     }
+
+    /// A pause is kept once, on the base topic in the inner backend (never on
+    /// its partitions): the runtime reads a partitioned topic as its base, so
+    /// one pause holds every partition at once.
+    fn pause_backend(&self) -> Option<&dyn crate::PauseBackend> {
+        self.inner.pause_backend()
+    }
 }
 
 #[async_trait]
@@ -821,6 +828,10 @@ impl<B: Backend + PartitionRegistry> BackendAdmin for Partitioned<B> {
         let mut deleted = false;
         for partition in partitions(topic, count) {
             deleted |= self.inner.delete_topic(&partition).await?;
+        }
+        // Its pauses live on the base topic (see `pause_backend`).
+        if let Some(pause) = self.inner.pause_backend() {
+            pause.set_paused(topic, None, false).await?;
         }
         self.inner.forget_partitions(topic).await?;
         self.forget(topic);
@@ -912,7 +923,13 @@ impl<B: Backend + PartitionRegistry> BackendAdmin for Partitioned<B> {
             scheduled: 0,
             dead_lettered: 0,
             groups: Vec::new(),
+            paused: false,
         };
+        let paused = match self.inner.pause_backend() {
+            Some(pause) => pause.pause_state(topic).await?,
+            None => crate::PauseState::default(),
+        };
+        total.paused = paused.all;
         let mut groups: BTreeMap<String, GroupStats> = BTreeMap::new();
         for partition in partitions(topic, count) {
             let stats = self.inner.stats(&partition).await?;
@@ -925,6 +942,7 @@ impl<B: Backend + PartitionRegistry> BackendAdmin for Partitioned<B> {
                     pending: 0,
                     lag: 0,
                     consumers: 0,
+                    paused: paused.is_paused(&group.name),
                 });
                 sum.pending += group.pending;
                 sum.lag += group.lag;

@@ -490,6 +490,97 @@ impl MessagingService {
         }
     }
 
+    /// Pauses `topic` for consumer `group` (`None`: every group of the topic,
+    /// present and future), in the backend, so every process over it sees it:
+    /// within [`SubscribeOptions::PAUSE_CHECK_INTERVAL`](crate::SubscribeOptions::PAUSE_CHECK_INTERVAL)
+    /// (plus one read in flight) the group's subscriptions take nothing new and
+    /// reclaim nothing. Handlers already running finish and settle as usual;
+    /// messages keep arriving and wait in the topic (nothing is lost), shown
+    /// as the group's lag. Returns whether anything changed (`false`: it was
+    /// paused already).
+    ///
+    /// Needs a backend with a [`PauseBackend`](crate::PauseBackend) (the
+    /// in-memory and Redis backends, partitioned or not); others answer
+    /// [`MessagingError::Unsupported`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let service = messaging_core::MessagingService::in_memory();
+    /// assert!(service.pause("emails.send", Some("mailer")).await?);
+    /// assert!(!service.pause("emails.send", Some("mailer")).await?, "already paused");
+    /// assert!(service.pause_state("emails.send").await?.is_paused("mailer"));
+    /// assert!(service.resume("emails.send", Some("mailer")).await?);
+    /// assert!(!service.pause_state("emails.send").await?.is_paused("mailer"));
+    ///
+    /// // The whole topic, for every group:
+    /// service.pause("emails.send", None).await?;
+    /// assert!(service.pause_state("emails.send").await?.is_paused("anyone"));
+    /// service.resume("emails.send", None).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn pause(&self, topic: &str, group: Option<&str>) -> Result<bool, MessagingError> {
+        self.set_paused(topic, group, true).await
+    }
+
+    /// Resumes what [`pause`](Self::pause) paused: `group`'s own pause (a
+    /// pause of the whole topic still holds it), or with `None` every pause of
+    /// the topic. Subscriptions take messages again within
+    /// [`SubscribeOptions::PAUSE_CHECK_INTERVAL`](crate::SubscribeOptions::PAUSE_CHECK_INTERVAL),
+    /// starting with everything that waited. Returns whether anything changed.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let service = messaging_core::MessagingService::in_memory();
+    /// service.pause("emails.send", None).await?;
+    /// assert!(!service.resume("emails.send", Some("mailer")).await?, "only the topic was paused");
+    /// assert!(service.pause_state("emails.send").await?.is_paused("mailer"));
+    /// assert!(service.resume("emails.send", None).await?);
+    /// assert!(service.pause_state("emails.send").await?.is_empty());
+    /// # Ok(()) }
+    /// ```
+    pub async fn resume(&self, topic: &str, group: Option<&str>) -> Result<bool, MessagingError> {
+        self.set_paused(topic, group, false).await
+    }
+
+    /// What is paused on `topic` (see [`pause`](Self::pause)).
+    pub async fn pause_state(&self, topic: &str) -> Result<crate::PauseState, MessagingError> {
+        let topic = &Topic::new(topic)?;
+        let pause = self.pause_backend("pause")?;
+        Ok(pause.pause_state(topic).await?)
+    }
+
+    async fn set_paused(
+        &self,
+        topic: &str,
+        group: Option<&str>,
+        paused: bool,
+    ) -> Result<bool, MessagingError> {
+        let topic = &Topic::new(topic)?;
+        if group.is_some_and(str::is_empty) {
+            return Err(MessagingError::InvalidOption(
+                "group and consumer names must not be empty",
+            ));
+        }
+        let pause = self.pause_backend(if paused { "pause" } else { "resume" })?;
+        let changed = pause.set_paused(topic, group, paused).await?;
+        if changed {
+            tracing::info!(%topic, group = group.unwrap_or("*"), paused, "pause state changed");
+        }
+        Ok(changed)
+    }
+
+    fn pause_backend(
+        &self,
+        operation: &'static str,
+    ) -> Result<&dyn crate::PauseBackend, MessagingError> {
+        self.backend
+            .pause_backend()
+            .ok_or(MessagingError::Unsupported {
+                backend: self.backend.name(),
+                operation,
+            })
+    }
+
     /// Cancels a message that no consumer has received yet: every copy of
     /// message `id` waiting in `topic` (scheduled, waiting for a retry, or in
     /// the stream unread by every consumer group) is removed and will never be

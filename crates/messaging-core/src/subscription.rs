@@ -177,6 +177,14 @@ impl SubscribeOptions {
     pub const MAX_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
     /// Longest handler timeout, of a subscription or a message (1 day).
     pub const MAX_HANDLER_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+    /// How often a running subscription re-reads whether its topic and group
+    /// are paused (see [`crate::PauseBackend`]), and so the bound on how long
+    /// a pause or a resume takes to be seen: a subscription takes no new
+    /// message once this interval and one read in flight have passed since the
+    /// pause (a read of new entries never blocks past the next check). While
+    /// paused it sleeps on this interval: one small read of the pause state a
+    /// second, no busy loop.
+    pub const PAUSE_CHECK_INTERVAL: Duration = Duration::from_secs(1);
     /// The default of [`max_retry_delay`](Self::max_retry_delay): 1 day.
     pub const DEFAULT_MAX_RETRY_DELAY: Duration = Duration::from_secs(24 * 3600);
 
@@ -402,6 +410,9 @@ impl Worker {
         let mut from = ReadFrom::OwnPending { after: None };
         let mut failures: u32 = 0;
         let mut group_ready = false;
+        let pause_backend = self.backend.pause_backend().is_some();
+        let mut next_pause_check = tokio::time::Instant::now();
+        let mut paused = false;
 
         loop {
             if *stopped.borrow() {
@@ -421,6 +432,47 @@ impl Worker {
                 _ = stopped.changed() => break,
             };
             let room = (1 + semaphore.available_permits()).min(options.batch_size);
+
+            // Paused (topic, group): take nothing, neither new entries nor
+            // reclaimed or own pending ones, until resumed. Running handlers
+            // go on, extend their leases and settle as usual.
+            if group_ready && let Some(pause) = self.backend.pause_backend() {
+                if tokio::time::Instant::now() >= next_pause_check {
+                    match pause.pause_state(&self.topic).await {
+                        Ok(state) => {
+                            let now_paused = state.is_paused(&options.group);
+                            if now_paused != paused {
+                                debug!(topic = %self.topic, group = %options.group, paused = now_paused, "pause state changed");
+                                metrics::gauge!("messaging_subscription_paused", "topic" => self.topic.to_string(), "group" => options.group.clone())
+                                    .set(if now_paused { 1.0 } else { 0.0 });
+                                if !now_paused {
+                                    // Resumed: read before reclaiming. A read in
+                                    // flight at the pause (a partitioned topic's
+                                    // blocking reads of its other partitions) may
+                                    // have left entries delivered to this consumer
+                                    // and idle since; the next read hands them
+                                    // over, and a reclaim first would deliver
+                                    // them twice.
+                                    next_reclaim = tokio::time::Instant::now() + reclaim_every;
+                                }
+                            }
+                            paused = now_paused;
+                        }
+                        Err(backend_error) => {
+                            warn!(topic = %self.topic, group = %options.group, error = %backend_error, paused, "could not read the pause state; keeping the last one");
+                        }
+                    }
+                    next_pause_check =
+                        tokio::time::Instant::now() + SubscribeOptions::PAUSE_CHECK_INTERVAL;
+                }
+                if paused {
+                    drop(first);
+                    tokio::select! {
+                        () = tokio::time::sleep_until(next_pause_check) => continue,
+                        _ = stopped.changed() => break,
+                    }
+                }
+            }
 
             let fetched = if !group_ready {
                 self.backend
@@ -455,7 +507,13 @@ impl Worker {
             } else {
                 let until_reclaim =
                     next_reclaim.saturating_duration_since(tokio::time::Instant::now());
-                let block = options.block_timeout.min(until_reclaim);
+                let mut block = options.block_timeout.min(until_reclaim);
+                if pause_backend {
+                    // Never block past the next look at the pause state.
+                    block = block.min(
+                        next_pause_check.saturating_duration_since(tokio::time::Instant::now()),
+                    );
+                }
                 let read = ReadOptions::new_entries(room, block);
                 // Biased to the read: deliveries that arrive as the stop signal does are
                 // still handled (and drained) rather than left for reclaiming.

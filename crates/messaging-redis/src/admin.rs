@@ -26,7 +26,11 @@ impl BackendAdmin for RedisBackend {
         let inner = &self.inner;
         let keys = inner.keys.topic(topic);
         let mut delete = redis::cmd("DEL");
-        delete.arg(&keys.stream).arg(&keys.delayed).arg(&keys.dead);
+        delete
+            .arg(&keys.stream)
+            .arg(&keys.delayed)
+            .arg(&keys.dead)
+            .arg(&keys.paused);
         let mut unregister = redis::cmd("SREM");
         unregister.arg(inner.keys.registry()).arg(topic.as_str());
         let mut unindex = redis::cmd("ZREM");
@@ -225,6 +229,7 @@ impl BackendAdmin for RedisBackend {
             .invoke_async(&mut inner.connection())
             .await
             .map_err(backend_error)?;
+        let paused = crate::pause::pause_state(inner, topic).await?;
         let items = codec::items(reply);
         let count = |index: usize| {
             items
@@ -248,7 +253,12 @@ impl BackendAdmin for RedisBackend {
                     pending: number(&group[1]),
                     lag: number(&group[2]),
                     consumers: number(&group[3]),
+                    paused: false,
                 }
+            })
+            .map(|mut group: GroupStats| {
+                group.paused = paused.is_paused(&group.name);
+                group
             })
             .collect();
         Ok(TopicStats {
@@ -257,6 +267,7 @@ impl BackendAdmin for RedisBackend {
             scheduled: count(1),
             dead_lettered: count(2),
             groups,
+            paused: paused.all,
         })
     }
 

@@ -216,4 +216,8 @@ impl MessageBackend for RedisBackend {
     fn unique_backend(&self) -> Option<&dyn messaging_core::unique::UniqueBackend> {
         Some(self)
     }
+
+    fn pause_backend(&self) -> Option<&dyn messaging_core::PauseBackend> {
+        Some(self)
+    }
 }

@@ -28,6 +28,8 @@ pub(crate) struct TopicKeys {
     pub(crate) delayed: String,
     /// The dead-letter stream.
     pub(crate) dead: String,
+    /// The set of paused groups (`group:<name>`, and `*` for the whole topic).
+    pub(crate) paused: String,
 }
 
 impl Keys {
@@ -87,6 +89,7 @@ impl Keys {
             stream: format!("{tag}:stream"),
             delayed: format!("{tag}:delayed"),
             dead: format!("{tag}:dlq"),
+            paused: format!("{tag}:paused"),
         }
     }
 }
@@ -102,6 +105,7 @@ mod tests {
         assert_eq!(topic.stream, "{shop:orders.placed}:stream");
         assert_eq!(topic.delayed, "{shop:orders.placed}:delayed");
         assert_eq!(topic.dead, "{shop:orders.placed}:dlq");
+        assert_eq!(topic.paused, "{shop:orders.placed}:paused");
         assert_eq!(keys.registry(), "shop:topics");
         assert_eq!(keys.due_index(), "shop:due");
         assert_eq!(keys.sweep_lock(), "shop:sweep");

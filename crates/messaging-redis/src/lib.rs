@@ -72,6 +72,7 @@ mod hot_path;
 mod inner;
 mod keys;
 mod maintenance;
+mod pause;
 mod pool;
 #[cfg(test)]
 mod properties;

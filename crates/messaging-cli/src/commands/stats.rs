@@ -64,6 +64,7 @@ pub(crate) fn write_table(stats: &[TopicStats], out: &mut impl Write) -> std::io
         "GROUP".to_owned(),
         "PENDING".to_owned(),
         "LAG".to_owned(),
+        "PAUSED".to_owned(),
     ]];
     for topic in stats {
         let head = [
@@ -74,7 +75,17 @@ pub(crate) fn write_table(stats: &[TopicStats], out: &mut impl Write) -> std::io
         ];
         if topic.groups.is_empty() {
             let [a, b, c, d] = head.clone();
-            rows.push([a, b, c, d, "-".into(), "-".into(), "-".into()]);
+            let paused = if topic.paused { "yes" } else { "-" };
+            rows.push([
+                a,
+                b,
+                c,
+                d,
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                paused.into(),
+            ]);
         }
         for group in &topic.groups {
             let [a, b, c, d] = head.clone();
@@ -86,6 +97,7 @@ pub(crate) fn write_table(stats: &[TopicStats], out: &mut impl Write) -> std::io
                 group.name.clone(),
                 group.pending.to_string(),
                 group.lag.to_string(),
+                if group.paused { "yes" } else { "no" }.to_owned(),
             ]);
         }
     }
@@ -190,8 +202,19 @@ mod tests {
         assert!(lines[0].starts_with("TOPIC"), "{table}");
         assert_eq!(
             lines[1].split_whitespace().collect::<Vec<_>>(),
-            ["orders.placed", "2", "1", "0", "billing", "0", "2"]
+            ["orders.placed", "2", "1", "0", "billing", "0", "2", "no"]
         );
+
+        service
+            .pause("orders.placed", Some("billing"))
+            .await
+            .unwrap();
+        let stats = collect(&service, &[]).await.unwrap();
+        assert!(stats[0].groups[0].paused && !stats[0].paused);
+        let mut table = Vec::new();
+        write_table(&stats, &mut table).unwrap();
+        let table = String::from_utf8(table).unwrap();
+        assert!(table.lines().nth(1).unwrap().ends_with("yes"), "{table}");
 
         let missing = collect(&service, &["nope".into()]).await.unwrap_err();
         assert_eq!(crate::exit::code(&missing), crate::exit::NOT_FOUND);

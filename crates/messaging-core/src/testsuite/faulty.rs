@@ -59,6 +59,10 @@ pub enum Operation {
     Stats,
     /// [`BackendAdmin::health`].
     Health,
+    /// [`PauseBackend::set_paused`](crate::PauseBackend::set_paused).
+    SetPaused,
+    /// [`PauseBackend::pause_state`](crate::PauseBackend::pause_state).
+    PauseState,
 }
 
 /// What an observed operation returned, owned so an observer's future may keep it.
@@ -67,6 +71,8 @@ pub enum Operation {
 pub enum Outcome {
     /// A settling operation (extend lease, ack, retry, dead-letter) answered.
     Settled(Settlement),
+    /// [`Operation::PauseState`] answered this state.
+    Paused(crate::PauseState),
     /// Another operation succeeded.
     Done,
     /// The operation failed (an injected fault or the wrapped backend's error), with its text.
@@ -94,7 +100,9 @@ struct Faults {
 /// on demand: fail the next N calls of an operation, fail every call while
 /// [`down`](Self::set_down), delay an operation, or observe what each returned.
 /// The optional abilities ([`CancelBackend`], the unique backend) are the
-/// wrapped backend's, without faults.
+/// wrapped backend's, without faults; its [`PauseBackend`](crate::PauseBackend),
+/// when it has one, goes through the faults and the observer
+/// ([`Operation::SetPaused`], [`Operation::PauseState`]).
 ///
 /// ```
 /// use std::sync::Arc;
@@ -392,6 +400,44 @@ impl MessageBackend for FaultyBackend {
 
     fn unique_backend(&self) -> Option<&dyn crate::unique::UniqueBackend> {
         self.inner.unique_backend()
+    }
+
+    fn pause_backend(&self) -> Option<&dyn crate::PauseBackend> {
+        self.inner
+            .pause_backend()
+            .map(|_| self as &dyn crate::PauseBackend)
+    }
+}
+
+#[async_trait]
+impl crate::PauseBackend for FaultyBackend {
+    async fn set_paused(
+        &self,
+        topic: &Topic,
+        group: Option<&str>,
+        paused: bool,
+    ) -> Result<bool, BackendError> {
+        let pause = self
+            .inner
+            .pause_backend()
+            .expect("offered only when the inner has one");
+        self.run(
+            Operation::SetPaused,
+            pause.set_paused(topic, group, paused),
+            done,
+        )
+        .await
+    }
+
+    async fn pause_state(&self, topic: &Topic) -> Result<crate::PauseState, BackendError> {
+        let pause = self
+            .inner
+            .pause_backend()
+            .expect("offered only when the inner has one");
+        self.run(Operation::PauseState, pause.pause_state(topic), |state| {
+            Outcome::Paused(state.clone())
+        })
+        .await
     }
 }
 
