@@ -44,11 +44,12 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use messaging_model::{MAX_PARTITIONS, Message, Topic};
+use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::BackendError;
@@ -81,14 +82,19 @@ pub trait PartitionRegistry: Send + Sync + 'static {
 /// routed to its partitions after at most this).
 const PLAIN_RECHECK: Duration = Duration::from_secs(5);
 
+/// How long a process trusts a recorded count before asking again (a topic
+/// deleted and created again elsewhere is routed by its new record after at
+/// most this).
+const PARTITIONED_RECHECK: Duration = Duration::from_secs(30);
+
 /// A backend whose topics may be partitioned; see the [module](self) docs.
 pub struct Partitioned<B> {
     inner: Arc<B>,
     /// Partitions recorded for a topic used without a record (`None`: such a
     /// topic stays plain).
     new_topics: Option<u16>,
-    /// Known counts: partitioned topics for ever, plain ones until the instant.
-    counts: Mutex<HashMap<Topic, (u16, Option<Instant>)>>,
+    /// Known counts, each trusted until its instant.
+    counts: Mutex<HashMap<Topic, (u16, Instant)>>,
     /// The next partition of a message without a key.
     spread: AtomicUsize,
     /// Each consumer's reads still running on its partitions.
@@ -230,14 +236,18 @@ impl<B: Backend + PartitionRegistry> Partitioned<B> {
     fn cached(&self, topic: &Topic) -> Option<u16> {
         let counts = self.counts.lock().expect("partition counts lock");
         match counts.get(topic) {
-            Some((count, None)) => Some(*count),
-            Some((count, Some(until))) if Instant::now() < *until => Some(*count),
+            Some((count, until)) if Instant::now() < *until => Some(*count),
             _ => None,
         }
     }
 
     fn remember(&self, topic: &Topic, count: u16) {
-        let until = (count == 1).then(|| Instant::now() + PLAIN_RECHECK);
+        let trusted = if count == 1 {
+            PLAIN_RECHECK
+        } else {
+            PARTITIONED_RECHECK
+        };
+        let until = Instant::now() + trusted;
         self.counts
             .lock()
             .expect("partition counts lock")

@@ -337,3 +337,36 @@ async fn a_forged_receipt_is_a_typed_error_not_a_panic() {
         Err(BackendError::Corrupt { .. })
     ));
 }
+
+#[tokio::test(start_paused = true)]
+async fn another_process_sees_a_topic_partitioned_or_deleted_after_its_recheck() {
+    let shared = Arc::new(InMemoryBackend::new());
+    let here = Partitioned::from_arc(shared.clone());
+    let elsewhere = Partitioned::from_arc(shared);
+    let orders = topic("orders");
+    assert_eq!(
+        here.partition_count(&orders).await.unwrap(),
+        1,
+        "plain so far"
+    );
+    elsewhere
+        .create_partitioned_topic(&orders, 4)
+        .await
+        .unwrap();
+    assert_eq!(here.partition_count(&orders).await.unwrap(), 1, "cached");
+    tokio::time::advance(Duration::from_secs(5)).await;
+    assert_eq!(here.partition_count(&orders).await.unwrap(), 4, "5 s later");
+
+    assert!(elsewhere.delete_topic(&orders).await.unwrap());
+    elsewhere
+        .create_partitioned_topic(&orders, 2)
+        .await
+        .unwrap();
+    assert_eq!(here.partition_count(&orders).await.unwrap(), 4, "cached");
+    tokio::time::advance(Duration::from_secs(30)).await;
+    assert_eq!(
+        here.partition_count(&orders).await.unwrap(),
+        2,
+        "30 s later"
+    );
+}
