@@ -233,6 +233,26 @@ impl<B: Backend + PartitionRegistry> Partitioned<B> {
         Ok(count)
     }
 
+    /// [`partition_count`](Self::partition_count) for what only reads or
+    /// removes: a topic without a record is not recorded (with
+    /// [`partitioning_new_topics`](Self::partitioning_new_topics) it answers the
+    /// count it would get, whose partitions hold nothing yet).
+    async fn existing_partition_count(&self, topic: &Topic) -> Result<u16, BackendError> {
+        if topic.partition_of().is_some() {
+            return Ok(1);
+        }
+        if let Some(count) = self.cached(topic) {
+            return Ok(count);
+        }
+        match self.inner.recorded_partitions(topic).await? {
+            Some(count) => {
+                self.remember(topic, count);
+                Ok(count)
+            }
+            None => Ok(self.new_topics.unwrap_or(1)),
+        }
+    }
+
     fn cached(&self, topic: &Topic) -> Option<u16> {
         let counts = self.counts.lock().expect("partition counts lock");
         match counts.get(topic) {
@@ -827,11 +847,11 @@ impl<B: Backend + PartitionRegistry> BackendAdmin for Partitioned<B> {
     }
 
     async fn partitions(&self, topic: &Topic) -> Result<u16, BackendError> {
-        self.partition_count(topic).await
+        self.existing_partition_count(topic).await
     }
 
     async fn delete_topic(&self, topic: &Topic) -> Result<bool, BackendError> {
-        let count = self.partition_count(topic).await?;
+        let count = self.existing_partition_count(topic).await?;
         if count == 1 {
             return self.inner.delete_topic(topic).await;
         }
@@ -860,7 +880,7 @@ impl<B: Backend + PartitionRegistry> BackendAdmin for Partitioned<B> {
     }
 
     async fn delete_group(&self, topic: &Topic, group: &str) -> Result<bool, BackendError> {
-        let count = self.partition_count(topic).await?;
+        let count = self.existing_partition_count(topic).await?;
         if count == 1 {
             return self.inner.delete_group(topic, group).await;
         }
@@ -876,7 +896,7 @@ impl<B: Backend + PartitionRegistry> BackendAdmin for Partitioned<B> {
         topic: &Topic,
         limit: usize,
     ) -> Result<Vec<DeadLetter>, BackendError> {
-        let count = self.partition_count(topic).await?;
+        let count = self.existing_partition_count(topic).await?;
         if count == 1 {
             return self.inner.dead_letters(topic, limit).await;
         }
@@ -895,7 +915,7 @@ impl<B: Backend + PartitionRegistry> BackendAdmin for Partitioned<B> {
     }
 
     async fn replay_dead_letter(&self, topic: &Topic, id: &str) -> Result<bool, BackendError> {
-        let count = self.partition_count(topic).await?;
+        let count = self.existing_partition_count(topic).await?;
         if count == 1 {
             return self.inner.replay_dead_letter(topic, id).await;
         }
@@ -911,7 +931,7 @@ impl<B: Backend + PartitionRegistry> BackendAdmin for Partitioned<B> {
     }
 
     async fn purge_dead_letters(&self, topic: &Topic) -> Result<u64, BackendError> {
-        let count = self.partition_count(topic).await?;
+        let count = self.existing_partition_count(topic).await?;
         if count == 1 {
             return self.inner.purge_dead_letters(topic).await;
         }
@@ -923,7 +943,7 @@ impl<B: Backend + PartitionRegistry> BackendAdmin for Partitioned<B> {
     }
 
     async fn stats(&self, topic: &Topic) -> Result<TopicStats, BackendError> {
-        let count = self.partition_count(topic).await?;
+        let count = self.existing_partition_count(topic).await?;
         if count == 1 {
             return self.inner.stats(topic).await;
         }
@@ -975,7 +995,7 @@ impl<B: Backend + PartitionRegistry> CancelBackend for Partitioned<B> {
         let Some(cancel) = self.inner.cancel_backend() else {
             return Ok(false);
         };
-        let count = self.partition_count(topic).await?;
+        let count = self.existing_partition_count(topic).await?;
         if count == 1 {
             return cancel.cancel(topic, id).await;
         }
@@ -1017,7 +1037,7 @@ impl<B: Backend + PartitionRegistry> UniqueBackend for Partitioned<B> {
             .inner
             .unique_backend()
             .expect("offered only over a backend with unique jobs");
-        let count = self.partition_count(topic).await?;
+        let count = self.existing_partition_count(topic).await?;
         if count == 1 {
             return unique.unique_holder(topic, key).await;
         }
@@ -1037,7 +1057,7 @@ impl<B: Backend + PartitionRegistry> UniqueBackend for Partitioned<B> {
             .inner
             .unique_backend()
             .expect("offered only over a backend with unique jobs");
-        let count = self.partition_count(topic).await?;
+        let count = self.existing_partition_count(topic).await?;
         if count == 1 {
             return unique.release_unique(topic, key, id, after).await;
         }

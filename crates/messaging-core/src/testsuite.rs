@@ -2401,7 +2401,7 @@ fn unique_schedule(name: &str) -> String {
 /// removing answer whether the schedule existed.
 pub async fn schedules_are_saved_listed_paused_and_removed(factory: impl ScheduleBackendFactory) {
     use crate::schedule::Schedule;
-    let (schedules, _) = factory.backends().await;
+    let (schedules, backend) = factory.backends().await;
     let (a, b) = (unique_schedule("a"), unique_schedule("b"));
     let topic = unique_topic("sched");
     let first = Schedule::interval(&a, &topic, Duration::from_secs(60), json!({"v": 1})).unwrap();
@@ -2459,6 +2459,8 @@ pub async fn schedules_are_saved_listed_paused_and_removed(factory: impl Schedul
             .iter()
             .any(|s| s.schedule.name == a || s.schedule.name == b)
     );
+    // A backend that records something per topic (partition counts) forgets it.
+    cleanup(&backend, &[&topic]).await;
 }
 
 /// Twenty claims of one tick publish it once; an older tick is never published
