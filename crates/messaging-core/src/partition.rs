@@ -216,21 +216,7 @@ impl<B: Backend + PartitionRegistry> Partitioned<B> {
 
     /// How many partitions `topic` has (1 for a plain topic or a partition).
     pub async fn partition_count(&self, topic: &Topic) -> Result<u16, BackendError> {
-        if topic.partition_of().is_some() {
-            return Ok(1);
-        }
-        if let Some(count) = self.cached(topic) {
-            return Ok(count);
-        }
-        let count = match self.inner.recorded_partitions(topic).await? {
-            Some(count) => count,
-            None => match self.new_topics {
-                Some(count) => self.inner.record_partitions(topic, count).await?,
-                None => 1,
-            },
-        };
-        self.remember(topic, count);
-        Ok(count)
+        self.count_of(topic, true).await
     }
 
     /// [`partition_count`](Self::partition_count) for what only reads or
@@ -238,19 +224,29 @@ impl<B: Backend + PartitionRegistry> Partitioned<B> {
     /// [`partitioning_new_topics`](Self::partitioning_new_topics) it answers the
     /// count it would get, whose partitions hold nothing yet).
     async fn existing_partition_count(&self, topic: &Topic) -> Result<u16, BackendError> {
+        self.count_of(topic, false).await
+    }
+
+    /// The count of `topic`: cached, else recorded; a topic without a record
+    /// gets `new_topics` recorded when `record` says so.
+    async fn count_of(&self, topic: &Topic, record: bool) -> Result<u16, BackendError> {
         if topic.partition_of().is_some() {
             return Ok(1);
         }
         if let Some(count) = self.cached(topic) {
             return Ok(count);
         }
-        match self.inner.recorded_partitions(topic).await? {
-            Some(count) => {
-                self.remember(topic, count);
-                Ok(count)
-            }
-            None => Ok(self.new_topics.unwrap_or(1)),
-        }
+        let count = match (
+            self.inner.recorded_partitions(topic).await?,
+            self.new_topics,
+        ) {
+            (Some(count), _) => count,
+            (None, Some(count)) if record => self.inner.record_partitions(topic, count).await?,
+            (None, None) if record => 1,
+            (None, new_topics) => return Ok(new_topics.unwrap_or(1)),
+        };
+        self.remember(topic, count);
+        Ok(count)
     }
 
     fn cached(&self, topic: &Topic) -> Option<u16> {
@@ -418,31 +414,21 @@ impl<B: Backend + PartitionRegistry> Partitioned<B> {
         Ok(taken)
     }
 
-    /// The partition of a receipt, the receipt the backend gave, and the
-    /// message as the backend stores it.
-    fn inward(&self, receipt: &Receipt, message: Option<&Message>) -> Result<Inward, BackendError> {
+    /// The receipt the backend gave for a receipt of a partition (its id names
+    /// the partition, `3:1700000000000-0`); `None` for a plain topic's receipt.
+    fn inward(receipt: &Receipt) -> Result<Option<Receipt>, BackendError> {
+        if receipt.topic().partition_of().is_some() || !receipt.entry_id.contains(':') {
+            return Ok(None);
+        }
         let (index, inner_id) = split_id(&receipt.entry_id, receipt.topic())?;
-        let topic = receipt
-            .topic()
-            .partition(index)
-            .ok_or_else(|| corrupt_id(receipt.topic(), &receipt.entry_id))?;
-        let message = message.map(|message| {
-            let mut message = message.clone();
-            message.topic = topic.clone();
-            message
-        });
-        Ok(Inward {
-            receipt: Receipt {
-                consumer: ConsumerId::new(
-                    topic,
-                    receipt.consumer.group.clone(),
-                    receipt.consumer.consumer.clone(),
-                ),
-                entry_id: inner_id.to_owned(),
-                delivery_count: receipt.delivery_count,
-            },
-            message,
-        })
+        if receipt.topic().partition(index).is_none() {
+            return Err(corrupt_id(receipt.topic(), &receipt.entry_id));
+        }
+        Ok(Some(Receipt {
+            consumer: partition_consumer(&receipt.consumer, index),
+            entry_id: inner_id.to_owned(),
+            delivery_count: receipt.delivery_count,
+        }))
     }
 
     /// Publishes one run of a batch (one stream), appending its ids; a refusal
@@ -472,16 +458,6 @@ impl<B: Backend + PartitionRegistry> Partitioned<B> {
             Err(error) => Err(error),
         }
     }
-
-    /// Whether a receipt came from a partition (its id names one).
-    fn is_partitioned_receipt(receipt: &Receipt) -> bool {
-        receipt.topic().partition_of().is_none() && receipt.entry_id.contains(':')
-    }
-}
-
-struct Inward {
-    receipt: Receipt,
-    message: Option<Message>,
 }
 
 fn check_count(count: u16) -> Result<(), BackendError> {
@@ -758,19 +734,17 @@ impl<B: Backend + PartitionRegistry> MessageBackend for Partitioned<B> {
     }
 
     async fn extend_lease(&self, receipt: &Receipt) -> Result<Settlement, BackendError> {
-        if !Self::is_partitioned_receipt(receipt) {
-            return self.inner.extend_lease(receipt).await;
+        match Self::inward(receipt)? {
+            Some(inner) => self.inner.extend_lease(&inner).await,
+            None => self.inner.extend_lease(receipt).await,
         }
-        let inward = self.inward(receipt, None)?;
-        self.inner.extend_lease(&inward.receipt).await
     }
 
     async fn ack(&self, receipt: &Receipt) -> Result<Settlement, BackendError> {
-        if !Self::is_partitioned_receipt(receipt) {
-            return self.inner.ack(receipt).await;
+        match Self::inward(receipt)? {
+            Some(inner) => self.inner.ack(&inner).await,
+            None => self.inner.ack(receipt).await,
         }
-        let inward = self.inward(receipt, None)?;
-        self.inner.ack(&inward.receipt).await
     }
 
     async fn retry_at(
@@ -779,14 +753,13 @@ impl<B: Backend + PartitionRegistry> MessageBackend for Partitioned<B> {
         message: &Message,
         deliver_at: DateTime<Utc>,
     ) -> Result<Settlement, BackendError> {
-        if !Self::is_partitioned_receipt(receipt) {
-            return self.inner.retry_at(receipt, message, deliver_at).await;
+        match Self::inward(receipt)? {
+            Some(inner) => {
+                let message = with_topic(message, inner.topic().clone());
+                self.inner.retry_at(&inner, &message, deliver_at).await
+            }
+            None => self.inner.retry_at(receipt, message, deliver_at).await,
         }
-        let inward = self.inward(receipt, Some(message))?;
-        let message = inward.message.expect("a message given");
-        self.inner
-            .retry_at(&inward.receipt, &message, deliver_at)
-            .await
     }
 
     async fn dead_letter(
@@ -795,14 +768,13 @@ impl<B: Backend + PartitionRegistry> MessageBackend for Partitioned<B> {
         message: &Message,
         error: &str,
     ) -> Result<Settlement, BackendError> {
-        if !Self::is_partitioned_receipt(receipt) {
-            return self.inner.dead_letter(receipt, message, error).await;
+        match Self::inward(receipt)? {
+            Some(inner) => {
+                let message = with_topic(message, inner.topic().clone());
+                self.inner.dead_letter(&inner, &message, error).await
+            }
+            None => self.inner.dead_letter(receipt, message, error).await,
         }
-        let inward = self.inward(receipt, Some(message))?;
-        let message = inward.message.expect("a message given");
-        self.inner
-            .dead_letter(&inward.receipt, &message, error)
-            .await
     }
 
     fn cancel_backend(&self) -> Option<&dyn CancelBackend> {

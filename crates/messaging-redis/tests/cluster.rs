@@ -65,11 +65,7 @@ mod partitioned {
     use messaging_redis::{RedisBackend, Retention};
 
     fn partitioned(backend: Arc<RedisBackend>) -> Arc<Partitioned<RedisBackend>> {
-        Arc::new(
-            Partitioned::from_arc(backend)
-                .partitioning_new_topics(6)
-                .expect("6 partitions"),
-        )
+        crate::support::partitioned(backend, 6)
     }
 
     async fn backend() -> Arc<dyn Backend> {

@@ -59,11 +59,7 @@ mod partitioned {
     use messaging_redis::{RedisBackend, Retention};
 
     fn partitioned(backend: Arc<RedisBackend>) -> Arc<Partitioned<RedisBackend>> {
-        Arc::new(
-            Partitioned::from_arc(backend)
-                .partitioning_new_topics(3)
-                .expect("3 partitions"),
-        )
+        crate::support::partitioned(backend, 3)
     }
 
     async fn backend() -> Arc<dyn Backend> {

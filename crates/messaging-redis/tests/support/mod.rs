@@ -562,3 +562,16 @@ pub async fn suite_backend(
         .unwrap_or_else(|error| panic!("cannot reach Redis at {env_var}={url}: {error}"));
     std::sync::Arc::new(backend)
 }
+
+/// `backend` with every topic recorded with `count` partitions at its first
+/// use (the conformance suites' partitioned runs).
+pub fn partitioned(
+    backend: std::sync::Arc<RedisBackend>,
+    count: u16,
+) -> std::sync::Arc<messaging_core::Partitioned<RedisBackend>> {
+    std::sync::Arc::new(
+        messaging_core::Partitioned::from_arc(backend)
+            .partitioning_new_topics(count)
+            .expect("a partition count below 1024"),
+    )
+}
