@@ -37,6 +37,88 @@ pub(crate) struct Config {
     /// The push channel; none: push notifications are refused.
     #[serde(deserialize_with = "with_default_provider")]
     pub(crate) push: Option<PushProvider>,
+    /// `[[limits]]`: rate and concurrency limits of the worker's subscriptions.
+    pub(crate) limits: Vec<LimitConfig>,
+}
+
+/// One `[[limits]]` entry: a flow limit on some of the worker's topics,
+/// enforced across every worker over the same Redis.
+///
+/// ```toml
+/// [[limits]]
+/// name = "sms-per-tenant"     # names its buckets (shared by every worker)
+/// channel = "sms"             # the topic notification.sms; or topics = [...]
+/// key = "tenant"              # one bucket per value of this metadata entry;
+///                             # or key_field = "/tenant_id" (a payload field)
+/// rate = "100/1s"             # or concurrency = 5
+/// ```
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct LimitConfig {
+    /// The limit's name.
+    pub(crate) name: String,
+    /// `email`, `sms` or `push`: the channel's request topic
+    /// (`notification.email`, …).
+    pub(crate) channel: Option<String>,
+    /// Topics the limit applies to (each an event topic the worker reads).
+    pub(crate) topics: Vec<String>,
+    /// A metadata entry whose value names the bucket.
+    pub(crate) key: Option<String>,
+    /// A payload field (JSON pointer) whose value names the bucket.
+    pub(crate) key_field: Option<String>,
+    /// `PERMITS/INTERVAL`, e.g. `100/1s`.
+    pub(crate) rate: Option<String>,
+    /// Most messages of one bucket handled at once.
+    pub(crate) concurrency: Option<u32>,
+}
+
+impl LimitConfig {
+    /// The topics it applies to.
+    pub(crate) fn topic_names(&self) -> Vec<String> {
+        let mut topics = self.topics.clone();
+        if let Some(channel) = &self.channel {
+            topics.push(format!("notification.{channel}"));
+        }
+        topics
+    }
+
+    /// The checked limit, or what is wrong with it.
+    pub(crate) fn to_limit(&self) -> Result<messaging_core::limit::FlowLimit, CliError> {
+        use messaging_core::limit::{FlowLimit, LimitKey};
+        let invalid = |reason: String| CliError::InvalidSetting {
+            name: format!("limits.{}", if self.name.is_empty() { "name" } else { &self.name }),
+            reason,
+        };
+        if let Some(channel) = &self.channel
+            && !matches!(channel.as_str(), "email" | "sms" | "push")
+        {
+            return Err(invalid(format!(
+                "channel {channel:?} is not one of email, sms, push"
+            )));
+        }
+        if self.topic_names().is_empty() {
+            return Err(invalid("names no channel and no topics".into()));
+        }
+        let key = match (&self.key, &self.key_field) {
+            (Some(_), Some(_)) => return Err(invalid("has both key and key_field".into())),
+            (Some(name), None) => LimitKey::metadata(name.clone()),
+            (None, Some(pointer)) => {
+                LimitKey::payload(pointer.clone()).map_err(|error| invalid(error.to_string()))?
+            }
+            (None, None) => LimitKey::Global,
+        };
+        let limit = match (&self.rate, self.concurrency) {
+            (Some(rate), None) => {
+                let rate = rate.parse().map_err(|error: messaging_core::limit::InvalidLimit| {
+                    invalid(error.to_string())
+                })?;
+                FlowLimit::rate(self.name.clone(), key, rate)
+            }
+            (None, Some(max)) => FlowLimit::concurrency(self.name.clone(), key, max),
+            _ => return Err(invalid("needs exactly one of rate and concurrency".into())),
+        };
+        limit.map_err(|error| invalid(error.to_string()))
+    }
 }
 
 /// `[backend]`.
@@ -404,6 +486,48 @@ impl Config {
         })
     }
 
+    /// The flow limits of the worker's subscription to `topic`, in the
+    /// order of the file.
+    pub(crate) fn limits_for(
+        &self,
+        topic: &str,
+    ) -> Result<Vec<messaging_core::limit::FlowLimit>, CliError> {
+        let mut limits = Vec::new();
+        for entry in &self.limits {
+            if entry.topic_names().iter().any(|name| name == topic) {
+                limits.push(entry.to_limit()?);
+            }
+        }
+        Ok(limits)
+    }
+
+    /// Checks every `[[limits]]` entry, and that each names only topics in
+    /// `topics` (what the worker reads).
+    pub(crate) fn check_limits(&self, topics: &[&str]) -> Result<(), CliError> {
+        let mut names = std::collections::BTreeSet::new();
+        for entry in &self.limits {
+            entry.to_limit()?;
+            if !names.insert(entry.name.as_str()) {
+                return Err(CliError::InvalidSetting {
+                    name: format!("limits.{}", entry.name),
+                    reason: "two [[limits]] entries have this name".into(),
+                });
+            }
+            for topic in entry.topic_names() {
+                if !topics.contains(&topic.as_str()) {
+                    return Err(CliError::InvalidSetting {
+                        name: format!("limits.{}", entry.name),
+                        reason: format!(
+                            "topic {topic:?} is not one the worker reads ({})",
+                            topics.join(", ")
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Parses TOML text.
     pub(crate) fn from_toml(text: &str) -> Result<Self, toml::de::Error> {
         toml::from_str(text)
@@ -587,6 +711,50 @@ mod tests {
         assert_eq!(config.retry.initial_delay, Duration::from_secs(10));
         assert_eq!(config.smtp.unwrap().port, Some(2525));
         assert_eq!(config.delivery, DeliveryConfig::default());
+    }
+
+    #[test]
+    fn limits_are_read_checked_and_given_to_their_topics() {
+        let config = Config::from_toml(
+            "[[limits]]\nname = \"sms-per-tenant\"\nchannel = \"sms\"\nkey = \"tenant\"\nrate = \"100/1s\"\n\n\
+             [[limits]]\nname = \"provider\"\nchannel = \"email\"\ntopics = [\"user.registered\"]\nconcurrency = 4\n",
+        )
+        .unwrap();
+        let topics = ["notification.email", "notification.sms", "user.registered"];
+        config.check_limits(&topics).unwrap();
+        let sms = config.limits_for("notification.sms").unwrap();
+        assert_eq!(sms.len(), 1);
+        assert_eq!(sms[0].name(), "sms-per-tenant");
+        assert_eq!(
+            sms[0].kind(),
+            messaging_core::limit::LimitKind::Rate("100/1s".parse().unwrap())
+        );
+        assert_eq!(config.limits_for("user.registered").unwrap()[0].name(), "provider");
+        assert_eq!(config.limits_for("notification.email").unwrap().len(), 1);
+        assert!(config.limits_for("wallet.recharged").unwrap().is_empty());
+
+        for (entry, says) in [
+            ("name = \"x\"\nchannel = \"sms\"", "exactly one of rate and concurrency"),
+            ("name = \"x\"\nchannel = \"sms\"\nrate = \"1/s\"\nconcurrency = 1", "exactly one"),
+            ("name = \"x\"\nchannel = \"fax\"\nrate = \"1/s\"", "not one of email, sms, push"),
+            ("name = \"x\"\nrate = \"1/s\"", "no channel and no topics"),
+            ("name = \"x\"\nchannel = \"sms\"\nrate = \"0/s\"", "invalid rate"),
+            ("name = \"x\"\nchannel = \"sms\"\nconcurrency = 0", "invalid concurrency"),
+            ("name = \"a b\"\nchannel = \"sms\"\nrate = \"1/s\"", "invalid limit name"),
+            ("name = \"x\"\nchannel = \"sms\"\nkey_field = \"tenant\"\nrate = \"1/s\"", "JSON pointer"),
+            ("name = \"x\"\nchannel = \"sms\"\nkey = \"t\"\nkey_field = \"/t\"\nrate = \"1/s\"", "both key and key_field"),
+            ("name = \"x\"\ntopics = [\"orders.placed\"]\nrate = \"1/s\"", "not one the worker reads"),
+        ] {
+            let config = Config::from_toml(&format!("[[limits]]\n{entry}\n")).unwrap();
+            let error = config.check_limits(&topics).unwrap_err().to_string();
+            assert!(error.contains(says), "{entry:?}: {error}");
+        }
+        let twice = Config::from_toml(
+            "[[limits]]\nname = \"x\"\nchannel = \"sms\"\nrate = \"1/s\"\n[[limits]]\nname = \"x\"\nchannel = \"email\"\nrate = \"1/s\"\n",
+        )
+        .unwrap();
+        assert!(twice.check_limits(&topics).unwrap_err().to_string().contains("two [[limits]]"));
+        assert!(Config::from_toml("[[limits]]\nname = \"x\"\nburst = 3\n").is_err());
     }
 
     #[test]

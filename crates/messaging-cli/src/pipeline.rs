@@ -86,9 +86,31 @@ impl Pipeline {
         messaging: &MessagingService,
         options: SubscribeOptions,
     ) -> anyhow::Result<()> {
+        self.attach_limited(messaging, options, &Config::default())
+            .await
+    }
+
+    /// [`attach`](Self::attach), each subscription with the `[[limits]]` of
+    /// `config` that name its topic.
+    pub(crate) async fn attach_limited(
+        &self,
+        messaging: &MessagingService,
+        options: SubscribeOptions,
+        config: &Config,
+    ) -> anyhow::Result<()> {
+        let rules = EventRules::defaults();
+        config.check_limits(&rules.topics().collect::<Vec<_>>())?;
+        let mut limits = std::collections::BTreeMap::new();
+        for topic in rules.topics() {
+            limits.insert(topic.to_owned(), config.limits_for(topic)?);
+        }
         self.notifications.install_default_templates().await?;
         self.notifications
-            .listen_to_events_with(messaging, &EventRules::defaults(), options)
+            .listen_to_events_with_options(messaging, &rules, |topic| {
+                let mut options = options.clone();
+                options.limits = limits.get(topic).cloned().unwrap_or_default();
+                options
+            })
             .await?;
         Ok(())
     }

@@ -434,6 +434,15 @@ pub trait MessageBackend: Send + Sync + 'static {
     fn pause_backend(&self) -> Option<&dyn PauseBackend> {
         None
     }
+
+    /// The backend's [`LimitBackend`](crate::limit::LimitBackend), if it keeps
+    /// the buckets of flow limits (what the subscription runtime enforces
+    /// [`SubscribeOptions::limits`](crate::SubscribeOptions::limits) through).
+    /// `None` by default: a subscription with limits is then refused with
+    /// [`MessagingError::Unsupported`](crate::MessagingError::Unsupported).
+    fn limit_backend(&self) -> Option<&dyn crate::limit::LimitBackend> {
+        None
+    }
 }
 
 /// Administration of a backend, off the hot path: topics, groups, figures,

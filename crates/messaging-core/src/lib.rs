@@ -55,6 +55,7 @@
 mod backend;
 mod error;
 mod handler;
+pub mod limit;
 mod memory;
 pub mod partition;
 mod retention;

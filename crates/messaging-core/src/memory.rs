@@ -48,6 +48,8 @@ pub struct InMemoryBackend {
     partitions: Arc<Mutex<BTreeMap<Topic, u16>>>,
     /// Paused groups, by topic (see [`crate::PauseBackend`]).
     paused: Arc<Mutex<BTreeMap<Topic, crate::PauseState>>>,
+    /// Buckets of flow limits (see [`crate::limit`]).
+    limits: Arc<crate::limit::MemoryLimits>,
 }
 
 /// Held unique keys, by (topic, key): the holder and until when.
@@ -70,6 +72,7 @@ impl Default for InMemoryBackend {
             unique: Arc::default(),
             partitions: Arc::default(),
             paused: Arc::default(),
+            limits: Arc::default(),
         }
     }
 }
@@ -589,6 +592,40 @@ impl MessageBackend for InMemoryBackend {
 
     fn pause_backend(&self) -> Option<&dyn crate::PauseBackend> {
         Some(self)
+    }
+
+    fn limit_backend(&self) -> Option<&dyn crate::limit::LimitBackend> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl crate::limit::LimitBackend for InMemoryBackend {
+    async fn reserve_permit(
+        &self,
+        bucket: &crate::limit::LimitBucket,
+        rate: crate::limit::Rate,
+    ) -> Result<Duration, BackendError> {
+        Ok(self.limits.reserve_permit(bucket, rate))
+    }
+
+    async fn acquire_slot(
+        &self,
+        bucket: &crate::limit::LimitBucket,
+        max: u32,
+        holder: &str,
+        lease: Duration,
+    ) -> Result<bool, BackendError> {
+        Ok(self.limits.acquire_slot(bucket, max, holder, lease))
+    }
+
+    async fn release_slot(
+        &self,
+        bucket: &crate::limit::LimitBucket,
+        holder: &str,
+    ) -> Result<(), BackendError> {
+        self.limits.release_slot(bucket, holder);
+        Ok(())
     }
 }
 

@@ -795,6 +795,11 @@ impl<B: Backend + PartitionRegistry> MessageBackend for Partitioned<B> {
     fn pause_backend(&self) -> Option<&dyn crate::PauseBackend> {
         self.inner.pause_backend()
     }
+
+    /// Buckets are named by limit and key, not by topic: the inner backend's.
+    fn limit_backend(&self) -> Option<&dyn crate::limit::LimitBackend> {
+        self.inner.limit_backend()
+    }
 }
 
 #[async_trait]

@@ -336,6 +336,12 @@ impl MessagingService {
         let handler: Arc<dyn MessageHandler> = Arc::new(handler);
         let topic = Topic::new(topic)?;
         options.check()?;
+        if !options.limits.is_empty() && self.backend.limit_backend().is_none() {
+            return Err(MessagingError::Unsupported {
+                backend: self.backend.name(),
+                operation: "flow limits",
+            });
+        }
         let mut subscriptions = self.subscriptions.lock().await;
         if subscriptions
             .iter()

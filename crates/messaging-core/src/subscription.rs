@@ -17,6 +17,10 @@ use crate::backend::{
     ConsumerId, Delivery, MessageBackend, RETRY_AT_KEY, RETRY_DELAY_MS_KEY, ReadFrom, ReadOptions,
     Receipt, Settlement, TARGET_GROUP_KEY,
 };
+use crate::limit::{
+    FlowLimit, LIMIT_DEFERRALS_KEY, LIMIT_RESERVED_KEY, LimitBackend, LimitBucket, LimitKind,
+    concurrency_backoff,
+};
 use crate::trace_context::{TRACEPARENT_KEY, TraceContext};
 use crate::{HandlerError, MessageHandler, RetryPolicy, StartFrom};
 
@@ -85,6 +89,9 @@ pub struct SubscribeOptions {
     /// the error `expired` (the default) or dropped. Either way
     /// `messaging_expired_total` counts it.
     pub on_expired: OnExpired,
+    /// Flow limits (rate and concurrency per key, see [`crate::limit`]),
+    /// checked in order before each message's handler runs. Empty by default.
+    pub limits: Vec<FlowLimit>,
 }
 
 /// What the runtime does with a delivery whose message has expired
@@ -162,6 +169,7 @@ impl SubscribeOptions {
             max_retries: None,
             handler_timeout: None,
             on_expired: OnExpired::DeadLetter,
+            limits: Vec::new(),
         }
     }
 
@@ -185,6 +193,12 @@ impl SubscribeOptions {
     /// paused it sleeps on this interval: one small read of the pause state a
     /// second, no busy loop.
     pub const PAUSE_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+    /// The longest wait for a rate limit's permit that a message spends in its
+    /// handler slot; a longer one is spent in the backend's delay queue (see
+    /// [`crate::limit`]).
+    pub const LIMIT_HOLD_MAX: Duration = Duration::from_millis(100);
+    /// Most flow limits of one subscription.
+    pub const MAX_LIMITS: usize = 16;
     /// The default of [`max_retry_delay`](Self::max_retry_delay): 1 day.
     pub const DEFAULT_MAX_RETRY_DELAY: Duration = Duration::from_secs(24 * 3600);
 
@@ -282,6 +296,13 @@ impl SubscribeOptions {
         self
     }
 
+    /// Adds a flow limit ([`limits`](Self::limits)), checked after the ones
+    /// added before it.
+    pub fn with_limit(mut self, limit: FlowLimit) -> Self {
+        self.limits.push(limit);
+        self
+    }
+
     pub(crate) fn check(&self) -> Result<(), crate::MessagingError> {
         use crate::MessagingError::InvalidOption;
         if self.concurrency == 0 || self.concurrency > Self::MAX_CONCURRENCY {
@@ -317,6 +338,16 @@ impl SubscribeOptions {
         }) {
             return Err(InvalidOption(
                 "handler_timeout must be between 1 ms and 1 day",
+            ));
+        }
+        if self.limits.len() > Self::MAX_LIMITS {
+            return Err(InvalidOption("at most 16 flow limits per subscription"));
+        }
+        let mut names: Vec<&str> = self.limits.iter().map(FlowLimit::name).collect();
+        names.sort_unstable();
+        if names.windows(2).any(|pair| pair[0] == pair[1]) {
+            return Err(InvalidOption(
+                "two flow limits of one subscription have the same name",
             ));
         }
         if self.max_deliveries == 0 {
@@ -612,12 +643,25 @@ impl Worker {
                 self.give_up(&receipt, message, error).await;
                 return;
             }
+            let mut message = message;
+            let slots = if self.options.limits.is_empty() {
+                Vec::new()
+            } else {
+                match self.admit(&receipt, &mut message).await {
+                    Some(slots) => slots,
+                    None => return,
+                }
+            };
             let started = std::time::Instant::now();
             let token = self.closing.child_token();
             let timeout = self.timeout_of(&message);
             let attempt = self
-                .run_handler(&receipt, message.clone(), timeout, token)
+                .run_handler(&receipt, message.clone(), timeout, token, &slots)
                 .await;
+            let _release = SlotRelease {
+                backend: self.backend.clone(),
+                slots,
+            };
             let labels = [
                 ("topic", self.topic.to_string()),
                 ("group", receipt.consumer.group.clone()),
@@ -659,6 +703,165 @@ impl Worker {
         trace.scope(work.instrument(span)).await
     }
 
+    /// Admits `message` through the subscription's flow limits, in order:
+    /// `Some` with the concurrency slots it holds, or `None` when it was put
+    /// back in the delay queue (or left pending after a backend error) and
+    /// must not run now. Removes the runtime's limit metadata from `message`,
+    /// so a retry of it takes new permits.
+    async fn admit(&self, receipt: &Receipt, message: &mut Message) -> Option<Vec<HeldSlot>> {
+        let Some(limits) = self.backend.limit_backend() else {
+            // The service refuses limits on such a backend; a backend that
+            // stopped answering has no buckets to ask.
+            return Some(Vec::new());
+        };
+        let reserved: Vec<String> = message
+            .metadata
+            .remove(LIMIT_RESERVED_KEY)
+            .map(|names| names.split(',').map(str::to_owned).collect())
+            .unwrap_or_default();
+        let deferrals: u32 = message
+            .metadata
+            .remove(LIMIT_DEFERRALS_KEY)
+            .and_then(|count| count.parse().ok())
+            .unwrap_or(0);
+        let mut slots: Vec<HeldSlot> = Vec::new();
+        let mut newly_reserved: Vec<String> = Vec::new();
+        let holder = format!("{}:{}", receipt.consumer.group, message.id);
+        for limit in &self.options.limits {
+            let bucket = limit.bucket_of(message);
+            match limit.kind() {
+                LimitKind::Rate(rate) => {
+                    if reserved.iter().any(|name| name == limit.name()) {
+                        continue;
+                    }
+                    let wait = match limits.reserve_permit(&bucket, rate).await {
+                        Ok(wait) => wait,
+                        Err(backend_error) => {
+                            self.leave_pending(limits, slots, &bucket, &backend_error)
+                                .await;
+                            return None;
+                        }
+                    };
+                    newly_reserved.push(limit.name().to_owned());
+                    if wait.is_zero() {
+                        continue;
+                    }
+                    metrics::counter!("messaging_rate_limited_total", "topic" => self.topic.to_string(), "group" => receipt.consumer.group.clone(), "limit" => limit.name().to_owned())
+                        .increment(1);
+                    if wait <= SubscribeOptions::LIMIT_HOLD_MAX {
+                        tokio::time::sleep(wait).await;
+                        continue;
+                    }
+                    // Hold no slot while waiting in the delay queue. Every
+                    // permit taken is due by then, so none is taken again.
+                    release_all(limits, &slots).await;
+                    let mut names = reserved.clone();
+                    names.extend(newly_reserved);
+                    debug!(limit = limit.name(), key = %bucket.key, ?wait, "over a rate limit; waiting for its permit in the delay queue");
+                    self.defer(receipt, message.clone(), wait, &names, deferrals)
+                        .await;
+                    return None;
+                }
+                LimitKind::Concurrency(max) => {
+                    match limits
+                        .acquire_slot(&bucket, max.get(), &holder, self.options.visibility_timeout)
+                        .await
+                    {
+                        Ok(true) => slots.push(HeldSlot {
+                            bucket,
+                            holder: holder.clone(),
+                            lease: self.options.visibility_timeout,
+                        }),
+                        Ok(false) => {
+                            release_all(limits, &slots).await;
+                            metrics::counter!("messaging_concurrency_limited_total", "topic" => self.topic.to_string(), "group" => receipt.consumer.group.clone(), "limit" => limit.name().to_owned())
+                                .increment(1);
+                            let wait = concurrency_backoff(deferrals);
+                            // Its rate permits are given up (a message must not
+                            // start long after its permit was due: late starts
+                            // bunch up and pass the rate).
+                            debug!(limit = limit.name(), key = %bucket.key, ?wait, "concurrency limit full; trying again later");
+                            self.defer(
+                                receipt,
+                                message.clone(),
+                                wait,
+                                &[],
+                                deferrals.saturating_add(1),
+                            )
+                            .await;
+                            return None;
+                        }
+                        Err(backend_error) => {
+                            self.leave_pending(limits, slots, &bucket, &backend_error)
+                                .await;
+                            return None;
+                        }
+                    }
+                }
+            }
+        }
+        Some(slots)
+    }
+
+    /// A limit could not be asked: the message stays pending (reclaimed after
+    /// the visibility timeout), its slots freed.
+    async fn leave_pending(
+        &self,
+        limits: &dyn LimitBackend,
+        slots: Vec<HeldSlot>,
+        bucket: &LimitBucket,
+        backend_error: &crate::BackendError,
+    ) {
+        release_all(limits, &slots).await;
+        warn!(limit = %bucket.limit, error = %backend_error, "could not check a flow limit; the message stays pending and is redelivered");
+    }
+
+    /// Puts `message` back for `wait`: acknowledged and scheduled again in
+    /// one atomic step (the backend's retry), with its `retry` count untouched.
+    async fn defer(
+        &self,
+        receipt: &Receipt,
+        mut message: Message,
+        wait: Duration,
+        reserved: &[String],
+        deferrals: u32,
+    ) {
+        let now = Utc::now();
+        let deliver_at = now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX);
+        message.status = MessageStatus::Pending;
+        message.updated_at = now;
+        message
+            .metadata
+            .insert(TARGET_GROUP_KEY.to_owned(), receipt.consumer.group.clone());
+        if !reserved.is_empty() {
+            message
+                .metadata
+                .insert(LIMIT_RESERVED_KEY.to_owned(), reserved.join(","));
+        }
+        if deferrals > 0 {
+            message
+                .metadata
+                .insert(LIMIT_DEFERRALS_KEY.to_owned(), deferrals.to_string());
+        }
+        let result = self.backend.retry_at(receipt, &message, deliver_at).await;
+        self.settle("defer", result, receipt);
+    }
+
+    /// Renews the leases of the slots a running handler holds.
+    async fn renew_slots(&self, slots: &[HeldSlot]) {
+        let Some(limits) = self.backend.limit_backend() else {
+            return;
+        };
+        for slot in slots {
+            if let Err(backend_error) = limits
+                .acquire_slot(&slot.bucket, u32::MAX, &slot.holder, slot.lease)
+                .await
+            {
+                warn!(limit = %slot.bucket.limit, error = %backend_error, "could not renew a concurrency slot");
+            }
+        }
+    }
+
     /// The timeout of one attempt at `message`: its own [`HANDLER_TIMEOUT_KEY`]
     /// when valid, else the subscription's.
     fn timeout_of(&self, message: &Message) -> Option<Duration> {
@@ -685,6 +888,7 @@ impl Worker {
         message: Message,
         timeout: Option<Duration>,
         token: CancellationToken,
+        slots: &[HeldSlot],
     ) -> Attempt {
         let handler = self.handler.clone();
         let handled = AssertUnwindSafe(crate::handler::with_cancellation(
@@ -710,6 +914,7 @@ impl Worker {
                     return Attempt::TimedOut(timeout.unwrap_or_default());
                 }
                 _ = tokio::time::sleep(extend_every), if owned => {
+                    self.renew_slots(slots).await;
                     match self.backend.extend_lease(receipt).await {
                         Ok(Settlement::Settled) => {}
                         Ok(Settlement::LostOwnership) => {
@@ -839,6 +1044,44 @@ impl Worker {
                 error = %backend_error,
                 "settling failed; the message stays pending and will be redelivered"
             ),
+        }
+    }
+}
+
+/// A concurrency slot a message holds while its handler runs.
+struct HeldSlot {
+    bucket: LimitBucket,
+    holder: String,
+    lease: Duration,
+}
+
+/// Frees a message's slots when its processing ends, however it ends.
+struct SlotRelease {
+    backend: Arc<dyn MessageBackend>,
+    slots: Vec<HeldSlot>,
+}
+
+impl Drop for SlotRelease {
+    fn drop(&mut self) {
+        if self.slots.is_empty() {
+            return;
+        }
+        let backend = self.backend.clone();
+        let slots = std::mem::take(&mut self.slots);
+        // Off the handler's task: a lost release only keeps the slot until
+        // its lease ends.
+        tokio::spawn(async move {
+            if let Some(limits) = backend.limit_backend() {
+                release_all(limits, &slots).await;
+            }
+        });
+    }
+}
+
+async fn release_all(limits: &dyn LimitBackend, slots: &[HeldSlot]) {
+    for slot in slots {
+        if let Err(backend_error) = limits.release_slot(&slot.bucket, &slot.holder).await {
+            warn!(limit = %slot.bucket.limit, error = %backend_error, "could not free a concurrency slot; it frees itself when its lease ends");
         }
     }
 }

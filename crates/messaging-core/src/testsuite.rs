@@ -21,8 +21,10 @@
 //! assert no timings except "never early", which holds however slow the machine.
 
 mod faulty;
+mod limits;
 
 pub use faulty::{FaultyBackend, Operation, Outcome};
+pub use limits::*;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
@@ -128,7 +130,10 @@ macro_rules! backend_conformance_tests {
             a_paused_group_takes_nothing_until_resumed_then_everything_once,
             a_handler_running_when_paused_finishes_and_is_acked,
             a_pause_by_one_service_holds_the_subscriptions_of_another,
-            a_running_subscription_takes_nothing_once_it_has_seen_the_pause
+            a_running_subscription_takes_nothing_once_it_has_seen_the_pause,
+            limit_buckets_hand_out_permits_and_slots_as_the_contract_says,
+            a_rate_limit_per_key_holds_across_consumers_and_never_counts_a_retry,
+            a_concurrency_limit_per_key_holds_across_consumers
         );
     };
     (@each $factory:path; $($name:ident),* $(,)?) => {

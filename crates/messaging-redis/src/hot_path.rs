@@ -220,4 +220,8 @@ impl MessageBackend for RedisBackend {
     fn pause_backend(&self) -> Option<&dyn messaging_core::PauseBackend> {
         Some(self)
     }
+
+    fn limit_backend(&self) -> Option<&dyn messaging_core::limit::LimitBackend> {
+        Some(self)
+    }
 }

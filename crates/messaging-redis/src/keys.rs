@@ -75,6 +75,17 @@ impl Keys {
 
     /// The set of every topic's name.
     /// The partition counts of partitioned topics (a hash, topic → count).
+    /// The state of a rate limit's bucket (see `limits.rs`), in a slot of
+    /// its own.
+    pub(crate) fn limit_rate(&self, limit: &str, key: &str) -> String {
+        format!("{{{}:limit:{limit}:{key}}}:rate", self.prefix)
+    }
+
+    /// The holders of a concurrency limit's bucket, in a slot of its own.
+    pub(crate) fn limit_slots(&self, limit: &str, key: &str) -> String {
+        format!("{{{}:limit:{limit}:{key}}}:slots", self.prefix)
+    }
+
     pub(crate) fn partitions(&self) -> &str {
         &self.partitions
     }

@@ -71,6 +71,7 @@ mod error;
 mod hot_path;
 mod inner;
 mod keys;
+mod limits;
 mod maintenance;
 mod pause;
 mod pool;

@@ -169,13 +169,26 @@ impl NotificationService {
         rules: &EventRules,
         options: SubscribeOptions,
     ) -> Result<(), NotificationError> {
+        self.listen_to_events_with_options(messaging, rules, |_| options.clone())
+            .await
+    }
+
+    /// Subscribes every rule of `rules`, each with the options `options_for`
+    /// gives its topic (flow limits of one topic, say).
+    pub async fn listen_to_events_with_options(
+        self: &Arc<Self>,
+        messaging: &MessagingService,
+        rules: &EventRules,
+        options_for: impl Fn(&str) -> SubscribeOptions,
+    ) -> Result<(), NotificationError> {
         for (topic, rule) in &rules.rules {
+            let options = options_for(topic);
             let handler = RuleHandler {
                 service: self.clone(),
                 rule: rule.clone(),
             };
             messaging
-                .subscribe_with(topic, options.clone(), handler)
+                .subscribe_with(topic, options, handler)
                 .await
                 .map_err(|source| NotificationError::Subscribe {
                     topic: topic.clone(),

@@ -51,7 +51,7 @@ pub(crate) async fn run(args: WorkerArgs) -> anyhow::Result<()> {
         check_smtp(smtp).await;
     }
     pipeline
-        .attach(&service, subscribe_options(&config))
+        .attach_limited(&service, subscribe_options(&config), &config)
         .await?;
 
     let (stop, stopped) = watch::channel(false);

@@ -1,0 +1,290 @@
+//! Conformance tests of flow limits ([`crate::limit`]): the backend's buckets
+//! and the runtime's enforcement over them.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use chrono::Utc;
+use messaging_model::Message;
+use serde_json::json;
+use uuid::Uuid;
+
+use super::{
+    BackendFactory, Recorder, cleanup, dead_letter_count, eventually, quick, service, unique_topic,
+};
+use crate::limit::{FlowLimit, LimitBucket, LimitKey, Rate};
+use crate::{HandlerError, MessageHandler, Shared};
+
+fn unique_name(what: &str) -> String {
+    let id = Uuid::now_v7().simple().to_string();
+    format!("conf-{what}-{}", &id[id.len() - 12..])
+}
+
+/// The backend's buckets: permits past the burst are handed out in the
+/// future (5 s apart under 2/10s, while the test takes well under 3 s), keys and
+/// limits do not share; slots go up to `max`, a holder renews its own, a
+/// released or lapsed slot is free again.
+pub async fn limit_buckets_hand_out_permits_and_slots_as_the_contract_says(
+    factory: impl BackendFactory,
+) {
+    let backend = factory.backend().await;
+    let limits = backend
+        .limit_backend()
+        .expect("the backend keeps flow limits");
+    let name = unique_name("buckets");
+    let bucket = |key: &str| LimitBucket {
+        limit: name.clone(),
+        key: key.to_owned(),
+    };
+    let ten_seconds = Rate::new(2, Duration::from_secs(10)).expect("rate");
+    let a = bucket("tenant-a");
+    assert_eq!(
+        limits.reserve_permit(&a, ten_seconds).await.expect("reserve"),
+        Duration::ZERO
+    );
+    assert_eq!(
+        limits.reserve_permit(&a, ten_seconds).await.expect("reserve"),
+        Duration::ZERO,
+        "the burst of 2"
+    );
+    let third = limits.reserve_permit(&a, ten_seconds).await.expect("reserve");
+    assert!(
+        third > Duration::from_secs(1700),
+        "the third permit is due in half an hour: {third:?}"
+    );
+    let fourth = limits.reserve_permit(&a, ten_seconds).await.expect("reserve");
+    assert!(
+        fourth > third + Duration::from_secs(1700),
+        "and the fourth half an hour after it: {fourth:?}"
+    );
+    assert_eq!(
+        limits
+            .reserve_permit(&bucket("tenant-b"), ten_seconds)
+            .await
+            .expect("reserve"),
+        Duration::ZERO,
+        "another key has its own bucket"
+    );
+    let other_limit = LimitBucket {
+        limit: unique_name("other"),
+        key: "tenant-a".to_owned(),
+    };
+    assert_eq!(
+        limits
+            .reserve_permit(&other_limit, ten_seconds)
+            .await
+            .expect("reserve"),
+        Duration::ZERO
+    );
+
+    let slots = bucket("slots");
+    let long = Duration::from_secs(60);
+    assert!(
+        limits
+            .acquire_slot(&slots, 2, "h1", long)
+            .await
+            .expect("acquire")
+    );
+    assert!(
+        limits
+            .acquire_slot(&slots, 2, "h2", long)
+            .await
+            .expect("acquire")
+    );
+    assert!(
+        !limits
+            .acquire_slot(&slots, 2, "h3", long)
+            .await
+            .expect("acquire"),
+        "both slots are held"
+    );
+    assert!(
+        limits
+            .acquire_slot(&slots, 2, "h1", long)
+            .await
+            .expect("renew"),
+        "a holder renews its own"
+    );
+    limits.release_slot(&slots, "h1").await.expect("release");
+    assert!(
+        limits
+            .acquire_slot(&slots, 2, "h3", long)
+            .await
+            .expect("acquire"),
+        "a released slot is free"
+    );
+    limits.release_slot(&slots, "h2").await.expect("release");
+    limits.release_slot(&slots, "h3").await.expect("release");
+    limits
+        .release_slot(&slots, "never-held")
+        .await
+        .expect("releasing nothing is fine");
+
+    let lapsing = bucket("lapsing");
+    assert!(
+        limits
+            .acquire_slot(&lapsing, 1, "crashed", Duration::from_millis(50))
+            .await
+            .expect("acquire")
+    );
+    eventually("the crashed holder's lease to lapse", || async {
+        limits
+            .acquire_slot(&lapsing, 1, "next", long)
+            .await
+            .expect("acquire")
+            .then_some(())
+    })
+    .await;
+    limits
+        .release_slot(&lapsing, "next")
+        .await
+        .expect("release");
+}
+
+/// A rate limit per tenant, enforced by two consumers of one group: however
+/// slow the machine, the busy tenant's messages never start faster than the
+/// rate allows since they were published (burst included); every message is
+/// handled once, none is counted as a retry or dead-lettered, and the other
+/// tenant's bucket is its own.
+pub async fn a_rate_limit_per_key_holds_across_consumers_and_never_counts_a_retry(
+    factory: impl BackendFactory,
+) {
+    let backend = factory.backend().await;
+    let topic = unique_topic("rate-limit");
+    let (first, second) = (service(&backend), service(&backend));
+    let rate = Rate::new(10, Duration::from_millis(500)).expect("rate");
+    let limit =
+        FlowLimit::rate(unique_name("rate"), LimitKey::metadata("tenant"), rate).expect("limit");
+    let recorder = Recorder::new();
+    let handler: Arc<dyn MessageHandler> = recorder.succeeding();
+    for (name, service) in [("one", &first), ("two", &second)] {
+        service
+            .subscribe_with(
+                &topic,
+                quick("g").with_consumer(name).with_limit(limit.clone()),
+                Shared(handler.clone()),
+            )
+            .await
+            .expect("subscribe");
+    }
+    let published_at = Utc::now();
+    let mut ids = BTreeSet::new();
+    for (tenant, count) in [("busy", 30), ("quiet", 5)] {
+        for n in 0..count {
+            let message = Message::new(topic.as_str(), json!({ "n": n }))
+                .expect("message")
+                .with_metadata("tenant", tenant);
+            ids.insert(first.publish_message(&message).await.expect("publish"));
+        }
+    }
+    recorder.wait_for_ids(&ids).await;
+    first.shutdown().await;
+    second.shutdown().await;
+
+    let seen = recorder.seen();
+    assert_eq!(seen.len(), ids.len(), "every message handled once");
+    assert!(
+        seen.iter().all(|(message, _)| message.retry == 0),
+        "no wait counted as a retry"
+    );
+    assert!(
+        seen.iter().all(|(message, _)| !message
+            .metadata
+            .contains_key(crate::limit::LIMIT_RESERVED_KEY)),
+        "the handler does not see the runtime's marks"
+    );
+    assert_eq!(dead_letter_count(&backend, &topic).await, 0);
+    let mut busy: Vec<_> = seen
+        .iter()
+        .filter(|(message, _)| message.metadata["tenant"] == "busy")
+        .map(|(_, at)| *at)
+        .collect();
+    busy.sort();
+    // The k-th start (from 0) is no earlier than the k-th permit is due:
+    // (k - burst + 1) emission intervals after the publish, 50 ms each.
+    for (k, at) in busy.iter().enumerate() {
+        let earliest = (k as i64 + 1 - 10).max(0) * 50;
+        let since = (*at - published_at).num_milliseconds();
+        assert!(
+            since + 5 >= earliest,
+            "busy message {k} started {since} ms after the publish, before its permit ({earliest} ms)"
+        );
+    }
+    cleanup(&backend, &[&topic]).await;
+}
+
+/// At most K messages of one key run at once across two consumers (each with
+/// room for 8), the other key likewise; everything is handled once, unretried.
+pub async fn a_concurrency_limit_per_key_holds_across_consumers(factory: impl BackendFactory) {
+    let backend = factory.backend().await;
+    let topic = unique_topic("concurrency-limit");
+    let (first, second) = (service(&backend), service(&backend));
+    let limit = FlowLimit::concurrency(
+        unique_name("conc"),
+        LimitKey::payload("/tenant").expect("key"),
+        2,
+    )
+    .expect("limit");
+    let recorder = Recorder::new();
+    let running: Arc<[AtomicUsize; 2]> = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0)]);
+    let most: Arc<[AtomicUsize; 2]> = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0)]);
+    let handler: Arc<dyn MessageHandler> = {
+        let (recorder, running, most) = (recorder.clone(), running.clone(), most.clone());
+        Arc::new(move |message: Message| {
+            let (recorder, running, most) = (recorder.clone(), running.clone(), most.clone());
+            async move {
+                let tenant = usize::from(message.payload["tenant"] == "b");
+                let now = running[tenant].fetch_add(1, Ordering::SeqCst) + 1;
+                most[tenant].fetch_max(now, Ordering::SeqCst);
+                // Work that takes a while, so runs of one key overlap.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                running[tenant].fetch_sub(1, Ordering::SeqCst);
+                recorder.record(&message);
+                Ok::<(), HandlerError>(())
+            }
+        })
+    };
+    for (name, service) in [("one", &first), ("two", &second)] {
+        service
+            .subscribe_with(
+                &topic,
+                quick("g")
+                    .with_consumer(name)
+                    .with_concurrency(8)
+                    .with_limit(limit.clone()),
+                Shared(handler.clone()),
+            )
+            .await
+            .expect("subscribe");
+    }
+    let mut ids = BTreeSet::new();
+    for n in 0..24 {
+        let tenant = if n % 3 == 0 { "b" } else { "a" };
+        ids.insert(
+            first
+                .publish(&topic, json!({ "n": n, "tenant": tenant }))
+                .await
+                .expect("publish"),
+        );
+    }
+    recorder.wait_for_ids(&ids).await;
+    first.shutdown().await;
+    second.shutdown().await;
+    let seen = recorder.seen();
+    assert_eq!(seen.len(), ids.len(), "every message handled once");
+    assert!(
+        seen.iter().all(|(message, _)| message.retry == 0),
+        "a full limit is not a retry"
+    );
+    for (tenant, most) in ["a", "b"].iter().zip(most.iter()) {
+        let most = most.load(Ordering::SeqCst);
+        assert!(
+            most <= 2,
+            "tenant {tenant} had {most} messages running at once"
+        );
+    }
+    assert_eq!(dead_letter_count(&backend, &topic).await, 0);
+    cleanup(&backend, &[&topic]).await;
+}
