@@ -86,7 +86,14 @@ impl LimitConfig {
     pub(crate) fn to_limit(&self) -> Result<messaging_core::limit::FlowLimit, CliError> {
         use messaging_core::limit::{FlowLimit, LimitKey};
         let invalid = |reason: String| CliError::InvalidSetting {
-            name: format!("limits.{}", if self.name.is_empty() { "name" } else { &self.name }),
+            name: format!(
+                "limits.{}",
+                if self.name.is_empty() {
+                    "name"
+                } else {
+                    &self.name
+                }
+            ),
             reason,
         };
         if let Some(channel) = &self.channel
@@ -109,9 +116,11 @@ impl LimitConfig {
         };
         let limit = match (&self.rate, self.concurrency) {
             (Some(rate), None) => {
-                let rate = rate.parse().map_err(|error: messaging_core::limit::InvalidLimit| {
-                    invalid(error.to_string())
-                })?;
+                let rate = rate
+                    .parse()
+                    .map_err(|error: messaging_core::limit::InvalidLimit| {
+                        invalid(error.to_string())
+                    })?;
                 FlowLimit::rate(self.name.clone(), key, rate)
             }
             (None, Some(max)) => FlowLimit::concurrency(self.name.clone(), key, max),
@@ -729,21 +738,51 @@ mod tests {
             sms[0].kind(),
             messaging_core::limit::LimitKind::Rate("100/1s".parse().unwrap())
         );
-        assert_eq!(config.limits_for("user.registered").unwrap()[0].name(), "provider");
+        assert_eq!(
+            config.limits_for("user.registered").unwrap()[0].name(),
+            "provider"
+        );
         assert_eq!(config.limits_for("notification.email").unwrap().len(), 1);
         assert!(config.limits_for("wallet.recharged").unwrap().is_empty());
 
         for (entry, says) in [
-            ("name = \"x\"\nchannel = \"sms\"", "exactly one of rate and concurrency"),
-            ("name = \"x\"\nchannel = \"sms\"\nrate = \"1/s\"\nconcurrency = 1", "exactly one"),
-            ("name = \"x\"\nchannel = \"fax\"\nrate = \"1/s\"", "not one of email, sms, push"),
+            (
+                "name = \"x\"\nchannel = \"sms\"",
+                "exactly one of rate and concurrency",
+            ),
+            (
+                "name = \"x\"\nchannel = \"sms\"\nrate = \"1/s\"\nconcurrency = 1",
+                "exactly one",
+            ),
+            (
+                "name = \"x\"\nchannel = \"fax\"\nrate = \"1/s\"",
+                "not one of email, sms, push",
+            ),
             ("name = \"x\"\nrate = \"1/s\"", "no channel and no topics"),
-            ("name = \"x\"\nchannel = \"sms\"\nrate = \"0/s\"", "invalid rate"),
-            ("name = \"x\"\nchannel = \"sms\"\nconcurrency = 0", "invalid concurrency"),
-            ("name = \"a b\"\nchannel = \"sms\"\nrate = \"1/s\"", "invalid limit name"),
-            ("name = \"x\"\nchannel = \"sms\"\nkey_field = \"tenant\"\nrate = \"1/s\"", "JSON pointer"),
-            ("name = \"x\"\nchannel = \"sms\"\nkey = \"t\"\nkey_field = \"/t\"\nrate = \"1/s\"", "both key and key_field"),
-            ("name = \"x\"\ntopics = [\"orders.placed\"]\nrate = \"1/s\"", "not one the worker reads"),
+            (
+                "name = \"x\"\nchannel = \"sms\"\nrate = \"0/s\"",
+                "invalid rate",
+            ),
+            (
+                "name = \"x\"\nchannel = \"sms\"\nconcurrency = 0",
+                "invalid concurrency",
+            ),
+            (
+                "name = \"a b\"\nchannel = \"sms\"\nrate = \"1/s\"",
+                "invalid limit name",
+            ),
+            (
+                "name = \"x\"\nchannel = \"sms\"\nkey_field = \"tenant\"\nrate = \"1/s\"",
+                "JSON pointer",
+            ),
+            (
+                "name = \"x\"\nchannel = \"sms\"\nkey = \"t\"\nkey_field = \"/t\"\nrate = \"1/s\"",
+                "both key and key_field",
+            ),
+            (
+                "name = \"x\"\ntopics = [\"orders.placed\"]\nrate = \"1/s\"",
+                "not one the worker reads",
+            ),
         ] {
             let config = Config::from_toml(&format!("[[limits]]\n{entry}\n")).unwrap();
             let error = config.check_limits(&topics).unwrap_err().to_string();
@@ -753,7 +792,13 @@ mod tests {
             "[[limits]]\nname = \"x\"\nchannel = \"sms\"\nrate = \"1/s\"\n[[limits]]\nname = \"x\"\nchannel = \"email\"\nrate = \"1/s\"\n",
         )
         .unwrap();
-        assert!(twice.check_limits(&topics).unwrap_err().to_string().contains("two [[limits]]"));
+        assert!(
+            twice
+                .check_limits(&topics)
+                .unwrap_err()
+                .to_string()
+                .contains("two [[limits]]")
+        );
         assert!(Config::from_toml("[[limits]]\nname = \"x\"\nburst = 3\n").is_err());
     }
 

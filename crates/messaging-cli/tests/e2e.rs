@@ -257,7 +257,7 @@ async fn the_worker_serves_per_topic_gauges_and_stops_on_sigterm_scenario(env: &
 
     let body = env
         .eventually("the scheduled gauge", || async {
-            let body = scrape(&addr).await?;
+            let body = support::scrape(&addr).await?;
             body.contains(r#"messaging_topic_scheduled{topic="user.registered"} 1"#)
                 .then_some(body)
         })
@@ -283,7 +283,7 @@ async fn the_worker_serves_per_topic_gauges_and_stops_on_sigterm_scenario(env: &
         .expect("the email arrives");
     let body = env
         .eventually("the handled counter", || async {
-            let body = scrape(&addr).await?;
+            let body = support::scrape(&addr).await?;
             body.contains(
                 r#"messaging_handled_total{topic="user.registered",group="notification"} 1"#,
             )
@@ -306,25 +306,6 @@ async fn the_worker_serves_per_topic_gauges_and_stops_on_sigterm_scenario(env: &
         "{}",
         log.join("\n")
     );
-}
-
-/// `GET /metrics` over a plain TCP connection; `None` while nothing answers.
-async fn scrape(addr: &str) -> Option<String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
-    stream
-        .write_all(
-            format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
-                .as_bytes(),
-        )
-        .await
-        .ok()?;
-    let mut response = String::new();
-    tokio::time::timeout(Duration::from_secs(5), stream.read_to_string(&mut response))
-        .await
-        .ok()?
-        .ok()?;
-    response.starts_with("HTTP/1.1 200").then_some(response)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -476,7 +476,7 @@ pub struct DumpedMail {
 pub struct HttpProvider {
     /// `http://127.0.0.1:PORT`.
     pub url: String,
-    bodies: tokio::sync::mpsc::UnboundedReceiver<(String, String)>,
+    bodies: tokio::sync::mpsc::UnboundedReceiver<(String, String, std::time::Instant)>,
 }
 
 impl HttpProvider {
@@ -519,7 +519,7 @@ impl HttpProvider {
                     let head = String::from_utf8_lossy(&buffer[..head_end]).into_owned();
                     let body =
                         String::from_utf8_lossy(&buffer[head_end..head_end + length]).into_owned();
-                    let _ = sender.send((head, body));
+                    let _ = sender.send((head, body, std::time::Instant::now()));
                     let answer = r#"{"id":"provider-1"}"#;
                     let response = format!(
                         "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
@@ -534,6 +534,12 @@ impl HttpProvider {
 
     /// The next request: its head and its body.
     pub async fn next_request(&mut self) -> (String, String) {
+        let (head, body, _) = self.next_timed_request().await;
+        (head, body)
+    }
+
+    /// The next request, with when its body had arrived.
+    pub async fn next_timed_request(&mut self) -> (String, String, std::time::Instant) {
         tokio::time::timeout(DEADLINE, self.bodies.recv())
             .await
             .expect("the provider is called")
@@ -631,4 +637,33 @@ impl Env {
         args.extend_from_slice(extra);
         self.spawn_ready(&args, &[], "relay ready").await
     }
+}
+
+/// `GET /metrics` over a plain TCP connection; `None` while nothing answers.
+pub async fn scrape(addr: &str) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+    stream
+        .write_all(
+            format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .ok()?;
+    let mut response = String::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_string(&mut response))
+        .await
+        .ok()?
+        .ok()?;
+    response.starts_with("HTTP/1.1 200").then_some(response)
+}
+
+/// The sum of the samples of counter `name` labelled with `topic`, in a
+/// Prometheus text body (0 when there are none).
+pub fn metric(body: &str, name: &str, topic: &str) -> f64 {
+    let label = format!("topic=\"{topic}\"");
+    body.lines()
+        .filter(|line| line.starts_with(&format!("{name}{{")) && line.contains(&label))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }

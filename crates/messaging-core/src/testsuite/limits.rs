@@ -41,20 +41,32 @@ pub async fn limit_buckets_hand_out_permits_and_slots_as_the_contract_says(
     let ten_seconds = Rate::new(2, Duration::from_secs(10)).expect("rate");
     let a = bucket("tenant-a");
     assert_eq!(
-        limits.reserve_permit(&a, ten_seconds).await.expect("reserve"),
+        limits
+            .reserve_permit(&a, ten_seconds)
+            .await
+            .expect("reserve"),
         Duration::ZERO
     );
     assert_eq!(
-        limits.reserve_permit(&a, ten_seconds).await.expect("reserve"),
+        limits
+            .reserve_permit(&a, ten_seconds)
+            .await
+            .expect("reserve"),
         Duration::ZERO,
         "the burst of 2"
     );
-    let third = limits.reserve_permit(&a, ten_seconds).await.expect("reserve");
+    let third = limits
+        .reserve_permit(&a, ten_seconds)
+        .await
+        .expect("reserve");
     assert!(
         third > Duration::from_secs(1700),
         "the third permit is due in half an hour: {third:?}"
     );
-    let fourth = limits.reserve_permit(&a, ten_seconds).await.expect("reserve");
+    let fourth = limits
+        .reserve_permit(&a, ten_seconds)
+        .await
+        .expect("reserve");
     assert!(
         fourth > third + Duration::from_secs(1700),
         "and the fourth half an hour after it: {fourth:?}"
