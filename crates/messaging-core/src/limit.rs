@@ -378,7 +378,7 @@ pub fn concurrency_backoff(deferrals: u32) -> Duration {
 /// through [`MessageBackend::limit_backend`](crate::MessageBackend::limit_backend).
 ///
 /// The contract:
-/// * [`reserve_permit`](Self::reserve_permit) always takes a permit: the next
+/// * [`reserve_permits`](Self::reserve_permits) always takes permits: the next
 ///   free one of the bucket under `rate` (a generic cell rate algorithm with a
 ///   burst of `rate.permits()`), and answers how long from now until it is
 ///   due (zero: now). Permits are handed out in the order asked, across every
@@ -392,12 +392,15 @@ pub fn concurrency_backoff(deferrals: u32) -> Duration {
 /// * the backend keeps the clock (one clock for every process).
 #[async_trait]
 pub trait LimitBackend: Send + Sync + 'static {
-    /// Takes the next permit of `bucket` under `rate`; how long until it is due.
-    async fn reserve_permit(
+    /// Takes the next `count` permits of `bucket` under `rate`, as `count`
+    /// takes of one permit at the same instant would (one round trip for the
+    /// permits of several messages).
+    async fn reserve_permits(
         &self,
         bucket: &LimitBucket,
         rate: Rate,
-    ) -> Result<Duration, BackendError>;
+        count: u32,
+    ) -> Result<Permits, BackendError>;
 
     /// Takes (or renews) a slot of `bucket` for `holder` for `lease`; `false`
     /// when all `max` are held.
@@ -413,27 +416,73 @@ pub trait LimitBackend: Send + Sync + 'static {
     async fn release_slot(&self, bucket: &LimitBucket, holder: &str) -> Result<(), BackendError>;
 }
 
+/// Permits taken together ([`LimitBackend::reserve_permits`]): the k-th
+/// (from 0) is due `k` emission intervals after the first.
+///
+/// ```
+/// use std::time::Duration;
+/// use messaging_core::limit::{Permits, Rate};
+/// let rate: Rate = "10/1s".parse().unwrap();
+/// // The first was due 150 ms ago (the burst had room).
+/// let permits = Permits::new(-150_000, rate, 3);
+/// assert_eq!(permits.wait(0), Duration::ZERO);
+/// assert_eq!(permits.wait(1), Duration::ZERO);
+/// assert_eq!(permits.wait(2), Duration::from_millis(50));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Permits {
+    first_due_in_micros: i64,
+    interval_micros: u64,
+    count: u32,
+}
+
+impl Permits {
+    /// `count` permits under `rate`, the first due `first_due_in_micros`
+    /// from now (negative: due already).
+    pub fn new(first_due_in_micros: i64, rate: Rate, count: u32) -> Self {
+        Self {
+            first_due_in_micros,
+            interval_micros: rate.emission_interval_micros(),
+            count,
+        }
+    }
+
+    /// How many.
+    pub fn count(&self) -> u32 {
+        self.count
+    }
+
+    /// How long from now until the k-th is due (zero: due).
+    pub fn wait(&self, k: u32) -> Duration {
+        let offset =
+            i64::try_from(self.interval_micros.saturating_mul(u64::from(k))).unwrap_or(i64::MAX);
+        let due_in = self.first_due_in_micros.saturating_add(offset);
+        Duration::from_micros(u64::try_from(due_in).unwrap_or(0))
+    }
+}
+
 /// The generic cell rate algorithm's step, for backends that keep the state
 /// themselves: with the bucket's theoretical arrival time `tat` (µs, 0 when
-/// new) at `now` (µs), the wait until the permit taken is due and the new
-/// `tat`.
+/// new) at `now` (µs), taking `count` permits, how long from now until the
+/// first is due (negative: due already) and the new `tat`.
 ///
 /// ```
 /// use messaging_core::limit::{gcra_reserve, Rate};
 /// let rate: Rate = "2/1s".parse().unwrap();
-/// let (wait, tat) = gcra_reserve(0, 10_000_000, rate);
-/// assert_eq!(wait, 0);
-/// let (wait, tat) = gcra_reserve(tat, 10_000_000, rate);
-/// assert_eq!(wait, 0); // the burst of 2
-/// let (wait, _) = gcra_reserve(tat, 10_000_000, rate);
-/// assert_eq!(wait, 500_000); // then one each 500 ms
+/// let (due_in, tat) = gcra_reserve(0, 10_000_000, rate, 1);
+/// assert!(due_in <= 0);
+/// let (due_in, tat) = gcra_reserve(tat, 10_000_000, rate, 1);
+/// assert_eq!(due_in, 0); // the burst of 2
+/// let (due_in, _) = gcra_reserve(tat, 10_000_000, rate, 1);
+/// assert_eq!(due_in, 500_000); // then one each 500 ms
 /// ```
-pub fn gcra_reserve(tat: u64, now: u64, rate: Rate) -> (u64, u64) {
+pub fn gcra_reserve(tat: u64, now: u64, rate: Rate, count: u32) -> (i64, u64) {
     let start = tat.max(now);
-    let due = start.saturating_sub(rate.burst_tolerance_micros());
+    let due = i128::from(start) - i128::from(rate.burst_tolerance_micros());
+    let due_in = i64::try_from(due - i128::from(now)).unwrap_or(i64::MIN);
     (
-        due.saturating_sub(now),
-        start.saturating_add(rate.emission_interval_micros()),
+        due_in,
+        start.saturating_add(rate.emission_interval_micros() * u64::from(count.max(1))),
     )
 }
 
@@ -480,9 +529,9 @@ mod tests {
         let start = 1_000_000_000;
         let mut due = Vec::new();
         for _ in 0..1000 {
-            let (wait, next) = gcra_reserve(tat, start, rate);
+            let (due_in, next) = gcra_reserve(tat, start, rate, 1);
             tat = next;
-            due.push(start + wait);
+            due.push(start + u64::try_from(due_in).unwrap_or(0));
         }
         // Over any window of W µs, at most 10 + W / 100 ms permits are due.
         for window in [1_000u64, 100_000, 1_000_000, 30_000_000] {
@@ -558,7 +607,7 @@ impl MemoryLimits {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    pub(crate) fn reserve_permit(&self, bucket: &LimitBucket, rate: Rate) -> Duration {
+    pub(crate) fn reserve_permits(&self, bucket: &LimitBucket, rate: Rate, count: u32) -> Permits {
         let now = self.now_micros();
         let mut buckets = self.buckets();
         // Forget buckets whose permits are all back (their state is "new").
@@ -566,9 +615,9 @@ impl MemoryLimits {
             buckets.rates.retain(|_, tat| *tat > now);
         }
         let tat = buckets.rates.get(bucket).copied().unwrap_or(0);
-        let (wait, next) = gcra_reserve(tat, now, rate);
+        let (due_in, next) = gcra_reserve(tat, now, rate, count);
         buckets.rates.insert(bucket.clone(), next);
-        Duration::from_micros(wait)
+        Permits::new(due_in, rate, count)
     }
 
     pub(crate) fn acquire_slot(

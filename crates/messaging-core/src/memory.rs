@@ -601,12 +601,13 @@ impl MessageBackend for InMemoryBackend {
 
 #[async_trait]
 impl crate::limit::LimitBackend for InMemoryBackend {
-    async fn reserve_permit(
+    async fn reserve_permits(
         &self,
         bucket: &crate::limit::LimitBucket,
         rate: crate::limit::Rate,
-    ) -> Result<Duration, BackendError> {
-        Ok(self.limits.reserve_permit(bucket, rate))
+        count: u32,
+    ) -> Result<crate::limit::Permits, BackendError> {
+        Ok(self.limits.reserve_permits(bucket, rate, count))
     }
 
     async fn acquire_slot(

@@ -18,7 +18,7 @@ use crate::backend::{
     Receipt, Settlement, TARGET_GROUP_KEY,
 };
 use crate::limit::{
-    FlowLimit, LIMIT_DEFERRALS_KEY, LIMIT_RESERVED_KEY, LimitBackend, LimitBucket, LimitKind,
+    FlowLimit, LIMIT_DEFERRALS_KEY, LIMIT_RESERVED_KEY, LimitBackend, LimitBucket, LimitKind, Rate,
     concurrency_backoff,
 };
 use crate::trace_context::{TRACEPARENT_KEY, TraceContext};
@@ -384,6 +384,7 @@ impl Subscription {
             options,
             handler,
             closing: CancellationToken::new(),
+            permits: Arc::default(),
         };
         let task = tokio::spawn(worker.run(stopped));
         Self {
@@ -415,6 +416,8 @@ struct Worker {
     /// Cancelled when the subscription starts closing; every running handler's
     /// [`crate::cancellation`] token is a child of it.
     closing: CancellationToken,
+    /// Messages waiting for a rate permit, by bucket.
+    permits: PermitQueues,
 }
 
 /// How one attempt of the handler ended.
@@ -734,7 +737,7 @@ impl Worker {
                     if reserved.iter().any(|name| name == limit.name()) {
                         continue;
                     }
-                    let wait = match limits.reserve_permit(&bucket, rate).await {
+                    let wait = match self.take_permit(&bucket, rate).await {
                         Ok(wait) => wait,
                         Err(backend_error) => {
                             self.leave_pending(limits, slots, &bucket, &backend_error)
@@ -801,6 +804,41 @@ impl Worker {
             }
         }
         Some(slots)
+    }
+
+    /// Takes a permit of `bucket` and answers how long until it is due. The
+    /// messages of this subscription that ask at the same time share one
+    /// round trip: the first to ask starts a task that takes, in each call,
+    /// as many permits as there are messages waiting ([`LimitBackend::reserve_permits`]),
+    /// exactly what one call each would give.
+    async fn take_permit(
+        &self,
+        bucket: &LimitBucket,
+        rate: Rate,
+    ) -> Result<Duration, crate::BackendError> {
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let lead = {
+            let mut queues = self
+                .permits
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let queue = queues.entry(bucket.clone()).or_default();
+            queue.waiting.push(answer);
+            !std::mem::replace(&mut queue.serving, true)
+        };
+        if lead {
+            tokio::spawn(serve_permits(
+                self.backend.clone(),
+                self.permits.clone(),
+                bucket.clone(),
+                rate,
+            ));
+        }
+        answered.await.unwrap_or_else(|_| {
+            Err(crate::BackendError::command(
+                "the permit request was dropped",
+            ))
+        })
     }
 
     /// A limit could not be asked: the message stays pending (reclaimed after
@@ -1044,6 +1082,62 @@ impl Worker {
                 error = %backend_error,
                 "settling failed; the message stays pending and will be redelivered"
             ),
+        }
+    }
+}
+
+/// The messages of one subscription waiting for a permit of one bucket.
+#[derive(Default)]
+struct PermitQueue {
+    waiting: Vec<tokio::sync::oneshot::Sender<Result<Duration, crate::BackendError>>>,
+    /// A task is taking permits for this queue.
+    serving: bool,
+}
+
+/// Permit queues by bucket.
+type PermitQueues = Arc<std::sync::Mutex<std::collections::HashMap<LimitBucket, PermitQueue>>>;
+
+/// Takes permits for the messages waiting on `bucket`, a call for all of
+/// those waiting at a time, until none waits.
+async fn serve_permits(
+    backend: Arc<dyn MessageBackend>,
+    queues: PermitQueues,
+    bucket: LimitBucket,
+    rate: Rate,
+) {
+    loop {
+        let waiting = {
+            let mut queues = queues
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let Some(queue) = queues.get_mut(&bucket) else {
+                return;
+            };
+            if queue.waiting.is_empty() {
+                queues.remove(&bucket);
+                return;
+            }
+            std::mem::take(&mut queue.waiting)
+        };
+        let count = u32::try_from(waiting.len()).unwrap_or(u32::MAX);
+        let taken = match backend.limit_backend() {
+            Some(limits) => limits.reserve_permits(&bucket, rate, count).await,
+            None => Err(crate::BackendError::command(
+                "the backend keeps no flow limits",
+            )),
+        };
+        match taken {
+            Ok(permits) => {
+                for (k, answer) in (0..count).zip(waiting) {
+                    let _ = answer.send(Ok(permits.wait(k)));
+                }
+            }
+            Err(backend_error) => {
+                let text = backend_error.to_string();
+                for answer in waiting {
+                    let _ = answer.send(Err(crate::BackendError::command(text.clone())));
+                }
+            }
         }
     }
 }

@@ -133,6 +133,7 @@ macro_rules! backend_conformance_tests {
             a_running_subscription_takes_nothing_once_it_has_seen_the_pause,
             limit_buckets_hand_out_permits_and_slots_as_the_contract_says,
             a_rate_limit_per_key_holds_across_consumers_and_never_counts_a_retry,
+            a_fast_rate_limit_holds_with_permits_taken_together,
             a_concurrency_limit_per_key_holds_across_consumers
         );
     };

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use messaging_core::BackendAdmin as _;
+use messaging_core::limit::{FlowLimit, LimitKey, Rate};
 use messaging_core::{HandlerError, MessageBackend, MessagingService, StartFrom};
 use messaging_model::Message;
 use messaging_redis::{RedisBackend, RedisBackendConfig};
@@ -305,6 +306,9 @@ async fn run() {
     if wanted("costs") {
         costs(&bench).await;
     }
+    if wanted("limits") {
+        limits_section(&bench).await;
+    }
     if wanted("scale") {
         scale(&bench).await;
         rss(&bench).await;
@@ -464,13 +468,27 @@ fn tuned(service: MessagingService) -> MessagingService {
 
 /// `CONSUMERS` services, each subscribed with the default options.
 async fn subscribers(bench: &Bench, topic: &str, counter: &Arc<Counter>) -> Vec<MessagingService> {
+    limited_subscribers(bench, topic, counter, &[]).await
+}
+
+/// [`subscribers`] with these flow limits.
+async fn limited_subscribers(
+    bench: &Bench,
+    topic: &str,
+    counter: &Arc<Counter>,
+    limits: &[FlowLimit],
+) -> Vec<MessagingService> {
     let backend: Arc<dyn messaging_core::Backend> = Arc::new(bench.backend.clone());
     let mut services = Vec::new();
     for _ in 0..CONSUMERS {
         let service = tuned(MessagingService::new(backend.clone()));
         let counter = counter.clone();
+        let mut options = service.subscribe_defaults().clone();
+        for limit in limits {
+            options = options.with_limit(limit.clone());
+        }
         service
-            .subscribe(topic, move |_message: Message| {
+            .subscribe_with(topic, options, move |_message: Message| {
                 let counter = counter.clone();
                 async move {
                     counter.add(1);
@@ -486,12 +504,17 @@ async fn subscribers(bench: &Bench, topic: &str, counter: &Arc<Counter>) -> Vec<
 
 /// Four default subscriptions drain `backlog` messages already in the stream.
 async fn consume(bench: &Bench, backlog: usize) -> Run {
+    consume_limited(bench, backlog, &[]).await
+}
+
+/// [`consume`] under these flow limits.
+async fn consume_limited(bench: &Bench, backlog: usize, limits: &[FlowLimit]) -> Run {
     let topic = bench.topic("consume");
     let key = bench.used(&topic).await;
     send_batched(&mut bench.plain.clone(), &key, &encoded(&topic, backlog)).await;
     let counter = Counter::new(backlog);
     let clock = Clock::start();
-    let services = subscribers(bench, &topic, &counter).await;
+    let services = limited_subscribers(bench, &topic, &counter, limits).await;
     counter.done.notified().await;
     let run = clock.stop(backlog);
     for service in services {
@@ -1283,6 +1306,43 @@ async fn publish_rung(bench: &Bench, rung: PublishRung) -> Run {
         }
     }
     clock.stop(BATCHED)
+}
+
+/// What a flow limit that is never reached costs: consuming a backlog with
+/// no limit, then with a rate limit (keyed by the payload's customer: one bucket, the hottest case), a
+/// concurrency limit, and both, each round taking turns.
+async fn limits_section(bench: &Bench) {
+    const LIMITED_BACKLOG: usize = 50_000;
+    let rate = Rate::new(Rate::MAX_PERMITS, Duration::from_millis(1)).expect("rate");
+    let by_tenant = || LimitKey::payload("/customer").expect("key");
+    let rate_limit = FlowLimit::rate("bench-rate", by_tenant(), rate).expect("limit");
+    let concurrency = FlowLimit::concurrency("bench-slots", by_tenant(), 100_000).expect("limit");
+    let sets: [(&str, Vec<FlowLimit>); 3] = [
+        ("a rate limit", vec![rate_limit.clone()]),
+        ("a concurrency limit", vec![concurrency.clone()]),
+        ("both", vec![concurrency, rate_limit]),
+    ];
+    for (name, limits) in &sets {
+        let figures = rounds(&[
+            &|| Box::pin(consume_limited(bench, LIMITED_BACKLOG, limits)),
+            &|| Box::pin(consume(bench, LIMITED_BACKLOG)),
+        ])
+        .await;
+        let ratio = figures[1..]
+            .first()
+            .map(|unlimited| figures[0].rate / unlimited.rate);
+        println!(
+            "flow limits never reached, consume {LIMITED_BACKLOG} backlog, {CONSUMERS} consumers, {name}: {:.0} msg/s against {:.0} without ({}; >= 0.80: {})",
+            figures[0].rate,
+            figures.get(1).map_or(0.0, |run| run.rate),
+            ratio.map_or("-".to_owned(), |ratio| format!("{ratio:.2}")),
+            if ratio.is_some_and(|ratio| ratio >= 0.8) {
+                "met"
+            } else {
+                "MISSED"
+            }
+        );
+    }
 }
 
 /// The ladders: what each layer between the raw loop and the service costs.

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use messaging_core::BackendError;
-use messaging_core::limit::{LimitBackend, LimitBucket, Rate};
+use messaging_core::limit::{LimitBackend, LimitBucket, Permits, Rate};
 
 use crate::RedisBackend;
 use crate::error::backend_error;
@@ -26,24 +26,26 @@ fn millis(duration: Duration) -> u64 {
 
 #[async_trait]
 impl LimitBackend for RedisBackend {
-    async fn reserve_permit(
+    async fn reserve_permits(
         &self,
         bucket: &LimitBucket,
         rate: Rate,
-    ) -> Result<Duration, BackendError> {
+        count: u32,
+    ) -> Result<Permits, BackendError> {
         let key = self.inner.keys.limit_rate(&bucket.limit, &bucket.key);
         let wait: String = SCRIPTS
             .limit_reserve
             .key(&key)
             .arg(rate.emission_interval_micros())
             .arg(rate.burst_tolerance_micros())
+            .arg(count.max(1))
             .invoke_async(&mut self.inner.connection())
             .await
             .map_err(backend_error)?;
-        let micros: u64 = wait
+        let due_in: i64 = wait
             .parse()
             .map_err(|_| BackendError::command(format!("limit_reserve answered {wait:?}")))?;
-        Ok(Duration::from_micros(micros))
+        Ok(Permits::new(due_in, rate, count.max(1)))
     }
 
     async fn acquire_slot(

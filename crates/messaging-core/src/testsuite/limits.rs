@@ -42,40 +42,71 @@ pub async fn limit_buckets_hand_out_permits_and_slots_as_the_contract_says(
     let a = bucket("tenant-a");
     assert_eq!(
         limits
-            .reserve_permit(&a, ten_seconds)
+            .reserve_permits(&a, ten_seconds, 1)
             .await
-            .expect("reserve"),
+            .expect("reserve")
+            .wait(0),
         Duration::ZERO
     );
     assert_eq!(
         limits
-            .reserve_permit(&a, ten_seconds)
+            .reserve_permits(&a, ten_seconds, 1)
             .await
-            .expect("reserve"),
+            .expect("reserve")
+            .wait(0),
         Duration::ZERO,
         "the burst of 2"
     );
     let third = limits
-        .reserve_permit(&a, ten_seconds)
+        .reserve_permits(&a, ten_seconds, 1)
         .await
-        .expect("reserve");
+        .expect("reserve")
+        .wait(0);
     assert!(
-        third > Duration::from_secs(1700),
-        "the third permit is due in half an hour: {third:?}"
+        third > Duration::from_secs(2),
+        "the third permit is due 5 s after the first: {third:?}"
     );
     let fourth = limits
-        .reserve_permit(&a, ten_seconds)
+        .reserve_permits(&a, ten_seconds, 1)
         .await
-        .expect("reserve");
+        .expect("reserve")
+        .wait(0);
     assert!(
-        fourth > third + Duration::from_secs(1700),
-        "and the fourth half an hour after it: {fourth:?}"
+        fourth > third + Duration::from_secs(2),
+        "and the fourth 5 s after it: {fourth:?}"
+    );
+    // A batch of 3 under 4/10s takes 3 of the burst of 4 at once.
+    let four = Rate::new(4, Duration::from_secs(10)).expect("rate");
+    let batched = bucket("batched");
+    let three = limits
+        .reserve_permits(&batched, four, 3)
+        .await
+        .expect("reserve three");
+    assert_eq!((three.count(), three.wait(2)), (3, Duration::ZERO));
+    assert_eq!(
+        limits
+            .reserve_permits(&batched, four, 1)
+            .await
+            .expect("reserve")
+            .wait(0),
+        Duration::ZERO,
+        "the 4th of the burst"
+    );
+    let fifth = limits
+        .reserve_permits(&batched, four, 1)
+        .await
+        .expect("reserve")
+        .wait(0);
+    assert!(
+        fifth > Duration::from_secs(1),
+        "then one each 2.5 s: {fifth:?}"
     );
     assert_eq!(
         limits
-            .reserve_permit(&bucket("tenant-b"), ten_seconds)
+            .reserve_permits(&bucket("tenant-b"), ten_seconds, 1)
             .await
-            .expect("reserve"),
+            .expect("reserve")
+            .wait(0),
         Duration::ZERO,
         "another key has its own bucket"
     );
@@ -85,9 +116,10 @@ pub async fn limit_buckets_hand_out_permits_and_slots_as_the_contract_says(
     };
     assert_eq!(
         limits
-            .reserve_permit(&other_limit, ten_seconds)
+            .reserve_permits(&other_limit, ten_seconds, 1)
             .await
-            .expect("reserve"),
+            .expect("reserve")
+            .wait(0),
         Duration::ZERO
     );
 
@@ -163,10 +195,25 @@ pub async fn limit_buckets_hand_out_permits_and_slots_as_the_contract_says(
 pub async fn a_rate_limit_per_key_holds_across_consumers_and_never_counts_a_retry(
     factory: impl BackendFactory,
 ) {
+    rate_limit_holds(
+        factory,
+        Rate::new(10, Duration::from_millis(500)).expect("rate"),
+        30,
+    )
+    .await;
+}
+
+/// The same at 64 per 100 ms with 300 busy messages, where many messages of
+/// a consumer ask at once and take their permits in one call together.
+pub async fn a_fast_rate_limit_holds_with_permits_taken_together(factory: impl BackendFactory) {
+    let rate = Rate::new(64, Duration::from_millis(100)).expect("rate");
+    rate_limit_holds(factory, rate, 300).await;
+}
+
+async fn rate_limit_holds(factory: impl BackendFactory, rate: Rate, busy_count: usize) {
     let backend = factory.backend().await;
     let topic = unique_topic("rate-limit");
     let (first, second) = (service(&backend), service(&backend));
-    let rate = Rate::new(10, Duration::from_millis(500)).expect("rate");
     let limit =
         FlowLimit::rate(unique_name("rate"), LimitKey::metadata("tenant"), rate).expect("limit");
     let recorder = Recorder::new();
@@ -183,7 +230,7 @@ pub async fn a_rate_limit_per_key_holds_across_consumers_and_never_counts_a_retr
     }
     let published_at = Utc::now();
     let mut ids = BTreeSet::new();
-    for (tenant, count) in [("busy", 30), ("quiet", 5)] {
+    for (tenant, count) in [("busy", busy_count), ("quiet", 5)] {
         for n in 0..count {
             let message = Message::new(topic.as_str(), json!({ "n": n }))
                 .expect("message")
@@ -215,9 +262,11 @@ pub async fn a_rate_limit_per_key_holds_across_consumers_and_never_counts_a_retr
         .collect();
     busy.sort();
     // The k-th start (from 0) is no earlier than the k-th permit is due:
-    // (k - burst + 1) emission intervals after the publish, 50 ms each.
+    // (k - burst + 1) emission intervals after the publish.
+    let interval = rate.emission_interval_micros() as i64;
+    let burst = i64::from(rate.permits());
     for (k, at) in busy.iter().enumerate() {
-        let earliest = (k as i64 + 1 - 10).max(0) * 50;
+        let earliest = (k as i64 + 1 - burst).max(0) * interval / 1000;
         let since = (*at - published_at).num_milliseconds();
         assert!(
             since + 5 >= earliest,
