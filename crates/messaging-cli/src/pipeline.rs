@@ -11,6 +11,7 @@ use notification::channel::{
     WebhookConfig, WebhookPushProvider, WebhookSmsProvider,
 };
 use notification::events::EventRules;
+use notification::store::InMemorySuppressionStore;
 use notification_store_postgres::{PostgresStore, PostgresStoreConfig, PostgresStoreError};
 
 use crate::config::{self, Config, PushProvider, SmsProvider, WebhookProvider};
@@ -49,11 +50,16 @@ impl Pipeline {
                     .map_err(|error| postgres_error(url, error))?;
                 let shared = Arc::new(store.clone());
                 (
-                    NotificationService::new(shared.clone(), shared),
+                    NotificationService::new(shared.clone(), shared.clone())
+                        .with_suppressions(shared),
                     Some(store),
                 )
             }
-            None => (NotificationService::in_memory(), None),
+            None => (
+                NotificationService::in_memory()
+                    .with_suppressions(Arc::new(InMemorySuppressionStore::new())),
+                None,
+            ),
         };
         let email = match (email, &config.smtp) {
             (Some(channel), _) => Some(channel),
