@@ -174,6 +174,15 @@ pub enum NotificationError {
         #[source]
         source: BoxError,
     },
+    /// Every provider of a failover channel refused the message before
+    /// accepting it, or was skipped because its circuit breaker is open.
+    #[error("no {} provider accepted it: {}", kind.as_str(), crate::channel::describe_failures(failures))]
+    AllProvidersFailed {
+        /// The channel.
+        kind: NotificationKind,
+        /// Each provider tried or skipped, in order.
+        failures: Vec<crate::channel::ProviderFailure>,
+    },
     /// The notification store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -239,6 +248,7 @@ impl NotificationError {
             Self::Smtp { transient, .. } => *transient,
             Self::HttpStatus { status, .. } => is_transient_status(*status),
             Self::HttpTransport { .. } | Self::InProgress { .. } => true,
+            Self::AllProvidersFailed { failures, .. } => failures.iter().any(|f| f.transient),
             Self::Store(store) => store.is_transient(),
             Self::Subscribe {
                 source: messaging_core::MessagingError::Backend(backend),

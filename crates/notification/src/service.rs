@@ -847,7 +847,24 @@ impl NotificationService {
                     Some(id) => attempt.with_provider_message_id(id),
                     None => attempt,
                 };
-                match self.notifications.record_attempt(&attempt).await {
+                let recorded = self.notifications.record_attempt(&attempt).await;
+                // The providers a failover channel tried first, logged after
+                // the sent attempt (so the row is `sent` before any of them
+                // is written: a crash in between cannot make it look unsent).
+                for failover in &receipt.failovers {
+                    let refused = DeliveryAttempt::new(
+                        &sending,
+                        sending.attempts,
+                        &failover.provider,
+                        AttemptOutcome::Failed,
+                    )
+                    .with_started_at(started_at)
+                    .with_error(&failover.error);
+                    if let Err(store_error) = self.notifications.record_attempt(&refused).await {
+                        error!(error = %store_error, provider = %failover.provider, "a failed-over provider could not be logged");
+                    }
+                }
+                match recorded {
                     Ok(updated) => Ok(updated),
                     Err(store_error) => {
                         // It went out: report success, and say loudly that the
@@ -862,17 +879,27 @@ impl NotificationService {
             }
             Err(send_error) => {
                 warn!(error = %send_error, transient = send_error.is_transient(), "send failed");
-                let attempt = DeliveryAttempt::new(
-                    &sending,
-                    sending.attempts,
-                    &provider,
-                    AttemptOutcome::Failed,
-                )
-                .with_started_at(started_at)
-                .with_duration(elapsed)
-                .with_error(send_error.to_string());
-                if let Err(store_error) = self.notifications.record_attempt(&attempt).await {
-                    error!(error = %store_error, "the failure could not be recorded");
+                // One failed attempt per provider a failover channel tried.
+                let refusals: Vec<(String, String)> = match &send_error {
+                    NotificationError::AllProvidersFailed { failures, .. } => failures
+                        .iter()
+                        .map(|f| (f.provider.clone(), f.error.clone()))
+                        .collect(),
+                    _ => vec![(provider, send_error.to_string())],
+                };
+                for (provider, error) in refusals {
+                    let attempt = DeliveryAttempt::new(
+                        &sending,
+                        sending.attempts,
+                        &provider,
+                        AttemptOutcome::Failed,
+                    )
+                    .with_started_at(started_at)
+                    .with_duration(elapsed)
+                    .with_error(error);
+                    if let Err(store_error) = self.notifications.record_attempt(&attempt).await {
+                        error!(error = %store_error, "the failure could not be recorded");
+                    }
                 }
                 Err(send_error)
             }
