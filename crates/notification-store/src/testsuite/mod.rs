@@ -33,6 +33,14 @@
 //! notification_store::template_store_conformance_tests!(template_store);
 //! ```
 //!
+//! The suppression list and provider reports have suites of their own,
+//! stamped out the same way: `suppression_store_conformance_tests!(factory)`
+//! for a [`SuppressionStore`] (per-channel isolation, address case, soft
+//! bounces N in a window at explicit times, remove, list order) and
+//! `delivery_report_store_conformance_tests!(factory)` for a
+//! [`DeliveryReportStore`] that is also a [`NotificationStore`] (matching by
+//! provider message id, report ranking).
+//!
 //! The macros expand to `mod notification_store_conformance` and
 //! `mod template_store_conformance` in the calling module, so `store` and
 //! `teardown` may be private functions next to the invocation. The calling crate

@@ -379,3 +379,114 @@ failover_channel!(
     send_push,
     NotificationKind::Push
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::channel::{PhoneNumber, RecordingChannel, StubFailure};
+
+    fn sms() -> SmsMessage {
+        SmsMessage::new(PhoneNumber::parse("+15550100").unwrap(), "code 1234")
+    }
+
+    fn pair(
+        config: CircuitBreakerConfig,
+    ) -> (
+        FailoverSmsChannel,
+        RecordingChannel<SmsMessage>,
+        RecordingChannel<SmsMessage>,
+    ) {
+        let twilio = RecordingChannel::<SmsMessage>::new();
+        let webhook = RecordingChannel::<SmsMessage>::new();
+        let channel = FailoverSmsChannel::new(
+            vec![
+                (
+                    "twilio".into(),
+                    Arc::new(twilio.clone()) as Arc<dyn SmsChannel>,
+                ),
+                (
+                    "webhook".into(),
+                    Arc::new(webhook.clone()) as Arc<dyn SmsChannel>,
+                ),
+            ],
+            config,
+        );
+        (channel, twilio, webhook)
+    }
+
+    #[test]
+    fn failover_channels_are_send_sync_trait_objects() {
+        fn assert_send_sync<T: ?Sized + Send + Sync>() {}
+        assert_send_sync::<FailoverEmailChannel>();
+        assert_send_sync::<FailoverSmsChannel>();
+        assert_send_sync::<FailoverPushChannel>();
+        assert_send_sync::<dyn notification_store::SuppressionStore>();
+        assert_send_sync::<dyn notification_store::DeliveryReportStore>();
+    }
+
+    #[tokio::test]
+    async fn an_http_503_fails_over_and_a_400_does_not() {
+        let (channel, twilio, webhook) = pair(CircuitBreakerConfig::default());
+        twilio.fail_next(1, StubFailure::Transient); // HTTP 503
+        let receipt = channel.send_sms(&sms()).await.unwrap();
+        assert_eq!(receipt.provider, "webhook");
+        assert_eq!(receipt.failovers.len(), 1);
+        assert!(receipt.failovers[0].error.contains("503"), "{receipt:?}");
+        assert_eq!((twilio.sent().len(), webhook.sent().len()), (0, 1));
+
+        twilio.fail_next(1, StubFailure::Permanent); // HTTP 400: the next would refuse it too
+        let error = channel.send_sms(&sms()).await.unwrap_err();
+        assert!(
+            matches!(error, NotificationError::HttpStatus { status: 400, .. }),
+            "{error:?}"
+        );
+        assert_eq!(webhook.sent().len(), 1, "not failed over");
+        assert_eq!(channel.provider(), "twilio|webhook");
+    }
+
+    #[tokio::test]
+    async fn every_provider_refusing_is_all_providers_failed_and_transient() {
+        let (channel, twilio, webhook) = pair(CircuitBreakerConfig::default());
+        twilio.fail_always(StubFailure::Transient);
+        webhook.fail_always(StubFailure::Transient);
+        let error = channel.send_sms(&sms()).await.unwrap_err();
+        let NotificationError::AllProvidersFailed { kind, failures } = &error else {
+            panic!("{error:?}")
+        };
+        assert_eq!(*kind, NotificationKind::Sms);
+        let names: Vec<&str> = failures.iter().map(|f| f.provider.as_str()).collect();
+        assert_eq!(names, ["twilio", "webhook"]);
+        assert!(error.is_transient());
+        assert!(error.to_string().contains("twilio: "), "{error}");
+    }
+
+    #[test]
+    fn what_proves_a_message_was_not_accepted() {
+        let http = |status| NotificationError::HttpStatus {
+            provider: "webhook",
+            status,
+            body: String::new(),
+            retry_after: None,
+        };
+        for status in [429, 500, 502, 503] {
+            assert!(proves_not_accepted(&http(status)), "{status}");
+        }
+        for status in [400, 401, 404, 408, 422] {
+            assert!(!proves_not_accepted(&http(status)), "{status}");
+        }
+        let smtp = |code| NotificationError::Smtp {
+            code,
+            transient: true,
+            source: "x".into(),
+        };
+        assert!(proves_not_accepted(&smtp(Some(421))));
+        assert!(proves_not_accepted(&smtp(Some(554))));
+        assert!(
+            !proves_not_accepted(&smtp(None)),
+            "no reply code and no known step: it may have been taken"
+        );
+        assert!(!proves_not_accepted(&NotificationError::invalid_request(
+            "x"
+        )));
+    }
+}
