@@ -885,6 +885,15 @@ impl NotificationService {
                         .iter()
                         .map(|f| (f.provider.clone(), f.error.clone()))
                         .collect(),
+                    NotificationError::ProviderFailed {
+                        provider,
+                        refused_before,
+                        source,
+                    } => refused_before
+                        .iter()
+                        .map(|f| (f.provider.clone(), f.error.clone()))
+                        .chain([(provider.clone(), source.to_string())])
+                        .collect(),
                     _ => vec![(provider, send_error.to_string())],
                 };
                 for (provider, error) in refusals {

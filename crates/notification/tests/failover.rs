@@ -290,9 +290,19 @@ async fn a_relay_that_takes_the_data_and_never_answers_is_not_failed_over() {
         .send_email(EmailRequest::new("u1", "ann@example.com", "Hello", "Hi").unwrap())
         .await
         .expect_err("relay-a never confirmed it");
+    let NotificationError::ProviderFailed {
+        provider,
+        refused_before,
+        source,
+    } = &error
+    else {
+        panic!("not failed over, and named: {error:?}")
+    };
+    assert_eq!(provider, "relay-a");
+    assert!(refused_before.is_empty());
     assert!(
-        matches!(error, NotificationError::Smtp { code: None, .. }),
-        "the timeout itself, not a failover result: {error:?}"
+        matches!(**source, NotificationError::Smtp { code: None, .. }),
+        "the timeout itself: {error:?}"
     );
     assert!(
         tokio::time::timeout(DEADLINE, got_data.recv())
@@ -309,5 +319,8 @@ async fn a_relay_that_takes_the_data_and_never_answers_is_not_failed_over() {
     assert_eq!(recorded.len(), 1);
     let log = store.list_attempts("u1", recorded[0].id).await.unwrap();
     assert_eq!(log.len(), 1, "{log:?}");
-    assert_eq!(log[0].outcome, AttemptOutcome::Failed);
+    assert_eq!(
+        (log[0].provider.as_str(), log[0].outcome),
+        ("relay-a", AttemptOutcome::Failed)
+    );
 }

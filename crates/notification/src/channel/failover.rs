@@ -65,6 +65,7 @@ pub fn proves_not_accepted(error: &NotificationError) -> bool {
             .downcast_ref::<reqwest::Error>()
             .is_some_and(reqwest::Error::is_connect),
         NotificationError::AllProvidersFailed { .. } => true,
+        NotificationError::ProviderFailed { .. } => false,
         _ => false,
     }
 }
@@ -208,7 +209,11 @@ impl<C: ?Sized> Failover<C> {
                             %error,
                             "not failed over: the provider may have accepted it"
                         );
-                        return Err(error);
+                        return Err(NotificationError::ProviderFailed {
+                            provider: member.name.clone(),
+                            refused_before: failures,
+                            source: Box::new(error),
+                        });
                     }
                     warn!(
                         channel = self.kind.as_str(),
@@ -322,8 +327,9 @@ failover_channel!(
     /// [`NotificationError::AllProvidersFailed`].
     ///
     /// The receipt names the provider that accepted it and lists the ones
-    /// that refused it first ([`SendReceipt::failovers`]); the service logs
-    /// one attempt per provider. Breaker states are the gauge
+    /// that refused it first ([`SendReceipt::failovers`]); an error that is not
+    /// failed over is [`NotificationError::ProviderFailed`], naming its
+    /// provider. The service logs one attempt per provider. Breaker states are the gauge
     /// `notification_provider_breaker_state{channel, provider}` (0 closed, 1
     /// half-open, 2 open) and transitions the counter
     /// `notification_provider_breaker_transitions_total{channel, provider,
@@ -436,10 +442,18 @@ mod tests {
 
         twilio.fail_next(1, StubFailure::Permanent); // HTTP 400: the next would refuse it too
         let error = channel.send_sms(&sms()).await.unwrap_err();
+        let NotificationError::ProviderFailed {
+            provider, source, ..
+        } = &error
+        else {
+            panic!("{error:?}")
+        };
+        assert_eq!(provider, "twilio");
         assert!(
-            matches!(error, NotificationError::HttpStatus { status: 400, .. }),
+            matches!(**source, NotificationError::HttpStatus { status: 400, .. }),
             "{error:?}"
         );
+        assert!(error.is_permanent());
         assert_eq!(webhook.sent().len(), 1, "not failed over");
         assert_eq!(channel.provider(), "twilio|webhook");
     }
