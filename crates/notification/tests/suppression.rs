@@ -132,3 +132,33 @@ async fn a_suppressed_send_with_an_idempotency_key_replays_as_suppressed() {
     assert_eq!(again.status, NotificationStatus::Suppressed);
     assert!(email.sent().is_empty());
 }
+
+#[tokio::test]
+async fn a_redelivered_event_for_an_address_suppressed_since_sends_nothing() {
+    use notification::NotificationAction;
+    use notification::channel::StubFailure;
+    let email = RecordingChannel::<EmailMessage>::new();
+    let suppressions = InMemorySuppressionStore::new();
+    let service = NotificationService::in_memory()
+        .with_email(Arc::new(email.clone()))
+        .with_suppressions(Arc::new(suppressions.clone()));
+    let action = || {
+        NotificationAction::from(EmailRequest::new("u1", "ann@example.com", "Hello", "Hi").unwrap())
+    };
+    email.fail_next(1, StubFailure::Transient);
+    assert!(service.execute_once(action(), "event-1").await.is_err());
+    assert_eq!(email.attempts(), 1);
+    suppressions
+        .suppress(&Suppression::new(
+            NotificationKind::Email,
+            "ann@example.com",
+            SuppressionReason::HardBounce,
+            chrono::Utc::now(),
+        ))
+        .await
+        .unwrap();
+    // The redelivery of the same event: nothing handed to the channel.
+    let _ = service.execute_once(action(), "event-1").await;
+    assert_eq!(email.attempts(), 1, "not sent to a suppressed address");
+    assert!(email.sent().is_empty());
+}
