@@ -47,6 +47,9 @@ pub(crate) enum Command {
     Dlq(DlqArgs),
     /// A user's notifications and unread count, from PostgreSQL.
     Inbox(InboxArgs),
+    /// The suppression list, from PostgreSQL: addresses no longer sent to
+    /// after a hard bounce, a complaint or repeated soft bounces.
+    Suppressions(SuppressionsArgs),
     /// The whole pipeline on the embedded default, no server needed.
     Demo(DemoArgs),
     /// Move committed transactional-outbox rows from PostgreSQL into Redis, in
@@ -324,6 +327,61 @@ pub(crate) struct InboxArgs {
     pub(crate) json: bool,
     #[command(flatten)]
     pub(crate) database: DatabaseArgs,
+}
+
+/// `messaging suppressions`.
+#[derive(Debug, Args)]
+pub(crate) struct SuppressionsArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub(crate) action: SuppressionsAction,
+    #[command(flatten)]
+    pub(crate) database: DatabaseArgs,
+}
+
+/// The channels a suppression applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum SuppressionChannel {
+    /// Email addresses.
+    Email,
+    /// Phone numbers (SMS).
+    Sms,
+    /// Device tokens (push).
+    Push,
+}
+
+impl SuppressionChannel {
+    /// The channel as the store names it.
+    pub(crate) fn kind(self) -> messaging_model::NotificationKind {
+        match self {
+            Self::Email => messaging_model::NotificationKind::Email,
+            Self::Sms => messaging_model::NotificationKind::Sms,
+            Self::Push => messaging_model::NotificationKind::Push,
+        }
+    }
+}
+
+/// `messaging suppressions list|remove`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum SuppressionsAction {
+    /// List the suppressed addresses (channel, address, reason, since, detail).
+    List {
+        /// Only this channel's.
+        #[arg(long, value_enum)]
+        channel: Option<SuppressionChannel>,
+        /// JSON for scripts instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Lift the suppression of ADDRESS (and forget its soft bounces); exit code
+    /// 4 when it was not suppressed.
+    Remove {
+        /// The address (email address, phone number or device token).
+        address: String,
+        /// The channel it is suppressed for.
+        #[arg(long, value_enum, default_value = "email")]
+        channel: SuppressionChannel,
+    },
 }
 
 /// `messaging demo`.

@@ -330,6 +330,61 @@ pub(crate) struct SmtpConfig {
     /// Timeout of one SMTP conversation.
     #[serde(default = "default_timeout", with = "duration_text")]
     pub(crate) timeout: Duration,
+    /// The provider's name in the attempt log and metrics [default: `smtp`,
+    /// fallbacks `smtp-2`, `smtp-3`, …].
+    #[serde(default)]
+    pub(crate) name: Option<String>,
+    /// `[[smtp.fallback]]`: more relays, tried in order when the ones before
+    /// did not accept a message (each with the settings of `[smtp]`).
+    #[serde(default)]
+    pub(crate) fallback: Vec<SmtpConfig>,
+    /// `[smtp.breaker]`: the circuit breaker of each relay (only with fallbacks).
+    #[serde(default)]
+    pub(crate) breaker: BreakerConfig,
+}
+
+/// `[smtp.breaker]`: when a relay is skipped (see `docs/delivery.md`).
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct BreakerConfig {
+    /// Consecutive transient failures that open it.
+    pub(crate) failure_threshold: u32,
+    /// Also open when this share (0 to 1) of the last `rate_window` sends failed.
+    pub(crate) failure_rate: Option<f64>,
+    /// Sends the rate is measured over.
+    pub(crate) rate_window: u32,
+    /// How long an open breaker skips its relay before a probe.
+    #[serde(with = "duration_text")]
+    pub(crate) cool_down: Duration,
+    /// Probes let through when half-open; that many successes close it.
+    pub(crate) half_open_probes: u32,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        let d = notification::channel::CircuitBreakerConfig::default();
+        Self {
+            failure_threshold: d.failure_threshold,
+            failure_rate: d.failure_rate,
+            rate_window: d.rate_window,
+            cool_down: d.cool_down,
+            half_open_probes: d.half_open_probes,
+        }
+    }
+}
+
+impl BreakerConfig {
+    /// The channel's breaker configuration.
+    pub(crate) fn circuit_breaker(&self) -> notification::channel::CircuitBreakerConfig {
+        let mut config = notification::channel::CircuitBreakerConfig::default()
+            .with_failure_threshold(self.failure_threshold)
+            .with_cool_down(self.cool_down)
+            .with_half_open_probes(self.half_open_probes);
+        if let Some(rate) = self.failure_rate {
+            config = config.with_failure_rate(rate, self.rate_window);
+        }
+        config
+    }
 }
 
 /// A JSON POST to `url` with an optional bearer token (SMS and push).
@@ -575,6 +630,9 @@ impl Config {
                 password: None,
                 from: "noreply@localhost".into(),
                 timeout: default_timeout(),
+                name: None,
+                fallback: Vec::new(),
+                breaker: BreakerConfig::default(),
             });
             smtp.host = host;
         }
@@ -675,6 +733,14 @@ impl Config {
             .map_err(|error| invalid("retry.handler_max_retry", &error.to_string()))?;
         if self.retry.max_retry_delay > messaging_model::MAX_DELAY {
             return Err(invalid("retry.max_retry_delay", "must be at most 366 days"));
+        }
+        if let Some(smtp) = &self.smtp
+            && smtp.fallback.iter().any(|f| !f.fallback.is_empty())
+        {
+            return Err(invalid(
+                "smtp.fallback.fallback",
+                "list every fallback under [smtp], not under another fallback",
+            ));
         }
         if let Some(sms) = &self.sms {
             sms.check()?;
@@ -915,5 +981,61 @@ mod tests {
         assert!(error.to_string().contains("MESSAGING_CONCURRENCY"));
         let zero = Config::from_toml("[worker]\nconcurrency = 0").unwrap();
         assert!(zero.check().is_err());
+    }
+
+    #[test]
+    fn smtp_fallbacks_and_the_breaker_are_read_and_one_relay_still_works() {
+        let single = Config::from_toml("[smtp]\nhost = \"mail\"\nfrom = \"a@b.c\"").unwrap();
+        let smtp = single.smtp.unwrap();
+        assert!(smtp.fallback.is_empty());
+        assert_eq!(smtp.breaker.failure_threshold, 5);
+
+        let config = Config::from_toml(
+            r#"
+[smtp]
+name = "relay-a"
+host = "a.example"
+from = "a@b.c"
+
+[[smtp.fallback]]
+name = "relay-b"
+host = "b.example"
+port = 2525
+security = "none"
+from = "a@b.c"
+
+[smtp.breaker]
+failure_threshold = 2
+failure_rate = 0.5
+rate_window = 10
+cool_down = "1m"
+half_open_probes = 2
+"#,
+        )
+        .unwrap();
+        config.check().unwrap();
+        let smtp = config.smtp.unwrap();
+        assert_eq!(smtp.name.as_deref(), Some("relay-a"));
+        assert_eq!(smtp.fallback[0].name.as_deref(), Some("relay-b"));
+        assert_eq!(smtp.fallback[0].port, Some(2525));
+        let breaker = smtp.breaker.circuit_breaker();
+        assert_eq!(
+            (
+                breaker.failure_threshold,
+                breaker.failure_rate,
+                breaker.rate_window
+            ),
+            (2, Some(0.5), 10)
+        );
+        assert_eq!(
+            (breaker.cool_down, breaker.half_open_probes),
+            (Duration::from_secs(60), 2)
+        );
+
+        let nested = Config::from_toml(
+            "[smtp]\nhost = \"a\"\nfrom = \"a@b.c\"\n[[smtp.fallback]]\nhost = \"b\"\nfrom = \"a@b.c\"\n[[smtp.fallback.fallback]]\nhost = \"c\"\nfrom = \"a@b.c\"\n",
+        )
+        .unwrap();
+        assert!(nested.check().is_err());
     }
 }

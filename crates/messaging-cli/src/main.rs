@@ -59,6 +59,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Stats(args) => commands::stats::run(args).await,
         Command::Dlq(args) => commands::dlq::run(args).await,
         Command::Inbox(args) => commands::inbox::run(args).await,
+        Command::Suppressions(args) => commands::suppressions::run(args).await,
         Command::Demo(args) => commands::demo::run(args).await,
         Command::Relay(args) => commands::relay::run(args).await,
         Command::Schedules(args) => commands::schedules::run(args).await,

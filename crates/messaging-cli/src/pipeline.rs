@@ -6,11 +6,12 @@ use std::sync::Arc;
 use messaging_core::{MessagingService, SubscribeOptions};
 use notification::NotificationService;
 use notification::channel::{
-    EmailChannel, FcmConfig, FcmPushProvider, HttpClientConfig, PhoneNumber, PushChannel,
-    SmsChannel, SmtpConfig, SmtpEmailChannel, StaticAccessToken, TwilioConfig, TwilioSmsProvider,
-    WebhookConfig, WebhookPushProvider, WebhookSmsProvider,
+    EmailChannel, FailoverEmailChannel, FcmConfig, FcmPushProvider, HttpClientConfig, PhoneNumber,
+    PushChannel, SmsChannel, SmtpConfig, SmtpEmailChannel, StaticAccessToken, TwilioConfig,
+    TwilioSmsProvider, WebhookConfig, WebhookPushProvider, WebhookSmsProvider,
 };
 use notification::events::EventRules;
+use notification::store::InMemorySuppressionStore;
 use notification_store_postgres::{PostgresStore, PostgresStoreConfig, PostgresStoreError};
 
 use crate::config::{self, Config, PushProvider, SmsProvider, WebhookProvider};
@@ -49,17 +50,20 @@ impl Pipeline {
                     .map_err(|error| postgres_error(url, error))?;
                 let shared = Arc::new(store.clone());
                 (
-                    NotificationService::new(shared.clone(), shared),
+                    NotificationService::new(shared.clone(), shared.clone())
+                        .with_suppressions(shared),
                     Some(store),
                 )
             }
-            None => (NotificationService::in_memory(), None),
+            None => (
+                NotificationService::in_memory()
+                    .with_suppressions(Arc::new(InMemorySuppressionStore::new())),
+                None,
+            ),
         };
         let email = match (email, &config.smtp) {
             (Some(channel), _) => Some(channel),
-            (None, Some(smtp)) => {
-                Some(Arc::new(SmtpEmailChannel::new(smtp_config(smtp))?) as Arc<dyn EmailChannel>)
-            }
+            (None, Some(smtp)) => Some(email_channel(smtp)?),
             (None, None) => None,
         };
         service = service.with_config(config.delivery.notification_config());
@@ -164,6 +168,29 @@ fn postgres_error(url: &str, error: PostgresStoreError) -> anyhow::Error {
         }
         other => other.into(),
     }
+}
+
+/// `[smtp]` alone, or with `[[smtp.fallback]]` relays: a failover channel
+/// with a circuit breaker per relay.
+fn email_channel(smtp: &config::SmtpConfig) -> anyhow::Result<Arc<dyn EmailChannel>> {
+    let first = Arc::new(SmtpEmailChannel::new(smtp_config(smtp))?) as Arc<dyn EmailChannel>;
+    if smtp.fallback.is_empty() {
+        return Ok(first);
+    }
+    let mut providers = vec![(smtp.name.clone().unwrap_or_else(|| "smtp".into()), first)];
+    for (i, fallback) in smtp.fallback.iter().enumerate() {
+        let name = fallback
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("smtp-{}", i + 2));
+        let channel =
+            Arc::new(SmtpEmailChannel::new(smtp_config(fallback))?) as Arc<dyn EmailChannel>;
+        providers.push((name, channel));
+    }
+    Ok(Arc::new(FailoverEmailChannel::new(
+        providers,
+        smtp.breaker.circuit_breaker(),
+    )))
 }
 
 fn smtp_config(smtp: &config::SmtpConfig) -> SmtpConfig {

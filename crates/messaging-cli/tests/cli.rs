@@ -25,7 +25,15 @@ fn help_lists_every_command_and_the_exit_codes() {
     assert_eq!(output.status.code(), Some(0));
     let help = String::from_utf8_lossy(&output.stdout);
     for command in [
-        "worker", "publish", "tail", "topics", "stats", "dlq", "inbox", "demo",
+        "worker",
+        "publish",
+        "tail",
+        "topics",
+        "stats",
+        "dlq",
+        "inbox",
+        "suppressions",
+        "demo",
     ] {
         assert!(help.contains(command), "{command} missing from:\n{help}");
     }

@@ -33,7 +33,8 @@ mod validation;
 
 pub use message::{Message, MessageStatus, Metadata};
 pub use notification::{
-    AttemptOutcome, DeliveryAttempt, Notification, NotificationKind, NotificationStatus,
+    AttemptOutcome, DeliveryAttempt, DeliveryReport, Notification, NotificationKind,
+    NotificationStatus,
 };
 pub use redact::redact_url;
 pub use template::{MessageTemplate, TemplateKind};

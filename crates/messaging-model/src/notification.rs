@@ -48,16 +48,30 @@ pub enum NotificationStatus {
     /// A send was interrupted after it may have reached the provider, and the
     /// policy was not to send again: whether it arrived is not known.
     Unknown,
+    /// Not sent: the recipient's address is on the channel's suppression list
+    /// (an earlier hard bounce, complaint or repeated soft bounces).
+    Suppressed,
+    /// Sent, and the provider later reported it delivered.
+    Delivered,
+    /// Sent, and the provider later reported a bounce (hard or soft; the error
+    /// holds the provider's reason).
+    Bounced,
+    /// Sent, and the recipient later reported it as spam.
+    Complained,
 }
 
 impl NotificationStatus {
     /// Every status, in the order of the enum.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 9] = [
         Self::Sent,
         Self::Pending,
         Self::Sending,
         Self::Failed,
         Self::Unknown,
+        Self::Suppressed,
+        Self::Delivered,
+        Self::Bounced,
+        Self::Complained,
     ];
 
     /// The lowercase name, as stored and serialised.
@@ -68,7 +82,21 @@ impl NotificationStatus {
             Self::Sending => "sending",
             Self::Failed => "failed",
             Self::Unknown => "unknown",
+            Self::Suppressed => "suppressed",
+            Self::Delivered => "delivered",
+            Self::Bounced => "bounced",
+            Self::Complained => "complained",
         }
+    }
+
+    /// True when the provider accepted the notification: `sent`, or one of the
+    /// outcomes its provider reported afterwards (`delivered`, `bounced`,
+    /// `complained`). Such a notification is never handed over again.
+    pub fn was_accepted(self) -> bool {
+        matches!(
+            self,
+            Self::Sent | Self::Delivered | Self::Bounced | Self::Complained
+        )
     }
 
     /// The status named `name` ([`as_str`](Self::as_str)'s output), if any.
@@ -148,6 +176,79 @@ pub struct DeliveryAttempt {
     /// How long it took, in milliseconds; `None` when the process died during it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<u64>,
+    /// The provider's id of the message, when it accepted it and gave one
+    /// (what its delivery callbacks name the message by).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_message_id: Option<String>,
+    /// What the provider reported later about the message this attempt handed
+    /// over (delivered, bounced, …), once a delivery event named it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<DeliveryReport>,
+}
+
+/// What a provider reported after accepting a message: the outcome a delivery
+/// callback (webhook) told.
+///
+/// ```
+/// use messaging_model::{DeliveryReport, NotificationStatus};
+/// let report = DeliveryReport::new(NotificationStatus::Bounced, chrono::Utc::now())
+///     .with_reason("550 5.1.1 no such user");
+/// assert_eq!(report.reason.as_deref(), Some("550 5.1.1 no such user"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct DeliveryReport {
+    /// The outcome: [`Delivered`](NotificationStatus::Delivered),
+    /// [`Bounced`](NotificationStatus::Bounced),
+    /// [`Complained`](NotificationStatus::Complained) or
+    /// [`Failed`](NotificationStatus::Failed).
+    pub status: NotificationStatus,
+    /// The provider's reason (SMTP response, bounce description, error code).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// When the provider says it happened.
+    pub at: DateTime<Utc>,
+}
+
+impl DeliveryReport {
+    /// A report of `status` at `at`, without a reason.
+    pub fn new(status: NotificationStatus, at: DateTime<Utc>) -> Self {
+        Self {
+            status,
+            reason: None,
+            at,
+        }
+    }
+
+    /// Sets the reason.
+    pub fn with_reason(mut self, reason: impl Into<String>) -> Self {
+        self.reason = Some(reason.into());
+        self
+    }
+
+    /// True for the statuses a report may carry (delivered, bounced,
+    /// complained, failed).
+    pub fn is_valid_status(status: NotificationStatus) -> bool {
+        matches!(
+            status,
+            NotificationStatus::Delivered
+                | NotificationStatus::Bounced
+                | NotificationStatus::Complained
+                | NotificationStatus::Failed
+        )
+    }
+
+    /// How final a report is: a later report replaces an earlier one only when
+    /// it ranks at least as high (a complaint after a delivery wins; a late
+    /// "delivered" never hides a bounce or a complaint).
+    pub fn rank(status: NotificationStatus) -> u8 {
+        match status {
+            NotificationStatus::Delivered => 1,
+            NotificationStatus::Failed | NotificationStatus::Bounced => 2,
+            NotificationStatus::Complained => 3,
+            _ => 0,
+        }
+    }
 }
 
 impl DeliveryAttempt {
@@ -169,7 +270,15 @@ impl DeliveryAttempt {
             error: None,
             started_at: Utc::now(),
             duration_ms: None,
+            provider_message_id: None,
+            report: None,
         }
+    }
+
+    /// Sets the provider's id of the message.
+    pub fn with_provider_message_id(mut self, id: impl Into<String>) -> Self {
+        self.provider_message_id = Some(id.into());
+        self
     }
 
     /// Sets the error.

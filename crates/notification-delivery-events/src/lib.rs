@@ -14,7 +14,12 @@
 //! | Twilio status callbacks | [`twilio`] | `X-Twilio-Signature`, HMAC-SHA1 of URL + sorted params |
 //! | Amazon SES via SNS | [`ses`] | SNS message signature (versions 1 and 2), certificate from a trusted URL |
 //!
-//! Nothing here performs network I/O: the SNS signing certificate is fetched by the
+//! [`apply::DeliveryEventApplier`] acts on the events: it updates the
+//! notification a provider reports on (matched by the provider message id its
+//! send logged) and keeps the suppression list, through the
+//! `notification-store` traits.
+//!
+//! Nothing here performs network I/O of its own: the SNS signing certificate is fetched by the
 //! caller through a [`ses::CertificateSource`].
 //!
 //! Every failure is a [`DeliveryEventError`] the caller can match on (to answer 401
@@ -41,6 +46,7 @@ use std::fmt;
 
 use chrono::{DateTime, Utc};
 
+pub mod apply;
 pub mod mailgun;
 pub mod postmark;
 pub mod sendgrid;

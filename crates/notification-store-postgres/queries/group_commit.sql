@@ -8,7 +8,8 @@
 -- effect: 'record' (the id inserted), 'begin' and 'attempt' (the row after).
 -- $1..$15 the records' columns (as notification_insert_batch.sql),
 -- $16..$18 the begins (ids, attempts seen, at),
--- $19..$27 the attempts (as attempt_record.sql, one array each).
+-- $19..$28 the attempts (as attempt_record.sql, one array each; $28 the
+-- provider message ids).
 WITH ins AS (
     INSERT INTO notifications (id, user_id, kind, title, content, status, is_read, metadata, error, idempotency_key, created_at, read_at, sent_at, attempts, last_attempt_at)
     SELECT * FROM UNNEST(
@@ -23,19 +24,20 @@ beg AS (
     UPDATE notifications n
     SET status = 'sending', attempts = n.attempts + 1, last_attempt_at = b.at
     FROM UNNEST($16::uuid[], $17::integer[], $18::timestamptz[]) AS b(id, seen, at)
-    WHERE n.id = b.id AND n.attempts = b.seen AND n.status <> 'sent'
+    WHERE n.id = b.id AND n.attempts = b.seen
+      AND n.status NOT IN ('sent', 'delivered', 'bounced', 'complained')
     RETURNING n.*
 ),
 ab AS (
     SELECT * FROM UNNEST(
         $19::uuid[], $20::integer[], $21::text[], $22::text[], $23::text[], $24::text[],
-        $25::timestamptz[], $26::bigint[], $27::timestamptz[]
-    ) AS ab(notification_id, number, kind, provider, outcome, error, started_at, duration_ms, finished_at)
+        $25::timestamptz[], $26::bigint[], $27::timestamptz[], $28::text[]
+    ) AS ab(notification_id, number, kind, provider, outcome, error, started_at, duration_ms, finished_at, provider_message_id)
 ),
 logged AS (
     INSERT INTO notification_attempts
-        (notification_id, number, kind, provider, outcome, error, started_at, duration_ms)
-    SELECT ab.notification_id, ab.number, ab.kind, ab.provider, ab.outcome, ab.error, ab.started_at, ab.duration_ms
+        (notification_id, number, kind, provider, outcome, error, started_at, duration_ms, provider_message_id)
+    SELECT ab.notification_id, ab.number, ab.kind, ab.provider, ab.outcome, ab.error, ab.started_at, ab.duration_ms, ab.provider_message_id
     FROM ab
     WHERE EXISTS (SELECT 1 FROM notifications WHERE id = ab.notification_id)
     RETURNING notification_id
@@ -43,16 +45,17 @@ logged AS (
 rec AS (
     UPDATE notifications n
     SET status = CASE
+            WHEN n.status IN ('delivered', 'bounced', 'complained') THEN n.status
             WHEN n.status = 'sent' OR ab.outcome = 'sent' THEN 'sent'
             WHEN n.attempts = ab.number THEN ab.outcome
             ELSE n.status
         END,
         sent_at = CASE
-            WHEN n.status <> 'sent' AND ab.outcome = 'sent' THEN ab.finished_at
+            WHEN n.status NOT IN ('sent', 'delivered', 'bounced', 'complained') AND ab.outcome = 'sent' THEN ab.finished_at
             ELSE n.sent_at
         END,
         error = CASE
-            WHEN n.status = 'sent' THEN n.error
+            WHEN n.status IN ('sent', 'delivered', 'bounced', 'complained') THEN n.error
             WHEN ab.outcome = 'sent' THEN NULL
             WHEN n.attempts = ab.number THEN ab.error
             ELSE n.error

@@ -392,6 +392,8 @@ async fn commit(pool: &PgPool, batch: &Batch) -> Result<Committed, StoreError> {
         })
         .collect();
     let finished: Vec<DateTime<Utc>> = a.iter().map(|a| floor_micros(a.finished_at())).collect();
+    let provider_message_ids: Vec<Option<&str>> =
+        a.iter().map(|a| a.provider_message_id.as_deref()).collect();
 
     // One statement: one round trip, atomic, one commit.
     let rows = sqlx::query_as::<_, GroupRow>(GROUP)
@@ -422,6 +424,7 @@ async fn commit(pool: &PgPool, batch: &Batch) -> Result<Committed, StoreError> {
         .bind(&started)
         .bind(&durations)
         .bind(&finished)
+        .bind(&provider_message_ids)
         .fetch_all(pool)
         .await
         .map_err(store_error)?;

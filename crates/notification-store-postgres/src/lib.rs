@@ -1,7 +1,9 @@
 //! Notification history and message templates in PostgreSQL, with `sqlx`.
 //!
 //! [`PostgresStore`] implements [`notification_store::NotificationStore`] and
-//! [`notification_store::TemplateStore`]. The schema is the workspace's
+//! [`notification_store::TemplateStore`], and the suppression list and provider
+//! reports ([`notification_store::SuppressionStore`],
+//! [`notification_store::DeliveryReportStore`]). The schema is the workspace's
 //! `migrations/` directory, embedded as [`MIGRATOR`] and applied by
 //! [`PostgresStore::migrate`] (or by `sqlx migrate run`); the queries are plain SQL
 //! files in `queries/`, checked at run time (no `DATABASE_URL` needed to build).
@@ -42,8 +44,10 @@ mod config;
 mod error;
 mod group_commit;
 mod notifications;
+mod reports;
 mod rows;
 mod store;
+mod suppressions;
 mod templates;
 
 pub use config::{DEFAULT_DATABASE_URL, PostgresStoreConfig};

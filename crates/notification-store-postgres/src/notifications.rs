@@ -362,6 +362,7 @@ pub(crate) async fn record_attempt_one(
         .bind(floor_micros(attempt.started_at))
         .bind(duration_ms)
         .bind(floor_micros(attempt.finished_at()))
+        .bind(attempt.provider_message_id.as_deref())
         .fetch_optional(pool)
         .await
         .map_err(store_error)?

@@ -2,8 +2,8 @@
 
 use chrono::{DateTime, Utc};
 use messaging_model::{
-    AttemptOutcome, DeliveryAttempt, MessageTemplate, Notification, NotificationKind,
-    NotificationStatus, TemplateKind,
+    AttemptOutcome, DeliveryAttempt, DeliveryReport, MessageTemplate, Notification,
+    NotificationKind, NotificationStatus, TemplateKind,
 };
 use notification_store::StoreError;
 use uuid::Uuid;
@@ -126,6 +126,10 @@ pub(crate) struct AttemptRow {
     error: Option<String>,
     started_at: Option<DateTime<Utc>>,
     duration_ms: Option<i64>,
+    provider_message_id: Option<String>,
+    report_status: Option<String>,
+    report_reason: Option<String>,
+    report_at: Option<DateTime<Utc>>,
 }
 
 impl AttemptRow {
@@ -151,6 +155,14 @@ impl AttemptRow {
             DeliveryAttempt::new(&shell, number, provider, outcome).with_started_at(started_at);
         attempt.error = self.error;
         attempt.duration_ms = self.duration_ms.map(|ms| u64::try_from(ms).unwrap_or(0));
+        attempt.provider_message_id = self.provider_message_id;
+        if let (Some(status), Some(at)) = (self.report_status, self.report_at) {
+            let status = NotificationStatus::from_name(&status)
+                .ok_or_else(|| unknown("notification_attempts.report_status", &status))?;
+            let mut report = DeliveryReport::new(status, at);
+            report.reason = self.report_reason;
+            attempt.report = Some(report);
+        }
         Ok(Some(attempt))
     }
 }
@@ -189,7 +201,7 @@ impl TryFrom<TemplateRow> for MessageTemplate {
     }
 }
 
-fn unknown(column: &'static str, value: &str) -> StoreError {
+pub(crate) fn unknown(column: &'static str, value: &str) -> StoreError {
     StoreError::Query {
         source: Box::new(PostgresStoreError::UnknownValue {
             column,

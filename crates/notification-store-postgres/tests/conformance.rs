@@ -20,3 +20,15 @@ mod one_commit_per_write {
         teardown = teardown
     );
 }
+
+notification_store::suppression_store_conformance_tests!(store, teardown = teardown);
+notification_store::delivery_report_store_conformance_tests!(store, teardown = teardown);
+
+mod reports_one_commit_per_write {
+    use super::common::{store_without_group_commit, teardown};
+
+    notification_store::delivery_report_store_conformance_tests!(
+        store_without_group_commit,
+        teardown = teardown
+    );
+}

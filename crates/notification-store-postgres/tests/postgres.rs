@@ -52,7 +52,9 @@ async fn migrate_creates_the_schema_and_is_idempotent() {
                 "_sqlx_migrations",
                 "message_templates",
                 "notification_attempts",
-                "notifications"
+                "notifications",
+                "suppression_soft_bounces",
+                "suppressions"
             ]
         );
     })

@@ -10,6 +10,9 @@
 //! * [`StoreError`]: what a store reports, classified (`is_not_found`,
 //!   `is_conflict`, `is_transient`).
 //! * The inbox: [`InboxQuery`], [`InboxPage`], [`InboxCursor`].
+//! * [`SuppressionStore`]: the addresses each channel no longer sends to
+//!   ([`Suppression`], [`SoftBouncePolicy`]); [`DeliveryReportStore`]: what
+//!   providers report after accepting a message, matched by provider message id.
 //! * [`StatusUpdate`]: how a delivery ended, for
 //!   [`NotificationStore::update_status`].
 //! * [`InMemoryNotificationStore`], [`InMemoryTemplateStore`]: stores in this
@@ -53,14 +56,20 @@ mod error;
 mod inbox;
 mod memory;
 mod notifications;
+mod reports;
 mod status;
+mod suppressions;
 mod templates;
 #[cfg(feature = "testsuite")]
 pub mod testsuite;
 
 pub use error::{BoxError, StoreError};
 pub use inbox::{DEFAULT_PAGE_SIZE, InboxCursor, InboxPage, InboxQuery, MAX_PAGE_SIZE};
-pub use memory::{InMemoryNotificationStore, InMemoryTemplateStore};
+pub use memory::{InMemoryNotificationStore, InMemorySuppressionStore, InMemoryTemplateStore};
 pub use notifications::{NotificationStore, check_notification};
+pub use reports::{DeliveryReportStore, check_delivery_report};
 pub use status::StatusUpdate;
+pub use suppressions::{
+    SoftBouncePolicy, Suppression, SuppressionReason, SuppressionStore, normalize_address,
+};
 pub use templates::TemplateStore;

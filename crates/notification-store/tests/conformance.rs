@@ -17,3 +17,11 @@ async fn template_store() -> InMemoryTemplateStore {
 
 notification_store::notification_store_conformance_tests!(notification_store);
 notification_store::template_store_conformance_tests!(template_store);
+
+/// A fresh, empty suppression list.
+async fn suppression_store() -> notification_store::InMemorySuppressionStore {
+    notification_store::InMemorySuppressionStore::new()
+}
+
+notification_store::suppression_store_conformance_tests!(suppression_store);
+notification_store::delivery_report_store_conformance_tests!(notification_store);

@@ -174,6 +174,28 @@ pub enum NotificationError {
         #[source]
         source: BoxError,
     },
+    /// Every provider of a failover channel refused the message before
+    /// accepting it, or was skipped because its circuit breaker is open.
+    #[error("no {} provider accepted it: {}", kind.as_str(), crate::channel::describe_failures(failures))]
+    AllProvidersFailed {
+        /// The channel.
+        kind: NotificationKind,
+        /// Each provider tried or skipped, in order.
+        failures: Vec<crate::channel::ProviderFailure>,
+    },
+    /// A provider of a failover channel failed in a way that leaves it unknown
+    /// whether it took the message (a timeout after the data was sent): not
+    /// failed over, so it is never sent twice. Transient when `source` is.
+    #[error("{provider}: {source}")]
+    ProviderFailed {
+        /// The provider's configured name.
+        provider: String,
+        /// The providers that refused it before, in order.
+        refused_before: Vec<crate::channel::ProviderFailure>,
+        /// Its error.
+        #[source]
+        source: Box<NotificationError>,
+    },
     /// The notification store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -239,6 +261,8 @@ impl NotificationError {
             Self::Smtp { transient, .. } => *transient,
             Self::HttpStatus { status, .. } => is_transient_status(*status),
             Self::HttpTransport { .. } | Self::InProgress { .. } => true,
+            Self::AllProvidersFailed { failures, .. } => failures.iter().any(|f| f.transient),
+            Self::ProviderFailed { source, .. } => source.is_transient(),
             Self::Store(store) => store.is_transient(),
             Self::Subscribe {
                 source: messaging_core::MessagingError::Backend(backend),
@@ -257,6 +281,7 @@ impl NotificationError {
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::HttpStatus { retry_after, .. } => *retry_after,
+            Self::ProviderFailed { source, .. } => source.retry_after(),
             _ => None,
         }
     }

@@ -17,7 +17,8 @@ use crate::requests::{
     SmsRequest, SystemNotificationRequest,
 };
 use crate::store::{
-    InMemoryNotificationStore, InMemoryTemplateStore, NotificationStore, TemplateStore,
+    InMemoryNotificationStore, InMemoryTemplateStore, NotificationStore, SuppressionStore,
+    TemplateStore,
 };
 use crate::template::TemplateRenderer;
 use crate::{InterruptedSendPolicy, NotificationConfig, NotificationError};
@@ -58,6 +59,8 @@ pub struct NotificationService {
     email: Option<Arc<dyn EmailChannel>>,
     sms: Option<Arc<dyn SmsChannel>>,
     push: Option<Arc<dyn PushChannel>>,
+    /// The suppression list checked before each send, when set.
+    suppressions: Option<Arc<dyn SuppressionStore>>,
     config: NotificationConfig,
 }
 
@@ -86,6 +89,7 @@ impl NotificationService {
             email: None,
             sms: None,
             push: None,
+            suppressions: None,
             config: NotificationConfig::default(),
         }
     }
@@ -114,6 +118,19 @@ impl NotificationService {
     pub fn with_push(mut self, channel: Arc<dyn PushChannel>) -> Self {
         self.push = Some(channel);
         self
+    }
+
+    /// Sets the suppression list: a send to an address suppressed for its
+    /// channel is recorded `suppressed` (with the suppression's reason as its
+    /// error) and handed to no provider.
+    pub fn with_suppressions(mut self, suppressions: Arc<dyn SuppressionStore>) -> Self {
+        self.suppressions = Some(suppressions);
+        self
+    }
+
+    /// The suppression list, when set.
+    pub fn suppressions(&self) -> Option<&Arc<dyn SuppressionStore>> {
+        self.suppressions.as_ref()
     }
 
     /// Sets the configuration.
@@ -452,9 +469,33 @@ impl NotificationService {
         on_existing: OnExisting,
     ) -> Result<Notification, NotificationError> {
         let idempotency_key = action.idempotency_key().map(str::to_owned);
-        let (mut notification, outgoing) = self.prepare(action).await?;
+        let (mut notification, mut outgoing) = self.prepare(action).await?;
         notification.idempotency_key = idempotency_key;
+        if let Some(suppression) = self.suppression_of(outgoing.as_ref()).await? {
+            // Recorded, never silently dropped: the row says why nothing went out.
+            warn!(
+                kind = notification.kind.as_str(),
+                reason = suppression.reason.as_str(),
+                "recipient suppressed; not sent"
+            );
+            notification.status = NotificationStatus::Suppressed;
+            notification.error = Some(suppressed_error(&suppression));
+            outgoing = None;
+        }
         self.deliver(notification, outgoing, on_existing).await
+    }
+
+    /// The suppression in force for the recipient of `outgoing`, if a
+    /// suppression list is set.
+    async fn suppression_of(
+        &self,
+        outgoing: Option<&Outgoing>,
+    ) -> Result<Option<crate::store::Suppression>, NotificationError> {
+        let (Some(suppressions), Some(outgoing)) = (&self.suppressions, outgoing) else {
+            return Ok(None);
+        };
+        let (kind, address) = outgoing.recipient();
+        Ok(suppressions.find_suppression(kind, address).await?)
     }
 
     /// The notification to record for `action` and the message to hand to its
@@ -680,7 +721,12 @@ impl NotificationService {
         );
         async move {
             match existing.status {
-                NotificationStatus::Sent | NotificationStatus::Unknown => Ok(existing),
+                NotificationStatus::Sent
+                | NotificationStatus::Unknown
+                | NotificationStatus::Suppressed
+                | NotificationStatus::Delivered
+                | NotificationStatus::Bounced
+                | NotificationStatus::Complained => Ok(existing),
                 NotificationStatus::Pending | NotificationStatus::Failed => {
                     self.attempt(existing, outgoing).await
                 }
@@ -768,7 +814,8 @@ impl NotificationService {
             .get_notification(&notification.user_id, notification.id)
             .await?;
         match current.status {
-            NotificationStatus::Sent | NotificationStatus::Unknown => Ok(current),
+            status if status.was_accepted() => Ok(current),
+            NotificationStatus::Unknown | NotificationStatus::Suppressed => Ok(current),
             _ => Err(NotificationError::InProgress {
                 notification: Box::new(current),
             }),
@@ -796,7 +843,28 @@ impl NotificationService {
                 )
                 .with_started_at(started_at)
                 .with_duration(elapsed);
-                match self.notifications.record_attempt(&attempt).await {
+                let attempt = match &receipt.provider_message_id {
+                    Some(id) => attempt.with_provider_message_id(id),
+                    None => attempt,
+                };
+                let recorded = self.notifications.record_attempt(&attempt).await;
+                // The providers a failover channel tried first, logged after
+                // the sent attempt (so the row is `sent` before any of them
+                // is written: a crash in between cannot make it look unsent).
+                for failover in &receipt.failovers {
+                    let refused = DeliveryAttempt::new(
+                        &sending,
+                        sending.attempts,
+                        &failover.provider,
+                        AttemptOutcome::Failed,
+                    )
+                    .with_started_at(started_at)
+                    .with_error(&failover.error);
+                    if let Err(store_error) = self.notifications.record_attempt(&refused).await {
+                        error!(error = %store_error, provider = %failover.provider, "a failed-over provider could not be logged");
+                    }
+                }
+                match recorded {
                     Ok(updated) => Ok(updated),
                     Err(store_error) => {
                         // It went out: report success, and say loudly that the
@@ -811,17 +879,36 @@ impl NotificationService {
             }
             Err(send_error) => {
                 warn!(error = %send_error, transient = send_error.is_transient(), "send failed");
-                let attempt = DeliveryAttempt::new(
-                    &sending,
-                    sending.attempts,
-                    &provider,
-                    AttemptOutcome::Failed,
-                )
-                .with_started_at(started_at)
-                .with_duration(elapsed)
-                .with_error(send_error.to_string());
-                if let Err(store_error) = self.notifications.record_attempt(&attempt).await {
-                    error!(error = %store_error, "the failure could not be recorded");
+                // One failed attempt per provider a failover channel tried.
+                let refusals: Vec<(String, String)> = match &send_error {
+                    NotificationError::AllProvidersFailed { failures, .. } => failures
+                        .iter()
+                        .map(|f| (f.provider.clone(), f.error.clone()))
+                        .collect(),
+                    NotificationError::ProviderFailed {
+                        provider,
+                        refused_before,
+                        source,
+                    } => refused_before
+                        .iter()
+                        .map(|f| (f.provider.clone(), f.error.clone()))
+                        .chain([(provider.clone(), source.to_string())])
+                        .collect(),
+                    _ => vec![(provider, send_error.to_string())],
+                };
+                for (provider, error) in refusals {
+                    let attempt = DeliveryAttempt::new(
+                        &sending,
+                        sending.attempts,
+                        &provider,
+                        AttemptOutcome::Failed,
+                    )
+                    .with_started_at(started_at)
+                    .with_duration(elapsed)
+                    .with_error(error);
+                    if let Err(store_error) = self.notifications.record_attempt(&attempt).await {
+                        error!(error = %store_error, "the failure could not be recorded");
+                    }
                 }
                 Err(send_error)
             }
@@ -858,6 +945,17 @@ enum OnExisting {
 const INTERRUPTED: &str =
     "the sending process stopped after handing it over and before recording the outcome";
 
+/// The error recorded on a notification not sent because of `suppression`.
+fn suppressed_error(suppression: &crate::store::Suppression) -> String {
+    match &suppression.detail {
+        Some(detail) => format!(
+            "recipient suppressed ({}): {detail}",
+            suppression.reason.as_str()
+        ),
+        None => format!("recipient suppressed ({})", suppression.reason.as_str()),
+    }
+}
+
 /// The first result of an idempotent send.
 fn replay(existing: Notification) -> Result<Notification, NotificationError> {
     if existing.status == NotificationStatus::Failed {
@@ -876,6 +974,15 @@ enum Outgoing {
 }
 
 impl Outgoing {
+    /// The channel and the recipient's address (as the suppression list keys it).
+    fn recipient(&self) -> (NotificationKind, &str) {
+        match self {
+            Self::Email(_, email) => (NotificationKind::Email, email.to.address()),
+            Self::Sms(_, sms) => (NotificationKind::Sms, sms.to.as_str()),
+            Self::Push(_, push) => (NotificationKind::Push, push.device_token.as_str()),
+        }
+    }
+
     /// The provider's name in the attempt log.
     fn provider(&self) -> &str {
         match self {

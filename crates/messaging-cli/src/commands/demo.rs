@@ -59,6 +59,9 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
         password: None,
         from: "demo@messaging.invalid".into(),
         timeout: Duration::from_secs(10),
+        name: None,
+        fallback: Vec::new(),
+        breaker: config::BreakerConfig::default(),
     });
     let schema = format!("messaging_demo_{run_id}");
     if let Some(url) = &args.database {

@@ -8,6 +8,7 @@ pub(crate) mod publish;
 pub(crate) mod relay;
 pub(crate) mod schedules;
 pub(crate) mod stats;
+pub(crate) mod suppressions;
 pub(crate) mod tail;
 pub(crate) mod topics;
 pub(crate) mod worker;

@@ -7,9 +7,12 @@ use chrono::{DateTime, Utc};
 use crate::StoreError;
 
 mod notifications;
+mod reports;
+mod suppressions;
 mod templates;
 
 pub use notifications::InMemoryNotificationStore;
+pub use suppressions::InMemorySuppressionStore;
 pub use templates::InMemoryTemplateStore;
 
 fn unavailable() -> StoreError {

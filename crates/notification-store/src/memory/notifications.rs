@@ -14,11 +14,11 @@ use super::{micros, now, unavailable};
 use crate::{InboxCursor, InboxPage, InboxQuery, NotificationStore, StatusUpdate, StoreError};
 
 #[derive(Default)]
-struct NotificationState {
-    by_id: BTreeMap<Uuid, Notification>,
-    by_key: HashMap<(String, String), Uuid>,
-    attempts: HashMap<Uuid, Vec<DeliveryAttempt>>,
-    unavailable: bool,
+pub(super) struct NotificationState {
+    pub(super) by_id: BTreeMap<Uuid, Notification>,
+    pub(super) by_key: HashMap<(String, String), Uuid>,
+    pub(super) attempts: HashMap<Uuid, Vec<DeliveryAttempt>>,
+    pub(super) unavailable: bool,
 }
 
 /// Notifications kept in memory, shared by every clone.
@@ -71,7 +71,7 @@ impl InMemoryNotificationStore {
 
     /// Runs `change` on the state, failing while the store is "unavailable", and
     /// wakes the waiters of [`wait_for`](Self::wait_for) when it succeeds.
-    fn change<T>(
+    pub(super) fn change<T>(
         &self,
         change: impl FnOnce(&mut NotificationState) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
@@ -88,7 +88,7 @@ impl InMemoryNotificationStore {
         result
     }
 
-    fn read<T>(
+    pub(super) fn read<T>(
         &self,
         read: impl FnOnce(&NotificationState) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
@@ -293,9 +293,7 @@ impl NotificationStore for InMemoryNotificationStore {
                 .by_id
                 .get_mut(&id)
                 .ok_or_else(|| StoreError::notification_not_found(id))?;
-            if notification.status == NotificationStatus::Sent
-                || notification.attempts != seen_attempts
-            {
+            if notification.status.was_accepted() || notification.attempts != seen_attempts {
                 return Err(attempt_conflict(id, seen_attempts));
             }
             notification.status = NotificationStatus::Sending;
@@ -314,7 +312,8 @@ impl NotificationStore for InMemoryNotificationStore {
                 .ok_or_else(|| StoreError::notification_not_found(id))?;
             let latest = attempt.number == notification.attempts;
             match attempt.outcome {
-                _ if notification.status == NotificationStatus::Sent => {}
+                // Accepted once: sent, or what its provider reported since.
+                _ if notification.status.was_accepted() => {}
                 AttemptOutcome::Sent => {
                     notification.status = NotificationStatus::Sent;
                     notification.sent_at = Some(micros(attempt.finished_at()));

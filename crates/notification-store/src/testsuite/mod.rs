@@ -33,6 +33,14 @@
 //! notification_store::template_store_conformance_tests!(template_store);
 //! ```
 //!
+//! The suppression list and provider reports have suites of their own,
+//! stamped out the same way: `suppression_store_conformance_tests!(factory)`
+//! for a [`SuppressionStore`] (per-channel isolation, address case, soft
+//! bounces N in a window at explicit times, remove, list order) and
+//! `delivery_report_store_conformance_tests!(factory)` for a
+//! [`DeliveryReportStore`] that is also a [`NotificationStore`] (matching by
+//! provider message id, report ranking).
+//!
 //! The macros expand to `mod notification_store_conformance` and
 //! `mod template_store_conformance` in the calling module, so `store` and
 //! `teardown` may be private functions next to the invocation. The calling crate
@@ -77,6 +85,8 @@ mod inbox;
 mod isolation;
 mod read_state;
 mod records;
+mod reports;
+mod suppressions;
 mod templates;
 
 pub use attempts::*;
@@ -84,10 +94,12 @@ pub use inbox::*;
 pub use isolation::*;
 pub use read_state::*;
 pub use records::*;
+pub use reports::*;
+pub use suppressions::*;
 pub use templates::*;
 
 #[allow(unused_imports)] // for the links in the macros' docs
-use crate::{NotificationStore, TemplateStore};
+use crate::{DeliveryReportStore, NotificationStore, SuppressionStore, TemplateStore};
 
 /// Stamps out every test of both halves of the suite for one type implementing
 /// [`NotificationStore`] and [`TemplateStore`]: see the [module docs](crate::testsuite).
@@ -168,6 +180,42 @@ macro_rules! template_store_conformance_tests {
                 template_deactivate_of_an_unknown_template_is_not_found,
                 template_save_under_an_id_taken_by_another_template_is_a_conflict,
                 template_with_an_empty_locale_is_rejected,
+            );
+        }
+    };
+}
+
+/// Stamps out every [`SuppressionStore`] test of the suite: see the
+/// [module docs](crate::testsuite).
+#[macro_export]
+macro_rules! suppression_store_conformance_tests {
+    ($factory:path $(, teardown = $teardown:path)? $(,)?) => {
+        mod suppression_store_conformance {
+            #[allow(unused_imports)]
+            use super::*;
+            $crate::__store_conformance_each!($factory, [$($teardown)?];
+                suppression_is_per_channel_and_ignores_address_case,
+                suppressing_again_keeps_the_first_suppression,
+                soft_bounces_suppress_only_after_the_threshold_within_the_window,
+                remove_lifts_a_suppression_and_forgets_soft_bounces,
+                list_suppressions_filters_by_channel_in_order,
+            );
+        }
+    };
+}
+
+/// Stamps out every [`DeliveryReportStore`] test of the suite (the store must
+/// also be a [`NotificationStore`]): see the [module docs](crate::testsuite).
+#[macro_export]
+macro_rules! delivery_report_store_conformance_tests {
+    ($factory:path $(, teardown = $teardown:path)? $(,)?) => {
+        mod delivery_report_store_conformance {
+            #[allow(unused_imports)]
+            use super::*;
+            $crate::__store_conformance_each!($factory, [$($teardown)?];
+                a_report_updates_the_notification_and_its_attempt,
+                a_report_of_an_unknown_provider_message_id_matches_nothing,
+                a_lower_ranking_report_never_replaces_a_higher_one,
             );
         }
     };

@@ -378,6 +378,18 @@ pub(crate) fn classify(error: lettre::transport::smtp::Error) -> NotificationErr
     }
 }
 
+/// True when the source of an SMTP error proves the message was not taken:
+/// the connection could not be opened, a step before the message data timed
+/// out, or the message needs an extension the server lacks. A broken
+/// connection or a timeout once the data was sent proves nothing.
+pub(crate) fn smtp_source_proves_unsent(source: &(dyn std::error::Error + 'static)) -> bool {
+    match source.downcast_ref::<SmtpFailure>() {
+        Some(SmtpFailure::Connect { .. } | SmtpFailure::Unsupported(_)) => true,
+        Some(SmtpFailure::Timeout { step, .. }) => *step != smtp_pool::MESSAGE_DATA_STEP,
+        Some(SmtpFailure::Lettre(_)) | None => false,
+    }
+}
+
 /// [`classify`] for lettre's errors; timeouts and failures to connect are
 /// temporary; a message the server cannot take (no SMTPUTF8 or 8BITMIME) is not.
 fn classify_failure(failure: SmtpFailure) -> NotificationError {

@@ -27,8 +27,10 @@
 //! retry may help.
 
 mod address;
+mod breaker;
 #[cfg(feature = "smtp")]
 mod email;
+mod failover;
 #[cfg(feature = "http")]
 mod http;
 #[cfg(feature = "http")]
@@ -47,8 +49,17 @@ use async_trait::async_trait;
 use crate::NotificationError;
 
 pub use address::{DeviceToken, EmailAddress, PhoneNumber};
+pub use breaker::{
+    BreakerOpen, BreakerState, CircuitBreaker, CircuitBreakerConfig, Clock, ManualClock,
+    SystemClock, Transition,
+};
 #[cfg(feature = "smtp")]
 pub use email::{SmtpConfig, SmtpCredentials, SmtpEmailChannel, SmtpSecurity};
+pub(crate) use failover::describe_failures;
+pub use failover::{
+    FailoverEmailChannel, FailoverPushChannel, FailoverSmsChannel, ProviderFailure,
+    proves_not_accepted,
+};
 #[cfg(feature = "http")]
 pub use http::HttpClientConfig;
 #[cfg(feature = "http")]
@@ -242,6 +253,10 @@ pub struct SendReceipt {
     pub provider: String,
     /// The provider's id of the message, when it gave one.
     pub provider_message_id: Option<String>,
+    /// The providers of a failover channel that refused the message before
+    /// `provider` accepted it, in order (empty otherwise): each is logged as a
+    /// failed attempt.
+    pub failovers: Vec<ProviderFailure>,
 }
 
 impl SendReceipt {
@@ -250,6 +265,7 @@ impl SendReceipt {
         Self {
             provider: provider.into(),
             provider_message_id,
+            failovers: Vec::new(),
         }
     }
 }

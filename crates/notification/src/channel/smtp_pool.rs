@@ -459,6 +459,10 @@ impl Connector {
     }
 }
 
+/// The step of sending the message data and waiting for the server's final
+/// reply: a timeout there leaves it unknown whether the message was taken.
+pub(crate) const MESSAGE_DATA_STEP: &str = "the message data";
+
 /// `MAIL`, `RCPT` for each recipient, `DATA`, the message: lettre's
 /// `AsyncSmtpConnection::send`, except that a refusal leaves the connection
 /// open (lettre's closes it) and every step is bounded by `timeout`.
@@ -514,7 +518,7 @@ async fn transaction(
     within(timeout, "DATA", smtp.command(Data))
         .await
         .map_err(refusal(Step::Later))?;
-    within(timeout, "the message data", smtp.message(message))
+    within(timeout, MESSAGE_DATA_STEP, smtp.message(message))
         .await
         .map_err(refusal(Step::Later))
 }
