@@ -48,16 +48,25 @@ pub enum NotificationStatus {
     /// A send was interrupted after it may have reached the provider, and the
     /// policy was not to send again: whether it arrived is not known.
     Unknown,
+    /// Not sent, on purpose: the user's preferences opted out of it. The
+    /// notification's `error` says why (`opted out: …`); it is never sent later.
+    Skipped,
+    /// Held back until a time the user accepts (quiet hours): sent then, by a
+    /// durable delayed message. The notification's `metadata.scheduled_for`
+    /// says when.
+    Scheduled,
 }
 
 impl NotificationStatus {
     /// Every status, in the order of the enum.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 7] = [
         Self::Sent,
         Self::Pending,
         Self::Sending,
         Self::Failed,
         Self::Unknown,
+        Self::Skipped,
+        Self::Scheduled,
     ];
 
     /// The lowercase name, as stored and serialised.
@@ -68,6 +77,8 @@ impl NotificationStatus {
             Self::Sending => "sending",
             Self::Failed => "failed",
             Self::Unknown => "unknown",
+            Self::Skipped => "skipped",
+            Self::Scheduled => "scheduled",
         }
     }
 
@@ -309,6 +320,13 @@ mod tests {
             serde_json::to_value(crate::TemplateKind::Push).unwrap(),
             json!("push")
         );
+        for status in NotificationStatus::ALL {
+            assert_eq!(
+                serde_json::to_value(status).unwrap(),
+                json!(status.as_str())
+            );
+            assert_eq!(NotificationStatus::from_name(status.as_str()), Some(status));
+        }
         for kind in [
             NotificationKind::Email,
             NotificationKind::Sms,

@@ -1,7 +1,7 @@
 //! Notification history and message templates in PostgreSQL, with `sqlx`.
 //!
-//! [`PostgresStore`] implements [`notification_store::NotificationStore`] and
-//! [`notification_store::TemplateStore`]. The schema is the workspace's
+//! [`PostgresStore`] implements [`notification_store::NotificationStore`],
+//! [`notification_store::TemplateStore`] and [`notification_store::PreferenceStore`]. The schema is the workspace's
 //! `migrations/` directory, embedded as [`MIGRATOR`] and applied by
 //! [`PostgresStore::migrate`] (or by `sqlx migrate run`); the queries are plain SQL
 //! files in `queries/`, checked at run time (no `DATABASE_URL` needed to build).
@@ -42,6 +42,7 @@ mod config;
 mod error;
 mod group_commit;
 mod notifications;
+mod preferences;
 mod rows;
 mod store;
 mod templates;

@@ -6,13 +6,16 @@
 //! it as `notification::store`.
 //!
 //! * [`NotificationStore`]: the history of notifications, their delivery attempts
-//!   and each user's inbox; [`TemplateStore`]: templates by name and locale.
+//!   and each user's inbox; [`TemplateStore`]: templates by name and locale;
+//!   [`PreferenceStore`]: each user's [`Preferences`] (opt-outs by channel and
+//!   category, quiet hours) and the opaque subscriber id of unsubscribe links.
 //! * [`StoreError`]: what a store reports, classified (`is_not_found`,
 //!   `is_conflict`, `is_transient`).
 //! * The inbox: [`InboxQuery`], [`InboxPage`], [`InboxCursor`].
 //! * [`StatusUpdate`]: how a delivery ended, for
 //!   [`NotificationStore::update_status`].
-//! * [`InMemoryNotificationStore`], [`InMemoryTemplateStore`]: stores in this
+//! * [`InMemoryNotificationStore`], [`InMemoryTemplateStore`],
+//!   [`InMemoryPreferenceStore`]: stores in this
 //!   process, for tests, demos and single-process services.
 //! * `testsuite` (feature): the conformance suite every store must pass, stamped
 //!   out by `store_conformance_tests!` and its two halves.
@@ -53,6 +56,7 @@ mod error;
 mod inbox;
 mod memory;
 mod notifications;
+mod preferences;
 mod status;
 mod templates;
 #[cfg(feature = "testsuite")]
@@ -60,7 +64,10 @@ pub mod testsuite;
 
 pub use error::{BoxError, StoreError};
 pub use inbox::{DEFAULT_PAGE_SIZE, InboxCursor, InboxPage, InboxQuery, MAX_PAGE_SIZE};
-pub use memory::{InMemoryNotificationStore, InMemoryTemplateStore};
+pub use memory::{InMemoryNotificationStore, InMemoryPreferenceStore, InMemoryTemplateStore};
 pub use notifications::{NotificationStore, check_notification};
+pub use preferences::{
+    OptOut, PreferenceChange, PreferenceStore, Preferences, QuietHours, check_user_id,
+};
 pub use status::StatusUpdate;
 pub use templates::TemplateStore;

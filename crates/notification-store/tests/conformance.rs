@@ -3,7 +3,9 @@
 //! Run with `cargo test -p notification-store --features testsuite --test conformance`
 //! (`make test` turns every feature on).
 
-use notification_store::{InMemoryNotificationStore, InMemoryTemplateStore};
+use notification_store::{
+    InMemoryNotificationStore, InMemoryPreferenceStore, InMemoryTemplateStore,
+};
 
 /// A fresh, empty store: in memory, nothing to tear down.
 async fn notification_store() -> InMemoryNotificationStore {
@@ -17,3 +19,10 @@ async fn template_store() -> InMemoryTemplateStore {
 
 notification_store::notification_store_conformance_tests!(notification_store);
 notification_store::template_store_conformance_tests!(template_store);
+
+/// A fresh, empty store.
+async fn preference_store() -> InMemoryPreferenceStore {
+    InMemoryPreferenceStore::new()
+}
+
+notification_store::preference_store_conformance_tests!(preference_store);

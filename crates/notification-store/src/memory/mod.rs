@@ -7,9 +7,11 @@ use chrono::{DateTime, Utc};
 use crate::StoreError;
 
 mod notifications;
+mod preferences;
 mod templates;
 
 pub use notifications::InMemoryNotificationStore;
+pub use preferences::InMemoryPreferenceStore;
 pub use templates::InMemoryTemplateStore;
 
 fn unavailable() -> StoreError {

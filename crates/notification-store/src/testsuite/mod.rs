@@ -75,6 +75,7 @@ mod attempts;
 mod fixtures;
 mod inbox;
 mod isolation;
+mod preferences;
 mod read_state;
 mod records;
 mod templates;
@@ -82,6 +83,7 @@ mod templates;
 pub use attempts::*;
 pub use inbox::*;
 pub use isolation::*;
+pub use preferences::*;
 pub use read_state::*;
 pub use records::*;
 pub use templates::*;
@@ -168,6 +170,26 @@ macro_rules! template_store_conformance_tests {
                 template_deactivate_of_an_unknown_template_is_not_found,
                 template_save_under_an_id_taken_by_another_template_is_a_conflict,
                 template_with_an_empty_locale_is_rejected,
+            );
+        }
+    };
+}
+
+/// Stamps out every [`PreferenceStore`](crate::PreferenceStore) test of the
+/// suite: see the [module docs](crate::testsuite).
+#[macro_export]
+macro_rules! preference_store_conformance_tests {
+    ($factory:path $(, teardown = $teardown:path)? $(,)?) => {
+        mod preference_store_conformance {
+            #[allow(unused_imports)]
+            use super::*;
+            $crate::__store_conformance_each!($factory, [$($teardown)?];
+                preferences_of_an_unknown_user_are_the_defaults,
+                preference_opt_outs_are_kept_and_removed_exactly,
+                preference_quiet_hours_are_kept_with_their_time_zone,
+                another_users_preferences_can_be_neither_read_nor_changed,
+                subscriber_ids_are_stable_and_unknown_ones_find_nobody,
+                concurrent_preference_updates_all_take_effect,
             );
         }
     };

@@ -1,0 +1,25 @@
+-- Per-user notification preferences (issue 18), and the two statuses they add.
+--
+-- `skipped`: not sent because the user's preferences opted out of it (the row's
+-- `error` says why); `scheduled`: held back by the user's quiet hours, sent at
+-- `metadata.scheduled_for` by a durable delayed message.
+
+ALTER TABLE notifications DROP CONSTRAINT notifications_status_check;
+ALTER TABLE notifications ADD CONSTRAINT notifications_status_check
+    CHECK (status IN ('pending', 'sending', 'sent', 'failed', 'unknown', 'skipped', 'scheduled'));
+
+-- One row per user who has preferences (a user without a row has the defaults:
+-- everything on, no quiet hours). `preferences` is the JSON form of
+-- `notification_store::Preferences` without its user id; it is only ever read
+-- and written whole, under the row lock of an update.
+CREATE TABLE notification_preferences (
+    -- "C": compared by bytes (only ever for equality), never through the locale.
+    user_id       text        COLLATE "C" PRIMARY KEY,
+    -- The opaque id one-click unsubscribe tokens carry instead of the user id.
+    subscriber_id uuid        NOT NULL
+        CONSTRAINT notification_preferences_subscriber_id_key UNIQUE,
+    preferences   jsonb       NOT NULL DEFAULT '{}'::jsonb,
+    -- NULL until preferences are first changed (a row may exist only for its
+    -- subscriber id).
+    updated_at    timestamptz
+);
