@@ -59,6 +59,8 @@ pub struct NotificationService {
     sms: Option<Arc<dyn SmsChannel>>,
     push: Option<Arc<dyn PushChannel>>,
     config: NotificationConfig,
+    /// Preferences, quiet hours and unsubscribe links (`preferences.rs`).
+    pub(crate) controls: crate::preferences::Controls,
 }
 
 impl std::fmt::Debug for NotificationService {
@@ -87,6 +89,7 @@ impl NotificationService {
             sms: None,
             push: None,
             config: NotificationConfig::default(),
+            controls: crate::preferences::Controls::default(),
         }
     }
 
@@ -446,15 +449,94 @@ impl NotificationService {
         .await
     }
 
+    /// [`execute_once`](Self::execute_once) of an action that already waited
+    /// out the user's quiet hours (it comes back from its delayed message): a
+    /// `scheduled` row under `key` is sent now, and the quiet hours are not
+    /// applied again (so it is never held for ever). Opt-outs are checked again.
+    pub async fn execute_released(
+        &self,
+        action: NotificationAction,
+        key: &str,
+    ) -> Result<Notification, NotificationError> {
+        self.execute_as(
+            action.with_idempotency_key(key.to_owned()),
+            OnExisting::Release,
+        )
+        .await
+    }
+
     async fn execute_as(
         &self,
         action: NotificationAction,
         on_existing: OnExisting,
     ) -> Result<Notification, NotificationError> {
         let idempotency_key = action.idempotency_key().map(str::to_owned);
-        let (mut notification, outgoing) = self.prepare(action).await?;
+        let own_category = action.category().map(str::to_owned);
+        let (mut notification, mut outgoing) = self.prepare(action).await?;
         notification.idempotency_key = idempotency_key;
-        self.deliver(notification, outgoing, on_existing).await
+        let category = self.categorise(&mut notification, own_category);
+        let released = on_existing == OnExisting::Release;
+        match self
+            .decide(&notification, category.as_deref(), released)
+            .await?
+        {
+            crate::preferences::Decision::Skip { reason } => {
+                notification.status = NotificationStatus::Skipped;
+                notification.error = Some(reason);
+                self.hold(notification, on_existing).await
+            }
+            crate::preferences::Decision::Defer { at } => {
+                notification.status = NotificationStatus::Scheduled;
+                if let Value::Object(map) = &mut notification.metadata {
+                    map.insert("scheduled_for".to_owned(), json!(at));
+                }
+                self.hold(notification, on_existing).await
+            }
+            _ => {
+                if let Some(Outgoing::Email(_, email)) = &mut outgoing {
+                    self.add_unsubscribe_links(email, &notification.user_id, category.as_deref())
+                        .await?;
+                }
+                self.deliver(notification, outgoing, on_existing).await
+            }
+        }
+    }
+
+    /// Records a notification the preferences keep from being sent now
+    /// (`skipped` or `scheduled`). A row already under its key is the answer
+    /// instead (a redelivery).
+    async fn hold(
+        &self,
+        notification: Notification,
+        on_existing: OnExisting,
+    ) -> Result<Notification, NotificationError> {
+        check_user(&notification.user_id)?;
+        tracing::info!(
+            notification_id = %notification.id,
+            user_id = %notification.user_id,
+            status = notification.status.as_str(),
+            reason = notification.error.as_deref().unwrap_or(""),
+            "notification held by the user's preferences"
+        );
+        let conflict = match self.notifications.record(&notification).await {
+            Ok(()) => return Ok(notification),
+            Err(conflict) if conflict.is_conflict() => conflict,
+            Err(error) => return Err(error.into()),
+        };
+        let Some(key) = notification.idempotency_key.as_deref() else {
+            return Err(conflict.into());
+        };
+        let Some(existing) = self
+            .notifications
+            .find_by_idempotency_key(&notification.user_id, key)
+            .await?
+        else {
+            return Err(conflict.into());
+        };
+        match on_existing {
+            OnExisting::Replay => replay(existing),
+            OnExisting::Resume | OnExisting::Release => Ok(existing),
+        }
     }
 
     /// The notification to record for `action` and the message to hand to its
@@ -572,6 +654,22 @@ impl NotificationService {
                 if let Value::Object(map) = metadata {
                     map.insert("template".to_owned(), json!(template.name));
                     map.insert("locale".to_owned(), json!(template.locale));
+                    // The template's category (its metadata's, else the policy's).
+                    let category = template
+                        .metadata
+                        .get("category")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned)
+                        .or_else(|| {
+                            self.controls
+                                .policy
+                                .template_categories
+                                .get(&template.name)
+                                .cloned()
+                        });
+                    if let Some(category) = category {
+                        map.insert("category".to_owned(), json!(category));
+                    }
                 }
                 Ok(Parts {
                     subject: rendered.subject,
@@ -656,7 +754,12 @@ impl NotificationService {
             match (on_existing, outgoing) {
                 // A redelivery: carry on with the row an earlier delivery
                 // recorded under the key.
-                (OnExisting::Resume, Some(outgoing)) => self.resume(existing, outgoing).await,
+                (OnExisting::Resume, Some(outgoing)) => {
+                    self.resume(existing, outgoing, false).await
+                }
+                (OnExisting::Release, Some(outgoing)) => {
+                    self.resume(existing, outgoing, true).await
+                }
                 _ => replay(existing),
             }
         }
@@ -670,6 +773,7 @@ impl NotificationService {
         &self,
         existing: Notification,
         outgoing: Outgoing,
+        released: bool,
     ) -> Result<Notification, NotificationError> {
         let span = info_span!(
             "notification_send",
@@ -680,10 +784,14 @@ impl NotificationService {
         );
         async move {
             match existing.status {
-                NotificationStatus::Sent | NotificationStatus::Unknown => Ok(existing),
-                NotificationStatus::Pending | NotificationStatus::Failed => {
-                    self.attempt(existing, outgoing).await
-                }
+                NotificationStatus::Sent
+                | NotificationStatus::Unknown
+                | NotificationStatus::Skipped => Ok(existing),
+                // Held for quiet hours: sent only by its delayed message.
+                NotificationStatus::Scheduled if !released => Ok(existing),
+                NotificationStatus::Pending
+                | NotificationStatus::Failed
+                | NotificationStatus::Scheduled => self.attempt(existing, outgoing).await,
                 NotificationStatus::Sending => {
                     let policy = self.config.interrupted_send(existing.kind);
                     let interrupted = DeliveryAttempt::new(
@@ -852,6 +960,9 @@ enum OnExisting {
     Replay,
     /// Carry on with the recorded row ([`NotificationService::execute_once`]).
     Resume,
+    /// As `Resume`, and a `scheduled` row is due now
+    /// ([`NotificationService::execute_released`]).
+    Release,
 }
 
 /// The error of an attempt whose process died before recording its outcome.
@@ -869,7 +980,7 @@ fn replay(existing: Notification) -> Result<Notification, NotificationError> {
 }
 
 /// A checked message and the channel to hand it to.
-enum Outgoing {
+pub(crate) enum Outgoing {
     Email(Arc<dyn EmailChannel>, EmailMessage),
     Sms(Arc<dyn SmsChannel>, SmsMessage),
     Push(Arc<dyn PushChannel>, PushMessage),
