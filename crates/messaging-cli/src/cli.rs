@@ -47,6 +47,8 @@ pub(crate) enum Command {
     Dlq(DlqArgs),
     /// A user's notifications and unread count, from PostgreSQL.
     Inbox(InboxArgs),
+    /// A user's notification preferences (opt-outs, quiet hours), in PostgreSQL.
+    Prefs(crate::commands::prefs::PrefsArgs),
     /// The whole pipeline on the embedded default, no server needed.
     Demo(DemoArgs),
     /// Move committed transactional-outbox rows from PostgreSQL into Redis, in

@@ -37,6 +37,8 @@ pub(crate) struct Config {
     /// The push channel; none: push notifications are refused.
     #[serde(deserialize_with = "with_default_provider")]
     pub(crate) push: Option<PushProvider>,
+    /// User preferences and one-click unsubscribe; none: everything is sent.
+    pub(crate) preferences: Option<crate::preferences_config::PreferencesConfig>,
 }
 
 /// `[backend]`.
@@ -427,6 +429,9 @@ impl Config {
                 })
                 .transpose()
         };
+        if let Some(preferences) = self.preferences.as_mut() {
+            preferences.apply_env(&lookup);
+        }
         if let Some(concurrency) = parse("MESSAGING_CONCURRENCY")? {
             self.worker.concurrency = usize::try_from(concurrency).unwrap_or(usize::MAX);
         }

@@ -11,6 +11,7 @@ use notification::channel::{
     WebhookConfig, WebhookPushProvider, WebhookSmsProvider,
 };
 use notification::events::EventRules;
+use notification::store::{InMemoryPreferenceStore, PreferenceStore};
 use notification_store_postgres::{PostgresStore, PostgresStoreConfig, PostgresStoreError};
 
 use crate::config::{self, Config, PushProvider, SmsProvider, WebhookProvider};
@@ -21,6 +22,8 @@ pub(crate) struct Pipeline {
     /// The service the listeners send through.
     pub(crate) notifications: Arc<NotificationService>,
     postgres: Option<PostgresStore>,
+    /// The event rules, with the categories `[preferences]` gives them.
+    rules: EventRules,
 }
 
 impl Pipeline {
@@ -35,6 +38,7 @@ impl Pipeline {
         config: &Config,
         email: Option<Arc<dyn EmailChannel>>,
     ) -> anyhow::Result<Self> {
+        let mut preference_store: Option<Arc<dyn PreferenceStore>> = None;
         let (mut service, postgres) = match &config.database.url {
             Some(url) => {
                 let store = connect_postgres(
@@ -48,6 +52,7 @@ impl Pipeline {
                     .await
                     .map_err(|error| postgres_error(url, error))?;
                 let shared = Arc::new(store.clone());
+                preference_store = Some(shared.clone());
                 (
                     NotificationService::new(shared.clone(), shared),
                     Some(store),
@@ -72,9 +77,25 @@ impl Pipeline {
         if let Some(push) = &config.push {
             service = service.with_push(push_channel(push)?);
         }
+        let mut rules = EventRules::defaults();
+        if let Some(preferences) = &config.preferences {
+            let store = preference_store.unwrap_or_else(|| {
+                Arc::new(InMemoryPreferenceStore::new()) as Arc<dyn PreferenceStore>
+            });
+            service = service
+                .with_preferences(store)
+                .with_preference_policy(preferences.policy());
+            if let Some(unsubscribe) = preferences.unsubscribe()? {
+                service = service.with_unsubscribe(unsubscribe);
+            }
+            for (topic, category) in &preferences.topic_categories {
+                rules = rules.with_category(topic, category);
+            }
+        }
         Ok(Self {
             notifications: Arc::new(service),
             postgres,
+            rules,
         })
     }
 
@@ -88,7 +109,7 @@ impl Pipeline {
     ) -> anyhow::Result<()> {
         self.notifications.install_default_templates().await?;
         self.notifications
-            .listen_to_events_with(messaging, &EventRules::defaults(), options)
+            .listen_to_events_with(messaging, &self.rules, options)
             .await?;
         Ok(())
     }
