@@ -236,6 +236,119 @@ impl Default for Controls {
     }
 }
 
+impl crate::NotificationService {
+    /// Checks every send against the users' preferences in `store` (without
+    /// one, every notification is sent).
+    pub fn with_preferences(mut self, store: Arc<dyn crate::store::PreferenceStore>) -> Self {
+        self.controls.store = Some(store);
+        self
+    }
+
+    /// Sets the critical categories and template categories.
+    pub fn with_preference_policy(mut self, policy: PreferencePolicy) -> Self {
+        self.controls.policy = policy;
+        self
+    }
+
+    /// Sets the clock the quiet hours are read on (tests inject one).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.controls.clock = clock;
+        self
+    }
+
+    /// Puts one-click unsubscribe links into emails of the configured
+    /// categories (needs [`with_preferences`](Self::with_preferences): the
+    /// links carry the user's subscriber id).
+    pub fn with_unsubscribe(mut self, config: crate::unsubscribe::UnsubscribeConfig) -> Self {
+        self.controls.unsubscribe = Some(config);
+        self
+    }
+
+    /// The preference store, if any.
+    pub fn preference_store(&self) -> Option<&Arc<dyn crate::store::PreferenceStore>> {
+        self.controls.store.as_ref()
+    }
+
+    /// The unsubscribe settings, if any.
+    pub fn unsubscribe_config(&self) -> Option<&crate::unsubscribe::UnsubscribeConfig> {
+        self.controls.unsubscribe.as_ref()
+    }
+
+    /// The category of a prepared notification: the request's own, else its
+    /// template's (put in `metadata.category` by `compose`). Kept in
+    /// `metadata.category` so the record says what was decided on.
+    pub(crate) fn categorise(
+        &self,
+        notification: &mut messaging_model::Notification,
+        own: Option<String>,
+    ) -> Option<String> {
+        let serde_json::Value::Object(map) = &mut notification.metadata else {
+            return own;
+        };
+        let category = own.or_else(|| {
+            map.get("category")
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_owned)
+        });
+        if let Some(category) = &category {
+            map.insert("category".to_owned(), serde_json::json!(category));
+        }
+        category
+    }
+
+    /// What the user's preferences say about `notification` now.
+    pub(crate) async fn decide(
+        &self,
+        notification: &messaging_model::Notification,
+        category: Option<&str>,
+        released: bool,
+    ) -> Result<Decision, crate::NotificationError> {
+        let Some(store) = &self.controls.store else {
+            return Ok(Decision::Send);
+        };
+        if self.controls.policy.is_critical(category) {
+            return Ok(Decision::Send);
+        }
+        let prefs = store.get_preferences(&notification.user_id).await?;
+        Ok(decide(
+            &self.controls.policy,
+            &prefs,
+            category,
+            notification.kind,
+            self.controls.clock.now(),
+            released,
+        ))
+    }
+
+    /// Adds `List-Unsubscribe` links to an email of an unsubscribable category.
+    pub(crate) async fn add_unsubscribe_links(
+        &self,
+        email: &mut crate::channel::EmailMessage,
+        user_id: &str,
+        category: Option<&str>,
+    ) -> Result<(), crate::NotificationError> {
+        let (Some(config), Some(store), Some(category)) =
+            (&self.controls.unsubscribe, &self.controls.store, category)
+        else {
+            return Ok(());
+        };
+        if !config.categories.contains(category) {
+            return Ok(());
+        }
+        let subscriber = store.subscriber_id(user_id).await?;
+        let expires = self.controls.clock.now() + config.ttl;
+        let token = crate::unsubscribe::UnsubscribeToken::new(
+            subscriber,
+            category,
+            NotificationKind::Email,
+            expires,
+        )
+        .sign(&config.key);
+        email.list_unsubscribe = Some(config.links(&token)?);
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use chrono::NaiveTime;
@@ -421,118 +534,5 @@ mod tests {
             ),
             Decision::Send
         );
-    }
-}
-
-impl crate::NotificationService {
-    /// Checks every send against the users' preferences in `store` (without
-    /// one, every notification is sent).
-    pub fn with_preferences(mut self, store: Arc<dyn crate::store::PreferenceStore>) -> Self {
-        self.controls.store = Some(store);
-        self
-    }
-
-    /// Sets the critical categories and template categories.
-    pub fn with_preference_policy(mut self, policy: PreferencePolicy) -> Self {
-        self.controls.policy = policy;
-        self
-    }
-
-    /// Sets the clock the quiet hours are read on (tests inject one).
-    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.controls.clock = clock;
-        self
-    }
-
-    /// Puts one-click unsubscribe links into emails of the configured
-    /// categories (needs [`with_preferences`](Self::with_preferences): the
-    /// links carry the user's subscriber id).
-    pub fn with_unsubscribe(mut self, config: crate::unsubscribe::UnsubscribeConfig) -> Self {
-        self.controls.unsubscribe = Some(config);
-        self
-    }
-
-    /// The preference store, if any.
-    pub fn preference_store(&self) -> Option<&Arc<dyn crate::store::PreferenceStore>> {
-        self.controls.store.as_ref()
-    }
-
-    /// The unsubscribe settings, if any.
-    pub fn unsubscribe_config(&self) -> Option<&crate::unsubscribe::UnsubscribeConfig> {
-        self.controls.unsubscribe.as_ref()
-    }
-
-    /// The category of a prepared notification: the request's own, else its
-    /// template's (put in `metadata.category` by `compose`). Kept in
-    /// `metadata.category` so the record says what was decided on.
-    pub(crate) fn categorise(
-        &self,
-        notification: &mut messaging_model::Notification,
-        own: Option<String>,
-    ) -> Option<String> {
-        let serde_json::Value::Object(map) = &mut notification.metadata else {
-            return own;
-        };
-        let category = own.or_else(|| {
-            map.get("category")
-                .and_then(serde_json::Value::as_str)
-                .map(str::to_owned)
-        });
-        if let Some(category) = &category {
-            map.insert("category".to_owned(), serde_json::json!(category));
-        }
-        category
-    }
-
-    /// What the user's preferences say about `notification` now.
-    pub(crate) async fn decide(
-        &self,
-        notification: &messaging_model::Notification,
-        category: Option<&str>,
-        released: bool,
-    ) -> Result<Decision, crate::NotificationError> {
-        let Some(store) = &self.controls.store else {
-            return Ok(Decision::Send);
-        };
-        if self.controls.policy.is_critical(category) {
-            return Ok(Decision::Send);
-        }
-        let prefs = store.get_preferences(&notification.user_id).await?;
-        Ok(decide(
-            &self.controls.policy,
-            &prefs,
-            category,
-            notification.kind,
-            self.controls.clock.now(),
-            released,
-        ))
-    }
-
-    /// Adds `List-Unsubscribe` links to an email of an unsubscribable category.
-    pub(crate) async fn add_unsubscribe_links(
-        &self,
-        email: &mut crate::channel::EmailMessage,
-        user_id: &str,
-        category: Option<&str>,
-    ) -> Result<(), crate::NotificationError> {
-        let (Some(config), Some(store), Some(category)) =
-            (&self.controls.unsubscribe, &self.controls.store, category)
-        else {
-            return Ok(());
-        };
-        if !config.categories.contains(category) {
-            return Ok(());
-        }
-        let subscriber = store.subscriber_id(user_id).await?;
-        let expires = self.controls.clock.now() + config.ttl;
-        let token = crate::unsubscribe::UnsubscribeToken::new(
-            subscriber,
-            category,
-            NotificationKind::Email,
-            expires,
-        )
-        .sign(&config.key);
-        email.list_unsubscribe = Some(config.links(&token)?);
-        Ok(())
     }
 }
