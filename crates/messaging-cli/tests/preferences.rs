@@ -362,3 +362,127 @@ mailto = "unsubscribe@example.com"
     assert_eq!(mails.len(), 5);
     let _ = worker.terminate().await;
 }
+
+/// `HH:MM` of `at` in Berlin.
+fn berlin_hhmm(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.with_timezone(&chrono_tz::Europe::Berlin)
+        .format("%H:%M")
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inside_quiet_hours_an_email_waits_in_a_durable_delayed_message_that_survives_a_killed_worker()
+ {
+    support::run(|env| Box::pin(quiet_hours_scenario(env))).await;
+}
+
+async fn quiet_hours_scenario(env: &Env) {
+    use chrono::{DateTime, Duration as Span, Timelike, Utc};
+
+    let postfix = PostfixSink::start().await;
+    env.send_mail_to(postfix.port());
+    env.edit_config(|text| text + "\n[preferences]\ncritical = [\"security\"]\n");
+    let worker = env.worker(&[]).await;
+
+    // Quiet hours in Berlin from a minute ago until the next whole minute at
+    // least 20 s away: the window ends while the test runs.
+    let now = Utc::now();
+    let minute = now
+        .with_second(0)
+        .and_then(|t| t.with_nanosecond(0))
+        .unwrap();
+    let end = if now.second() < 40 {
+        minute + Span::minutes(1)
+    } else {
+        minute + Span::minutes(2)
+    };
+    let window = format!(
+        "{}-{}",
+        berlin_hhmm(minute - Span::minutes(1)),
+        berlin_hhmm(end)
+    );
+    let set = env
+        .run(&[
+            "prefs",
+            "set",
+            "u-ann",
+            "--quiet-hours",
+            &window,
+            "--time-zone",
+            "Europe/Berlin",
+        ])
+        .await;
+    assert_eq!(set.code, Some(0), "{}", set.stderr);
+
+    for (subject, category) in [
+        ("Your invoice", "billing"),
+        ("Reset your password", "security"),
+    ] {
+        let published = env
+            .run(&[
+                "publish",
+                "notification.email",
+                "--json",
+                &email("u-ann", "ann@example.com", subject, category),
+            ])
+            .await;
+        assert_eq!(published.code, Some(0), "{}", published.stderr);
+    }
+    // The invoice is held, the critical reset is not.
+    let (held_id, scheduled_for) = env
+        .eventually("the invoice scheduled and the reset sent", || async {
+            let inbox = env.inbox("u-ann").await;
+            let items = inbox["notifications"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let invoice = items.iter().find(|n| n["title"] == "Your invoice")?;
+            let reset = items.iter().find(|n| n["title"] == "Reset your password")?;
+            (invoice["status"] == "scheduled" && reset["status"] == "sent").then(|| {
+                (
+                    invoice["id"].as_str().unwrap_or_default().to_owned(),
+                    invoice["metadata"]["scheduled_for"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                )
+            })
+        })
+        .await;
+    let scheduled_for: DateTime<Utc> = scheduled_for.parse().expect("an RFC 3339 time");
+    assert_eq!(scheduled_for, end, "held until the window's end");
+
+    // The worker dies; the delayed message is in Redis; another worker sends it.
+    let _ = worker.kill().await;
+    let worker = env.worker(&[]).await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(180);
+    let invoice = loop {
+        let inbox = env.inbox("u-ann").await;
+        let items = inbox["notifications"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if let Some(invoice) = items
+            .into_iter()
+            .find(|n| n["title"] == "Your invoice" && n["status"] == "sent")
+        {
+            break invoice;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the held invoice was never sent"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert_eq!(invoice["id"], held_id.as_str(), "sent on its scheduled row");
+    let sent_at: DateTime<Utc> = invoice["sent_at"].as_str().unwrap().parse().unwrap();
+    assert!(
+        sent_at >= scheduled_for,
+        "sent at {sent_at}, due at {scheduled_for}"
+    );
+    let mails = postfix.wait_for_mails(2).await;
+    let mut subjects: Vec<_> = mails.iter().filter_map(|m| m.subject.clone()).collect();
+    subjects.sort();
+    assert_eq!(subjects, ["Reset your password", "Your invoice"]);
+    let _ = worker.terminate().await;
+}

@@ -535,6 +535,23 @@ impl NotificationService {
         };
         match on_existing {
             OnExisting::Replay => replay(existing),
+            // Due after its quiet hours, but opted out meanwhile: skipped now
+            // (unless another process already moved it on).
+            OnExisting::Release
+                if existing.status == NotificationStatus::Scheduled
+                    && notification.status == NotificationStatus::Skipped =>
+            {
+                let reason = notification.error.clone().unwrap_or_default();
+                match self
+                    .notifications
+                    .update_status(existing.id, crate::store::StatusUpdate::Skipped { reason })
+                    .await
+                {
+                    Ok(skipped) => Ok(skipped),
+                    Err(conflict) if conflict.is_conflict() => self.current(&existing).await,
+                    Err(error) => Err(error.into()),
+                }
+            }
             OnExisting::Resume | OnExisting::Release => Ok(existing),
         }
     }

@@ -325,3 +325,38 @@ async fn an_event_inside_quiet_hours_is_sent_by_its_delayed_message_once() {
     assert_eq!(s.outbox.sent().len(), 1);
     messaging.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_notification_due_after_quiet_hours_is_skipped_if_the_user_opted_out_meanwhile() {
+    let s = setup(berlin_night());
+    s.prefs
+        .update_preferences("ann", &[PreferenceChange::QuietHours(Some(nights()))])
+        .await
+        .unwrap();
+    let action = NotificationAction::from(email("ann", "marketing"));
+    let held = s
+        .service
+        .execute_once(action.clone(), "event-1")
+        .await
+        .unwrap();
+    assert_eq!(held.status, NotificationStatus::Scheduled);
+    s.prefs
+        .update_preferences(
+            "ann",
+            &[PreferenceChange::opt_out(OptOut::category("marketing"))],
+        )
+        .await
+        .unwrap();
+    let due = s.service.execute_released(action, "event-1").await.unwrap();
+    assert_eq!((due.id, due.status), (held.id, NotificationStatus::Skipped));
+    assert_eq!(due.error.as_deref(), Some("opted out of marketing"));
+    assert!(s.outbox.sent().is_empty());
+    assert_eq!(
+        s.store
+            .get_notification("ann", held.id)
+            .await
+            .unwrap()
+            .status,
+        NotificationStatus::Skipped
+    );
+}

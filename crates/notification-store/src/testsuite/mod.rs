@@ -73,6 +73,7 @@
 
 mod attempts;
 mod fixtures;
+mod held;
 mod inbox;
 mod isolation;
 mod preferences;
@@ -81,6 +82,7 @@ mod records;
 mod templates;
 
 pub use attempts::*;
+pub use held::*;
 pub use inbox::*;
 pub use isolation::*;
 pub use preferences::*;
@@ -147,6 +149,9 @@ macro_rules! notification_store_conformance_tests {
                 another_users_notification_cannot_be_deleted,
                 mark_all_read_touches_only_the_callers_notifications,
                 listing_with_another_users_cursor_and_filters_reveals_nothing_of_theirs,
+                skipped_and_scheduled_notifications_are_kept_as_recorded,
+                update_status_to_skipped_only_from_pending_or_scheduled,
+                begin_attempt_of_a_scheduled_notification_marks_it_sending,
             );
         }
     };
