@@ -23,3 +23,33 @@ CREATE TABLE notification_preferences (
     -- subscriber id).
     updated_at    timestamptz
 );
+
+-- Digest windows: the events of one (user, digest key) collected until one
+-- digest is sent for them. A window opens with its first event (`opened_by`)
+-- and is closed once (`closed_at`); at most one is open per (user, key).
+CREATE TABLE notification_digest_windows (
+    id          uuid        PRIMARY KEY,
+    user_id     text        COLLATE "C" NOT NULL,
+    digest_key  text        COLLATE "C" NOT NULL,
+    opened_by   text        COLLATE "C" NOT NULL,
+    opened_at   timestamptz NOT NULL,
+    closed_at   timestamptz
+);
+
+CREATE UNIQUE INDEX notification_digest_windows_open_idx
+    ON notification_digest_windows (user_id, digest_key)
+    WHERE closed_at IS NULL;
+
+-- Each event once per (user, key), in the window it joined, in append order.
+CREATE TABLE notification_digest_events (
+    seq         bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    window_id   uuid        NOT NULL REFERENCES notification_digest_windows (id) ON DELETE CASCADE,
+    user_id     text        COLLATE "C" NOT NULL,
+    digest_key  text        COLLATE "C" NOT NULL,
+    event_id    text        COLLATE "C" NOT NULL,
+    event       jsonb       NOT NULL,
+    CONSTRAINT notification_digest_events_event_key UNIQUE (user_id, digest_key, event_id)
+);
+
+CREATE INDEX notification_digest_events_window_idx
+    ON notification_digest_events (window_id, seq);

@@ -39,6 +39,7 @@
 //! See `docs/postgres.md` for the schema, its indexes, TLS modes and per-schema use.
 
 mod config;
+mod digests;
 mod error;
 mod group_commit;
 mod notifications;

@@ -52,6 +52,7 @@
 //! |---|---|---|
 //! | `testsuite` | no | `testsuite`: the conformance suite every store must pass, and its macros |
 
+mod digests;
 mod error;
 mod inbox;
 mod memory;
@@ -62,9 +63,12 @@ mod templates;
 #[cfg(feature = "testsuite")]
 pub mod testsuite;
 
+pub use digests::{DigestAppend, DigestStore, DigestWindow};
 pub use error::{BoxError, StoreError};
 pub use inbox::{DEFAULT_PAGE_SIZE, InboxCursor, InboxPage, InboxQuery, MAX_PAGE_SIZE};
-pub use memory::{InMemoryNotificationStore, InMemoryPreferenceStore, InMemoryTemplateStore};
+pub use memory::{
+    InMemoryDigestStore, InMemoryNotificationStore, InMemoryPreferenceStore, InMemoryTemplateStore,
+};
 pub use notifications::{NotificationStore, check_notification};
 pub use preferences::{
     OptOut, PreferenceChange, PreferenceStore, Preferences, QuietHours, check_user_id,

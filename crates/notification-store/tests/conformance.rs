@@ -4,7 +4,7 @@
 //! (`make test` turns every feature on).
 
 use notification_store::{
-    InMemoryNotificationStore, InMemoryPreferenceStore, InMemoryTemplateStore,
+    InMemoryDigestStore, InMemoryNotificationStore, InMemoryPreferenceStore, InMemoryTemplateStore,
 };
 
 /// A fresh, empty store: in memory, nothing to tear down.
@@ -26,3 +26,10 @@ async fn preference_store() -> InMemoryPreferenceStore {
 }
 
 notification_store::preference_store_conformance_tests!(preference_store);
+
+/// A fresh, empty store.
+async fn digest_store() -> InMemoryDigestStore {
+    InMemoryDigestStore::new()
+}
+
+notification_store::digest_store_conformance_tests!(digest_store);

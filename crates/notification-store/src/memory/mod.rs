@@ -6,10 +6,12 @@ use chrono::{DateTime, Utc};
 
 use crate::StoreError;
 
+mod digests;
 mod notifications;
 mod preferences;
 mod templates;
 
+pub use digests::InMemoryDigestStore;
 pub use notifications::InMemoryNotificationStore;
 pub use preferences::InMemoryPreferenceStore;
 pub use templates::InMemoryTemplateStore;

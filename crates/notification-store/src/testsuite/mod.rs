@@ -72,6 +72,7 @@
 //! "not earlier than before".
 
 mod attempts;
+mod digests;
 mod fixtures;
 mod held;
 mod inbox;
@@ -82,6 +83,7 @@ mod records;
 mod templates;
 
 pub use attempts::*;
+pub use digests::*;
 pub use held::*;
 pub use inbox::*;
 pub use isolation::*;
@@ -195,6 +197,24 @@ macro_rules! preference_store_conformance_tests {
                 another_users_preferences_can_be_neither_read_nor_changed,
                 subscriber_ids_are_stable_and_unknown_ones_find_nobody,
                 concurrent_preference_updates_all_take_effect,
+            );
+        }
+    };
+}
+
+/// Stamps out every [`DigestStore`](crate::DigestStore) test of the suite:
+/// see the [module docs](crate::testsuite).
+#[macro_export]
+macro_rules! digest_store_conformance_tests {
+    ($factory:path $(, teardown = $teardown:path)? $(,)?) => {
+        mod digest_store_conformance {
+            #[allow(unused_imports)]
+            use super::*;
+            $crate::__store_conformance_each!($factory, [$($teardown)?];
+                digest_events_join_one_open_window_once_each,
+                a_digest_window_closes_once_and_the_next_event_opens_another,
+                another_users_digest_window_cannot_be_closed,
+                concurrent_digest_appends_land_in_one_window,
             );
         }
     };
