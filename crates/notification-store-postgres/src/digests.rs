@@ -67,6 +67,7 @@ impl DigestStore for PostgresStore {
         digest_key: &str,
         event_id: &str,
         event: &Value,
+        max_events: u32,
         at: DateTime<Utc>,
     ) -> Result<DigestAppend, StoreError> {
         check_user_id(user_id)?;
@@ -105,6 +106,23 @@ impl DigestStore for PostgresStore {
                 // Closed between our open and our lock: start over.
                 continue;
             };
+            let held: i64 = sqlx::query_scalar(COUNT)
+                .bind(window.id)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(store_error)?;
+            if held >= i64::from(max_events.max(1)) {
+                // Full: close it (under its lock) and open the next.
+                sqlx::query(CLOSE)
+                    .bind(user_id)
+                    .bind(window.id)
+                    .bind(floor_micros(at))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(store_error)?;
+                tx.commit().await.map_err(store_error)?;
+                continue;
+            }
             let added = sqlx::query(ADD_EVENT)
                 .bind(window.id)
                 .bind(user_id)

@@ -95,14 +95,17 @@ impl DigestWindow {
 pub trait DigestStore: Send + Sync + 'static {
     /// Appends `event` (identified by `event_id`, unique per user and key) to
     /// the open window of (`user_id`, `digest_key`), opening one at `at` when
-    /// there is none. Appending an event again changes nothing and answers as
-    /// the first time did (with the window's current count).
+    /// there is none. An open window already holding `max_events` events is
+    /// closed (at `at`) and a new one opened, so no window holds more. Appending
+    /// an event again changes nothing and answers as the first time did (with
+    /// the window's current count).
     async fn append_digest_event(
         &self,
         user_id: &str,
         digest_key: &str,
         event_id: &str,
         event: &Value,
+        max_events: u32,
         at: DateTime<Utc>,
     ) -> Result<DigestAppend, StoreError>;
 

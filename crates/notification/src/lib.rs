@@ -68,6 +68,7 @@
 pub mod channel;
 mod config;
 pub mod deferred;
+pub mod digest;
 mod error;
 pub mod events;
 pub mod preferences;

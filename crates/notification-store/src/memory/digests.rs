@@ -55,6 +55,7 @@ impl DigestStore for InMemoryDigestStore {
         digest_key: &str,
         event_id: &str,
         event: &Value,
+        max_events: u32,
         at: DateTime<Utc>,
     ) -> Result<DigestAppend, StoreError> {
         check_user_id(user_id)?;
@@ -70,6 +71,14 @@ impl DigestStore for InMemoryDigestStore {
             return Ok(answer(window, opener, event_id));
         }
         let open_key = (user_id.to_owned(), digest_key.to_owned());
+        // A full window is closed: this event opens the next.
+        if let Some(id) = state.open.get(&open_key).copied()
+            && let Some((window, _)) = state.windows.get_mut(&id)
+            && window.events.len() >= usize::try_from(max_events.max(1)).unwrap_or(usize::MAX)
+        {
+            window.closed_at.get_or_insert(super::micros(at));
+            state.open.remove(&open_key);
+        }
         let id = match state.open.get(&open_key) {
             Some(id) => *id,
             None => {

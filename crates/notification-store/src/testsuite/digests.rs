@@ -15,13 +15,13 @@ where
 {
     let user = fresh_user("ann");
     let first = store
-        .append_digest_event(&user, "comments", "e1", &json!({"n": 1}), at(0))
+        .append_digest_event(&user, "comments", "e1", &json!({"n": 1}), 100, at(0))
         .await
         .expect("append");
     assert!(first.opened_by_this_event);
     assert_eq!(first.count, 1);
     let second = store
-        .append_digest_event(&user, "comments", "e2", &json!({"n": 2}), at(1))
+        .append_digest_event(&user, "comments", "e2", &json!({"n": 2}), 100, at(1))
         .await
         .expect("append");
     assert_eq!(second.window_id, first.window_id);
@@ -29,7 +29,7 @@ where
     assert_eq!(second.count, 2);
     assert_eq!(second.opened_at, at(0));
     let again = store
-        .append_digest_event(&user, "comments", "e1", &json!({"n": 1}), at(2))
+        .append_digest_event(&user, "comments", "e1", &json!({"n": 1}), 100, at(2))
         .await
         .expect("append again");
     assert_eq!(again.window_id, first.window_id);
@@ -37,11 +37,11 @@ where
     assert_eq!(again.count, 2);
     // Another key, another user: other windows.
     let other_key = store
-        .append_digest_event(&user, "likes", "e1", &json!({}), at(0))
+        .append_digest_event(&user, "likes", "e1", &json!({}), 100, at(0))
         .await
         .expect("append");
     let other_user = store
-        .append_digest_event(&fresh_user("bob"), "comments", "e1", &json!({}), at(0))
+        .append_digest_event(&fresh_user("bob"), "comments", "e1", &json!({}), 100, at(0))
         .await
         .expect("append");
     assert_ne!(other_key.window_id, first.window_id);
@@ -57,11 +57,11 @@ where
 {
     let user = fresh_user("ann");
     let first = store
-        .append_digest_event(&user, "comments", "e1", &json!({"n": 1}), at(0))
+        .append_digest_event(&user, "comments", "e1", &json!({"n": 1}), 100, at(0))
         .await
         .expect("append");
     store
-        .append_digest_event(&user, "comments", "e2", &json!({"n": 2}), at(1))
+        .append_digest_event(&user, "comments", "e2", &json!({"n": 2}), 100, at(1))
         .await
         .expect("append");
     let closed = store
@@ -82,14 +82,14 @@ where
         .expect("the window");
     assert_eq!(again, closed, "the first close's time stays");
     let next = store
-        .append_digest_event(&user, "comments", "e3", &json!({"n": 3}), at(30))
+        .append_digest_event(&user, "comments", "e3", &json!({"n": 3}), 100, at(30))
         .await
         .expect("append");
     assert_ne!(next.window_id, first.window_id);
     assert!(next.opened_by_this_event);
     assert_eq!(next.count, 1);
     let late = store
-        .append_digest_event(&user, "comments", "e2", &json!({"n": 2}), at(31))
+        .append_digest_event(&user, "comments", "e2", &json!({"n": 2}), 100, at(31))
         .await
         .expect("append again");
     assert_eq!(late.window_id, first.window_id);
@@ -104,7 +104,7 @@ where
     let alice = fresh_user("alice");
     let bob = fresh_user("bob");
     let bobs = store
-        .append_digest_event(&bob, "comments", "e1", &json!({}), at(0))
+        .append_digest_event(&bob, "comments", "e1", &json!({}), 100, at(0))
         .await
         .expect("append");
     assert_eq!(
@@ -115,7 +115,7 @@ where
         None
     );
     let more = store
-        .append_digest_event(&bob, "comments", "e2", &json!({}), at(2))
+        .append_digest_event(&bob, "comments", "e2", &json!({}), 100, at(2))
         .await
         .expect("append");
     assert_eq!(more.window_id, bobs.window_id, "still open");
@@ -131,7 +131,14 @@ where
         let user = user.clone();
         async move {
             store
-                .append_digest_event(&user, "comments", &format!("e{i}"), &json!({"n": i}), at(i))
+                .append_digest_event(
+                    &user,
+                    "comments",
+                    &format!("e{i}"),
+                    &json!({"n": i}),
+                    100,
+                    at(i),
+                )
                 .await
                 .expect("append")
         }
@@ -146,4 +153,36 @@ where
         .expect("close")
         .expect("window");
     assert_eq!(closed.events.len(), 8);
+}
+
+/// A window holding `max_events` is closed by the next event, which opens the
+/// next window: no window holds more.
+pub async fn a_full_digest_window_is_closed_by_the_next_event<S>(store: &S)
+where
+    S: DigestStore + ?Sized,
+{
+    let user = fresh_user("ann");
+    let first = store
+        .append_digest_event(&user, "comments", "e1", &json!(1), 2, at(0))
+        .await
+        .expect("append");
+    let second = store
+        .append_digest_event(&user, "comments", "e2", &json!(2), 2, at(1))
+        .await
+        .expect("append");
+    assert_eq!((second.window_id, second.count), (first.window_id, 2));
+    let third = store
+        .append_digest_event(&user, "comments", "e3", &json!(3), 2, at(2))
+        .await
+        .expect("append");
+    assert_ne!(third.window_id, first.window_id);
+    assert!(third.opened_by_this_event);
+    assert_eq!(third.count, 1);
+    let full = store
+        .close_digest(&user, first.window_id, at(9))
+        .await
+        .expect("close")
+        .expect("window");
+    assert_eq!(full.events, vec![json!(1), json!(2)]);
+    assert_eq!(full.closed_at, Some(at(2)), "closed by the third event");
 }

@@ -215,6 +215,7 @@ macro_rules! digest_store_conformance_tests {
                 a_digest_window_closes_once_and_the_next_event_opens_another,
                 another_users_digest_window_cannot_be_closed,
                 concurrent_digest_appends_land_in_one_window,
+                a_full_digest_window_is_closed_by_the_next_event,
             );
         }
     };
