@@ -39,6 +39,8 @@ pub(crate) struct Config {
     pub(crate) push: Option<PushProvider>,
     /// User preferences and one-click unsubscribe; none: everything is sent.
     pub(crate) preferences: Option<crate::preferences_config::PreferencesConfig>,
+    /// Digest rules (`[[digests]]`).
+    pub(crate) digests: Vec<crate::preferences_config::DigestConfig>,
 }
 
 /// `[backend]`.

@@ -10,8 +10,11 @@ use notification::channel::{
     SmsChannel, SmtpConfig, SmtpEmailChannel, StaticAccessToken, TwilioConfig, TwilioSmsProvider,
     WebhookConfig, WebhookPushProvider, WebhookSmsProvider,
 };
+use notification::digest::{DigestRule, Digests};
 use notification::events::EventRules;
-use notification::store::{InMemoryPreferenceStore, PreferenceStore};
+use notification::store::{
+    DigestStore, InMemoryDigestStore, InMemoryPreferenceStore, PreferenceStore,
+};
 use notification_store_postgres::{PostgresStore, PostgresStoreConfig, PostgresStoreError};
 
 use crate::config::{self, Config, PushProvider, SmsProvider, WebhookProvider};
@@ -24,6 +27,9 @@ pub(crate) struct Pipeline {
     postgres: Option<PostgresStore>,
     /// The event rules, with the categories `[preferences]` gives them.
     rules: EventRules,
+    /// `[[digests]]`.
+    digest_rules: Vec<DigestRule>,
+    digest_store: Arc<dyn DigestStore>,
 }
 
 impl Pipeline {
@@ -39,6 +45,7 @@ impl Pipeline {
         email: Option<Arc<dyn EmailChannel>>,
     ) -> anyhow::Result<Self> {
         let mut preference_store: Option<Arc<dyn PreferenceStore>> = None;
+        let mut digest_store: Option<Arc<dyn DigestStore>> = None;
         let (mut service, postgres) = match &config.database.url {
             Some(url) => {
                 let store = connect_postgres(
@@ -53,6 +60,7 @@ impl Pipeline {
                     .map_err(|error| postgres_error(url, error))?;
                 let shared = Arc::new(store.clone());
                 preference_store = Some(shared.clone());
+                digest_store = Some(shared.clone());
                 (
                     NotificationService::new(shared.clone(), shared),
                     Some(store),
@@ -92,10 +100,27 @@ impl Pipeline {
                 rules = rules.with_category(topic, category);
             }
         }
+        let digest_rules: Vec<DigestRule> = config.digests.iter().map(|d| d.rule()).collect();
+        if let Some(rule) = digest_rules
+            .iter()
+            .find(|rule| rules.get(&rule.topic).is_some())
+        {
+            return Err(CliError::InvalidSetting {
+                name: "digests.topic".into(),
+                reason: format!(
+                    "{} has an event rule already: a digest collects a topic of its own",
+                    rule.topic
+                ),
+            }
+            .into());
+        }
         Ok(Self {
             notifications: Arc::new(service),
             postgres,
             rules,
+            digest_rules,
+            digest_store: digest_store
+                .unwrap_or_else(|| Arc::new(InMemoryDigestStore::new()) as Arc<dyn DigestStore>),
         })
     }
 
@@ -109,8 +134,18 @@ impl Pipeline {
     ) -> anyhow::Result<()> {
         self.notifications.install_default_templates().await?;
         self.notifications
-            .listen_to_events_with(messaging, &self.rules, options)
+            .listen_to_events_with(messaging, &self.rules, options.clone())
             .await?;
+        if !self.digest_rules.is_empty() {
+            Digests::new(
+                self.notifications.clone(),
+                self.digest_store.clone(),
+                self.digest_rules.clone(),
+                messaging,
+            )
+            .listen(messaging, options)
+            .await?;
+        }
         Ok(())
     }
 

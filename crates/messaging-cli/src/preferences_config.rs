@@ -128,6 +128,52 @@ impl PreferencesConfig {
     }
 }
 
+/// `[[digests]]`: events of `topic` collected per user into one email from
+/// `template` every `max_age` or `max_count` events, whichever first.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DigestConfig {
+    /// The topic whose events are collected (not one of the event rules' topics).
+    pub(crate) topic: String,
+    /// The digest key [default: the topic].
+    #[serde(default)]
+    pub(crate) key: Option<String>,
+    /// The email template, rendered with `events` and `count`.
+    pub(crate) template: String,
+    /// The digest's category.
+    #[serde(default)]
+    pub(crate) category: Option<String>,
+    /// Events that flush a window.
+    pub(crate) max_count: u32,
+    /// Time after a window's first event that flushes it.
+    #[serde(deserialize_with = "required_duration")]
+    pub(crate) max_age: Duration,
+}
+
+fn required_duration<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Duration, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    humantime::parse_duration(&text).map_err(serde::de::Error::custom)
+}
+
+impl DigestConfig {
+    /// The rule.
+    pub(crate) fn rule(&self) -> notification::digest::DigestRule {
+        let rule = notification::digest::DigestRule::new(
+            &self.topic,
+            self.key.as_deref().unwrap_or(&self.topic),
+            &self.template,
+            self.max_count,
+            self.max_age,
+        );
+        match &self.category {
+            Some(category) => rule.with_category(category),
+            None => rule,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
 
