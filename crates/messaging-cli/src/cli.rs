@@ -50,6 +50,8 @@ pub(crate) enum Command {
     /// The suppression list, from PostgreSQL: addresses no longer sent to
     /// after a hard bounce, a complaint or repeated soft bounces.
     Suppressions(SuppressionsArgs),
+    /// A user's notification preferences (opt-outs, quiet hours), in PostgreSQL.
+    Prefs(crate::commands::prefs::PrefsArgs),
     /// The whole pipeline on the embedded default, no server needed.
     Demo(DemoArgs),
     /// Move committed transactional-outbox rows from PostgreSQL into Redis, in

@@ -39,6 +39,10 @@ pub(crate) struct Config {
     pub(crate) push: Option<PushProvider>,
     /// `[[limits]]`: rate and concurrency limits of the worker's subscriptions.
     pub(crate) limits: Vec<LimitConfig>,
+    /// User preferences and one-click unsubscribe; none: everything is sent.
+    pub(crate) preferences: Option<crate::preferences_config::PreferencesConfig>,
+    /// Digest rules (`[[digests]]`).
+    pub(crate) digests: Vec<crate::preferences_config::DigestConfig>,
 }
 
 /// One `[[limits]]` entry: a flow limit on some of the worker's topics,
@@ -615,6 +619,9 @@ impl Config {
                 })
                 .transpose()
         };
+        if let Some(preferences) = self.preferences.as_mut() {
+            preferences.apply_env(&lookup);
+        }
         if let Some(concurrency) = parse("MESSAGING_CONCURRENCY")? {
             self.worker.concurrency = usize::try_from(concurrency).unwrap_or(usize::MAX);
         }

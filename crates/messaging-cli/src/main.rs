@@ -11,6 +11,7 @@ mod config;
 mod exit;
 mod metrics;
 mod pipeline;
+mod preferences_config;
 
 use std::process::ExitCode;
 
@@ -60,6 +61,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Dlq(args) => commands::dlq::run(args).await,
         Command::Inbox(args) => commands::inbox::run(args).await,
         Command::Suppressions(args) => commands::suppressions::run(args).await,
+        Command::Prefs(args) => commands::prefs::run(args).await,
         Command::Demo(args) => commands::demo::run(args).await,
         Command::Relay(args) => commands::relay::run(args).await,
         Command::Schedules(args) => commands::schedules::run(args).await,

@@ -10,8 +10,12 @@ use notification::channel::{
     PushChannel, SmsChannel, SmtpConfig, SmtpEmailChannel, StaticAccessToken, TwilioConfig,
     TwilioSmsProvider, WebhookConfig, WebhookPushProvider, WebhookSmsProvider,
 };
+use notification::digest::{DigestRule, Digests};
 use notification::events::EventRules;
 use notification::store::InMemorySuppressionStore;
+use notification::store::{
+    DigestStore, InMemoryDigestStore, InMemoryPreferenceStore, PreferenceStore,
+};
 use notification_store_postgres::{PostgresStore, PostgresStoreConfig, PostgresStoreError};
 
 use crate::config::{self, Config, PushProvider, SmsProvider, WebhookProvider};
@@ -22,6 +26,11 @@ pub(crate) struct Pipeline {
     /// The service the listeners send through.
     pub(crate) notifications: Arc<NotificationService>,
     postgres: Option<PostgresStore>,
+    /// The event rules, with the categories `[preferences]` gives them.
+    rules: EventRules,
+    /// `[[digests]]`.
+    digest_rules: Vec<DigestRule>,
+    digest_store: Arc<dyn DigestStore>,
 }
 
 impl Pipeline {
@@ -36,6 +45,8 @@ impl Pipeline {
         config: &Config,
         email: Option<Arc<dyn EmailChannel>>,
     ) -> anyhow::Result<Self> {
+        let mut preference_store: Option<Arc<dyn PreferenceStore>> = None;
+        let mut digest_store: Option<Arc<dyn DigestStore>> = None;
         let (mut service, postgres) = match &config.database.url {
             Some(url) => {
                 let store = connect_postgres(
@@ -49,6 +60,8 @@ impl Pipeline {
                     .await
                     .map_err(|error| postgres_error(url, error))?;
                 let shared = Arc::new(store.clone());
+                preference_store = Some(shared.clone());
+                digest_store = Some(shared.clone());
                 (
                     NotificationService::new(shared.clone(), shared.clone())
                         .with_suppressions(shared),
@@ -76,9 +89,42 @@ impl Pipeline {
         if let Some(push) = &config.push {
             service = service.with_push(push_channel(push)?);
         }
+        let mut rules = EventRules::defaults();
+        if let Some(preferences) = &config.preferences {
+            let store = preference_store.unwrap_or_else(|| {
+                Arc::new(InMemoryPreferenceStore::new()) as Arc<dyn PreferenceStore>
+            });
+            service = service
+                .with_preferences(store)
+                .with_preference_policy(preferences.policy());
+            if let Some(unsubscribe) = preferences.unsubscribe()? {
+                service = service.with_unsubscribe(unsubscribe);
+            }
+            for (topic, category) in &preferences.topic_categories {
+                rules = rules.with_category(topic, category);
+            }
+        }
+        let digest_rules: Vec<DigestRule> = config.digests.iter().map(|d| d.rule()).collect();
+        if let Some(rule) = digest_rules
+            .iter()
+            .find(|rule| rules.get(&rule.topic).is_some())
+        {
+            return Err(CliError::InvalidSetting {
+                name: "digests.topic".into(),
+                reason: format!(
+                    "{} has an event rule already: a digest collects a topic of its own",
+                    rule.topic
+                ),
+            }
+            .into());
+        }
         Ok(Self {
             notifications: Arc::new(service),
             postgres,
+            rules,
+            digest_rules,
+            digest_store: digest_store
+                .unwrap_or_else(|| Arc::new(InMemoryDigestStore::new()) as Arc<dyn DigestStore>),
         })
     }
 
@@ -102,7 +148,7 @@ impl Pipeline {
         options: SubscribeOptions,
         config: &Config,
     ) -> anyhow::Result<()> {
-        let rules = EventRules::defaults();
+        let rules = &self.rules;
         config.check_limits(&rules.topics().collect::<Vec<_>>())?;
         let mut limits = std::collections::BTreeMap::new();
         for topic in rules.topics() {
@@ -110,12 +156,22 @@ impl Pipeline {
         }
         self.notifications.install_default_templates().await?;
         self.notifications
-            .listen_to_events_with_options(messaging, &rules, |topic| {
+            .listen_to_events_with_options(messaging, rules, |topic| {
                 let mut options = options.clone();
                 options.limits = limits.get(topic).cloned().unwrap_or_default();
                 options
             })
             .await?;
+        if !self.digest_rules.is_empty() {
+            Digests::new(
+                self.notifications.clone(),
+                self.digest_store.clone(),
+                self.digest_rules.clone(),
+                messaging,
+            )
+            .listen(messaging, options)
+            .await?;
+        }
         Ok(())
     }
 

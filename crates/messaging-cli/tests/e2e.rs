@@ -7,8 +7,6 @@
 
 mod support;
 
-use std::time::Duration;
-
 use serde_json::{Value, json};
 use smtp_sink::{Reply, SmtpCommand};
 use support::{DEADLINE, Env};

@@ -58,11 +58,18 @@ pub enum NotificationStatus {
     Bounced,
     /// Sent, and the recipient later reported it as spam.
     Complained,
+    /// Not sent, on purpose: the user's preferences opted out of it. The
+    /// notification's `error` says why (`opted out: …`); it is never sent later.
+    Skipped,
+    /// Held back until a time the user accepts (quiet hours): sent then, by a
+    /// durable delayed message. The notification's `metadata.scheduled_for`
+    /// says when.
+    Scheduled,
 }
 
 impl NotificationStatus {
     /// Every status, in the order of the enum.
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 11] = [
         Self::Sent,
         Self::Pending,
         Self::Sending,
@@ -72,6 +79,8 @@ impl NotificationStatus {
         Self::Delivered,
         Self::Bounced,
         Self::Complained,
+        Self::Skipped,
+        Self::Scheduled,
     ];
 
     /// The lowercase name, as stored and serialised.
@@ -86,6 +95,8 @@ impl NotificationStatus {
             Self::Delivered => "delivered",
             Self::Bounced => "bounced",
             Self::Complained => "complained",
+            Self::Skipped => "skipped",
+            Self::Scheduled => "scheduled",
         }
     }
 
@@ -418,6 +429,13 @@ mod tests {
             serde_json::to_value(crate::TemplateKind::Push).unwrap(),
             json!("push")
         );
+        for status in NotificationStatus::ALL {
+            assert_eq!(
+                serde_json::to_value(status).unwrap(),
+                json!(status.as_str())
+            );
+            assert_eq!(NotificationStatus::from_name(status.as_str()), Some(status));
+        }
         for kind in [
             NotificationKind::Email,
             NotificationKind::Sms,

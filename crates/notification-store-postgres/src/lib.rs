@@ -1,8 +1,9 @@
 //! Notification history and message templates in PostgreSQL, with `sqlx`.
 //!
-//! [`PostgresStore`] implements [`notification_store::NotificationStore`] and
-//! [`notification_store::TemplateStore`], and the suppression list and provider
-//! reports ([`notification_store::SuppressionStore`],
+//! [`PostgresStore`] implements [`notification_store::NotificationStore`],
+//! [`notification_store::TemplateStore`] and [`notification_store::PreferenceStore`],
+//! and the suppression list and provider reports
+//! ([`notification_store::SuppressionStore`],
 //! [`notification_store::DeliveryReportStore`]). The schema is the workspace's
 //! `migrations/` directory, embedded as [`MIGRATOR`] and applied by
 //! [`PostgresStore::migrate`] (or by `sqlx migrate run`); the queries are plain SQL
@@ -41,9 +42,11 @@
 //! See `docs/postgres.md` for the schema, its indexes, TLS modes and per-schema use.
 
 mod config;
+mod digests;
 mod error;
 mod group_commit;
 mod notifications;
+mod preferences;
 mod reports;
 mod rows;
 mod store;

@@ -17,6 +17,7 @@ use crate::rows::{AttemptRow, NotificationColumns, NotificationRow, attempts_col
 const INSERT: &str = include_str!("../queries/notification_insert.sql");
 const INSERT_BATCH: &str = include_str!("../queries/notification_insert_batch.sql");
 const MARK_SENT: &str = include_str!("../queries/notification_mark_sent.sql");
+const MARK_SKIPPED: &str = include_str!("../queries/notification_mark_skipped.sql");
 const MARK_FAILED: &str = include_str!("../queries/notification_mark_failed.sql");
 const GET: &str = include_str!("../queries/notification_get.sql");
 const FIND_BY_KEY: &str = include_str!("../queries/notification_find_by_idempotency_key.sql");
@@ -114,6 +115,27 @@ impl NotificationStore for PostgresStore {
                     .bind(error)
                     .fetch_optional(&self.pool)
                     .await
+            }
+            StatusUpdate::Skipped { reason } => {
+                let row = sqlx::query_as::<_, NotificationRow>(MARK_SKIPPED)
+                    .bind(id)
+                    .bind(reason)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(store_error)?;
+                if row.is_none() {
+                    let exists: bool = sqlx::query_scalar(EXISTS)
+                        .bind(id)
+                        .fetch_one(&self.pool)
+                        .await
+                        .map_err(store_error)?;
+                    if exists {
+                        return Err(StoreError::Conflict {
+                            what: format!("notification {id} is not pending or scheduled"),
+                        });
+                    }
+                }
+                Ok(row)
             }
         }
         .map_err(store_error)?;

@@ -11,6 +11,8 @@ mod common;
 use common::{store, teardown};
 
 notification_store::store_conformance_tests!(store, teardown = teardown);
+notification_store::preference_store_conformance_tests!(store, teardown = teardown);
+notification_store::digest_store_conformance_tests!(store, teardown = teardown);
 
 mod one_commit_per_write {
     use super::common::{store_without_group_commit, teardown};

@@ -52,6 +52,9 @@ async fn migrate_creates_the_schema_and_is_idempotent() {
                 "_sqlx_migrations",
                 "message_templates",
                 "notification_attempts",
+                "notification_digest_events",
+                "notification_digest_windows",
+                "notification_preferences",
                 "notifications",
                 "suppression_soft_bounces",
                 "suppressions"

@@ -6,7 +6,9 @@
 //! it as `notification::store`.
 //!
 //! * [`NotificationStore`]: the history of notifications, their delivery attempts
-//!   and each user's inbox; [`TemplateStore`]: templates by name and locale.
+//!   and each user's inbox; [`TemplateStore`]: templates by name and locale;
+//!   [`PreferenceStore`]: each user's [`Preferences`] (opt-outs by channel and
+//!   category, quiet hours) and the opaque subscriber id of unsubscribe links.
 //! * [`StoreError`]: what a store reports, classified (`is_not_found`,
 //!   `is_conflict`, `is_transient`).
 //! * The inbox: [`InboxQuery`], [`InboxPage`], [`InboxCursor`].
@@ -15,7 +17,8 @@
 //!   providers report after accepting a message, matched by provider message id.
 //! * [`StatusUpdate`]: how a delivery ended, for
 //!   [`NotificationStore::update_status`].
-//! * [`InMemoryNotificationStore`], [`InMemoryTemplateStore`]: stores in this
+//! * [`InMemoryNotificationStore`], [`InMemoryTemplateStore`],
+//!   [`InMemoryPreferenceStore`]: stores in this
 //!   process, for tests, demos and single-process services.
 //! * `testsuite` (feature): the conformance suite every store must pass, stamped
 //!   out by `store_conformance_tests!` and its two halves.
@@ -52,10 +55,12 @@
 //! |---|---|---|
 //! | `testsuite` | no | `testsuite`: the conformance suite every store must pass, and its macros |
 
+mod digests;
 mod error;
 mod inbox;
 mod memory;
 mod notifications;
+mod preferences;
 mod reports;
 mod status;
 mod suppressions;
@@ -63,10 +68,17 @@ mod templates;
 #[cfg(feature = "testsuite")]
 pub mod testsuite;
 
+pub use digests::{DigestAppend, DigestStore, DigestWindow};
 pub use error::{BoxError, StoreError};
 pub use inbox::{DEFAULT_PAGE_SIZE, InboxCursor, InboxPage, InboxQuery, MAX_PAGE_SIZE};
-pub use memory::{InMemoryNotificationStore, InMemorySuppressionStore, InMemoryTemplateStore};
+pub use memory::InMemorySuppressionStore;
+pub use memory::{
+    InMemoryDigestStore, InMemoryNotificationStore, InMemoryPreferenceStore, InMemoryTemplateStore,
+};
 pub use notifications::{NotificationStore, check_notification};
+pub use preferences::{
+    OptOut, PreferenceChange, PreferenceStore, Preferences, QuietHours, check_user_id,
+};
 pub use reports::{DeliveryReportStore, check_delivery_report};
 pub use status::StatusUpdate;
 pub use suppressions::{

@@ -61,7 +61,9 @@ pub trait NotificationStore: Send + Sync + 'static {
     async fn record_batch(&self, notifications: &[Notification]) -> Result<(), StoreError>;
 
     /// Changes a notification's status: `sent` with `sent_at` (clearing any earlier
-    /// error), or `failed` with the error. Returns the updated notification.
+    /// error), `failed` with the error, or `skipped` with the reason (only from
+    /// `pending` or `scheduled`, else [`StoreError::Conflict`](crate::StoreError::Conflict)).
+    /// Returns the updated notification.
     async fn update_status(
         &self,
         id: Uuid,

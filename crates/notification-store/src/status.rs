@@ -15,4 +15,13 @@ pub enum StatusUpdate {
         /// Why.
         error: String,
     },
+    /// It is not to be sent after all (the user opted out while it waited for
+    /// their quiet hours): status `skipped` with the reason in `error`. Only
+    /// from `pending` or `scheduled`: a notification already handed over (or
+    /// being handed over) is a [`StoreError::Conflict`](crate::StoreError::Conflict)
+    /// and does not change.
+    Skipped {
+        /// Why.
+        reason: String,
+    },
 }

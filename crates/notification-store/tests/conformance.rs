@@ -3,7 +3,9 @@
 //! Run with `cargo test -p notification-store --features testsuite --test conformance`
 //! (`make test` turns every feature on).
 
-use notification_store::{InMemoryNotificationStore, InMemoryTemplateStore};
+use notification_store::{
+    InMemoryDigestStore, InMemoryNotificationStore, InMemoryPreferenceStore, InMemoryTemplateStore,
+};
 
 /// A fresh, empty store: in memory, nothing to tear down.
 async fn notification_store() -> InMemoryNotificationStore {
@@ -25,3 +27,16 @@ async fn suppression_store() -> notification_store::InMemorySuppressionStore {
 
 notification_store::suppression_store_conformance_tests!(suppression_store);
 notification_store::delivery_report_store_conformance_tests!(notification_store);
+/// A fresh, empty store.
+async fn preference_store() -> InMemoryPreferenceStore {
+    InMemoryPreferenceStore::new()
+}
+
+notification_store::preference_store_conformance_tests!(preference_store);
+
+/// A fresh, empty store.
+async fn digest_store() -> InMemoryDigestStore {
+    InMemoryDigestStore::new()
+}
+
+notification_store::digest_store_conformance_tests!(digest_store);

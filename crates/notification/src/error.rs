@@ -223,6 +223,14 @@ pub enum NotificationError {
         #[source]
         source: messaging_core::MessagingError,
     },
+    /// Publishing the delayed message of a notification held for quiet hours
+    /// failed (the event is retried: its `scheduled` row publishes again).
+    #[error("deferring a notification failed: {source}")]
+    Defer {
+        /// The messaging error.
+        #[source]
+        source: messaging_core::MessagingError,
+    },
     /// An event's payload does not have the documented shape.
     #[error("invalid {topic} payload: {reason}")]
     InvalidPayload {
@@ -267,6 +275,9 @@ impl NotificationError {
             Self::Subscribe {
                 source: messaging_core::MessagingError::Backend(backend),
                 ..
+            } => backend.is_transient(),
+            Self::Defer {
+                source: messaging_core::MessagingError::Backend(backend),
             } => backend.is_transient(),
             _ => false,
         }

@@ -49,7 +49,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use messaging_core::{HandlerError, MessageHandler, MessagingService, SubscribeOptions};
-use messaging_model::{Message, MessageTemplate, TemplateKind, topics};
+use messaging_model::{Message, MessageTemplate, NotificationStatus, TemplateKind, topics};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Value, json};
@@ -97,6 +97,8 @@ where
 #[derive(Clone, Default)]
 pub struct EventRules {
     rules: BTreeMap<String, Arc<dyn EventRule>>,
+    /// Topic → the category of its actions that name none.
+    categories: BTreeMap<String, String>,
 }
 
 impl std::fmt::Debug for EventRules {
@@ -126,6 +128,18 @@ impl EventRules {
     pub fn with_rule(mut self, topic: impl Into<String>, rule: impl EventRule) -> Self {
         self.rules.insert(topic.into(), Arc::new(rule));
         self
+    }
+
+    /// Gives the actions of `topic`'s rule that name no category the category
+    /// `category` (it wins over their template's).
+    pub fn with_category(mut self, topic: impl Into<String>, category: impl Into<String>) -> Self {
+        self.categories.insert(topic.into(), category.into());
+        self
+    }
+
+    /// The category given to `topic`'s actions, if any.
+    pub fn category(&self, topic: &str) -> Option<&str> {
+        self.categories.get(topic).map(String::as_str)
     }
 
     /// Removes the rule of `topic`.
@@ -181,11 +195,30 @@ impl NotificationService {
         rules: &EventRules,
         options_for: impl Fn(&str) -> SubscribeOptions,
     ) -> Result<(), NotificationError> {
+        // Only with preferences can a notification be held for quiet hours.
+        let publisher = self
+            .preference_store()
+            .map(|_| Arc::new(MessagingService::new(messaging.backend().clone())));
+        if publisher.is_some() {
+            messaging
+                .subscribe_with(
+                    crate::deferred::DEFERRED_TOPIC,
+                    options_for(crate::deferred::DEFERRED_TOPIC),
+                    crate::deferred::DeferredHandler::new(self.clone()),
+                )
+                .await
+                .map_err(|source| NotificationError::Subscribe {
+                    topic: crate::deferred::DEFERRED_TOPIC.to_owned(),
+                    source,
+                })?;
+        }
         for (topic, rule) in &rules.rules {
             let options = options_for(topic);
             let handler = RuleHandler {
                 service: self.clone(),
                 rule: rule.clone(),
+                category: rules.categories.get(topic).cloned(),
+                publisher: publisher.clone(),
             };
             messaging
                 .subscribe_with(topic, options, handler)
@@ -203,6 +236,10 @@ impl NotificationService {
 struct RuleHandler {
     service: Arc<NotificationService>,
     rule: Arc<dyn EventRule>,
+    /// The rule's category, for actions that name none.
+    category: Option<String>,
+    /// Publishes the delayed messages of notifications held for quiet hours.
+    publisher: Option<Arc<MessagingService>>,
 }
 
 #[async_trait]
@@ -222,9 +259,29 @@ impl MessageHandler for RuleHandler {
                 Some(key) => key.to_owned(),
                 None => format!("{}:{}:{index}", message.topic, message.id),
             };
+            let action = match &self.category {
+                Some(category) => action.or_category(category),
+                None => action,
+            };
+            let held = self.publisher.as_ref().map(|_| action.clone());
             match self.service.execute_once(action, &key).await {
+                Ok(notification) if notification.status == NotificationStatus::Scheduled => {
+                    // Held for quiet hours: the delayed message sends it (a
+                    // redelivery publishes again; the row is sent once).
+                    let at = notification
+                        .metadata
+                        .get("scheduled_for")
+                        .and_then(|at| serde_json::from_value(at.clone()).ok());
+                    if let (Some(publisher), Some(action), Some(at)) = (&self.publisher, held, at)
+                        && let Err(error) =
+                            crate::deferred::defer(publisher, action, &key, at).await
+                    {
+                        warn!(%error, index, "deferring a held notification failed; will retry");
+                        transient.get_or_insert(error);
+                    }
+                }
                 Ok(notification) => {
-                    debug!(notification_id = %notification.id, "event notification sent")
+                    debug!(notification_id = %notification.id, status = notification.status.as_str(), "event notification done")
                 }
                 Err(error) if error.is_permanent() => {
                     warn!(%error, index, "event notification failed permanently");

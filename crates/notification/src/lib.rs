@@ -67,11 +67,15 @@
 
 pub mod channel;
 mod config;
+pub mod deferred;
+pub mod digest;
 mod error;
 pub mod events;
+pub mod preferences;
 pub mod requests;
 mod service;
 pub mod template;
+pub mod unsubscribe;
 
 /// Where notifications and templates are kept: the `notification-store` crate.
 pub use notification_store as store;

@@ -154,6 +154,8 @@ pub struct Request<K: RequestKind> {
     pub extra: K::Extra,
     /// See [`Request::with_idempotency_key`].
     pub idempotency_key: Option<String>,
+    /// See [`Request::with_category`].
+    pub category: Option<String>,
 }
 
 /// An email: given ([`EmailBody`]) or rendered from a stored email template.
@@ -177,6 +179,7 @@ impl<K: RequestKind> Request<K> {
             content,
             extra: K::Extra::default(),
             idempotency_key: None,
+            category: None,
         }
     }
 
@@ -204,6 +207,15 @@ impl<K: RequestKind> Request<K> {
     /// that returns the first result.
     pub fn with_idempotency_key(mut self, key: impl Into<String>) -> Self {
         self.idempotency_key = Some(key.into());
+        self
+    }
+
+    /// Names the notification's category (`security`, `billing`,
+    /// `marketing`, …), which the user's preferences are checked against. A
+    /// request without one takes its template's (`metadata.category`), else its
+    /// event rule's.
+    pub fn with_category(mut self, category: impl Into<String>) -> Self {
+        self.category = Some(category.into());
         self
     }
 }
@@ -362,6 +374,9 @@ pub struct SystemNotificationRequest {
     /// See [`SystemNotificationRequest::with_idempotency_key`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idempotency_key: Option<String>,
+    /// See [`Request::with_category`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
 }
 
 impl SystemNotificationRequest {
@@ -377,6 +392,7 @@ impl SystemNotificationRequest {
             content: content.into(),
             metadata: Value::Null,
             idempotency_key: None,
+            category: None,
         }
     }
 
@@ -389,6 +405,12 @@ impl SystemNotificationRequest {
     /// See [`EmailRequest::with_idempotency_key`].
     pub fn with_idempotency_key(mut self, key: impl Into<String>) -> Self {
         self.idempotency_key = Some(key.into());
+        self
+    }
+
+    /// See [`Request::with_category`].
+    pub fn with_category(mut self, category: impl Into<String>) -> Self {
+        self.category = Some(category.into());
         self
     }
 }
@@ -429,6 +451,44 @@ impl NotificationAction {
     pub fn with_idempotency_key(mut self, key: impl Into<String>) -> Self {
         *self.key_slot_mut() = Some(key.into());
         self
+    }
+
+    /// The category the action names itself, if any.
+    pub fn category(&self) -> Option<&str> {
+        self.category_slot().as_deref()
+    }
+
+    /// Sets the category, replacing the action's own.
+    pub fn with_category(mut self, category: impl Into<String>) -> Self {
+        *self.category_slot_mut() = Some(category.into());
+        self
+    }
+
+    /// Sets the category when the action names none (an event rule's default).
+    pub fn or_category(mut self, category: &str) -> Self {
+        let slot = self.category_slot_mut();
+        if slot.is_none() {
+            *slot = Some(category.to_owned());
+        }
+        self
+    }
+
+    fn category_slot(&self) -> &Option<String> {
+        match self {
+            Self::Email(request) => &request.category,
+            Self::Sms(request) => &request.category,
+            Self::Push(request) => &request.category,
+            Self::System(request) => &request.category,
+        }
+    }
+
+    fn category_slot_mut(&mut self) -> &mut Option<String> {
+        match self {
+            Self::Email(request) => &mut request.category,
+            Self::Sms(request) => &mut request.category,
+            Self::Push(request) => &mut request.category,
+            Self::System(request) => &mut request.category,
+        }
     }
 
     /// The recipient: address, phone number, device token, or the user of an
@@ -524,6 +584,8 @@ struct Wire<F> {
     locale: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     idempotency_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    category: Option<String>,
 }
 
 impl<K: RequestKind> Serialize for Request<K> {
@@ -539,6 +601,7 @@ impl<K: RequestKind> Serialize for Request<K> {
             variables: template.map(|template| template.variables.clone()),
             locale: template.and_then(|template| template.locale.clone()),
             idempotency_key: self.idempotency_key.clone(),
+            category: self.category.clone(),
         }
         .serialize(serializer)
     }
@@ -567,6 +630,7 @@ impl<'de, K: RequestKind> Deserialize<'de> for Request<K> {
             content,
             extra,
             idempotency_key: wire.idempotency_key,
+            category: wire.category,
         })
     }
 }

@@ -62,6 +62,8 @@ pub struct NotificationService {
     /// The suppression list checked before each send, when set.
     suppressions: Option<Arc<dyn SuppressionStore>>,
     config: NotificationConfig,
+    /// Preferences, quiet hours and unsubscribe links (`preferences.rs`).
+    pub(crate) controls: crate::preferences::Controls,
 }
 
 impl std::fmt::Debug for NotificationService {
@@ -91,6 +93,7 @@ impl NotificationService {
             push: None,
             suppressions: None,
             config: NotificationConfig::default(),
+            controls: crate::preferences::Controls::default(),
         }
     }
 
@@ -463,12 +466,29 @@ impl NotificationService {
         .await
     }
 
+    /// [`execute_once`](Self::execute_once) of an action that already waited
+    /// out the user's quiet hours (it comes back from its delayed message): a
+    /// `scheduled` row under `key` is sent now, and the quiet hours are not
+    /// applied again (so it is never held for ever). Opt-outs are checked again.
+    pub async fn execute_released(
+        &self,
+        action: NotificationAction,
+        key: &str,
+    ) -> Result<Notification, NotificationError> {
+        self.execute_as(
+            action.with_idempotency_key(key.to_owned()),
+            OnExisting::Release,
+        )
+        .await
+    }
+
     async fn execute_as(
         &self,
         action: NotificationAction,
         on_existing: OnExisting,
     ) -> Result<Notification, NotificationError> {
         let idempotency_key = action.idempotency_key().map(str::to_owned);
+        let own_category = action.category().map(str::to_owned);
         let (mut notification, mut outgoing) = self.prepare(action).await?;
         notification.idempotency_key = idempotency_key;
         if let Some(suppression) = self.suppression_of(outgoing.as_ref()).await? {
@@ -480,9 +500,88 @@ impl NotificationService {
             );
             notification.status = NotificationStatus::Suppressed;
             notification.error = Some(suppressed_error(&suppression));
-            outgoing = None;
+            return self.deliver(notification, None, on_existing).await;
         }
-        self.deliver(notification, outgoing, on_existing).await
+        let category = self.categorise(&mut notification, own_category);
+        let released = on_existing == OnExisting::Release;
+        match self
+            .decide(&notification, category.as_deref(), released)
+            .await?
+        {
+            crate::preferences::Decision::Skip { reason } => {
+                notification.status = NotificationStatus::Skipped;
+                notification.error = Some(reason);
+                self.hold(notification, on_existing).await
+            }
+            crate::preferences::Decision::Defer { at } => {
+                notification.status = NotificationStatus::Scheduled;
+                if let Value::Object(map) = &mut notification.metadata {
+                    map.insert("scheduled_for".to_owned(), json!(at));
+                }
+                self.hold(notification, on_existing).await
+            }
+            _ => {
+                if let Some(Outgoing::Email(_, email)) = &mut outgoing {
+                    self.add_unsubscribe_links(email, &notification.user_id, category.as_deref())
+                        .await?;
+                }
+                self.deliver(notification, outgoing, on_existing).await
+            }
+        }
+    }
+
+    /// Records a notification the preferences keep from being sent now
+    /// (`skipped` or `scheduled`). A row already under its key is the answer
+    /// instead (a redelivery).
+    async fn hold(
+        &self,
+        notification: Notification,
+        on_existing: OnExisting,
+    ) -> Result<Notification, NotificationError> {
+        check_user(&notification.user_id)?;
+        tracing::info!(
+            notification_id = %notification.id,
+            user_id = %notification.user_id,
+            status = notification.status.as_str(),
+            reason = notification.error.as_deref().unwrap_or(""),
+            "notification held by the user's preferences"
+        );
+        let conflict = match self.notifications.record(&notification).await {
+            Ok(()) => return Ok(notification),
+            Err(conflict) if conflict.is_conflict() => conflict,
+            Err(error) => return Err(error.into()),
+        };
+        let Some(key) = notification.idempotency_key.as_deref() else {
+            return Err(conflict.into());
+        };
+        let Some(existing) = self
+            .notifications
+            .find_by_idempotency_key(&notification.user_id, key)
+            .await?
+        else {
+            return Err(conflict.into());
+        };
+        match on_existing {
+            OnExisting::Replay => replay(existing),
+            // Due after its quiet hours, but opted out meanwhile: skipped now
+            // (unless another process already moved it on).
+            OnExisting::Release
+                if existing.status == NotificationStatus::Scheduled
+                    && notification.status == NotificationStatus::Skipped =>
+            {
+                let reason = notification.error.clone().unwrap_or_default();
+                match self
+                    .notifications
+                    .update_status(existing.id, crate::store::StatusUpdate::Skipped { reason })
+                    .await
+                {
+                    Ok(skipped) => Ok(skipped),
+                    Err(conflict) if conflict.is_conflict() => self.current(&existing).await,
+                    Err(error) => Err(error.into()),
+                }
+            }
+            OnExisting::Resume | OnExisting::Release => Ok(existing),
+        }
     }
 
     /// The suppression in force for the recipient of `outgoing`, if a
@@ -613,6 +712,22 @@ impl NotificationService {
                 if let Value::Object(map) = metadata {
                     map.insert("template".to_owned(), json!(template.name));
                     map.insert("locale".to_owned(), json!(template.locale));
+                    // The template's category (its metadata's, else the policy's).
+                    let category = template
+                        .metadata
+                        .get("category")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned)
+                        .or_else(|| {
+                            self.controls
+                                .policy
+                                .template_categories
+                                .get(&template.name)
+                                .cloned()
+                        });
+                    if let Some(category) = category {
+                        map.insert("category".to_owned(), json!(category));
+                    }
                 }
                 Ok(Parts {
                     subject: rendered.subject,
@@ -697,7 +812,12 @@ impl NotificationService {
             match (on_existing, outgoing) {
                 // A redelivery: carry on with the row an earlier delivery
                 // recorded under the key.
-                (OnExisting::Resume, Some(outgoing)) => self.resume(existing, outgoing).await,
+                (OnExisting::Resume, Some(outgoing)) => {
+                    self.resume(existing, outgoing, false).await
+                }
+                (OnExisting::Release, Some(outgoing)) => {
+                    self.resume(existing, outgoing, true).await
+                }
                 _ => replay(existing),
             }
         }
@@ -711,6 +831,7 @@ impl NotificationService {
         &self,
         existing: Notification,
         outgoing: Outgoing,
+        released: bool,
     ) -> Result<Notification, NotificationError> {
         let span = info_span!(
             "notification_send",
@@ -726,10 +847,13 @@ impl NotificationService {
                 | NotificationStatus::Suppressed
                 | NotificationStatus::Delivered
                 | NotificationStatus::Bounced
-                | NotificationStatus::Complained => Ok(existing),
-                NotificationStatus::Pending | NotificationStatus::Failed => {
-                    self.attempt(existing, outgoing).await
-                }
+                | NotificationStatus::Complained
+                | NotificationStatus::Skipped => Ok(existing),
+                // Held for quiet hours: sent only by its delayed message.
+                NotificationStatus::Scheduled if !released => Ok(existing),
+                NotificationStatus::Pending
+                | NotificationStatus::Failed
+                | NotificationStatus::Scheduled => self.attempt(existing, outgoing).await,
                 NotificationStatus::Sending => {
                     let policy = self.config.interrupted_send(existing.kind);
                     let interrupted = DeliveryAttempt::new(
@@ -939,6 +1063,9 @@ enum OnExisting {
     Replay,
     /// Carry on with the recorded row ([`NotificationService::execute_once`]).
     Resume,
+    /// As `Resume`, and a `scheduled` row is due now
+    /// ([`NotificationService::execute_released`]).
+    Release,
 }
 
 /// The error of an attempt whose process died before recording its outcome.
@@ -967,7 +1094,7 @@ fn replay(existing: Notification) -> Result<Notification, NotificationError> {
 }
 
 /// A checked message and the channel to hand it to.
-enum Outgoing {
+pub(crate) enum Outgoing {
     Email(Arc<dyn EmailChannel>, EmailMessage),
     Sms(Arc<dyn SmsChannel>, SmsMessage),
     Push(Arc<dyn PushChannel>, PushMessage),

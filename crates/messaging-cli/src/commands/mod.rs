@@ -4,6 +4,7 @@ pub(crate) mod cancel;
 pub(crate) mod demo;
 pub(crate) mod dlq;
 pub(crate) mod inbox;
+pub(crate) mod prefs;
 pub(crate) mod publish;
 pub(crate) mod relay;
 pub(crate) mod schedules;

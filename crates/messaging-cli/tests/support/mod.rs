@@ -397,7 +397,10 @@ impl PostfixSink {
                 "a dumped message of {} bytes may be half-written when read",
                 text.len()
             );
-            let mut mail = DumpedMail::default();
+            let mut mail = DumpedMail {
+                raw: text.clone(),
+                ..DumpedMail::default()
+            };
             for line in text.lines() {
                 if let Some(rcpt) = line.strip_prefix("X-Rcpt-Args: <") {
                     mail.recipients
@@ -469,6 +472,37 @@ pub struct DumpedMail {
     pub recipients: Vec<String>,
     /// The `Subject:` header, as sent.
     pub subject: Option<String>,
+    /// The whole dump (smtp-sink's `X-*` lines, then the message).
+    pub raw: String,
+}
+
+impl DumpedMail {
+    /// The value of header `name` (case-insensitive), unfolded.
+    pub fn header(&self, name: &str) -> Option<String> {
+        let mut found: Option<String> = None;
+        let mut in_it = false;
+        for line in self.raw.lines() {
+            if line.is_empty() {
+                break;
+            }
+            if in_it && (line.starts_with(' ') || line.starts_with('\t')) {
+                if let Some(value) = found.as_mut() {
+                    value.push(' ');
+                    value.push_str(line.trim());
+                }
+                continue;
+            }
+            in_it = false;
+            if found.is_none()
+                && let Some((key, value)) = line.split_once(':')
+                && key.eq_ignore_ascii_case(name)
+            {
+                found = Some(value.trim().to_owned());
+                in_it = true;
+            }
+        }
+        found
+    }
 }
 
 /// A small HTTP provider on loopback: answers every request `200 {"id": …}` and

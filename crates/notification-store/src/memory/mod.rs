@@ -6,12 +6,16 @@ use chrono::{DateTime, Utc};
 
 use crate::StoreError;
 
+mod digests;
 mod notifications;
+mod preferences;
 mod reports;
 mod suppressions;
 mod templates;
 
+pub use digests::InMemoryDigestStore;
 pub use notifications::InMemoryNotificationStore;
+pub use preferences::InMemoryPreferenceStore;
 pub use suppressions::InMemorySuppressionStore;
 pub use templates::InMemoryTemplateStore;
 

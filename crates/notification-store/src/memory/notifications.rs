@@ -277,6 +277,21 @@ impl NotificationStore for InMemoryNotificationStore {
                     notification.status = NotificationStatus::Failed;
                     notification.error = Some(error);
                 }
+                StatusUpdate::Skipped { reason } => {
+                    if !matches!(
+                        notification.status,
+                        NotificationStatus::Pending | NotificationStatus::Scheduled
+                    ) {
+                        return Err(StoreError::Conflict {
+                            what: format!(
+                                "notification {id} is {}, not pending or scheduled",
+                                notification.status.as_str()
+                            ),
+                        });
+                    }
+                    notification.status = NotificationStatus::Skipped;
+                    notification.error = Some(reason);
+                }
             }
             Ok(notification.clone())
         })

@@ -80,9 +80,12 @@
 //! "not earlier than before".
 
 mod attempts;
+mod digests;
 mod fixtures;
+mod held;
 mod inbox;
 mod isolation;
+mod preferences;
 mod read_state;
 mod records;
 mod reports;
@@ -90,8 +93,11 @@ mod suppressions;
 mod templates;
 
 pub use attempts::*;
+pub use digests::*;
+pub use held::*;
 pub use inbox::*;
 pub use isolation::*;
+pub use preferences::*;
 pub use read_state::*;
 pub use records::*;
 pub use reports::*;
@@ -157,6 +163,9 @@ macro_rules! notification_store_conformance_tests {
                 another_users_notification_cannot_be_deleted,
                 mark_all_read_touches_only_the_callers_notifications,
                 listing_with_another_users_cursor_and_filters_reveals_nothing_of_theirs,
+                skipped_and_scheduled_notifications_are_kept_as_recorded,
+                update_status_to_skipped_only_from_pending_or_scheduled,
+                begin_attempt_of_a_scheduled_notification_marks_it_sending,
             );
         }
     };
@@ -204,6 +213,26 @@ macro_rules! suppression_store_conformance_tests {
     };
 }
 
+/// Stamps out every [`PreferenceStore`](crate::PreferenceStore) test of the
+/// suite: see the [module docs](crate::testsuite).
+#[macro_export]
+macro_rules! preference_store_conformance_tests {
+    ($factory:path $(, teardown = $teardown:path)? $(,)?) => {
+        mod preference_store_conformance {
+            #[allow(unused_imports)]
+            use super::*;
+            $crate::__store_conformance_each!($factory, [$($teardown)?];
+                preferences_of_an_unknown_user_are_the_defaults,
+                preference_opt_outs_are_kept_and_removed_exactly,
+                preference_quiet_hours_are_kept_with_their_time_zone,
+                another_users_preferences_can_be_neither_read_nor_changed,
+                subscriber_ids_are_stable_and_unknown_ones_find_nobody,
+                concurrent_preference_updates_all_take_effect,
+            );
+        }
+    };
+}
+
 /// Stamps out every [`DeliveryReportStore`] test of the suite (the store must
 /// also be a [`NotificationStore`]): see the [module docs](crate::testsuite).
 #[macro_export]
@@ -216,6 +245,25 @@ macro_rules! delivery_report_store_conformance_tests {
                 a_report_updates_the_notification_and_its_attempt,
                 a_report_of_an_unknown_provider_message_id_matches_nothing,
                 a_lower_ranking_report_never_replaces_a_higher_one,
+            );
+        }
+    };
+}
+
+/// Stamps out every [`DigestStore`](crate::DigestStore) test of the suite:
+/// see the [module docs](crate::testsuite).
+#[macro_export]
+macro_rules! digest_store_conformance_tests {
+    ($factory:path $(, teardown = $teardown:path)? $(,)?) => {
+        mod digest_store_conformance {
+            #[allow(unused_imports)]
+            use super::*;
+            $crate::__store_conformance_each!($factory, [$($teardown)?];
+                digest_events_join_one_open_window_once_each,
+                a_digest_window_closes_once_and_the_next_event_opens_another,
+                another_users_digest_window_cannot_be_closed,
+                concurrent_digest_appends_land_in_one_window,
+                a_full_digest_window_is_closed_by_the_next_event,
             );
         }
     };

@@ -326,11 +326,24 @@ impl SmtpEmailChannel {
                     }
                 })?,
         );
-        let builder = Message::builder()
+        let mut builder = Message::builder()
             .from(self.from.clone())
             .to(to)
             // One line: a CR or LF in the subject can never start a header.
             .subject(single_line(&email.subject));
+        if let Some(links) = &email.list_unsubscribe {
+            use lettre::message::header::{HeaderName, HeaderValue};
+            // The URLs were checked by ListUnsubscribe::new: no CR, LF or spaces.
+            builder = builder
+                .raw_header(HeaderValue::new(
+                    HeaderName::new_from_ascii_str("List-Unsubscribe"),
+                    links.header_value(),
+                ))
+                .raw_header(HeaderValue::new(
+                    HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
+                    "List-Unsubscribe=One-Click".to_owned(),
+                ));
+        }
         let built = match (&email.text, &email.html) {
             (Some(text), Some(html)) => builder.multipart(MultiPart::alternative_plain_html(
                 text.clone(),

@@ -98,6 +98,57 @@ pub struct EmailMessage {
     pub html: Option<String>,
     /// The notification this email carries, for the provider's logs.
     pub reference: Option<String>,
+    /// `List-Unsubscribe` (and the RFC 8058 one-click `List-Unsubscribe-Post`).
+    pub list_unsubscribe: Option<ListUnsubscribe>,
+}
+
+/// The unsubscribe links of an email (RFC 2369 `List-Unsubscribe`), sent with
+/// `List-Unsubscribe-Post: List-Unsubscribe=One-Click` (RFC 8058): a mail
+/// client POSTs `List-Unsubscribe=One-Click` to `https` to unsubscribe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ListUnsubscribe {
+    /// The HTTPS URL (with its token) that takes the one-click POST.
+    pub https: String,
+    /// A `mailto:` URL, when unsubscribing by mail is offered too.
+    pub mailto: Option<String>,
+}
+
+impl ListUnsubscribe {
+    /// Links to `https` (and `mailto`, if any). Refused unless `https` is an
+    /// `https://` URL and `mailto` a `mailto:` URL, both without spaces,
+    /// control characters or angle brackets (they go into a header between `<` `>`).
+    pub fn new(
+        https: impl Into<String>,
+        mailto: Option<String>,
+    ) -> Result<Self, NotificationError> {
+        let https = https.into();
+        let clean = |url: &str| {
+            !url.chars()
+                .any(|c| c.is_control() || c.is_whitespace() || c == '<' || c == '>' || c == ',')
+        };
+        if !https.starts_with("https://") || !clean(&https) {
+            return Err(NotificationError::invalid_request(
+                "a List-Unsubscribe URL must be https:// without spaces or control characters",
+            ));
+        }
+        if let Some(mailto) = &mailto
+            && (!mailto.starts_with("mailto:") || !clean(mailto))
+        {
+            return Err(NotificationError::invalid_request(
+                "a List-Unsubscribe mailto must start with mailto: and have no spaces or control characters",
+            ));
+        }
+        Ok(Self { https, mailto })
+    }
+
+    /// The `List-Unsubscribe` header's value: `<https://…>, <mailto:…>`.
+    pub fn header_value(&self) -> String {
+        match &self.mailto {
+            Some(mailto) => format!("<{}>, <{mailto}>", self.https),
+            None => format!("<{}>", self.https),
+        }
+    }
 }
 
 impl EmailMessage {
@@ -109,6 +160,7 @@ impl EmailMessage {
             text: None,
             html: None,
             reference: None,
+            list_unsubscribe: None,
         }
     }
 
@@ -127,6 +179,12 @@ impl EmailMessage {
     /// Sets the reference.
     pub fn with_reference(mut self, reference: impl Into<String>) -> Self {
         self.reference = Some(reference.into());
+        self
+    }
+
+    /// Sets the unsubscribe links.
+    pub fn with_list_unsubscribe(mut self, links: ListUnsubscribe) -> Self {
+        self.list_unsubscribe = Some(links);
         self
     }
 
