@@ -161,6 +161,9 @@ pub(crate) struct PublishArgs {
     /// Retries allowed before the message is dead-lettered [default: 3].
     #[arg(long, value_name = "N")]
     pub(crate) max_retry: Option<u32>,
+    /// The message's priority on a priority topic: high, normal or low.
+    #[arg(long, value_parser = clap::value_parser!(messaging_core::priority::Priority), value_name = "PRIORITY")]
+    pub(crate) priority: Option<messaging_core::priority::Priority>,
     #[command(flatten)]
     pub(crate) backend: BackendArgs,
 }
@@ -210,6 +213,12 @@ pub(crate) enum TopicsAction {
         /// key keep their order. Fixed once created.
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..1024))]
         partitions: u16,
+        /// Make it a priority topic: three lanes (high, normal, low; a message's
+        /// `priority` metadata, `messaging publish --priority`); consumers take
+        /// high first and still move the others (docs/flow-control.md). Fixed
+        /// once created.
+        #[arg(long, conflicts_with = "partitions")]
+        priorities: bool,
     },
     /// Delete a topic with its groups, scheduled and dead-lettered messages.
     Delete {

@@ -135,7 +135,8 @@ fn backend_code(error: &BackendError) -> u8 {
         BackendError::Unavailable { .. } => UNREACHABLE,
         BackendError::InvalidConfig { .. }
         | BackendError::InvalidPartitions { .. }
-        | BackendError::PartitionsConflict { .. } => USAGE,
+        | BackendError::PartitionsConflict { .. }
+        | BackendError::LayoutConflict { .. } => USAGE,
         _ => OTHER,
     }
 }

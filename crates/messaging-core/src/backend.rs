@@ -20,7 +20,13 @@ pub const RETRY_DELAY_MS_KEY: &str = "x-retry-delay-ms";
 /// Metadata keys only the runtime writes: [`MessagingService`](crate::MessagingService)
 /// refuses a message that carries one with
 /// [`ValidationError::ReservedMetadataKey`](messaging_model::ValidationError::ReservedMetadataKey).
-pub const RESERVED_METADATA_KEYS: [&str; 3] = [TARGET_GROUP_KEY, RETRY_AT_KEY, RETRY_DELAY_MS_KEY];
+pub const RESERVED_METADATA_KEYS: [&str; 5] = [
+    TARGET_GROUP_KEY,
+    RETRY_AT_KEY,
+    RETRY_DELAY_MS_KEY,
+    crate::limit::LIMIT_RESERVED_KEY,
+    crate::limit::LIMIT_DEFERRALS_KEY,
+];
 
 /// Where a consumer reads from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -470,6 +476,24 @@ pub trait BackendAdmin: Send + Sync + 'static {
                 "this backend has no partitioned topics: wrap it in messaging_core::Partitioned"
                     .to_owned(),
         })
+    }
+
+    /// Creates `topic` as a priority topic (see [`crate::priority`]); a
+    /// backend that is not [`Partitioned`](crate::Partitioned) answers
+    /// [`BackendError::InvalidPartitions`].
+    async fn create_priority_topic(&self, topic: &Topic) -> Result<(), BackendError> {
+        let _ = topic;
+        Err(BackendError::InvalidPartitions {
+            requested: crate::priority::LANES,
+            reason: "this backend has no priority topics: wrap it in messaging_core::Partitioned"
+                .to_owned(),
+        })
+    }
+
+    /// Whether `topic` is a priority topic.
+    async fn is_priority_topic(&self, topic: &Topic) -> Result<bool, BackendError> {
+        let _ = topic;
+        Ok(false)
     }
 
     /// How many partitions `topic` has (1 unless the backend partitions).

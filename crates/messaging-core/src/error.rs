@@ -97,6 +97,27 @@ pub enum BackendError {
         /// The count asked for.
         requested: u16,
     },
+    /// The topic is recorded with another layout than the one asked for (a
+    /// priority topic against a partitioned or plain one); layouts never change.
+    ///
+    /// ```
+    /// use messaging_core::BackendError;
+    /// let error = BackendError::LayoutConflict {
+    ///     topic: "emails".into(),
+    ///     recorded: "a topic of 3 partitions".into(),
+    ///     requested: "a priority topic (high, normal, low)".into(),
+    /// };
+    /// assert_eq!(error.to_string(), "topic emails is a topic of 3 partitions, not a priority topic (high, normal, low) (a topic's layout never changes)");
+    /// ```
+    #[error("topic {topic} is {recorded}, not {requested} (a topic's layout never changes)")]
+    LayoutConflict {
+        /// The topic.
+        topic: String,
+        /// What it is.
+        recorded: String,
+        /// What was asked for.
+        requested: String,
+    },
 }
 
 impl BackendError {

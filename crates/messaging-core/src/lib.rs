@@ -58,6 +58,7 @@ mod handler;
 pub mod limit;
 mod memory;
 pub mod partition;
+pub mod priority;
 mod retention;
 mod retry;
 pub mod schedule;

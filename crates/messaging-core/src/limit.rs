@@ -55,10 +55,10 @@ use crate::BackendError;
 /// limit's permit: the names of the limits whose permits it already holds,
 /// comma-separated. The runtime removes it when the message is admitted, so a
 /// retry takes new permits.
-pub const LIMIT_RESERVED_KEY: &str = "limit_reserved";
+pub const LIMIT_RESERVED_KEY: &str = "x-limit-reserved";
 /// Metadata key the runtime writes on a message it put back because a
 /// concurrency limit was full: how many times so far (the backoff grows with it).
-pub const LIMIT_DEFERRALS_KEY: &str = "limit_deferrals";
+pub const LIMIT_DEFERRALS_KEY: &str = "x-limit-deferrals";
 
 /// Longest limit name, in bytes.
 pub const MAX_LIMIT_NAME_LEN: usize = 64;

@@ -70,7 +70,9 @@ pub trait PartitionRegistry: Send + Sync + 'static {
     async fn recorded_partitions(&self, topic: &Topic) -> Result<Option<u16>, BackendError>;
 
     /// Records `count` partitions for `topic` unless a count is recorded
-    /// already; answers the count recorded (this one or the earlier one).
+    /// already; answers the count recorded (this one or the earlier one). The
+    /// number may also be a priority topic's record: a registry stores and
+    /// answers it as it is ([`is_valid_record`] says what is valid).
     async fn record_partitions(&self, topic: &Topic, count: u16) -> Result<u16, BackendError>;
 
     /// Removes the record of `topic` (when the topic is deleted).
@@ -106,6 +108,40 @@ pub struct Partitioned<B> {
 
 /// Consumers whose sweep position is remembered; past it all restart at 0.
 const MAX_SWEEP_CURSORS: usize = 4096;
+
+/// The bit a priority topic's record carries beside its lane count (see
+/// [`crate::priority`]): the registry keeps one number per topic.
+const PRIORITY_FLAG: u16 = 0x8000;
+
+/// The record of a priority topic.
+const PRIORITY_RECORD: u16 = PRIORITY_FLAG | crate::priority::LANES;
+
+/// Whether `record` is what a [`PartitionRegistry`] may hold: a partition
+/// count of 1 to 1023, or the record of a priority topic. A backend's registry
+/// treats anything else read back as corrupt.
+///
+/// ```
+/// use messaging_core::partition::is_valid_record;
+/// assert!(is_valid_record(6));
+/// assert!(!is_valid_record(0) && !is_valid_record(5000));
+/// ```
+pub fn is_valid_record(record: u16) -> bool {
+    record == PRIORITY_RECORD || (1..MAX_PARTITIONS).contains(&record)
+}
+
+/// A record's partition count and whether it is a priority topic.
+fn layout(record: u16) -> (u16, bool) {
+    (record & !PRIORITY_FLAG, record & PRIORITY_FLAG != 0)
+}
+
+/// What a record makes a topic, for errors.
+fn describe(record: u16) -> String {
+    match layout(record) {
+        (_, true) => "a priority topic (high, normal, low)".to_owned(),
+        (1, false) => "a plain topic".to_owned(),
+        (count, false) => format!("a topic of {count} partitions"),
+    }
+}
 
 impl<B> std::fmt::Debug for Partitioned<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -169,6 +205,15 @@ impl<B: Backend + PartitionRegistry> Partitioned<B> {
         Ok(self)
     }
 
+    /// Every topic used without a record is recorded as a priority topic at
+    /// its first use ([`crate::priority`]); as
+    /// [`partitioning_new_topics`](Self::partitioning_new_topics), for new
+    /// topics (and the conformance suite).
+    pub fn prioritizing_new_topics(mut self) -> Self {
+        self.new_topics = Some(PRIORITY_RECORD);
+        self
+    }
+
     /// The wrapped backend.
     pub fn inner(&self) -> &Arc<B> {
         &self.inner
@@ -199,19 +244,60 @@ impl<B: Backend + PartitionRegistry> Partitioned<B> {
                 requested: count,
             });
         }
-        let recorded = self.inner.record_partitions(topic, count).await?;
-        if recorded != count {
-            return Err(BackendError::PartitionsConflict {
-                topic: topic.to_string(),
-                recorded,
-                requested: count,
+        self.create_with_record(topic, count).await
+    }
+
+    /// Records `record` for `topic` (or finds it recorded) and creates its
+    /// partitions.
+    async fn create_with_record(&self, topic: &Topic, record: u16) -> Result<(), BackendError> {
+        let recorded = self.inner.record_partitions(topic, record).await?;
+        if recorded != record {
+            return Err(match (layout(recorded), layout(record)) {
+                ((recorded, false), (requested, false)) => BackendError::PartitionsConflict {
+                    topic: topic.to_string(),
+                    recorded,
+                    requested,
+                },
+                _ => BackendError::LayoutConflict {
+                    topic: topic.to_string(),
+                    recorded: describe(recorded),
+                    requested: describe(record),
+                },
             });
         }
-        self.remember(topic, count);
-        for partition in partitions(topic, count) {
+        self.remember(topic, record);
+        for partition in partitions(topic, layout(record).0) {
             self.inner.create_topic(&partition).await?;
         }
         Ok(())
+    }
+
+    /// Creates `topic` as a priority topic ([`crate::priority`]): three
+    /// partitions, high, normal and low, recorded with the priority layout.
+    /// Creating it again is fine; a topic recorded otherwise, or a plain topic
+    /// that exists already, is [`BackendError::LayoutConflict`].
+    pub async fn create_priority_topic(&self, topic: &Topic) -> Result<(), BackendError> {
+        if topic.partition_of().is_some() {
+            return Err(BackendError::InvalidPartitions {
+                requested: crate::priority::LANES,
+                reason: format!("{topic} is a partition already"),
+            });
+        }
+        if self.inner.recorded_partitions(topic).await?.is_none()
+            && self.inner.list_topics().await?.contains(topic)
+        {
+            return Err(BackendError::LayoutConflict {
+                topic: topic.to_string(),
+                recorded: describe(1),
+                requested: describe(PRIORITY_RECORD),
+            });
+        }
+        self.create_with_record(topic, PRIORITY_RECORD).await
+    }
+
+    /// Whether `topic` is a priority topic.
+    pub async fn is_priority_topic(&self, topic: &Topic) -> Result<bool, BackendError> {
+        Ok(layout(self.record_of(topic, false).await?).1)
     }
 
     /// How many partitions `topic` has (1 for a plain topic or a partition).
@@ -227,9 +313,14 @@ impl<B: Backend + PartitionRegistry> Partitioned<B> {
         self.count_of(topic, false).await
     }
 
-    /// The count of `topic`: cached, else recorded; a topic without a record
-    /// gets `new_topics` recorded when `record` says so.
+    /// The count of `topic` (see [`record_of`](Self::record_of)).
     async fn count_of(&self, topic: &Topic, record: bool) -> Result<u16, BackendError> {
+        Ok(layout(self.record_of(topic, record).await?).0)
+    }
+
+    /// The record of `topic`: cached, else recorded; a topic without a record
+    /// gets `new_topics` recorded when `record` says so.
+    async fn record_of(&self, topic: &Topic, record: bool) -> Result<u16, BackendError> {
         if topic.partition_of().is_some() {
             return Ok(1);
         }
@@ -277,11 +368,13 @@ impl<B: Backend + PartitionRegistry> Partitioned<B> {
             .remove(topic);
     }
 
-    /// The partition a message without a unique key goes to.
-    fn route(&self, message: &Message, count: u16) -> u16 {
-        match &message.partition_key {
-            Some(key) => index_of(key, count),
-            None => self.next_spread(count),
+    /// The partition a message without a unique key goes to: its priority's
+    /// lane in a priority topic, else by its key or round-robin.
+    fn route(&self, message: &Message, record: u16) -> u16 {
+        match (layout(record), &message.partition_key) {
+            ((_, true), _) => crate::priority::Priority::of(message).lane(),
+            ((count, false), Some(key)) => index_of(key, count),
+            ((count, false), None) => self.next_spread(count),
         }
     }
 
@@ -322,11 +415,12 @@ impl<B: Backend + PartitionRegistry> Partitioned<B> {
         consumer: &ConsumerId,
         options: &ReadOptions,
         count: u16,
+        prioritized: bool,
     ) -> Result<Vec<Delivery>, BackendError> {
         let shared = self.reader(consumer);
         let mut reader = shared.lock().await;
         let result = self
-            .read_new_locked(consumer, options, count, &mut reader)
+            .read_new_locked(consumer, options, count, prioritized, &mut reader)
             .await;
         self.release_reader(consumer, &reader);
         result
@@ -337,6 +431,7 @@ impl<B: Backend + PartitionRegistry> Partitioned<B> {
         consumer: &ConsumerId,
         options: &ReadOptions,
         count: u16,
+        prioritized: bool,
         reader: &mut Reader,
     ) -> Result<Vec<Delivery>, BackendError> {
         let wanted = options.count.max(1);
@@ -344,12 +439,20 @@ impl<B: Backend + PartitionRegistry> Partitioned<B> {
         if !reader.carried.is_empty() {
             return Ok(take(reader, wanted));
         }
-        // A sweep without blocking over the partitions not being read, from a
-        // rotating start, so every partition is served in turn.
-        let start = self.next_sweep(consumer) % usize::from(count);
+        // A sweep without blocking over the partitions not being read: from a
+        // rotating start, so every partition is served in turn; in a priority
+        // topic, in the lane order of this read (high first, see
+        // `crate::priority`).
+        let sweep = self.next_sweep(consumer);
+        let start = sweep % usize::from(count);
+        let lanes = crate::priority::lane_order(sweep);
         let mut taken = Vec::new();
         for step in 0..count {
-            let index = ((start + usize::from(step)) % usize::from(count)) as u16;
+            let index = if prioritized {
+                lanes[usize::from(step) % lanes.len()]
+            } else {
+                ((start + usize::from(step)) % usize::from(count)) as u16
+            };
             if reader.running.contains(&index) || taken.len() >= wanted {
                 continue;
             }
@@ -586,11 +689,11 @@ impl<B: Backend + PartitionRegistry> MessageBackend for Partitioned<B> {
     }
 
     async fn publish(&self, message: &Message) -> Result<String, BackendError> {
-        let count = self.partition_count(&message.topic).await?;
-        if count == 1 {
+        let record = self.record_of(&message.topic, true).await?;
+        if record == 1 {
             return self.inner.publish(message).await;
         }
-        let index = self.route(message, count);
+        let index = self.route(message, record);
         let id = self
             .inner
             .publish(&with_topic(message, partition_topic(&message.topic, index)))
@@ -607,8 +710,8 @@ impl<B: Backend + PartitionRegistry> MessageBackend for Partitioned<B> {
         let mut counts: Vec<(Topic, u16)> = Vec::new();
         for message in messages {
             if !counts.iter().any(|(topic, _)| *topic == message.topic) {
-                let count = self.partition_count(&message.topic).await?;
-                counts.push((message.topic.clone(), count));
+                let record = self.record_of(&message.topic, true).await?;
+                counts.push((message.topic.clone(), record));
             }
         }
         if counts.iter().all(|(_, count)| *count == 1) {
@@ -626,11 +729,13 @@ impl<B: Backend + PartitionRegistry> MessageBackend for Partitioned<B> {
         let mut run: Vec<Message> = Vec::new();
         let mut run_index: Option<u16> = None;
         for message in messages {
-            let count = count_of(&message.topic);
-            let (index, routed) = if count == 1 {
+            let record = count_of(&message.topic);
+            let (count, prioritized) = layout(record);
+            let (index, routed) = if record == 1 {
                 (None, message.clone())
             } else {
                 let index = match &message.partition_key {
+                    _ if prioritized => crate::priority::Priority::of(message).lane(),
                     Some(key) => index_of(key, count),
                     None => match sticky.iter().find(|(topic, _)| *topic == message.topic) {
                         Some((_, index)) => *index,
@@ -660,11 +765,11 @@ impl<B: Backend + PartitionRegistry> MessageBackend for Partitioned<B> {
         message: &Message,
         deliver_at: DateTime<Utc>,
     ) -> Result<(), BackendError> {
-        let count = self.partition_count(&message.topic).await?;
-        if count == 1 {
+        let record = self.record_of(&message.topic, true).await?;
+        if record == 1 {
             return self.inner.schedule(message, deliver_at).await;
         }
-        let index = self.route(message, count);
+        let index = self.route(message, record);
         self.inner
             .schedule(
                 &with_topic(message, partition_topic(&message.topic, index)),
@@ -695,12 +800,13 @@ impl<B: Backend + PartitionRegistry> MessageBackend for Partitioned<B> {
         consumer: &ConsumerId,
         options: &ReadOptions,
     ) -> Result<Vec<Delivery>, BackendError> {
-        let count = self.partition_count(&consumer.topic).await?;
+        let record = self.record_of(&consumer.topic, true).await?;
+        let (count, prioritized) = layout(record);
         if count == 1 {
             return self.inner.read(consumer, options).await;
         }
         match &options.from {
-            ReadFrom::New => self.read_new(consumer, options, count).await,
+            ReadFrom::New => self.read_new(consumer, options, count, prioritized).await,
             ReadFrom::OwnPending { after } => {
                 self.read_own_pending(consumer, after.as_deref(), options, count)
                     .await
@@ -825,6 +931,14 @@ impl<B: Backend + PartitionRegistry> BackendAdmin for Partitioned<B> {
 
     async fn partitions(&self, topic: &Topic) -> Result<u16, BackendError> {
         self.existing_partition_count(topic).await
+    }
+
+    async fn create_priority_topic(&self, topic: &Topic) -> Result<(), BackendError> {
+        Partitioned::create_priority_topic(self, topic).await
+    }
+
+    async fn is_priority_topic(&self, topic: &Topic) -> Result<bool, BackendError> {
+        Partitioned::is_priority_topic(self, topic).await
     }
 
     async fn delete_topic(&self, topic: &Topic) -> Result<bool, BackendError> {
@@ -998,12 +1112,18 @@ impl<B: Backend + PartitionRegistry> UniqueBackend for Partitioned<B> {
             .inner
             .unique_backend()
             .expect("offered only over a backend with unique jobs");
-        let count = self.partition_count(&message.topic).await?;
+        let (count, prioritized) = layout(self.record_of(&message.topic, true).await?);
         if count == 1 {
             return unique.publish_unique(message, deliver_at, key, hold).await;
         }
-        // The unique key chooses the partition: its lock lives beside it.
-        let partition = partition_topic(&message.topic, index_of(key, count));
+        // The unique key chooses the partition: its lock lives beside it. In a
+        // priority topic the priority does, so a key is unique per priority.
+        let index = if prioritized {
+            crate::priority::Priority::of(message).lane()
+        } else {
+            index_of(key, count)
+        };
+        let partition = partition_topic(&message.topic, index);
         unique
             .publish_unique(&with_topic(message, partition), deliver_at, key, hold)
             .await
@@ -1014,9 +1134,20 @@ impl<B: Backend + PartitionRegistry> UniqueBackend for Partitioned<B> {
             .inner
             .unique_backend()
             .expect("offered only over a backend with unique jobs");
-        let count = self.existing_partition_count(topic).await?;
+        let (count, prioritized) = layout(self.record_of(topic, false).await?);
         if count == 1 {
             return unique.unique_holder(topic, key).await;
+        }
+        if prioritized {
+            for lane in 0..count {
+                if let Some(holder) = unique
+                    .unique_holder(&partition_topic(topic, lane), key)
+                    .await?
+                {
+                    return Ok(Some(holder));
+                }
+            }
+            return Ok(None);
         }
         unique
             .unique_holder(&partition_topic(topic, index_of(key, count)), key)
@@ -1034,9 +1165,19 @@ impl<B: Backend + PartitionRegistry> UniqueBackend for Partitioned<B> {
             .inner
             .unique_backend()
             .expect("offered only over a backend with unique jobs");
-        let count = self.existing_partition_count(topic).await?;
+        let (count, prioritized) = layout(self.record_of(topic, false).await?);
         if count == 1 {
             return unique.release_unique(topic, key, id, after).await;
+        }
+        if prioritized {
+            // Only the lane whose lock `id` holds releases anything.
+            let mut released = false;
+            for lane in 0..count {
+                released |= unique
+                    .release_unique(&partition_topic(topic, lane), key, id, after)
+                    .await?;
+            }
+            return Ok(released);
         }
         unique
             .release_unique(

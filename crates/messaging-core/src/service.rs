@@ -429,6 +429,17 @@ impl MessagingService {
             .await?)
     }
 
+    /// Creates `topic` as a priority topic (see [`crate::priority`]): three
+    /// lanes, high taken first. The backend must be
+    /// [`Partitioned`](crate::Partitioned); another backend answers
+    /// [`BackendError::InvalidPartitions`](crate::BackendError::InvalidPartitions).
+    /// A topic that exists already as a plain or partitioned topic is
+    /// [`BackendError::PartitionsConflict`](crate::BackendError::PartitionsConflict).
+    pub async fn create_priority_topic(&self, topic: &str) -> Result<(), MessagingError> {
+        let topic = &Topic::new(topic)?;
+        Ok(self.backend.create_priority_topic(topic).await?)
+    }
+
     /// Deletes a topic with everything in it; returns whether it existed.
     pub async fn delete_topic(&self, topic: &str) -> Result<bool, MessagingError> {
         let topic = &Topic::new(topic)?;
@@ -778,6 +789,14 @@ fn check_caller_message(message: &Message) -> Result<usize, MessagingError> {
             key: (*key).to_owned(),
         }
         .into());
+    }
+    if let Some(value) = message.metadata.get(crate::priority::PRIORITY_KEY) {
+        value.parse::<crate::priority::Priority>().map_err(|_| {
+            ValidationError::InvalidMetadata {
+                key: crate::priority::PRIORITY_KEY.to_owned(),
+                reason: "must be high, normal or low",
+            }
+        })?;
     }
     if let Some(value) = message.metadata.get(crate::HANDLER_TIMEOUT_KEY) {
         crate::subscription::parse_handler_timeout(value).map_err(|reason| {

@@ -22,9 +22,11 @@
 
 mod faulty;
 mod limits;
+mod priorities;
 
 pub use faulty::{FaultyBackend, Operation, Outcome};
 pub use limits::*;
+pub use priorities::*;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
@@ -134,7 +136,9 @@ macro_rules! backend_conformance_tests {
             limit_buckets_hand_out_permits_and_slots_as_the_contract_says,
             a_rate_limit_per_key_holds_across_consumers_and_never_counts_a_retry,
             a_fast_rate_limit_holds_with_permits_taken_together,
-            a_concurrency_limit_per_key_holds_across_consumers
+            a_concurrency_limit_per_key_holds_across_consumers,
+            a_priority_topic_keeps_its_layout_and_bad_priorities_are_refused,
+            high_priority_messages_are_taken_first_and_the_others_still_move
         );
     };
     (@each $factory:path; $($name:ident),* $(,)?) => {

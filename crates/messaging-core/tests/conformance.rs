@@ -67,3 +67,28 @@ mod partitioned {
 
     messaging_core::schedule_conformance_tests!(schedules);
 }
+
+/// The same suite with every topic a priority topic (three lanes, recorded at
+/// a topic's first use): everything holds within each lane.
+mod prioritized {
+    use std::sync::Arc;
+
+    use messaging_core::{Backend, InMemoryBackend, Partitioned, Retention};
+
+    async fn backend() -> Arc<dyn Backend> {
+        Arc::new(Partitioned::new(InMemoryBackend::new()).prioritizing_new_topics())
+    }
+
+    async fn capped(cap: usize) -> Arc<dyn Backend> {
+        Arc::new(
+            Partitioned::new(
+                InMemoryBackend::new()
+                    .with_topic_cap(cap)
+                    .with_retention(Retention::Settled { keep: 0 }),
+            )
+            .prioritizing_new_topics(),
+        )
+    }
+
+    messaging_core::backend_conformance_tests!(backend, capped: capped);
+}

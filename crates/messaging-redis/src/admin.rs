@@ -363,14 +363,16 @@ impl messaging_core::PartitionRegistry for RedisBackend {
     }
 }
 
-/// A recorded count that is not one (written by something else) is corrupt.
+/// A record that is not one (written by something else) is corrupt.
 fn parse_count(topic: &Topic, text: &str) -> Result<u16, BackendError> {
     text.parse::<u16>()
         .ok()
-        .filter(|count| (1..messaging_model::MAX_PARTITIONS).contains(count))
+        .filter(|record| messaging_core::partition::is_valid_record(*record))
         .ok_or_else(|| BackendError::Corrupt {
             topic: topic.to_string(),
             entry_id: "partitions".to_owned(),
-            reason: format!("partition count {text:?} is not 1 to 1023"),
+            reason: format!(
+                "partition record {text:?} is neither a count of 1 to 1023 nor a priority layout"
+            ),
         })
 }

@@ -89,3 +89,33 @@ mod partitioned {
 
     messaging_core::schedule_conformance_tests!(schedules);
 }
+
+/// The same suite with every topic a priority topic (three lanes `{P:T#0}` high,
+/// `#1` normal, `#2` low, recorded at a topic's first use).
+mod prioritized {
+    use std::sync::Arc;
+
+    use messaging_core::{Backend, Partitioned};
+    use messaging_redis::{RedisBackend, Retention};
+
+    fn prioritized(backend: Arc<RedisBackend>) -> Arc<Partitioned<RedisBackend>> {
+        Arc::new(Partitioned::from_arc(backend).prioritizing_new_topics())
+    }
+
+    async fn backend() -> Arc<dyn Backend> {
+        prioritized(super::connect_redis(|config| config).await)
+    }
+
+    async fn capped(cap: usize) -> Arc<dyn Backend> {
+        prioritized(
+            super::connect_redis(|config| {
+                config
+                    .with_topic_cap(cap)
+                    .with_retention(Retention::Settled { keep: 0 })
+            })
+            .await,
+        )
+    }
+
+    messaging_core::backend_conformance_tests!(backend, capped: capped);
+}

@@ -19,6 +19,9 @@ pub(crate) async fn run(args: PublishArgs) -> anyhow::Result<()> {
     for (key, value) in args.metadata {
         message = message.with_metadata(key, value);
     }
+    if let Some(priority) = args.priority {
+        message = priority.set_on(message);
+    }
     if let Some(delay) = args.delay {
         messaging_model::validate_delay(delay).map_err(|error| CliError::InvalidSetting {
             name: "--delay".into(),

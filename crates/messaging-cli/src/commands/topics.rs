@@ -31,8 +31,15 @@ pub(crate) async fn execute(
                 }
             }
         }
-        TopicsAction::Create { topic, partitions } => {
-            if partitions > 1 {
+        TopicsAction::Create {
+            topic,
+            partitions,
+            priorities,
+        } => {
+            if priorities {
+                service.create_priority_topic(&topic).await?;
+                writeln!(out, "created {topic} with priorities high, normal and low")?;
+            } else if partitions > 1 {
                 service.create_partitioned_topic(&topic, partitions).await?;
                 writeln!(out, "created {topic} with {partitions} partitions")?;
             } else {
@@ -142,6 +149,7 @@ mod tests {
             TopicsAction::Create {
                 topic: "b.two".into(),
                 partitions: 1,
+                priorities: false,
             },
             &mut out,
         )
@@ -152,6 +160,7 @@ mod tests {
             TopicsAction::Create {
                 topic: "a.one".into(),
                 partitions: 1,
+                priorities: false,
             },
             &mut out,
         )
