@@ -413,3 +413,128 @@ async fn pause_scenario(env: &Env) {
     let stats = env.json(&["stats", topic, "--json"]).await;
     assert_eq!(stats[0]["groups"][0]["paused"], false);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_priority_topic_created_and_published_by_the_cli_serves_high_first() {
+    support::run(|env| Box::pin(priority_scenario(env))).await;
+}
+
+async fn priority_scenario(env: &Env) {
+    let created = env.run(&["topics", "create", "jobs", "--priorities"]).await;
+    assert_eq!(created.code, Some(0), "{}", created.stderr);
+    assert!(
+        created.stdout.contains("priorities high, normal and low"),
+        "{}",
+        created.stdout
+    );
+    assert_eq!(
+        env.run(&["topics", "create", "jobs", "--priorities"])
+            .await
+            .code,
+        Some(0)
+    );
+    let changed = env
+        .run(&["topics", "create", "jobs", "--partitions", "3"])
+        .await;
+    assert_eq!(changed.code, Some(2), "{}", changed.stderr);
+    assert!(
+        changed.stderr.contains("is a priority topic"),
+        "{}",
+        changed.stderr
+    );
+    let bad = env
+        .run(&["publish", "jobs", "--json", "{}", "--priority", "urgent"])
+        .await;
+    assert_eq!(bad.code, Some(2), "{}", bad.stderr);
+    let forged = env
+        .run(&[
+            "publish",
+            "jobs",
+            "--json",
+            "{}",
+            "--meta",
+            "priority=urgent",
+        ])
+        .await;
+    assert_eq!(forged.code, Some(2), "{}", forged.stderr);
+
+    for (priority, count) in [("low", 12), ("high", 6)] {
+        for n in 0..count {
+            let payload = json!({"priority": priority, "n": n}).to_string();
+            let published = env
+                .run(&[
+                    "publish",
+                    "jobs",
+                    "--json",
+                    &payload,
+                    "--priority",
+                    priority,
+                ])
+                .await;
+            assert_eq!(published.code, Some(0), "{}", published.stderr);
+        }
+    }
+    // Seen from outside (redis-cli): each lane is its own stream.
+    for (lane, expected) in [(0, "6"), (1, "0"), (2, "12")] {
+        let key = format!("{{{}:jobs#{lane}}}:stream", env.prefix);
+        let output = std::process::Command::new("redis-cli")
+            .args(["-u", &support::redis_url(), "XLEN", &key])
+            .output()
+            .expect("redis-cli runs");
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout).trim(),
+            expected,
+            "{key}"
+        );
+    }
+    assert_eq!(
+        env.json(&["stats", "jobs", "--json"]).await[0]["length"],
+        18
+    );
+
+    // One consumer taking one at a time gets the six high first (its reads 0-3
+    // and 5-6; read 4 starts with the empty normal lane and goes on to high).
+    let backend = Arc::new(messaging_core::Partitioned::from_arc(Arc::new(
+        messaging_redis::RedisBackend::connect(
+            messaging_redis::RedisBackendConfig::new(support::redis_url())
+                .with_key_prefix(&env.prefix),
+        )
+        .await
+        .unwrap(),
+    )));
+    let consumer = messaging_core::MessagingService::new(backend);
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let handler: Arc<dyn messaging_core::MessageHandler> = {
+        let seen = seen.clone();
+        Arc::new(move |message: Message| {
+            let seen = seen.clone();
+            async move {
+                seen.lock().unwrap().push(
+                    message.payload["priority"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                );
+                Ok::<(), HandlerError>(())
+            }
+        })
+    };
+    consumer
+        .subscribe_with(
+            "jobs",
+            SubscribeOptions::new("workers")
+                .with_concurrency(1)
+                .with_batch_size(1),
+            messaging_core::Shared(handler),
+        )
+        .await
+        .unwrap();
+    env.eventually("every job handled", || async {
+        (seen.lock().unwrap().len() >= 18).then_some(())
+    })
+    .await;
+    consumer.shutdown().await;
+    let order = seen.lock().unwrap().clone();
+    assert_eq!(&order[..6], ["high"; 6], "{order:?}");
+    assert_eq!(order.len(), 18, "{order:?}");
+}
