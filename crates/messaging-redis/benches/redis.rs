@@ -309,6 +309,12 @@ async fn run() {
     if wanted("limits") {
         limits_section(&bench).await;
     }
+    if wanted("priorities") {
+        priorities_section(&bench).await;
+    }
+    if wanted("fairness") {
+        fairness_section(&bench).await;
+    }
     if wanted("scale") {
         scale(&bench).await;
         rss(&bench).await;
@@ -1342,6 +1348,221 @@ async fn limits_section(bench: &Bench) {
                 "MISSED"
             }
         );
+    }
+}
+
+/// The service over `Partitioned` (priority and partitioned topics).
+fn partitioned_service(
+    bench: &Bench,
+) -> (
+    MessagingService,
+    Arc<messaging_core::Partitioned<RedisBackend>>,
+) {
+    let backend = Arc::new(messaging_core::Partitioned::new(bench.backend.clone()));
+    (MessagingService::new(backend.clone()), backend)
+}
+
+/// Subscribes `CONSUMERS` default subscriptions to `topic` that record, for
+/// messages whose payload has `sent_us`, the latency in ms under the
+/// payload's `kind`, and count every message.
+async fn latency_subscribers(
+    backend: &Arc<messaging_core::Partitioned<RedisBackend>>,
+    topic: &str,
+    samples: &Arc<std::sync::Mutex<std::collections::HashMap<String, Vec<f64>>>>,
+) -> Vec<MessagingService> {
+    let mut services = Vec::new();
+    for n in 0..CONSUMERS {
+        let service = MessagingService::new(backend.clone());
+        let samples = samples.clone();
+        let options = service
+            .subscribe_defaults()
+            .clone()
+            .with_consumer(format!("c{n}"));
+        service
+            .subscribe_with(topic, options, move |message: Message| {
+                if let Some(sent) = message.payload["sent_us"].as_i64() {
+                    let kind = message.payload["kind"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned();
+                    let ms = (now_micros() - sent) as f64 / 1000.0;
+                    samples
+                        .lock()
+                        .expect("samples")
+                        .entry(kind)
+                        .or_default()
+                        .push(ms);
+                }
+                std::future::ready(Ok::<(), HandlerError>(()))
+            })
+            .await
+            .expect("subscribe");
+        services.push(service);
+    }
+    services
+}
+
+/// Waits until `count` samples of `kind` are in.
+async fn samples_of(
+    samples: &Arc<std::sync::Mutex<std::collections::HashMap<String, Vec<f64>>>>,
+    kind: &str,
+    count: usize,
+) -> Vec<f64> {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let got = samples
+            .lock()
+            .expect("samples")
+            .get(kind)
+            .cloned()
+            .unwrap_or_default();
+        if got.len() >= count || Instant::now() > deadline {
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Latency of high messages published while a backlog of 100,000 low ones
+/// waits: on a priority topic, and on a plain topic (where they queue behind
+/// the backlog), in the same run.
+async fn priorities_section(bench: &Bench) {
+    const BACKLOG_LOW: usize = 100_000;
+    const HIGH: usize = 200;
+    for prioritized in [true, false] {
+        let (service, backend) = partitioned_service(bench);
+        let topic = bench.topic(if prioritized {
+            "priority"
+        } else {
+            "plain-priority"
+        });
+        if prioritized {
+            service
+                .create_priority_topic(&topic)
+                .await
+                .expect("priority topic");
+        }
+        let low: Vec<Message> = (0..BACKLOG_LOW)
+            .map(|n| {
+                messaging_core::priority::Priority::Low
+                    .set_on(Message::new(topic.as_str(), payload(n)).expect("message"))
+            })
+            .collect();
+        for chunk in low.chunks(1000) {
+            service
+                .publish_messages(chunk)
+                .await
+                .expect("publish the backlog");
+        }
+        let samples = Arc::default();
+        let consumers = latency_subscribers(&backend, &topic, &samples).await;
+        let started = Instant::now();
+        for n in 0..HIGH {
+            let message = messaging_core::priority::Priority::High.set_on(
+                Message::new(
+                    topic.as_str(),
+                    json!({"kind": "high", "n": n, "sent_us": now_micros()}),
+                )
+                .expect("message"),
+            );
+            service
+                .publish_message(&message)
+                .await
+                .expect("publish high");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let highs = samples_of(&samples, "high", HIGH).await;
+        let publishing = started.elapsed();
+        for consumer in consumers {
+            consumer.shutdown().await;
+        }
+        let (p50, p99) = latency_figures(highs.clone());
+        println!(
+            "priorities, {HIGH} high published one per 5 ms ({publishing:.1?}) over a backlog of {BACKLOG_LOW} low, {CONSUMERS} consumers, {}: high latency p50 {p50:.1} ms, p99 {p99:.1} ms ({} handled)",
+            if prioritized {
+                "priority topic"
+            } else {
+                "plain topic (no priorities: the baseline)"
+            },
+            highs.len()
+        );
+        let _ = backend.delete_topic(&topic_of(&topic)).await;
+    }
+}
+
+/// A small tenant's latency on a topic partitioned by tenant (8 partitions,
+/// the tenants in different partitions) while a big tenant's 10,000 or
+/// 100,000 wait, against the small tenant alone, and the same on a plain
+/// topic, in the same run.
+async fn fairness_section(bench: &Bench) {
+    const BIG: usize = 10_000;
+    const SMALL: usize = 10;
+    const PARTITIONS: u16 = 8;
+    let big_key = "tenant-big";
+    let small_key = (0..)
+        .map(|n| format!("tenant-small-{n}"))
+        .find(|key| {
+            messaging_core::partition::index_of(key, PARTITIONS)
+                != messaging_core::partition::index_of(big_key, PARTITIONS)
+        })
+        .expect("a key in another partition");
+    for (layout, big) in [
+        ("partitioned by tenant", 0),
+        ("partitioned by tenant", BIG),
+        ("partitioned by tenant", 10 * BIG),
+        ("plain", 0),
+        ("plain", BIG),
+        ("plain", 10 * BIG),
+    ] {
+        let (service, backend) = partitioned_service(bench);
+        let topic = bench.topic("fairness");
+        if layout != "plain" {
+            service
+                .create_partitioned_topic(&topic, PARTITIONS)
+                .await
+                .expect("partitioned topic");
+        }
+        // The big tenant's backlog, then at once the small tenant's messages,
+        // then the consumers start (their start-up is in every run's figure).
+        let backlog: Vec<Message> = (0..big)
+            .map(|n| {
+                Message::new(topic.as_str(), payload(n))
+                    .expect("message")
+                    .with_partition_key(big_key)
+                    .expect("key")
+            })
+            .collect();
+        for chunk in backlog.chunks(1000) {
+            service
+                .publish_messages(chunk)
+                .await
+                .expect("publish the backlog");
+        }
+        for n in 0..SMALL {
+            let message = Message::new(
+                topic.as_str(),
+                json!({"kind": "small", "n": n, "sent_us": now_micros()}),
+            )
+            .expect("message")
+            .with_partition_key(&small_key)
+            .expect("key");
+            service
+                .publish_message(&message)
+                .await
+                .expect("publish small");
+        }
+        let samples = Arc::default();
+        let consumers = latency_subscribers(&backend, &topic, &samples).await;
+        let small = samples_of(&samples, "small", SMALL).await;
+        for consumer in consumers {
+            consumer.shutdown().await;
+        }
+        let (p50, p99) = latency_figures(small.clone());
+        println!(
+            "fairness, {layout} topic, small tenant's {SMALL} published right after the big tenant's {big}: small latency p50 {p50:.1} ms, p99 {p99:.1} ms ({} handled)",
+            small.len()
+        );
+        let _ = backend.delete_topic(&topic_of(&topic)).await;
     }
 }
 
