@@ -384,11 +384,14 @@ pub fn concurrency_backoff(deferrals: u32) -> Duration {
 ///   due (zero: now). Permits are handed out in the order asked, across every
 ///   caller, and never more than the rate allows: over any span `W`, at most
 ///   `permits + W / emission interval` are due;
-/// * [`acquire_slot`](Self::acquire_slot) takes one of `max` slots of a bucket
-///   for `holder` until `lease` from now, or answers `false` when `max` live
-///   holders have one. A holder that has a slot renews it (and gets `true`).
-///   A slot whose lease ran out is free;
-/// * [`release_slot`](Self::release_slot) frees `holder`'s slot, if any;
+/// * [`acquire_slots`](Self::acquire_slots) goes through `holders` in order:
+///   a holder that has a live slot of the bucket renews it until `lease` from
+///   now (and gets `true`), another takes a free one of the `max` slots for
+///   `lease` (`true`) or gets `false` when `max` live holders have one. So when
+///   fewer slots are free than holders ask, the first ones get them. A slot
+///   whose lease ran out is free; renewing is acquiring again;
+/// * [`release_slots`](Self::release_slots) frees the slots of `holders`, if
+///   they have any;
 /// * the backend keeps the clock (one clock for every process).
 #[async_trait]
 pub trait LimitBackend: Send + Sync + 'static {
@@ -402,18 +405,23 @@ pub trait LimitBackend: Send + Sync + 'static {
         count: u32,
     ) -> Result<Permits, BackendError>;
 
-    /// Takes (or renews) a slot of `bucket` for `holder` for `lease`; `false`
-    /// when all `max` are held.
-    async fn acquire_slot(
+    /// Takes (or renews) a slot of `bucket` for each of `holders`, in order,
+    /// for `lease`, in one call: the answer has one entry per holder, `false`
+    /// for those that found all `max` slots held.
+    async fn acquire_slots(
         &self,
         bucket: &LimitBucket,
         max: u32,
-        holder: &str,
+        holders: &[String],
         lease: Duration,
-    ) -> Result<bool, BackendError>;
+    ) -> Result<Vec<bool>, BackendError>;
 
-    /// Frees `holder`'s slot of `bucket`.
-    async fn release_slot(&self, bucket: &LimitBucket, holder: &str) -> Result<(), BackendError>;
+    /// Frees the slots of `bucket` that `holders` have, in one call.
+    async fn release_slots(
+        &self,
+        bucket: &LimitBucket,
+        holders: &[String],
+    ) -> Result<(), BackendError>;
 }
 
 /// Permits taken together ([`LimitBackend::reserve_permits`]): the k-th
@@ -620,34 +628,51 @@ impl MemoryLimits {
         Permits::new(due_in, rate, count)
     }
 
-    pub(crate) fn acquire_slot(
+    pub(crate) fn acquire_slots(
         &self,
         bucket: &LimitBucket,
         max: u32,
-        holder: &str,
+        holders: &[String],
         lease: Duration,
-    ) -> bool {
+    ) -> Vec<bool> {
         let now = self.now_micros();
         let until = now.saturating_add(u64::try_from(lease.as_micros()).unwrap_or(u64::MAX));
+        let max = usize::try_from(max).unwrap_or(usize::MAX);
         let mut buckets = self.buckets();
-        let holders = buckets.slots.entry(bucket.clone()).or_default();
-        holders.retain(|_, end| *end > now);
-        if let Some(end) = holders.get_mut(holder) {
-            *end = until;
-            return true;
+        if !buckets.slots.contains_key(bucket) {
+            buckets.slots.insert(bucket.clone(), Default::default());
         }
-        if holders.len() >= usize::try_from(max).unwrap_or(usize::MAX) {
-            return false;
+        let Some(held) = buckets.slots.get_mut(bucket) else {
+            return vec![false; holders.len()];
+        };
+        held.retain(|_, end| *end > now);
+        let taken = holders
+            .iter()
+            .map(|holder| {
+                if let Some(end) = held.get_mut(holder) {
+                    *end = until;
+                    true
+                } else if held.len() < max {
+                    held.insert(holder.clone(), until);
+                    true
+                } else {
+                    false
+                }
+            })
+            .collect();
+        if held.is_empty() {
+            buckets.slots.remove(bucket);
         }
-        holders.insert(holder.to_owned(), until);
-        true
+        taken
     }
 
-    pub(crate) fn release_slot(&self, bucket: &LimitBucket, holder: &str) {
+    pub(crate) fn release_slots(&self, bucket: &LimitBucket, holders: &[String]) {
         let mut buckets = self.buckets();
-        if let Some(holders) = buckets.slots.get_mut(bucket) {
-            holders.remove(holder);
-            if holders.is_empty() {
+        if let Some(held) = buckets.slots.get_mut(bucket) {
+            for holder in holders {
+                held.remove(holder);
+            }
+            if held.is_empty() {
                 buckets.slots.remove(bucket);
             }
         }

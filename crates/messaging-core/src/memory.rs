@@ -610,22 +610,22 @@ impl crate::limit::LimitBackend for InMemoryBackend {
         Ok(self.limits.reserve_permits(bucket, rate, count))
     }
 
-    async fn acquire_slot(
+    async fn acquire_slots(
         &self,
         bucket: &crate::limit::LimitBucket,
         max: u32,
-        holder: &str,
+        holders: &[String],
         lease: Duration,
-    ) -> Result<bool, BackendError> {
-        Ok(self.limits.acquire_slot(bucket, max, holder, lease))
+    ) -> Result<Vec<bool>, BackendError> {
+        Ok(self.limits.acquire_slots(bucket, max, holders, lease))
     }
 
-    async fn release_slot(
+    async fn release_slots(
         &self,
         bucket: &crate::limit::LimitBucket,
-        holder: &str,
+        holders: &[String],
     ) -> Result<(), BackendError> {
-        self.limits.release_slot(bucket, holder);
+        self.limits.release_slots(bucket, holders);
         Ok(())
     }
 }

@@ -18,7 +18,7 @@ use crate::backend::{
     Receipt, Settlement, TARGET_GROUP_KEY,
 };
 use crate::limit::{
-    FlowLimit, LIMIT_DEFERRALS_KEY, LIMIT_RESERVED_KEY, LimitBackend, LimitBucket, LimitKind, Rate,
+    FlowLimit, LIMIT_DEFERRALS_KEY, LIMIT_RESERVED_KEY, LimitBucket, LimitKind, Rate,
     concurrency_backoff,
 };
 use crate::trace_context::{TRACEPARENT_KEY, TraceContext};
@@ -377,14 +377,20 @@ impl Subscription {
     ) -> Self {
         let (stop, stopped) = watch::channel(false);
         let group = options.group.clone();
+        let slots = Slots {
+            backend: backend.clone(),
+            queues: Arc::default(),
+            lease: options.visibility_timeout,
+        };
         let worker = Worker {
             backend,
             consumer: ConsumerId::new(topic.clone(), &options.group, &options.consumer),
             topic: topic.clone(),
-            options,
+            options: Arc::new(options),
             handler,
             closing: CancellationToken::new(),
             permits: Arc::default(),
+            slots,
         };
         let task = tokio::spawn(worker.run(stopped));
         Self {
@@ -411,13 +417,16 @@ struct Worker {
     /// This worker as a consumer: the topic, the group and the consumer's name.
     consumer: ConsumerId,
     topic: Topic,
-    options: SubscribeOptions,
+    /// Shared, not copied for each message.
+    options: Arc<SubscribeOptions>,
     handler: Arc<dyn MessageHandler>,
     /// Cancelled when the subscription starts closing; every running handler's
     /// [`crate::cancellation`] token is a child of it.
     closing: CancellationToken,
     /// Messages waiting for a rate permit, by bucket.
-    permits: PermitQueues,
+    permits: Arc<Coalescer<PermitQueue>>,
+    /// Concurrency slots being taken, renewed and freed, by bucket.
+    slots: Slots,
 }
 
 /// How one attempt of the handler ended.
@@ -662,8 +671,8 @@ impl Worker {
                 .run_handler(&receipt, message.clone(), timeout, token, &slots)
                 .await;
             let _release = SlotRelease {
-                backend: self.backend.clone(),
-                slots,
+                slots: self.slots.clone(),
+                held: slots,
             };
             let labels = [
                 ("topic", self.topic.to_string()),
@@ -712,11 +721,11 @@ impl Worker {
     /// must not run now. Removes the runtime's limit metadata from `message`,
     /// so a retry of it takes new permits.
     async fn admit(&self, receipt: &Receipt, message: &mut Message) -> Option<Vec<HeldSlot>> {
-        let Some(limits) = self.backend.limit_backend() else {
+        if self.backend.limit_backend().is_none() {
             // The service refuses limits on such a backend; a backend that
             // stopped answering has no buckets to ask.
             return Some(Vec::new());
-        };
+        }
         let reserved: Vec<String> = message
             .metadata
             .remove(LIMIT_RESERVED_KEY)
@@ -728,8 +737,9 @@ impl Worker {
             .and_then(|count| count.parse().ok())
             .unwrap_or(0);
         let mut slots: Vec<HeldSlot> = Vec::new();
-        let mut newly_reserved: Vec<String> = Vec::new();
-        let holder = format!("{}:{}", receipt.consumer.group, message.id);
+        let mut newly_reserved: Vec<&str> = Vec::new();
+        // Made when a concurrency limit asks for it.
+        let mut holder: Option<String> = None;
         for limit in &self.options.limits {
             let bucket = limit.bucket_of(message);
             match limit.kind() {
@@ -740,12 +750,11 @@ impl Worker {
                     let wait = match self.take_permit(&bucket, rate).await {
                         Ok(wait) => wait,
                         Err(backend_error) => {
-                            self.leave_pending(limits, slots, &bucket, &backend_error)
-                                .await;
+                            self.leave_pending(slots, &bucket, &backend_error);
                             return None;
                         }
                     };
-                    newly_reserved.push(limit.name().to_owned());
+                    newly_reserved.push(limit.name());
                     if wait.is_zero() {
                         continue;
                     }
@@ -757,26 +766,29 @@ impl Worker {
                     }
                     // Hold no slot while waiting in the delay queue. Every
                     // permit taken is due by then, so none is taken again.
-                    release_all(limits, &slots).await;
-                    let mut names = reserved.clone();
-                    names.extend(newly_reserved);
+                    self.slots.release(slots);
+                    let names: Vec<&str> = reserved
+                        .iter()
+                        .map(String::as_str)
+                        .chain(newly_reserved.iter().copied())
+                        .collect();
                     debug!(limit = limit.name(), key = %bucket.key, ?wait, "over a rate limit; waiting for its permit in the delay queue");
                     self.defer(receipt, message.clone(), wait, &names, deferrals)
                         .await;
                     return None;
                 }
                 LimitKind::Concurrency(max) => {
-                    match limits
-                        .acquire_slot(&bucket, max.get(), &holder, self.options.visibility_timeout)
-                        .await
-                    {
+                    let holder = holder.get_or_insert_with(|| {
+                        format!("{}:{}", receipt.consumer.group, message.id)
+                    });
+                    match self.slots.acquire(&bucket, max.get(), holder).await {
                         Ok(true) => slots.push(HeldSlot {
                             bucket,
                             holder: holder.clone(),
-                            lease: self.options.visibility_timeout,
+                            max: max.get(),
                         }),
                         Ok(false) => {
-                            release_all(limits, &slots).await;
+                            self.slots.release(slots);
                             metrics::counter!("messaging_concurrency_limited_total", "topic" => self.topic.to_string(), "group" => receipt.consumer.group.clone(), "limit" => limit.name().to_owned())
                                 .increment(1);
                             let wait = concurrency_backoff(deferrals);
@@ -795,8 +807,7 @@ impl Worker {
                             return None;
                         }
                         Err(backend_error) => {
-                            self.leave_pending(limits, slots, &bucket, &backend_error)
-                                .await;
+                            self.leave_pending(slots, &bucket, &backend_error);
                             return None;
                         }
                     }
@@ -817,16 +828,10 @@ impl Worker {
         rate: Rate,
     ) -> Result<Duration, crate::BackendError> {
         let (answer, answered) = tokio::sync::oneshot::channel();
-        let lead = {
-            let mut queues = self
-                .permits
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let queue = queues.entry(bucket.clone()).or_default();
-            queue.waiting.push(answer);
-            !std::mem::replace(&mut queue.serving, true)
-        };
-        if lead {
+        if self
+            .permits
+            .push(bucket, |queue: &mut PermitQueue| queue.0.push(answer))
+        {
             tokio::spawn(serve_permits(
                 self.backend.clone(),
                 self.permits.clone(),
@@ -843,14 +848,13 @@ impl Worker {
 
     /// A limit could not be asked: the message stays pending (reclaimed after
     /// the visibility timeout), its slots freed.
-    async fn leave_pending(
+    fn leave_pending(
         &self,
-        limits: &dyn LimitBackend,
         slots: Vec<HeldSlot>,
         bucket: &LimitBucket,
         backend_error: &crate::BackendError,
     ) {
-        release_all(limits, &slots).await;
+        self.slots.release(slots);
         warn!(limit = %bucket.limit, error = %backend_error, "could not check a flow limit; the message stays pending and is redelivered");
     }
 
@@ -861,7 +865,7 @@ impl Worker {
         receipt: &Receipt,
         mut message: Message,
         wait: Duration,
-        reserved: &[String],
+        reserved: &[&str],
         deferrals: u32,
     ) {
         let now = Utc::now();
@@ -885,17 +889,26 @@ impl Worker {
         self.settle("defer", result, receipt);
     }
 
-    /// Renews the leases of the slots a running handler holds.
+    /// Renews the leases of the slots a running handler holds (together
+    /// with the other messages' requests of the same buckets).
     async fn renew_slots(&self, slots: &[HeldSlot]) {
-        let Some(limits) = self.backend.limit_backend() else {
-            return;
-        };
-        for slot in slots {
-            if let Err(backend_error) = limits
-                .acquire_slot(&slot.bucket, u32::MAX, &slot.holder, slot.lease)
-                .await
-            {
-                warn!(limit = %slot.bucket.limit, error = %backend_error, "could not renew a concurrency slot");
+        let renewals = slots.iter().map(|slot| async move {
+            (
+                slot,
+                self.slots
+                    .acquire(&slot.bucket, slot.max, &slot.holder)
+                    .await,
+            )
+        });
+        for (slot, renewed) in futures::future::join_all(renewals).await {
+            match renewed {
+                Ok(true) => {}
+                Ok(false) => {
+                    warn!(limit = %slot.bucket.limit, "a concurrency slot's lease ran out and its slot was taken; the handler goes on without it");
+                }
+                Err(backend_error) => {
+                    warn!(limit = %slot.bucket.limit, error = %backend_error, "could not renew a concurrency slot");
+                }
             }
         }
     }
@@ -1086,45 +1099,86 @@ impl Worker {
     }
 }
 
-/// The messages of one subscription waiting for a permit of one bucket.
-#[derive(Default)]
-struct PermitQueue {
-    waiting: Vec<tokio::sync::oneshot::Sender<Result<Duration, crate::BackendError>>>,
-    /// A task is taking permits for this queue.
-    serving: bool,
+/// What waits for the task serving one bucket of a [`Coalescer`].
+trait Pending: Default {
+    /// Nothing waits.
+    fn is_empty(&self) -> bool;
 }
 
-/// Permit queues by bucket.
-type PermitQueues = Arc<std::sync::Mutex<std::collections::HashMap<LimitBucket, PermitQueue>>>;
+/// Requests of one subscription to the buckets of its limits, queued by
+/// bucket so that those made at the same time share one backend call: the
+/// first request for a bucket that no task serves starts one, which takes
+/// everything waiting, answers it with one call, and goes on until nothing
+/// waits. A bucket has a queue exactly while a task serves it.
+struct Coalescer<Q> {
+    queues: std::sync::Mutex<std::collections::HashMap<LimitBucket, Q>>,
+}
+
+impl<Q> Default for Coalescer<Q> {
+    fn default() -> Self {
+        Self {
+            queues: std::sync::Mutex::default(),
+        }
+    }
+}
+
+impl<Q: Pending> Coalescer<Q> {
+    fn queues(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<LimitBucket, Q>> {
+        self.queues
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Adds a request to `bucket`'s queue with `add`; `true` when no task
+    /// serves the bucket, so the caller must start one.
+    fn push(&self, bucket: &LimitBucket, add: impl FnOnce(&mut Q)) -> bool {
+        let mut queues = self.queues();
+        if let Some(queue) = queues.get_mut(bucket) {
+            add(queue);
+            return false;
+        }
+        let mut queue = Q::default();
+        add(&mut queue);
+        queues.insert(bucket.clone(), queue);
+        true
+    }
+
+    /// Everything waiting for `bucket`, or `None` when nothing waits: then
+    /// the queue is gone and its serving task must end.
+    fn take(&self, bucket: &LimitBucket) -> Option<Q> {
+        let mut queues = self.queues();
+        let queue = queues.get_mut(bucket)?;
+        if queue.is_empty() {
+            queues.remove(bucket);
+            return None;
+        }
+        Some(std::mem::take(queue))
+    }
+}
+
+/// The messages of one subscription waiting for a permit of one bucket.
+#[derive(Default)]
+struct PermitQueue(Vec<tokio::sync::oneshot::Sender<Result<Duration, crate::BackendError>>>);
+
+impl Pending for PermitQueue {
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
 
 /// Takes permits for the messages waiting on `bucket`, a call for all of
 /// those waiting at a time, until none waits.
 async fn serve_permits(
     backend: Arc<dyn MessageBackend>,
-    queues: PermitQueues,
+    queues: Arc<Coalescer<PermitQueue>>,
     bucket: LimitBucket,
     rate: Rate,
 ) {
-    loop {
-        let waiting = {
-            let mut queues = queues
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let Some(queue) = queues.get_mut(&bucket) else {
-                return;
-            };
-            if queue.waiting.is_empty() {
-                queues.remove(&bucket);
-                return;
-            }
-            std::mem::take(&mut queue.waiting)
-        };
+    while let Some(PermitQueue(waiting)) = queues.take(&bucket) {
         let count = u32::try_from(waiting.len()).unwrap_or(u32::MAX);
         let taken = match backend.limit_backend() {
             Some(limits) => limits.reserve_permits(&bucket, rate, count).await,
-            None => Err(crate::BackendError::command(
-                "the backend keeps no flow limits",
-            )),
+            None => Err(no_limits()),
         };
         match taken {
             Ok(permits) => {
@@ -1142,40 +1196,153 @@ async fn serve_permits(
     }
 }
 
+fn no_limits() -> crate::BackendError {
+    crate::BackendError::command("the backend keeps no flow limits")
+}
+
+/// The slot requests of one subscription for one bucket: holders taking or
+/// renewing a slot (in the order asked), and holders freeing theirs.
+#[derive(Default)]
+struct SlotQueue {
+    /// The bucket's `max` (one limit of one subscription: always the same).
+    max: u32,
+    acquiring: Vec<String>,
+    answers: Vec<tokio::sync::oneshot::Sender<Result<bool, crate::BackendError>>>,
+    releasing: Vec<String>,
+}
+
+impl Pending for SlotQueue {
+    fn is_empty(&self) -> bool {
+        self.acquiring.is_empty() && self.releasing.is_empty()
+    }
+}
+
+/// A subscription's concurrency slots: taken, renewed and freed through
+/// per-bucket queues, so the messages asking at the same time share one
+/// [`LimitBackend::acquire_slots`](crate::limit::LimitBackend::acquire_slots)
+/// call, and the slots freed meanwhile one
+/// [`release_slots`](crate::limit::LimitBackend::release_slots) call.
+#[derive(Clone)]
+struct Slots {
+    backend: Arc<dyn MessageBackend>,
+    queues: Arc<Coalescer<SlotQueue>>,
+    /// The subscription's visibility timeout.
+    lease: Duration,
+}
+
+impl Slots {
+    /// Takes (or renews) a slot of `bucket` for `holder`: `false` when all
+    /// `max` are held.
+    async fn acquire(
+        &self,
+        bucket: &LimitBucket,
+        max: u32,
+        holder: &str,
+    ) -> Result<bool, crate::BackendError> {
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let lead = self.queues.push(bucket, |queue: &mut SlotQueue| {
+            queue.max = max;
+            queue.acquiring.push(holder.to_owned());
+            queue.answers.push(answer);
+        });
+        if lead {
+            tokio::spawn(serve_slots(self.clone(), bucket.clone()));
+        }
+        answered.await.unwrap_or_else(|_| {
+            Err(crate::BackendError::command(
+                "the concurrency slot request was dropped",
+            ))
+        })
+    }
+
+    /// Frees `slots`, without waiting: a lost release only keeps a slot
+    /// until its lease ends.
+    fn release(&self, slots: Vec<HeldSlot>) {
+        for slot in slots {
+            let HeldSlot { bucket, holder, .. } = slot;
+            let lead = self.queues.push(&bucket, |queue: &mut SlotQueue| {
+                queue.releasing.push(holder);
+            });
+            if lead {
+                tokio::spawn(serve_slots(self.clone(), bucket));
+            }
+        }
+    }
+}
+
+/// Serves `bucket`'s slot requests, one `acquire_slots` call for all the
+/// holders asking at a time and one `release_slots` call for all those
+/// freeing theirs, until nothing waits.
+async fn serve_slots(slots: Slots, bucket: LimitBucket) {
+    while let Some(queue) = slots.queues.take(&bucket) {
+        let SlotQueue {
+            max,
+            acquiring,
+            answers,
+            mut releasing,
+        } = queue;
+        let Some(limits) = slots.backend.limit_backend() else {
+            for answer in answers {
+                let _ = answer.send(Err(no_limits()));
+            }
+            continue;
+        };
+        // A holder asking again (a delivery of the same message) keeps the
+        // slot it is freeing.
+        if !acquiring.is_empty() {
+            releasing.retain(|holder| !acquiring.contains(holder));
+        }
+        let release = async {
+            if releasing.is_empty() {
+                return;
+            }
+            if let Err(backend_error) = limits.release_slots(&bucket, &releasing).await {
+                warn!(limit = %bucket.limit, error = %backend_error, freed = releasing.len(), "could not free concurrency slots; they free themselves when their leases end");
+            }
+        };
+        let acquire = async {
+            if acquiring.is_empty() {
+                return;
+            }
+            match limits
+                .acquire_slots(&bucket, max, &acquiring, slots.lease)
+                .await
+            {
+                Ok(taken) => {
+                    for (taken, answer) in taken.into_iter().zip(answers) {
+                        let _ = answer.send(Ok(taken));
+                    }
+                }
+                Err(backend_error) => {
+                    let text = backend_error.to_string();
+                    for answer in answers {
+                        let _ = answer.send(Err(crate::BackendError::command(text.clone())));
+                    }
+                }
+            }
+        };
+        futures::join!(release, acquire);
+    }
+}
+
 /// A concurrency slot a message holds while its handler runs.
 struct HeldSlot {
     bucket: LimitBucket,
     holder: String,
-    lease: Duration,
+    /// The limit's `max`, for renewals.
+    max: u32,
 }
 
 /// Frees a message's slots when its processing ends, however it ends.
 struct SlotRelease {
-    backend: Arc<dyn MessageBackend>,
-    slots: Vec<HeldSlot>,
+    slots: Slots,
+    held: Vec<HeldSlot>,
 }
 
 impl Drop for SlotRelease {
     fn drop(&mut self) {
-        if self.slots.is_empty() {
-            return;
-        }
-        let backend = self.backend.clone();
-        let slots = std::mem::take(&mut self.slots);
-        // Off the handler's task: a lost release only keeps the slot until
-        // its lease ends.
-        tokio::spawn(async move {
-            if let Some(limits) = backend.limit_backend() {
-                release_all(limits, &slots).await;
-            }
-        });
-    }
-}
-
-async fn release_all(limits: &dyn LimitBackend, slots: &[HeldSlot]) {
-    for slot in slots {
-        if let Err(backend_error) = limits.release_slot(&slot.bucket, &slot.holder).await {
-            warn!(limit = %slot.bucket.limit, error = %backend_error, "could not free a concurrency slot; it frees itself when its lease ends");
+        if !self.held.is_empty() {
+            self.slots.release(std::mem::take(&mut self.held));
         }
     }
 }

@@ -4,9 +4,10 @@
 //! theoretical arrival time of the generic cell rate algorithm in µs of the
 //! server's clock (`TIME`), expiring when every permit is back; a concurrency
 //! bucket is one sorted set, `{P:limit:NAME:KEY}:slots`, of holders scored by
-//! the end of their lease. Each script reads and writes one key, so buckets
-//! spread over a cluster's slots and every process shares them, whatever its
-//! own clock says.
+//! the end of their lease. Each script (or command) reads and writes one key,
+//! so buckets spread over a cluster's slots and every process shares them,
+//! whatever its own clock says. Many holders take (or renew) their slots in
+//! one script call, and free them in one `ZREM`.
 
 use std::time::Duration;
 
@@ -48,31 +49,45 @@ impl LimitBackend for RedisBackend {
         Ok(Permits::new(due_in, rate, count.max(1)))
     }
 
-    async fn acquire_slot(
+    async fn acquire_slots(
         &self,
         bucket: &LimitBucket,
         max: u32,
-        holder: &str,
+        holders: &[String],
         lease: Duration,
-    ) -> Result<bool, BackendError> {
+    ) -> Result<Vec<bool>, BackendError> {
+        if holders.is_empty() {
+            return Ok(Vec::new());
+        }
         let key = self.inner.keys.limit_slots(&bucket.limit, &bucket.key);
-        let taken: i64 = SCRIPTS
-            .limit_acquire
-            .key(&key)
-            .arg(max)
-            .arg(holder)
-            .arg(millis(lease))
+        let mut invocation = SCRIPTS.limit_acquire.key(&key);
+        invocation.arg(max).arg(millis(lease)).arg(holders);
+        let taken: Vec<i64> = invocation
             .invoke_async(&mut self.inner.connection())
             .await
             .map_err(backend_error)?;
-        Ok(taken == 1)
+        if taken.len() != holders.len() {
+            return Err(BackendError::command(format!(
+                "limit_acquire answered {} entries for {} holders",
+                taken.len(),
+                holders.len()
+            )));
+        }
+        Ok(taken.into_iter().map(|taken| taken == 1).collect())
     }
 
-    async fn release_slot(&self, bucket: &LimitBucket, holder: &str) -> Result<(), BackendError> {
+    async fn release_slots(
+        &self,
+        bucket: &LimitBucket,
+        holders: &[String],
+    ) -> Result<(), BackendError> {
+        if holders.is_empty() {
+            return Ok(());
+        }
         let key = self.inner.keys.limit_slots(&bucket.limit, &bucket.key);
         let _: i64 = redis::cmd("ZREM")
             .arg(&key)
-            .arg(holder)
+            .arg(holders)
             .query_async(&mut self.inner.connection())
             .await
             .map_err(backend_error)?;

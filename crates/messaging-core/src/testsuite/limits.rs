@@ -25,7 +25,8 @@ fn unique_name(what: &str) -> String {
 /// The backend's buckets: permits past the burst are handed out in the
 /// future (5 s apart under 2/10s, while the test takes well under 3 s), keys and
 /// limits do not share; slots go up to `max`, a holder renews its own, a
-/// released or lapsed slot is free again.
+/// released or lapsed slot is free again, and holders asking together get
+/// the free slots in the order they ask.
 pub async fn limit_buckets_hand_out_permits_and_slots_as_the_contract_says(
     factory: impl BackendFactory,
 ) {
@@ -125,64 +126,98 @@ pub async fn limit_buckets_hand_out_permits_and_slots_as_the_contract_says(
 
     let slots = bucket("slots");
     let long = Duration::from_secs(60);
-    assert!(
+    let names = |holders: &[&str]| -> Vec<String> {
+        holders.iter().map(|holder| (*holder).to_owned()).collect()
+    };
+    assert_eq!(
         limits
-            .acquire_slot(&slots, 2, "h1", long)
-            .await
-            .expect("acquire")
-    );
-    assert!(
-        limits
-            .acquire_slot(&slots, 2, "h2", long)
-            .await
-            .expect("acquire")
-    );
-    assert!(
-        !limits
-            .acquire_slot(&slots, 2, "h3", long)
+            .acquire_slots(&slots, 3, &names(&["h1"]), long)
             .await
             .expect("acquire"),
-        "both slots are held"
+        [true]
     );
-    assert!(
+    assert_eq!(
         limits
-            .acquire_slot(&slots, 2, "h1", long)
+            .acquire_slots(&slots, 3, &names(&["h2", "h3", "h4", "h5"]), long)
+            .await
+            .expect("acquire"),
+        [true, true, false, false],
+        "fewer slots free than holders asking: the first ones get them"
+    );
+    assert_eq!(
+        limits
+            .acquire_slots(&slots, 3, &names(&["h6", "h1", "h3"]), long)
             .await
             .expect("renew"),
-        "a holder renews its own"
+        [false, true, true],
+        "every slot held: holders renew their own, others get none"
     );
-    limits.release_slot(&slots, "h1").await.expect("release");
     assert!(
         limits
-            .acquire_slot(&slots, 2, "h3", long)
+            .acquire_slots(&slots, 3, &[], long)
+            .await
+            .expect("asking for nothing is fine")
+            .is_empty()
+    );
+    limits
+        .release_slots(&slots, &names(&["h1", "h2"]))
+        .await
+        .expect("release");
+    assert_eq!(
+        limits
+            .acquire_slots(&slots, 3, &names(&["h4", "h4", "h5", "h6"]), long)
             .await
             .expect("acquire"),
-        "a released slot is free"
+        [true, true, true, false],
+        "released slots are free; a holder named twice takes one slot"
     );
-    limits.release_slot(&slots, "h2").await.expect("release");
-    limits.release_slot(&slots, "h3").await.expect("release");
     limits
-        .release_slot(&slots, "never-held")
+        .release_slots(&slots, &names(&["h3", "h4", "h5", "never-held"]))
+        .await
+        .expect("releasing what is not held is fine");
+    limits
+        .release_slots(&slots, &[])
         .await
         .expect("releasing nothing is fine");
+    assert_eq!(
+        limits
+            .acquire_slots(&slots, 3, &names(&["a", "b", "c"]), long)
+            .await
+            .expect("acquire"),
+        [true, true, true],
+        "all free again"
+    );
+    limits
+        .release_slots(&slots, &names(&["a", "b", "c"]))
+        .await
+        .expect("release");
 
     let lapsing = bucket("lapsing");
-    assert!(
+    assert_eq!(
         limits
-            .acquire_slot(&lapsing, 1, "crashed", Duration::from_millis(50))
+            .acquire_slots(&lapsing, 1, &names(&["crashed"]), Duration::from_millis(50))
             .await
-            .expect("acquire")
+            .expect("acquire"),
+        [true]
     );
     eventually("the crashed holder's lease to lapse", || async {
-        limits
-            .acquire_slot(&lapsing, 1, "next", long)
+        let taken = limits
+            .acquire_slots(&lapsing, 1, &names(&["next", "after"]), long)
             .await
-            .expect("acquire")
-            .then_some(())
+            .expect("acquire");
+        (taken == [true, false]).then_some(())
     })
     .await;
+    assert_eq!(
+        limits
+            .acquire_slots(&lapsing, 1, &names(&["crashed"]), long)
+            .await
+            .expect("acquire"),
+        [false],
+        "a lapsed holder has no slot to renew"
+    );
     limits
-        .release_slot(&lapsing, "next")
+        .release_slots(&lapsing, &names(&["next"]))
         .await
         .expect("release");
 }
