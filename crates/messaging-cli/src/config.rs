@@ -37,6 +37,12 @@ pub(crate) struct Config {
     /// The push channel; none: push notifications are refused.
     #[serde(deserialize_with = "with_default_provider")]
     pub(crate) push: Option<PushProvider>,
+    /// `[sms]`'s `name`, `[[sms.fallback]]` and `[sms.breaker]`.
+    #[serde(skip)]
+    pub(crate) sms_chain: ProviderChain<SmsProvider>,
+    /// `[push]`'s `name`, `[[push.fallback]]` and `[push.breaker]`.
+    #[serde(skip)]
+    pub(crate) push_chain: ProviderChain<PushProvider>,
     /// `[[limits]]`: rate and concurrency limits of the worker's subscriptions.
     pub(crate) limits: Vec<LimitConfig>,
     /// User preferences and one-click unsubscribe; none: everything is sent.
@@ -347,7 +353,8 @@ pub(crate) struct SmtpConfig {
     pub(crate) breaker: BreakerConfig,
 }
 
-/// `[smtp.breaker]`: when a relay is skipped (see `docs/delivery.md`).
+/// `[smtp.breaker]` (and `[sms.breaker]`, `[push.breaker]`): when a
+/// provider is skipped (see `docs/delivery.md`).
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub(crate) struct BreakerConfig {
@@ -457,22 +464,132 @@ pub(crate) enum PushProvider {
     Fcm(FcmProvider),
 }
 
-/// Deserializes a provider section whose `provider` may be left out (webhook).
+/// The keys of `[sms]` and `[push]` that are not the first provider's own:
+/// read by [`ProviderChain::take`].
+const CHAIN_KEYS: [&str; 3] = ["name", "fallback", "breaker"];
+
+/// Deserializes a provider section whose `provider` may be left out (webhook),
+/// leaving out the keys of its [`ProviderChain`].
 fn with_default_provider<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
 where
     D: serde::Deserializer<'de>,
     T: serde::de::DeserializeOwned,
 {
-    let Some(mut table) = Option::<toml::Table>::deserialize(deserializer)? else {
+    let Some(table) = Option::<toml::Table>::deserialize(deserializer)? else {
         return Ok(None);
     };
+    provider_from(table).map(Some)
+}
+
+fn provider_from<T: serde::de::DeserializeOwned, E: serde::de::Error>(
+    mut table: toml::Table,
+) -> Result<T, E> {
+    for key in CHAIN_KEYS {
+        table.remove(key);
+    }
     table
         .entry("provider")
         .or_insert_with(|| toml::Value::String("webhook".into()));
-    toml::Value::Table(table)
-        .try_into()
-        .map(Some)
-        .map_err(serde::de::Error::custom)
+    toml::Value::Table(table).try_into().map_err(E::custom)
+}
+
+/// The providers of `[sms]` or `[push]` after the first, in the style of
+/// `[[smtp.fallback]]`:
+///
+/// ```toml
+/// [sms]                       # the first provider, as before
+/// name = "primary"            # its name in the attempt log and metrics [default: sms]
+/// url = "https://sms-a.example.com/send"
+///
+/// [[sms.fallback]]            # tried in order; provider and fields as in [sms]
+/// name = "backup"             # [default: sms-2, sms-3, …]
+/// provider = "twilio"
+/// account_sid = "AC…"
+/// auth_token = "…"
+/// from = "+15550100"
+///
+/// [sms.breaker]               # every provider's breaker, as [smtp.breaker]
+/// failure_threshold = 5
+/// ```
+///
+/// The environment (`SMS_URL`, `SMS_API_KEY`, …) sets the first provider's
+/// fields only.
+#[derive(Debug, Clone)]
+pub(crate) struct ProviderChain<T> {
+    /// The first provider's name.
+    pub(crate) name: Option<String>,
+    /// The fallbacks, in order, each with its name when given.
+    pub(crate) fallback: Vec<(Option<String>, T)>,
+    /// Every provider's circuit breaker (only with fallbacks).
+    pub(crate) breaker: BreakerConfig,
+}
+
+impl<T> Default for ProviderChain<T> {
+    fn default() -> Self {
+        Self {
+            name: None,
+            fallback: Vec::new(),
+            breaker: BreakerConfig::default(),
+        }
+    }
+}
+
+impl<T: serde::de::DeserializeOwned> ProviderChain<T> {
+    /// Reads the chain of section `section` of a parsed file (the default
+    /// when the section is absent).
+    fn take(file: &toml::Table, section: &str) -> Result<Self, toml::de::Error> {
+        use serde::de::Error as _;
+        let error = |what: &str, reason: &dyn std::fmt::Display| {
+            toml::de::Error::custom(format!("{section}.{what}: {reason}"))
+        };
+        let Some(table) = file.get(section).and_then(toml::Value::as_table) else {
+            return Ok(Self::default());
+        };
+        let name = match table.get("name") {
+            None => None,
+            Some(toml::Value::String(name)) => Some(name.clone()),
+            Some(_) => return Err(error("name", &"expected a string")),
+        };
+        let breaker = match table.get("breaker") {
+            None => BreakerConfig::default(),
+            Some(value) => value
+                .clone()
+                .try_into()
+                .map_err(|e: toml::de::Error| error("breaker", &e))?,
+        };
+        let mut fallback = Vec::new();
+        if let Some(entries) = table.get("fallback") {
+            let Some(entries) = entries.as_array() else {
+                return Err(error("fallback", &"expected [[fallback]] tables"));
+            };
+            for (i, entry) in entries.iter().enumerate() {
+                let Some(entry) = entry.as_table() else {
+                    return Err(error("fallback", &"expected [[fallback]] tables"));
+                };
+                if entry.contains_key("fallback") || entry.contains_key("breaker") {
+                    return Err(error(
+                        "fallback",
+                        &format!(
+                            "list every fallback and the breaker under [{section}], not under a fallback"
+                        ),
+                    ));
+                }
+                let name = match entry.get("name") {
+                    None => None,
+                    Some(toml::Value::String(name)) => Some(name.clone()),
+                    Some(_) => return Err(error("fallback.name", &"expected a string")),
+                };
+                let provider = provider_from::<T, toml::de::Error>(entry.clone())
+                    .map_err(|e| error(&format!("fallback[{i}]"), &e))?;
+                fallback.push((name, provider));
+            }
+        }
+        Ok(Self {
+            name,
+            fallback,
+            breaker,
+        })
+    }
 }
 
 impl WebhookProvider {
@@ -507,12 +624,13 @@ impl SmsProvider {
         }
     }
 
-    /// Checks what the environment may still have supplied.
-    fn check(&self) -> Result<(), CliError> {
+    /// Checks what the environment may still have supplied (`section`
+    /// names it in the error).
+    fn check(&self, section: &str) -> Result<(), CliError> {
         match self {
-            Self::Webhook(webhook) => webhook.check("sms"),
+            Self::Webhook(webhook) => webhook.check(section),
             Self::Twilio(twilio) if twilio.auth_token.is_none() => {
-                Err(missing("sms", "auth_token", "twilio"))
+                Err(missing(section, "auth_token", "twilio"))
             }
             Self::Twilio(_) => Ok(()),
         }
@@ -527,11 +645,12 @@ impl PushProvider {
         }
     }
 
-    /// Checks what the environment may still have supplied.
-    fn check(&self) -> Result<(), CliError> {
+    /// Checks what the environment may still have supplied (`section`
+    /// names it in the error).
+    fn check(&self, section: &str) -> Result<(), CliError> {
         match self {
-            Self::Webhook(webhook) => webhook.check("push"),
-            Self::Fcm(fcm) if fcm.api_key.is_none() => Err(missing("push", "api_key", "fcm")),
+            Self::Webhook(webhook) => webhook.check(section),
+            Self::Fcm(fcm) if fcm.api_key.is_none() => Err(missing(section, "api_key", "fcm")),
             Self::Fcm(_) => Ok(()),
         }
     }
@@ -598,7 +717,11 @@ impl Config {
 
     /// Parses TOML text.
     pub(crate) fn from_toml(text: &str) -> Result<Self, toml::de::Error> {
-        toml::from_str(text)
+        let mut config: Self = toml::from_str(text)?;
+        let file: toml::Table = toml::from_str(text)?;
+        config.sms_chain = ProviderChain::take(&file, "sms")?;
+        config.push_chain = ProviderChain::take(&file, "push")?;
+        Ok(config)
     }
 
     /// Applies the environment variables listed in docs/operations.md, read through
@@ -750,10 +873,16 @@ impl Config {
             ));
         }
         if let Some(sms) = &self.sms {
-            sms.check()?;
+            sms.check("sms")?;
+        }
+        for (_, sms) in &self.sms_chain.fallback {
+            sms.check("sms.fallback")?;
         }
         if let Some(push) = &self.push {
-            push.check()?;
+            push.check("push")?;
+        }
+        for (_, push) in &self.push_chain.fallback {
+            push.check("push.fallback")?;
         }
         self.metrics_addr()?;
         Ok(())
@@ -1044,5 +1173,111 @@ half_open_probes = 2
         )
         .unwrap();
         assert!(nested.check().is_err());
+    }
+
+    #[test]
+    fn sms_and_push_fallbacks_and_their_breakers_are_read_and_one_provider_still_works() {
+        let single =
+            Config::from_toml("[sms]\nurl = \"http://a\"\n[push]\nurl = \"http://p\"\n").unwrap();
+        single.check().unwrap();
+        assert!(matches!(single.sms, Some(SmsProvider::Webhook(_))));
+        assert!(single.sms_chain.fallback.is_empty());
+        assert!(single.sms_chain.name.is_none());
+        assert!(single.push_chain.fallback.is_empty());
+        assert_eq!(single.sms_chain.breaker.failure_threshold, 5);
+
+        let mut config = Config::from_toml(
+            r#"
+[sms]
+name = "primary"
+url = "http://a"
+
+[[sms.fallback]]
+name = "backup"
+provider = "twilio"
+account_sid = "AC1"
+auth_token = "t"
+from = "+15550100"
+
+[[sms.fallback]]
+url = "http://c"
+
+[sms.breaker]
+failure_threshold = 2
+cool_down = "1m"
+
+[push]
+provider = "fcm"
+project_id = "p"
+api_key = "k"
+
+[[push.fallback]]
+url = "http://push-b"
+"#,
+        )
+        .unwrap();
+        config.check().unwrap();
+        let Some(SmsProvider::Webhook(first)) = &config.sms else {
+            panic!("{:?}", config.sms)
+        };
+        assert_eq!(first.url.as_deref(), Some("http://a"));
+        assert_eq!(config.sms_chain.name.as_deref(), Some("primary"));
+        let fallback = &config.sms_chain.fallback;
+        assert_eq!(fallback.len(), 2);
+        assert!(
+            matches!(&fallback[0], (Some(name), SmsProvider::Twilio(t)) if name == "backup" && t.account_sid == "AC1")
+        );
+        assert!(
+            matches!(&fallback[1], (None, SmsProvider::Webhook(w)) if w.url.as_deref() == Some("http://c"))
+        );
+        let breaker = config.sms_chain.breaker.circuit_breaker();
+        assert_eq!(
+            (breaker.failure_threshold, breaker.cool_down),
+            (2, Duration::from_secs(60))
+        );
+        assert!(matches!(config.push, Some(PushProvider::Fcm(_))));
+        assert!(matches!(
+            &config.push_chain.fallback[..],
+            [(None, PushProvider::Webhook(_))]
+        ));
+        // The environment sets the first provider only.
+        config
+            .apply_env(|name| (name == "SMS_URL").then(|| "http://env".to_owned()))
+            .unwrap();
+        let Some(SmsProvider::Webhook(first)) = &config.sms else {
+            panic!("{:?}", config.sms)
+        };
+        assert_eq!(first.url.as_deref(), Some("http://env"));
+        assert!(
+            matches!(&config.sms_chain.fallback[1].1, SmsProvider::Webhook(w) if w.url.as_deref() == Some("http://c"))
+        );
+    }
+
+    #[test]
+    fn sms_and_push_fallbacks_say_what_is_wrong() {
+        // A fallback misses what its provider needs: named as a fallback's.
+        let no_url =
+            Config::from_toml("[sms]\nurl = \"http://a\"\n[[sms.fallback]]\napi_key = \"k\"\n")
+                .unwrap();
+        let error = no_url.check().unwrap_err().to_string();
+        assert!(error.contains("sms.fallback.url"), "{error}");
+        let no_token = Config::from_toml(
+            "[push]\nurl = \"http://a\"\n[[push.fallback]]\nprovider = \"fcm\"\nproject_id = \"p\"\n",
+        )
+        .unwrap();
+        let error = no_token.check().unwrap_err().to_string();
+        assert!(error.contains("push.fallback.api_key"), "{error}");
+        // Unknown keys, bad breakers and nested fallbacks are parse errors.
+        for text in [
+            "[sms]\nurl = \"http://a\"\n[[sms.fallback]]\nurl = \"http://b\"\nbogus = 1\n",
+            "[sms]\nurl = \"http://a\"\n[sms.breaker]\ncool_down = \"soon\"\n",
+            "[sms]\nurl = \"http://a\"\n[sms.breaker]\nbogus = 1\n",
+            "[sms]\nurl = \"http://a\"\n[[sms.fallback]]\nurl = \"http://b\"\n[[sms.fallback.fallback]]\nurl = \"http://c\"\n",
+            "[sms]\nurl = \"http://a\"\nfallback = 3\n",
+            "[push]\nurl = \"http://a\"\nname = 3\n",
+            "[sms]\nurl = \"http://a\"\nbogus = 1\n",
+        ] {
+            assert!(Config::from_toml(text).is_err(), "{text}");
+        }
     }
 }

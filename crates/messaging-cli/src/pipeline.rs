@@ -6,9 +6,10 @@ use std::sync::Arc;
 use messaging_core::{MessagingService, SubscribeOptions};
 use notification::NotificationService;
 use notification::channel::{
-    EmailChannel, FailoverEmailChannel, FcmConfig, FcmPushProvider, HttpClientConfig, PhoneNumber,
-    PushChannel, SmsChannel, SmtpConfig, SmtpEmailChannel, StaticAccessToken, TwilioConfig,
-    TwilioSmsProvider, WebhookConfig, WebhookPushProvider, WebhookSmsProvider,
+    EmailChannel, FailoverEmailChannel, FailoverPushChannel, FailoverSmsChannel, FcmConfig,
+    FcmPushProvider, HttpClientConfig, PhoneNumber, PushChannel, SmsChannel, SmtpConfig,
+    SmtpEmailChannel, StaticAccessToken, TwilioConfig, TwilioSmsProvider, WebhookConfig,
+    WebhookPushProvider, WebhookSmsProvider,
 };
 use notification::digest::{DigestRule, Digests};
 use notification::events::EventRules;
@@ -84,10 +85,10 @@ impl Pipeline {
             service = service.with_email(email);
         }
         if let Some(sms) = &config.sms {
-            service = service.with_sms(sms_channel(sms)?);
+            service = service.with_sms(sms_chain(sms, &config.sms_chain)?);
         }
         if let Some(push) = &config.push {
-            service = service.with_push(push_channel(push)?);
+            service = service.with_push(push_chain(push, &config.push_chain)?);
         }
         let mut rules = EventRules::defaults();
         if let Some(preferences) = &config.preferences {
@@ -275,6 +276,47 @@ fn webhook(provider: &WebhookProvider) -> WebhookConfig {
         out = out.with_bearer_token(key);
     }
     out
+}
+
+/// `[sms]` alone, or with `[[sms.fallback]]` providers: a failover channel
+/// with a circuit breaker per provider.
+fn sms_chain(
+    first: &SmsProvider,
+    chain: &config::ProviderChain<SmsProvider>,
+) -> anyhow::Result<Arc<dyn SmsChannel>> {
+    let channel = sms_channel(first)?;
+    if chain.fallback.is_empty() {
+        return Ok(channel);
+    }
+    let mut providers = vec![(chain.name.clone().unwrap_or_else(|| "sms".into()), channel)];
+    for (i, (name, provider)) in chain.fallback.iter().enumerate() {
+        let name = name.clone().unwrap_or_else(|| format!("sms-{}", i + 2));
+        providers.push((name, sms_channel(provider)?));
+    }
+    Ok(Arc::new(FailoverSmsChannel::new(
+        providers,
+        chain.breaker.circuit_breaker(),
+    )))
+}
+
+/// `[push]` alone, or with `[[push.fallback]]` providers, as [`sms_chain`].
+fn push_chain(
+    first: &PushProvider,
+    chain: &config::ProviderChain<PushProvider>,
+) -> anyhow::Result<Arc<dyn PushChannel>> {
+    let channel = push_channel(first)?;
+    if chain.fallback.is_empty() {
+        return Ok(channel);
+    }
+    let mut providers = vec![(chain.name.clone().unwrap_or_else(|| "push".into()), channel)];
+    for (i, (name, provider)) in chain.fallback.iter().enumerate() {
+        let name = name.clone().unwrap_or_else(|| format!("push-{}", i + 2));
+        providers.push((name, push_channel(provider)?));
+    }
+    Ok(Arc::new(FailoverPushChannel::new(
+        providers,
+        chain.breaker.circuit_breaker(),
+    )))
 }
 
 fn sms_channel(provider: &SmsProvider) -> anyhow::Result<Arc<dyn SmsChannel>> {

@@ -257,6 +257,9 @@ impl SmtpConfig {
 pub struct SmtpEmailChannel {
     pool: SmtpPool,
     from: Mailbox,
+    /// The right-hand side of the `Message-ID`s the channel sets: the
+    /// sender's domain, in ASCII.
+    message_id_domain: String,
     host: String,
     retry: ProviderRetryPolicy,
 }
@@ -304,9 +307,14 @@ impl SmtpEmailChannel {
             min_idle: usize::try_from(config.pool_min_idle).unwrap_or(usize::MAX),
             idle_timeout: config.pool_idle_timeout,
         };
+        let message_id_domain = idna::domain_to_ascii(from.email.domain())
+            .ok()
+            .filter(|domain| !domain.is_empty())
+            .unwrap_or_else(|| "localhost".to_owned());
         Ok(Self {
             pool: SmtpPool::new(connector, limits),
             from,
+            message_id_domain,
             host: config.host,
             retry: config.retry,
         })
@@ -329,6 +337,13 @@ impl SmtpEmailChannel {
         let mut builder = Message::builder()
             .from(self.from.clone())
             .to(to)
+            // Our own, unique id: the receipt's provider message id, which
+            // relays' delivery events name (see docs/delivery.md).
+            .message_id(Some(format!(
+                "<{}@{}>",
+                uuid::Uuid::now_v7().simple(),
+                self.message_id_domain
+            )))
             // One line: a CR or LF in the subject can never start a header.
             .subject(single_line(&email.subject));
         if let Some(links) = &email.list_unsubscribe {
@@ -448,7 +463,16 @@ impl EmailChannel for SmtpEmailChannel {
                     .map_err(classify_failure)
                 {
                     Ok(response) => {
-                        debug!(code = %response.code(), attempt, "accepted by the SMTP server");
+                        // The relay's own id, when its reply names one
+                        // (`250 2.0.0 Ok: queued as 4Xyz`): logged, for
+                        // tracing a message through the relay's logs.
+                        debug!(
+                            code = %response.code(),
+                            reply = response.first_line().unwrap_or(""),
+                            message_id = message_id.as_deref().unwrap_or(""),
+                            attempt,
+                            "accepted by the SMTP server"
+                        );
                         return Ok(SendReceipt::new("smtp", message_id));
                     }
                     Err(error) if error.is_transient() && attempt < self.retry.max_attempts => {
@@ -536,13 +560,32 @@ mod tests {
         let channel = SmtpEmailChannel::new(config(sink.port())).unwrap();
         let receipt = channel.send_email(&email(0)).await.unwrap();
         assert_eq!(receipt.provider, "smtp");
-        let message = &sink.wait_for_messages(1, WAIT).await.unwrap()[0];
-        // The channel sets no Message-ID of its own (the server may add one):
-        // the receipt carries the message's, or none.
-        let sent = message
+        let second = channel.send_email(&email(1)).await.unwrap();
+        let messages = sink.wait_for_messages(2, WAIT).await.unwrap();
+        // The channel sets a Message-ID of its own on every email, at the
+        // sender's domain, and the receipt carries it (without the brackets).
+        let sent = messages[0]
             .header("Message-ID")
-            .map(|id| id.trim().trim_matches(['<', '>']).to_owned());
-        assert_eq!(receipt.provider_message_id, sent);
+            .map(|id| id.trim().to_owned())
+            .expect("a Message-ID header");
+        assert!(
+            sent.starts_with('<') && sent.ends_with("@example.com>"),
+            "{sent}"
+        );
+        assert_eq!(
+            receipt.provider_message_id.as_deref(),
+            Some(sent.trim_matches(['<', '>']))
+        );
+        assert_ne!(
+            receipt.provider_message_id, second.provider_message_id,
+            "each email has its own id"
+        );
+        assert_eq!(
+            messages[1]
+                .header("Message-ID")
+                .map(|id| id.trim().trim_matches(['<', '>']).to_owned()),
+            second.provider_message_id
+        );
     }
 
     #[tokio::test]
