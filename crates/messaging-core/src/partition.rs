@@ -707,21 +707,21 @@ impl<B: Backend + PartitionRegistry> MessageBackend for Partitioned<B> {
         // otherwise each message is routed, and the runs of consecutive messages
         // bound for one stream are published in order, so the first `written` of
         // a refused batch are exactly what was written.
-        let mut counts: Vec<(Topic, u16)> = Vec::new();
+        let mut records: Vec<(Topic, u16)> = Vec::new();
         for message in messages {
-            if !counts.iter().any(|(topic, _)| *topic == message.topic) {
+            if !records.iter().any(|(topic, _)| *topic == message.topic) {
                 let record = self.record_of(&message.topic, true).await?;
-                counts.push((message.topic.clone(), record));
+                records.push((message.topic.clone(), record));
             }
         }
-        if counts.iter().all(|(_, count)| *count == 1) {
+        if records.iter().all(|(_, record)| *record == 1) {
             return self.inner.publish_batch(messages).await;
         }
-        let count_of = |topic: &Topic| {
-            counts
+        let record_of = |topic: &Topic| {
+            records
                 .iter()
                 .find(|(known, _)| known == topic)
-                .map_or(1, |(_, count)| *count)
+                .map_or(1, |(_, record)| *record)
         };
         // Keyless messages of a topic all go to one partition: the batch's order holds.
         let mut sticky: Vec<(Topic, u16)> = Vec::new();
@@ -729,7 +729,7 @@ impl<B: Backend + PartitionRegistry> MessageBackend for Partitioned<B> {
         let mut run: Vec<Message> = Vec::new();
         let mut run_index: Option<u16> = None;
         for message in messages {
-            let record = count_of(&message.topic);
+            let record = record_of(&message.topic);
             let (count, prioritized) = layout(record);
             let (index, routed) = if record == 1 {
                 (None, message.clone())
