@@ -40,7 +40,7 @@ use notification::store::{
     InMemoryNotificationStore, InMemoryTemplateStore, InboxPage, InboxQuery, NotificationStore,
     StatusUpdate, StoreError, TemplateStore,
 };
-use notification_store_postgres::{PostgresStore, PostgresStoreConfig};
+use notification_store_postgres::{GroupCommitConfig, PostgresStore, PostgresStoreConfig};
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -62,6 +62,24 @@ fn concurrency() -> usize {
             .filter(|n| *n > 0)
             .unwrap_or(32)
     })
+}
+
+/// Group commit as the store's default, or as `BENCH_WRITERS` and
+/// `BENCH_MAX_BATCH` set it (to explore).
+fn group_commit() -> GroupCommitConfig {
+    let var = |name: &str| {
+        std::env::var(name)
+            .ok()
+            .and_then(|n| n.parse::<usize>().ok())
+    };
+    let mut config = GroupCommitConfig::default();
+    if let Some(writers) = var("BENCH_WRITERS") {
+        config = config.with_writers(writers);
+    }
+    if let Some(max_batch) = var("BENCH_MAX_BATCH") {
+        config = config.with_max_batch(max_batch);
+    }
+    config
 }
 
 fn main() {
@@ -114,6 +132,17 @@ async fn bench() {
     let memory_rate = (events * 5) as f64 / memory.as_secs_f64();
     let (emails, postgres, stats) = noop_pipeline(&setup, "pg", true, events).await;
     assert_eq!(emails.len(), events, "one no-op email per event");
+    if std::env::var_os("BENCH_STORE_ONLY").is_some() {
+        println!(
+            "store writes only (concurrency {}, {:?}): PostgreSQL {:.0} events/s, in-memory {memory_rate:.0} events/s, ratio {:.2}",
+            concurrency(),
+            group_commit(),
+            events as f64 / postgres.as_secs_f64(),
+            events as f64 / postgres.as_secs_f64() / memory_rate
+        );
+        print!("{stats}");
+        return;
+    }
 
     // Bare lettre, the same emails (five rounds, for a stable figure) to the
     // same kind of server; once before the workers and once after.
@@ -336,7 +365,9 @@ async fn noop_pipeline(
     let mut postgres_store = None;
     let (notifications, timed): (NotificationService, Arc<dyn Report>) = if postgres {
         let store = PostgresStore::connect(
-            PostgresStoreConfig::new(&setup.database).with_schema(&namespace.schema),
+            PostgresStoreConfig::new(&setup.database)
+                .with_schema(&namespace.schema)
+                .with_group_commit(group_commit()),
         )
         .await
         .expect("PostgreSQL answers");
@@ -384,11 +415,12 @@ async fn noop_pipeline(
     if let Some(store) = postgres_store {
         if let Some(group) = store.group_commit_stats() {
             stats.push_str(&format!(
-                "    group commit: {} writes in {} transactions ({:.1} writes per commit, {:.2} commits per event)\n",
+                "    group commit: {} writes in {} transactions ({:.1} writes per commit, {:.2} commits per event, {:.2} ms per statement)\n",
                 group.writes,
                 group.batches,
                 group.writes as f64 / group.batches.max(1) as f64,
-                group.batches as f64 / events as f64
+                group.batches as f64 / events as f64,
+                group.statement_micros as f64 / 1000.0 / group.batches.max(1) as f64
             ));
         }
         store.close().await;
