@@ -1206,7 +1206,11 @@ half_open_probes = 2
                 smtp.fallback[0].provider,
                 smtp.fallback[1].provider
             ],
-            [SmtpProvider::SendGrid, SmtpProvider::Generic, SmtpProvider::Ses]
+            [
+                SmtpProvider::SendGrid,
+                SmtpProvider::Generic,
+                SmtpProvider::Ses
+            ]
         );
         let error =
             Config::from_toml("[smtp]\nhost = \"a\"\nfrom = \"a@b.c\"\nprovider = \"sparkpost\"\n")

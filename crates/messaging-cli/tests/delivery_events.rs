@@ -51,9 +51,7 @@ async fn notifications(env: &Env, user: &str, count: usize) -> Vec<Value> {
             .as_array()
             .cloned()
             .unwrap_or_default();
-        (items.len() == count
-            && items[0]["status"] != "sending"
-            && items[0]["status"] != "pending")
+        (items.len() == count && items[0]["status"] != "sending" && items[0]["status"] != "pending")
             .then_some(items)
     })
     .await

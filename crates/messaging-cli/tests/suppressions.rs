@@ -315,7 +315,10 @@ async fn retry_scenario(env: &Env) {
             .is_some_and(|e| e.contains("hard_bounce")),
         "{suppressed:#}"
     );
-    let log = suppressed["attempt_log"].as_array().cloned().unwrap_or_default();
+    let log = suppressed["attempt_log"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     assert!(!log.is_empty(), "{suppressed:#}");
     assert!(
         log.iter().all(|a| a["outcome"] == "failed"),

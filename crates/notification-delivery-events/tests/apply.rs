@@ -278,7 +278,13 @@ where
     let fay = format!("{}@example.com", fresh("fay"));
     let pmid = fresh("pm");
     let n = sent(&*notifications, email, &fay, &pmid).await;
-    let mut delivered = event(Provider::Postmark, &pmid, Some(&fay), DeliveryKind::Delivered, 41);
+    let mut delivered = event(
+        Provider::Postmark,
+        &pmid,
+        Some(&fay),
+        DeliveryKind::Delivered,
+        41,
+    );
     delivered.notification_id = Some(uuid::Uuid::now_v7());
     let applied = applier.apply(&delivered).await.unwrap();
     assert_eq!(

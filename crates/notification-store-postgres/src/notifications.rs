@@ -103,22 +103,18 @@ impl NotificationStore for PostgresStore {
         update: StatusUpdate,
     ) -> Result<Notification, StoreError> {
         let row = match update {
-            StatusUpdate::Sent { at } => {
-                sqlx::query_as::<_, NotificationRow>(MARK_SENT)
-                    .bind(id)
-                    .bind(floor_micros(at))
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err(store_error)
-            }
-            StatusUpdate::Failed { error } => {
-                sqlx::query_as::<_, NotificationRow>(MARK_FAILED)
-                    .bind(id)
-                    .bind(error)
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err(store_error)
-            }
+            StatusUpdate::Sent { at } => sqlx::query_as::<_, NotificationRow>(MARK_SENT)
+                .bind(id)
+                .bind(floor_micros(at))
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(store_error),
+            StatusUpdate::Failed { error } => sqlx::query_as::<_, NotificationRow>(MARK_FAILED)
+                .bind(id)
+                .bind(error)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(store_error),
             StatusUpdate::Skipped { reason } => {
                 self.update_from(id, MARK_SKIPPED, reason, "pending or scheduled")
                     .await

@@ -622,7 +622,10 @@ impl NotificationService {
             | NotificationStatus::Failed => {
                 match self
                     .notifications
-                    .update_status(existing.id, crate::store::StatusUpdate::Suppressed { reason })
+                    .update_status(
+                        existing.id,
+                        crate::store::StatusUpdate::Suppressed { reason },
+                    )
                     .await
                 {
                     Ok(suppressed) => {

@@ -222,8 +222,9 @@ async fn an_interrupted_send_redelivered_after_its_address_was_suppressed_is_mar
         ))
         .await
         .unwrap();
-    let action =
-        NotificationAction::from(EmailRequest::new("u1", "ann@example.com", "Hello", "Hi").unwrap());
+    let action = NotificationAction::from(
+        EmailRequest::new("u1", "ann@example.com", "Hello", "Hi").unwrap(),
+    );
     let answer = service.execute_once(action, key).await.unwrap();
     // It may have arrived: not `suppressed` (that means never sent), and not
     // sent again.

@@ -151,7 +151,10 @@ where
         .expect("failed attempt");
     assert_eq!(failed.status, NotificationStatus::Failed);
     for n in [&pending, &scheduled, &failed] {
-        let suppressed = store.update_status(n.id, suppress()).await.expect("suppress");
+        let suppressed = store
+            .update_status(n.id, suppress())
+            .await
+            .expect("suppress");
         assert_eq!(suppressed.status, NotificationStatus::Suppressed);
         assert_eq!(suppressed.error.as_deref(), Some(reason));
         assert_eq!(suppressed.attempts, n.attempts, "no attempt is counted");
@@ -163,7 +166,11 @@ where
         );
     }
     assert_eq!(
-        store.list_attempts(&user, failed.id).await.expect("log").len(),
+        store
+            .list_attempts(&user, failed.id)
+            .await
+            .expect("log")
+            .len(),
         1,
         "the refused attempt stays logged"
     );

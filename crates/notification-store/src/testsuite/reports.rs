@@ -190,7 +190,10 @@ where
 
     let refused = notification(&user, 2);
     store.record(&refused).await.expect("record");
-    store.begin_attempt(refused.id, 0, at(3)).await.expect("begin");
+    store
+        .begin_attempt(refused.id, 0, at(3))
+        .await
+        .expect("begin");
     store
         .record_attempt(
             &DeliveryAttempt::new(&refused, 1, "smtp-a", AttemptOutcome::Failed)

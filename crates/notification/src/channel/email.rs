@@ -709,13 +709,21 @@ mod tests {
         let sink = SmtpSink::start().await.unwrap();
         let id = uuid::Uuid::now_v7().hyphenated().to_string();
         let expected = [
-            (SmtpProvider::Ses, "X-SES-MESSAGE-TAGS", format!("notification_id={id}")),
+            (
+                SmtpProvider::Ses,
+                "X-SES-MESSAGE-TAGS",
+                format!("notification_id={id}"),
+            ),
             (
                 SmtpProvider::SendGrid,
                 "X-SMTPAPI",
                 format!(r#"{{"unique_args":{{"notification_id":"{id}"}}}}"#),
             ),
-            (SmtpProvider::Postmark, "X-PM-Metadata-notification_id", id.clone()),
+            (
+                SmtpProvider::Postmark,
+                "X-PM-Metadata-notification_id",
+                id.clone(),
+            ),
             (
                 SmtpProvider::Mailgun,
                 "X-Mailgun-Variables",
