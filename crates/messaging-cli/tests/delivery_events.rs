@@ -246,3 +246,72 @@ async fn metadata_scenario(env: &Env) {
         "the accepted attempt holds the report: {row:#}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ses_bounce_without_tags_finds_the_notification_by_the_id_of_the_ses_reply() {
+    support::run(|env| Box::pin(ses_scenario(env))).await;
+}
+
+/// `provider = "ses"`: the attempt records SES's id from its `250 Ok <id>`
+/// reply (the project's sink answers in SES's form here), and an identity
+/// notification, which carries no tags, names the message by it. The SNS
+/// envelope's signature is the crate's own tests' business
+/// (`notification-delivery-events/tests/ses.rs`): here the inner SES message
+/// is parsed.
+async fn ses_scenario(env: &Env) {
+    use notification_delivery_events::ses::parse_ses_notification;
+    use smtp_sink::{Reply, SmtpCommand};
+
+    let ses_id = "0100018c3a6f1e2d-4c5b9a8f-7e6d-4c5b-9a21-7e6d5c4b3a21-000000";
+    env.sink.fail_next(
+        SmtpCommand::MessageEnd,
+        1,
+        Reply::new(250, format!("Ok {ses_id}")),
+    );
+    env.edit_config(|text| text.replace("[smtp]\n", "[smtp]\nprovider = \"ses\"\n"));
+    let worker = env.worker(&[]).await;
+    publish_email(env, "u-lee", "lee@example.com").await;
+    let sent = notifications(env, "u-lee", 1).await.remove(0);
+    assert_eq!(sent["status"], "sent", "{sent:#}");
+    assert_eq!(
+        sent["attempt_log"][0]["provider_message_id"], ses_id,
+        "{sent:#}"
+    );
+    let (code, output) = worker.terminate().await;
+    assert_eq!(code, Some(0), "{output:?}");
+
+    let message = json!({
+        "notificationType": "Bounce",
+        "bounce": {
+            "bounceType": "Permanent",
+            "bounceSubType": "General",
+            "bouncedRecipients": [{
+                "emailAddress": "lee@example.com",
+                "action": "failed",
+                "status": "5.1.1",
+                "diagnosticCode": "smtp; 550 5.1.1 user unknown"
+            }],
+            "timestamp": chrono::Utc::now().to_rfc3339(),
+            "feedbackId": "0100018c3a6f1e2d-feedback-000000"
+        },
+        "mail": {
+            "timestamp": chrono::Utc::now().to_rfc3339(),
+            "source": "noreply@e2e.invalid",
+            "messageId": ses_id,
+            "destination": ["lee@example.com"]
+        }
+    })
+    .to_string();
+    let events = parse_ses_notification(&message).expect("an SES bounce");
+    assert_eq!(events[0].notification_id, None, "no tags");
+    let store = store(env).await;
+    let applier = DeliveryEventApplier::new(Arc::new(store.clone()), Arc::new(store.clone()));
+    let applied = applier.apply_all(&events).await.expect("applied");
+    assert_eq!(
+        applied[0].notification.as_ref().map(|n| n.id.to_string()),
+        sent["id"].as_str().map(str::to_owned)
+    );
+    store.close().await;
+    let row = notifications(env, "u-lee", 1).await.remove(0);
+    assert_eq!(row["status"], "bounced", "{row:#}");
+}

@@ -85,7 +85,10 @@ pub enum SmtpProvider {
     /// Any relay: no metadata header.
     #[default]
     Generic,
-    /// Amazon SES's SMTP interface: a message tag.
+    /// Amazon SES's SMTP interface: a message tag; and the receipt's
+    /// provider message id is SES's own, read from its `250 Ok <id>` reply
+    /// (the id every SES event names), the `Message-ID` only when the reply
+    /// carries none.
     Ses,
     /// SendGrid's SMTP relay: a unique argument.
     SendGrid,
@@ -498,6 +501,29 @@ impl SmtpEmailChannel {
     }
 }
 
+/// SES's message id in the text of its final `250` reply, `Ok <id>` (an
+/// enhanced status code before it is skipped); `None` for any other reply
+/// (`Ok: queued as …` is not SES's form, and its words are no id).
+///
+/// ```text
+/// 250 Ok 0100018c3a6f1e2d-4c5b9a8f-7e6d-4c5b-9a21-7e6d5c4b3a21-000000
+/// ```
+fn ses_message_id(reply: Option<&str>) -> Option<String> {
+    let mut words = reply?.split_whitespace();
+    let mut word = words.next()?;
+    if word.split('.').count() == 3 && word.split('.').all(|part| part.parse::<u16>().is_ok()) {
+        word = words.next()?;
+    }
+    if !word.eq_ignore_ascii_case("ok") {
+        return None;
+    }
+    let id = words.next()?;
+    (id.len() >= 8
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && id.bytes().any(|b| b.is_ascii_digit()))
+    .then(|| id.to_owned())
+}
+
 /// lettre's `is_transient()` covers SMTP 4xx replies only: timeouts and
 /// connection or network failures are told apart with other checks, and are
 /// temporary too. SMTP 5xx replies, TLS failures (a certificate or
@@ -589,7 +615,22 @@ impl EmailChannel for SmtpEmailChannel {
                             attempt,
                             "accepted by the SMTP server"
                         );
-                        return Ok(SendReceipt::new("smtp", message_id));
+                        let recorded = match self.provider {
+                            // SES names the message by its own id in every
+                            // event (identity notifications and event
+                            // publishing alike): the one its reply carries.
+                            SmtpProvider::Ses => {
+                                ses_message_id(response.first_line()).or_else(|| {
+                                    warn!(
+                                        reply = response.first_line().unwrap_or(""),
+                                        "no SES message id in the reply; recording the Message-ID header"
+                                    );
+                                    message_id.clone()
+                                })
+                            }
+                            _ => message_id.clone(),
+                        };
+                        return Ok(SendReceipt::new("smtp", recorded));
                     }
                     Err(error) if error.is_transient() && attempt < self.retry.max_attempts => {
                         let wait = self.retry.backoff(attempt);
@@ -761,6 +802,65 @@ mod tests {
                 assert_eq!(message.header(header), None, "{header}");
             }
         }
+    }
+
+    #[test]
+    fn the_ses_message_id_is_read_from_its_reply_and_nothing_else_is() {
+        let id = "0100018c3a6f1e2d-4c5b9a8f-7e6d-4c5b-9a21-7e6d5c4b3a21-000000";
+        assert_eq!(
+            ses_message_id(Some(&format!("Ok {id}"))).as_deref(),
+            Some(id)
+        );
+        assert_eq!(
+            ses_message_id(Some(&format!("2.0.0 Ok {id}"))).as_deref(),
+            Some(id)
+        );
+        for other in [
+            "2.0.0 Ok: queued as 4Xyz7",
+            "Ok: queued as 4Xyz7",
+            "2.0.0 queued",
+            "Ok",
+            "Ok short1",
+            "Ok <script>",
+            "",
+        ] {
+            assert_eq!(ses_message_id(Some(other)), None, "{other:?}");
+        }
+        assert_eq!(ses_message_id(None), None);
+    }
+
+    #[tokio::test]
+    async fn with_ses_the_receipt_carries_the_id_of_its_reply_else_the_message_id() {
+        let sink = SmtpSink::start().await.unwrap();
+        let id = "0100018c3a6f1e2d-4c5b9a8f-7e6d-4c5b-9a21-7e6d5c4b3a21-000000";
+        sink.fail_next(
+            SmtpCommand::MessageEnd,
+            1,
+            Reply::new(250, format!("Ok {id}")),
+        );
+        let ses =
+            SmtpEmailChannel::new(config(sink.port()).with_provider(SmtpProvider::Ses)).unwrap();
+        let receipt = ses.send_email(&email(0)).await.unwrap();
+        assert_eq!(receipt.provider_message_id.as_deref(), Some(id));
+        // A reply without one (this sink's own): the Message-ID, as for any relay.
+        let receipt = ses.send_email(&email(1)).await.unwrap();
+        let sent = sink.wait_for_messages(1, WAIT).await.unwrap();
+        assert_eq!(
+            receipt.provider_message_id,
+            sent[0]
+                .header("Message-ID")
+                .map(|h| h.trim().trim_matches(['<', '>']).to_owned())
+        );
+        // Another relay answering in SES's form: still the Message-ID.
+        sink.fail_next(
+            SmtpCommand::MessageEnd,
+            1,
+            Reply::new(250, format!("Ok {id}")),
+        );
+        let generic = SmtpEmailChannel::new(config(sink.port())).unwrap();
+        let receipt = generic.send_email(&email(2)).await.unwrap();
+        assert_ne!(receipt.provider_message_id.as_deref(), Some(id));
+        assert!(receipt.provider_message_id.is_some());
     }
 
     #[tokio::test]
