@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use messaging_core::RetryPolicy;
 use messaging_model::NotificationKind;
-use notification::channel::SmtpSecurity;
+use notification::channel::{SmtpProvider, SmtpSecurity};
 use notification::{InterruptedSendPolicy, NotificationConfig};
 use serde::Deserialize;
 
@@ -320,6 +320,17 @@ fn smtp_security<'de, D: serde::Deserializer<'de>>(
     })
 }
 
+fn smtp_provider<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<SmtpProvider, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    SmtpProvider::parse(&text).ok_or_else(|| {
+        serde::de::Error::custom(format!(
+            "expected generic, ses, sendgrid, postmark or mailgun, got {text:?}"
+        ))
+    })
+}
+
 /// `[smtp]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -344,6 +355,11 @@ pub(crate) struct SmtpConfig {
     /// fallbacks `smtp-2`, `smtp-3`, …].
     #[serde(default)]
     pub(crate) name: Option<String>,
+    /// The relay, for the header carrying the notification id into its
+    /// delivery events: `generic` (default, none), `ses`, `sendgrid`,
+    /// `postmark` or `mailgun`.
+    #[serde(default, deserialize_with = "smtp_provider")]
+    pub(crate) provider: SmtpProvider,
     /// `[[smtp.fallback]]`: more relays, tried in order when the ones before
     /// did not accept a message (each with the settings of `[smtp]`).
     #[serde(default)]
@@ -761,6 +777,7 @@ impl Config {
                 from: "noreply@localhost".into(),
                 timeout: default_timeout(),
                 name: None,
+                provider: SmtpProvider::Generic,
                 fallback: Vec::new(),
                 breaker: BreakerConfig::default(),
             });
@@ -1173,6 +1190,32 @@ half_open_probes = 2
         )
         .unwrap();
         assert!(nested.check().is_err());
+    }
+
+    #[test]
+    fn each_smtp_relay_names_its_provider_and_generic_is_the_default() {
+        let config = Config::from_toml(
+            "[smtp]\nhost = \"a\"\nfrom = \"a@b.c\"\nprovider = \"sendgrid\"\n[[smtp.fallback]]\nhost = \"b\"\nfrom = \"a@b.c\"\n[[smtp.fallback]]\nhost = \"c\"\nfrom = \"a@b.c\"\nprovider = \"ses\"\n",
+        )
+        .unwrap();
+        config.check().unwrap();
+        let smtp = config.smtp.unwrap();
+        assert_eq!(
+            [
+                smtp.provider,
+                smtp.fallback[0].provider,
+                smtp.fallback[1].provider
+            ],
+            [
+                SmtpProvider::SendGrid,
+                SmtpProvider::Generic,
+                SmtpProvider::Ses
+            ]
+        );
+        let error =
+            Config::from_toml("[smtp]\nhost = \"a\"\nfrom = \"a@b.c\"\nprovider = \"sparkpost\"\n")
+                .unwrap_err();
+        assert!(error.to_string().contains("sparkpost"), "{error}");
     }
 
     #[test]

@@ -254,7 +254,8 @@ fn smtp_config(smtp: &config::SmtpConfig) -> SmtpConfig {
     let mut out = SmtpConfig::starttls(&smtp.host)
         .with_security(smtp.security)
         .with_from(&smtp.from, None)
-        .with_timeout(smtp.timeout);
+        .with_timeout(smtp.timeout)
+        .with_provider(smtp.provider);
     if let Some(port) = smtp.port {
         out = out.with_port(port);
     }

@@ -253,3 +253,90 @@ async fn restart_scenario(env: &Env) {
         "each sent once, none after the suppression"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_for_an_address_suppressed_since_its_first_attempt_is_recorded_suppressed() {
+    support::run(|env| Box::pin(retry_scenario(env))).await;
+}
+
+/// The relay refuses every email with `451` until the row says `suppressed`,
+/// and the worker keeps retrying (many retries, short delays): whichever retry
+/// comes after the bounce is applied finds the address suppressed, whatever
+/// the timing. It ends `suppressed`, with only the refused attempts logged.
+async fn retry_scenario(env: &Env) {
+    use notification_delivery_events::apply::DeliveryEventApplier;
+    use notification_delivery_events::postmark::PostmarkVerifier;
+    use smtp_sink::{Reply, SmtpCommand};
+
+    // 100 retries (the most the worker allows) at least 400 ms apart once the
+    // backoff reaches its cap: the retries outlast the test's deadline.
+    env.edit_config(|text| {
+        text.replace("handler_max_retry = 2", "handler_max_retry = 100")
+            .replace("max_retry = 2", "max_retry = 100")
+            .replace("max_delay = \"200ms\"", "max_delay = \"500ms\"")
+    });
+    env.sink.fail_next(
+        SmtpCommand::Mail,
+        usize::MAX,
+        // 451, not 421: the connection stays up, so one attempt is one MAIL
+        // (after a 421 the pool retries once on a fresh connection).
+        Reply::new(451, "4.3.0 try again later"),
+    );
+    let worker = env.worker(&[]).await;
+    publish_email(env, "u-ivy", "ivy@example.com").await;
+    let failed = status_of_latest(env, "u-ivy", 1).await;
+    assert_eq!(failed["status"], "failed", "{failed:#}");
+
+    // The provider reports a hard bounce of the address (of an earlier
+    // message: no send of ours matches), applied as a webhook endpoint would.
+    let store = store(env).await;
+    let applier = DeliveryEventApplier::new(Arc::new(store.clone()), Arc::new(store.clone()));
+    let body = br#"{"RecordType":"Bounce","Type":"HardBounce","MessageID":"pm-earlier","Email":"ivy@example.com","BouncedAt":"2026-01-01T00:00:00Z","Description":"no such user"}"#;
+    let headers = [("Authorization", "Basic aG9va3M6czNjcmV0")];
+    let events = PostmarkVerifier::new("hooks", "s3cret")
+        .parse(body, &headers[..])
+        .expect("a genuine callback");
+    let applied = applier.apply_all(&events).await.expect("applied");
+    assert!(applied[0].notification.is_none());
+    store.close().await;
+
+    let suppressed = env
+        .eventually("the retried notification recorded suppressed", || async {
+            let inbox = env.json(&["inbox", "u-ivy", "--attempts", "--json"]).await;
+            (inbox["notifications"][0]["status"] == "suppressed")
+                .then(|| inbox["notifications"][0].clone())
+        })
+        .await;
+    // From now on the relay would accept anything: nothing more is sent.
+    env.sink.clear_failures();
+    assert!(
+        suppressed["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("hard_bounce")),
+        "{suppressed:#}"
+    );
+    let log = suppressed["attempt_log"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(!log.is_empty(), "{suppressed:#}");
+    assert!(
+        log.iter().all(|a| a["outcome"] == "failed"),
+        "only refused attempts: {log:#?}"
+    );
+    let (code, output) = worker.terminate().await;
+    assert_eq!(code, Some(0), "{output:?}");
+    assert_eq!(env.sink.message_count(), 0, "no mail received");
+    assert_eq!(
+        env.sink.command_count(SmtpCommand::Mail),
+        log.len(),
+        "one MAIL per logged attempt, none after the suppression"
+    );
+    assert_eq!(
+        env.inbox("u-ivy").await["notifications"]
+            .as_array()
+            .map(Vec::len),
+        Some(1),
+        "still one row"
+    );
+}

@@ -1,6 +1,7 @@
 //! Acting on delivery events: [`DeliveryEventApplier`] updates the notification
-//! a provider reports on (found by the provider message id its send logged) and
-//! keeps the suppression list.
+//! a provider reports on (found by the notification id the event's metadata
+//! carries, else by the provider message id its send logged) and keeps the
+//! suppression list.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -79,6 +80,12 @@ pub struct Applied {
 /// | `Failed` | `failed`, reason as error | — |
 /// | `Deferred` | — | — |
 ///
+/// An event carrying a notification id ([`DeliveryEvent::notification_id`],
+/// from the metadata header the email channel set for its relay) is matched by
+/// it: the report goes to the attempt that notification's accepted send
+/// logged. Otherwise, or when that notification has no accepted send, the
+/// event's provider message id is looked up.
+///
 /// The attempt that logged the id gets the report too
 /// ([`DeliveryAttempt::report`](messaging_model::DeliveryAttempt::report)).
 /// The channel is SMS for Twilio events and email for the others; the
@@ -142,8 +149,10 @@ impl DeliveryEventApplier {
             Some(status) => {
                 let mut report = DeliveryReport::new(status, event.occurred_at);
                 report.reason.clone_from(&event.reason);
+                let logged = self.logged_id_of(event).await?;
+                let provider_message_id = logged.as_deref().unwrap_or(&event.provider_message_id);
                 self.reports
-                    .record_delivery_report(&event.provider_message_id, &report)
+                    .record_delivery_report(provider_message_id, &report)
                     .await?
             }
             None => None,
@@ -191,6 +200,28 @@ impl DeliveryEventApplier {
             notification,
             suppression,
         })
+    }
+
+    /// The provider message id the send of the event's notification logged,
+    /// when the event names its notification (provider metadata) and that
+    /// notification was accepted with an id: the event's own id is the
+    /// relay's, which the send did not log.
+    async fn logged_id_of(&self, event: &DeliveryEvent) -> Result<Option<String>, StoreError> {
+        let Some(notification_id) = event.notification_id else {
+            return Ok(None);
+        };
+        let logged = self
+            .reports
+            .accepted_provider_message_id(notification_id)
+            .await?;
+        if logged.is_none() {
+            tracing::debug!(
+                provider = %event.provider,
+                %notification_id,
+                "the event's notification id names no accepted send; matching by provider message id"
+            );
+        }
+        Ok(logged)
     }
 
     async fn suppress(

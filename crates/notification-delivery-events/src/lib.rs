@@ -55,6 +55,13 @@ pub mod twilio;
 
 mod util;
 
+/// The key under which the email channel puts the notification id in a
+/// provider's metadata header (`notification::channel::SmtpProvider`), and
+/// under which the parsers look for it in events: SendGrid `unique_args` (top
+/// level fields of each event), Postmark `Metadata`, SES message tags
+/// (`mail.tags`), Mailgun `user-variables`.
+pub const NOTIFICATION_ID_KEY: &str = "notification_id";
+
 /// The provider a [`DeliveryEvent`] came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -116,6 +123,16 @@ pub struct DeliveryEvent {
     /// `sg_message_id`, Postmark `MessageID`, Twilio `MessageSid`, SES
     /// `mail.messageId`): what the send call returned.
     pub provider_message_id: String,
+    /// The notification the message was sent for, when the event carries the
+    /// id the email channel put in the provider's metadata header
+    /// ([`NOTIFICATION_ID_KEY`]: SendGrid `unique_args`, Postmark `Metadata`,
+    /// SES `mail.tags`, Mailgun `user-variables`). SMTP relays other than
+    /// Mailgun name their own message id, not the `Message-ID` header the
+    /// channel set, so this is how their events find the notification. Not
+    /// part of what the provider signs for Mailgun (only timestamp and token
+    /// are signed there) or Postmark (basic auth only): trust it as far as the
+    /// provider's check goes.
+    pub notification_id: Option<uuid::Uuid>,
     /// The recipient (email address or phone number), when the callback says.
     pub recipient: Option<String>,
     /// What happened.

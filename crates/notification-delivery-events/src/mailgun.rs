@@ -24,7 +24,8 @@ use serde_json::Value;
 use sha2::Sha256;
 
 use crate::util::{
-    check_fresh, from_unix_f64, malformed, nonempty_field, parse_json, str_field, unhex,
+    check_fresh, from_unix_f64, malformed, nonempty_field, notification_id_in, parse_json,
+    str_field, unhex,
 };
 use crate::{DeliveryEvent, DeliveryEventError, DeliveryKind, Headers, Provider, Result};
 
@@ -196,6 +197,7 @@ fn event_from(data: &Value) -> Result<Option<DeliveryEvent>> {
     Ok(Some(DeliveryEvent {
         provider: Provider::Mailgun,
         provider_message_id,
+        notification_id: notification_id_in(data.get("user-variables")),
         recipient: nonempty_field(data, "recipient"),
         kind,
         reason,

@@ -22,7 +22,10 @@
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 
-use crate::util::{base64_decode, malformed, nonempty_field, parse_json, parse_rfc3339, str_field};
+use crate::util::{
+    base64_decode, malformed, nonempty_field, notification_id_in, parse_json, parse_rfc3339,
+    str_field,
+};
 use crate::{
     DeliveryEvent, DeliveryEventError, DeliveryKind, Headers, Provider, Result, required_header,
 };
@@ -137,6 +140,7 @@ fn parse_record(body: &[u8]) -> Result<Vec<DeliveryEvent>> {
     Ok(vec![DeliveryEvent {
         provider: Provider::Postmark,
         provider_message_id,
+        notification_id: notification_id_in(value.get("Metadata")),
         recipient: nonempty_field(&value, recipient_field),
         kind,
         reason,

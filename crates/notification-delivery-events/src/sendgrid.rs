@@ -23,7 +23,10 @@ use p256::ecdsa::{Signature, VerifyingKey};
 use p256::pkcs8::DecodePublicKey as _;
 use serde_json::Value;
 
-use crate::util::{base64_decode, check_fresh, from_unix, malformed, nonempty_field, parse_json};
+use crate::util::{
+    base64_decode, check_fresh, from_unix, malformed, nonempty_field, notification_id_in,
+    parse_json,
+};
 use crate::{
     DeliveryEvent, DeliveryEventError, DeliveryKind, Headers, Provider, Result, required_header,
 };
@@ -182,6 +185,9 @@ fn parse_events(body: &[u8]) -> Result<Vec<DeliveryEvent>> {
         out.push(DeliveryEvent {
             provider: Provider::SendGrid,
             provider_message_id,
+            // unique_args (X-SMTPAPI) and custom_args come back as top-level
+            // fields of the event.
+            notification_id: notification_id_in(Some(e)),
             recipient: nonempty_field(e, "email"),
             kind,
             reason,

@@ -35,7 +35,10 @@ use rsa::pkcs8::DecodePublicKey as _;
 use serde_json::Value;
 use x509_cert::der::{Decode as _, DecodePem as _, Encode as _};
 
-use crate::util::{base64_decode, malformed, nonempty_field, parse_json, parse_rfc3339, str_field};
+use crate::util::{
+    base64_decode, malformed, nonempty_field, notification_id_in, parse_json, parse_rfc3339,
+    str_field,
+};
 use crate::{DeliveryEvent, DeliveryEventError, DeliveryKind, Provider, Result};
 
 /// Fetches the signing certificate (PEM, or DER) at an already validated
@@ -404,6 +407,8 @@ pub fn parse_ses_notification(message: &str) -> Result<Vec<DeliveryEvent>> {
         Ok(DeliveryEvent {
             provider: Provider::AmazonSes,
             provider_message_id: message_id()?,
+            // Message tags (X-SES-MESSAGE-TAGS), in event publishing records.
+            notification_id: notification_id_in(mail.and_then(|m| m.get("tags"))),
             recipient,
             kind,
             reason,

@@ -165,6 +165,7 @@ impl TwilioVerifier {
         Ok(vec![DeliveryEvent {
             provider: Provider::Twilio,
             provider_message_id,
+            notification_id: None,
             recipient: get("To").map(str::to_owned),
             kind,
             reason,

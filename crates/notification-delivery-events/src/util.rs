@@ -105,6 +105,24 @@ pub(crate) fn parse_json(body: &[u8]) -> Result<Value> {
     serde_json::from_slice(body).map_err(|e| malformed(format!("invalid JSON: {e}")))
 }
 
+/// The notification id in a provider's metadata object `map` (SendGrid event,
+/// Postmark `Metadata`, SES `mail.tags`, Mailgun `user-variables`), under
+/// [`NOTIFICATION_ID_KEY`](crate::NOTIFICATION_ID_KEY) (or its spelling with a
+/// hyphen): a string, or SES's one-string array. Anything else (absent, not a
+/// UUID: metadata of another system) is `None`, never an error.
+pub(crate) fn notification_id_in(map: Option<&Value>) -> Option<uuid::Uuid> {
+    let map = map?;
+    let value = map
+        .get(crate::NOTIFICATION_ID_KEY)
+        .or_else(|| map.get("notification-id"))?;
+    let text = match value {
+        Value::String(text) => text.as_str(),
+        Value::Array(items) => items.first()?.as_str()?,
+        _ => return None,
+    };
+    uuid::Uuid::parse_str(text.trim()).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

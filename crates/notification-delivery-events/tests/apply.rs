@@ -56,6 +56,7 @@ fn event(
     DeliveryEvent {
         provider,
         provider_message_id: pmid.to_owned(),
+        notification_id: None,
         recipient: recipient.map(str::to_owned),
         kind,
         reason: Some(format!("reason of {pmid}")),
@@ -241,6 +242,54 @@ where
             .await
             .unwrap(),
         None
+    );
+
+    // A relay that names its own id (SES, SendGrid, Postmark over SMTP): the
+    // event carries the notification id the channel's metadata header sent,
+    // and the report goes to that notification's accepted attempt.
+    let erin = format!("{}@example.com", fresh("erin"));
+    let logged = fresh("message-id");
+    let n = sent(&*notifications, email, &erin, &logged).await;
+    let mut bounce = event(
+        Provider::SendGrid,
+        &fresh("sg"),
+        Some(&erin),
+        DeliveryKind::Bounced { hard: true },
+        40,
+    );
+    bounce.notification_id = Some(n.id);
+    let applied = applier.apply(&bounce).await.unwrap();
+    let bounced = applied.notification.expect("matched by notification id");
+    assert_eq!(
+        (bounced.id, bounced.status),
+        (n.id, NotificationStatus::Bounced)
+    );
+    let attempts = notifications.list_attempts(&n.user_id, n.id).await.unwrap();
+    assert_eq!(
+        attempts[0].report.as_ref().map(|r| r.status),
+        Some(NotificationStatus::Bounced)
+    );
+    assert_eq!(
+        applied.suppression.map(|s| s.reason),
+        Some(SuppressionReason::HardBounce)
+    );
+    // A notification id of no send of ours (another system's metadata): the
+    // provider message id is looked up instead.
+    let fay = format!("{}@example.com", fresh("fay"));
+    let pmid = fresh("pm");
+    let n = sent(&*notifications, email, &fay, &pmid).await;
+    let mut delivered = event(
+        Provider::Postmark,
+        &pmid,
+        Some(&fay),
+        DeliveryKind::Delivered,
+        41,
+    );
+    delivered.notification_id = Some(uuid::Uuid::now_v7());
+    let applied = applier.apply(&delivered).await.unwrap();
+    assert_eq!(
+        applied.notification.map(|n| (n.id, n.status)),
+        Some((n.id, NotificationStatus::Delivered))
     );
 }
 

@@ -192,3 +192,29 @@ fn signature_is_hmac_sha256_of_timestamp_then_token() {
         "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
     );
 }
+
+/// The notification id the email channel sent in `X-Mailgun-Variables` comes
+/// back in `user-variables`; other variables, or none, give no id.
+#[test]
+fn user_variables_carry_the_notification_id() {
+    let (body, ts) = signed("mailgun_failed_permanent_variables.json", KEY);
+    let events = MailgunVerifier::new(KEY)
+        .parse_at(body.as_bytes(), NO_HEADERS, at(ts))
+        .unwrap();
+    assert_eq!(
+        events[0].notification_id,
+        Some("0190a5c2-7b3e-7c41-9d2a-5f1e8b6c4d3a".parse().unwrap())
+    );
+    assert_eq!(events[0].kind, DeliveryKind::Bounced { hard: true });
+    let (plain, ts) = signed("mailgun_failed_permanent.json", KEY);
+    let plain = MailgunVerifier::new(KEY)
+        .parse_at(plain.as_bytes(), NO_HEADERS, at(ts))
+        .unwrap();
+    assert_eq!(plain[0].notification_id, None);
+    // Signed with another key: refused, whatever it carries.
+    let (forged, ts) = signed("mailgun_failed_permanent_variables.json", "another-key");
+    assert_eq!(
+        MailgunVerifier::new(KEY).parse_at(forged.as_bytes(), NO_HEADERS, at(ts)),
+        Err(DeliveryEventError::BadSignature)
+    );
+}

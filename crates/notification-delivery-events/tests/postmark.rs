@@ -158,3 +158,34 @@ fn authenticated_but_malformed_bodies_are_malformed() {
         );
     }
 }
+
+/// The notification id the email channel sent in
+/// `X-PM-Metadata-notification_id` comes back in `Metadata`; other metadata
+/// (the documented sample's) gives no id, nor does a value that is not a UUID.
+#[test]
+fn metadata_carries_the_notification_id() {
+    let id = "0190a5c2-7b3e-7c41-9d2a-5f1e8b6c4d3a";
+    let body = fixture("postmark_bounce_hard.json").replace(
+        r#""Metadata": {"a_key": "a_value", "b_key": "b_value"}"#,
+        &format!(r#""Metadata": {{"a_key": "a_value", "notification_id": "{id}"}}"#),
+    );
+    assert!(body.contains(id));
+    let events = verifier().parse(body.as_bytes(), &good()).unwrap();
+    assert_eq!(events[0].notification_id, Some(id.parse().unwrap()));
+    assert_eq!(
+        events[0].provider_message_id,
+        "883953f4-6105-42a2-a16a-77a8eac79483"
+    );
+    let plain = verifier()
+        .parse(fixture("postmark_bounce_hard.json").as_bytes(), &good())
+        .unwrap();
+    assert_eq!(plain[0].notification_id, None);
+    let not_a_uuid = body.replace(id, "order-42");
+    let events = verifier().parse(not_a_uuid.as_bytes(), &good()).unwrap();
+    assert_eq!(events[0].notification_id, None, "ignored, not an error");
+    // Wrong credentials: refused, whatever it carries.
+    assert_eq!(
+        verifier().parse(body.as_bytes(), &auth("postmark", "wrong")),
+        Err(DeliveryEventError::BadCredentials)
+    );
+}

@@ -240,3 +240,35 @@ fn bad_public_keys_are_configuration_errors() {
         Err(DeliveryEventError::BadConfig(_))
     ));
 }
+
+/// The notification id the email channel sent as a unique argument
+/// (`X-SMTPAPI: {"unique_args":{"notification_id":…}}`) comes back as a
+/// top-level field of each event, beside SendGrid's own `sg_message_id`.
+#[test]
+fn unique_args_carry_the_notification_id() {
+    let id = "0190a5c2-7b3e-7c41-9d2a-5f1e8b6c4d3a";
+    let body = format!(
+        r#"[{{"email":"bounced@test.com","timestamp":1513299569,"smtp-id":"<0190a5c27b3e7c419d2a5f1e8b6c4d3a@example.com>","event":"bounce","category":"cat facts","sg_event_id":"6g4ZI7SA-xmRDv57GoPIPw==","sg_message_id":"14c5d75ce93.dfd.64b469.filter0001.16648.5515E0B88.0","reason":"500 unknown recipient","status":"5.0.0","type":"bounce","notification_id":"{id}"}},
+{{"email":"example@test.com","timestamp":1513299569,"event":"delivered","sg_message_id":"14c5d75ce93.dfd.64b469.filter0001.16648.5515E0B88.1","response":"250 OK"}}]"#
+    );
+    let key = test_key(7);
+    let v = SendGridVerifier::new(&public_key_b64(&key)).unwrap();
+    let ts = "1513299569";
+    let h = headers(&sign(&key, ts, body.as_bytes()), ts);
+    let events = v.parse_at(body.as_bytes(), &h, at(1513299569)).unwrap();
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0].notification_id, Some(id.parse().unwrap()));
+    assert_eq!(events[0].kind, DeliveryKind::Bounced { hard: true });
+    assert_eq!(events[1].notification_id, None);
+    // Forged: signed by another key, or changed after signing.
+    let forged = headers(&sign(&test_key(8), ts, body.as_bytes()), ts);
+    assert_eq!(
+        v.parse_at(body.as_bytes(), &forged, at(1513299569)),
+        Err(DeliveryEventError::BadSignature)
+    );
+    let tampered = body.replace(id, "0190a5c2-7b3e-7c41-9d2a-000000000000");
+    assert_eq!(
+        v.parse_at(tampered.as_bytes(), &h, at(1513299569)),
+        Err(DeliveryEventError::BadSignature)
+    );
+}

@@ -536,3 +536,57 @@ fn arbitrary_signature_bytes_are_refused() {
         }
     }
 }
+
+/// The notification id the email channel sent as an SES message tag
+/// (`X-SES-MESSAGE-TAGS`) comes back in an event publishing record's
+/// `mail.tags`; the event keeps SES's own message id as its provider id.
+#[test]
+fn an_event_publishing_record_carries_the_notification_id_of_its_message_tags() {
+    let body = signed_notification("ses_event_bounce_tagged.json", "2");
+    let events = events(
+        SesVerifier::new()
+            .with_topic_arns([TOPIC])
+            .parse_at(body.as_bytes(), &source(), now())
+            .unwrap(),
+    );
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].kind, DeliveryKind::Bounced { hard: true });
+    assert_eq!(
+        events[0].notification_id,
+        Some("0190a5c2-7b3e-7c41-9d2a-5f1e8b6c4d3a".parse().unwrap())
+    );
+    assert_eq!(
+        events[0].provider_message_id,
+        "EXAMPLE7c191be45-e9aedb9a-02f9-4d12-a87d-dd0099a07f8a-000000"
+    );
+    // Identity notifications carry no tags: no notification id.
+    let plain = signed_notification("ses_bounce.json", "2");
+    let plain = events_of(&plain);
+    assert!(plain.iter().all(|e| e.notification_id.is_none()));
+
+    // Forged: the same record signed by another key is refused.
+    let mut m = notification(&fixture("ses_event_bounce_tagged.json"), None);
+    sign(&mut m, "2", forger());
+    assert_eq!(
+        SesVerifier::new().parse_at(m.to_string().as_bytes(), &source(), now()),
+        Err(DeliveryEventError::BadSignature)
+    );
+    // And a tag swapped in after signing breaks the signature.
+    let tampered = body.replace(
+        "0190a5c2-7b3e-7c41-9d2a-5f1e8b6c4d3a",
+        "0190a5c2-7b3e-7c41-9d2a-000000000000",
+    );
+    assert_ne!(tampered, body);
+    assert_eq!(
+        SesVerifier::new().parse_at(tampered.as_bytes(), &source(), now()),
+        Err(DeliveryEventError::BadSignature)
+    );
+}
+
+fn events_of(body: &str) -> Vec<notification_delivery_events::DeliveryEvent> {
+    events(
+        SesVerifier::new()
+            .parse_at(body.as_bytes(), &source(), now())
+            .unwrap(),
+    )
+}

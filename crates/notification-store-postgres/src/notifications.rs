@@ -18,6 +18,7 @@ const INSERT: &str = include_str!("../queries/notification_insert.sql");
 const INSERT_BATCH: &str = include_str!("../queries/notification_insert_batch.sql");
 const MARK_SENT: &str = include_str!("../queries/notification_mark_sent.sql");
 const MARK_SKIPPED: &str = include_str!("../queries/notification_mark_skipped.sql");
+const MARK_SUPPRESSED: &str = include_str!("../queries/notification_mark_suppressed.sql");
 const MARK_FAILED: &str = include_str!("../queries/notification_mark_failed.sql");
 const GET: &str = include_str!("../queries/notification_get.sql");
 const FIND_BY_KEY: &str = include_str!("../queries/notification_find_by_idempotency_key.sql");
@@ -102,43 +103,27 @@ impl NotificationStore for PostgresStore {
         update: StatusUpdate,
     ) -> Result<Notification, StoreError> {
         let row = match update {
-            StatusUpdate::Sent { at } => {
-                sqlx::query_as::<_, NotificationRow>(MARK_SENT)
-                    .bind(id)
-                    .bind(floor_micros(at))
-                    .fetch_optional(&self.pool)
-                    .await
-            }
-            StatusUpdate::Failed { error } => {
-                sqlx::query_as::<_, NotificationRow>(MARK_FAILED)
-                    .bind(id)
-                    .bind(error)
-                    .fetch_optional(&self.pool)
-                    .await
-            }
+            StatusUpdate::Sent { at } => sqlx::query_as::<_, NotificationRow>(MARK_SENT)
+                .bind(id)
+                .bind(floor_micros(at))
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(store_error),
+            StatusUpdate::Failed { error } => sqlx::query_as::<_, NotificationRow>(MARK_FAILED)
+                .bind(id)
+                .bind(error)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(store_error),
             StatusUpdate::Skipped { reason } => {
-                let row = sqlx::query_as::<_, NotificationRow>(MARK_SKIPPED)
-                    .bind(id)
-                    .bind(reason)
-                    .fetch_optional(&self.pool)
+                self.update_from(id, MARK_SKIPPED, reason, "pending or scheduled")
                     .await
-                    .map_err(store_error)?;
-                if row.is_none() {
-                    let exists: bool = sqlx::query_scalar(EXISTS)
-                        .bind(id)
-                        .fetch_one(&self.pool)
-                        .await
-                        .map_err(store_error)?;
-                    if exists {
-                        return Err(StoreError::Conflict {
-                            what: format!("notification {id} is not pending or scheduled"),
-                        });
-                    }
-                }
-                Ok(row)
             }
-        }
-        .map_err(store_error)?;
+            StatusUpdate::Suppressed { reason } => {
+                self.update_from(id, MARK_SUPPRESSED, reason, "pending, scheduled or failed")
+                    .await
+            }
+        }?;
         row.map(into_model)
             .unwrap_or_else(|| Err(StoreError::notification_not_found(id)))
     }
@@ -290,6 +275,37 @@ impl NotificationStore for PostgresStore {
 }
 
 impl PostgresStore {
+    /// Runs `sql` (`$1` id, `$2` reason), an update guarded by the row's current
+    /// status (`from` names the statuses it accepts): no row changed is a
+    /// `Conflict` when the notification exists, else `NotFound` (`None`).
+    async fn update_from(
+        &self,
+        id: Uuid,
+        sql: &'static str,
+        reason: String,
+        from: &str,
+    ) -> Result<Option<NotificationRow>, StoreError> {
+        let row = sqlx::query_as::<_, NotificationRow>(sql)
+            .bind(id)
+            .bind(reason)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(store_error)?;
+        if row.is_none() {
+            let exists: bool = sqlx::query_scalar(EXISTS)
+                .bind(id)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(store_error)?;
+            if exists {
+                return Err(StoreError::Conflict {
+                    what: format!("notification {id} is not {from}"),
+                });
+            }
+        }
+        Ok(row)
+    }
+
     /// Runs `sql` (`$1` user_id, `$2` id) that changes at most one row of the user:
     /// no row changed is `NotFound`, whether the id is missing or another user's.
     async fn change_one(

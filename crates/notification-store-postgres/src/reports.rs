@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 use messaging_model::{DeliveryReport, Notification};
 use notification_store::{DeliveryReportStore, StoreError, check_delivery_report};
+use uuid::Uuid;
 
 use crate::PostgresStore;
 use crate::error::store_error;
@@ -10,6 +11,7 @@ use crate::notifications::{floor_micros, into_model};
 use crate::rows::NotificationRow;
 
 const FIND: &str = include_str!("../queries/report_find_notification.sql");
+const ACCEPTED_ID: &str = include_str!("../queries/report_accepted_provider_message_id.sql");
 const RECORD: &str = include_str!("../queries/report_record.sql");
 
 #[async_trait]
@@ -25,6 +27,17 @@ impl DeliveryReportStore for PostgresStore {
             .map_err(store_error)?
             .map(into_model)
             .transpose()
+    }
+
+    async fn accepted_provider_message_id(
+        &self,
+        notification_id: Uuid,
+    ) -> Result<Option<String>, StoreError> {
+        sqlx::query_scalar::<_, String>(ACCEPTED_ID)
+            .bind(notification_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(store_error)
     }
 
     async fn record_delivery_report(

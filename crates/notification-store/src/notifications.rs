@@ -61,8 +61,10 @@ pub trait NotificationStore: Send + Sync + 'static {
     async fn record_batch(&self, notifications: &[Notification]) -> Result<(), StoreError>;
 
     /// Changes a notification's status: `sent` with `sent_at` (clearing any earlier
-    /// error), `failed` with the error, or `skipped` with the reason (only from
-    /// `pending` or `scheduled`, else [`StoreError::Conflict`](crate::StoreError::Conflict)).
+    /// error), `failed` with the error, `skipped` with the reason (only from
+    /// `pending` or `scheduled`, else [`StoreError::Conflict`](crate::StoreError::Conflict)),
+    /// or `suppressed` with the reason (only from `pending`, `scheduled` or
+    /// `failed`, else [`StoreError::Conflict`](crate::StoreError::Conflict)).
     /// Returns the updated notification.
     async fn update_status(
         &self,

@@ -3,6 +3,7 @@
 
 use async_trait::async_trait;
 use messaging_model::{DeliveryReport, Notification};
+use uuid::Uuid;
 
 use crate::StoreError;
 
@@ -19,6 +20,17 @@ pub trait DeliveryReportStore: Send + Sync + 'static {
         &self,
         provider_message_id: &str,
     ) -> Result<Option<Notification>, StoreError>;
+
+    /// The provider message id logged by the latest accepted (`sent`) attempt of
+    /// notification `notification_id`, if any: how an event that names the
+    /// notification itself (provider metadata the email channel set, see
+    /// `notification::channel::SmtpProvider`) finds the attempt to report on.
+    /// `None` for an unknown notification, or one no provider accepted with an
+    /// id.
+    async fn accepted_provider_message_id(
+        &self,
+        notification_id: Uuid,
+    ) -> Result<Option<String>, StoreError>;
 
     /// Records `report` on the attempt that logged `provider_message_id` and on
     /// its notification, whose status becomes the report's and whose error its

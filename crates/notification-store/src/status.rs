@@ -24,4 +24,15 @@ pub enum StatusUpdate {
         /// Why.
         reason: String,
     },
+    /// It is not to be sent: its recipient is on the suppression list (a
+    /// redelivered event whose address was suppressed after an earlier
+    /// attempt). Status `suppressed` with the reason in `error`. Only from
+    /// `pending`, `scheduled` or `failed` (never handed over, or refused by
+    /// every provider): a notification being handed over, or one a provider
+    /// accepted, is a [`StoreError::Conflict`](crate::StoreError::Conflict)
+    /// and does not change.
+    Suppressed {
+        /// Why (the suppression's reason and detail).
+        reason: String,
+    },
 }

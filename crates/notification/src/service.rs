@@ -500,7 +500,7 @@ impl NotificationService {
             );
             notification.status = NotificationStatus::Suppressed;
             notification.error = Some(suppressed_error(&suppression));
-            return self.deliver(notification, None, on_existing).await;
+            return self.suppress(notification, outgoing, on_existing).await;
         }
         let category = self.categorise(&mut notification, own_category);
         let released = on_existing == OnExisting::Release;
@@ -581,6 +581,86 @@ impl NotificationService {
                 }
             }
             OnExisting::Resume | OnExisting::Release => Ok(existing),
+        }
+    }
+
+    /// Records a notification whose recipient is suppressed, without sending
+    /// it. A row already under its key (a redelivered event) is moved to
+    /// `suppressed` when it was never handed over or was refused (`pending`,
+    /// `scheduled`, `failed`); one left `sending` by an interrupted send gets
+    /// that attempt logged `unknown` (it is not sent again); any other is the
+    /// answer as it is.
+    async fn suppress(
+        &self,
+        notification: Notification,
+        outgoing: Option<Outgoing>,
+        on_existing: OnExisting,
+    ) -> Result<Notification, NotificationError> {
+        check_user(&notification.user_id)?;
+        let conflict = match self.notifications.record(&notification).await {
+            Ok(()) => return Ok(notification),
+            Err(conflict) if conflict.is_conflict() => conflict,
+            Err(error) => return Err(error.into()),
+        };
+        let Some(key) = notification.idempotency_key.as_deref() else {
+            return Err(conflict.into());
+        };
+        let Some(existing) = self
+            .notifications
+            .find_by_idempotency_key(&notification.user_id, key)
+            .await?
+        else {
+            return Err(conflict.into());
+        };
+        if on_existing == OnExisting::Replay {
+            return replay(existing);
+        }
+        let reason = notification.error.unwrap_or_default();
+        match existing.status {
+            NotificationStatus::Pending
+            | NotificationStatus::Scheduled
+            | NotificationStatus::Failed => {
+                match self
+                    .notifications
+                    .update_status(
+                        existing.id,
+                        crate::store::StatusUpdate::Suppressed { reason },
+                    )
+                    .await
+                {
+                    Ok(suppressed) => {
+                        tracing::info!(
+                            notification_id = %suppressed.id,
+                            was = existing.status.as_str(),
+                            "redelivered notification to a suppressed recipient marked suppressed"
+                        );
+                        Ok(suppressed)
+                    }
+                    // Another process moved it on meanwhile: its outcome.
+                    Err(conflict) if conflict.is_conflict() => self.current(&existing).await,
+                    Err(error) => Err(error.into()),
+                }
+            }
+            NotificationStatus::Sending => {
+                let provider = outgoing
+                    .as_ref()
+                    .map(Outgoing::provider)
+                    .unwrap_or_default();
+                let interrupted = DeliveryAttempt::new(
+                    &existing,
+                    existing.attempts,
+                    provider,
+                    AttemptOutcome::Unknown,
+                )
+                .with_started_at(existing.last_attempt_at.unwrap_or(existing.created_at))
+                .with_error(INTERRUPTED);
+                warn!(
+                    attempt = existing.attempts,
+                    "an interrupted send may or may not have arrived; its recipient is suppressed now, so it is marked unknown, not sent again"
+                );
+                Ok(self.notifications.record_attempt(&interrupted).await?)
+            }
+            _ => Ok(existing),
         }
     }
 

@@ -134,14 +134,18 @@ async fn a_suppressed_send_with_an_idempotency_key_replays_as_suppressed() {
 }
 
 #[tokio::test]
-async fn a_redelivered_event_for_an_address_suppressed_since_sends_nothing() {
+async fn a_redelivered_event_for_an_address_suppressed_since_is_recorded_suppressed() {
     use notification::NotificationAction;
     use notification::channel::StubFailure;
     let email = RecordingChannel::<EmailMessage>::new();
+    let store = InMemoryNotificationStore::new();
     let suppressions = InMemorySuppressionStore::new();
-    let service = NotificationService::in_memory()
-        .with_email(Arc::new(email.clone()))
-        .with_suppressions(Arc::new(suppressions.clone()));
+    let service = NotificationService::new(
+        Arc::new(store.clone()),
+        Arc::new(InMemoryTemplateStore::new()),
+    )
+    .with_email(Arc::new(email.clone()))
+    .with_suppressions(Arc::new(suppressions.clone()));
     let action = || {
         NotificationAction::from(EmailRequest::new("u1", "ann@example.com", "Hello", "Hi").unwrap())
     };
@@ -157,8 +161,79 @@ async fn a_redelivered_event_for_an_address_suppressed_since_sends_nothing() {
         ))
         .await
         .unwrap();
-    // The redelivery of the same event: nothing handed to the channel.
-    let _ = service.execute_once(action(), "event-1").await;
+    // The redelivery of the same event: nothing handed to the channel, and
+    // the row that was `failed` says why.
+    let redelivered = service
+        .execute_once(action(), "event-1")
+        .await
+        .expect("a suppressed redelivery is not an error to retry");
     assert_eq!(email.attempts(), 1, "not sent to a suppressed address");
     assert!(email.sent().is_empty());
+    assert_eq!(redelivered.status, NotificationStatus::Suppressed);
+    assert!(
+        redelivered
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("hard_bounce")),
+        "{:?}",
+        redelivered.error
+    );
+    let stored = store.get_notification("u1", redelivered.id).await.unwrap();
+    assert_eq!(stored, redelivered);
+    let log = store.list_attempts("u1", redelivered.id).await.unwrap();
+    assert_eq!(log.len(), 1, "only the refused attempt is logged: {log:?}");
+    // Once more: the same row, still suppressed, still nothing sent.
+    let again = service.execute_once(action(), "event-1").await.unwrap();
+    assert_eq!(
+        (again.id, again.status),
+        (redelivered.id, NotificationStatus::Suppressed)
+    );
+    assert_eq!(email.attempts(), 1);
+}
+
+#[tokio::test]
+async fn an_interrupted_send_redelivered_after_its_address_was_suppressed_is_marked_unknown() {
+    use messaging_model::{AttemptOutcome, Notification};
+    use notification::NotificationAction;
+    let email = RecordingChannel::<EmailMessage>::new();
+    let store = InMemoryNotificationStore::new();
+    let suppressions = InMemorySuppressionStore::new();
+    let service = NotificationService::new(
+        Arc::new(store.clone()),
+        Arc::new(InMemoryTemplateStore::new()),
+    )
+    .with_email(Arc::new(email.clone()))
+    .with_suppressions(Arc::new(suppressions.clone()));
+    // A worker killed after handing the email over: the row `sending`.
+    let key = "event-2";
+    let mut row = Notification::new("u1", NotificationKind::Email, "Hello", "Hi");
+    row.idempotency_key = Some(key.to_owned());
+    store.record(&row).await.unwrap();
+    store
+        .begin_attempt(row.id, 0, chrono::Utc::now())
+        .await
+        .unwrap();
+    suppressions
+        .suppress(&Suppression::new(
+            NotificationKind::Email,
+            "ann@example.com",
+            SuppressionReason::Complaint,
+            chrono::Utc::now(),
+        ))
+        .await
+        .unwrap();
+    let action = NotificationAction::from(
+        EmailRequest::new("u1", "ann@example.com", "Hello", "Hi").unwrap(),
+    );
+    let answer = service.execute_once(action, key).await.unwrap();
+    // It may have arrived: not `suppressed` (that means never sent), and not
+    // sent again.
+    assert_eq!(
+        (answer.id, answer.status),
+        (row.id, NotificationStatus::Unknown)
+    );
+    assert_eq!(email.attempts(), 0);
+    let log = store.list_attempts("u1", row.id).await.unwrap();
+    let outcomes: Vec<(u32, AttemptOutcome)> = log.iter().map(|a| (a.number, a.outcome)).collect();
+    assert_eq!(outcomes, [(1, AttemptOutcome::Unknown)]);
 }

@@ -60,6 +60,7 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
         from: "demo@messaging.invalid".into(),
         timeout: Duration::from_secs(10),
         name: None,
+        provider: notification::channel::SmtpProvider::Generic,
         fallback: Vec::new(),
         breaker: config::BreakerConfig::default(),
     });

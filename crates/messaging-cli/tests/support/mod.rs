@@ -505,8 +505,9 @@ impl DumpedMail {
     }
 }
 
-/// A small HTTP provider on loopback: answers every request `200 {"id": …}` and
-/// hands each request's body to the test.
+/// A small HTTP provider on loopback: answers every request `200 {"id": …}`
+/// (or the status given to [`HttpProvider::start_answering`]) and hands each
+/// request's body to the test.
 pub struct HttpProvider {
     /// `http://127.0.0.1:PORT`.
     pub url: String,
@@ -516,6 +517,12 @@ pub struct HttpProvider {
 impl HttpProvider {
     /// Binds 127.0.0.1:0 and serves until the test ends.
     pub async fn start() -> Self {
+        Self::start_answering(200).await
+    }
+
+    /// [`HttpProvider::start`], answering every request with `status` (e.g.
+    /// 503: a provider that is down and did not take the message).
+    pub async fn start_answering(status: u16) -> Self {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -554,9 +561,12 @@ impl HttpProvider {
                     let body =
                         String::from_utf8_lossy(&buffer[head_end..head_end + length]).into_owned();
                     let _ = sender.send((head, body, std::time::Instant::now()));
-                    let answer = r#"{"id":"provider-1"}"#;
+                    let (reason, answer) = match status {
+                        200 => ("OK", r#"{"id":"provider-1"}"#),
+                        _ => ("Service Unavailable", r#"{"error":"unavailable"}"#),
+                    };
                     let response = format!(
-                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+                        "HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
                         answer.len()
                     );
                     let _ = stream.write_all(response.as_bytes()).await;
@@ -570,6 +580,15 @@ impl HttpProvider {
     pub async fn next_request(&mut self) -> (String, String) {
         let (head, body, _) = self.next_timed_request().await;
         (head, body)
+    }
+
+    /// Every request received and not taken yet, without waiting.
+    pub fn received_requests(&mut self) -> Vec<(String, String)> {
+        let mut requests = Vec::new();
+        while let Ok((head, body, _)) = self.bodies.try_recv() {
+            requests.push((head, body));
+        }
+        requests
     }
 
     /// The next request, with when its body had arrived.

@@ -292,6 +292,23 @@ impl NotificationStore for InMemoryNotificationStore {
                     notification.status = NotificationStatus::Skipped;
                     notification.error = Some(reason);
                 }
+                StatusUpdate::Suppressed { reason } => {
+                    if !matches!(
+                        notification.status,
+                        NotificationStatus::Pending
+                            | NotificationStatus::Scheduled
+                            | NotificationStatus::Failed
+                    ) {
+                        return Err(StoreError::Conflict {
+                            what: format!(
+                                "notification {id} is {}, not pending, scheduled or failed",
+                                notification.status.as_str()
+                            ),
+                        });
+                    }
+                    notification.status = NotificationStatus::Suppressed;
+                    notification.error = Some(reason);
+                }
             }
             Ok(notification.clone())
         })

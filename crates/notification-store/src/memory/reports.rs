@@ -1,7 +1,8 @@
 //! [`DeliveryReportStore`] for [`InMemoryNotificationStore`].
 
 use async_trait::async_trait;
-use messaging_model::{DeliveryReport, Notification, NotificationStatus};
+use messaging_model::{AttemptOutcome, DeliveryReport, Notification, NotificationStatus};
+use uuid::Uuid;
 
 use super::{InMemoryNotificationStore, micros};
 use crate::{DeliveryReportStore, StoreError, check_delivery_report};
@@ -22,6 +23,21 @@ impl DeliveryReportStore for InMemoryNotificationStore {
                         .any(|a| a.provider_message_id.as_deref() == Some(provider_message_id))
                 })
                 .and_then(|(id, _)| state.by_id.get(id).cloned()))
+        })
+    }
+
+    async fn accepted_provider_message_id(
+        &self,
+        notification_id: Uuid,
+    ) -> Result<Option<String>, StoreError> {
+        self.read(|state| {
+            Ok(state.attempts.get(&notification_id).and_then(|attempts| {
+                attempts
+                    .iter()
+                    .rev()
+                    .filter(|a| a.outcome == AttemptOutcome::Sent)
+                    .find_map(|a| a.provider_message_id.clone())
+            }))
         })
     }
 

@@ -165,6 +165,7 @@ macro_rules! notification_store_conformance_tests {
                 listing_with_another_users_cursor_and_filters_reveals_nothing_of_theirs,
                 skipped_and_scheduled_notifications_are_kept_as_recorded,
                 update_status_to_skipped_only_from_pending_or_scheduled,
+                update_status_to_suppressed_only_from_pending_scheduled_or_failed,
                 begin_attempt_of_a_scheduled_notification_marks_it_sending,
             );
         }
@@ -245,6 +246,7 @@ macro_rules! delivery_report_store_conformance_tests {
                 a_report_updates_the_notification_and_its_attempt,
                 a_report_of_an_unknown_provider_message_id_matches_nothing,
                 a_lower_ranking_report_never_replaces_a_higher_one,
+                the_accepted_provider_message_id_is_found_by_notification_id,
             );
         }
     };

@@ -158,3 +158,54 @@ where
         "a report cannot set sending",
     );
 }
+
+/// The provider message id a notification's accepted attempt logged is found
+/// by the notification's id (the latest accepted attempt's; refused attempts
+/// and other notifications are not it); an unknown or never-accepted
+/// notification has none.
+pub async fn the_accepted_provider_message_id_is_found_by_notification_id<S>(store: &S)
+where
+    S: NotificationStore + DeliveryReportStore + ?Sized,
+{
+    let user = fresh_user("ann");
+    let pmid = format!("accepted-{}", Uuid::now_v7().simple());
+    let sent = sent_with_id(store, &user, &pmid).await;
+    // A failed-over provider's refusal, logged after the accepted attempt.
+    store
+        .record_attempt(
+            &DeliveryAttempt::new(&sent, 1, "smtp-b", AttemptOutcome::Failed)
+                .with_started_at(at(1))
+                .with_error("421 busy"),
+        )
+        .await
+        .expect("refusal");
+    let _other = sent_with_id(store, &user, &format!("other-{}", Uuid::now_v7().simple())).await;
+    assert_eq!(
+        store
+            .accepted_provider_message_id(sent.id)
+            .await
+            .expect("find"),
+        Some(pmid)
+    );
+
+    let refused = notification(&user, 2);
+    store.record(&refused).await.expect("record");
+    store
+        .begin_attempt(refused.id, 0, at(3))
+        .await
+        .expect("begin");
+    store
+        .record_attempt(
+            &DeliveryAttempt::new(&refused, 1, "smtp-a", AttemptOutcome::Failed)
+                .with_started_at(at(3))
+                .with_error("451 later"),
+        )
+        .await
+        .expect("refused");
+    for id in [refused.id, Uuid::now_v7()] {
+        assert_eq!(
+            store.accepted_provider_message_id(id).await.expect("find"),
+            None
+        );
+    }
+}

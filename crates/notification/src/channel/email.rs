@@ -53,6 +53,101 @@ impl SmtpSecurity {
     }
 }
 
+/// The relay an SMTP channel sends through, for one thing only: the metadata
+/// header that carries the notification id (the send's reference) into the
+/// relay's delivery events. Relays other than Mailgun name their own message
+/// id in their events, not the `Message-ID` header the channel sets, so
+/// without this their events match no notification.
+///
+/// | provider | header | where its events carry it |
+/// | --- | --- | --- |
+/// | `Generic` (default) | none | — |
+/// | `SendGrid` | `X-SMTPAPI: {"unique_args":{"notification_id":"…"}}` | a top-level `notification_id` field of each event |
+/// | `Postmark` | `X-PM-Metadata-notification_id: …` | `Metadata.notification_id` |
+/// | `Ses` | `X-SES-MESSAGE-TAGS: notification_id=…` | `mail.tags.notification_id` (event publishing, with a configuration set) |
+/// | `Mailgun` | `X-Mailgun-Variables: {"notification_id":"…"}` | `event-data.user-variables.notification_id` |
+///
+/// ```
+/// use notification::channel::SmtpProvider;
+/// let id = "0190a5c2-7b3e-7c41-9d2a-5f1e8b6c4d3a";
+/// assert_eq!(
+///     SmtpProvider::Postmark.metadata_header(id),
+///     Some(("X-PM-Metadata-notification_id", id.to_owned()))
+/// );
+/// assert_eq!(SmtpProvider::parse("sendgrid"), Some(SmtpProvider::SendGrid));
+/// assert_eq!(SmtpProvider::Generic.metadata_header(id), None);
+/// // Only a UUID goes into a header: never arbitrary text.
+/// assert_eq!(SmtpProvider::Ses.metadata_header("a\r\nBcc: x@y"), None);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum SmtpProvider {
+    /// Any relay: no metadata header.
+    #[default]
+    Generic,
+    /// Amazon SES's SMTP interface: a message tag; and the receipt's
+    /// provider message id is SES's own, read from its `250 Ok <id>` reply
+    /// (the id every SES event names), the `Message-ID` only when the reply
+    /// carries none.
+    Ses,
+    /// SendGrid's SMTP relay: a unique argument.
+    SendGrid,
+    /// Postmark's SMTP service: a metadata field.
+    Postmark,
+    /// Mailgun's SMTP relay: a user variable (its events also carry the
+    /// `Message-ID`).
+    Mailgun,
+}
+
+/// The metadata key the notification id is sent under, whatever the relay:
+/// what `notification-delivery-events` reads back.
+pub const NOTIFICATION_ID_METADATA_KEY: &str = "notification_id";
+
+impl SmtpProvider {
+    /// Every provider.
+    pub const ALL: [Self; 5] = [
+        Self::Generic,
+        Self::Ses,
+        Self::SendGrid,
+        Self::Postmark,
+        Self::Mailgun,
+    ];
+
+    /// The lowercase name: `generic`, `ses`, `sendgrid`, `postmark`, `mailgun`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Generic => "generic",
+            Self::Ses => "ses",
+            Self::SendGrid => "sendgrid",
+            Self::Postmark => "postmark",
+            Self::Mailgun => "mailgun",
+        }
+    }
+
+    /// The provider named `name` ([`as_str`](Self::as_str)'s output), if any.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.as_str() == name)
+    }
+
+    /// The header (name, value) carrying `notification_id` to this relay;
+    /// `None` for [`Generic`](Self::Generic), and for a `notification_id`
+    /// that is not a UUID (so no text of unknown shape reaches a header).
+    pub fn metadata_header(self, notification_id: &str) -> Option<(&'static str, String)> {
+        let id = uuid::Uuid::parse_str(notification_id).ok()?.hyphenated();
+        let key = NOTIFICATION_ID_METADATA_KEY;
+        match self {
+            Self::Generic => None,
+            Self::Ses => Some(("X-SES-MESSAGE-TAGS", format!("{key}={id}"))),
+            Self::SendGrid => Some((
+                "X-SMTPAPI",
+                format!(r#"{{"unique_args":{{"{key}":"{id}"}}}}"#),
+            )),
+            Self::Postmark => Some(("X-PM-Metadata-notification_id", id.to_string())),
+            Self::Mailgun => Some(("X-Mailgun-Variables", format!(r#"{{"{key}":"{id}"}}"#))),
+        }
+    }
+}
+
 /// SMTP user name and password.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SmtpCredentials {
@@ -117,6 +212,9 @@ pub struct SmtpConfig {
     /// connections) within one send: off by default, the messaging runtime
     /// schedules retries (see [`ProviderRetryPolicy`]).
     pub retry: ProviderRetryPolicy,
+    /// The relay, for the metadata header carrying the notification id
+    /// ([`SmtpProvider`]); [`SmtpProvider::Generic`] (none) by default.
+    pub provider: SmtpProvider,
 }
 
 impl Default for SmtpConfig {
@@ -135,6 +233,7 @@ impl Default for SmtpConfig {
             pool_min_idle: 0,
             pool_idle_timeout: Duration::from_secs(60),
             retry: ProviderRetryPolicy::default(),
+            provider: SmtpProvider::Generic,
         }
     }
 }
@@ -229,6 +328,12 @@ impl SmtpConfig {
         self
     }
 
+    /// Sets the relay, for its notification id metadata header.
+    pub fn with_provider(mut self, provider: SmtpProvider) -> Self {
+        self.provider = provider;
+        self
+    }
+
     /// Sets how long an idle connection is kept.
     pub fn with_pool_idle_timeout(mut self, timeout: Duration) -> Self {
         self.pool_idle_timeout = timeout;
@@ -262,6 +367,7 @@ pub struct SmtpEmailChannel {
     message_id_domain: String,
     host: String,
     retry: ProviderRetryPolicy,
+    provider: SmtpProvider,
 }
 
 impl std::fmt::Debug for SmtpEmailChannel {
@@ -317,6 +423,7 @@ impl SmtpEmailChannel {
             message_id_domain,
             host: config.host,
             retry: config.retry,
+            provider: config.provider,
         })
     }
 
@@ -346,6 +453,18 @@ impl SmtpEmailChannel {
             )))
             // One line: a CR or LF in the subject can never start a header.
             .subject(single_line(&email.subject));
+        if let Some((name, value)) = email
+            .reference
+            .as_deref()
+            .and_then(|reference| self.provider.metadata_header(reference))
+        {
+            use lettre::message::header::{HeaderName, HeaderValue};
+            // The notification id, where the relay's events carry it back.
+            builder = builder.raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str(name),
+                value,
+            ));
+        }
         if let Some(links) = &email.list_unsubscribe {
             use lettre::message::header::{HeaderName, HeaderValue};
             // The URLs were checked by ListUnsubscribe::new: no CR, LF or spaces.
@@ -380,6 +499,29 @@ impl SmtpEmailChannel {
             NotificationError::invalid_request(format!("the email could not be built: {error}"))
         })
     }
+}
+
+/// SES's message id in the text of its final `250` reply, `Ok <id>` (an
+/// enhanced status code before it is skipped); `None` for any other reply
+/// (`Ok: queued as …` is not SES's form, and its words are no id).
+///
+/// ```text
+/// 250 Ok 0100018c3a6f1e2d-4c5b9a8f-7e6d-4c5b-9a21-7e6d5c4b3a21-000000
+/// ```
+fn ses_message_id(reply: Option<&str>) -> Option<String> {
+    let mut words = reply?.split_whitespace();
+    let mut word = words.next()?;
+    if word.split('.').count() == 3 && word.split('.').all(|part| part.parse::<u16>().is_ok()) {
+        word = words.next()?;
+    }
+    if !word.eq_ignore_ascii_case("ok") {
+        return None;
+    }
+    let id = words.next()?;
+    (id.len() >= 8
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && id.bytes().any(|b| b.is_ascii_digit()))
+    .then(|| id.to_owned())
 }
 
 /// lettre's `is_transient()` covers SMTP 4xx replies only: timeouts and
@@ -473,7 +615,22 @@ impl EmailChannel for SmtpEmailChannel {
                             attempt,
                             "accepted by the SMTP server"
                         );
-                        return Ok(SendReceipt::new("smtp", message_id));
+                        let recorded = match self.provider {
+                            // SES names the message by its own id in every
+                            // event (identity notifications and event
+                            // publishing alike): the one its reply carries.
+                            SmtpProvider::Ses => {
+                                ses_message_id(response.first_line()).or_else(|| {
+                                    warn!(
+                                        reply = response.first_line().unwrap_or(""),
+                                        "no SES message id in the reply; recording the Message-ID header"
+                                    );
+                                    message_id.clone()
+                                })
+                            }
+                            _ => message_id.clone(),
+                        };
+                        return Ok(SendReceipt::new("smtp", recorded));
                     }
                     Err(error) if error.is_transient() && attempt < self.retry.max_attempts => {
                         let wait = self.retry.backoff(attempt);
@@ -586,6 +743,124 @@ mod tests {
                 .map(|id| id.trim().trim_matches(['<', '>']).to_owned()),
             second.provider_message_id
         );
+    }
+
+    #[tokio::test]
+    async fn each_relay_gets_the_notification_id_in_its_metadata_header() {
+        let sink = SmtpSink::start().await.unwrap();
+        let id = uuid::Uuid::now_v7().hyphenated().to_string();
+        let expected = [
+            (
+                SmtpProvider::Ses,
+                "X-SES-MESSAGE-TAGS",
+                format!("notification_id={id}"),
+            ),
+            (
+                SmtpProvider::SendGrid,
+                "X-SMTPAPI",
+                format!(r#"{{"unique_args":{{"notification_id":"{id}"}}}}"#),
+            ),
+            (
+                SmtpProvider::Postmark,
+                "X-PM-Metadata-notification_id",
+                id.clone(),
+            ),
+            (
+                SmtpProvider::Mailgun,
+                "X-Mailgun-Variables",
+                format!(r#"{{"notification_id":"{id}"}}"#),
+            ),
+        ];
+        for (i, (provider, _, _)) in expected.iter().enumerate() {
+            let channel =
+                SmtpEmailChannel::new(config(sink.port()).with_provider(*provider)).unwrap();
+            channel
+                .send_email(&email(i).with_reference(&id))
+                .await
+                .unwrap();
+        }
+        // Generic: none of them; and no header without a reference.
+        let generic = SmtpEmailChannel::new(config(sink.port())).unwrap();
+        generic
+            .send_email(&email(4).with_reference(&id))
+            .await
+            .unwrap();
+        let sendgrid =
+            SmtpEmailChannel::new(config(sink.port()).with_provider(SmtpProvider::SendGrid))
+                .unwrap();
+        sendgrid.send_email(&email(5)).await.unwrap();
+        let messages = sink.wait_for_messages(6, WAIT).await.unwrap();
+        for (i, (provider, header, value)) in expected.iter().enumerate() {
+            assert_eq!(
+                messages[i].header(header).as_deref().map(str::trim),
+                Some(value.as_str()),
+                "{provider:?}"
+            );
+        }
+        for message in &messages[4..] {
+            for (_, header, _) in &expected {
+                assert_eq!(message.header(header), None, "{header}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_ses_message_id_is_read_from_its_reply_and_nothing_else_is() {
+        let id = "0100018c3a6f1e2d-4c5b9a8f-7e6d-4c5b-9a21-7e6d5c4b3a21-000000";
+        assert_eq!(
+            ses_message_id(Some(&format!("Ok {id}"))).as_deref(),
+            Some(id)
+        );
+        assert_eq!(
+            ses_message_id(Some(&format!("2.0.0 Ok {id}"))).as_deref(),
+            Some(id)
+        );
+        for other in [
+            "2.0.0 Ok: queued as 4Xyz7",
+            "Ok: queued as 4Xyz7",
+            "2.0.0 queued",
+            "Ok",
+            "Ok short1",
+            "Ok <script>",
+            "",
+        ] {
+            assert_eq!(ses_message_id(Some(other)), None, "{other:?}");
+        }
+        assert_eq!(ses_message_id(None), None);
+    }
+
+    #[tokio::test]
+    async fn with_ses_the_receipt_carries_the_id_of_its_reply_else_the_message_id() {
+        let sink = SmtpSink::start().await.unwrap();
+        let id = "0100018c3a6f1e2d-4c5b9a8f-7e6d-4c5b-9a21-7e6d5c4b3a21-000000";
+        sink.fail_next(
+            SmtpCommand::MessageEnd,
+            1,
+            Reply::new(250, format!("Ok {id}")),
+        );
+        let ses =
+            SmtpEmailChannel::new(config(sink.port()).with_provider(SmtpProvider::Ses)).unwrap();
+        let receipt = ses.send_email(&email(0)).await.unwrap();
+        assert_eq!(receipt.provider_message_id.as_deref(), Some(id));
+        // A reply without one (this sink's own): the Message-ID, as for any relay.
+        let receipt = ses.send_email(&email(1)).await.unwrap();
+        let sent = sink.wait_for_messages(1, WAIT).await.unwrap();
+        assert_eq!(
+            receipt.provider_message_id,
+            sent[0]
+                .header("Message-ID")
+                .map(|h| h.trim().trim_matches(['<', '>']).to_owned())
+        );
+        // Another relay answering in SES's form: still the Message-ID.
+        sink.fail_next(
+            SmtpCommand::MessageEnd,
+            1,
+            Reply::new(250, format!("Ok {id}")),
+        );
+        let generic = SmtpEmailChannel::new(config(sink.port())).unwrap();
+        let receipt = generic.send_email(&email(2)).await.unwrap();
+        assert_ne!(receipt.provider_message_id.as_deref(), Some(id));
+        assert!(receipt.provider_message_id.is_some());
     }
 
     #[tokio::test]

@@ -54,7 +54,10 @@ pub use breaker::{
     SystemClock, Transition,
 };
 #[cfg(feature = "smtp")]
-pub use email::{SmtpConfig, SmtpCredentials, SmtpEmailChannel, SmtpSecurity};
+pub use email::{
+    NOTIFICATION_ID_METADATA_KEY, SmtpConfig, SmtpCredentials, SmtpEmailChannel, SmtpProvider,
+    SmtpSecurity,
+};
 pub(crate) use failover::describe_failures;
 pub use failover::{
     FailoverEmailChannel, FailoverPushChannel, FailoverSmsChannel, ProviderFailure,
