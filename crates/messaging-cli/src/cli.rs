@@ -66,6 +66,80 @@ pub(crate) enum Command {
     /// retry, or unread in the topic): it is removed and never delivered. A
     /// message already delivered is not cancellable (exit code 1).
     Cancel(CancelArgs),
+    /// Serve the HTTP API: users' inboxes (with Server-Sent Events) and the
+    /// operator API, until SIGTERM or Ctrl-C. Needs both a user token key and
+    /// an admin token (see docs/http.md).
+    Serve(ServeArgs),
+    /// Print a user token for the HTTP API (an HS256 JWT signed with the user
+    /// token key): for trying the API and for tests; your application mints its own.
+    Token(TokenArgs),
+}
+
+/// The HTTP API's secrets.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct HttpSecretArgs {
+    /// The HS256 key user tokens are signed with (at least 32 bytes). Prefer
+    /// the environment variable: a flag is visible to other local users.
+    #[arg(
+        long,
+        env = "MESSAGING_HTTP_USER_KEY",
+        hide_env_values = true,
+        value_name = "KEY"
+    )]
+    pub(crate) user_key: Option<String>,
+}
+
+/// `messaging serve`.
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// Address to listen on. Anything but loopback exposes the API: put a
+    /// TLS-terminating proxy in front.
+    #[arg(
+        long,
+        env = "MESSAGING_HTTP_BIND",
+        default_value = "127.0.0.1:8080",
+        value_name = "ADDR"
+    )]
+    pub(crate) bind: SocketAddr,
+    #[command(flatten)]
+    pub(crate) secrets: HttpSecretArgs,
+    /// The operator API's bearer token (at least 32 bytes). Prefer the
+    /// environment variable.
+    #[arg(
+        long,
+        env = "MESSAGING_HTTP_ADMIN_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub(crate) admin_token: Option<String>,
+    /// An origin allowed by CORS (`https://app.example.com`), repeatable or
+    /// comma-separated; none by default (CORS closed).
+    #[arg(
+        long = "cors-origin",
+        env = "MESSAGING_HTTP_CORS_ORIGINS",
+        value_delimiter = ',',
+        value_name = "ORIGIN"
+    )]
+    pub(crate) cors_origins: Vec<String>,
+    /// Largest request body accepted, in bytes.
+    #[arg(long, default_value_t = messaging_http::DEFAULT_BODY_LIMIT, value_name = "BYTES")]
+    pub(crate) body_limit: usize,
+    #[command(flatten)]
+    pub(crate) backend: BackendArgs,
+    #[command(flatten)]
+    pub(crate) database: DatabaseArgs,
+}
+
+/// `messaging token`.
+#[derive(Debug, Args)]
+pub(crate) struct TokenArgs {
+    /// The user id (the token's `sub`).
+    pub(crate) user: String,
+    /// How long the token is valid (`15m`, `1h`, `7d`).
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub(crate) ttl: Duration,
+    #[command(flatten)]
+    pub(crate) secrets: HttpSecretArgs,
 }
 
 /// `messaging cancel`.
