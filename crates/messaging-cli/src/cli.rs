@@ -125,9 +125,51 @@ pub(crate) struct ServeArgs {
     #[arg(long, default_value_t = messaging_http::DEFAULT_BODY_LIMIT, value_name = "BYTES")]
     pub(crate) body_limit: usize,
     #[command(flatten)]
+    pub(crate) webhooks: WebhookArgs,
+    #[command(flatten)]
     pub(crate) backend: BackendArgs,
     #[command(flatten)]
     pub(crate) database: DatabaseArgs,
+}
+
+/// What turns on `serve`'s webhook endpoints (each off without its secret).
+#[derive(Debug, Clone, Args)]
+pub(crate) struct WebhookArgs {
+    /// The one-click unsubscribe key (the worker's `[preferences.unsubscribe]`
+    /// key): takes `POST /v1/webhooks/unsubscribe?token=…`.
+    #[arg(
+        long,
+        env = "MESSAGING_UNSUBSCRIBE_KEY",
+        hide_env_values = true,
+        value_name = "KEY"
+    )]
+    pub(crate) unsubscribe_key: Option<String>,
+    /// Mailgun's webhook signing key: takes `POST /v1/webhooks/mailgun`.
+    #[arg(
+        long,
+        env = "MESSAGING_MAILGUN_SIGNING_KEY",
+        hide_env_values = true,
+        value_name = "KEY"
+    )]
+    pub(crate) mailgun_signing_key: Option<String>,
+    /// SendGrid's Event Webhook verification key (base64 DER, as SendGrid
+    /// shows it): takes `POST /v1/webhooks/sendgrid`.
+    #[arg(
+        long,
+        env = "MESSAGING_SENDGRID_PUBLIC_KEY",
+        hide_env_values = true,
+        value_name = "KEY"
+    )]
+    pub(crate) sendgrid_public_key: Option<String>,
+    /// Postmark's webhook basic-auth credentials, `user:password`: takes
+    /// `POST /v1/webhooks/postmark`.
+    #[arg(
+        long,
+        env = "MESSAGING_POSTMARK_CREDENTIALS",
+        hide_env_values = true,
+        value_name = "USER:PASSWORD"
+    )]
+    pub(crate) postmark_credentials: Option<String>,
 }
 
 /// `messaging token`.

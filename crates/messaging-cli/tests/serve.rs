@@ -11,9 +11,10 @@ use support::{DEADLINE, Env};
 
 const USER_KEY: &str = "serve-test-user-key-0123456789abcdef0123";
 const ADMIN_TOKEN: &str = "serve-test-admin-token-0123456789abcdef";
-const SECRETS: [(&str, &str); 2] = [
+const SECRETS: [(&str, &str); 3] = [
     ("MESSAGING_HTTP_USER_KEY", USER_KEY),
     ("MESSAGING_HTTP_ADMIN_TOKEN", ADMIN_TOKEN),
+    ("MESSAGING_POSTMARK_CREDENTIALS", "hooks:s3cret"),
 ];
 
 /// `messaging serve` on a free port: the process and its base URL.
@@ -157,6 +158,23 @@ async fn pushes_scenario(env: &Env) {
             .contains(&json!("wallet.recharged")),
         "{topics}"
     );
+
+    // The Postmark webhook is on (its credentials were given), Mailgun's is not.
+    let postmark = http
+        .post(format!("{base}/v1/webhooks/postmark"))
+        .basic_auth("hooks", Some("wrong"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(postmark.status(), 401);
+    let mailgun = http
+        .post(format!("{base}/v1/webhooks/mailgun"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(mailgun.status(), 404);
 
     // SIGTERM with a stream open: the stream is closed and serve exits 0.
     let (code, log) = server.terminate().await;

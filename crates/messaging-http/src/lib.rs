@@ -9,6 +9,10 @@
 //!   bearer token compared in constant time): topics, stats, dead letters
 //!   (filtered pages, show, replay one or all at a rate, purge), pause and
 //!   resume, health.
+//! * Webhooks, off until [`Webhooks`] configures them: one-click unsubscribe
+//!   (`POST /v1/webhooks/unsubscribe?token=…`, RFC 8058) and providers'
+//!   delivery callbacks (`POST /v1/webhooks/{mailgun,sendgrid,postmark}`),
+//!   each authenticated by its own signature.
 //! * `GET /openapi.json` ([`ApiDoc`]) and `GET /livez`.
 //!
 //! Every error is an `application/problem+json` document ([`Problem`]).
@@ -45,6 +49,7 @@ mod events;
 mod inbox;
 mod openapi;
 mod state;
+mod webhooks;
 
 use axum::Router;
 use axum::http::{HeaderName, Method, header};
@@ -65,6 +70,9 @@ pub use events::InboxEvents;
 pub use inbox::{ChangedCount, InboxNotification, InboxPageBody, InboxParams, UnreadCount};
 pub use openapi::ApiDoc;
 pub use state::AppState;
+pub use webhooks::{
+    DeliveryApplied, DeliveryWebhook, UnsubscribeParams, UnsubscribedBody, Webhooks,
+};
 
 /// The API's routes over `state`, with its limits: the request body limit,
 /// CORS only for the configured origins (none by default), and every error
@@ -115,6 +123,8 @@ pub fn router(state: AppState) -> Router {
     let mut router = Router::new()
         .nest("/v1/me", me)
         .nest("/v1/admin", admin)
+        .route("/v1/webhooks/unsubscribe", post(webhooks::unsubscribe))
+        .route("/v1/webhooks/{provider}", post(webhooks::delivery_events))
         .route("/openapi.json", get(openapi::serve_openapi))
         .route("/livez", get(|| async { "ok" }))
         .fallback(|| async { ApiError::not_found("route") })

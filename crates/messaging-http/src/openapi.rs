@@ -42,12 +42,15 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         crate::admin::pause,
         crate::admin::resume,
         crate::admin::health,
+        crate::webhooks::unsubscribe,
+        crate::webhooks::delivery_events,
     ),
     components(schemas(crate::Problem)),
     modifiers(&BearerSchemes),
     tags(
         (name = "inbox", description = "The caller's own notifications (user token: an HS256 JWT whose `sub` is the user id)"),
         (name = "admin", description = "The operator API (the admin token)"),
+        (name = "webhooks", description = "One-click unsubscribe and providers' delivery callbacks, each authenticated by its own signature"),
     )
 )]
 pub struct ApiDoc;

@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::{AdminToken, UserTokens};
 use crate::events::InboxEvents;
+use crate::webhooks::Webhooks;
 use crate::{HttpConfig, ServeError};
 
 /// The messaging service, the notification store, the token checkers and the
@@ -17,6 +18,7 @@ pub struct AppState {
     inner: Arc<Inner>,
 }
 
+#[derive(Clone)]
 struct Inner {
     messaging: Arc<MessagingService>,
     store: Arc<dyn NotificationStore>,
@@ -24,6 +26,7 @@ struct Inner {
     admin_token: AdminToken,
     events: InboxEvents,
     config: HttpConfig,
+    webhooks: Webhooks,
     shutdown: CancellationToken,
 }
 
@@ -53,9 +56,21 @@ impl AppState {
                 admin_token: AdminToken::new(&config.admin_token),
                 events,
                 config,
+                webhooks: Webhooks::default(),
                 shutdown: CancellationToken::new(),
             }),
         })
+    }
+
+    /// Turns on the webhook endpoints `webhooks` configures (none by default).
+    pub fn with_webhooks(mut self, webhooks: Webhooks) -> Self {
+        Arc::make_mut(&mut self.inner).webhooks = webhooks;
+        self
+    }
+
+    /// The webhooks' configuration.
+    pub(crate) fn webhooks(&self) -> &Webhooks {
+        &self.inner.webhooks
     }
 
     /// The messaging service.

@@ -749,6 +749,8 @@ async fn the_openapi_description_lists_every_route() {
                 "/v1/admin/topics/{topic}/pause",
                 "/v1/admin/topics/{topic}/resume",
                 "/v1/admin/health",
+                "/v1/webhooks/unsubscribe",
+                "/v1/webhooks/{provider}",
             ] {
                 assert!(paths.contains_key(path), "{path} is described");
             }

@@ -6,9 +6,14 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use messaging_core::MessagingService;
-use messaging_http::{AppState, HttpConfig, InboxEvents, UserTokens};
+use messaging_http::{AppState, DeliveryWebhook, HttpConfig, InboxEvents, UserTokens, Webhooks};
+use notification::unsubscribe::UnsubscribeKey;
+use notification_delivery_events::apply::DeliveryEventApplier;
+use notification_delivery_events::mailgun::MailgunVerifier;
+use notification_delivery_events::postmark::PostmarkVerifier;
+use notification_delivery_events::sendgrid::SendGridVerifier;
 
-use crate::cli::{HttpSecretArgs, ServeArgs, TokenArgs};
+use crate::cli::{HttpSecretArgs, ServeArgs, TokenArgs, WebhookArgs};
 use crate::exit::CliError;
 
 /// The user token key, which both commands need.
@@ -59,7 +64,8 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .context("listening to inbox changes")?;
     let following = tokio::spawn(events.clone().follow(listener));
-    let state = AppState::new(messaging, Arc::new(store.clone()), events, config)?;
+    let state = AppState::new(messaging, Arc::new(store.clone()), events, config)?
+        .with_webhooks(webhooks(&args.webhooks, &store)?);
     let socket = tokio::net::TcpListener::bind(args.bind)
         .await
         .with_context(|| format!("cannot listen on {}", args.bind))?;
@@ -81,6 +87,49 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     following.abort();
     store.close().await;
     served.context("serving HTTP")
+}
+
+/// The webhooks the secrets given turn on, over `store`.
+fn webhooks(
+    args: &WebhookArgs,
+    store: &notification_store_postgres::PostgresStore,
+) -> Result<Webhooks, CliError> {
+    let invalid = |name: &str, reason: String| CliError::InvalidSetting {
+        name: name.to_owned(),
+        reason,
+    };
+    let store = Arc::new(store.clone());
+    let mut webhooks = Webhooks::default();
+    if let Some(key) = &args.unsubscribe_key {
+        let key = UnsubscribeKey::new(key.clone().into_bytes())
+            .map_err(|error| invalid("--unsubscribe-key", error.to_string()))?;
+        webhooks = webhooks.with_unsubscribe(key, store.clone());
+    }
+    let applier = DeliveryEventApplier::new(store.clone(), store);
+    if let Some(key) = &args.mailgun_signing_key {
+        webhooks = webhooks.with_delivery(
+            DeliveryWebhook::Mailgun(MailgunVerifier::new(key)),
+            applier.clone(),
+        );
+    }
+    if let Some(key) = &args.sendgrid_public_key {
+        let verifier = SendGridVerifier::new(key)
+            .map_err(|error| invalid("--sendgrid-public-key", error.to_string()))?;
+        webhooks = webhooks.with_delivery(DeliveryWebhook::SendGrid(verifier), applier.clone());
+    }
+    if let Some(credentials) = &args.postmark_credentials {
+        let (user, password) = credentials.split_once(':').ok_or_else(|| {
+            invalid(
+                "--postmark-credentials",
+                "expected USER:PASSWORD".to_owned(),
+            )
+        })?;
+        webhooks = webhooks.with_delivery(
+            DeliveryWebhook::Postmark(PostmarkVerifier::new(user, password)),
+            applier,
+        );
+    }
+    Ok(webhooks)
 }
 
 /// Prints a user token for `args.user`.

@@ -52,6 +52,15 @@ impl Server {
 
     /// A server with `adjust` applied to its config.
     pub async fn start_with(adjust: impl FnOnce(HttpConfig) -> HttpConfig) -> Self {
+        Self::start_configured(adjust, |_| messaging_http::Webhooks::default()).await
+    }
+
+    /// A server with `adjust` applied to its config and the webhooks `webhooks`
+    /// makes over the test's store.
+    pub async fn start_configured(
+        adjust: impl FnOnce(HttpConfig) -> HttpConfig,
+        webhooks: impl FnOnce(&PostgresStore) -> messaging_http::Webhooks,
+    ) -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let id = uuid::Uuid::now_v7().simple().to_string();
         let prefix = format!("http-{id}");
@@ -81,8 +90,9 @@ impl Server {
             .expect("the inbox listener starts");
         let following = tokio::spawn(events.clone().follow(listener));
         let config = adjust(HttpConfig::new(USER_KEY, ADMIN_TOKEN).unwrap());
-        let state =
-            AppState::new(messaging.clone(), Arc::new(store.clone()), events, config).unwrap();
+        let state = AppState::new(messaging.clone(), Arc::new(store.clone()), events, config)
+            .unwrap()
+            .with_webhooks(webhooks(&store));
         let socket = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", socket.local_addr().unwrap());
         let router = messaging_http::router(state.clone());
