@@ -8,7 +8,7 @@
 //! * The operator API, under `/v1/admin`, behind the admin token (an opaque
 //!   bearer token compared in constant time): topics, stats, dead letters
 //!   (filtered pages, show, replay one or all at a rate, purge), pause and
-//!   resume, health.
+//!   resume, schedules (list, pause, resume, remove), health.
 //! * Webhooks, off until [`Webhooks`] configures them: one-click unsubscribe
 //!   (`POST /v1/webhooks/unsubscribe?token=…`, RFC 8058) and providers'
 //!   delivery callbacks (`POST /v1/webhooks/{mailgun,sendgrid,postmark}`),
@@ -48,6 +48,7 @@ mod error;
 mod events;
 mod inbox;
 mod openapi;
+mod schedules;
 mod state;
 mod webhooks;
 
@@ -69,6 +70,7 @@ pub use error::{ApiError, PROBLEM_JSON, Problem, ServeError};
 pub use events::InboxEvents;
 pub use inbox::{ChangedCount, InboxNotification, InboxPageBody, InboxParams, UnreadCount};
 pub use openapi::ApiDoc;
+pub use schedules::ScheduleBody;
 pub use state::AppState;
 pub use webhooks::{
     DeliveryApplied, DeliveryWebhook, UnsubscribeParams, UnsubscribedBody, Webhooks,
@@ -118,6 +120,13 @@ pub fn router(state: AppState) -> Router {
             get(admin::pause_state).post(admin::pause),
         )
         .route("/topics/{topic}/resume", post(admin::resume))
+        .route("/schedules", get(schedules::list))
+        .route(
+            "/schedules/{name}",
+            axum::routing::delete(schedules::remove),
+        )
+        .route("/schedules/{name}/pause", post(schedules::pause))
+        .route("/schedules/{name}/resume", post(schedules::resume))
         .route("/stats", get(admin::all_stats))
         .route("/health", get(admin::health));
     let mut router = Router::new()

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use messaging_core::MessagingService;
+use messaging_core::schedule::ScheduleBackend;
 use notification_store::NotificationStore;
 use tokio_util::sync::CancellationToken;
 
@@ -27,6 +28,7 @@ struct Inner {
     events: InboxEvents,
     config: HttpConfig,
     webhooks: Webhooks,
+    schedules: Option<Arc<dyn ScheduleBackend>>,
     shutdown: CancellationToken,
 }
 
@@ -57,6 +59,7 @@ impl AppState {
                 events,
                 config,
                 webhooks: Webhooks::default(),
+                schedules: None,
                 shutdown: CancellationToken::new(),
             }),
         })
@@ -66,6 +69,18 @@ impl AppState {
     pub fn with_webhooks(mut self, webhooks: Webhooks) -> Self {
         Arc::make_mut(&mut self.inner).webhooks = webhooks;
         self
+    }
+
+    /// Serves the schedules of `schedules` under `/v1/admin/schedules`
+    /// (404 without).
+    pub fn with_schedules(mut self, schedules: Arc<dyn ScheduleBackend>) -> Self {
+        Arc::make_mut(&mut self.inner).schedules = Some(schedules);
+        self
+    }
+
+    /// The schedule backend, if any.
+    pub(crate) fn schedules(&self) -> Option<&dyn ScheduleBackend> {
+        self.inner.schedules.as_deref()
     }
 
     /// The webhooks' configuration.

@@ -315,6 +315,10 @@ async fn the_operator_api_refuses_user_tokens_and_wrong_admin_tokens() {
                     "/v1/admin/topics/orders.placed/resume",
                 ),
                 (reqwest::Method::GET, "/v1/admin/health"),
+                (reqwest::Method::GET, "/v1/admin/schedules"),
+                (reqwest::Method::POST, "/v1/admin/schedules/nightly/pause"),
+                (reqwest::Method::POST, "/v1/admin/schedules/nightly/resume"),
+                (reqwest::Method::DELETE, "/v1/admin/schedules/nightly"),
             ] {
                 let (status, problem) = support::send(
                     server
@@ -749,6 +753,10 @@ async fn the_openapi_description_lists_every_route() {
                 "/v1/admin/topics/{topic}/pause",
                 "/v1/admin/topics/{topic}/resume",
                 "/v1/admin/health",
+                "/v1/admin/schedules",
+                "/v1/admin/schedules/{name}",
+                "/v1/admin/schedules/{name}/pause",
+                "/v1/admin/schedules/{name}/resume",
                 "/v1/webhooks/unsubscribe",
                 "/v1/webhooks/{provider}",
             ] {
@@ -811,6 +819,64 @@ async fn the_event_stream_pushes_notifications_recorded_by_another_process() {
             let again = server.record("ada", NotificationKind::Push, "again").await;
             let (event, _) = second.until_notification(again.id).await;
             assert_eq!(event.data["kind"], "push");
+        })
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_lists_pauses_resumes_and_removes_schedules() {
+    support::run(|server| {
+        Box::pin(async move {
+            use messaging_core::schedule::Schedule;
+            let admin = ADMIN_TOKEN;
+            let schedule = Schedule::interval(
+                "nightly",
+                "reports.build",
+                std::time::Duration::from_secs(3600),
+                json!({"kind": "daily"}),
+            )
+            .unwrap();
+            server.schedules.save_schedule(&schedule).await.unwrap();
+
+            let (status, listed) = server.get("/v1/admin/schedules", admin).await;
+            assert_eq!(status, 200, "{listed}");
+            assert_eq!(listed[0]["schedule"]["name"], "nightly");
+            assert!(listed[0]["next_tick"].is_string(), "{listed}");
+
+            let (status, changed) = server
+                .post("/v1/admin/schedules/nightly/pause", admin)
+                .await;
+            assert_eq!((status, changed), (200, json!({"changed": true})));
+            let (_, listed) = server.get("/v1/admin/schedules", admin).await;
+            assert!(listed[0]["next_tick"].is_null(), "paused: {listed}");
+            assert!(
+                server.schedules.schedules().await.unwrap()[0]
+                    .schedule
+                    .paused
+            );
+            let (_, again) = server
+                .post("/v1/admin/schedules/nightly/pause", admin)
+                .await;
+            assert_eq!(again, json!({"changed": false}));
+            let (_, resumed) = server
+                .post("/v1/admin/schedules/nightly/resume", admin)
+                .await;
+            assert_eq!(resumed, json!({"changed": true}));
+            assert_eq!(
+                server.post("/v1/admin/schedules/nope/pause", admin).await.0,
+                404
+            );
+
+            assert_eq!(
+                server.delete("/v1/admin/schedules/nightly", admin).await.0,
+                204
+            );
+            assert_eq!(
+                server.delete("/v1/admin/schedules/nightly", admin).await.0,
+                404
+            );
+            assert!(server.schedules.schedules().await.unwrap().is_empty());
         })
     })
     .await;

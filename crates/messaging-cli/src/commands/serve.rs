@@ -52,9 +52,9 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
         .into());
     };
-    let messaging = Arc::new(MessagingService::new(
-        crate::backend::shared_redis(&args.backend, "serve").await?,
-    ));
+    let backend = crate::backend::shared_redis(&args.backend, "serve").await?;
+    let schedules: Arc<dyn messaging_core::schedule::ScheduleBackend> = backend.clone();
+    let messaging = Arc::new(MessagingService::new(backend));
     let store =
         crate::pipeline::connect_postgres(url, args.database.db_schema.as_deref(), None).await?;
     store.migrate().await?;
@@ -65,7 +65,8 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .context("listening to inbox changes")?;
     let following = tokio::spawn(events.clone().follow(listener));
     let state = AppState::new(messaging, Arc::new(store.clone()), events, config)?
-        .with_webhooks(webhooks(&args.webhooks, &store)?);
+        .with_webhooks(webhooks(&args.webhooks, &store)?)
+        .with_schedules(schedules);
     let socket = tokio::net::TcpListener::bind(args.bind)
         .await
         .with_context(|| format!("cannot listen on {}", args.bind))?;

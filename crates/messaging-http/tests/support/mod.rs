@@ -39,6 +39,8 @@ pub struct Server {
     pub tokens: UserTokens,
     /// The test's PostgreSQL schema.
     pub schema: String,
+    /// The schedules of the test's Redis prefix.
+    pub schedules: Arc<dyn messaging_core::schedule::ScheduleBackend>,
     state: AppState,
     served: tokio::task::JoinHandle<()>,
     following: tokio::task::JoinHandle<()>,
@@ -72,9 +74,9 @@ impl Server {
                     panic!("cannot reach Redis at REDIS_URL ({error}): start Redis 7")
                 });
         // Partitioned topics routed, as `messaging serve` does.
-        let messaging = Arc::new(MessagingService::new(Arc::new(
-            messaging_core::Partitioned::new(backend),
-        )));
+        let backend = Arc::new(messaging_core::Partitioned::new(backend));
+        let schedules: Arc<dyn messaging_core::schedule::ScheduleBackend> = backend.clone();
+        let messaging = Arc::new(MessagingService::new(backend));
         let store = PostgresStore::connect(
             PostgresStoreConfig::new(database_url())
                 .with_schema(&schema)
@@ -92,7 +94,8 @@ impl Server {
         let config = adjust(HttpConfig::new(USER_KEY, ADMIN_TOKEN).unwrap());
         let state = AppState::new(messaging.clone(), Arc::new(store.clone()), events, config)
             .unwrap()
-            .with_webhooks(webhooks(&store));
+            .with_webhooks(webhooks(&store))
+            .with_schedules(schedules.clone());
         let socket = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", socket.local_addr().unwrap());
         let router = messaging_http::router(state.clone());
@@ -106,6 +109,7 @@ impl Server {
             messaging,
             tokens: UserTokens::new(USER_KEY.as_bytes(), Duration::from_secs(30)).unwrap(),
             schema,
+            schedules,
             state,
             served,
             following,
@@ -173,6 +177,12 @@ impl Server {
         self.served.abort();
         self.following.abort();
         self.messaging.shutdown().await;
+        for schedule in self.schedules.schedules().await.unwrap_or_default() {
+            let _ = self
+                .schedules
+                .remove_schedule(&schedule.schedule.name)
+                .await;
+        }
         for topic in self.messaging.list_topics().await.unwrap_or_default() {
             let _ = self.messaging.delete_topic(&topic).await;
         }
