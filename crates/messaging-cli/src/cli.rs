@@ -170,6 +170,25 @@ pub(crate) struct WebhookArgs {
         value_name = "USER:PASSWORD"
     )]
     pub(crate) postmark_credentials: Option<String>,
+    /// Twilio's auth token: takes `POST /v1/webhooks/twilio` (with
+    /// --twilio-callback-url).
+    #[arg(
+        long,
+        env = "MESSAGING_TWILIO_AUTH_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN",
+        requires = "twilio_callback_url"
+    )]
+    pub(crate) twilio_auth_token: Option<String>,
+    /// The status callback URL configured at Twilio, without its query (the
+    /// public URL of `/v1/webhooks/twilio`): Twilio signs it.
+    #[arg(
+        long,
+        env = "MESSAGING_TWILIO_CALLBACK_URL",
+        value_name = "URL",
+        requires = "twilio_auth_token"
+    )]
+    pub(crate) twilio_callback_url: Option<String>,
 }
 
 /// `messaging token`.

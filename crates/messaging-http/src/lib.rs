@@ -11,7 +11,7 @@
 //!   resume, schedules (list, pause, resume, remove), health.
 //! * Webhooks, off until [`Webhooks`] configures them: one-click unsubscribe
 //!   (`POST /v1/webhooks/unsubscribe?token=…`, RFC 8058) and providers'
-//!   delivery callbacks (`POST /v1/webhooks/{mailgun,sendgrid,postmark}`),
+//!   delivery callbacks (`POST /v1/webhooks/{mailgun,sendgrid,postmark,twilio}`),
 //!   each authenticated by its own signature.
 //! * `GET /openapi.json` ([`ApiDoc`]) and `GET /livez`.
 //!

@@ -15,6 +15,7 @@ use notification_delivery_events::apply::DeliveryEventApplier;
 use notification_delivery_events::mailgun::MailgunVerifier;
 use notification_delivery_events::postmark::PostmarkVerifier;
 use notification_delivery_events::sendgrid::SendGridVerifier;
+use notification_delivery_events::twilio::TwilioVerifier;
 use notification_delivery_events::{DeliveryEvent, DeliveryEventError};
 use notification_store::PreferenceStore;
 use serde::{Deserialize, Serialize};
@@ -32,6 +33,17 @@ pub enum DeliveryWebhook {
     SendGrid(SendGridVerifier),
     /// Postmark webhooks (`/v1/webhooks/postmark`), by basic-auth credentials.
     Postmark(PostmarkVerifier),
+    /// Twilio status callbacks (`/v1/webhooks/twilio`), by `X-Twilio-Signature`
+    /// over the URL Twilio calls: `public_url` is that URL without its query
+    /// (behind a proxy, the public one, e.g.
+    /// `https://api.example.com/v1/webhooks/twilio`); the request's query is
+    /// appended.
+    Twilio {
+        /// Checks the signature with the account's auth token.
+        verifier: TwilioVerifier,
+        /// The URL configured at Twilio, without a query.
+        public_url: String,
+    },
 }
 
 impl DeliveryWebhook {
@@ -41,11 +53,13 @@ impl DeliveryWebhook {
             Self::Mailgun(_) => "mailgun",
             Self::SendGrid(_) => "sendgrid",
             Self::Postmark(_) => "postmark",
+            Self::Twilio { .. } => "twilio",
         }
     }
 
     fn parse(
         &self,
+        query: Option<&str>,
         body: &[u8],
         headers: &[(String, String)],
     ) -> Result<Vec<DeliveryEvent>, DeliveryEventError> {
@@ -53,6 +67,16 @@ impl DeliveryWebhook {
             Self::Mailgun(verifier) => verifier.parse(body, headers),
             Self::SendGrid(verifier) => verifier.parse(body, headers),
             Self::Postmark(verifier) => verifier.parse(body, headers),
+            Self::Twilio {
+                verifier,
+                public_url,
+            } => {
+                let url = match query {
+                    Some(query) => format!("{public_url}?{query}"),
+                    None => public_url.clone(),
+                };
+                verifier.parse(&url, body, headers)
+            }
         }
     }
 }
@@ -177,11 +201,11 @@ pub(crate) async fn unsubscribe(
     }))
 }
 
-/// A provider's delivery callback (`mailgun`, `sendgrid`, `postmark`):
+/// A provider's delivery callback (`mailgun`, `sendgrid`, `postmark`, `twilio`):
 /// verified on the raw body and headers, then applied to the notification it
 /// names and the suppression list. A 5xx asks the provider to retry.
 #[utoipa::path(post, path = "/v1/webhooks/{provider}", tag = "webhooks",
-    params(("provider" = String, Path, description = "mailgun, sendgrid or postmark")),
+    params(("provider" = String, Path, description = "mailgun, sendgrid, postmark or twilio")),
     request_body(content = String, description = "The provider's callback, as it sends it"),
     responses(
         (status = 200, body = DeliveryApplied),
@@ -193,6 +217,7 @@ pub(crate) async fn unsubscribe(
 pub(crate) async fn delivery_events(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<DeliveryApplied>, ApiError> {
@@ -211,7 +236,7 @@ pub(crate) async fn delivery_events(
         })
         .collect();
     let events = webhook
-        .parse(&body, &headers)
+        .parse(uri.query(), &body, &headers)
         .map_err(|error| match error {
             DeliveryEventError::BadSignature
             | DeliveryEventError::BadCredentials

@@ -10,10 +10,13 @@ use messaging_model::NotificationKind;
 use notification::unsubscribe::{UnsubscribeKey, UnsubscribeToken};
 use notification_delivery_events::apply::DeliveryEventApplier;
 use notification_delivery_events::postmark::PostmarkVerifier;
+use notification_delivery_events::twilio::TwilioVerifier;
 use notification_store::{PreferenceStore, SuppressionStore};
 use serde_json::json;
 use support::Server;
 
+const TWILIO_TOKEN: &str = "twilio-auth-token";
+const TWILIO_URL: &str = "https://api.example.com/v1/webhooks/twilio";
 const UNSUBSCRIBE_KEY: &[u8] = b"unsubscribe-key-for-tests-0123456789abcdef";
 
 async fn server_with_webhooks() -> Server {
@@ -28,6 +31,13 @@ async fn server_with_webhooks() -> Server {
                 )
                 .with_delivery(
                     DeliveryWebhook::Postmark(PostmarkVerifier::new("hooks", "s3cret")),
+                    DeliveryEventApplier::new(store.clone(), store.clone()),
+                )
+                .with_delivery(
+                    DeliveryWebhook::Twilio {
+                        verifier: TwilioVerifier::new(TWILIO_TOKEN),
+                        public_url: TWILIO_URL.to_owned(),
+                    },
                     DeliveryEventApplier::new(store.clone(), store),
                 )
         },
@@ -136,6 +146,42 @@ async fn a_verified_delivery_callback_is_applied_and_a_forged_one_is_401() {
                 .is_some());
             let (status, _) = support::send(server.http.post(server.url("/v1/webhooks/mailgun")).body("{}")).await;
             assert_eq!(status, 404, "an unconfigured provider");
+        })
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_twilio_callback_is_checked_against_the_configured_url_and_its_query() {
+    support::run_on(server_with_webhooks().await, |server| {
+        Box::pin(async move {
+            let params = [
+                ("MessageSid", "SM0123456789abcdef0123456789abcdef"),
+                ("MessageStatus", "undelivered"),
+                ("ErrorCode", "30003"),
+                ("To", "+15005550006"),
+            ];
+            let body = serde_urlencoded::to_string(params).unwrap();
+            let post = |signature: String| {
+                support::send(
+                    server
+                        .http
+                        .post(server.url("/v1/webhooks/twilio?tenant=a"))
+                        .header("content-type", "application/x-www-form-urlencoded")
+                        .header("x-twilio-signature", signature)
+                        .body(body.clone()),
+                )
+            };
+            let signed_elsewhere = TwilioVerifier::sign(TWILIO_TOKEN, TWILIO_URL, &params);
+            assert_eq!(
+                post(signed_elsewhere).await.0,
+                401,
+                "the query is part of what is signed"
+            );
+            let signed =
+                TwilioVerifier::sign(TWILIO_TOKEN, &format!("{TWILIO_URL}?tenant=a"), &params);
+            let (status, applied) = post(signed).await;
+            assert_eq!((status, applied), (200, json!({"applied": 1})));
         })
     })
     .await;

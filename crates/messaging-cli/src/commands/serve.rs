@@ -12,6 +12,7 @@ use notification_delivery_events::apply::DeliveryEventApplier;
 use notification_delivery_events::mailgun::MailgunVerifier;
 use notification_delivery_events::postmark::PostmarkVerifier;
 use notification_delivery_events::sendgrid::SendGridVerifier;
+use notification_delivery_events::twilio::TwilioVerifier;
 
 use crate::cli::{HttpSecretArgs, ServeArgs, TokenArgs, WebhookArgs};
 use crate::exit::CliError;
@@ -117,6 +118,15 @@ fn webhooks(
         let verifier = SendGridVerifier::new(key)
             .map_err(|error| invalid("--sendgrid-public-key", error.to_string()))?;
         webhooks = webhooks.with_delivery(DeliveryWebhook::SendGrid(verifier), applier.clone());
+    }
+    if let (Some(token), Some(url)) = (&args.twilio_auth_token, &args.twilio_callback_url) {
+        webhooks = webhooks.with_delivery(
+            DeliveryWebhook::Twilio {
+                verifier: TwilioVerifier::new(token),
+                public_url: url.clone(),
+            },
+            applier.clone(),
+        );
     }
     if let Some(credentials) = &args.postmark_credentials {
         let (user, password) = credentials.split_once(':').ok_or_else(|| {
