@@ -881,3 +881,45 @@ async fn an_operator_lists_pauses_resumes_and_removes_schedules() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_event_stream_resynchronises_after_the_listener_loses_postgresql() {
+    support::run(|server| {
+        Box::pin(async move {
+            let ada = server.token("ada");
+            let mut stream = SseReader::open(server, &ada).await;
+            assert_eq!(stream.next().await.data, json!({"unread": 0}));
+            let heard = server
+                .record("ada", NotificationKind::System, "heard")
+                .await;
+            stream.until_notification(heard.id).await;
+            assert_eq!(stream.next().await.data, json!({"unread": 1}));
+
+            // Only this test's listening connection (its own application_name).
+            let killed: Vec<bool> = sqlx::query_scalar(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE application_name = $1 AND query LIKE 'LISTEN %'",
+            )
+            .bind(&server.application_name)
+            .fetch_all(server.store.pool())
+            .await
+            .unwrap();
+            assert_eq!(killed, [true], "one listener connection");
+
+            // What was recorded while it was away is not pushed: the stream is
+            // told to read the count afresh instead.
+            let resync = stream.next().await;
+            assert_eq!(
+                (resync.event.as_str(), resync.data),
+                ("unread", json!({"unread": 1}))
+            );
+            // And it listens again.
+            let after = server
+                .record("ada", NotificationKind::System, "after")
+                .await;
+            let (event, _) = stream.until_notification(after.id).await;
+            assert_eq!(event.data["title"], "after");
+        })
+    })
+    .await;
+}

@@ -39,6 +39,9 @@ pub struct Server {
     pub tokens: UserTokens,
     /// The test's PostgreSQL schema.
     pub schema: String,
+    /// The `application_name` of the server's PostgreSQL connections (its
+    /// listener's included): the test's key prefix.
+    pub application_name: String,
     /// The schedules of the test's Redis prefix.
     pub schedules: Arc<dyn messaging_core::schedule::ScheduleBackend>,
     state: AppState,
@@ -80,7 +83,8 @@ impl Server {
         let store = PostgresStore::connect(
             PostgresStoreConfig::new(database_url())
                 .with_schema(&schema)
-                .with_max_connections(4),
+                .with_max_connections(4)
+                .with_application_name(&prefix),
         )
         .await
         .unwrap_or_else(|error| panic!("cannot reach PostgreSQL at DATABASE_URL ({error})"));
@@ -109,6 +113,7 @@ impl Server {
             messaging,
             tokens: UserTokens::new(USER_KEY.as_bytes(), Duration::from_secs(30)).unwrap(),
             schema,
+            application_name: prefix.clone(),
             schedules,
             state,
             served,
