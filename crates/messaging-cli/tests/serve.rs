@@ -69,7 +69,7 @@ impl EventStream {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_event_stream_pushes_a_notification_the_worker_recorded() {
+async fn the_event_streams_of_two_replicas_push_a_notification_the_worker_recorded() {
     support::run(|env| Box::pin(pushes_scenario(env))).await;
 }
 
@@ -107,6 +107,21 @@ async fn pushes_scenario(env: &Env) {
         stream.next().await,
         ("unread".to_owned(), json!({"unread": 0}))
     );
+    // A second replica: its stream hears the same notifications.
+    let (replica, replica_base) = serve(env).await;
+    let mut replica_stream = EventStream {
+        response: http
+            .get(format!("{replica_base}/v1/me/events"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap(),
+        buffer: String::new(),
+    };
+    assert_eq!(
+        replica_stream.next().await,
+        ("unread".to_owned(), json!({"unread": 0}))
+    );
 
     let payload = json!({"user_id": "u-bob", "email": "bob@example.com", "amount": "25.00", "currency": "EUR", "balance": "40.00"});
     let published = env
@@ -128,6 +143,13 @@ async fn pushes_scenario(env: &Env) {
         }
     };
     assert_eq!(notice["title"], "Wallet recharged");
+    let on_the_replica = loop {
+        let (name, data) = replica_stream.next().await;
+        if name == "notification" && data["kind"] == "system" {
+            break data;
+        }
+    };
+    assert_eq!(on_the_replica["id"], notice["id"]);
     assert!(
         notice["content"].as_str().unwrap().contains("40.00 EUR"),
         "{notice}"
@@ -177,6 +199,8 @@ async fn pushes_scenario(env: &Env) {
     assert_eq!(mailgun.status(), 404);
 
     // SIGTERM with a stream open: the stream is closed and serve exits 0.
+    let (code, log) = replica.terminate().await;
+    assert_eq!(code, Some(0), "{}", log.join("\n"));
     let (code, log) = server.terminate().await;
     assert_eq!(code, Some(0), "{}", log.join("\n"));
     let (code, _) = worker.terminate().await;
