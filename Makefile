@@ -44,7 +44,7 @@ lint:
 
 ## `cargo package` (with its verifying build) of every crate meant for crates.io:
 ## fails when a crate reaches outside its folder (include_str!, migrations, tests).
-PUBLISHED := messaging-model messaging-core messaging-redis messaging-outbox notification-store notification notification-store-postgres notification-delivery-events
+PUBLISHED := messaging-model messaging-core messaging-redis messaging-outbox notification-store notification notification-store-postgres notification-delivery-events messaging-http
 package:
 	$(CARGO) package --allow-dirty $(foreach p,$(PUBLISHED),-p $(p))
 

@@ -66,6 +66,141 @@ pub(crate) enum Command {
     /// retry, or unread in the topic): it is removed and never delivered. A
     /// message already delivered is not cancellable (exit code 1).
     Cancel(CancelArgs),
+    /// Serve the HTTP API: users' inboxes (with Server-Sent Events) and the
+    /// operator API, until SIGTERM or Ctrl-C. Needs both a user token key and
+    /// an admin token (see docs/http.md).
+    Serve(ServeArgs),
+    /// Print a user token for the HTTP API (an HS256 JWT signed with the user
+    /// token key): for trying the API and for tests; your application mints its own.
+    Token(TokenArgs),
+}
+
+/// The HTTP API's secrets.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct HttpSecretArgs {
+    /// The HS256 key user tokens are signed with (at least 32 bytes). Prefer
+    /// the environment variable: a flag is visible to other local users.
+    #[arg(
+        long,
+        env = "MESSAGING_HTTP_USER_KEY",
+        hide_env_values = true,
+        value_name = "KEY"
+    )]
+    pub(crate) user_key: Option<String>,
+}
+
+/// `messaging serve`.
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// Address to listen on. Anything but loopback exposes the API: put a
+    /// TLS-terminating proxy in front.
+    #[arg(
+        long,
+        env = "MESSAGING_HTTP_BIND",
+        default_value = "127.0.0.1:8080",
+        value_name = "ADDR"
+    )]
+    pub(crate) bind: SocketAddr,
+    #[command(flatten)]
+    pub(crate) secrets: HttpSecretArgs,
+    /// The operator API's bearer token (at least 32 bytes). Prefer the
+    /// environment variable.
+    #[arg(
+        long,
+        env = "MESSAGING_HTTP_ADMIN_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub(crate) admin_token: Option<String>,
+    /// An origin allowed by CORS (`https://app.example.com`), repeatable or
+    /// comma-separated; none by default (CORS closed).
+    #[arg(
+        long = "cors-origin",
+        env = "MESSAGING_HTTP_CORS_ORIGINS",
+        value_delimiter = ',',
+        value_name = "ORIGIN"
+    )]
+    pub(crate) cors_origins: Vec<String>,
+    /// Largest request body accepted, in bytes.
+    #[arg(long, default_value_t = messaging_http::DEFAULT_BODY_LIMIT, value_name = "BYTES")]
+    pub(crate) body_limit: usize,
+    #[command(flatten)]
+    pub(crate) webhooks: WebhookArgs,
+    #[command(flatten)]
+    pub(crate) backend: BackendArgs,
+    #[command(flatten)]
+    pub(crate) database: DatabaseArgs,
+}
+
+/// What turns on `serve`'s webhook endpoints (each off without its secret).
+#[derive(Debug, Clone, Args)]
+pub(crate) struct WebhookArgs {
+    /// The one-click unsubscribe key (the worker's `[preferences.unsubscribe]`
+    /// key): takes `POST /v1/webhooks/unsubscribe?token=…`.
+    #[arg(
+        long,
+        env = "MESSAGING_UNSUBSCRIBE_KEY",
+        hide_env_values = true,
+        value_name = "KEY"
+    )]
+    pub(crate) unsubscribe_key: Option<String>,
+    /// Mailgun's webhook signing key: takes `POST /v1/webhooks/mailgun`.
+    #[arg(
+        long,
+        env = "MESSAGING_MAILGUN_SIGNING_KEY",
+        hide_env_values = true,
+        value_name = "KEY"
+    )]
+    pub(crate) mailgun_signing_key: Option<String>,
+    /// SendGrid's Event Webhook verification key (base64 DER, as SendGrid
+    /// shows it): takes `POST /v1/webhooks/sendgrid`.
+    #[arg(
+        long,
+        env = "MESSAGING_SENDGRID_PUBLIC_KEY",
+        hide_env_values = true,
+        value_name = "KEY"
+    )]
+    pub(crate) sendgrid_public_key: Option<String>,
+    /// Postmark's webhook basic-auth credentials, `user:password`: takes
+    /// `POST /v1/webhooks/postmark`.
+    #[arg(
+        long,
+        env = "MESSAGING_POSTMARK_CREDENTIALS",
+        hide_env_values = true,
+        value_name = "USER:PASSWORD"
+    )]
+    pub(crate) postmark_credentials: Option<String>,
+    /// Twilio's auth token: takes `POST /v1/webhooks/twilio` (with
+    /// --twilio-callback-url).
+    #[arg(
+        long,
+        env = "MESSAGING_TWILIO_AUTH_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN",
+        requires = "twilio_callback_url"
+    )]
+    pub(crate) twilio_auth_token: Option<String>,
+    /// The status callback URL configured at Twilio, without its query (the
+    /// public URL of `/v1/webhooks/twilio`): Twilio signs it.
+    #[arg(
+        long,
+        env = "MESSAGING_TWILIO_CALLBACK_URL",
+        value_name = "URL",
+        requires = "twilio_auth_token"
+    )]
+    pub(crate) twilio_callback_url: Option<String>,
+}
+
+/// `messaging token`.
+#[derive(Debug, Args)]
+pub(crate) struct TokenArgs {
+    /// The user id (the token's `sub`).
+    pub(crate) user: String,
+    /// How long the token is valid (`15m`, `1h`, `7d`).
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub(crate) ttl: Duration,
+    #[command(flatten)]
+    pub(crate) secrets: HttpSecretArgs,
 }
 
 /// `messaging cancel`.

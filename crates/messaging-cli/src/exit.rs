@@ -106,6 +106,19 @@ pub(crate) enum CliError {
         /// Messages asked for.
         expected: u64,
     },
+    /// `messaging serve` (or `token`) without a key or token it needs.
+    #[error(
+        "{what} is not set: pass {flag} or set {env} (at least 32 bytes; `openssl rand -hex 32` makes one). \
+         The HTTP API has no unauthenticated mode"
+    )]
+    MissingSecret {
+        /// What is missing (`the user token key`).
+        what: &'static str,
+        /// Its flag.
+        flag: &'static str,
+        /// Its environment variable.
+        env: &'static str,
+    },
     /// A destructive command without `--yes`.
     #[error("{what} cannot be undone: add --yes to confirm")]
     ConfirmationRequired {
@@ -122,7 +135,8 @@ impl CliError {
             | Self::ConfigRead { .. }
             | Self::ConfigParse { .. }
             | Self::InvalidSetting { .. }
-            | Self::ConfirmationRequired { .. } => USAGE,
+            | Self::ConfirmationRequired { .. }
+            | Self::MissingSecret { .. } => USAGE,
             Self::Unreachable { .. } => UNREACHABLE,
             Self::TopicNotFound { .. } | Self::ScheduleNotFound { .. } => NOT_FOUND,
             Self::TailTimedOut { .. } => TIMED_OUT,
@@ -170,6 +184,13 @@ pub(crate) fn code(error: &anyhow::Error) -> u8 {
             .is_some()
         {
             return NOT_FOUND;
+        }
+        if let Some(error) = cause.downcast_ref::<messaging_http::ServeError>() {
+            return match error {
+                messaging_http::ServeError::WeakSecret { .. }
+                | messaging_http::ServeError::InvalidOrigin { .. } => USAGE,
+                _ => OTHER,
+            };
         }
         if let Some(code) = crate::commands::store_error_code(cause) {
             return code;

@@ -23,7 +23,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = match (&cli.log, &cli.command) {
         (Some(filter), _) => filter.clone(),
-        (None, Command::Worker(_) | Command::Relay(_) | Command::Scheduler(_)) => "warn".to_owned(),
+        (
+            None,
+            Command::Worker(_) | Command::Relay(_) | Command::Scheduler(_) | Command::Serve(_),
+        ) => "warn".to_owned(),
         // A one-shot command ends while the Redis backend's background task may
         // be mid-command; what it reports then is not the user's concern.
         (None, _) => "warn,messaging_redis::maintenance=off".to_owned(),
@@ -67,6 +70,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Schedules(args) => commands::schedules::run(args).await,
         Command::Scheduler(args) => commands::schedules::run_scheduler(args).await,
         Command::Cancel(args) => commands::cancel::run(args).await,
+        Command::Serve(args) => commands::serve::run(args).await,
+        Command::Token(args) => commands::serve::token(args),
     }
 }
 

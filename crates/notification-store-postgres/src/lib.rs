@@ -39,12 +39,17 @@
 //! default): one transaction and one WAL flush for many sends, each caller
 //! answered only once its write is committed.
 //!
+//! [`PostgresStore::inbox_listener`] follows the notifications recorded in the
+//! store's schema by any process (PostgreSQL `LISTEN`/`NOTIFY`), for pushing
+//! them to users as they arrive.
+//!
 //! See `docs/postgres.md` for the schema, its indexes, TLS modes and per-schema use.
 
 mod config;
 mod digests;
 mod error;
 mod group_commit;
+mod inbox_listener;
 mod notifications;
 mod preferences;
 mod reports;
@@ -56,6 +61,7 @@ mod templates;
 pub use config::{DEFAULT_DATABASE_URL, PostgresStoreConfig};
 pub use error::PostgresStoreError;
 pub use group_commit::{GroupCommitConfig, GroupCommitStats};
+pub use inbox_listener::{InboxChange, InboxListener};
 pub use store::{MIGRATOR, PostgresStore};
 
 #[cfg(test)]

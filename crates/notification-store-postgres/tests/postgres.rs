@@ -479,3 +479,48 @@ async fn two_writes_of_one_notification_at_once_are_both_answered() {
 async fn futures_join<A: Future, B: Future>(a: A, b: B) -> (A::Output, B::Output) {
     tokio::join!(a, b)
 }
+
+#[tokio::test]
+async fn the_inbox_listener_hears_notifications_of_its_own_schema_only() {
+    let other = store().await;
+    let elsewhere_store = other.clone();
+    let outcome = tokio::spawn(with_store(move |store| async move {
+        let other = elsewhere_store;
+        let mut listener = store.inbox_listener().await.unwrap();
+        assert!(
+            listener.channel().starts_with("inbox_t_"),
+            "{}",
+            listener.channel()
+        );
+        // Recorded in another schema first: if the channels crossed, the
+        // listener would hear this one before its own.
+        let elsewhere = Notification::new("u-1", NotificationKind::System, "Other", "x");
+        other.record(&elsewhere).await.unwrap();
+        let batch = [
+            Notification::new("u-1", NotificationKind::System, "One", "x"),
+            Notification::new("u-2", NotificationKind::Email, "Two", "y"),
+        ];
+        store.record_batch(&batch).await.unwrap();
+        let mut heard = Vec::new();
+        for _ in 0..2 {
+            let change = tokio::time::timeout(Duration::from_secs(30), listener.recv())
+                .await
+                .expect("the listener hears the batch")
+                .unwrap();
+            heard.push(change);
+        }
+        let expected: Vec<_> = batch
+            .iter()
+            .map(|n| notification_store_postgres::InboxChange::Recorded {
+                user_id: n.user_id.clone(),
+                id: n.id,
+            })
+            .collect();
+        assert_eq!(heard, expected);
+    }));
+    let outcome = outcome.await;
+    teardown(&other).await;
+    if let Err(error) = outcome {
+        std::panic::resume_unwind(error.into_panic());
+    }
+}

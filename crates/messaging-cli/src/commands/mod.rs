@@ -8,6 +8,7 @@ pub(crate) mod prefs;
 pub(crate) mod publish;
 pub(crate) mod relay;
 pub(crate) mod schedules;
+pub(crate) mod serve;
 pub(crate) mod stats;
 pub(crate) mod suppressions;
 pub(crate) mod tail;

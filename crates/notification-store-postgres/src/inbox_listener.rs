@@ -1,0 +1,104 @@
+//! [`InboxListener`]: the notifications recorded in the store's schema, as
+//! PostgreSQL announces them (`LISTEN`), from whichever process recorded them.
+
+use notification_store::StoreError;
+use serde::Deserialize;
+use sqlx::postgres::PgListener;
+use uuid::Uuid;
+
+use crate::PostgresStore;
+use crate::error::store_error;
+
+const CHANNEL: &str = include_str!("../queries/inbox_channel.sql");
+
+/// What an [`InboxListener`] hears.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InboxChange {
+    /// A notification was recorded (its transaction committed) for `user_id`.
+    Recorded {
+        /// The user it is for.
+        user_id: String,
+        /// The notification's id: fetch it with
+        /// [`NotificationStore::get_notification`](notification_store::NotificationStore::get_notification).
+        id: Uuid,
+    },
+    /// The listening connection was lost and is listening again: what was
+    /// recorded in between was not heard, so whoever shows inbox state should
+    /// read it afresh (unread counts, the newest notifications).
+    Reconnected,
+}
+
+/// The payload of `notifications_inbox_notify()` (migration 20261204000001).
+#[derive(Deserialize)]
+struct Payload {
+    user_id: String,
+    id: Uuid,
+}
+
+/// Listens, on a connection of its own, to the notifications recorded in the
+/// store's schema (the trigger of migration `20261204000001_inbox_notify`),
+/// so one process can follow what every other process records.
+///
+/// One listener per process is enough: it hears every user's notifications,
+/// and the caller fans them out.
+///
+/// ```no_run
+/// use notification_store_postgres::{InboxChange, PostgresStore, PostgresStoreConfig};
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let store = PostgresStore::connect(PostgresStoreConfig::from_env()?).await?;
+/// store.migrate().await?;
+/// let mut listener = store.inbox_listener().await?;
+/// if let InboxChange::Recorded { user_id, id } = listener.recv().await? {
+///     println!("{user_id} has a new notification {id}");
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct InboxListener {
+    listener: PgListener,
+    channel: String,
+}
+
+impl PostgresStore {
+    /// Starts listening to the notifications recorded in this store's schema.
+    /// The store must be migrated (the trigger is a migration).
+    pub async fn inbox_listener(&self) -> Result<InboxListener, StoreError> {
+        let channel: String = sqlx::query_scalar(CHANNEL)
+            .bind(self.schema())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(store_error)?;
+        let mut listener = PgListener::connect_with(&self.pool)
+            .await
+            .map_err(store_error)?;
+        listener.listen(&channel).await.map_err(store_error)?;
+        tracing::debug!(%channel, "listening to inbox changes");
+        Ok(InboxListener { listener, channel })
+    }
+}
+
+impl InboxListener {
+    /// The channel listened to (`inbox_<schema>`).
+    pub fn channel(&self) -> &str {
+        &self.channel
+    }
+
+    /// The next change. A lost connection is re-established here and reported
+    /// once as [`InboxChange::Reconnected`]; an error means it could not be
+    /// (calling again tries again). A payload that is not the trigger's (a
+    /// `NOTIFY` sent by hand) is skipped.
+    pub async fn recv(&mut self) -> Result<InboxChange, StoreError> {
+        loop {
+            let Some(notification) = self.listener.try_recv().await.map_err(store_error)? else {
+                return Ok(InboxChange::Reconnected);
+            };
+            match serde_json::from_str::<Payload>(notification.payload()) {
+                Ok(Payload { user_id, id }) => return Ok(InboxChange::Recorded { user_id, id }),
+                Err(error) => {
+                    tracing::warn!(channel = %self.channel, %error, "ignoring a foreign inbox payload")
+                }
+            }
+        }
+    }
+}
