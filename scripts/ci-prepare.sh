@@ -10,6 +10,9 @@ command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 # Postfix's smtp-sink: the independent SMTP server of the end-to-end and fault tests
 # and the worker bench (the project's own sink is for fault injection only).
 [ -x /usr/sbin/smtp-sink ] || need_apt+=(postfix)
+# Headless Chromium and its WebDriver: the dashboard's browser tests (messaging-http).
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
+[ -x /usr/bin/chromedriver ] || need_apt+=(chromium-driver)
 if ((${#need_apt[@]})); then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}"

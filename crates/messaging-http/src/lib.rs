@@ -44,6 +44,7 @@
 mod admin;
 mod auth;
 mod config;
+pub mod dashboard;
 mod error;
 mod events;
 mod inbox;
@@ -136,6 +137,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/webhooks/{provider}", post(webhooks::delivery_events))
         .route("/openapi.json", get(openapi::serve_openapi))
         .route("/livez", get(|| async { "ok" }))
+        .merge(dashboard::routes())
         .fallback(|| async { ApiError::not_found("route") })
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(config.body_limit))
