@@ -13,6 +13,8 @@ command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 # Headless Chromium and its WebDriver: the dashboard's browser tests (messaging-http).
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 [ -x /usr/bin/chromedriver ] || need_apt+=(chromium-driver)
+# curl: scripts/api-fuzz.sh seeds the API it fuzzes.
+command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 if ((${#need_apt[@]})); then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
@@ -30,3 +32,6 @@ if ! pg_isready -h 127.0.0.1 -p 5432 >/dev/null 2>&1; then
 fi
 
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
+
+# schemathesis (PyPI): the API fuzz run of `make api-fuzz`.
+command -v schemathesis >/dev/null 2>&1 || pip install -q "schemathesis>=4,<5"
