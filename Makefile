@@ -6,7 +6,7 @@ CARGO ?= cargo
 export REDIS_URL ?= redis://127.0.0.1:6379
 export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 
-.PHONY: all demo demo-core test examples lint package fmt bench doc
+.PHONY: all demo demo-core test examples lint package fmt bench doc api-fuzz
 
 all: lint test
 
@@ -24,6 +24,11 @@ demo-core:
 test:
 	bash scripts/with-redis-cluster.sh $(CARGO) test --workspace --all-features
 	$(MAKE) examples
+
+## Schema-driven fuzzing of `messaging serve` (schemathesis against the served
+## OpenAPI, a bounded number of examples per operation): no 5xx.
+api-fuzz:
+	bash scripts/api-fuzz.sh
 
 ## The runnable examples of examples/ (each asserts what it shows).
 examples:

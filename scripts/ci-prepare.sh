@@ -10,8 +10,11 @@ command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 # Postfix's smtp-sink: the independent SMTP server of the end-to-end and fault tests
 # and the worker bench (the project's own sink is for fault injection only).
 [ -x /usr/sbin/smtp-sink ] || need_apt+=(postfix)
-# Headless Chromium: the HTTP API's dashboard tests (crates/messaging-http/tests/dashboard.rs).
+# Headless Chromium and its WebDriver: the dashboard's browser tests (messaging-http).
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
+[ -x /usr/bin/chromedriver ] || need_apt+=(chromium-driver)
+# curl: scripts/api-fuzz.sh seeds the API it fuzzes.
+command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 if ((${#need_apt[@]})); then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
@@ -29,3 +32,6 @@ if ! pg_isready -h 127.0.0.1 -p 5432 >/dev/null 2>&1; then
 fi
 
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
+
+# schemathesis (PyPI): the API fuzz run of `make api-fuzz`.
+command -v schemathesis >/dev/null 2>&1 || pip install -q "schemathesis>=4,<5"

@@ -520,6 +520,35 @@ pub trait BackendAdmin: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<DeadLetter>, BackendError>;
 
+    /// Up to `limit` dead letters of a topic that follow the one whose id is
+    /// `after` (from the first for `None`), oldest first (a partitioned topic
+    /// partition by partition): a page of a listing, read on the
+    /// backends of this workspace without touching the dead letters before
+    /// `after`, however many the topic holds. Pass the last id of a page to
+    /// get the next; a short page is the last. An `after` that is no id of
+    /// this backend is a [`BackendError::Command`]; one that names a dead
+    /// letter since replayed or purged still pages on from where it was.
+    ///
+    /// The default reads every dead letter up to the page's end, for
+    /// backends that cannot start in the middle.
+    async fn dead_letters_after(
+        &self,
+        topic: &Topic,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, BackendError> {
+        let Some(after) = after else {
+            return self.dead_letters(topic, limit).await;
+        };
+        let all = self.dead_letters(topic, usize::MAX).await?;
+        let start = all
+            .iter()
+            .position(|dead| dead.id == after)
+            .map(|at| at + 1)
+            .ok_or_else(|| BackendError::command("`after` names no dead letter of this topic"))?;
+        Ok(all.into_iter().skip(start).take(limit).collect())
+    }
+
     /// Moves one dead letter back into its topic (see [`DeadLetter::replay_message`]).
     /// Returns whether it was found; a dead letter is replayed at most once.
     async fn replay_dead_letter(&self, topic: &Topic, id: &str) -> Result<bool, BackendError>;

@@ -674,6 +674,33 @@ impl BackendAdmin for InMemoryBackend {
             .unwrap_or_default())
     }
 
+    async fn dead_letters_after(
+        &self,
+        topic: &Topic,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, BackendError> {
+        let start = match after {
+            None => std::ops::Bound::Unbounded,
+            Some(id) => std::ops::Bound::Excluded(id.parse::<u64>().map_err(|_| {
+                BackendError::command("`after` is no dead-letter id of the in-memory backend")
+            })?),
+        };
+        let state = self.lock();
+        Ok(state
+            .topics
+            .get(topic.as_str())
+            .map(|topic| {
+                topic
+                    .dead
+                    .range((start, std::ops::Bound::Unbounded))
+                    .map(|(_, dead)| dead.clone())
+                    .take(limit)
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
     async fn replay_dead_letter(&self, topic_name: &Topic, id: &str) -> Result<bool, BackendError> {
         let Ok(id) = id.parse::<u64>() else {
             return Ok(false);

@@ -1005,6 +1005,48 @@ impl<B: Backend + PartitionRegistry> BackendAdmin for Partitioned<B> {
         Ok(all)
     }
 
+    /// A partitioned topic pages partition by partition (each oldest first),
+    /// its ids `PARTITION:ID`.
+    async fn dead_letters_after(
+        &self,
+        topic: &Topic,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, BackendError> {
+        let count = self.existing_partition_count(topic).await?;
+        if count == 1 {
+            return self.inner.dead_letters_after(topic, after, limit).await;
+        }
+        let (mut index, mut inner_after) = match after {
+            None => (0, None),
+            Some(id) => {
+                let (index, inner) = split_id(id, topic).map_err(|_| {
+                    BackendError::command(
+                        "`after` is no dead-letter id of this partitioned topic (PARTITION:ID)",
+                    )
+                })?;
+                (index, Some(inner.to_owned()))
+            }
+        };
+        let mut page = Vec::new();
+        while index < count && page.len() < limit {
+            let partition = partition_topic(topic, index);
+            let want = limit - page.len();
+            for mut dead in self
+                .inner
+                .dead_letters_after(&partition, inner_after.as_deref(), want)
+                .await?
+            {
+                dead.id = join_id(index, &dead.id);
+                dead.message.topic = topic.clone();
+                page.push(dead);
+            }
+            index += 1;
+            inner_after = None;
+        }
+        Ok(page)
+    }
+
     async fn replay_dead_letter(&self, topic: &Topic, id: &str) -> Result<bool, BackendError> {
         let count = self.existing_partition_count(topic).await?;
         if count == 1 {

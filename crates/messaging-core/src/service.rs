@@ -477,6 +477,21 @@ impl MessagingService {
         Ok(self.backend.dead_letters(topic, limit).await?)
     }
 
+    /// Up to `limit` dead letters of a topic after the one whose id is `after`
+    /// (from the first for `None`): a page of a listing, read without
+    /// touching those before it (see [`BackendAdmin::dead_letters_after`]).
+    ///
+    /// [`BackendAdmin::dead_letters_after`]: crate::BackendAdmin::dead_letters_after
+    pub async fn dead_letters_after(
+        &self,
+        topic: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, MessagingError> {
+        let topic = &Topic::new(topic)?;
+        Ok(self.backend.dead_letters_after(topic, after, limit).await?)
+    }
+
     /// Puts one dead letter back into its topic for the group that gave up on it.
     pub async fn replay_dead_letter(&self, topic: &str, id: &str) -> Result<(), MessagingError> {
         let topic = &Topic::new(topic)?;

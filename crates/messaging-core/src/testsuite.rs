@@ -109,6 +109,7 @@ macro_rules! backend_conformance_tests {
             delayed_message_survives_service_restart,
             retry_timing_within_backoff_bounds,
             exhausted_messages_dead_lettered_once_and_replay_redelivers,
+            dead_letters_page_on_after_the_last_id_each_once,
             permanent_error_skips_retries,
             handler_panic_counts_as_failure,
             unsubscribe_stops_delivery,
@@ -982,6 +983,75 @@ pub async fn retry_timing_within_backoff_bounds(factory: impl BackendFactory) {
         let retry_at: DateTime<Utc> = seen.metadata[RETRY_AT_KEY].parse().expect("retry at");
         assert!(*received_at >= retry_at, "retry {attempt} ran early");
     }
+    cleanup(&backend, &[&topic]).await;
+}
+
+/// `dead_letters_after` pages through every dead letter once, a page of
+/// `limit` at a time from the last id of the page before, a short page
+/// last; paging on from an id whose dead letter was replayed meanwhile
+/// still works; an `after` that is no id is refused.
+pub async fn dead_letters_page_on_after_the_last_id_each_once(factory: impl BackendFactory) {
+    let backend = factory.backend().await;
+    let topic = unique_topic("dlq-pages");
+    let service = service(&backend);
+    service
+        .subscribe_with(&topic, quick("pager"), |_: Message| async {
+            Err::<(), _>(HandlerError::permanent("refused"))
+        })
+        .await
+        .expect("subscribe");
+    let ids = publish_n(&service, &topic, 7).await;
+    eventually("seven dead letters", || async {
+        (dead_letter_count(&backend, &topic).await == 7).then_some(())
+    })
+    .await;
+    service.shutdown().await;
+
+    let mut seen = Vec::new();
+    let mut sizes = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = backend
+            .dead_letters_after(&topic, after.as_deref(), 3)
+            .await
+            .expect("a page");
+        sizes.push(page.len());
+        let Some(last) = page.last() else { break };
+        after = Some(last.id.clone());
+        seen.extend(page.iter().map(|dead| (dead.id.clone(), dead.message.id)));
+        if page.len() < 3 {
+            break;
+        }
+    }
+    assert_eq!(sizes, vec![3, 3, 1], "pages of 3, the last short");
+    let message_ids: BTreeSet<Uuid> = seen.iter().map(|(_, id)| *id).collect();
+    assert_eq!(message_ids, ids, "every dead letter, each once");
+    assert_eq!(seen.len(), 7);
+
+    // Replay the dead letter a cursor names: paging on from it still works.
+    let (cursor, _) = seen[2].clone();
+    assert!(
+        backend
+            .replay_dead_letter(&topic, &cursor)
+            .await
+            .expect("replay")
+    );
+    let rest = backend
+        .dead_letters_after(&topic, Some(&cursor), 10)
+        .await
+        .expect("the pages after a replayed cursor");
+    let rest_ids: Vec<String> = rest.iter().map(|dead| dead.id.clone()).collect();
+    let expected: Vec<String> = seen[3..].iter().map(|(id, _)| id.clone()).collect();
+    assert_eq!(rest_ids, expected);
+
+    let refused = backend
+        .dead_letters_after(&topic, Some("no such id"), 10)
+        .await
+        .expect_err("an `after` that is no id");
+    assert!(
+        matches!(refused, BackendError::Command { .. }),
+        "{refused:?}"
+    );
     cleanup(&backend, &[&topic]).await;
 }
 

@@ -1,17 +1,52 @@
-//! The inbox dashboard: a static page (`GET /dashboard`) that reads the API
-//! with the user token it is given in its URL fragment (never sent to the
-//! server), and follows the event stream. Served with a strict Content
-//! Security Policy: its own script and style only, requests to this origin only.
+//! The web dashboard: three files embedded in the binary (no CDN, no build
+//! step, nothing fetched from the internet), served under `/dashboard`.
+//!
+//! The pages hold no data and need no token to load; everything they show
+//! comes from the API of the same server, with the token the operator (admin
+//! pages) or the user (the inbox page) types in, kept in the tab's
+//! `sessionStorage`. They are served with a `Content-Security-Policy` that
+//! lets them talk to this origin only and run no inline script.
 
+use axum::Router;
 use axum::http::{HeaderValue, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
 
-const PAGE: &str = include_str!("../assets/dashboard.html");
-const SCRIPT: &str = include_str!("../assets/app.js");
-const STYLE: &str = include_str!("../assets/app.css");
+const INDEX: &str = include_str!("../assets/dashboard/index.html");
+const SCRIPT: &str = include_str!("../assets/dashboard/app.js");
+const STYLE: &str = include_str!("../assets/dashboard/app.css");
 
-const POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
-     img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+/// What the dashboard's responses may do: load from and talk to this origin
+/// only, no inline script, not framed.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+     connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+/// The dashboard's routes: `/dashboard` (the page) and its script and style.
+///
+/// ```
+/// let routes: axum::Router = messaging_http::dashboard::routes();
+/// # let _ = routes;
+/// ```
+pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/dashboard") }))
+        .route(
+            "/dashboard",
+            get(|| async { asset(INDEX, "text/html; charset=utf-8") }),
+        )
+        .route(
+            "/dashboard/",
+            get(|| async { Redirect::permanent("/dashboard") }),
+        )
+        .route(
+            "/dashboard/app.js",
+            get(|| async { asset(SCRIPT, "text/javascript; charset=utf-8") }),
+        )
+        .route(
+            "/dashboard/app.css",
+            get(|| async { asset(STYLE, "text/css; charset=utf-8") }),
+        )
+}
 
 fn asset(body: &'static str, content_type: &'static str) -> Response {
     let mut response = body.into_response();
@@ -19,7 +54,7 @@ fn asset(body: &'static str, content_type: &'static str) -> Response {
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(POLICY),
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
     );
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -31,19 +66,4 @@ fn asset(body: &'static str, content_type: &'static str) -> Response {
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     response
-}
-
-/// `GET /dashboard`.
-pub(crate) async fn page() -> Response {
-    asset(PAGE, "text/html; charset=utf-8")
-}
-
-/// `GET /dashboard/app.js`.
-pub(crate) async fn script() -> Response {
-    asset(SCRIPT, "text/javascript; charset=utf-8")
-}
-
-/// `GET /dashboard/app.css`.
-pub(crate) async fn style() -> Response {
-    asset(STYLE, "text/css; charset=utf-8")
 }

@@ -13,8 +13,9 @@
 //!   (`POST /v1/webhooks/unsubscribe?token=…`, RFC 8058) and providers'
 //!   delivery callbacks (`POST /v1/webhooks/{mailgun,sendgrid,postmark,twilio}`),
 //!   each authenticated by its own signature.
-//! * `GET /dashboard`: a static inbox page for a user token, live over the
-//!   event stream.
+//! * `GET /dashboard` ([`dashboard`]): the web dashboard (topics with live
+//!   counts, a topic's groups, dead letters with search and replay, a user's
+//!   inbox), embedded in the binary.
 //! * `GET /openapi.json` ([`ApiDoc`]) and `GET /livez`.
 //!
 //! Every error is an `application/problem+json` document ([`Problem`]).
@@ -46,7 +47,7 @@
 mod admin;
 mod auth;
 mod config;
-mod dashboard;
+pub mod dashboard;
 mod error;
 mod events;
 mod inbox;
@@ -139,9 +140,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/webhooks/{provider}", post(webhooks::delivery_events))
         .route("/openapi.json", get(openapi::serve_openapi))
         .route("/livez", get(|| async { "ok" }))
-        .route("/dashboard", get(dashboard::page))
-        .route("/dashboard/app.js", get(dashboard::script))
-        .route("/dashboard/app.css", get(dashboard::style))
+        .merge(dashboard::routes())
         .fallback(|| async { ApiError::not_found("route") })
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(config.body_limit))

@@ -131,12 +131,21 @@ impl BackendAdmin for RedisBackend {
         topic: &Topic,
         limit: usize,
     ) -> Result<Vec<DeadLetter>, BackendError> {
+        self.dead_letters_after(topic, None, limit).await
+    }
+
+    async fn dead_letters_after(
+        &self,
+        topic: &Topic,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, BackendError> {
         // Pages on past entries that are no dead letter (written by something
         // else): 600 of them first once hid every real one, and
         // `replay_all_dead_letters` replayed none.
         let mut found = Vec::new();
         let mut skipped: Vec<UndecodableDeadLetter> = Vec::new();
-        let mut after: Option<String> = None;
+        let mut after: Option<String> = after.map(str::to_owned);
         while found.len() < limit {
             let want = limit - found.len();
             // Read what is still wanted, more when junk showed up.

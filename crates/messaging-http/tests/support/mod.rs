@@ -4,6 +4,8 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod browser;
+
 use std::sync::Arc;
 use std::time::Duration;
 
