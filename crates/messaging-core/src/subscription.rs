@@ -1528,9 +1528,23 @@ impl SlotPool {
 /// kept (so an idle subscription holds none for longer than the window).
 async fn sweep_kept_slots(slots: Slots, bucket: LimitBucket) {
     loop {
-        tokio::time::sleep(SubscribeOptions::LIMIT_KEEP_SLOT).await;
+        // Until the first kept slot's window ends.
+        let next = {
+            let mut pool = slots.pool.buckets();
+            let Some(kept) = pool.get_mut(&bucket) else {
+                return;
+            };
+            match kept.idle.iter().map(|kept| kept.kept_at).min() {
+                Some(first) => first + SubscribeOptions::LIMIT_KEEP_SLOT,
+                None => {
+                    pool.remove(&bucket);
+                    return;
+                }
+            }
+        };
+        tokio::time::sleep_until(next).await;
         let now = tokio::time::Instant::now();
-        let (stale, done) = {
+        let stale = {
             let mut pool = slots.pool.buckets();
             let Some(kept) = pool.get_mut(&bucket) else {
                 return;
@@ -1539,16 +1553,9 @@ async fn sweep_kept_slots(slots: Slots, bucket: LimitBucket) {
                 .into_iter()
                 .partition(|kept| !slots.usable(&kept.slot, kept.kept_at, now));
             kept.idle = fresh;
-            let done = kept.idle.is_empty();
-            if done {
-                pool.remove(&bucket);
-            }
-            (stale, done)
+            stale
         };
         slots.free(stale.into_iter().map(|kept| kept.slot).collect());
-        if done {
-            return;
-        }
     }
 }
 
@@ -1650,5 +1657,123 @@ fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
         text.clone()
     } else {
         "non-string panic payload".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::limit::LimitBackend;
+
+    fn bucket() -> LimitBucket {
+        LimitBucket {
+            limit: "l".to_owned(),
+            key: "k".to_owned(),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn permits_taken_ahead_are_thrown_away_after_their_window() {
+        let stock = PermitStock::default();
+        assert_eq!(stock.take(&bucket(), 1), 0, "nothing taken ahead yet");
+        stock.refill(&bucket(), 3);
+        assert_eq!(stock.take(&bucket(), 2), 2);
+        tokio::time::advance(SubscribeOptions::LIMIT_PREFETCH_WINDOW).await;
+        assert_eq!(stock.take(&bucket(), 5), 0, "the third is past its window");
+        assert_eq!(stock.take(&bucket(), 5), 0, "and never used later");
+    }
+
+    #[test]
+    fn permits_asked_ahead_follow_what_was_used_within_the_caps() {
+        let fast = Rate::new(Rate::MAX_PERMITS, Duration::from_millis(1)).unwrap();
+        let stock = PermitStock::default();
+        assert_eq!(stock.ahead_wanted(&bucket(), 1, fast), 0, "a lone message");
+        assert_eq!(
+            stock.ahead_wanted(&bucket(), 64, fast),
+            64,
+            "the batch asking"
+        );
+        stock.refill(&bucket(), 64);
+        assert_eq!(stock.take(&bucket(), 40), 40);
+        assert_eq!(
+            stock.ahead_wanted(&bucket(), 1, fast),
+            80,
+            "twice what was used"
+        );
+        assert_eq!(stock.take(&bucket(), 1_000), 24);
+        stock.refill(&bucket(), 0);
+        assert_eq!(stock.ahead_wanted(&bucket(), 1, fast), 0);
+        stock.refill(&bucket(), 5_000);
+        assert_eq!(stock.take(&bucket(), 5_000), 5_000);
+        assert_eq!(
+            stock.ahead_wanted(&bucket(), 1, fast),
+            SubscribeOptions::LIMIT_PREFETCH_MAX
+        );
+        let slow = Rate::new(31, Duration::from_secs(1)).unwrap();
+        assert_eq!(
+            stock.ahead_wanted(&bucket(), 64, slow),
+            1,
+            "a sixteenth of the burst"
+        );
+    }
+
+    fn slots(backend: &Arc<crate::InMemoryBackend>) -> Slots {
+        Slots {
+            backend: backend.clone(),
+            queues: Arc::default(),
+            pool: Arc::default(),
+            lease: Duration::from_secs(30),
+        }
+    }
+
+    async fn held(backend: &crate::InMemoryBackend, holder: &str, max: u32) -> HeldSlot {
+        let leased_at = tokio::time::Instant::now();
+        let taken = backend
+            .acquire_slots(
+                &bucket(),
+                max,
+                &[holder.to_owned()],
+                Duration::from_secs(30),
+            )
+            .await
+            .unwrap();
+        assert_eq!(taken, [true]);
+        HeldSlot {
+            bucket: bucket(),
+            holder: holder.to_owned(),
+            max,
+            leased_at,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_kept_slot_is_lent_once_then_freed_after_its_window() {
+        let backend = Arc::new(crate::InMemoryBackend::new());
+        let slots = slots(&backend);
+        slots.release(vec![held(&backend, "a", 16).await]);
+        let lent = slots.lend(&bucket()).expect("kept for the next message");
+        assert_eq!(lent.holder, "a");
+        assert!(slots.lend(&bucket()).is_none(), "lent once");
+        slots.release(vec![lent]);
+        // Not lent in its window: the sweeper frees it as time passes.
+        tokio::time::advance(SubscribeOptions::LIMIT_KEEP_SLOT * 2).await;
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+        let probes: Vec<String> = (0..16).map(|k| format!("probe-{k}")).collect();
+        let taken = backend
+            .acquire_slots(&bucket(), 16, &probes, Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert!(taken.iter().all(|taken| *taken), "the kept slot was freed");
+        assert!(slots.lend(&bucket()).is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_limit_under_16_keeps_no_slot() {
+        let backend = Arc::new(crate::InMemoryBackend::new());
+        let slots = slots(&backend);
+        slots.release(vec![held(&backend, "a", 15).await]);
+        assert!(slots.lend(&bucket()).is_none());
     }
 }
