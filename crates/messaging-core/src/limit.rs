@@ -405,6 +405,25 @@ pub trait LimitBackend: Send + Sync + 'static {
         count: u32,
     ) -> Result<Permits, BackendError>;
 
+    /// Takes `count` permits as [`reserve_permits`](Self::reserve_permits)
+    /// does and, in the same step, up to `ahead` more that the caller hands
+    /// out itself later: only as many as leave at least half of the burst
+    /// free (so each is due already, and a bucket near its limit gives none).
+    /// Answers the `count` permits and how many were taken ahead.
+    ///
+    /// The provided method takes none ahead; a backend that keeps its own
+    /// state overrides it (with [`gcra_reserve_ahead`]).
+    async fn reserve_permits_ahead(
+        &self,
+        bucket: &LimitBucket,
+        rate: Rate,
+        count: u32,
+        ahead: u32,
+    ) -> Result<(Permits, u32), BackendError> {
+        let _ = ahead;
+        Ok((self.reserve_permits(bucket, rate, count).await?, 0))
+    }
+
     /// Takes (or renews) a slot of `bucket` for each of `holders`, in order,
     /// for `lease`, in one call: the answer has one entry per holder, `false`
     /// for those that found all `max` slots held.
@@ -494,9 +513,67 @@ pub fn gcra_reserve(tat: u64, now: u64, rate: Rate, count: u32) -> (i64, u64) {
     )
 }
 
+/// [`gcra_reserve`] that also takes up to `ahead` permits more, as many as
+/// leave at least half of the burst free after them (each of them is due at
+/// `now`): the first's due time (µs from `now`), how many were taken ahead,
+/// and the new `tat`.
+///
+/// ```
+/// use messaging_core::limit::{gcra_reserve_ahead, Rate};
+/// let rate: Rate = "100/1s".parse().unwrap(); // one each 10 ms, a burst of 100
+/// let (due_in, ahead, tat) = gcra_reserve_ahead(0, 10_000_000, rate, 1, 10);
+/// assert!(due_in <= 0);
+/// assert_eq!(ahead, 10);
+/// assert_eq!(tat, 10_000_000 + 11 * 10_000);
+/// // Half of the burst is 49 permits: 11 are taken, 1 is asked, 37 more ahead.
+/// let (_, ahead, _) = gcra_reserve_ahead(tat, 10_000_000, rate, 1, 1_000);
+/// assert_eq!(ahead, 37);
+/// ```
+pub fn gcra_reserve_ahead(
+    tat: u64,
+    now: u64,
+    rate: Rate,
+    count: u32,
+    ahead: u32,
+) -> (i64, u32, u64) {
+    let count = count.max(1);
+    let start = tat.max(now);
+    let interval = rate.emission_interval_micros();
+    let room =
+        (now.saturating_add(rate.burst_tolerance_micros() / 2)).saturating_sub(start) / interval;
+    let ahead = u32::try_from(room.saturating_sub(u64::from(count)))
+        .unwrap_or(u32::MAX)
+        .min(ahead);
+    let (due_in, _) = gcra_reserve(tat, now, rate, count);
+    (
+        due_in,
+        ahead,
+        start.saturating_add(interval * u64::from(count + ahead)),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn permits_taken_ahead_are_due_and_keep_half_the_burst() {
+        let rate: Rate = "64/100ms".parse().unwrap();
+        let now = 5_000_000;
+        let (_, ahead, tat) = gcra_reserve_ahead(0, now, rate, 4, 1_000);
+        // Every permit taken is due at `now` (the last one's due time is one
+        // interval and the burst before `tat`), and half the burst is free.
+        assert!(ahead > 0);
+        assert!(tat - rate.emission_interval_micros() - rate.burst_tolerance_micros() <= now);
+        assert!(tat <= now + rate.burst_tolerance_micros() / 2);
+        // A bucket past half its burst gives none ahead, only what is asked.
+        let (_, none, next) = gcra_reserve_ahead(tat, now, rate, 1, 1_000);
+        assert_eq!(none, 0);
+        assert_eq!(next, tat + rate.emission_interval_micros());
+        // A rate of one permit per interval (no burst) never gives any.
+        let single: Rate = "1/1s".parse().unwrap();
+        assert_eq!(gcra_reserve_ahead(0, now, single, 1, 10).1, 0);
+    }
 
     #[test]
     fn rates_parse_and_refuse() {
@@ -626,6 +703,24 @@ impl MemoryLimits {
         let (due_in, next) = gcra_reserve(tat, now, rate, count);
         buckets.rates.insert(bucket.clone(), next);
         Permits::new(due_in, rate, count)
+    }
+
+    pub(crate) fn reserve_permits_ahead(
+        &self,
+        bucket: &LimitBucket,
+        rate: Rate,
+        count: u32,
+        ahead: u32,
+    ) -> (Permits, u32) {
+        let now = self.now_micros();
+        let mut buckets = self.buckets();
+        if buckets.rates.len() > 10_000 {
+            buckets.rates.retain(|_, tat| *tat > now);
+        }
+        let tat = buckets.rates.get(bucket).copied().unwrap_or(0);
+        let (due_in, ahead, next) = gcra_reserve_ahead(tat, now, rate, count, ahead);
+        buckets.rates.insert(bucket.clone(), next);
+        (Permits::new(due_in, rate, count.max(1)), ahead)
     }
 
     pub(crate) fn acquire_slots(

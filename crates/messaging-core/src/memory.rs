@@ -610,6 +610,18 @@ impl crate::limit::LimitBackend for InMemoryBackend {
         Ok(self.limits.reserve_permits(bucket, rate, count))
     }
 
+    async fn reserve_permits_ahead(
+        &self,
+        bucket: &crate::limit::LimitBucket,
+        rate: crate::limit::Rate,
+        count: u32,
+        ahead: u32,
+    ) -> Result<(crate::limit::Permits, u32), BackendError> {
+        Ok(self
+            .limits
+            .reserve_permits_ahead(bucket, rate, count, ahead))
+    }
+
     async fn acquire_slots(
         &self,
         bucket: &crate::limit::LimitBucket,

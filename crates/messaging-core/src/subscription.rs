@@ -197,6 +197,20 @@ impl SubscribeOptions {
     /// handler slot; a longer one is spent in the backend's delay queue (see
     /// [`crate::limit`]).
     pub const LIMIT_HOLD_MAX: Duration = Duration::from_millis(100);
+    /// How long a rate permit taken ahead stays usable: one that no message
+    /// of the subscription used by then is thrown away, never used later
+    /// (see [`LimitBackend::reserve_permits_ahead`](crate::limit::LimitBackend::reserve_permits_ahead)).
+    pub const LIMIT_PREFETCH_WINDOW: Duration = Duration::from_millis(50);
+    /// How long a subscription keeps a concurrency slot after its message is
+    /// done, for its next message of the bucket (see [`crate::limit`]); a
+    /// slot not lent by then is freed.
+    pub const LIMIT_KEEP_SLOT: Duration = Duration::from_millis(50);
+    /// Most concurrency slots of one bucket a subscription keeps (and never
+    /// more than a sixteenth of the limit's `max`).
+    pub const LIMIT_KEEP_SLOTS_MAX: u32 = 256;
+    /// Most rate permits of one bucket a subscription takes ahead at a time
+    /// (and never more than a sixteenth of the limit's burst).
+    pub const LIMIT_PREFETCH_MAX: u32 = 1024;
     /// Most flow limits of one subscription.
     pub const MAX_LIMITS: usize = 16;
     /// The default of [`max_retry_delay`](Self::max_retry_delay): 1 day.
@@ -380,6 +394,7 @@ impl Subscription {
         let slots = Slots {
             backend: backend.clone(),
             queues: Arc::default(),
+            pool: Arc::default(),
             lease: options.visibility_timeout,
         };
         let worker = Worker {
@@ -390,6 +405,7 @@ impl Subscription {
             handler,
             closing: CancellationToken::new(),
             permits: Arc::default(),
+            stock: Arc::default(),
             slots,
         };
         let task = tokio::spawn(worker.run(stopped));
@@ -425,6 +441,8 @@ struct Worker {
     closing: CancellationToken,
     /// Messages waiting for a rate permit, by bucket.
     permits: Arc<Coalescer<PermitQueue>>,
+    /// Rate permits taken ahead, handed out without a backend call.
+    stock: Arc<PermitStock>,
     /// Concurrency slots being taken, renewed and freed, by bucket.
     slots: Slots,
 }
@@ -616,6 +634,8 @@ impl Worker {
             running.abort_all();
             while running.join_next().await.is_some() {}
         }
+        // Slots kept for the next message are of no use any more.
+        self.slots.release_kept();
     }
 
     async fn process(&self, delivery: Delivery) {
@@ -778,14 +798,28 @@ impl Worker {
                     return None;
                 }
                 LimitKind::Concurrency(max) => {
+                    if let Some(kept) = self.slots.lend(&bucket) {
+                        slots.push(kept);
+                        continue;
+                    }
+                    // Unique to this take of a slot: a slot kept and lent to
+                    // another message keeps its holder, so a later delivery
+                    // of this message must not find it as its own.
                     let holder = holder.get_or_insert_with(|| {
-                        format!("{}:{}", receipt.consumer.group, message.id)
+                        format!(
+                            "{}:{}:{:08x}",
+                            receipt.consumer.group,
+                            message.id,
+                            fastrand::u32(..)
+                        )
                     });
+                    let asked = tokio::time::Instant::now();
                     match self.slots.acquire(&bucket, max.get(), holder).await {
                         Ok(true) => slots.push(HeldSlot {
                             bucket,
                             holder: holder.clone(),
                             max: max.get(),
+                            leased_at: asked,
                         }),
                         Ok(false) => {
                             self.slots.release(slots);
@@ -817,16 +851,21 @@ impl Worker {
         Some(slots)
     }
 
-    /// Takes a permit of `bucket` and answers how long until it is due. The
-    /// messages of this subscription that ask at the same time share one
-    /// round trip: the first to ask starts a task that takes, in each call,
-    /// as many permits as there are messages waiting ([`LimitBackend::reserve_permits`]),
-    /// exactly what one call each would give.
+    /// Takes a permit of `bucket` and answers how long until it is due: one
+    /// taken ahead when the subscription has one left (no backend call),
+    /// else with the messages of this subscription that ask at the same time
+    /// in one round trip: the first to ask starts a task that takes, in each
+    /// call, as many permits as there are messages waiting (exactly what one
+    /// call each would give) and, while the bucket has ample room, some ahead
+    /// ([`LimitBackend::reserve_permits_ahead`]).
     async fn take_permit(
         &self,
         bucket: &LimitBucket,
         rate: Rate,
     ) -> Result<Duration, crate::BackendError> {
+        if self.stock.take(bucket, 1) == 1 {
+            return Ok(Duration::ZERO);
+        }
         let (answer, answered) = tokio::sync::oneshot::channel();
         if self
             .permits
@@ -835,6 +874,7 @@ impl Worker {
             tokio::spawn(serve_permits(
                 self.backend.clone(),
                 self.permits.clone(),
+                self.stock.clone(),
                 bucket.clone(),
                 rate,
             ));
@@ -1167,21 +1207,37 @@ impl Pending for PermitQueue {
 }
 
 /// Takes permits for the messages waiting on `bucket`, a call for all of
-/// those waiting at a time, until none waits.
+/// those waiting at a time (and some ahead, into `stock`), until none waits.
 async fn serve_permits(
     backend: Arc<dyn MessageBackend>,
     queues: Arc<Coalescer<PermitQueue>>,
+    stock: Arc<PermitStock>,
     bucket: LimitBucket,
     rate: Rate,
 ) {
-    while let Some(PermitQueue(waiting)) = queues.take(&bucket) {
+    while let Some(PermitQueue(mut waiting)) = queues.take(&bucket) {
+        // Those that came while the last call was out take what it got ahead.
+        let wanted = u32::try_from(waiting.len()).unwrap_or(u32::MAX);
+        let stocked = usize::try_from(stock.take(&bucket, wanted)).unwrap_or(usize::MAX);
+        for answer in waiting.drain(..stocked.min(waiting.len())) {
+            let _ = answer.send(Ok(Duration::ZERO));
+        }
+        if waiting.is_empty() {
+            continue;
+        }
         let count = u32::try_from(waiting.len()).unwrap_or(u32::MAX);
+        let ahead = stock.ahead_wanted(&bucket, count, rate);
         let taken = match backend.limit_backend() {
-            Some(limits) => limits.reserve_permits(&bucket, rate, count).await,
+            Some(limits) => {
+                limits
+                    .reserve_permits_ahead(&bucket, rate, count, ahead)
+                    .await
+            }
             None => Err(no_limits()),
         };
         match taken {
-            Ok(permits) => {
+            Ok((permits, taken_ahead)) => {
+                stock.refill(&bucket, taken_ahead.min(ahead));
                 for (k, answer) in (0..count).zip(waiting) {
                     let _ = answer.send(Ok(permits.wait(k)));
                 }
@@ -1193,6 +1249,88 @@ async fn serve_permits(
                 }
             }
         }
+    }
+}
+
+/// Rate permits a subscription took ahead, by bucket: each was due when it
+/// was taken, and is handed out for
+/// [`SubscribeOptions::LIMIT_PREFETCH_WINDOW`] after its answer came, then
+/// thrown away (never used later, so a start is never far from its permit's
+/// time). How many are taken ahead follows what was used: twice what the
+/// subscription used of the last stock, or the size of the batch asking.
+#[derive(Default)]
+struct PermitStock {
+    buckets: std::sync::Mutex<std::collections::HashMap<LimitBucket, Stock>>,
+}
+
+#[derive(Default)]
+struct Stock {
+    left: u32,
+    /// When the permits left are thrown away.
+    until: Option<tokio::time::Instant>,
+    /// Handed out of the present stock.
+    used: u32,
+}
+
+impl PermitStock {
+    fn buckets(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<LimitBucket, Stock>> {
+        self.buckets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Takes up to `wanted` usable permits of `bucket`; answers how many.
+    fn take(&self, bucket: &LimitBucket, wanted: u32) -> u32 {
+        let mut buckets = self.buckets();
+        let Some(stock) = buckets.get_mut(bucket) else {
+            return 0;
+        };
+        if stock.left == 0 {
+            return 0;
+        }
+        if stock
+            .until
+            .is_none_or(|until| tokio::time::Instant::now() >= until)
+        {
+            // Not used in its window: gone for good.
+            stock.left = 0;
+            return 0;
+        }
+        let taken = stock.left.min(wanted);
+        stock.left -= taken;
+        stock.used = stock.used.saturating_add(taken);
+        taken
+    }
+
+    /// How many permits to take ahead with `count` asked.
+    fn ahead_wanted(&self, bucket: &LimitBucket, count: u32, rate: Rate) -> u32 {
+        let used = self.buckets().get(bucket).map_or(0, |stock| stock.used);
+        let from_batch = if count > 1 { count } else { 0 };
+        used.saturating_mul(2)
+            .max(from_batch)
+            .min(SubscribeOptions::LIMIT_PREFETCH_MAX)
+            .min(rate.permits() / 16)
+    }
+
+    /// A new stock of `ahead` permits, due already, in place of what is left.
+    fn refill(&self, bucket: &LimitBucket, ahead: u32) {
+        let now = tokio::time::Instant::now();
+        let mut buckets = self.buckets();
+        if buckets.len() > 10_000 {
+            buckets
+                .retain(|_, stock| stock.left > 0 && stock.until.is_some_and(|until| until > now));
+        }
+        if ahead == 0 && !buckets.contains_key(bucket) {
+            return;
+        }
+        buckets.insert(
+            bucket.clone(),
+            Stock {
+                left: ahead,
+                until: Some(now + SubscribeOptions::LIMIT_PREFETCH_WINDOW),
+                used: 0,
+            },
+        );
     }
 }
 
@@ -1226,6 +1364,8 @@ impl Pending for SlotQueue {
 struct Slots {
     backend: Arc<dyn MessageBackend>,
     queues: Arc<Coalescer<SlotQueue>>,
+    /// Slots kept after their message, for the next one.
+    pool: Arc<SlotPool>,
     /// The subscription's visibility timeout.
     lease: Duration,
 }
@@ -1255,9 +1395,15 @@ impl Slots {
         })
     }
 
-    /// Frees `slots`, without waiting: a lost release only keeps a slot
-    /// until its lease ends.
+    /// Gives up `slots`, without waiting: each is kept for the next message
+    /// of its bucket when the pool has room for it ([`SlotPool`]), else
+    /// freed (a lost release only keeps a slot until its lease ends).
     fn release(&self, slots: Vec<HeldSlot>) {
+        let freed = self.keep(slots);
+        self.free(freed);
+    }
+
+    fn free(&self, slots: Vec<HeldSlot>) {
         for slot in slots {
             let HeldSlot { bucket, holder, .. } = slot;
             let lead = self.queues.push(&bucket, |queue: &mut SlotQueue| {
@@ -1267,6 +1413,149 @@ impl Slots {
                 tokio::spawn(serve_slots(self.clone(), bucket));
             }
         }
+    }
+
+    /// A slot kept from an earlier message of `bucket`, lent to this one.
+    fn lend(&self, bucket: &LimitBucket) -> Option<HeldSlot> {
+        let now = tokio::time::Instant::now();
+        let mut stale = Vec::new();
+        let lent = {
+            let mut pool = self.pool.buckets();
+            let kept = pool.get_mut(bucket)?;
+            let mut lent = None;
+            while let Some(slot) = kept.idle.pop() {
+                if self.usable(&slot.slot, slot.kept_at, now) {
+                    lent = Some(slot.slot);
+                    break;
+                }
+                stale.push(slot.slot);
+            }
+            lent
+        };
+        self.free(stale);
+        lent
+    }
+
+    /// Whether a slot kept since `kept_at` may still be lent at `now`: kept
+    /// for less than [`SubscribeOptions::LIMIT_KEEP_SLOT`], with at least half
+    /// of its lease left (a handler renews it after a third).
+    fn usable(
+        &self,
+        slot: &HeldSlot,
+        kept_at: tokio::time::Instant,
+        now: tokio::time::Instant,
+    ) -> bool {
+        now < kept_at + SubscribeOptions::LIMIT_KEEP_SLOT && now < slot.leased_at + self.lease / 2
+    }
+
+    /// Keeps what the pool has room for; answers the others.
+    fn keep(&self, slots: Vec<HeldSlot>) -> Vec<HeldSlot> {
+        let now = tokio::time::Instant::now();
+        let mut freed = Vec::new();
+        let mut sweep = Vec::new();
+        {
+            let mut pool = self.pool.buckets();
+            for slot in slots {
+                let room = (slot.max / 16).min(SubscribeOptions::LIMIT_KEEP_SLOTS_MAX);
+                if room == 0 || !self.usable(&slot, now, now) {
+                    freed.push(slot);
+                    continue;
+                }
+                let kept = pool.entry(slot.bucket.clone()).or_default();
+                if kept.idle.len() >= usize::try_from(room).unwrap_or(usize::MAX) {
+                    freed.push(slot);
+                    continue;
+                }
+                if !kept.swept {
+                    kept.swept = true;
+                    sweep.push(slot.bucket.clone());
+                }
+                kept.idle.push(KeptSlot { slot, kept_at: now });
+            }
+        }
+        for bucket in sweep {
+            tokio::spawn(sweep_kept_slots(self.clone(), bucket));
+        }
+        freed
+    }
+
+    /// Frees every slot kept (the subscription is closing).
+    fn release_kept(&self) {
+        let kept: Vec<HeldSlot> = self
+            .pool
+            .buckets()
+            .values_mut()
+            .flat_map(|kept| std::mem::take(&mut kept.idle))
+            .map(|kept| kept.slot)
+            .collect();
+        self.free(kept);
+    }
+}
+
+/// Concurrency slots a subscription keeps for a moment after their message
+/// is done ([`SubscribeOptions::LIMIT_KEEP_SLOT`]), lent to its next message
+/// of the bucket without a backend call. They stay held in the backend the
+/// whole time (the limit counts them), at most a sixteenth of the limit's
+/// `max` per bucket and subscription, and none for a limit under 16.
+#[derive(Default)]
+struct SlotPool {
+    buckets: std::sync::Mutex<std::collections::HashMap<LimitBucket, KeptSlots>>,
+}
+
+#[derive(Default)]
+struct KeptSlots {
+    idle: Vec<KeptSlot>,
+    /// A task frees those kept too long.
+    swept: bool,
+}
+
+struct KeptSlot {
+    slot: HeldSlot,
+    kept_at: tokio::time::Instant,
+}
+
+impl SlotPool {
+    fn buckets(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<LimitBucket, KeptSlots>> {
+        self.buckets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Frees `bucket`'s kept slots once they are kept too long, until none is
+/// kept (so an idle subscription holds none for longer than the window).
+async fn sweep_kept_slots(slots: Slots, bucket: LimitBucket) {
+    loop {
+        // Until the first kept slot's window ends.
+        let next = {
+            let mut pool = slots.pool.buckets();
+            let Some(kept) = pool.get_mut(&bucket) else {
+                return;
+            };
+            match kept.idle.iter().map(|kept| kept.kept_at).min() {
+                Some(first) => first + SubscribeOptions::LIMIT_KEEP_SLOT,
+                None => {
+                    pool.remove(&bucket);
+                    return;
+                }
+            }
+        };
+        tokio::time::sleep_until(next).await;
+        let now = tokio::time::Instant::now();
+        let stale = {
+            let mut pool = slots.pool.buckets();
+            let Some(kept) = pool.get_mut(&bucket) else {
+                return;
+            };
+            let (stale, fresh): (Vec<KeptSlot>, Vec<KeptSlot>) = std::mem::take(&mut kept.idle)
+                .into_iter()
+                .partition(|kept| !slots.usable(&kept.slot, kept.kept_at, now));
+            kept.idle = fresh;
+            stale
+        };
+        slots.free(stale.into_iter().map(|kept| kept.slot).collect());
     }
 }
 
@@ -1331,6 +1620,9 @@ struct HeldSlot {
     holder: String,
     /// The limit's `max`, for renewals.
     max: u32,
+    /// When the slot was asked for (its lease in the backend ends at least
+    /// a lease after it).
+    leased_at: tokio::time::Instant,
 }
 
 /// Frees a message's slots when its processing ends, however it ends.
@@ -1365,5 +1657,123 @@ fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
         text.clone()
     } else {
         "non-string panic payload".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::limit::LimitBackend;
+
+    fn bucket() -> LimitBucket {
+        LimitBucket {
+            limit: "l".to_owned(),
+            key: "k".to_owned(),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn permits_taken_ahead_are_thrown_away_after_their_window() {
+        let stock = PermitStock::default();
+        assert_eq!(stock.take(&bucket(), 1), 0, "nothing taken ahead yet");
+        stock.refill(&bucket(), 3);
+        assert_eq!(stock.take(&bucket(), 2), 2);
+        tokio::time::advance(SubscribeOptions::LIMIT_PREFETCH_WINDOW).await;
+        assert_eq!(stock.take(&bucket(), 5), 0, "the third is past its window");
+        assert_eq!(stock.take(&bucket(), 5), 0, "and never used later");
+    }
+
+    #[test]
+    fn permits_asked_ahead_follow_what_was_used_within_the_caps() {
+        let fast = Rate::new(Rate::MAX_PERMITS, Duration::from_millis(1)).unwrap();
+        let stock = PermitStock::default();
+        assert_eq!(stock.ahead_wanted(&bucket(), 1, fast), 0, "a lone message");
+        assert_eq!(
+            stock.ahead_wanted(&bucket(), 64, fast),
+            64,
+            "the batch asking"
+        );
+        stock.refill(&bucket(), 64);
+        assert_eq!(stock.take(&bucket(), 40), 40);
+        assert_eq!(
+            stock.ahead_wanted(&bucket(), 1, fast),
+            80,
+            "twice what was used"
+        );
+        assert_eq!(stock.take(&bucket(), 1_000), 24);
+        stock.refill(&bucket(), 0);
+        assert_eq!(stock.ahead_wanted(&bucket(), 1, fast), 0);
+        stock.refill(&bucket(), 5_000);
+        assert_eq!(stock.take(&bucket(), 5_000), 5_000);
+        assert_eq!(
+            stock.ahead_wanted(&bucket(), 1, fast),
+            SubscribeOptions::LIMIT_PREFETCH_MAX
+        );
+        let slow = Rate::new(31, Duration::from_secs(1)).unwrap();
+        assert_eq!(
+            stock.ahead_wanted(&bucket(), 64, slow),
+            1,
+            "a sixteenth of the burst"
+        );
+    }
+
+    fn slots(backend: &Arc<crate::InMemoryBackend>) -> Slots {
+        Slots {
+            backend: backend.clone(),
+            queues: Arc::default(),
+            pool: Arc::default(),
+            lease: Duration::from_secs(30),
+        }
+    }
+
+    async fn held(backend: &crate::InMemoryBackend, holder: &str, max: u32) -> HeldSlot {
+        let leased_at = tokio::time::Instant::now();
+        let taken = backend
+            .acquire_slots(
+                &bucket(),
+                max,
+                &[holder.to_owned()],
+                Duration::from_secs(30),
+            )
+            .await
+            .unwrap();
+        assert_eq!(taken, [true]);
+        HeldSlot {
+            bucket: bucket(),
+            holder: holder.to_owned(),
+            max,
+            leased_at,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_kept_slot_is_lent_once_then_freed_after_its_window() {
+        let backend = Arc::new(crate::InMemoryBackend::new());
+        let slots = slots(&backend);
+        slots.release(vec![held(&backend, "a", 16).await]);
+        let lent = slots.lend(&bucket()).expect("kept for the next message");
+        assert_eq!(lent.holder, "a");
+        assert!(slots.lend(&bucket()).is_none(), "lent once");
+        slots.release(vec![lent]);
+        // Not lent in its window: the sweeper frees it as time passes.
+        tokio::time::advance(SubscribeOptions::LIMIT_KEEP_SLOT * 2).await;
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+        let probes: Vec<String> = (0..16).map(|k| format!("probe-{k}")).collect();
+        let taken = backend
+            .acquire_slots(&bucket(), 16, &probes, Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert!(taken.iter().all(|taken| *taken), "the kept slot was freed");
+        assert!(slots.lend(&bucket()).is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_limit_under_16_keeps_no_slot() {
+        let backend = Arc::new(crate::InMemoryBackend::new());
+        let slots = slots(&backend);
+        slots.release(vec![held(&backend, "a", 15).await]);
+        assert!(slots.lend(&bucket()).is_none());
     }
 }

@@ -135,9 +135,11 @@ macro_rules! backend_conformance_tests {
             a_pause_by_one_service_holds_the_subscriptions_of_another,
             a_running_subscription_takes_nothing_once_it_has_seen_the_pause,
             limit_buckets_hand_out_permits_and_slots_as_the_contract_says,
+            permits_taken_ahead_count_in_the_bucket_and_leave_half_its_burst,
             a_rate_limit_per_key_holds_across_consumers_and_never_counts_a_retry,
             a_fast_rate_limit_holds_with_permits_taken_together,
             a_concurrency_limit_per_key_holds_across_consumers,
+            kept_concurrency_slots_count_in_the_limit_and_are_freed_at_shutdown,
             a_priority_topic_keeps_its_layout_and_bad_priorities_are_refused,
             high_priority_messages_are_taken_first_and_the_others_still_move
         );

@@ -106,6 +106,17 @@ struct Run {
     cpu_us: f64,
     /// Wall time of the run, in ms.
     elapsed_ms: f64,
+    /// Redis per message (the runs that measure it, else 0): CPU in µs,
+    /// commands (those run by scripts included) and script calls.
+    server: ServerPerMessage,
+}
+
+/// Redis's work per message over a run (`INFO`), zero where not measured.
+#[derive(Clone, Copy, Default)]
+struct ServerPerMessage {
+    cpu_us: f64,
+    commands: f64,
+    evalsha: f64,
 }
 
 /// The wall clock and this process's CPU at the start of a run.
@@ -129,6 +140,7 @@ impl Clock {
             rate: messages as f64 / elapsed,
             cpu_us: cpu * 1e6 / messages as f64,
             elapsed_ms: elapsed * 1e3,
+            server: ServerPerMessage::default(),
         }
     }
 }
@@ -352,6 +364,11 @@ async fn rounds(contenders: &[Contender<'_>]) -> Vec<Run> {
             rate: median(runs.iter().map(|r| r.rate).collect()),
             cpu_us: median(runs.iter().map(|r| r.cpu_us).collect()),
             elapsed_ms: median(runs.iter().map(|r| r.elapsed_ms).collect()),
+            server: ServerPerMessage {
+                cpu_us: median(runs.iter().map(|r| r.server.cpu_us).collect()),
+                commands: median(runs.iter().map(|r| r.server.commands).collect()),
+                evalsha: median(runs.iter().map(|r| r.server.evalsha).collect()),
+            },
         })
         .collect()
 }
@@ -519,10 +536,19 @@ async fn consume_limited(bench: &Bench, backlog: usize, limits: &[FlowLimit]) ->
     let key = bench.used(&topic).await;
     send_batched(&mut bench.plain.clone(), &key, &encoded(&topic, backlog)).await;
     let counter = Counter::new(backlog);
+    let mut info = bench.plain.clone();
+    let before = server_work(&mut info).await;
     let clock = Clock::start();
     let services = limited_subscribers(bench, &topic, &counter, limits).await;
     counter.done.notified().await;
-    let run = clock.stop(backlog);
+    let mut run = clock.stop(backlog);
+    let work = server_work(&mut info).await - before;
+    let per = backlog as f64;
+    run.server = ServerPerMessage {
+        cpu_us: work.cpu_seconds * 1e6 / per,
+        commands: work.commands / per,
+        evalsha: work.evalsha / per,
+    };
     for service in services {
         service.shutdown().await;
     }
@@ -1337,16 +1363,25 @@ async fn limits_section(bench: &Bench) {
         let ratio = figures[1..]
             .first()
             .map(|unlimited| figures[0].rate / unlimited.rate);
+        let without = figures.get(1).copied();
+        let costs = |run: &Run| {
+            format!(
+                "client CPU {:.1} µs, Redis CPU {:.1} µs, {:.3} Redis commands, {:.3} script calls per message",
+                run.cpu_us, run.server.cpu_us, run.server.commands, run.server.evalsha
+            )
+        };
         println!(
-            "flow limits never reached, consume {LIMITED_BACKLOG} backlog, {CONSUMERS} consumers, {name}: {:.0} msg/s against {:.0} without ({}; >= 0.80: {})",
+            "flow limits never reached, consume {LIMITED_BACKLOG} backlog, {CONSUMERS} consumers, {name}: {:.0} msg/s against {:.0} without ({}; >= 0.80: {}); with: {}; without: {}",
             figures[0].rate,
-            figures.get(1).map_or(0.0, |run| run.rate),
+            without.map_or(0.0, |run| run.rate),
             ratio.map_or("-".to_owned(), |ratio| format!("{ratio:.2}")),
             if ratio.is_some_and(|ratio| ratio >= 0.8) {
                 "met"
             } else {
                 "MISSED"
-            }
+            },
+            costs(&figures[0]),
+            without.map_or("-".to_owned(), |run| costs(&run)),
         );
     }
 }

@@ -9,20 +9,42 @@ local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 local max = tonumber(ARGV[1])
 local lease = tonumber(ARGV[2])
 local until_ms = now + lease
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-local held = redis.call('ZCARD', KEYS[1])
+local asking = #ARGV - 2
 local taken = {}
-for i = 3, #ARGV do
-  local holder = ARGV[i]
-  if redis.call('ZSCORE', KEYS[1], holder) then
-    redis.call('ZADD', KEYS[1], until_ms, holder)
+local held = redis.call('ZCARD', KEYS[1])
+if held + asking > max then
+  -- Not room for every holder as if all were new: drop the lapsed leases and
+  -- look at each holder.
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+  held = redis.call('ZCARD', KEYS[1])
+end
+if held + asking <= max then
+  -- Room for all of them even if none has a slot yet: one ZADD takes or
+  -- renews every slot (lapsed leases left are dropped by a later call), in
+  -- chunks that stay within Lua's stack.
+  local args = {}
+  for i = 3, #ARGV do
+    args[#args + 1] = until_ms
+    args[#args + 1] = ARGV[i]
     taken[#taken + 1] = 1
-  elseif held < max then
-    redis.call('ZADD', KEYS[1], until_ms, holder)
-    held = held + 1
-    taken[#taken + 1] = 1
-  else
-    taken[#taken + 1] = 0
+    if #args >= 1000 or i == #ARGV then
+      held = held + redis.call('ZADD', KEYS[1], unpack(args))
+      args = {}
+    end
+  end
+else
+  for i = 3, #ARGV do
+    local holder = ARGV[i]
+    if redis.call('ZSCORE', KEYS[1], holder) then
+      redis.call('ZADD', KEYS[1], until_ms, holder)
+      taken[#taken + 1] = 1
+    elseif held < max then
+      redis.call('ZADD', KEYS[1], until_ms, holder)
+      held = held + 1
+      taken[#taken + 1] = 1
+    else
+      taken[#taken + 1] = 0
+    end
   end
 end
 if held > 0 and redis.call('PTTL', KEYS[1]) < lease then

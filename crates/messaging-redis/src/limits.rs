@@ -7,7 +7,9 @@
 //! the end of their lease. Each script (or command) reads and writes one key,
 //! so buckets spread over a cluster's slots and every process shares them,
 //! whatever its own clock says. Many holders take (or renew) their slots in
-//! one script call, and free them in one `ZREM`.
+//! one script call (one `ZADD` for all of them when the bucket has room for
+//! every one), and free them in one `ZREM`; permits taken ahead for the
+//! runtime to hand out itself come with the permits asked, in one call.
 
 use std::time::Duration;
 
@@ -33,20 +35,34 @@ impl LimitBackend for RedisBackend {
         rate: Rate,
         count: u32,
     ) -> Result<Permits, BackendError> {
+        Ok(self.reserve_permits_ahead(bucket, rate, count, 0).await?.0)
+    }
+
+    async fn reserve_permits_ahead(
+        &self,
+        bucket: &LimitBucket,
+        rate: Rate,
+        count: u32,
+        ahead: u32,
+    ) -> Result<(Permits, u32), BackendError> {
         let key = self.inner.keys.limit_rate(&bucket.limit, &bucket.key);
-        let wait: String = SCRIPTS
+        let answer: (String, String) = SCRIPTS
             .limit_reserve
             .key(&key)
             .arg(rate.emission_interval_micros())
             .arg(rate.burst_tolerance_micros())
             .arg(count.max(1))
+            .arg(ahead)
             .invoke_async(&mut self.inner.connection())
             .await
             .map_err(backend_error)?;
-        let due_in: i64 = wait
-            .parse()
-            .map_err(|_| BackendError::command(format!("limit_reserve answered {wait:?}")))?;
-        Ok(Permits::new(due_in, rate, count.max(1)))
+        let invalid = || BackendError::command(format!("limit_reserve answered {answer:?}"));
+        let due_in: i64 = answer.0.parse().map_err(|_| invalid())?;
+        let taken_ahead: u32 = answer.1.parse().map_err(|_| invalid())?;
+        if taken_ahead > ahead {
+            return Err(invalid());
+        }
+        Ok((Permits::new(due_in, rate, count.max(1)), taken_ahead))
     }
 
     async fn acquire_slots(

@@ -22,6 +22,51 @@ fn unique_name(what: &str) -> String {
     format!("conf-{what}-{}", &id[id.len() - 12..])
 }
 
+/// Permits taken ahead ([`crate::limit::LimitBackend::reserve_permits_ahead`])
+/// count in the bucket like any other: under 64/640s (one each 10 s, a burst
+/// of 64) a fresh bucket gives the one asked and 30 ahead (half of the burst
+/// stays free), a second call none ahead, and once the other 32 of the burst
+/// are taken the next permit is in the future.
+pub async fn permits_taken_ahead_count_in_the_bucket_and_leave_half_its_burst(
+    factory: impl BackendFactory,
+) {
+    let backend = factory.backend().await;
+    let limits = backend
+        .limit_backend()
+        .expect("the backend keeps flow limits");
+    let rate = Rate::new(64, Duration::from_secs(640)).expect("rate");
+    let bucket = LimitBucket {
+        limit: unique_name("ahead"),
+        key: "tenant".to_owned(),
+    };
+    let (first, ahead) = limits
+        .reserve_permits_ahead(&bucket, rate, 1, 1_000)
+        .await
+        .expect("reserve ahead");
+    assert_eq!((first.count(), first.wait(0)), (1, Duration::ZERO));
+    assert_eq!(ahead, 30, "as many ahead as leave half of the burst");
+    let (second, none) = limits
+        .reserve_permits_ahead(&bucket, rate, 1, 1_000)
+        .await
+        .expect("reserve ahead");
+    assert_eq!(second.wait(0), Duration::ZERO);
+    assert_eq!(none, 0, "past half of its burst a bucket gives none ahead");
+    let rest = limits
+        .reserve_permits(&bucket, rate, 32)
+        .await
+        .expect("reserve the rest of the burst");
+    assert_eq!(rest.wait(31), Duration::ZERO, "the 64th of the burst");
+    let next = limits
+        .reserve_permits(&bucket, rate, 1)
+        .await
+        .expect("reserve")
+        .wait(0);
+    assert!(
+        next > Duration::from_secs(5),
+        "the 65th permit is due 10 s after the first: {next:?}"
+    );
+}
+
 /// The backend's buckets: permits past the burst are handed out in the
 /// future (5 s apart under 2/10s, while the test takes well under 3 s), keys and
 /// limits do not share; slots go up to `max`, a holder renews its own, a
@@ -382,5 +427,97 @@ pub async fn a_concurrency_limit_per_key_holds_across_consumers(factory: impl Ba
         );
     }
     assert_eq!(dead_letter_count(&backend, &topic).await, 0);
+    cleanup(&backend, &[&topic]).await;
+}
+
+/// A concurrency limit large enough for a subscription to keep slots for its
+/// next message (16: one kept slot per subscription) still holds: across two
+/// consumers with room for 32 each, at most 16 of the key run at once, all
+/// handled once, unretried; and once both have shut down no slot is held (the
+/// kept ones are freed).
+pub async fn kept_concurrency_slots_count_in_the_limit_and_are_freed_at_shutdown(
+    factory: impl BackendFactory,
+) {
+    let backend = factory.backend().await;
+    let topic = unique_topic("kept-slots");
+    let (first, second) = (service(&backend), service(&backend));
+    let name = unique_name("kept");
+    let limit =
+        FlowLimit::concurrency(name.clone(), LimitKey::payload("/tenant").expect("key"), 16)
+            .expect("limit");
+    let recorder = Recorder::new();
+    let running = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    let handler: Arc<dyn MessageHandler> = {
+        let (recorder, running, most) = (recorder.clone(), running.clone(), most.clone());
+        Arc::new(move |message: Message| {
+            let (recorder, running, most) = (recorder.clone(), running.clone(), most.clone());
+            async move {
+                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(now, Ordering::SeqCst);
+                // Work that takes a while, so runs overlap.
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                running.fetch_sub(1, Ordering::SeqCst);
+                recorder.record(&message);
+                Ok::<(), HandlerError>(())
+            }
+        })
+    };
+    for (consumer, service) in [("one", &first), ("two", &second)] {
+        service
+            .subscribe_with(
+                &topic,
+                quick("g")
+                    .with_consumer(consumer)
+                    .with_concurrency(32)
+                    .with_limit(limit.clone()),
+                Shared(handler.clone()),
+            )
+            .await
+            .expect("subscribe");
+    }
+    let mut ids = BTreeSet::new();
+    for n in 0..200 {
+        ids.insert(
+            first
+                .publish(&topic, json!({ "n": n, "tenant": "a" }))
+                .await
+                .expect("publish"),
+        );
+    }
+    recorder.wait_for_ids(&ids).await;
+    first.shutdown().await;
+    second.shutdown().await;
+    let seen = recorder.seen();
+    assert_eq!(seen.len(), ids.len(), "every message handled once");
+    assert!(seen.iter().all(|(message, _)| message.retry == 0));
+    let most = most.load(Ordering::SeqCst);
+    assert!(most <= 16, "{most} messages of the key ran at once");
+    assert_eq!(dead_letter_count(&backend, &topic).await, 0);
+    let limits = backend
+        .limit_backend()
+        .expect("the backend keeps flow limits");
+    let bucket = LimitBucket {
+        limit: name,
+        key: "a".to_owned(),
+    };
+    eventually(
+        "every slot of the bucket free after the shutdown",
+        || async {
+            let holders: Vec<String> = (0..16)
+                .map(|k| format!("probe-{}-{k}", Uuid::now_v7()))
+                .collect();
+            let taken = limits
+                .acquire_slots(&bucket, 16, &holders, Duration::from_secs(5))
+                .await
+                .expect("acquire");
+            limits
+                .release_slots(&bucket, &holders)
+                .await
+                .expect("release");
+            taken.iter().all(|taken| *taken).then_some(())
+        },
+    )
+    .await;
     cleanup(&backend, &[&topic]).await;
 }
