@@ -158,6 +158,8 @@ async fn the_inbox_page_marks_a_notification_read_and_shows_new_ones_live() {
             let others = server
                 .record("bob", NotificationKind::System, "Bob's")
                 .await;
+            let markup = "<img src=x onerror=\"document.title='owned'\">";
+            let shown_as_text = server.record("ada", NotificationKind::System, markup).await;
 
             let browser = Browser::start().await;
             browser.goto(&server.url("/dashboard#/inbox")).await;
@@ -165,10 +167,19 @@ async fn the_inbox_page_marks_a_notification_read_and_shows_new_ones_live() {
             browser.type_into(&field, &server.token("ada")).await;
             let button = browser.find("#user-login").await;
             browser.click(&button).await;
-            browser.wait_for_text("#unread-count", "2").await;
+            browser.wait_for_text("#unread-count", "3").await;
             browser
                 .find(&format!("#inbox tr[data-id=\"{}\"]", second.id))
                 .await;
+            // Markup in a title is shown as text, never made into elements.
+            browser
+                .wait_for_text(
+                    &format!("#inbox tr[data-id=\"{}\"] td.title", shown_as_text.id),
+                    markup,
+                )
+                .await;
+            assert!(browser.find_now("#inbox img").await.is_none());
+            assert_ne!(browser.execute("return document.title").await, "owned");
             // Only ada's: bob's notification is not on her page.
             assert!(
                 browser
@@ -184,14 +195,18 @@ async fn the_inbox_page_marks_a_notification_read_and_shows_new_ones_live() {
                 ))
                 .await;
             browser.click(&mark).await;
-            browser.wait_for_text("#unread-count", "1").await;
+            browser.wait_for_text("#unread-count", "2").await;
             browser
                 .find(&format!("#inbox tr.read[data-id=\"{}\"]", first.id))
                 .await;
             // In PostgreSQL: the one clicked is read, the others are not.
             let mut ada = server.rows_of("ada").await;
             ada.sort();
-            let mut expected = vec![(first.id, true), (second.id, false)];
+            let mut expected = vec![
+                (first.id, true),
+                (second.id, false),
+                (shown_as_text.id, false),
+            ];
             expected.sort();
             assert_eq!(ada, expected);
             assert_eq!(server.rows_of("bob").await, vec![(others.id, false)]);
@@ -204,7 +219,7 @@ async fn the_inbox_page_marks_a_notification_read_and_shows_new_ones_live() {
             browser
                 .find(&format!("#inbox tr.unread[data-id=\"{}\"]", third.id))
                 .await;
-            browser.wait_for_text("#unread-count", "2").await;
+            browser.wait_for_text("#unread-count", "3").await;
             browser.screenshot("dashboard-inbox").await;
             browser.close().await;
         })
