@@ -28,7 +28,7 @@ cleanup() {
   kill "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
   psql "$DATABASE_URL" -q -c "DROP SCHEMA IF EXISTS \"$MESSAGING_DB_SCHEMA\" CASCADE" >/dev/null 2>&1 || true
-  redis-cli -u "$REDIS_URL" --scan --pattern "$MESSAGING_KEY_PREFIX*" | xargs -r redis-cli -u "$REDIS_URL" DEL >/dev/null
+  redis-cli -u "$REDIS_URL" --scan --pattern "*$MESSAGING_KEY_PREFIX*" | xargs -r redis-cli -u "$REDIS_URL" DEL >/dev/null
   rm -f "$log"
 }
 trap cleanup EXIT

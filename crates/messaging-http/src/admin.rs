@@ -15,9 +15,14 @@ use uuid::Uuid;
 use crate::auth::Operator;
 use crate::{ApiError, AppState};
 
-/// The most dead letters of a topic a listing, a lookup or a filtered replay
-/// looks through (the oldest first): past it they are not seen.
+/// The most dead letters one listing request reads past its filter before it
+/// answers with what it found so far and where to go on (`next_after`), and
+/// the most a lookup by id looks through (the oldest first).
 pub const DEAD_LETTER_SCAN_LIMIT: usize = 10_000;
+
+/// Dead letters read from the backend at a time by a filtered listing or
+/// replay.
+const DEAD_LETTER_CHUNK: usize = 500;
 /// Dead letters per page when no `limit` is given.
 pub const DEFAULT_DEAD_LETTER_PAGE: usize = 50;
 /// The largest dead-letter page.
@@ -389,21 +394,66 @@ pub(crate) async fn dead_letters(
         )));
     }
     existing(&state, &topic).await?;
-    let matching = scan(&state, &topic, &filter).await?;
-    let start = match &page.after {
-        None => 0,
-        Some(after) => matching
-            .iter()
-            .position(|dead| &dead.id == after)
-            .map(|at| at + 1)
-            .ok_or_else(|| ApiError::bad_request("`after` names no dead letter of this listing"))?,
-    };
-    let rest = &matching[start..];
-    let items: Vec<DeadLetterBody> = rest.iter().take(limit).cloned().map(Into::into).collect();
-    let next_after = (rest.len() > limit)
-        .then(|| items.last().map(|d| d.id.clone()))
-        .flatten();
+    let (found, next_after) = page_of(&state, &topic, &filter, page.after, limit).await?;
+    let items = found.into_iter().map(Into::into).collect();
     Ok(Json(DeadLetterPage { items, next_after }))
+}
+
+/// Up to `limit` dead letters after `after` that `filter` selects, read from
+/// the backend from `after` on (never the ones before it), at most
+/// [`DEAD_LETTER_SCAN_LIMIT`] of them; and the id to go on from when more may
+/// follow (the last one returned, or the last one read when the budget ran
+/// out first).
+async fn page_of(
+    state: &AppState,
+    topic: &str,
+    filter: &DeadLetterFilter,
+    after: Option<String>,
+    limit: usize,
+) -> Result<(Vec<DeadLetter>, Option<String>), ApiError> {
+    let mut found: Vec<DeadLetter> = Vec::new();
+    let mut cursor = after;
+    let mut read = 0;
+    loop {
+        // Unfiltered: what is still wanted and one more, to know whether a
+        // next page exists.
+        let want = if filter.is_empty() {
+            limit - found.len() + 1
+        } else {
+            DEAD_LETTER_CHUNK.min(DEAD_LETTER_SCAN_LIMIT - read).max(1)
+        };
+        let chunk = state
+            .messaging()
+            .dead_letters_after(topic, cursor.as_deref(), want)
+            .await
+            .map_err(|error| match error {
+                messaging_core::MessagingError::Backend(
+                    messaging_core::BackendError::Command { .. },
+                ) => ApiError::bad_request("`after` is no dead-letter id of this topic"),
+                other => other.into(),
+            })?;
+        let full = chunk.len() == want;
+        read += chunk.len();
+        let count = chunk.len();
+        for (at, dead) in chunk.into_iter().enumerate() {
+            cursor = Some(dead.id.clone());
+            if !filter.matches(&dead) {
+                continue;
+            }
+            found.push(dead);
+            if found.len() == limit {
+                let more = at + 1 < count || full;
+                let next = more.then(|| found.last().map(|d| d.id.clone())).flatten();
+                return Ok((found, next));
+            }
+        }
+        if !full {
+            return Ok((found, None));
+        }
+        if read >= DEAD_LETTER_SCAN_LIMIT {
+            return Ok((found, cursor));
+        }
+    }
 }
 
 fn dead_letter_path(
@@ -482,16 +532,33 @@ pub(crate) async fn replay_dead_letters(
             interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             interval
         });
+        // Every dead letter the filter selects, page by page from the
+        // oldest: paging on from one just replayed goes on where it was.
         let mut replayed = 0;
-        for dead in scan(&state, &topic, &filter).await? {
-            if let Some(ticks) = &mut ticks {
-                ticks.tick().await;
+        let mut after: Option<String> = None;
+        loop {
+            let chunk = state
+                .messaging()
+                .dead_letters_after(&topic, after.as_deref(), DEAD_LETTER_CHUNK)
+                .await?;
+            let last = chunk.len() < DEAD_LETTER_CHUNK;
+            for dead in chunk {
+                after = Some(dead.id.clone());
+                if !filter.matches(&dead) {
+                    continue;
+                }
+                if let Some(ticks) = &mut ticks {
+                    ticks.tick().await;
+                }
+                match state.messaging().replay_dead_letter(&topic, &dead.id).await {
+                    Ok(()) => replayed += 1,
+                    // Replayed or purged by someone else meanwhile.
+                    Err(messaging_core::MessagingError::DeadLetterNotFound { .. }) => {}
+                    Err(error) => return Err(error.into()),
+                }
             }
-            match state.messaging().replay_dead_letter(&topic, &dead.id).await {
-                Ok(()) => replayed += 1,
-                // Replayed or purged by someone else meanwhile.
-                Err(messaging_core::MessagingError::DeadLetterNotFound { .. }) => {}
-                Err(error) => return Err(error.into()),
+            if last {
+                break;
             }
         }
         replayed

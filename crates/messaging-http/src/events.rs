@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::{Stream, StreamExt};
-use notification_store_postgres::{InboxChange, InboxListener};
+use notification_store_postgres::{InboxChange, InboxListener, InboxReader, RecordedNotification};
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
@@ -20,11 +20,17 @@ use crate::{ApiError, AppState};
 /// Signals buffered per user before a slow stream lags (and resynchronises).
 const PER_USER_BUFFER: usize = 64;
 
+/// Most changes [`InboxEvents::follow`] reads for its users in one statement.
+const FOLLOW_BATCH: usize = 1024;
+
 /// What one user's streams are told.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 enum InboxSignal {
-    /// This notification was recorded for the user.
+    /// This notification was recorded for the user: each stream reads it.
     Recorded(Uuid),
+    /// This notification was recorded for the user, read already with the
+    /// user's unread count (once for every stream of a batch of changes).
+    Read(Arc<RecordedNotification>),
     /// Changes may have been missed: read the state afresh.
     Resync,
 }
@@ -74,23 +80,103 @@ impl InboxEvents {
     /// task of its own. A failed `recv` (the database away) is retried every
     /// second, and the streams are told to resynchronise once it is back.
     pub async fn follow(self, mut listener: InboxListener) {
-        let mut failing = false;
-        loop {
-            match listener.recv().await {
-                Ok(change) => {
-                    if std::mem::take(&mut failing) {
-                        self.dispatch(&InboxChange::Reconnected);
+        // One task listens and queues what it hears; the other reads what
+        // is queued for the users listening, everything queued at a time in
+        // one statement, so the batches grow while a read is in flight.
+        let reader = listener.reader();
+        let (queue, mut queued) = tokio::sync::mpsc::unbounded_channel::<InboxChange>();
+        let listening = async move {
+            let mut failing = false;
+            loop {
+                match listener.recv_batch(FOLLOW_BATCH).await {
+                    Ok(changes) => {
+                        if std::mem::take(&mut failing)
+                            && queue.send(InboxChange::Reconnected).is_err()
+                        {
+                            return;
+                        }
+                        for change in changes {
+                            if queue.send(change).is_err() {
+                                return;
+                            }
+                        }
                     }
-                    self.dispatch(&change);
-                }
-                Err(error) => {
-                    if !failing {
-                        tracing::warn!(%error, "inbox listener lost PostgreSQL; retrying");
+                    Err(error) => {
+                        if !failing {
+                            tracing::warn!(%error, "inbox listener lost PostgreSQL; retrying");
+                        }
+                        failing = true;
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
                     }
-                    failing = true;
-                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
                 }
             }
+        };
+        let delivering = async {
+            while let Some(first) = queued.recv().await {
+                let mut changes = vec![first];
+                while changes.len() < FOLLOW_BATCH {
+                    match queued.try_recv() {
+                        Ok(change) => changes.push(change),
+                        Err(_) => break,
+                    }
+                }
+                self.deliver(&reader, changes).await;
+            }
+        };
+        futures::future::join(listening, delivering).await;
+    }
+
+    /// Hands a batch of changes to the streams of their users: the
+    /// notifications of the users with an open stream are read in one
+    /// statement with their unread counts, then sent to every stream of
+    /// their user (instead of each stream reading its own: 2,000 queries for
+    /// 1,000 users notified at once). When that read fails, those users'
+    /// streams read the state afresh.
+    async fn deliver(&self, reader: &InboxReader, changes: Vec<InboxChange>) {
+        let mut wanted = Vec::new();
+        for change in changes {
+            match change {
+                InboxChange::Recorded { user_id, id } => {
+                    if self.is_listening(&user_id) {
+                        wanted.push((user_id, id));
+                    }
+                }
+                other => self.dispatch(&other),
+            }
+        }
+        if wanted.is_empty() {
+            return;
+        }
+        let ids: Vec<Uuid> = wanted.iter().map(|(_, id)| *id).collect();
+        match reader.recorded(&ids).await {
+            Ok(recorded) => {
+                for read in recorded {
+                    let user_id = read.notification.user_id.clone();
+                    self.send(&user_id, InboxSignal::Read(Arc::new(read)));
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot read recorded notifications for the event streams; they resynchronise");
+                for (user_id, _) in wanted {
+                    self.send(&user_id, InboxSignal::Resync);
+                }
+            }
+        }
+    }
+
+    fn is_listening(&self, user_id: &str) -> bool {
+        self.users
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains_key(user_id)
+    }
+
+    fn send(&self, user_id: &str, signal: InboxSignal) {
+        let mut users = self.users.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(sender) = users.get(user_id)
+            && sender.send(signal).is_err()
+        {
+            users.remove(user_id);
         }
     }
 
@@ -170,6 +256,7 @@ pub(crate) async fn events(
         |(mut subscription, state, user)| async move {
             let events = match subscription.receiver.recv().await {
                 Ok(InboxSignal::Recorded(id)) => recorded_events(&state, &user, id).await,
+                Ok(InboxSignal::Read(read)) => read_events(&read),
                 Ok(InboxSignal::Resync) | Err(broadcast::error::RecvError::Lagged(_)) => {
                     unread_event(&state, &user).await.ok().into_iter().collect()
                 }
@@ -184,6 +271,23 @@ pub(crate) async fn events(
         .map(Ok)
         .take_until(shutdown.cancelled_owned());
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(keep_alive).text("keep-alive")))
+}
+
+/// `notification` and `unread` for a notification read already.
+fn read_events(read: &RecordedNotification) -> Vec<Event> {
+    vec![
+        json_event(
+            "notification",
+            &InboxNotification::from(read.notification.clone()),
+        )
+        .id(read.notification.id.to_string()),
+        json_event(
+            "unread",
+            &UnreadCount {
+                unread: read.unread,
+            },
+        ),
+    ]
 }
 
 /// `unread` with the user's count.

@@ -538,6 +538,32 @@ async fn an_operator_lists_filters_shows_replays_and_purges_dead_letters() {
                 smtp.iter()
                     .all(|d| d["error"].as_str().unwrap().contains("smtp down"))
             );
+            // A filtered listing pages too, on from the last one it gave.
+            let (_, first) = server
+                .get(&format!("{path}?error=smtp&limit=2"), admin)
+                .await;
+            assert_eq!(first["items"].as_array().unwrap().len(), 2);
+            let after = first["next_after"]
+                .as_str()
+                .expect("more may follow")
+                .to_owned();
+            let (_, second) = server
+                .get(&format!("{path}?error=smtp&limit=2&after={after}"), admin)
+                .await;
+            let second = second.as_object().unwrap().clone();
+            assert_eq!(second["items"].as_array().unwrap().len(), 1);
+            assert!(!second.contains_key("next_after"), "the last page");
+            let paged: Vec<Value> = first["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .chain(second["items"].as_array().unwrap())
+                .map(|d| d["id"].clone())
+                .collect();
+            let listed: Vec<Value> = smtp.iter().map(|d| d["id"].clone()).collect();
+            assert_eq!(paged, listed, "the pages give the listing, each once");
+            let (status, _) = server.get(&format!("{path}?after=zzz"), admin).await;
+            assert_eq!(status, 400, "an `after` that is no id");
             let (_, none) = server
                 .get(&format!("{path}?until=2000-01-01T00:00:00Z"), admin)
                 .await;

@@ -1,15 +1,38 @@
 //! [`InboxListener`]: the notifications recorded in the store's schema, as
 //! PostgreSQL announces them (`LISTEN`), from whichever process recorded them.
 
+use messaging_model::Notification;
 use notification_store::StoreError;
 use serde::Deserialize;
+use sqlx::PgPool;
 use sqlx::postgres::PgListener;
 use uuid::Uuid;
 
 use crate::PostgresStore;
 use crate::error::store_error;
+use crate::notifications::into_model;
+use crate::rows::NotificationRow;
 
 const CHANNEL: &str = include_str!("../queries/inbox_channel.sql");
+const RECORDED: &str = include_str!("../queries/inbox_recorded.sql");
+
+/// A notification just recorded, with its user's unread count read in the
+/// same statement ([`InboxListener::recorded`]).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct RecordedNotification {
+    /// The notification.
+    pub notification: Notification,
+    /// Its user's unread notifications when it was read.
+    pub unread: u64,
+}
+
+#[derive(sqlx::FromRow)]
+struct RecordedRow {
+    #[sqlx(flatten)]
+    row: NotificationRow,
+    unread: i64,
+}
 
 /// What an [`InboxListener`] hears.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +81,7 @@ struct Payload {
 pub struct InboxListener {
     listener: PgListener,
     channel: String,
+    pool: PgPool,
 }
 
 impl PostgresStore {
@@ -74,7 +98,11 @@ impl PostgresStore {
             .map_err(store_error)?;
         listener.listen(&channel).await.map_err(store_error)?;
         tracing::debug!(%channel, "listening to inbox changes");
-        Ok(InboxListener { listener, channel })
+        Ok(InboxListener {
+            listener,
+            channel,
+            pool: self.pool.clone(),
+        })
     }
 }
 
@@ -100,5 +128,66 @@ impl InboxListener {
                 }
             }
         }
+    }
+
+    /// The next changes: waits for one (as [`recv`](Self::recv)), then takes
+    /// those already received behind it, up to `max` in all, in order. A
+    /// [`InboxChange::Reconnected`] comes alone.
+    pub async fn recv_batch(&mut self, max: usize) -> Result<Vec<InboxChange>, StoreError> {
+        let first = self.recv().await?;
+        let reconnected = first == InboxChange::Reconnected;
+        let mut changes = vec![first];
+        while !reconnected && changes.len() < max {
+            let Some(notification) = self.listener.next_buffered() else {
+                break;
+            };
+            match serde_json::from_str::<Payload>(notification.payload()) {
+                Ok(Payload { user_id, id }) => changes.push(InboxChange::Recorded { user_id, id }),
+                Err(error) => {
+                    tracing::warn!(channel = %self.channel, %error, "ignoring a foreign inbox payload")
+                }
+            }
+        }
+        Ok(changes)
+    }
+
+    /// What reads the notifications this listener announces, apart from it
+    /// (so one task can read while another listens).
+    pub fn reader(&self) -> InboxReader {
+        InboxReader {
+            pool: self.pool.clone(),
+        }
+    }
+}
+
+/// Reads notifications just recorded for whoever shows them
+/// ([`InboxListener::reader`]). Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct InboxReader {
+    pool: PgPool,
+}
+
+impl InboxReader {
+    /// The notifications `ids` names, each with its user's unread count, in
+    /// one statement: what the event streams of many users need after a
+    /// batch of changes, read once instead of once per stream. Those deleted
+    /// meanwhile are missing.
+    pub async fn recorded(&self, ids: &[Uuid]) -> Result<Vec<RecordedNotification>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query_as::<_, RecordedRow>(RECORDED)
+            .bind(ids)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(store_error)?;
+        rows.into_iter()
+            .map(|RecordedRow { row, unread }| {
+                Ok(RecordedNotification {
+                    notification: into_model(row)?,
+                    unread: u64::try_from(unread).unwrap_or(0),
+                })
+            })
+            .collect()
     }
 }

@@ -61,7 +61,7 @@ mod templates;
 pub use config::{DEFAULT_DATABASE_URL, PostgresStoreConfig};
 pub use error::PostgresStoreError;
 pub use group_commit::{GroupCommitConfig, GroupCommitStats};
-pub use inbox_listener::{InboxChange, InboxListener};
+pub use inbox_listener::{InboxChange, InboxListener, InboxReader, RecordedNotification};
 pub use store::{MIGRATOR, PostgresStore};
 
 #[cfg(test)]
