@@ -189,6 +189,17 @@ pub(crate) struct WebhookArgs {
         requires = "twilio_auth_token"
     )]
     pub(crate) twilio_callback_url: Option<String>,
+    /// The SNS topics whose SES notifications to take at `POST
+    /// /v1/webhooks/ses` (ARNs, comma-separated in the environment): each
+    /// message's SNS signature is checked with the certificate it names,
+    /// fetched over HTTPS from `sns.<region>.amazonaws.com` only and kept.
+    #[arg(
+        long = "ses-topic-arn",
+        env = "MESSAGING_SES_TOPIC_ARNS",
+        value_delimiter = ',',
+        value_name = "ARN"
+    )]
+    pub(crate) ses_topic_arns: Vec<String>,
 }
 
 /// `messaging token`.

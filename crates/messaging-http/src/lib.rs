@@ -77,7 +77,8 @@ pub use openapi::ApiDoc;
 pub use schedules::ScheduleBody;
 pub use state::AppState;
 pub use webhooks::{
-    DeliveryApplied, DeliveryWebhook, UnsubscribeParams, UnsubscribedBody, Webhooks,
+    DeliveryApplied, DeliveryWebhook, SnsCertificates, UnsubscribeParams, UnsubscribedBody,
+    Webhooks,
 };
 
 /// The API's routes over `state`, with its limits: the request body limit,

@@ -15,6 +15,9 @@ use notification_delivery_events::apply::DeliveryEventApplier;
 use notification_delivery_events::mailgun::MailgunVerifier;
 use notification_delivery_events::postmark::PostmarkVerifier;
 use notification_delivery_events::sendgrid::SendGridVerifier;
+use notification_delivery_events::ses::{
+    SesVerifier, SnsCallback, SnsMessage, validate_certificate_url,
+};
 use notification_delivery_events::twilio::TwilioVerifier;
 use notification_delivery_events::{DeliveryEvent, DeliveryEventError};
 use notification_store::PreferenceStore;
@@ -22,9 +25,23 @@ use serde::{Deserialize, Serialize};
 
 use crate::{ApiError, AppState};
 
+/// Where the SES webhook gets the signing certificates of SNS messages.
+///
+/// The URL it is asked for is a message's `SigningCertURL`, already checked
+/// to be `https://sns.<region>.amazonaws.com/….pem`; an implementation
+/// should cache what it fetched (`messaging serve` fetches over HTTPS and
+/// keeps each certificate for the life of the process).
+pub trait SnsCertificates: Send + Sync {
+    /// The certificate (PEM or DER) at `url`, or why it could not be had.
+    fn certificate<'a>(
+        &'a self,
+        url: &'a str,
+    ) -> futures::future::BoxFuture<'a, Result<Vec<u8>, String>>;
+}
+
 /// A provider's delivery callback verifier, answering at
 /// `POST /v1/webhooks/{name}`.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[non_exhaustive]
 pub enum DeliveryWebhook {
     /// Mailgun webhooks (`/v1/webhooks/mailgun`), by their signing key.
@@ -44,6 +61,25 @@ pub enum DeliveryWebhook {
         /// The URL configured at Twilio, without a query.
         public_url: String,
     },
+    /// Amazon SES notifications through SNS (`/v1/webhooks/ses`), by the SNS
+    /// signature over the message, checked with the certificate the message
+    /// names (from `https://sns.<region>.amazonaws.com/` only). A subscription
+    /// confirmation is answered 200 and its `SubscribeURL` logged: open it (or
+    /// confirm with its token) to start the deliveries.
+    Ses {
+        /// Checks the signature, the topics accepted and the age.
+        verifier: SesVerifier,
+        /// Fetches (and caches) the signing certificates.
+        certificates: Arc<dyn SnsCertificates>,
+    },
+}
+
+impl std::fmt::Debug for DeliveryWebhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("DeliveryWebhook")
+            .field(&self.name())
+            .finish()
+    }
 }
 
 impl DeliveryWebhook {
@@ -54,6 +90,7 @@ impl DeliveryWebhook {
             Self::SendGrid(_) => "sendgrid",
             Self::Postmark(_) => "postmark",
             Self::Twilio { .. } => "twilio",
+            Self::Ses { .. } => "ses",
         }
     }
 
@@ -77,7 +114,64 @@ impl DeliveryWebhook {
                 };
                 verifier.parse(&url, body, headers)
             }
+            Self::Ses { .. } => Err(DeliveryEventError::Malformed(
+                "SES callbacks are verified asynchronously (ses_events)".into(),
+            )),
         }
+    }
+}
+
+/// A callback refused: 401 when its signature, credentials, certificate or
+/// topic is not the provider's, 400 when it is no callback at all.
+fn callback_error(error: DeliveryEventError) -> ApiError {
+    match error {
+        DeliveryEventError::BadSignature
+        | DeliveryEventError::BadCredentials
+        | DeliveryEventError::MissingHeader(_)
+        | DeliveryEventError::StaleTimestamp { .. }
+        | DeliveryEventError::UntrustedCertificateUrl(_)
+        | DeliveryEventError::Certificate(_)
+        | DeliveryEventError::UnexpectedTopic(_) => ApiError::Unauthorized {
+            reason: "the callback's signature or credentials do not match",
+        },
+        other => ApiError::bad_request(other.to_string()),
+    }
+}
+
+/// What an SES webhook's message held: the events to apply, or nothing (a
+/// subscription's confirmation, logged).
+async fn ses_events(
+    verifier: &SesVerifier,
+    certificates: &dyn SnsCertificates,
+    body: &[u8],
+) -> Result<Vec<DeliveryEvent>, ApiError> {
+    let message = SnsMessage::parse(body).map_err(callback_error)?;
+    validate_certificate_url(message.signing_cert_url()).map_err(callback_error)?;
+    let certificate = certificates
+        .certificate(message.signing_cert_url())
+        .await
+        .map_err(|reason| {
+            tracing::warn!(%reason, url = message.signing_cert_url(), "cannot fetch an SNS signing certificate");
+            ApiError::Unavailable
+        })?;
+    match verifier
+        .verify_message(&message, &certificate)
+        .map_err(callback_error)?
+    {
+        SnsCallback::Notification(events) => Ok(events),
+        SnsCallback::SubscriptionConfirmation {
+            topic_arn,
+            subscribe_url,
+            ..
+        } => {
+            tracing::warn!(%topic_arn, %subscribe_url, "SNS subscription to confirm: open its SubscribeURL");
+            Ok(Vec::new())
+        }
+        SnsCallback::UnsubscribeConfirmation { topic_arn, .. } => {
+            tracing::warn!(%topic_arn, "SNS subscription removed");
+            Ok(Vec::new())
+        }
+        _ => Ok(Vec::new()),
     }
 }
 
@@ -205,14 +299,14 @@ pub(crate) async fn unsubscribe(
 /// verified on the raw body and headers, then applied to the notification it
 /// names and the suppression list. A 5xx asks the provider to retry.
 #[utoipa::path(post, path = "/v1/webhooks/{provider}", tag = "webhooks",
-    params(("provider" = String, Path, description = "mailgun, sendgrid, postmark or twilio")),
+    params(("provider" = String, Path, description = "mailgun, sendgrid, postmark, twilio or ses")),
     request_body(content = String, description = "The provider's callback, as it sends it"),
     responses(
         (status = 200, body = DeliveryApplied),
         (status = 400, description = "A malformed callback", body = crate::Problem, content_type = "application/problem+json"),
         (status = 401, description = "A bad signature or credentials, or a stale timestamp", body = crate::Problem, content_type = "application/problem+json"),
         (status = 404, description = "This provider is not configured", body = crate::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "A store is unavailable: retry", body = crate::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "A store is unavailable, or an SNS signing certificate could not be fetched: retry", body = crate::Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn delivery_events(
     State(state): State<AppState>,
@@ -235,17 +329,15 @@ pub(crate) async fn delivery_events(
             Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
         })
         .collect();
-    let events = webhook
-        .parse(uri.query(), &body, &headers)
-        .map_err(|error| match error {
-            DeliveryEventError::BadSignature
-            | DeliveryEventError::BadCredentials
-            | DeliveryEventError::MissingHeader(_)
-            | DeliveryEventError::StaleTimestamp { .. } => ApiError::Unauthorized {
-                reason: "the callback's signature or credentials do not match",
-            },
-            other => ApiError::bad_request(other.to_string()),
-        })?;
+    let events = match webhook {
+        DeliveryWebhook::Ses {
+            verifier,
+            certificates,
+        } => ses_events(verifier, certificates.as_ref(), &body).await?,
+        other => other
+            .parse(uri.query(), &body, &headers)
+            .map_err(callback_error)?,
+    };
     let applied = applier.apply_all(&events).await.map_err(|error| {
         if error.is_transient() {
             tracing::warn!(%error, provider = webhook.name(), "delivery events not applied");

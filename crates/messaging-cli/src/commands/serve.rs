@@ -137,10 +137,77 @@ fn webhooks(
         })?;
         webhooks = webhooks.with_delivery(
             DeliveryWebhook::Postmark(PostmarkVerifier::new(user, password)),
+            applier.clone(),
+        );
+    }
+    let topics: Vec<&String> = args
+        .ses_topic_arns
+        .iter()
+        .filter(|arn| !arn.trim().is_empty())
+        .collect();
+    if !topics.is_empty() {
+        webhooks = webhooks.with_delivery(
+            DeliveryWebhook::Ses {
+                verifier: notification_delivery_events::ses::SesVerifier::new()
+                    .with_topic_arns(topics),
+                certificates: Arc::new(HttpsCertificates::default()),
+            },
             applier,
         );
     }
     Ok(webhooks)
+}
+
+/// SNS signing certificates fetched over HTTPS (the URL already checked to be
+/// SNS's) and kept for the life of the process.
+#[derive(Default)]
+struct HttpsCertificates {
+    client: std::sync::OnceLock<reqwest::Client>,
+    fetched: std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>,
+}
+
+impl messaging_http::SnsCertificates for HttpsCertificates {
+    fn certificate<'a>(
+        &'a self,
+        url: &'a str,
+    ) -> futures::future::BoxFuture<'a, Result<Vec<u8>, String>> {
+        Box::pin(async move {
+            let kept = self
+                .fetched
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(url)
+                .cloned();
+            if let Some(certificate) = kept {
+                return Ok(certificate);
+            }
+            let client = self.client.get_or_init(|| {
+                // reqwest is built without a crypto provider: ring, once.
+                let _ = rustls::crypto::ring::default_provider().install_default();
+                reqwest::Client::builder()
+                    .timeout(std::time::Duration::from_secs(10))
+                    .redirect(reqwest::redirect::Policy::none())
+                    .build()
+                    .unwrap_or_default()
+            });
+            let response = client
+                .get(url)
+                .send()
+                .await
+                .and_then(reqwest::Response::error_for_status)
+                .map_err(|error| error.to_string())?;
+            let certificate = response
+                .bytes()
+                .await
+                .map_err(|error| error.to_string())?
+                .to_vec();
+            self.fetched
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(url.to_owned(), certificate.clone());
+            Ok(certificate)
+        })
+    }
 }
 
 /// Prints a user token for `args.user`.
@@ -158,4 +225,24 @@ pub(crate) fn token(args: TokenArgs) -> anyhow::Result<()> {
     }
     println!("{}", tokens.mint(&args.user, args.ttl)?);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use messaging_http::SnsCertificates as _;
+
+    use super::HttpsCertificates;
+
+    #[tokio::test]
+    async fn a_certificate_that_cannot_be_fetched_is_an_error_and_is_not_kept() {
+        let certificates = HttpsCertificates::default();
+        // Nothing listens on port 1 of loopback.
+        let url = "https://127.0.0.1:1/SimpleNotificationService-test.pem";
+        assert!(certificates.certificate(url).await.is_err());
+        assert!(
+            certificates.certificate(url).await.is_err(),
+            "asked again, not kept"
+        );
+        assert!(certificates.fetched.lock().unwrap().is_empty());
+    }
 }
