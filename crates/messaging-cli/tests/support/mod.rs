@@ -278,6 +278,19 @@ timeout = "5s"
         // Subscriptions first: a running one would re-create a deleted topic's
         // stream and group (its read recovers from NOGROUP) after the deletion.
         self.messaging.shutdown().await;
+        // Partitioned and priority topics (made by the CLI) through a service
+        // that knows them, so their registry entries go too.
+        if let Ok(backend) = RedisBackend::connect(
+            RedisBackendConfig::new(&self.redis).with_key_prefix(&self.prefix),
+        )
+        .await
+        {
+            let partitioned =
+                MessagingService::new(Arc::new(messaging_core::Partitioned::new(backend)));
+            for topic in partitioned.list_topics().await.unwrap_or_default() {
+                let _ = partitioned.delete_topic(topic.as_str()).await;
+            }
+        }
         for topic in self.messaging.list_topics().await.unwrap_or_default() {
             let _ = self.messaging.delete_topic(&topic).await;
         }
