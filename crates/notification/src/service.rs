@@ -546,20 +546,8 @@ impl NotificationService {
             reason = notification.error.as_deref().unwrap_or(""),
             "notification held by the user's preferences"
         );
-        let conflict = match self.notifications.record(&notification).await {
-            Ok(()) => return Ok(notification),
-            Err(conflict) if conflict.is_conflict() => conflict,
-            Err(error) => return Err(error.into()),
-        };
-        let Some(key) = notification.idempotency_key.as_deref() else {
-            return Err(conflict.into());
-        };
-        let Some(existing) = self
-            .notifications
-            .find_by_idempotency_key(&notification.user_id, key)
-            .await?
-        else {
-            return Err(conflict.into());
+        let Some(existing) = self.record_or_existing(&notification).await? else {
+            return Ok(notification);
         };
         match on_existing {
             OnExisting::Replay => replay(existing),
@@ -584,6 +572,32 @@ impl NotificationService {
         }
     }
 
+    /// Records `notification`: `None` when it was recorded, or the row an
+    /// earlier delivery recorded under its idempotency key (the insert finds
+    /// a used key by its conflict, so a first record makes no lookup). A
+    /// conflict without a key, or whose row is gone, is the conflict.
+    async fn record_or_existing(
+        &self,
+        notification: &Notification,
+    ) -> Result<Option<Notification>, NotificationError> {
+        let conflict = match self.notifications.record(notification).await {
+            Ok(()) => return Ok(None),
+            Err(conflict) if conflict.is_conflict() => conflict,
+            Err(error) => return Err(error.into()),
+        };
+        let Some(key) = notification.idempotency_key.as_deref() else {
+            return Err(conflict.into());
+        };
+        match self
+            .notifications
+            .find_by_idempotency_key(&notification.user_id, key)
+            .await?
+        {
+            Some(existing) => Ok(Some(existing)),
+            None => Err(conflict.into()),
+        }
+    }
+
     /// Records a notification whose recipient is suppressed, without sending
     /// it. A row already under its key (a redelivered event) is moved to
     /// `suppressed` when it was never handed over or was refused (`pending`,
@@ -597,20 +611,8 @@ impl NotificationService {
         on_existing: OnExisting,
     ) -> Result<Notification, NotificationError> {
         check_user(&notification.user_id)?;
-        let conflict = match self.notifications.record(&notification).await {
-            Ok(()) => return Ok(notification),
-            Err(conflict) if conflict.is_conflict() => conflict,
-            Err(error) => return Err(error.into()),
-        };
-        let Some(key) = notification.idempotency_key.as_deref() else {
-            return Err(conflict.into());
-        };
-        let Some(existing) = self
-            .notifications
-            .find_by_idempotency_key(&notification.user_id, key)
-            .await?
-        else {
-            return Err(conflict.into());
+        let Some(existing) = self.record_or_existing(&notification).await? else {
+            return Ok(notification);
         };
         if on_existing == OnExisting::Replay {
             return replay(existing);
@@ -869,25 +871,11 @@ impl NotificationService {
             user_id = %notification.user_id,
         );
         async move {
-            let conflict = match self.notifications.record(&notification).await {
-                Ok(()) => {
-                    return match outgoing {
-                        Some(outgoing) => self.finish(notification, outgoing).await,
-                        None => Ok(notification),
-                    };
-                }
-                Err(conflict) if conflict.is_conflict() => conflict,
-                Err(error) => return Err(error.into()),
-            };
-            let Some(key) = notification.idempotency_key.as_deref() else {
-                return Err(conflict.into());
-            };
-            let Some(existing) = self
-                .notifications
-                .find_by_idempotency_key(&notification.user_id, key)
-                .await?
-            else {
-                return Err(conflict.into());
+            let Some(existing) = self.record_or_existing(&notification).await? else {
+                return match outgoing {
+                    Some(outgoing) => self.finish(notification, outgoing).await,
+                    None => Ok(notification),
+                };
             };
             match (on_existing, outgoing) {
                 // A redelivery: carry on with the row an earlier delivery
