@@ -549,6 +549,26 @@ pub trait BackendAdmin: Send + Sync + 'static {
         Ok(all.into_iter().skip(start).take(limit).collect())
     }
 
+    /// The dead letter of `topic` whose id is `id` (an id of
+    /// [`dead_letters`](Self::dead_letters)), or `None` when the topic holds
+    /// none under that id (never one, replayed or purged since, or an id that
+    /// is no id of this backend). The backends of this workspace look it up
+    /// directly, whatever the number of dead letters before it.
+    ///
+    /// The default reads the topic's dead letters until it finds it, for
+    /// backends that cannot look one up.
+    async fn find_dead_letter(
+        &self,
+        topic: &Topic,
+        id: &str,
+    ) -> Result<Option<DeadLetter>, BackendError> {
+        Ok(self
+            .dead_letters(topic, usize::MAX)
+            .await?
+            .into_iter()
+            .find(|dead| dead.id == id))
+    }
+
     /// Moves one dead letter back into its topic (see [`DeadLetter::replay_message`]).
     /// Returns whether it was found; a dead letter is replayed at most once.
     async fn replay_dead_letter(&self, topic: &Topic, id: &str) -> Result<bool, BackendError>;

@@ -713,6 +713,21 @@ impl BackendAdmin for InMemoryBackend {
             .unwrap_or_default())
     }
 
+    async fn find_dead_letter(
+        &self,
+        topic: &Topic,
+        id: &str,
+    ) -> Result<Option<DeadLetter>, BackendError> {
+        let Ok(id) = id.parse::<u64>() else {
+            return Ok(None);
+        };
+        let state = self.lock();
+        Ok(state
+            .topics
+            .get(topic.as_str())
+            .and_then(|topic| topic.dead.get(&id).cloned()))
+    }
+
     async fn replay_dead_letter(&self, topic_name: &Topic, id: &str) -> Result<bool, BackendError> {
         let Ok(id) = id.parse::<u64>() else {
             return Ok(false);

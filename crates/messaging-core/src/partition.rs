@@ -1047,6 +1047,33 @@ impl<B: Backend + PartitionRegistry> BackendAdmin for Partitioned<B> {
         Ok(page)
     }
 
+    /// A partitioned topic's id is `PARTITION:ID`: looked up in that partition.
+    async fn find_dead_letter(
+        &self,
+        topic: &Topic,
+        id: &str,
+    ) -> Result<Option<DeadLetter>, BackendError> {
+        let count = self.existing_partition_count(topic).await?;
+        if count == 1 {
+            return self.inner.find_dead_letter(topic, id).await;
+        }
+        let Ok((index, inner_id)) = split_id(id, topic) else {
+            return Ok(None);
+        };
+        if index >= count {
+            return Ok(None);
+        }
+        let found = self
+            .inner
+            .find_dead_letter(&partition_topic(topic, index), inner_id)
+            .await?;
+        Ok(found.map(|mut dead| {
+            dead.id = join_id(index, &dead.id);
+            dead.message.topic = topic.clone();
+            dead
+        }))
+    }
+
     async fn replay_dead_letter(&self, topic: &Topic, id: &str) -> Result<bool, BackendError> {
         let count = self.existing_partition_count(topic).await?;
         if count == 1 {

@@ -492,6 +492,18 @@ impl MessagingService {
         Ok(self.backend.dead_letters_after(topic, after, limit).await?)
     }
 
+    /// The dead letter of `topic` whose id is `id`, or `None` when it holds
+    /// none under that id (looked up directly: see
+    /// [`BackendAdmin::find_dead_letter`](crate::BackendAdmin::find_dead_letter)).
+    pub async fn find_dead_letter(
+        &self,
+        topic: &str,
+        id: &str,
+    ) -> Result<Option<DeadLetter>, MessagingError> {
+        let topic = &Topic::new(topic)?;
+        Ok(self.backend.find_dead_letter(topic, id).await?)
+    }
+
     /// Puts one dead letter back into its topic for the group that gave up on it.
     pub async fn replay_dead_letter(&self, topic: &str, id: &str) -> Result<(), MessagingError> {
         let topic = &Topic::new(topic)?;

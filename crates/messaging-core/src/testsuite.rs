@@ -109,7 +109,7 @@ macro_rules! backend_conformance_tests {
             delayed_message_survives_service_restart,
             retry_timing_within_backoff_bounds,
             exhausted_messages_dead_lettered_once_and_replay_redelivers,
-            dead_letters_page_on_after_the_last_id_each_once,
+            dead_letters_page_on_after_the_last_id_each_once_and_are_found_by_id,
             permanent_error_skips_retries,
             handler_panic_counts_as_failure,
             unsubscribe_stops_delivery,
@@ -991,8 +991,11 @@ pub async fn retry_timing_within_backoff_bounds(factory: impl BackendFactory) {
 /// `dead_letters_after` pages through every dead letter once, a page of
 /// `limit` at a time from the last id of the page before, a short page
 /// last; paging on from an id whose dead letter was replayed meanwhile
-/// still works; an `after` that is no id is refused.
-pub async fn dead_letters_page_on_after_the_last_id_each_once(factory: impl BackendFactory) {
+/// still works; an `after` that is no id is refused. `find_dead_letter`
+/// finds each by its id, and nothing under a replayed id or one that is no id.
+pub async fn dead_letters_page_on_after_the_last_id_each_once_and_are_found_by_id(
+    factory: impl BackendFactory,
+) {
     let backend = factory.backend().await;
     let topic = unique_topic("dlq-pages");
     let service = service(&backend);
@@ -1029,6 +1032,17 @@ pub async fn dead_letters_page_on_after_the_last_id_each_once(factory: impl Back
     let message_ids: BTreeSet<Uuid> = seen.iter().map(|(_, id)| *id).collect();
     assert_eq!(message_ids, ids, "every dead letter, each once");
     assert_eq!(seen.len(), 7);
+    for (id, message_id) in &seen {
+        let found = backend
+            .find_dead_letter(&topic, id)
+            .await
+            .expect("a lookup")
+            .unwrap_or_else(|| panic!("dead letter {id} found by its id"));
+        assert_eq!(&found.id, id);
+        assert_eq!(found.message.id, *message_id);
+        assert_eq!(found.message.topic, topic);
+        assert_eq!(found.error, "permanent failure: refused");
+    }
 
     // Replay the dead letter a cursor names: paging on from it still works.
     let (cursor, _) = seen[2].clone();
@@ -1038,6 +1052,24 @@ pub async fn dead_letters_page_on_after_the_last_id_each_once(factory: impl Back
             .await
             .expect("replay")
     );
+    assert_eq!(
+        backend
+            .find_dead_letter(&topic, &cursor)
+            .await
+            .expect("a lookup"),
+        None,
+        "a replayed dead letter is found no more"
+    );
+    for not_an_id in ["no such id", "", "0-0", "7:1-1"] {
+        assert_eq!(
+            backend
+                .find_dead_letter(&topic, not_an_id)
+                .await
+                .expect("a lookup"),
+            None,
+            "{not_an_id:?}"
+        );
+    }
     let rest = backend
         .dead_letters_after(&topic, Some(&cursor), 10)
         .await

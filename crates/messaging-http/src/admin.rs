@@ -357,22 +357,6 @@ pub(crate) async fn topic_stats(
     Ok(Json(state.messaging().stats(&topic).await?.into()))
 }
 
-/// The topic's dead letters (up to [`DEAD_LETTER_SCAN_LIMIT`] oldest), filtered.
-async fn scan(
-    state: &AppState,
-    topic: &str,
-    filter: &DeadLetterFilter,
-) -> Result<Vec<DeadLetter>, ApiError> {
-    let all = state
-        .messaging()
-        .dead_letters(topic, DEAD_LETTER_SCAN_LIMIT)
-        .await?;
-    Ok(all
-        .into_iter()
-        .filter(|dead| filter.matches(dead))
-        .collect())
-}
-
 /// A page of a topic's dead letters, oldest first, filtered by error text and
 /// time.
 #[utoipa::path(get, path = "/v1/admin/topics/{topic}/dead-letters", tag = "admin", security(("admin_token" = [])),
@@ -475,10 +459,10 @@ pub(crate) async fn show_dead_letter(
     path: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<Json<DeadLetterBody>, ApiError> {
     let (topic, id) = dead_letter_path(path)?;
-    let found = scan(&state, &topic, &DeadLetterFilter::default())
+    let found = state
+        .messaging()
+        .find_dead_letter(&topic, &id)
         .await?
-        .into_iter()
-        .find(|dead| dead.id == id)
         .ok_or_else(|| ApiError::not_found("dead letter"))?;
     Ok(Json(found.into()))
 }

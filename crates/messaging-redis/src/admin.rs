@@ -177,6 +177,35 @@ impl BackendAdmin for RedisBackend {
         Ok(found)
     }
 
+    /// One `XRANGE id id` on the dead-letter stream.
+    async fn find_dead_letter(
+        &self,
+        topic: &Topic,
+        id: &str,
+    ) -> Result<Option<DeadLetter>, BackendError> {
+        if !codec::is_stream_id(id) {
+            return Ok(None);
+        }
+        let keys = self.inner.keys.topic(topic);
+        let reply: Value = redis::cmd("XRANGE")
+            .arg(&keys.dead)
+            .arg(id)
+            .arg(id)
+            .query_async(&mut self.inner.connection())
+            .await
+            .map_err(backend_error)?;
+        let Some((id, fields)) = codec::entries(reply).into_iter().next() else {
+            return Ok(None);
+        };
+        codec::decode_dead_letter(&id, &fields)
+            .map(Some)
+            .map_err(|reason| BackendError::Corrupt {
+                topic: topic.to_string(),
+                entry_id: id.clone(),
+                reason,
+            })
+    }
+
     async fn replay_dead_letter(&self, topic: &Topic, id: &str) -> Result<bool, BackendError> {
         if !codec::is_stream_id(id) {
             return Ok(false);

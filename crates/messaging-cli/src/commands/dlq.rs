@@ -76,20 +76,13 @@ fn confirmation(topic: &str) -> CliError {
 
 /// One dead letter by id.
 async fn find(service: &MessagingService, topic: &str, id: &str) -> anyhow::Result<DeadLetter> {
-    let total = service.stats(topic).await?.dead_lettered;
-    let limit = usize::try_from(total).unwrap_or(usize::MAX).max(1);
-    service
-        .dead_letters(topic, limit)
-        .await?
-        .into_iter()
-        .find(|dead| dead.id == id)
-        .ok_or_else(|| {
-            MessagingError::DeadLetterNotFound {
-                topic: topic.to_owned(),
-                id: id.to_owned(),
-            }
-            .into()
-        })
+    service.find_dead_letter(topic, id).await?.ok_or_else(|| {
+        MessagingError::DeadLetterNotFound {
+            topic: topic.to_owned(),
+            id: id.to_owned(),
+        }
+        .into()
+    })
 }
 
 /// Replays every dead letter of `topic`, with a progress bar when `progress`.

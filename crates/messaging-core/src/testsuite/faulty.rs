@@ -480,6 +480,19 @@ impl BackendAdmin for FaultyBackend {
         .await
     }
 
+    async fn find_dead_letter(
+        &self,
+        topic: &Topic,
+        id: &str,
+    ) -> Result<Option<DeadLetter>, BackendError> {
+        self.run(
+            Operation::DeadLetters,
+            self.inner.find_dead_letter(topic, id),
+            done,
+        )
+        .await
+    }
+
     async fn replay_dead_letter(&self, topic: &Topic, id: &str) -> Result<bool, BackendError> {
         self.run(
             Operation::ReplayDeadLetter,
