@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::{Stream, StreamExt};
+use messaging_model::Notification;
 use notification_store_postgres::{InboxChange, InboxListener, InboxReader, RecordedNotification};
 use tokio::sync::broadcast;
 use uuid::Uuid;
@@ -31,6 +32,11 @@ enum InboxSignal {
     /// This notification was recorded for the user, read already with the
     /// user's unread count (once for every stream of a batch of changes).
     Read(Arc<RecordedNotification>),
+    /// This notification was recorded for the user, as its announcement
+    /// carried it; an [`InboxSignal::Unread`] follows.
+    Carried(Arc<Notification>),
+    /// The user's unread count, read after the notifications sent before it.
+    Unread(u64),
     /// Changes may have been missed: read the state afresh.
     Resync,
 }
@@ -54,7 +60,7 @@ impl InboxEvents {
     pub fn dispatch(&self, change: &InboxChange) {
         let mut users = self.users.lock().unwrap_or_else(PoisonError::into_inner);
         match change {
-            InboxChange::Recorded { user_id, id } => {
+            InboxChange::Recorded { user_id, id, .. } => {
                 if let Some(sender) = users.get(user_id)
                     && sender.send(InboxSignal::Recorded(*id)).is_err()
                 {
@@ -126,24 +132,65 @@ impl InboxEvents {
         futures::future::join(listening, delivering).await;
     }
 
-    /// Hands a batch of changes to the streams of their users: the
-    /// notifications of the users with an open stream are read in one
-    /// statement with their unread counts, then sent to every stream of
-    /// their user (instead of each stream reading its own: 2,000 queries for
-    /// 1,000 users notified at once). When that read fails, those users'
-    /// streams read the state afresh.
+    /// Hands a batch of changes to the streams of their users. A
+    /// notification its announcement carried goes to its user's streams at
+    /// once, followed by the user's unread count once the counts of the batch
+    /// are read (one statement). The others, of the users with an open
+    /// stream, are read in one statement with their unread counts, then sent
+    /// to every stream of their user (instead of each stream reading its
+    /// own: 2,000 queries for 1,000 users notified at once). When a read
+    /// fails, those users' streams read the state afresh.
     async fn deliver(&self, reader: &InboxReader, changes: Vec<InboxChange>) {
         let mut wanted = Vec::new();
+        let mut counted: Vec<String> = Vec::new();
         for change in changes {
             match change {
-                InboxChange::Recorded { user_id, id } => {
-                    if self.is_listening(&user_id) {
-                        wanted.push((user_id, id));
+                InboxChange::Recorded {
+                    user_id,
+                    id,
+                    notification,
+                } => {
+                    if !self.is_listening(&user_id) {
+                        continue;
+                    }
+                    match notification {
+                        Some(notification) => {
+                            self.send(&user_id, InboxSignal::Carried(Arc::from(notification)));
+                            if !counted.contains(&user_id) {
+                                counted.push(user_id);
+                            }
+                        }
+                        None => wanted.push((user_id, id)),
                     }
                 }
                 other => self.dispatch(&other),
             }
         }
+        futures::future::join(self.count(reader, counted), self.read(reader, wanted)).await;
+    }
+
+    /// Sends each of `users` their unread count.
+    async fn count(&self, reader: &InboxReader, users: Vec<String>) {
+        if users.is_empty() {
+            return;
+        }
+        match reader.unread_counts(&users).await {
+            Ok(counts) => {
+                for (user_id, unread) in counts {
+                    self.send(&user_id, InboxSignal::Unread(unread));
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot read unread counts for the event streams; they resynchronise");
+                for user_id in users {
+                    self.send(&user_id, InboxSignal::Resync);
+                }
+            }
+        }
+    }
+
+    /// Reads the notifications `wanted` names and sends each to its user.
+    async fn read(&self, reader: &InboxReader, wanted: Vec<(String, Uuid)>) {
         if wanted.is_empty() {
             return;
         }
@@ -257,6 +304,10 @@ pub(crate) async fn events(
             let events = match subscription.receiver.recv().await {
                 Ok(InboxSignal::Recorded(id)) => recorded_events(&state, &user, id).await,
                 Ok(InboxSignal::Read(read)) => read_events(&read),
+                Ok(InboxSignal::Carried(notification)) => vec![notification_event(&notification)],
+                Ok(InboxSignal::Unread(unread)) => {
+                    vec![json_event("unread", &UnreadCount { unread })]
+                }
                 Ok(InboxSignal::Resync) | Err(broadcast::error::RecvError::Lagged(_)) => {
                     unread_event(&state, &user).await.ok().into_iter().collect()
                 }
@@ -276,11 +327,7 @@ pub(crate) async fn events(
 /// `notification` and `unread` for a notification read already.
 fn read_events(read: &RecordedNotification) -> Vec<Event> {
     vec![
-        json_event(
-            "notification",
-            &InboxNotification::from(read.notification.clone()),
-        )
-        .id(read.notification.id.to_string()),
+        notification_event(&read.notification),
         json_event(
             "unread",
             &UnreadCount {
@@ -288,6 +335,15 @@ fn read_events(read: &RecordedNotification) -> Vec<Event> {
             },
         ),
     ]
+}
+
+/// `notification`, the notification's id as the event id.
+fn notification_event(notification: &Notification) -> Event {
+    json_event(
+        "notification",
+        &InboxNotification::from(notification.clone()),
+    )
+    .id(notification.id.to_string())
 }
 
 /// `unread` with the user's count.

@@ -15,6 +15,7 @@ use crate::rows::NotificationRow;
 
 const CHANNEL: &str = include_str!("../queries/inbox_channel.sql");
 const RECORDED: &str = include_str!("../queries/inbox_recorded.sql");
+const UNREAD_COUNTS: &str = include_str!("../queries/inbox_unread_counts.sql");
 
 /// A notification just recorded, with its user's unread count read in the
 /// same statement ([`InboxListener::recorded`]).
@@ -35,7 +36,7 @@ struct RecordedRow {
 }
 
 /// What an [`InboxListener`] hears.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum InboxChange {
     /// A notification was recorded (its transaction committed) for `user_id`.
@@ -43,8 +44,14 @@ pub enum InboxChange {
         /// The user it is for.
         user_id: String,
         /// The notification's id: fetch it with
-        /// [`NotificationStore::get_notification`](notification_store::NotificationStore::get_notification).
+        /// [`NotificationStore::get_notification`](notification_store::NotificationStore::get_notification)
+        /// when `notification` is `None`.
         id: Uuid,
+        /// The notification as it was inserted, when the announcement carried
+        /// it (a row of up to about 7,900 bytes as JSON, migration
+        /// 20261204000003): no need to read it back. `None` for a bigger row
+        /// (or one announced by an older trigger).
+        notification: Option<Box<Notification>>,
     },
     /// The listening connection was lost and is listening again: what was
     /// recorded in between was not heard, so whoever shows inbox state should
@@ -52,11 +59,52 @@ pub enum InboxChange {
     Reconnected,
 }
 
-/// The payload of `notifications_inbox_notify()` (migration 20261204000001).
+/// The payload of `notifications_inbox_notify()` (migrations 20261204000001
+/// and 20261204000003): the row is parsed apart, so a row this version cannot
+/// read (a column changed by a later migration) still announces its id.
 #[derive(Deserialize)]
-struct Payload {
+struct Payload<'a> {
     user_id: String,
     id: Uuid,
+    #[serde(borrow, default)]
+    row: Option<&'a serde_json::value::RawValue>,
+}
+
+impl Payload<'_> {
+    fn into_change(self, channel: &str) -> InboxChange {
+        let notification = self.row.and_then(|row| {
+            match serde_json::from_str::<NotificationRow>(row.get())
+                .map_err(|error| error.to_string())
+                .and_then(|row| into_model(row).map_err(|error| error.to_string()))
+            {
+                Ok(notification) if notification.id == self.id => Some(Box::new(notification)),
+                Ok(_) => {
+                    tracing::warn!(%channel, id = %self.id, "an inbox announcement's row is another notification; reading it instead");
+                    None
+                }
+                Err(error) => {
+                    tracing::warn!(%channel, id = %self.id, %error, "an inbox announcement's row is unreadable; reading it instead");
+                    None
+                }
+            }
+        });
+        InboxChange::Recorded {
+            user_id: self.user_id,
+            id: self.id,
+            notification,
+        }
+    }
+}
+
+/// What an announcement says: a change, or nothing (a foreign payload, logged).
+fn parse_announcement(channel: &str, payload: &str) -> Option<InboxChange> {
+    match serde_json::from_str::<Payload<'_>>(payload) {
+        Ok(payload) => Some(payload.into_change(channel)),
+        Err(error) => {
+            tracing::warn!(%channel, %error, "ignoring a foreign inbox payload");
+            None
+        }
+    }
 }
 
 /// Listens, on a connection of its own, to the notifications recorded in the
@@ -72,7 +120,7 @@ struct Payload {
 /// let store = PostgresStore::connect(PostgresStoreConfig::from_env()?).await?;
 /// store.migrate().await?;
 /// let mut listener = store.inbox_listener().await?;
-/// if let InboxChange::Recorded { user_id, id } = listener.recv().await? {
+/// if let InboxChange::Recorded { user_id, id, .. } = listener.recv().await? {
 ///     println!("{user_id} has a new notification {id}");
 /// }
 /// # Ok(()) }
@@ -121,11 +169,8 @@ impl InboxListener {
             let Some(notification) = self.listener.try_recv().await.map_err(store_error)? else {
                 return Ok(InboxChange::Reconnected);
             };
-            match serde_json::from_str::<Payload>(notification.payload()) {
-                Ok(Payload { user_id, id }) => return Ok(InboxChange::Recorded { user_id, id }),
-                Err(error) => {
-                    tracing::warn!(channel = %self.channel, %error, "ignoring a foreign inbox payload")
-                }
+            if let Some(change) = parse_announcement(&self.channel, notification.payload()) {
+                return Ok(change);
             }
         }
     }
@@ -141,12 +186,7 @@ impl InboxListener {
             let Some(notification) = self.listener.next_buffered() else {
                 break;
             };
-            match serde_json::from_str::<Payload>(notification.payload()) {
-                Ok(Payload { user_id, id }) => changes.push(InboxChange::Recorded { user_id, id }),
-                Err(error) => {
-                    tracing::warn!(channel = %self.channel, %error, "ignoring a foreign inbox payload")
-                }
-            }
+            changes.extend(parse_announcement(&self.channel, notification.payload()));
         }
         Ok(changes)
     }
@@ -189,5 +229,23 @@ impl InboxReader {
                 })
             })
             .collect()
+    }
+
+    /// The unread count of each user `users` names (0 for one with none), in
+    /// one statement, in the order given: what follows the notifications an
+    /// announcement carried on their users' event streams.
+    pub async fn unread_counts(&self, users: &[String]) -> Result<Vec<(String, u64)>, StoreError> {
+        if users.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<(String, i64)> = sqlx::query_as(UNREAD_COUNTS)
+            .bind(users)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(store_error)?;
+        Ok(rows
+            .into_iter()
+            .map(|(user, unread)| (user, u64::try_from(unread).unwrap_or(0)))
+            .collect())
     }
 }

@@ -10,8 +10,10 @@ use uuid::Uuid;
 
 use crate::PostgresStoreError;
 
-/// A row of `notifications`, as selected by the `queries/*.sql` files.
-#[derive(sqlx::FromRow)]
+/// A row of `notifications`, as selected by the `queries/*.sql` files, or as
+/// `row_to_json` writes it in an inbox announcement (migration
+/// 20261204000003), its `metadata` taken as the JSON text it is.
+#[derive(sqlx::FromRow, serde::Deserialize)]
 pub(crate) struct NotificationRow {
     id: Uuid,
     user_id: String,
@@ -23,6 +25,7 @@ pub(crate) struct NotificationRow {
     /// `metadata::text`: parsed here, so one row the JSON reader refuses (nested
     /// deeper than it allows, written before the store checked depth or by
     /// hand) loses its metadata, not the whole page it is on.
+    #[serde(deserialize_with = "json_text")]
     metadata: String,
     error: Option<String>,
     idempotency_key: Option<String>,
@@ -76,6 +79,12 @@ impl GroupRow {
             last_attempt_at: self.last_attempt_at,
         })
     }
+}
+
+/// A JSON value as its text (read without parsing its insides, however deep).
+fn json_text<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    let raw: Box<serde_json::value::RawValue> = serde::Deserialize::deserialize(deserializer)?;
+    Ok(raw.get().to_owned())
 }
 
 impl NotificationRow {

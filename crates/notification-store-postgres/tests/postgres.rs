@@ -509,13 +509,16 @@ async fn the_inbox_listener_hears_notifications_of_its_own_schema_only() {
                 .unwrap();
             heard.push(change);
         }
-        let expected: Vec<_> = batch
-            .iter()
-            .map(|n| notification_store_postgres::InboxChange::Recorded {
+        // Each announcement carries the notification as the store reads it.
+        let mut expected = Vec::new();
+        for n in &batch {
+            let stored = store.get_notification(&n.user_id, n.id).await.unwrap();
+            expected.push(notification_store_postgres::InboxChange::Recorded {
                 user_id: n.user_id.clone(),
                 id: n.id,
-            })
-            .collect();
+                notification: Some(Box::new(stored)),
+            });
+        }
         assert_eq!(heard, expected);
     }));
     let outcome = outcome.await;
@@ -523,4 +526,89 @@ async fn the_inbox_listener_hears_notifications_of_its_own_schema_only() {
     if let Err(error) = outcome {
         std::panic::resume_unwind(error.into_panic());
     }
+}
+
+/// An announcement carries the notification whole (metadata nested deeper
+/// than the JSON reader allows shown as null, as a read shows it), and a row
+/// too big for NOTIFY is announced by its id alone; the reader reads it, and
+/// the unread counts come in the order asked, 0 for a user with none.
+#[tokio::test]
+async fn announcements_carry_rows_that_fit_and_name_the_others() {
+    with_store(|store| async move {
+        let mut listener = store.inbox_listener().await.unwrap();
+        let mut small = Notification::new("u-1", NotificationKind::Email, "Grüße 🎉", "line\nbreak \"quoted\"");
+        small.metadata = serde_json::json!({"order": {"id": 42, "lines": [1, 2.5, null]}, "tag": "é"});
+        small.idempotency_key = Some("key-1".into());
+        let big = Notification::new("u-2", NotificationKind::System, "Big", "x".repeat(9_000));
+        store.record_batch(&[small.clone(), big.clone()]).await.unwrap();
+        // Metadata 200 levels deep, written by hand (the store refuses it).
+        let deep = Notification::new("u-1", NotificationKind::System, "Deep", "y");
+        store.record(&deep).await.unwrap();
+        let nested = format!("{}1{}", "[".repeat(200), "]".repeat(200));
+        let pool = sqlx::PgPool::connect(&database_url()).await.unwrap();
+        sqlx::query(AssertSqlSafe(format!(
+            "UPDATE \"{}\".notifications SET metadata = '{nested}'::jsonb WHERE id = $1",
+            store.schema().expect("a test schema")
+        )))
+        .bind(deep.id)
+        .execute(&pool)
+        .await
+        .unwrap();
+        let deep_again = Notification::new("u-1", NotificationKind::System, "Deep again", "z");
+        sqlx::query(AssertSqlSafe(format!(
+            "INSERT INTO \"{}\".notifications (id, user_id, kind, title, content, status, is_read, metadata, created_at, attempts) \
+             VALUES ($1, 'u-1', 'system', 'Deep again', 'z', 'pending', false, '{nested}'::jsonb, now(), 0)",
+            store.schema().expect("a test schema")
+        )))
+        .bind(deep_again.id)
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+
+        let mut heard = Vec::new();
+        for _ in 0..4 {
+            heard.push(
+                tokio::time::timeout(Duration::from_secs(30), listener.recv())
+                    .await
+                    .expect("the listener hears every row")
+                    .unwrap(),
+            );
+        }
+        let carried = |change: &notification_store_postgres::InboxChange| match change {
+            notification_store_postgres::InboxChange::Recorded { notification, id, .. } => {
+                (*id, notification.as_deref().cloned())
+            }
+            other => panic!("{other:?}"),
+        };
+        let (id, notification) = carried(&heard[0]);
+        assert_eq!(id, small.id);
+        let stored = store.get_notification("u-1", small.id).await.unwrap();
+        assert_eq!(notification.as_ref(), Some(&stored), "the small row is carried whole");
+        assert_eq!(stored.metadata, small.metadata);
+        assert_eq!(carried(&heard[1]), (big.id, None), "a row over 7,900 bytes is named");
+        assert_eq!(carried(&heard[2]).0, deep.id);
+        let (id, notification) = carried(&heard[3]);
+        assert_eq!(id, deep_again.id);
+        let notification = notification.expect("a row with deep metadata is still carried");
+        assert_eq!(notification.metadata, serde_json::Value::Null, "shown as null, as a read shows it");
+        assert_eq!(
+            Some(notification),
+            Some(store.get_notification("u-1", deep_again.id).await.unwrap())
+        );
+
+        let reader = listener.reader();
+        let read = reader.recorded(&[big.id]).await.unwrap();
+        assert_eq!(read.len(), 1);
+        assert_eq!(read[0].notification.content.len(), 9_000);
+        let counts = reader
+            .unread_counts(&["u-2".into(), "nobody".into(), "u-1".into()])
+            .await
+            .unwrap();
+        assert_eq!(
+            counts,
+            vec![("u-2".into(), 1), ("nobody".into(), 0), ("u-1".into(), 3)]
+        );
+    })
+    .await;
 }
