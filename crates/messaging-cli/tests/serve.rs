@@ -34,7 +34,8 @@ async fn serve(env: &Env) -> (support::Worker, String) {
 /// Reads `event:`/`data:` blocks off an event stream.
 struct EventStream {
     response: reqwest::Response,
-    buffer: String,
+    /// Bytes as they came: a chunk may end inside a character.
+    buffer: Vec<u8>,
 }
 
 impl EventStream {
@@ -42,8 +43,9 @@ impl EventStream {
     async fn next(&mut self) -> (String, Value) {
         tokio::time::timeout(DEADLINE, async {
             loop {
-                if let Some(end) = self.buffer.find("\n\n") {
-                    let block: String = self.buffer.drain(..end + 2).collect();
+                if let Some(end) = self.buffer.windows(2).position(|pair| pair == b"\n\n") {
+                    let block: Vec<u8> = self.buffer.drain(..end + 2).collect();
+                    let block = String::from_utf8(block).expect("an event is UTF-8");
                     let name = block.lines().find_map(|l| l.strip_prefix("event:"));
                     let data = block.lines().find_map(|l| l.strip_prefix("data:"));
                     if let (Some(name), Some(data)) = (name, data) {
@@ -60,7 +62,7 @@ impl EventStream {
                     .await
                     .unwrap()
                     .expect("the stream stays open");
-                self.buffer.push_str(&String::from_utf8_lossy(&chunk));
+                self.buffer.extend_from_slice(&chunk);
             }
         })
         .await
@@ -101,7 +103,7 @@ async fn pushes_scenario(env: &Env) {
     assert_eq!(response.status(), 200);
     let mut stream = EventStream {
         response,
-        buffer: String::new(),
+        buffer: Vec::new(),
     };
     assert_eq!(
         stream.next().await,
@@ -116,7 +118,7 @@ async fn pushes_scenario(env: &Env) {
             .send()
             .await
             .unwrap(),
-        buffer: String::new(),
+        buffer: Vec::new(),
     };
     assert_eq!(
         replica_stream.next().await,

@@ -535,7 +535,7 @@ async fn operator(redis_url: &str, prefix: &str, messaging: &Arc<MessagingServic
         for entry in entries.ids.iter().take(dead - written) {
             let mut cmd = redis::cmd("XADD");
             cmd.arg(&key).arg("*");
-            let rare = (written + n) % 100_000 == 0;
+            let rare = (written + n).is_multiple_of(100_000);
             for (field, value) in &entry.map {
                 let value: Vec<u8> = redis::from_redis_value(value.clone()).expect("bytes");
                 if rare && field == "e" {

@@ -845,6 +845,34 @@ async fn the_event_stream_pushes_notifications_recorded_by_another_process() {
             let again = server.record("ada", NotificationKind::Push, "again").await;
             let (event, _) = second.until_notification(again.id).await;
             assert_eq!(event.data["kind"], "push");
+            // The event carries what the API shows for the notification.
+            let (status, shown) = server
+                .get(
+                    &format!("/v1/me/notifications/{}", again.id),
+                    &server.token("ada"),
+                )
+                .await;
+            assert_eq!(status, 200);
+            assert_eq!(event.data, shown);
+            assert_eq!(second.next().await.data, json!({"unread": 3}));
+
+            // A row too big for its announcement (over 7,900 bytes as JSON)
+            // is read back and pushed all the same, with the count.
+            let mut big = messaging_model::Notification::new(
+                "ada",
+                NotificationKind::Email,
+                "Big",
+                "é".repeat(5_000),
+            );
+            big.metadata = json!({"lines": (0..200).collect::<Vec<_>>()});
+            notification_store::NotificationStore::record(&server.store, &big)
+                .await
+                .unwrap();
+            let (event, _) = second.until_notification(big.id).await;
+            let content = event.data["content"].as_str().unwrap_or_default();
+            assert_eq!(content, "é".repeat(5_000));
+            assert_eq!(event.data["metadata"]["lines"][199], 199);
+            assert_eq!(second.next().await.data, json!({"unread": 4}));
         })
     })
     .await;

@@ -270,7 +270,8 @@ pub struct SseEvent {
 /// Reads events off an open `text/event-stream` response.
 pub struct SseReader {
     response: reqwest::Response,
-    buffer: String,
+    /// Bytes as they came: a chunk may end inside a character.
+    buffer: Vec<u8>,
 }
 
 impl SseReader {
@@ -293,7 +294,7 @@ impl SseReader {
     pub fn from_response(response: reqwest::Response) -> Self {
         Self {
             response,
-            buffer: String::new(),
+            buffer: Vec::new(),
         }
     }
 
@@ -330,8 +331,9 @@ impl SseReader {
 
     async fn next_event(&mut self) -> SseEvent {
         loop {
-            if let Some(end) = self.buffer.find("\n\n") {
-                let block: String = self.buffer.drain(..end + 2).collect();
+            if let Some(end) = self.buffer.windows(2).position(|pair| pair == b"\n\n") {
+                let block: Vec<u8> = self.buffer.drain(..end + 2).collect();
+                let block = String::from_utf8(block).expect("an event is UTF-8");
                 let mut event = String::from("message");
                 let mut data = String::new();
                 let mut id = None;
@@ -359,7 +361,7 @@ impl SseReader {
                 .await
                 .expect("the stream reads")
                 .expect("the stream stays open");
-            self.buffer.push_str(&String::from_utf8_lossy(&chunk));
+            self.buffer.extend_from_slice(&chunk);
         }
     }
 }
