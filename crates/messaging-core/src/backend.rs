@@ -383,6 +383,19 @@ pub trait MessageBackend: Send + Sync + 'static {
         options: &ReadOptions,
     ) -> Result<Vec<Delivery>, BackendError>;
 
+    /// `consumer`'s subscription has stopped: it reads nothing more. A backend
+    /// that reads on a consumer's behalf beyond the call that asked (a
+    /// partitioned topic's blocking reads of its other partitions) ends those
+    /// reads before this returns, so nothing is done in the consumer's name
+    /// once its subscription has closed (a read that ran on could otherwise
+    /// recreate the group, and the topic, after the topic was deleted). What
+    /// such reads delivered stays pending and is reclaimed after the
+    /// visibility timeout, like any delivery of a stopped consumer. The
+    /// default does nothing.
+    async fn consumer_stopped(&self, consumer: &ConsumerId) {
+        let _ = consumer;
+    }
+
     /// Takes over, for `consumer`, up to `count` entries of its group that have
     /// been pending for at least `min_idle` (their consumer is presumed dead).
     async fn reclaim_idle(

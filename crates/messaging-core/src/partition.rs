@@ -156,6 +156,8 @@ impl<B> std::fmt::Debug for Partitioned<B> {
 struct Reader {
     /// Partitions with a blocking read running.
     running: BTreeSet<u16>,
+    /// The tasks of those reads, ended when the consumer stops.
+    tasks: Vec<tokio::task::JoinHandle<()>>,
     /// Where running reads send what they return.
     finished_tx: tokio::sync::mpsc::UnboundedSender<Finished>,
     finished: tokio::sync::mpsc::UnboundedReceiver<Finished>,
@@ -170,6 +172,7 @@ impl Default for Reader {
         let (finished_tx, finished) = tokio::sync::mpsc::unbounded_channel();
         Self {
             running: BTreeSet::new(),
+            tasks: Vec::new(),
             finished_tx,
             finished,
             carried: VecDeque::new(),
@@ -404,7 +407,8 @@ impl<B: Backend + PartitionRegistry> Partitioned<B> {
     }
 
     /// Drops a consumer's state once nothing runs or waits in it.
-    fn release_reader(&self, consumer: &ConsumerId, reader: &Reader) {
+    fn release_reader(&self, consumer: &ConsumerId, reader: &mut Reader) {
+        reader.tasks.retain(|task| !task.is_finished());
         if reader.running.is_empty() && reader.carried.is_empty() {
             self.readers.lock().expect("readers lock").remove(consumer);
         }
@@ -422,7 +426,7 @@ impl<B: Backend + PartitionRegistry> Partitioned<B> {
         let result = self
             .read_new_locked(consumer, options, count, prioritized, &mut reader)
             .await;
-        self.release_reader(consumer, &reader);
+        self.release_reader(consumer, &mut reader);
         result
     }
 
@@ -476,9 +480,9 @@ impl<B: Backend + PartitionRegistry> Partitioned<B> {
             let part = partition_consumer(consumer, index);
             let read = ReadOptions::new_entries(wanted, options.block);
             let finished = reader.finished_tx.clone();
-            tokio::spawn(async move {
+            reader.tasks.push(tokio::spawn(async move {
                 let _ = finished.send((index, inner.read(&part, &read).await));
-            });
+            }));
         }
         if let Ok(Some(first)) = tokio::time::timeout(options.block, reader.finished.recv()).await {
             settle_read(reader, consumer, first)?;
@@ -686,6 +690,22 @@ pub fn index_of(key: &str, count: u16) -> u16 {
 impl<B: Backend + PartitionRegistry> MessageBackend for Partitioned<B> {
     fn name(&self) -> &'static str {
         self.inner.name()
+    }
+
+    /// Ends the blocking reads still running for `consumer` (and waits for
+    /// their tasks), and forgets its sweep position.
+    async fn consumer_stopped(&self, consumer: &ConsumerId) {
+        let reader = self.readers.lock().expect("readers lock").remove(consumer);
+        if let Some(reader) = reader {
+            let mut reader = reader.lock().await;
+            for task in std::mem::take(&mut reader.tasks) {
+                task.abort();
+                let _ = task.await;
+            }
+            reader.running.clear();
+        }
+        self.sweeps.lock().expect("sweeps lock").remove(consumer);
+        self.inner.consumer_stopped(consumer).await;
     }
 
     async fn publish(&self, message: &Message) -> Result<String, BackendError> {

@@ -636,6 +636,8 @@ impl Worker {
         }
         // Slots kept for the next message are of no use any more.
         self.slots.release_kept();
+        // Reads the backend runs on this consumer's behalf end here too.
+        self.backend.consumer_stopped(&self.consumer).await;
     }
 
     async fn process(&self, delivery: Delivery) {

@@ -101,6 +101,7 @@ macro_rules! backend_conformance_tests {
             progresses_after_repeated_errors,
             nothing_lost_when_subscriber_closes_and_another_opens,
             concurrent_close_loses_nothing,
+            a_closed_subscription_leaves_a_deleted_topic_deleted,
             reclaims_messages_of_a_dead_consumer,
             restarted_consumer_drains_its_own_pending_first,
             old_owner_cannot_settle_a_reclaimed_delivery,
@@ -1085,6 +1086,41 @@ pub async fn dead_letters_page_on_after_the_last_id_each_once_and_are_found_by_i
     assert!(
         matches!(refused, BackendError::Command { .. }),
         "{refused:?}"
+    );
+    cleanup(&backend, &[&topic]).await;
+}
+
+/// Once a subscription has closed, nothing reads in its consumer's name any
+/// more: a topic deleted after it stays deleted. (A partitioned topic's
+/// blocking reads of its other partitions ran on after the close; on Redis
+/// the deletion unblocked them with an error, and their recovery recreated
+/// the group, the stream and the topic's registry entry.)
+pub async fn a_closed_subscription_leaves_a_deleted_topic_deleted(factory: impl BackendFactory) {
+    let backend = factory.backend().await;
+    let topic = unique_topic("closed");
+    let service = service(&backend);
+    let recorder = Recorder::new();
+    let block = Duration::from_millis(400);
+    service
+        .subscribe_with(
+            &topic,
+            quick("g").with_block_timeout(block),
+            crate::Shared(recorder.succeeding()),
+        )
+        .await
+        .expect("subscribe");
+    let ids = publish_n(&service, &topic, 3).await;
+    recorder.wait_for_ids(&ids).await;
+    // The topic is drained: its reads block now, until `block` or a message.
+    service.shutdown().await;
+    assert!(backend.delete_topic(&topic).await.expect("delete"));
+    // No signal can say that nothing happens: wait out three times the
+    // longest a read left running could have blocked.
+    tokio::time::sleep(block * 3).await;
+    let topics = backend.list_topics().await.expect("topics");
+    assert!(
+        !topics.contains(&topic),
+        "the deleted topic came back after its subscription closed: {topics:?}"
     );
     cleanup(&backend, &[&topic]).await;
 }

@@ -296,6 +296,10 @@ impl MessageBackend for FaultyBackend {
         self.name.unwrap_or_else(|| self.inner.name())
     }
 
+    async fn consumer_stopped(&self, consumer: &ConsumerId) {
+        self.inner.consumer_stopped(consumer).await;
+    }
+
     async fn publish(&self, message: &Message) -> Result<String, BackendError> {
         self.run(Operation::Publish, self.inner.publish(message), done)
             .await
