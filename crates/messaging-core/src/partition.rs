@@ -154,10 +154,9 @@ impl<B> std::fmt::Debug for Partitioned<B> {
 /// One consumer's state across calls to `read`: blocking reads still running
 /// on some partitions, and deliveries they returned beyond what was asked.
 struct Reader {
-    /// Partitions with a blocking read running.
-    running: BTreeSet<u16>,
-    /// The tasks of those reads, ended when the consumer stops.
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Partitions with a blocking read running, and its task (ended when the
+    /// consumer stops).
+    running: BTreeMap<u16, tokio::task::JoinHandle<()>>,
     /// Where running reads send what they return.
     finished_tx: tokio::sync::mpsc::UnboundedSender<Finished>,
     finished: tokio::sync::mpsc::UnboundedReceiver<Finished>,
@@ -171,8 +170,7 @@ impl Default for Reader {
     fn default() -> Self {
         let (finished_tx, finished) = tokio::sync::mpsc::unbounded_channel();
         Self {
-            running: BTreeSet::new(),
-            tasks: Vec::new(),
+            running: BTreeMap::new(),
             finished_tx,
             finished,
             carried: VecDeque::new(),
@@ -407,8 +405,7 @@ impl<B: Backend + PartitionRegistry> Partitioned<B> {
     }
 
     /// Drops a consumer's state once nothing runs or waits in it.
-    fn release_reader(&self, consumer: &ConsumerId, reader: &mut Reader) {
-        reader.tasks.retain(|task| !task.is_finished());
+    fn release_reader(&self, consumer: &ConsumerId, reader: &Reader) {
         if reader.running.is_empty() && reader.carried.is_empty() {
             self.readers.lock().expect("readers lock").remove(consumer);
         }
@@ -426,7 +423,7 @@ impl<B: Backend + PartitionRegistry> Partitioned<B> {
         let result = self
             .read_new_locked(consumer, options, count, prioritized, &mut reader)
             .await;
-        self.release_reader(consumer, &mut reader);
+        self.release_reader(consumer, &reader);
         result
     }
 
@@ -457,7 +454,7 @@ impl<B: Backend + PartitionRegistry> Partitioned<B> {
             } else {
                 ((start + usize::from(step)) % usize::from(count)) as u16
             };
-            if reader.running.contains(&index) || taken.len() >= wanted {
+            if reader.running.contains_key(&index) || taken.len() >= wanted {
                 continue;
             }
             let part = partition_consumer(consumer, index);
@@ -473,16 +470,17 @@ impl<B: Backend + PartitionRegistry> Partitioned<B> {
         // is answered by the next call (never dropped: a dropped read could
         // leave entries delivered to nobody until their lease ran out).
         for index in 0..count {
-            if !reader.running.insert(index) {
+            if reader.running.contains_key(&index) {
                 continue;
             }
             let inner = self.inner.clone();
             let part = partition_consumer(consumer, index);
             let read = ReadOptions::new_entries(wanted, options.block);
             let finished = reader.finished_tx.clone();
-            reader.tasks.push(tokio::spawn(async move {
+            let task = tokio::spawn(async move {
                 let _ = finished.send((index, inner.read(&part, &read).await));
-            }));
+            });
+            reader.running.insert(index, task);
         }
         if let Ok(Some(first)) = tokio::time::timeout(options.block, reader.finished.recv()).await {
             settle_read(reader, consumer, first)?;
@@ -698,11 +696,10 @@ impl<B: Backend + PartitionRegistry> MessageBackend for Partitioned<B> {
         let reader = self.readers.lock().expect("readers lock").remove(consumer);
         if let Some(reader) = reader {
             let mut reader = reader.lock().await;
-            for task in std::mem::take(&mut reader.tasks) {
+            for task in std::mem::take(&mut reader.running).into_values() {
                 task.abort();
                 let _ = task.await;
             }
-            reader.running.clear();
         }
         self.sweeps.lock().expect("sweeps lock").remove(consumer);
         self.inner.consumer_stopped(consumer).await;

@@ -156,9 +156,7 @@ impl InboxEvents {
                     match notification {
                         Some(notification) => {
                             self.send(&user_id, InboxSignal::Carried(Arc::from(notification)));
-                            if !counted.contains(&user_id) {
-                                counted.push(user_id);
-                            }
+                            counted.push(user_id);
                         }
                         None => wanted.push((user_id, id)),
                     }
@@ -166,6 +164,9 @@ impl InboxEvents {
                 other => self.dispatch(&other),
             }
         }
+        // One count per user, however many of their notifications the batch held.
+        counted.sort_unstable();
+        counted.dedup();
         futures::future::join(self.count(reader, counted), self.read(reader, wanted)).await;
     }
 

@@ -207,33 +207,17 @@ impl BackendAdmin for RedisBackend {
     }
 
     async fn replay_dead_letter(&self, topic: &Topic, id: &str) -> Result<bool, BackendError> {
-        if !codec::is_stream_id(id) {
-            return Ok(false);
-        }
-        let inner = &self.inner;
-        let keys = inner.keys.topic(topic);
-        let reply: Value = redis::cmd("XRANGE")
-            .arg(&keys.dead)
-            .arg(id)
-            .arg(id)
-            .query_async(&mut inner.connection())
-            .await
-            .map_err(backend_error)?;
-        let Some((id, fields)) = codec::entries(reply).into_iter().next() else {
+        let Some(dead) = self.find_dead_letter(topic, id).await? else {
             return Ok(false);
         };
-        let dead =
-            codec::decode_dead_letter(&id, &fields).map_err(|reason| BackendError::Corrupt {
-                topic: topic.to_string(),
-                entry_id: id.clone(),
-                reason,
-            })?;
+        let inner = &self.inner;
+        let keys = inner.keys.topic(topic);
         let json = codec::encode(&dead.replay_message())?;
         let replayed: i64 = SCRIPTS
             .replay
             .key(&keys.dead)
             .key(&keys.stream)
-            .arg(&id)
+            .arg(&dead.id)
             .arg(json)
             .invoke_async(&mut inner.connection())
             .await
